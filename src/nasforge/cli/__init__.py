@@ -1,0 +1,39 @@
+"""The ``nasforge`` command line: a Typer app; every command is a thin call into the library.
+
+Each command family lives in its own module exposing ``register(app)``; adding a family is
+adding one module and one line to ``_FAMILIES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from nasforge.errors import NasforgeError
+
+app = typer.Typer(
+    name="nasforge",
+    help="Neural architecture search: tabular benchmarks, search algorithms, width search.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_FAMILIES = [
+    "nasforge.cli.arch",
+]
+
+for _name in _FAMILIES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    """Console-script entry point: library errors become one clear line and exit code 2."""
+    from rich.console import Console
+
+    try:
+        app()
+    except NasforgeError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(2) from None

@@ -1,0 +1,16 @@
+"""Costs: parameters, FLOPs (NAS-Bench-201 convention) and measured latency."""
+
+from nasforge.cost.counter import DATASET_SHAPES, Cost, count_flops, count_params, module_cost
+from nasforge.cost.latency import latency
+from nasforge.cost.nb201 import arch_cost, dataset_shape
+
+__all__ = [
+    "DATASET_SHAPES",
+    "Cost",
+    "arch_cost",
+    "count_flops",
+    "count_params",
+    "dataset_shape",
+    "latency",
+    "module_cost",
+]

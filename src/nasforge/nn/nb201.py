@@ -1,0 +1,89 @@
+"""The fixed NAS-Bench-201 network of one architecture (``TinyNetwork`` + ``InferCell``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nasforge.nn.ops import ResNetBasicBlock, build_op
+from nasforge.spaces.nb201 import Arch
+
+
+class InferCell(nn.Module):
+    """One cell of a fixed arch: node i = sum over edges j->i of op_ji(node j)."""
+
+    def __init__(self, arch: Arch, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList()
+        self.node_inputs: list[list[int]] = []
+        self.node_layers: list[list[int]] = []
+        for node in arch.nodes():
+            inputs, layer_ids = [], []
+            for op, src in node:
+                if src == 0:
+                    layer = build_op(op, c_in, c_out, stride)
+                else:
+                    layer = build_op(op, c_out, c_out, 1)
+                layer_ids.append(len(self.layers))
+                inputs.append(src)
+                self.layers.append(layer)
+            self.node_inputs.append(inputs)
+            self.node_layers.append(layer_ids)
+        self.arch = arch
+        self.out_dim = c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for layer_ids, inputs in zip(self.node_layers, self.node_inputs, strict=True):
+            feature = self.layers[layer_ids[0]](nodes[inputs[0]])
+            for li, src in zip(layer_ids[1:], inputs[1:], strict=True):
+                feature = feature + self.layers[li](nodes[src])
+            nodes.append(feature)
+        return nodes[-1]
+
+
+def stage_layout(c: int, n: int) -> list[tuple[int, bool]]:
+    """(channels, is_reduction) per cell of the NB201 skeleton: N cells at C, 2C, 4C."""
+    channels = [c] * n + [c * 2] + [c * 2] * n + [c * 4] + [c * 4] * n
+    reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
+    return list(zip(channels, reductions, strict=True))
+
+
+class NB201Network(nn.Module):
+    """The NAS-Bench-201 macro skeleton around one cell arch.
+
+    3x3 stem conv to C + BN; three stages of N cells (C, 2C, 4C) joined by stride-2 residual
+    blocks; final BN + ReLU (``lastact``, which matters for accuracy); global average pool;
+    linear classifier. Returns logits.
+    """
+
+    def __init__(
+        self, arch: Arch | str | int, C: int = 16, N: int = 5, num_classes: int = 10
+    ) -> None:
+        super().__init__()
+        arch = Arch.parse(arch)
+        if C < 1 or N < 1 or num_classes < 1:
+            raise ValueError(f"C, N, num_classes must be >= 1, got {C}, {N}, {num_classes}")
+        self.arch, self.C, self.N, self.num_classes = arch, C, N, num_classes
+        self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        self.cells = nn.ModuleList()
+        c_prev = C
+        for c_curr, reduction in stage_layout(C, N):
+            if reduction:
+                cell: nn.Module = ResNetBasicBlock(c_prev, c_curr, 2)
+            else:
+                cell = InferCell(arch, c_prev, c_curr, 1)
+            self.cells.append(cell)
+            c_prev = c_curr
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        feature = self.stem(x)
+        for cell in self.cells:
+            feature = cell(feature)
+        return self.global_pooling(self.lastact(feature)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))

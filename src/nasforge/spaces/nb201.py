@@ -1,0 +1,312 @@
+"""The NAS-Bench-201 cell search space.
+
+A cell is a DAG over 4 nodes; each of its 6 edges ``j -> i`` (``j < i``) carries one of 5
+operations. An :class:`Arch` stores the ops in the official edge order
+
+    (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2)
+
+and formats as the official string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
+
+The *official index* (0..15624) is the one every NAS-Bench-201 file and paper uses: the
+position of the arch in ``itertools.product(OPS, repeat=6)`` after
+``random.seed(88); random.shuffle(...)`` (see the official benchmark's README). We call the
+un-shuffled position the *code* (a base-5 number, first edge most significant); arrays in
+this module map between the two.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from nasforge.errors import ArchError
+
+#: The official op names, in the official order (their position is the op id).
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NUM_OPS = len(OPS)
+NUM_NODES = 4
+#: (to_node, from_node) of each edge, in the official order.
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+NUM_EDGES = len(EDGES)
+NUM_ARCHS = NUM_OPS**NUM_EDGES  # 15,625
+#: Number of equivalence classes under the official de-duplication (NAS-Bench-201, Sec. 2.1).
+NUM_UNIQUE = 6466
+#: The seed the official benchmark shuffles the product order with.
+OFFICIAL_SHUFFLE_SEED = 88
+
+EXPECTED_FORM = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+_OP_ID = {name: i for i, name in enumerate(OPS)}
+_POW = np.array([NUM_OPS ** (NUM_EDGES - 1 - e) for e in range(NUM_EDGES)], dtype=np.int64)
+
+
+@lru_cache(maxsize=1)
+def _index_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(code_of_index, index_of_code), both int64 arrays of length 15,625."""
+    codes = list(range(NUM_ARCHS))  # product order == base-5 code order
+    rng = random.Random(OFFICIAL_SHUFFLE_SEED)
+    rng.shuffle(codes)
+    code_of_index = np.asarray(codes, dtype=np.int64)
+    index_of_code = np.empty(NUM_ARCHS, dtype=np.int64)
+    index_of_code[code_of_index] = np.arange(NUM_ARCHS, dtype=np.int64)
+    code_of_index.flags.writeable = False
+    index_of_code.flags.writeable = False
+    return code_of_index, index_of_code
+
+
+def _ops_of_code(code: int) -> tuple[int, ...]:
+    out = []
+    for p in _POW:
+        q, code = divmod(code, int(p))
+        out.append(q)
+    return tuple(out)
+
+
+def _node_key(op_ids: Sequence[int]) -> str:
+    """The official isomorphism key (``to_unique_str(consider_zero=True)`` in the reference code).
+
+    Node 0 has key ``0``. For each later node every incoming edge gives a term: ``#`` if the
+    op is ``none`` or the source key is exactly ``#``; the source key for ``skip_connect``;
+    else ``(key)@op``. The node key is the sorted terms joined by ``+``.
+    """
+    keys = ["0"]
+    e = 0
+    for node in range(1, NUM_NODES):
+        terms = []
+        for src in range(node):
+            op = OPS[op_ids[e]]
+            e += 1
+            src_key = keys[src]
+            if op == "none" or src_key == "#":
+                terms.append("#")
+            elif op == "skip_connect":
+                terms.append(src_key)
+            else:
+                terms.append(f"({src_key})@{op}")
+        keys.append("+".join(sorted(terms)))
+    return keys[-1]
+
+
+@lru_cache(maxsize=1)
+def _canonical_tables() -> tuple[np.ndarray, int]:
+    """canonical_index[i] = smallest official index in the class of index i; and #classes."""
+    code_of_index, _ = _index_tables()
+    first: dict[str, int] = {}
+    canon = np.empty(NUM_ARCHS, dtype=np.int64)
+    for idx in range(NUM_ARCHS):  # ascending index, so the first member seen is the smallest
+        key = _node_key(_ops_of_code(int(code_of_index[idx])))
+        canon[idx] = first.setdefault(key, idx)
+    canon.flags.writeable = False
+    return canon, len(first)
+
+
+@dataclass(frozen=True, slots=True)
+class Arch:
+    """One NAS-Bench-201 cell: an immutable, hashable tuple of 6 op names in edge order."""
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ops, tuple) or len(self.ops) != NUM_EDGES:
+            raise ArchError(
+                f"an NB201 arch has {NUM_EDGES} edge ops, got {self.ops!r}; "
+                f"expected a tuple of {NUM_EDGES} names from {list(OPS)}"
+            )
+        for op in self.ops:
+            if op not in _OP_ID:
+                raise ArchError(f"unknown op {op!r}; expected one of {list(OPS)}")
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_string(cls, s: str) -> Arch:
+        """Parse the official string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
+        if not isinstance(s, str):
+            raise ArchError(f"arch string must be a str, got {type(s).__name__} {s!r}")
+        text = s.strip()
+        nodes = text.split("+")
+        if len(nodes) != NUM_NODES - 1:
+            raise ArchError(
+                f"arch string {s!r} has {len(nodes)} node(s) separated by '+'; "
+                f"expected {NUM_NODES - 1}, in the form {EXPECTED_FORM}"
+            )
+        ops: list[str] = []
+        for node_pos, node in enumerate(nodes, start=1):
+            if len(node) < 2 or not (node.startswith("|") and node.endswith("|")):
+                raise ArchError(
+                    f"node {node_pos} {node!r} of {s!r} must be wrapped in '|'; "
+                    f"expected the form {EXPECTED_FORM}"
+                )
+            tokens = node[1:-1].split("|")
+            if len(tokens) != node_pos:
+                raise ArchError(
+                    f"node {node_pos} {node!r} of {s!r} has {len(tokens)} edge(s); "
+                    f"expected {node_pos} (one from each earlier node), form {EXPECTED_FORM}"
+                )
+            for src, token in enumerate(tokens):
+                op, sep, inp = token.partition("~")
+                if not sep:
+                    raise ArchError(
+                        f"edge token {token!r} in {s!r} lacks '~'; expected 'op~{src}'"
+                    )
+                if op not in _OP_ID:
+                    raise ArchError(
+                        f"unknown op {op!r} in edge token {token!r} of {s!r}; "
+                        f"expected one of {list(OPS)}"
+                    )
+                if inp != str(src):
+                    raise ArchError(
+                        f"edge token {token!r} of node {node_pos} in {s!r} has input "
+                        f"index {inp!r}; expected {src} (edges list inputs 0..{node_pos - 1})"
+                    )
+                ops.append(op)
+        return cls(tuple(ops))
+
+    @classmethod
+    def from_index(cls, index: int) -> Arch:
+        """The arch with this official NAS-Bench-201 index (0..15624)."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise ArchError(f"arch index must be an int, got {type(index).__name__} {index!r}")
+        if not 0 <= int(index) < NUM_ARCHS:
+            raise ArchError(f"arch index {index} out of range; expected 0..{NUM_ARCHS - 1}")
+        code_of_index, _ = _index_tables()
+        return cls.from_code(int(code_of_index[int(index)]))
+
+    @classmethod
+    def from_code(cls, code: int) -> Arch:
+        """The arch at position ``code`` of the un-shuffled product order."""
+        if not 0 <= int(code) < NUM_ARCHS:
+            raise ArchError(f"arch code {code} out of range; expected 0..{NUM_ARCHS - 1}")
+        return cls(tuple(OPS[i] for i in _ops_of_code(int(code))))
+
+    @classmethod
+    def from_op_ids(cls, op_ids: Sequence[int]) -> Arch:
+        """Build from 6 op ids (positions in :data:`OPS`)."""
+        ids = [int(i) for i in op_ids]
+        if len(ids) != NUM_EDGES or any(not 0 <= i < NUM_OPS for i in ids):
+            raise ArchError(
+                f"op ids {list(op_ids)!r} invalid; expected {NUM_EDGES} ints in 0..{NUM_OPS - 1}"
+            )
+        return cls(tuple(OPS[i] for i in ids))
+
+    @classmethod
+    def parse(cls, value: Arch | str | int) -> Arch:
+        """Accept an :class:`Arch`, an official arch string, or an official index."""
+        if isinstance(value, Arch):
+            return value
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.isdigit():
+                return cls.from_index(int(stripped))
+            return cls.from_string(stripped)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return cls.from_index(int(value))
+        raise ArchError(
+            f"cannot interpret {value!r} as an NB201 arch; expected an Arch, an arch string "
+            f"{EXPECTED_FORM}, or an index 0..{NUM_ARCHS - 1}"
+        )
+
+    # -- views ----------------------------------------------------------------------------
+    def to_string(self) -> str:
+        o = self.ops
+        return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    @property
+    def op_ids(self) -> tuple[int, ...]:
+        return tuple(_OP_ID[o] for o in self.ops)
+
+    def to_code(self) -> int:
+        return int(np.dot(self.op_ids, _POW))
+
+    def to_index(self) -> int:
+        """The official NAS-Bench-201 index."""
+        _, index_of_code = _index_tables()
+        return int(index_of_code[self.to_code()])
+
+    def nodes(self) -> list[list[tuple[str, int]]]:
+        """Per non-input node, its incoming ``(op, source_node)`` pairs (the genotype form)."""
+        out: list[list[tuple[str, int]]] = [[] for _ in range(NUM_NODES - 1)]
+        for (dst, src), op in zip(EDGES, self.ops, strict=True):
+            out[dst - 1].append((op, src))
+        return out
+
+    def unique_key(self) -> str:
+        """The official isomorphism key of the output node."""
+        return _node_key(self.op_ids)
+
+    def canonical(self) -> Arch:
+        """The representative of this arch's equivalence class: its member of smallest index."""
+        canon, _ = _canonical_tables()
+        return Arch.from_index(int(canon[self.to_index()]))
+
+    def is_canonical(self) -> bool:
+        return self.canonical() == self
+
+    # -- neighbourhood and sampling -------------------------------------------------------
+    def with_op(self, edge: int, op: str) -> Arch:
+        if not 0 <= edge < NUM_EDGES:
+            raise ArchError(f"edge {edge} out of range; expected 0..{NUM_EDGES - 1}")
+        ops = list(self.ops)
+        ops[edge] = op
+        return Arch(tuple(ops))
+
+    def neighbors(self) -> list[Arch]:
+        """Every arch that differs from this one in exactly one edge's op (24 of them)."""
+        return [
+            self.with_op(e, op) for e in range(NUM_EDGES) for op in OPS if op != self.ops[e]
+        ]
+
+    def mutate(self, rng: np.random.Generator) -> Arch:
+        """Change one uniformly chosen edge to a different, uniformly chosen op.
+
+        This is the mutation of regularized evolution as run with NAS-Bench-201.
+        """
+        edge = int(rng.integers(NUM_EDGES))
+        choices = [op for op in OPS if op != self.ops[edge]]
+        return self.with_op(edge, choices[int(rng.integers(len(choices)))])
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> Arch:
+        """A uniformly random arch."""
+        return cls.from_op_ids(rng.integers(NUM_OPS, size=NUM_EDGES))
+
+
+def all_archs() -> Iterator[Arch]:
+    """All 15,625 archs in official index order."""
+    for i in range(NUM_ARCHS):
+        yield Arch.from_index(i)
+
+
+def unique_archs() -> list[Arch]:
+    """One representative per equivalence class (6,466), in official index order."""
+    canon, _ = _canonical_tables()
+    return [Arch.from_index(int(i)) for i in np.unique(canon)]
+
+
+def num_unique() -> int:
+    """Number of equivalence classes, computed from the keying (6,466)."""
+    return _canonical_tables()[1]
+
+
+def canonical_indices() -> np.ndarray:
+    """Read-only array: official index -> official index of its class representative."""
+    return _canonical_tables()[0]
+
+
+def code_of_index() -> np.ndarray:
+    return _index_tables()[0]
+
+
+def index_of_code() -> np.ndarray:
+    return _index_tables()[1]
+
+
+def product_order() -> Iterator[tuple[str, ...]]:
+    """The un-shuffled product order (code order) as op tuples."""
+    return itertools.product(OPS, repeat=NUM_EDGES)
