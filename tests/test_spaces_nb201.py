@@ -79,12 +79,8 @@ def test_known_equivalences() -> None:
     b = Arch.from_string("|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|")
     assert a.canonical() == b.canonical()
     # The official keying is order-insensitive among the terms of a node.
-    c = Arch.from_string(
-        "|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|"
-    )
-    d = Arch.from_string(
-        "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|nor_conv_1x1~1|none~2|"
-    )
+    c = Arch.from_string("|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|")
+    d = Arch.from_string("|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|nor_conv_1x1~1|none~2|")
     assert c.canonical() != d.canonical()  # (0)@conv1x1 into 3x3 path differs
     # Different networks stay apart.
     assert Arch(("nor_conv_3x3",) * 6).canonical() != Arch(("nor_conv_1x1",) * 6).canonical()
@@ -97,13 +93,13 @@ def test_neighbors_differ_in_exactly_one_edge(i: int) -> None:
     assert len(nbrs) == nb201.NUM_EDGES * (len(OPS) - 1) == 24
     assert len(set(nbrs)) == 24
     for n in nbrs:
-        assert sum(x != y for x, y in zip(n.ops, arch.ops)) == 1
+        assert sum(x != y for x, y in zip(n.ops, arch.ops, strict=False)) == 1
 
 
 def test_mutate_and_sample_are_seeded_and_valid() -> None:
     arch = Arch(("nor_conv_3x3",) * 6)
     muts = [arch.mutate(np.random.default_rng(s)) for s in range(30)]
-    assert all(sum(x != y for x, y in zip(m.ops, arch.ops)) == 1 for m in muts)
+    assert all(sum(x != y for x, y in zip(m.ops, arch.ops, strict=False)) == 1 for m in muts)
     assert [arch.mutate(np.random.default_rng(7)) for _ in range(3)] == [
         arch.mutate(np.random.default_rng(7))
     ] * 3

@@ -29,7 +29,10 @@ def arch_info(
     info = {
         "arch": a.to_string(),
         "index": a.to_index(),
-        "ops": [{"edge": f"{dst}<-{src}", "op": op} for (dst, src), op in zip(nb201.EDGES, a.ops)],
+        "ops": [
+            {"edge": f"{dst}<-{src}", "op": op}
+            for (dst, src), op in zip(nb201.EDGES, a.ops, strict=False)
+        ],
         "canonical": canon.to_string(),
         "canonical_index": canon.to_index(),
         "is_canonical": canon == a,

@@ -66,9 +66,7 @@ def _linear_flops(m: nn.Linear, inp: torch.Tensor) -> float:
 
 def count_params(module: nn.Module) -> float:
     """Parameters in millions (NB201 convention: everything but ``auxiliary`` heads)."""
-    return (
-        sum(p.numel() for name, p in module.named_parameters() if "auxiliary" not in name) / 1e6
-    )
+    return sum(p.numel() for name, p in module.named_parameters() if "auxiliary" not in name) / 1e6
 
 
 def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> float:
@@ -77,7 +75,9 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> float:
     The result is per sample: totals are divided by the batch size of ``input_shape``.
     """
     if len(input_shape) < 2 or any(int(s) < 1 for s in input_shape):
-        raise NasforgeError(f"input_shape must be (batch, C, ...) with sizes >= 1, got {input_shape}")
+        raise NasforgeError(
+            f"input_shape must be (batch, C, ...) with sizes >= 1, got {input_shape}"
+        )
     total = [0.0]
 
     def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:

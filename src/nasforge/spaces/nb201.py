@@ -149,9 +149,7 @@ class Arch:
             for src, token in enumerate(tokens):
                 op, sep, inp = token.partition("~")
                 if not sep:
-                    raise ArchError(
-                        f"edge token {token!r} in {s!r} lacks '~'; expected 'op~{src}'"
-                    )
+                    raise ArchError(f"edge token {token!r} in {s!r} lacks '~'; expected 'op~{src}'")
                 if op not in _OP_ID:
                     raise ArchError(
                         f"unknown op {op!r} in edge token {token!r} of {s!r}; "
@@ -258,9 +256,7 @@ class Arch:
 
     def neighbors(self) -> list[Arch]:
         """Every arch that differs from this one in exactly one edge's op (24 of them)."""
-        return [
-            self.with_op(e, op) for e in range(NUM_EDGES) for op in OPS if op != self.ops[e]
-        ]
+        return [self.with_op(e, op) for e in range(NUM_EDGES) for op in OPS if op != self.ops[e]]
 
     def mutate(self, rng: np.random.Generator) -> Arch:
         """Change one uniformly chosen edge to a different, uniformly chosen op.
