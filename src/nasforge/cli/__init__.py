@@ -22,6 +22,9 @@ app = typer.Typer(
 
 _FAMILIES = [
     "nasforge.cli.arch",
+    "nasforge.cli.bench",
+    "nasforge.cli.train",
+    "nasforge.cli.search",
 ]
 
 for _name in _FAMILIES:

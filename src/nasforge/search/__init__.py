@@ -11,6 +11,18 @@ import importlib
 from nasforge.search.registry import ALGORITHMS
 
 _ALGORITHM_MODULES: list[str] = [
+    "nasforge.search.oneshot.darts",
+    "nasforge.search.oneshot.gdas",
+    "nasforge.search.oneshot.setn",
+    "nasforge.search.oneshot.enas",
+    "nasforge.search.oneshot.rsps",
+    "nasforge.search.oneshot.pcdarts",
+    "nasforge.search.oneshot.single_darts",
+    "nasforge.search.blackbox.random_search",
+    "nasforge.search.blackbox.rea",
+    "nasforge.search.blackbox.reinforce",
+    "nasforge.search.blackbox.bohb",
+    "nasforge.search.blackbox.local_search",
 ]
 
 for _name in _ALGORITHM_MODULES:

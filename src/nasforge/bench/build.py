@@ -1,0 +1,589 @@
+"""The benchmark builder: train every (arch, seed) of a search space into a table.
+
+The driver enumerates the work, skips what the table already holds, and submits one task
+per (arch, seed) through a :mod:`nasforge.run` executor (in-process, a local process pool,
+or Ray). Each result streams back as soon as it is finished and the driver alone appends it
+to the table (the store's journal makes each append all-or-nothing), so a build killed at
+any moment loses at most the trainings that were in flight, and re-running the same
+command resumes: finished entries are skipped, none is trained twice.
+
+A training that raises or diverges is recorded as ``failed`` / ``diverged`` with its error
+and resubmitted, up to ``max_retries`` more times; it never stops the build. Costs (params,
+FLOPs in the NB201 convention, latency measured on the worker's device) are recorded once
+per arch, measured by the task that trains the arch's first pending seed.
+
+Which archs (``archs``):
+
+- ``"all"``: the 15,625 archs in official index order;
+- ``"unique"``: one representative per isomorphism class (6,466, :func:`unique_archs`,
+  the class member of lowest official index); the table records ``unique=True`` in its
+  metadata and answers for every arch through :meth:`Arch.canonical`;
+- an int ``N``: the first ``N`` archs of a random permutation of the official index order
+  drawn with ``numpy.random.default_rng(order_seed)`` -- a uniform sample of the space that
+  is the same on every run (so resuming finds the same archs), and whose first ``N`` are a
+  prefix of the first ``N + k`` (so a bigger build extends a smaller one);
+- a path: a file with one arch per line (official string or index; ``#`` starts a
+  comment), or a JSON list of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasforge.errors import ArchError, BenchError, NasforgeError
+from nasforge.spaces.nb201 import NUM_ARCHS, Arch, all_archs, unique_archs
+
+#: The seeds of the official NAS-Bench-201 runs (xautodl: 777, 888, 999).
+NB201_SEEDS: tuple[int, ...] = (777, 888, 999)
+SPACES: tuple[str, ...] = ("nb201",)
+#: Batch size of the latency measurement recorded as ``latency_s``.
+LATENCY_BATCH = 1
+
+
+# ---------------------------------------------------------------------------------------
+# Which archs
+# ---------------------------------------------------------------------------------------
+def resolve_archs(spec: str | int | Sequence[Any], *, order_seed: int = 0) -> list[Arch]:
+    """The archs a build trains, in the order it trains them (see the module docstring)."""
+    if isinstance(spec, (list, tuple)):
+        return _dedup(Arch.parse(a) for a in spec)
+    if isinstance(spec, bool):
+        raise ArchError(f"archs {spec!r} invalid; expected 'all', 'unique', N or a file")
+    if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
+        n = int(spec)
+        if not 1 <= n <= NUM_ARCHS:
+            raise ArchError(f"archs N={n} out of range; expected 1..{NUM_ARCHS}")
+        perm = np.random.default_rng(order_seed).permutation(NUM_ARCHS)
+        return [Arch.from_index(int(i)) for i in perm[:n]]
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ArchError(f"archs {spec!r} invalid; expected 'all', 'unique', N or a file")
+    if spec == "all":
+        return list(all_archs())
+    if spec == "unique":
+        return unique_archs()
+    path = Path(spec)
+    if not path.is_file():
+        raise ArchError(
+            f"archs {str(spec)!r} is neither 'all', 'unique', a number nor an existing file"
+        )
+    text = path.read_text()
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArchError(f"arch file {str(path)!r} is not valid JSON: {exc}") from None
+    else:
+        items = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        items = [int(s) if s.isdigit() else s for s in items if s]
+    if not items:
+        raise ArchError(f"arch file {str(path)!r} lists no architecture")
+    return _dedup(Arch.parse(a) for a in items)
+
+
+def _dedup(archs: Any) -> list[Arch]:
+    seen: dict[Arch, None] = {}
+    for a in archs:
+        seen.setdefault(a, None)
+    return list(seen)
+
+
+# ---------------------------------------------------------------------------------------
+# The task (runs in a worker)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainTask:
+    """One unit of work, picklable: train ``arch`` with ``seed`` (and maybe measure costs)."""
+
+    arch: str
+    seed: int
+    dataset: str
+    recipe: dict[str, Any]
+    data_dir: str | None = None
+    limit: int | None = None
+    data_seed: int = 0
+    C: int = 16
+    N: int = 5
+    device: str = "auto"
+    with_cost: bool = False
+    attempt: int = 1
+
+
+_DATA_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def _load_data(task: TrainTask) -> Any:
+    """Load the dataset once per worker process: workers are reused across tasks."""
+    from nasforge.data import load_splits
+
+    key = (task.dataset, task.data_dir, task.limit, task.data_seed)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one dataset at a time per worker keeps memory bounded
+        _DATA_CACHE[key] = load_splits(
+            task.dataset, task.data_dir, seed=task.data_seed, limit=task.limit
+        )
+    return _DATA_CACHE[key]
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        # Under Ray, CUDA_VISIBLE_DEVICES is set to the task's GPU share, or to nothing.
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def measure_cost(arch: Arch, data: Any, *, C: int, N: int, device: str) -> dict[str, float]:
+    """Params (M), FLOPs (M, NB201 convention) and latency (s per batch of
+    :data:`LATENCY_BATCH`) of ``arch`` built for ``data``, the latency on ``device``."""
+    from nasforge.cost import latency, module_cost
+    from nasforge.nn.nb201 import NB201Network
+
+    net = NB201Network(arch, C=C, N=N, num_classes=data.num_classes)
+    res = data.resolution
+    cost = module_cost(net, (1, 3, res, res))
+    lat = latency(net, (LATENCY_BATCH, 3, res, res), device=device)
+    return {"params_m": float(cost.params_m), "flops_m": float(cost.flops_m), "latency_s": lat}
+
+
+def run_train_task(task: TrainTask) -> dict[str, Any]:
+    """Worker side: train one (arch, seed); return a JSON-able result.
+
+    A training that raises is returned as ``status="failed"`` with its traceback rather
+    than raised, so costs measured before it still come back.
+    """
+    import traceback
+
+    from nasforge.train import Recipe, train_arch
+
+    arch = Arch.from_string(task.arch)
+    device = _resolve_device(task.device)
+    data = _load_data(task)
+    out: dict[str, Any] = {"device": device, "host": socket.gethostname(), "cost": None}
+    if task.with_cost:
+        out["cost"] = measure_cost(arch, data, C=task.C, N=task.N, device=device)
+    try:
+        recipe = Recipe.from_dict(task.recipe)
+        result = train_arch(
+            arch, data, recipe, seed=task.seed, C=task.C, N=task.N, device=device, quiet=True
+        )
+        out["result"] = result.to_dict()
+        out["status"] = result.status
+        out["error"] = result.error
+    except Exception:
+        out["result"] = None
+        out["status"] = "failed"
+        out["error"] = traceback.format_exc()
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Result -> table entry
+# ---------------------------------------------------------------------------------------
+_EVAL_NAMES = ("valid", "test", "valtest")
+
+
+def entry_curves(result: dict[str, Any]) -> dict[str, list[float]]:
+    """Per-epoch curves in the table schema from a ``TrainResult.to_dict()``.
+
+    The trainer times all evaluations of an epoch together, so the per-split evaluation
+    times of the schema (``valid_time``, ...) are left missing rather than guessed.
+    """
+    epochs = result.get("epochs") or []
+    curves: dict[str, list[float]] = {}
+    if not epochs:
+        return curves
+
+    def col(name: str, values: list[Any]) -> None:
+        curves[name] = [float("nan") if v is None else float(v) for v in values]
+
+    col("train_loss", [e.get("train_loss") for e in epochs])
+    col("train_acc", [e.get("train_acc") for e in epochs])
+    col("epoch_time", [e.get("epoch_time") for e in epochs])
+    for s in _EVAL_NAMES:
+        if any(s in e["eval"] for e in epochs):
+            for m in ("loss", "acc"):
+                col(f"{s}_{m}", [e["eval"].get(s, {}).get(m) for e in epochs])
+    # An all-missing column carries no information; the schema reports it as missing.
+    return {k: v for k, v in curves.items() if not all(math.isnan(x) for x in v)}
+
+
+# ---------------------------------------------------------------------------------------
+# The driver
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuildConfig:
+    """What to build; identical configs resume the same table.
+
+    ``recipe`` is a registered recipe name; ``epochs`` overrides its epoch count (tiny runs).
+    ``hp`` is the table's key for the recipe (default: its epoch count as a string, the
+    official API's naming: ``"12"``, ``"200"``). ``limit`` caps every data split's size;
+    ``C``/``N`` are the network's channels and cells per stage (NB201: 16 and 5).
+    """
+
+    dataset: str
+    space: str = "nb201"
+    recipe: str = "nb201-12e"
+    seeds: tuple[int, ...] = (777,)
+    archs: str | int | tuple[Any, ...] = "all"
+    order_seed: int = 0
+    epochs: int | None = None
+    hp: str | None = None
+    data_dir: str | None = None
+    limit: int | None = None
+    data_seed: int = 0
+    C: int = 16
+    N: int = 5
+    device: str = "auto"
+    max_retries: int = 2
+    retry_failed: bool = True
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise NasforgeError(f"unknown space {self.space!r}; expected one of {list(SPACES)}")
+        if not self.seeds:
+            raise NasforgeError("seeds must name at least one seed, e.g. 777 888 999")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise NasforgeError(f"seeds must be distinct, got {list(self.seeds)}")
+        for name, v, lo in (
+            ("C", self.C, 1),
+            ("N", self.N, 1),
+            ("max_retries", self.max_retries, 0),
+        ):
+            if not isinstance(v, int) or v < lo:
+                raise NasforgeError(f"{name} must be an int >= {lo}, got {v!r}")
+        if self.limit is not None and self.limit < 1:
+            raise NasforgeError(f"limit must be >= 1, got {self.limit}")
+
+    def get_recipe(self) -> Any:
+        from nasforge.train import get_recipe
+
+        overrides = {} if self.epochs is None else {"epochs": self.epochs}
+        return get_recipe(self.recipe, **overrides)
+
+    def hp_key(self) -> str:
+        return self.hp if self.hp is not None else str(self.get_recipe().epochs)
+
+
+@dataclass
+class BuildReport:
+    """What a build (or one resumed part of it) did."""
+
+    path: str
+    dataset: str
+    hp: str
+    total: int  # (arch, seed) pairs the build covers
+    skipped: int  # already in the table at start
+    trained: int  # finished this run (ok or not)
+    ok: int
+    failed: int  # ended failed or diverged after all retries
+    attempts: int  # trainings started this run, retries included
+    elapsed_s: float
+    archs_per_min: float  # finished trainings per minute this run
+    executor: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build(
+    config: BuildConfig,
+    path: str | os.PathLike[str],
+    *,
+    executor: Any = None,
+    executor_name: str = "local",
+    executor_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Build (or resume) the table at ``path`` for ``config``.
+
+    ``executor`` is a ready :class:`nasforge.run.Executor` (left open); otherwise one is
+    created with ``create_executor(executor_name, **executor_kwargs)`` and shut down at the
+    end. Returns a :class:`BuildReport`.
+    """
+    from nasforge.bench import ResultEntry, TableWriter
+    from nasforge.run import create_executor
+
+    recipe = config.get_recipe()
+    hp = config.hp_key()
+    archs = resolve_archs(config.archs, order_seed=config.order_seed)
+    path = Path(path)
+    costed = _archs_with_cost(path, config.dataset)
+    owns_executor = executor is None
+    t_start = time.perf_counter()
+    with TableWriter(path, space=config.space, create=True) as writer:
+        _record_meta(path, config, recipe, hp)
+        pending: deque[TrainTask] = deque()
+        skipped = 0
+        base = dict(
+            dataset=config.dataset,
+            recipe=recipe.to_dict(),
+            data_dir=None if config.data_dir is None else str(config.data_dir),
+            limit=config.limit,
+            data_seed=config.data_seed,
+            C=config.C,
+            N=config.N,
+            device=config.device,
+        )
+        for arch in archs:
+            need_cost = arch.to_index() not in costed
+            for seed in config.seeds:
+                status = writer.status(arch, config.dataset, hp, seed)
+                if status == "ok" or (status is not None and not config.retry_failed):
+                    skipped += 1
+                    continue
+                pending.append(
+                    TrainTask(arch=arch.to_string(), seed=seed, with_cost=need_cost, **base)
+                )
+                need_cost = False  # one measurement per arch: the first pending seed's task
+        total = len(archs) * len(config.seeds)
+        if owns_executor:
+            executor = create_executor(executor_name, **(executor_kwargs or {}))
+        try:
+            report = _drive(
+                executor, writer, pending, config, hp, total, skipped, progress, ResultEntry
+            )
+        finally:
+            if owns_executor:
+                executor.shutdown()
+    report.path = str(path)
+    report.elapsed_s = time.perf_counter() - t_start
+    report.executor = repr(executor)
+    return report
+
+
+def _drive(
+    executor: Any,
+    writer: Any,
+    pending: deque[TrainTask],
+    config: BuildConfig,
+    hp: str,
+    total: int,
+    skipped: int,
+    show: bool,
+    ResultEntry: Any,
+) -> BuildReport:
+    """Keep the executor busy, append each result as it lands, resubmit failures."""
+    report = BuildReport(
+        path="",
+        dataset=config.dataset,
+        hp=hp,
+        total=total,
+        skipped=skipped,
+        trained=0,
+        ok=0,
+        failed=0,
+        attempts=0,
+        elapsed_s=0.0,
+        archs_per_min=0.0,
+        executor="",
+    )
+    window = max(1, executor.default_in_flight)
+    in_flight: dict[int, tuple[TrainTask, Any]] = {}
+    bar = _Progress(total, skipped, show)
+    t0 = time.perf_counter()
+    try:
+        with bar:
+            while pending or in_flight:
+                while pending and len(in_flight) < window:
+                    task = pending.popleft()
+                    job = executor.submit(run_train_task, task)
+                    in_flight[id(job)] = (task, job)
+                    report.attempts += 1
+                for job in executor.wait([j for _, j in in_flight.values()], None):
+                    task, _ = in_flight.pop(id(job))
+                    out = job.outcome(0, task)
+                    retry = _record(writer, config, hp, task, out, ResultEntry, report)
+                    if retry is not None:
+                        pending.appendleft(retry)  # retried next, before new work
+                    else:
+                        report.trained += 1
+                    elapsed = time.perf_counter() - t0
+                    report.archs_per_min = 60.0 * report.trained / max(elapsed, 1e-9)
+                    bar.update(report)
+    finally:
+        for _, job in in_flight.values():
+            executor.cancel(job)
+    return report
+
+
+def _record(
+    writer: Any,
+    config: BuildConfig,
+    hp: str,
+    task: TrainTask,
+    out: Any,
+    ResultEntry: Any,
+    report: BuildReport,
+) -> TrainTask | None:
+    """Append one finished attempt; return the task to retry, or None when it is final."""
+    arch = Arch.from_string(task.arch)
+    value = out.value if out.ok else None
+    if value is None:  # the worker itself failed (died, lost): no result, no cost
+        status, error, curves = "failed", out.error, {}
+    else:
+        status, error = value["status"], value.get("error")
+        curves = entry_curves(value["result"]) if value.get("result") else {}
+        if value.get("cost"):
+            writer.set_cost(arch, config.dataset, **value["cost"])
+    if status == "ok" and not curves:
+        status, error = "failed", "training finished without recording any epoch"
+    if status != "ok" and error is None:
+        error = f"training {status}"
+    entry = ResultEntry(
+        arch=arch,
+        dataset=config.dataset,
+        hp=hp,
+        seed=task.seed,
+        curves=curves if status == "ok" else {},  # non-ok entries are never served
+        status=status,
+        error=None if status == "ok" else f"attempt {task.attempt}: {error}",
+    )
+    writer.append(entry)
+    if status == "ok":
+        report.ok += 1
+        return None
+    if task.attempt <= config.max_retries:
+        # Costs came back with this attempt unless the worker died; keep asking otherwise.
+        with_cost = task.with_cost and not (value and value.get("cost"))
+        return TrainTask(**{**asdict(task), "attempt": task.attempt + 1, "with_cost": with_cost})
+    report.failed += 1
+    report.errors.append(
+        {"arch": task.arch, "seed": task.seed, "status": status, "error": entry.error}
+    )
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Table helpers
+# ---------------------------------------------------------------------------------------
+#: Sidecar in the table directory recording how each (dataset, hp) group was built.
+BUILD_META = "build.json"
+
+
+def _archs_with_cost(path: Path, dataset: str) -> set[int]:
+    """Official indices of the archs whose costs on ``dataset`` the table already holds."""
+    from nasforge.bench import Benchmark
+
+    if not (path / "manifest.json").exists():
+        return set()
+    bench = Benchmark.open(path)
+    return {i for i in range(NUM_ARCHS) if bench.cost(i, dataset)}
+
+
+def read_build_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """How the groups of the table at ``path`` were built: ``{"dataset/hp": settings}``
+    (recipe, archs spec, ``unique``, C, N, limit, ...); empty for tables not built here."""
+    f = Path(path) / BUILD_META
+    if not f.exists():
+        return {}
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{str(f)!r} is not valid JSON: {exc}") from None
+
+
+def _record_meta(path: Path, config: BuildConfig, recipe: Any, hp: str) -> None:
+    """Record what built the group; a resumed build must train with the same settings."""
+    import nasforge
+
+    meta = {
+        "space": config.space,
+        "dataset": config.dataset,
+        "hp": hp,
+        "recipe": recipe.to_dict(),
+        "seeds": list(config.seeds),
+        "archs": config.archs if isinstance(config.archs, (str, int)) else "list",
+        "unique": config.archs == "unique",
+        "order_seed": config.order_seed,
+        "C": config.C,
+        "N": config.N,
+        "limit": config.limit,
+        "data_seed": config.data_seed,
+        "latency_batch": LATENCY_BATCH,
+        "nasforge": getattr(nasforge, "__version__", "unknown"),
+    }
+    key = f"{config.dataset}/{hp}"
+    all_meta = read_build_meta(path)
+    old = all_meta.get(key)
+    if old is not None:
+        same = ("recipe", "C", "N", "limit", "data_seed")
+        diff = {k: [old.get(k), meta[k]] for k in same if old.get(k) != meta[k]}
+        if diff:
+            raise BenchError(
+                f"group {key} of {str(path)!r} was built with other settings "
+                f"(table, now: {diff}); write to another table (-o) or use another --hp key"
+            )
+        # Seeds and archs may grow across runs (a bigger build extends a smaller one).
+        meta["seeds"] = sorted(set(old.get("seeds", [])) | set(meta["seeds"]))
+        if old.get("archs") != meta["archs"]:
+            meta["archs"] = "mixed"
+            meta["unique"] = bool(old.get("unique")) or meta["unique"]
+    all_meta[key] = meta
+    tmp = path / f"{BUILD_META}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(all_meta, indent=2, sort_keys=True))
+    os.replace(tmp, path / BUILD_META)
+
+
+# ---------------------------------------------------------------------------------------
+# Progress
+# ---------------------------------------------------------------------------------------
+class _Progress:
+    """Rich bar: done/total, failures, throughput, ETA; silent when ``show`` is False."""
+
+    def __init__(self, total: int, done: int, show: bool) -> None:
+        self.show = show
+        if not show:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]build"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TextColumn("{task.fields[rate]:.1f} archs/min"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task("build", total=total, completed=done, failed=0, rate=0.0)
+        self.done = done
+
+    def __enter__(self) -> _Progress:
+        if self.show:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.show:
+            self.progress.stop()
+
+    def update(self, report: BuildReport) -> None:
+        if not self.show:
+            return
+        self.progress.update(
+            self.task,
+            completed=report.skipped + report.trained,
+            failed=report.failed,
+            rate=report.archs_per_min,
+        )

@@ -1,0 +1,343 @@
+"""Importers of the official NAS-Bench-201 (``.pth``) and NATS-Bench topology files.
+
+Formats (read from the official ``nas_201_api`` / ``nats_bench`` sources):
+
+* NAS-Bench-201 v1.0 / v1.1 ``NAS-Bench-201-v1_*.pth``: ``torch.save`` of
+  ``{"meta_archs": [15625 arch strings], "arch2infos": {index: {"less": ArchResults state,
+  "full": ArchResults state}}, "evaluated_indexes": [...]}``; ``less`` is the 12-epoch
+  recipe (hp ``"12"``), ``full`` the 200-epoch one (hp ``"200"``). The archive directory
+  ``NAS-Bench-201-v1_1-archive`` holds one ``NNNNNN-FULL.pth`` per arch with
+  ``{"less": ..., "full": ...}``.
+* NATS-Bench topology: ``NATS-tss-v1_0-3ffb9-simple`` / ``-full`` directories with
+  ``meta.pickle.pbz2`` (``{"meta_archs": ...}``) and one bz2 pickle ``NNNNNN.pickle.pbz2`` per
+  arch holding ``{hp: ArchResults state}`` (hp ``"01"``, ``"12"``, ``"90"``, ``"200"``); or
+  the single file ``NATS-tss-v1_0-3ffb9.pickle.pbz2`` shaped like the NB201 dict.
+
+An ``ArchResults`` state maps ``(dataset, seed)`` to a ``ResultsCount`` state whose
+``train_losses`` / ``train_acc1es`` / ``train_times`` are keyed by 0-based epoch and whose
+``eval_*`` dicts are keyed ``"<set>@<epoch>"``. Every file is read through the restricted
+unpickler of :mod:`nasforge.bench.safe_pickle`. The official index is kept: the file's
+``meta_archs`` must list the archs in the official order.
+"""
+
+from __future__ import annotations
+
+import bz2
+import math
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasforge.bench.safe_pickle import RESTRICTED_PICKLE, DroppedTensor, as_state
+from nasforge.bench.safe_pickle import load as restricted_load
+from nasforge.bench.schema import STATUS_CODES, TRAIN_TIME, metric_order
+from nasforge.bench.store import CostData, GroupData, write_table
+from nasforge.errors import ArchError, BenchError
+from nasforge.spaces.nb201 import NUM_ARCHS, Arch
+
+#: NB201 file keys -> recipe keys the official API uses for them (api_201.py).
+NB201_HP_KEYS = {"less": "12", "full": "200"}
+_NATS_EXT = ".pickle.pbz2"
+
+
+def _f(v: Any) -> float:
+    """A float, NaN for missing (None, absent, dropped)."""
+    if v is None or isinstance(v, DroppedTensor):
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise BenchError(f"expected a number in the official file, found {v!r}") from None
+
+
+def _series(values: Any, epochs: int) -> np.ndarray:
+    """Per-epoch values from an official dict keyed by epoch (or a list)."""
+    out = np.full(epochs, np.nan)
+    if values is None:
+        return out
+    if isinstance(values, dict):
+        for k, v in values.items():
+            i = int(k)
+            if 0 <= i < epochs:
+                out[i] = _f(v)
+    else:
+        for i, v in enumerate(list(values)[:epochs]):
+            out[i] = _f(v)
+    return out
+
+
+def eval_set_metric(dataset: str, set_name: str, eval_names: set[str]) -> str | None:
+    """Our metric prefix for an official evaluation set of ``dataset``.
+
+    ``x-valid`` -> valid, ``x-test`` -> test; ``ori-test`` (the original test set) is the
+    test set where the dataset has no ``x-test`` (cifar10, cifar10-valid), and the union of
+    x-valid and x-test, ``valtest``, where it has (cifar100, ImageNet16-120).
+    """
+    if set_name == "x-valid":
+        return "valid"
+    if set_name == "x-test":
+        return "test"
+    if set_name == "ori-test":
+        has_xtest = "x-test" in eval_names or dataset in ("cifar100", "ImageNet16-120")
+        return "valtest" if has_xtest else "test"
+    return None
+
+
+def results_count_curves(dataset: str, rc: dict[str, Any]) -> tuple[int, dict[str, np.ndarray]]:
+    """(epochs, metric -> per-epoch values) of one ``ResultsCount`` state."""
+    rc = as_state(rc)
+    try:
+        epochs = int(rc["epochs"])
+    except (KeyError, TypeError, ValueError):
+        raise BenchError(f"a {dataset} result has no valid 'epochs' field") from None
+    curves = {
+        "train_loss": _series(rc.get("train_losses"), epochs),
+        "train_acc": _series(rc.get("train_acc1es"), epochs),
+    }
+    times = rc.get("train_times")
+    if isinstance(times, dict) and times:
+        curves["epoch_time"] = _series(times, epochs)
+    names = set(rc.get("eval_names") or [])
+    accs, losses = rc.get("eval_acc1es") or {}, rc.get("eval_losses") or {}
+    etimes = rc.get("eval_times") or {}
+    for set_name in names:
+        prefix = eval_set_metric(dataset, set_name, names)
+        if prefix is None:
+            continue
+        acc, loss, tm = (np.full(epochs, np.nan) for _ in range(3))
+        for i in range(epochs):
+            key = f"{set_name}@{i}"
+            acc[i] = _f(accs.get(key))
+            loss[i] = _f(losses.get(key))
+            tm[i] = _f(etimes.get(key)) if isinstance(etimes, dict) else math.nan
+        curves[f"{prefix}_acc"], curves[f"{prefix}_loss"] = acc, loss
+        if not np.isnan(tm).all():
+            curves[f"{prefix}_time"] = tm
+    return epochs, curves
+
+
+def _legacy_fix(values: list[float], seeds: list[int]) -> float:
+    """Mean over seeds, except where seeds disagree: then seed 888's value (nats_bench v1.6
+    'fix the inconsistent flop/params', api_utils.get_compute_costs)."""
+    if len(values) > 1 and len({f"{x:.5f}" for x in values}) > 1 and 888 in seeds:
+        return values[seeds.index(888)]
+    return sum(values) / len(values)
+
+
+class _Collector:
+    """Gathers entries arch by arch and turns them into dense groups."""
+
+    def __init__(self) -> None:
+        # (dataset, hp) -> {(index, seed): (epochs, curves)}
+        self.entries: dict[tuple[str, str], dict[tuple[int, int], tuple[int, dict]]] = {}
+        self.costs: dict[str, dict[int, dict[str, float]]] = {}
+        self.cost_hp: dict[tuple[str, int], str] = {}
+
+    def add_arch(self, index: int, hp2state: dict[str, Any]) -> None:
+        # Costs: from the longest recipe that has the dataset (they agree across recipes).
+        ordered = sorted(hp2state.items(), key=lambda kv: -int(kv[0]) if kv[0].isdigit() else 0)
+        for hp, state in ordered:
+            state = as_state(state)
+            if not isinstance(state, dict) or "all_results" not in state:
+                raise BenchError(f"arch {index} hp {hp!r}: not an ArchResults state")
+            all_results = state["all_results"]
+            dataset_seed = state.get("dataset_seed") or {}
+            for (dataset, seed), rc in all_results.items():
+                epochs, curves = results_count_curves(dataset, rc)
+                self.entries.setdefault((dataset, hp), {})[(index, int(seed))] = (epochs, curves)
+            for dataset, seeds in dataset_seed.items():
+                if (dataset, index) in self.cost_hp:
+                    continue
+                rcs = [as_state(all_results[(dataset, s)]) for s in seeds]
+                if not rcs:
+                    continue
+                seeds = [int(s) for s in seeds]
+                cost = {
+                    "flops_m": _legacy_fix([_f(r.get("flop")) for r in rcs], seeds),
+                    "params_m": _legacy_fix([_f(r.get("params")) for r in rcs], seeds),
+                }
+                lats = []
+                for r in rcs:  # ResultsCount.get_latency: mean of the list, -1 if None
+                    lat = r.get("latency")
+                    if isinstance(lat, (list, tuple)) and lat:
+                        v = sum(_f(x) for x in lat) / len(lat)
+                        if v > 0:
+                            lats.append(v)
+                if lats:
+                    cost["latency_s"] = sum(lats) / len(lats)
+                self.costs.setdefault(dataset, {})[index] = cost
+                self.cost_hp[(dataset, index)] = hp
+
+    def groups(self) -> Iterator[GroupData]:
+        for (dataset, hp), entries in sorted(self.entries.items()):
+            seeds = sorted({s for _, s in entries})
+            rows = np.array(sorted({i for i, _ in entries}), np.int64)
+            epochs = max(e for e, _ in entries.values())
+            names: set[str] = set()
+            for _, curves in entries.values():
+                names.update(curves)
+            if "epoch_time" in names:
+                names.add(TRAIN_TIME)
+            metrics = metric_order(names)
+            m_pos = {m: k for k, m in enumerate(metrics)}
+            s_pos = {s: k for k, s in enumerate(seeds)}
+            r_pos = {int(i): k for k, i in enumerate(rows)}
+            data = np.full((len(rows), len(seeds), len(metrics), epochs), np.nan)
+            status = np.zeros((len(rows), len(seeds)), np.uint8)
+            for (index, seed), (e, curves) in entries.items():
+                r, s = r_pos[index], s_pos[seed]
+                status[r, s] = STATUS_CODES["ok"]
+                for m, values in curves.items():
+                    data[r, s, m_pos[m], :e] = values
+                if "epoch_time" in curves:
+                    data[r, s, m_pos[TRAIN_TIME], :e] = np.cumsum(curves["epoch_time"])
+            yield GroupData(dataset, hp, seeds, rows, metrics, epochs, False, status, data)
+
+    def cost_data(self) -> list[CostData]:
+        out = []
+        for dataset, per_arch in sorted(self.costs.items()):
+            names = metric_order(set().union(*per_arch.values()))
+            names = [n for n in ("params_m", "flops_m", "latency_s") if n in names]
+            values = np.full((NUM_ARCHS, len(names)), np.nan)
+            for index, cost in per_arch.items():
+                for k, n in enumerate(names):
+                    values[index, k] = cost.get(n, math.nan)
+            out.append(CostData(dataset, names, values))
+        return out
+
+
+def check_meta_archs(meta_archs: Any, source: str) -> None:
+    """The file's arch list must be the official index order (so indices agree)."""
+    if not isinstance(meta_archs, (list, tuple)) or len(meta_archs) != NUM_ARCHS:
+        n = len(meta_archs) if isinstance(meta_archs, (list, tuple)) else type(meta_archs).__name__
+        raise BenchError(f"{source}: 'meta_archs' has {n} entries; expected {NUM_ARCHS}")
+    for i, s in enumerate(meta_archs):
+        try:
+            ok = Arch.from_string(s).to_index() == i
+        except ArchError as exc:
+            raise BenchError(f"{source}: meta_archs[{i}] = {s!r} is not an NB201 arch ({exc})")
+        if not ok:
+            raise BenchError(
+                f"{source}: meta_archs[{i}] = {s!r} is not the arch of official index {i}; "
+                "the file does not follow the official NAS-Bench-201 order"
+            )
+
+
+def _torch_load(path: Path) -> Any:
+    import torch
+
+    try:
+        return torch.load(
+            path, map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False
+        )
+    except BenchError:
+        raise
+    except Exception as exc:  # torch wraps format problems in many exception types
+        raise BenchError(f"cannot read {str(path)!r} as a torch-saved file: {exc}") from None
+
+
+def _bz2_load(path: Path) -> Any:
+    try:
+        with bz2.BZ2File(path, "rb") as f:
+            return restricted_load(f)
+    except BenchError:
+        raise
+    except (OSError, EOFError, ValueError) as exc:
+        raise BenchError(f"cannot read {str(path)!r} as a bz2 pickle: {exc}") from None
+
+
+def _convert_whole(obj: Any, source: str, hp_of: Callable[[str], str]) -> _Collector:
+    if not isinstance(obj, dict) or not {"meta_archs", "arch2infos"} <= set(obj):
+        keys = sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
+        raise BenchError(
+            f"{source} is not a NAS-Bench-201 / NATS-Bench file: expected a dict with "
+            f"'meta_archs' and 'arch2infos', got {keys}"
+        )
+    check_meta_archs(obj["meta_archs"], source)
+    col = _Collector()
+    arch2infos = obj["arch2infos"]
+    for index in sorted(arch2infos):
+        infos = arch2infos[index]
+        col.add_arch(int(index), {hp_of(k): v for k, v in infos.items()})
+        arch2infos[index] = None  # free as we go: the official v1.1 dict is ~25 GB in RAM
+    return col
+
+
+def _nb201_hp(key: str) -> str:
+    if key not in NB201_HP_KEYS:
+        raise BenchError(f"NB201 result key {key!r} unknown; expected {list(NB201_HP_KEYS)}")
+    return NB201_HP_KEYS[key]
+
+
+def read_nb201(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]:
+    """Read an official NB201 ``.pth`` (or the per-arch archive directory)."""
+    src = Path(src)
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if re.fullmatch(r"\d{6}-FULL\.pth", p.name))
+        if not files:
+            raise BenchError(f"{str(src)!r} holds no NNNNNN-FULL.pth files of an NB201 archive")
+        col = _Collector()
+        for p in files:
+            obj = _torch_load(p)
+            if not isinstance(obj, dict) or not {"less", "full"} <= set(obj):
+                raise BenchError(f"{str(p)!r}: expected a dict with 'less' and 'full'")
+            col.add_arch(int(p.name[:6]), {_nb201_hp(k): v for k, v in obj.items()})
+        return col, {"source_format": "nb201-archive", "source": src.name}
+    if not src.is_file():
+        raise BenchError(f"NB201 source {str(src)!r} does not exist")
+    obj = _torch_load(src)
+    col = _convert_whole(obj, repr(str(src)), _nb201_hp)
+    return col, {"source_format": "nb201", "source": src.name}
+
+
+def read_nats_tss(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]:
+    """Read a NATS-Bench topology directory (``-simple`` / ``-full``) or single pickle."""
+    src = Path(src)
+    if src.is_file():
+        col = _convert_whole(_bz2_load(src), repr(str(src)), str)
+        return col, {"source_format": "nats-tss", "source": src.name}
+    meta_path = src / f"meta{_NATS_EXT}"
+    if not meta_path.is_file():
+        raise BenchError(
+            f"{str(src)!r} is not a NATS-Bench topology directory (no meta{_NATS_EXT})"
+        )
+    meta = _bz2_load(meta_path)
+    if not isinstance(meta, dict) or "meta_archs" not in meta:
+        raise BenchError(f"{str(meta_path)!r}: expected a dict with 'meta_archs'")
+    check_meta_archs(meta["meta_archs"], repr(str(meta_path)))
+    col = _Collector()
+    pattern = re.compile(r"(\d+)" + re.escape(_NATS_EXT))
+    found = 0
+    for p in sorted(src.iterdir()):
+        m = pattern.fullmatch(p.name)
+        if not m:
+            continue
+        obj = _bz2_load(p)
+        if not isinstance(obj, dict):
+            raise BenchError(f"{str(p)!r}: expected a dict of hp -> ArchResults state")
+        col.add_arch(int(m.group(1)), {str(k): v for k, v in obj.items()})
+        found += 1
+    if not found:
+        raise BenchError(f"{str(src)!r} holds no per-arch NNNNNN{_NATS_EXT} files")
+    return col, {"source_format": "nats-tss", "source": src.name}
+
+
+def import_official(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    kind: str,
+    overwrite: bool = False,
+) -> Path:
+    """Import an official file (``kind`` ``"nb201"`` or ``"nats-tss"``) into a table."""
+    reader = {"nb201": read_nb201, "nats-tss": read_nats_tss}.get(kind)
+    if reader is None:
+        raise BenchError(f"official format {kind!r} unknown; expected 'nb201' or 'nats-tss'")
+    col, meta = reader(src)
+    if not col.entries:
+        raise BenchError(f"{str(src)!r} holds no results")
+    return write_table(out, col.groups(), col.cost_data(), meta=meta, overwrite=overwrite)

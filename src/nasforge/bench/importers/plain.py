@@ -1,0 +1,341 @@
+"""Import a plain table (CSV or Parquet) of final metrics into a final-only benchmark.
+
+One row per run (or per arch). Column roles are recognised from common names, after
+lower-casing and mapping ``-``, `` `` and ``.`` to ``_``:
+
+* arch: ``arch``, ``arch_str``, ``architecture``, ``arch_string``, ``genotype`` (official
+  string), or ``index``, ``arch_index``, ``idx`` (official index);
+* ``dataset`` (long format, several datasets), ``seed`` (optional; default 0);
+* metrics: ``valid_acc`` (``val_acc``, ``val_accuracy``, ``valid_accuracy``,
+  ``validation_accuracy``), ``test_acc`` (``test_accuracy``), ``train_acc``, ``train_loss``,
+  ``valid_loss`` (``val_loss``), ``test_loss``, ``train_time`` (``training_time``,
+  ``train_seconds``, ``time``, ``runtime``, ``train_all_time``);
+* costs: ``params_m`` (``params``, ``num_params_m``), ``flops_m`` (``flops``), ``latency_s``
+  (``latency``), and ``latency_<device>`` / ``latency_<device>_ms`` per device.
+
+A wide table names the dataset in the column instead: ``cifar100_valid_acc``,
+``valid_acc_cifar100``, ``cifar10-valid/test_acc``... Any role can be given explicitly with
+``columns={"valid_acc": "my column"}``. Accuracies given as fractions (all <= 1) are scaled to
+percent unless ``acc_scale`` says otherwise; latencies in columns ending ``_ms`` are converted
+to seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasforge.bench.schema import STATUS_CODES, metric_order
+from nasforge.bench.store import CostData, GroupData, write_table
+from nasforge.errors import ArchError, BenchError
+from nasforge.spaces.nb201 import NUM_ARCHS, Arch
+
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "arch": ("arch", "arch_str", "architecture", "arch_string", "genotype", "arch_name"),
+    "index": ("index", "arch_index", "idx", "arch_idx", "uid"),
+    "dataset": ("dataset", "data", "dataset_name", "task"),
+    "seed": ("seed", "trial_seed", "run_seed"),
+    "valid_acc": (
+        "valid_acc",
+        "val_acc",
+        "val_accuracy",
+        "valid_accuracy",
+        "validation_accuracy",
+        "valid_acc1",
+        "val_acc1",
+        "x_valid_acc",
+        "valid_top1",
+    ),
+    "test_acc": ("test_acc", "test_accuracy", "test_acc1", "x_test_acc", "test_top1"),
+    "train_acc": ("train_acc", "train_accuracy", "train_acc1"),
+    "train_loss": ("train_loss",),
+    "valid_loss": ("valid_loss", "val_loss", "validation_loss"),
+    "test_loss": ("test_loss",),
+    "train_time": (
+        "train_time",
+        "training_time",
+        "train_seconds",
+        "train_time_s",
+        "time",
+        "runtime",
+        "train_all_time",
+        "cost_time",
+    ),
+    "params_m": ("params_m", "params", "num_params_m", "param", "params_mb"),
+    "flops_m": ("flops_m", "flops", "mflops"),
+    "latency_s": ("latency_s", "latency"),
+}
+_METRICS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")
+_COSTS = ("params_m", "flops_m", "latency_s")
+_KNOWN_DATASETS = {
+    "cifar10_valid": "cifar10-valid",
+    "cifar10valid": "cifar10-valid",
+    "cifar10": "cifar10",
+    "cifar100": "cifar100",
+    "imagenet16_120": "ImageNet16-120",
+    "imagenet16": "ImageNet16-120",
+    "imagenet": "ImageNet16-120",
+    "in16": "ImageNet16-120",
+}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-\s./@:]+", "_", name.strip().lower()).strip("_")
+
+
+def _read(src: Path) -> dict[str, list[Any]]:
+    """Columns of a CSV (stdlib) or Parquet (pyarrow) file as lists."""
+    suffix = src.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise BenchError(
+                "reading Parquet needs pyarrow: pip install 'nasforge[parquet]'"
+            ) from None
+        try:
+            table = pq.read_table(src)
+        except Exception as exc:
+            raise BenchError(f"cannot read {str(src)!r} as Parquet: {exc}") from None
+        return {name: table.column(name).to_pylist() for name in table.column_names}
+    try:
+        with open(src, newline="", encoding="utf-8-sig") as f:
+            sample = f.read(8192)
+            f.seek(0)
+            try:
+                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+            except csv.Error:
+                dialect = csv.excel
+            reader = csv.reader(f, dialect)
+            header = next(reader, None)
+            if not header:
+                raise BenchError(f"{str(src)!r} is empty; expected a header row")
+            cols: dict[str, list[Any]] = {h: [] for h in header}
+            for line_no, row in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise BenchError(
+                        f"{str(src)!r} line {line_no}: {len(row)} cells, header has {len(header)}"
+                    )
+                for h, cell in zip(header, row, strict=True):
+                    cols[h].append(cell)
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"{str(src)!r} is not a UTF-8 text CSV: {exc}") from None
+    return cols
+
+
+def _number(v: Any, col: str, row: int) -> float:
+    if v is None:
+        return math.nan
+    if isinstance(v, str):
+        v = v.strip()
+        if v == "" or v.lower() in ("nan", "na", "none", "null", "-"):
+            return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise BenchError(f"column {col!r} row {row}: {v!r} is not a number") from None
+
+
+def _dataset_in(norm: str) -> tuple[str | None, str]:
+    """Split a wide column name into (dataset, rest), longest dataset token first."""
+    for token in sorted(_KNOWN_DATASETS, key=len, reverse=True):
+        if norm.startswith(token + "_"):
+            return _KNOWN_DATASETS[token], norm[len(token) + 1 :]
+        if norm.endswith("_" + token):
+            return _KNOWN_DATASETS[token], norm[: -len(token) - 1]
+    return None, norm
+
+
+def _role(norm: str) -> str | None:
+    for role, names in _SYNONYMS.items():
+        if norm in names:
+            return role
+    m = re.fullmatch(r"latency_([a-z0-9_]+?)(_ms|_s)?", norm)
+    if m and m.group(1) not in ("s", "ms"):
+        return f"latency_{m.group(1)}_s"
+    if norm in ("latency_ms",):
+        return "latency_s"
+    return None
+
+
+def import_plain(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    dataset: str | None = None,
+    hp: str = "final",
+    columns: dict[str, str] | None = None,
+    acc_scale: str = "auto",
+    overwrite: bool = False,
+) -> Path:
+    """Import a CSV / Parquet table of final metrics; returns the table path.
+
+    ``dataset`` names the dataset of a single-dataset table without a dataset column;
+    ``columns`` maps roles (``arch``, ``index``, ``dataset``, ``seed``, a metric or a cost) to
+    column names; ``acc_scale`` is ``"auto"`` (fractions if every value is <= 1),
+    ``"percent"`` or ``"fraction"``.
+    """
+    src = Path(src)
+    if not src.is_file():
+        raise BenchError(f"plain table {str(src)!r} does not exist")
+    if acc_scale not in ("auto", "percent", "fraction"):
+        raise BenchError(f"acc_scale {acc_scale!r} invalid; expected auto, percent or fraction")
+    cols = _read(src)
+    n_rows = len(next(iter(cols.values()), []))
+    if n_rows == 0:
+        raise BenchError(f"{str(src)!r} has no data rows")
+
+    # -- assign column roles ----------------------------------------------------------------
+    # (role, dataset or None) -> column name
+    assigned: dict[tuple[str, str | None], str] = {}
+    explicit = dict(columns or {})
+    for role, col in explicit.items():
+        base_role = _role(_norm(role)) or role
+        if col not in cols:
+            raise BenchError(f"column {col!r} (given for {role!r}) not in {list(cols)}")
+        if base_role not in _SYNONYMS and not base_role.startswith("latency_"):
+            raise BenchError(f"role {role!r} unknown; expected one of {list(_SYNONYMS)}")
+        assigned[(base_role, None)] = col
+    taken = set(assigned.values())
+    ignored: list[str] = []
+    for col in cols:
+        if col in taken:
+            continue
+        norm = _norm(col)
+        role = _role(norm)
+        ds = None
+        if role is None:
+            ds, rest = _dataset_in(norm)
+            role = _role(rest) if ds else None
+        if role is None:
+            ignored.append(col)
+            continue
+        key = (role, ds)
+        if key in assigned:
+            raise BenchError(
+                f"columns {assigned[key]!r} and {col!r} both look like {role!r}"
+                + (f" of {ds}" if ds else "")
+                + "; name the one to use with --column"
+            )
+        assigned[key] = col
+    if ("arch", None) not in assigned and ("index", None) not in assigned:
+        raise BenchError(
+            f"{str(src)!r}: no arch column found among {list(cols)}; expected one of "
+            f"{list(_SYNONYMS['arch'] + _SYNONYMS['index'])} or --column arch=NAME"
+        )
+    metric_roles = [k for k in assigned if k[0] in _METRICS or k[0] == "train_time"]
+    if not metric_roles:
+        raise BenchError(
+            f"{str(src)!r}: no metric column recognised among {list(cols)}; expected e.g. "
+            "valid_acc, test_acc, train_time, or --column valid_acc=NAME"
+        )
+
+    # -- per row: arch index, dataset, seed -----------------------------------------------
+    if ("index", None) in assigned and ("arch", None) not in assigned:
+        col = assigned[("index", None)]
+        indices = []
+        for r, v in enumerate(cols[col], start=1):
+            try:
+                indices.append(Arch.from_index(int(_number(v, col, r))).to_index())
+            except (ArchError, ValueError) as exc:
+                raise BenchError(f"column {col!r} row {r}: {exc}") from None
+    else:
+        col = assigned[("arch", None)]
+        indices = []
+        for r, v in enumerate(cols[col], start=1):
+            try:
+                indices.append(Arch.parse(str(v)).to_index())
+            except ArchError as exc:
+                raise BenchError(f"column {col!r} row {r}: {exc}") from None
+    if ("dataset", None) in assigned:
+        ds_col = assigned[("dataset", None)]
+        row_ds: list[str | None] = [str(v).strip() for v in cols[ds_col]]
+    else:
+        row_ds = [dataset] * n_rows
+    wide_datasets = sorted({ds for _, ds in assigned if ds is not None})
+    if wide_datasets and ("dataset", None) in assigned:
+        raise BenchError("a table has either a dataset column or dataset-named columns, not both")
+    if not wide_datasets and row_ds[0] is None:
+        raise BenchError(
+            f"{str(src)!r} has no dataset column and no dataset-named columns; pass --dataset"
+        )
+    if ("seed", None) in assigned:
+        scol = assigned[("seed", None)]
+        seeds_of_row = [int(_number(v, scol, r)) for r, v in enumerate(cols[scol], start=1)]
+    else:
+        seeds_of_row = [0] * n_rows
+
+    # -- gather values: (dataset) -> {(index, seed): {metric: v}} ---------------------------
+    values: dict[str, dict[tuple[int, int], dict[str, float]]] = {}
+    cost_vals: dict[str, dict[int, dict[str, float]]] = {}
+    targets = wide_datasets or sorted({d for d in row_ds if d is not None})
+    for (role, ds_of_col), col in assigned.items():
+        if role in ("arch", "index", "dataset", "seed"):
+            continue
+        nums = [_number(v, col, r) for r, v in enumerate(cols[col], start=1)]
+        if role.endswith("_acc"):
+            finite = [x for x in nums if not math.isnan(x)]
+            frac = acc_scale == "fraction" or (
+                acc_scale == "auto" and finite and max(finite) <= 1.0
+            )
+            if frac:
+                nums = [x * 100.0 for x in nums]
+        if role.startswith("latency") and _norm(col).endswith("_ms"):
+            nums = [x / 1000.0 for x in nums]
+        for r in range(n_rows):
+            for ds in [ds_of_col] if ds_of_col else ([row_ds[r]] if row_ds[r] else targets):
+                if role in _METRICS or role == "train_time":
+                    key = (indices[r], seeds_of_row[r])
+                    cell = values.setdefault(ds, {}).setdefault(key, {})
+                    if role in cell:
+                        raise BenchError(
+                            f"{str(src)!r}: two rows give {role} of arch index {indices[r]}, "
+                            f"seed {seeds_of_row[r]} on {ds} (row {r + 1}); add a seed column"
+                        )
+                    cell[role] = nums[r]
+                else:
+                    c = cost_vals.setdefault(ds, {}).setdefault(indices[r], {})
+                    if not math.isnan(nums[r]):
+                        c[role] = nums[r]
+
+    groups = []
+    for ds, entries in sorted(values.items()):
+        seeds = sorted({s for _, s in entries})
+        rows = np.array(sorted({i for i, _ in entries}), np.int64)
+        metrics = metric_order({m for cell in entries.values() for m in cell})
+        r_pos = {int(i): k for k, i in enumerate(rows)}
+        data = np.full((len(rows), len(seeds), len(metrics), 1), np.nan)
+        status = np.zeros((len(rows), len(seeds)), np.uint8)
+        for (index, seed), cell in entries.items():
+            r, s = r_pos[index], seeds.index(seed)
+            status[r, s] = STATUS_CODES["ok"]
+            for m, v in cell.items():
+                data[r, s, metrics.index(m), 0] = v
+        groups.append(GroupData(ds, hp, seeds, rows, metrics, 1, True, status, data))
+    costs = []
+    for ds, per_arch in sorted(cost_vals.items()):
+        names = sorted(
+            {n for c in per_arch.values() for n in c}, key=lambda n: (n not in _COSTS, n)
+        )
+        if not names:
+            continue
+        arr = np.full((NUM_ARCHS, len(names)), np.nan)
+        for index, c in per_arch.items():
+            for k, n in enumerate(names):
+                arr[index, k] = c.get(n, math.nan)
+        costs.append(CostData(ds, names, arr))
+    meta = {
+        "source_format": "parquet" if src.suffix.lower() in (".parquet", ".pq") else "csv",
+        "source": src.name,
+        "columns": {f"{r}@{d}" if d else r: c for (r, d), c in assigned.items()},
+        "ignored_columns": ignored,
+    }
+    return write_table(out, groups, costs, meta=meta, overwrite=overwrite)

@@ -1,0 +1,692 @@
+"""On-disk store of a benchmark table: memory-mapped columns + a crash-safe append journal.
+
+A table is a directory::
+
+    TABLE/
+      manifest.json          format name, version, schema, file list with sizes and sha256,
+                             and a sha256 of the manifest itself
+      arrays/*.npy           compacted columns, one set per (dataset, hp) group:
+                               <gen>-<g>-data.npy    float [seeds, rows, metrics, epochs]
+                               <gen>-<g>-status.npy  uint8 [seeds, rows] (0 = no entry)
+                               <gen>-<g>-rows.npy    int64 [rows], the official arch indices
+                             and per dataset <gen>-cost-<d>.npy float64 [15625, costs]
+      errors-<gen>.json      messages of failed / diverged entries (only if any)
+      journal-<gen>.log      append-only records written since the last compaction
+      .lock                  held (flock) by the one writer
+
+Read path: parse the small manifest, ``np.load(mmap_mode="r")`` each column (only the .npy
+header is read), replay the journal tail (normally empty). No byte of the data is read
+until it is queried.
+
+Write path: every record is appended to the journal as ``magic | length | crc32 | JSON``
+with a single ``write`` followed by ``fsync``; a process killed at any moment leaves a
+journal whose complete records all pass their CRC and at most one torn record at the tail,
+which readers ignore and the next writer truncates. Compaction writes the merged columns
+under new generation-numbered names, fsyncs them, then atomically replaces the manifest
+(which names the new files and a fresh journal); files the manifest no longer names are
+removed afterwards, so a crash at any point leaves either the old or the new table.
+
+Checksums: the manifest carries its own sha256 (checked at every open) and, per column
+file, its byte size (checked at every open, together with the .npy header's shape and
+dtype) and its sha256 (checked on demand by :func:`verify`, ``nasforge bench verify``):
+hashing gigabytes at open would defeat the point of memory-mapping them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasforge.bench.schema import (
+    STATUS_CODES,
+    TRAIN_TIME,
+    cost_order,
+    metric_order,
+)
+from nasforge.errors import BenchError
+from nasforge.spaces.nb201 import NUM_ARCHS
+
+FORMAT_NAME = "nasforge-bench"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS_DIR = "arrays"
+LOCK_FILE = ".lock"
+JOURNAL_MAGIC = b"NASFORGE-JOURNAL/1\n"
+_REC_MAGIC = b"NFR1"
+_REC_HEAD = struct.Struct("<4sII")  # magic, payload length, crc32(payload)
+_OWN_FILE = re.compile(r"^(arrays/)?\d{6}-.*\.npy$|^errors-\d{6}\.json$|^journal-\d{6}\.log$")
+
+
+# ---------------------------------------------------------------------------------------
+# In-memory forms
+# ---------------------------------------------------------------------------------------
+@dataclass
+class GroupData:
+    """The columns of one (dataset, hp) group.
+
+    ``data[r, s, m, e]`` is metric ``metrics[m]`` after epoch ``e + 1`` of seed ``seeds[s]``
+    for the arch of official index ``rows[r]``; ``status[r, s]`` is 0 where there is no
+    entry. Final-only groups have ``epochs == 1``. Rows come first so that everything about
+    one arch is one contiguous block (a query reads a few pages, a seed mean is one
+    reduction). Invariant: ``data`` is NaN wherever ``status`` is not ok.
+    """
+
+    dataset: str
+    hp: str
+    seeds: list[int]
+    rows: np.ndarray
+    metrics: list[str]
+    epochs: int
+    final_only: bool
+    status: np.ndarray
+    data: np.ndarray
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.dataset, self.hp)
+
+    def check(self) -> None:
+        S, R, M, E = len(self.seeds), len(self.rows), len(self.metrics), self.epochs
+        if self.data.shape != (R, S, M, E) or self.status.shape != (R, S):
+            raise BenchError(
+                f"group {self.dataset}/{self.hp}: data {self.data.shape} / status "
+                f"{self.status.shape} do not match seeds={S} rows={R} metrics={M} epochs={E}"
+            )
+        if R and (self.rows.min() < 0 or self.rows.max() >= NUM_ARCHS):
+            raise BenchError(f"group {self.dataset}/{self.hp}: arch index out of range")
+        if R > 1 and np.any(np.diff(self.rows) <= 0):
+            raise BenchError(f"group {self.dataset}/{self.hp}: rows must be strictly increasing")
+
+
+@dataclass
+class CostData:
+    """Per-arch costs of one dataset: ``values[index, k]`` is ``metrics[k]`` (NaN unknown)."""
+
+    dataset: str
+    metrics: list[str]
+    values: np.ndarray  # float64 [NUM_ARCHS, K]
+
+
+@dataclass
+class TableState:
+    """Everything a reader or writer needs: the manifest and the (merged) columns."""
+
+    root: Path
+    manifest: dict[str, Any]
+    groups: dict[tuple[str, str], GroupData]
+    costs: dict[str, CostData]
+    errors: list[dict[str, Any]]
+    journal_records: list[dict[str, Any]] = field(default_factory=list)
+    journal_valid_end: int = 0
+    journal_torn: bool = False
+
+
+# ---------------------------------------------------------------------------------------
+# Small file helpers
+# ---------------------------------------------------------------------------------------
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not supported on every platform/filesystem
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write a file so that it is either absent/old or completely new, never half-written."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class _HashingWriter:
+    """File-like object for ``np.save`` that hashes what it writes."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.sha = hashlib.sha256()
+        self.nbytes = 0
+
+    def write(self, b: bytes | memoryview) -> int:
+        self.sha.update(b)
+        self.nbytes += len(b)
+        return self._f.write(b)
+
+
+def _save_array(root: Path, rel: str, arr: np.ndarray) -> dict[str, Any]:
+    path = root / rel
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        hw = _HashingWriter(f)
+        np.save(hw, np.ascontiguousarray(arr), allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return {"bytes": hw.nbytes, "sha256": hw.sha.hexdigest()}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
+# ---------------------------------------------------------------------------------------
+# Manifest
+# ---------------------------------------------------------------------------------------
+def read_manifest(root: Path) -> dict[str, Any]:
+    """Read and validate ``manifest.json``; refuse a foreign, newer or corrupt one."""
+    path = root / MANIFEST
+    if not root.exists():
+        raise BenchError(f"benchmark table {str(root)!r} does not exist")
+    if not root.is_dir() or not path.is_file():
+        raise BenchError(
+            f"{str(root)!r} is not a nasforge benchmark table (a directory with {MANIFEST}); "
+            "to use an official NAS-Bench-201 / NATS-Bench file or a CSV, import it first: "
+            "`nasforge bench import SRC -o TABLE`"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchError(f"{str(path)!r} is corrupt (not valid JSON: {exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        fmt = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BenchError(
+            f"{str(path)!r} is a foreign file: format {fmt!r}, expected {FORMAT_NAME!r}"
+        )
+    version = manifest.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise BenchError(
+            f"{str(path)!r} has format version {version!r}; this nasforge reads versions "
+            f"1..{FORMAT_VERSION} (upgrade nasforge to read newer tables)"
+        )
+    if manifest.get("checksum") != _manifest_digest(manifest):
+        raise BenchError(
+            f"{str(path)!r} is corrupt: its sha256 does not match its content "
+            "(edited by hand or damaged on disk)"
+        )
+    return manifest
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    manifest = dict(manifest)
+    manifest["checksum"] = _manifest_digest(manifest)
+    atomic_write_bytes(root / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------
+# Journal
+# ---------------------------------------------------------------------------------------
+def encode_record(record: dict[str, Any]) -> bytes:
+    payload = json.dumps(record, separators=(",", ":"), allow_nan=True).encode("utf-8")
+    return _REC_HEAD.pack(_REC_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def read_journal(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
+    """Records of a journal, the byte offset after the last complete one, and whether a
+    torn record follows it. A damaged record *followed by* valid data is corruption, not a
+    crash, and is refused."""
+    try:
+        buf = path.read_bytes()
+    except FileNotFoundError:
+        raise BenchError(f"journal {str(path)!r} named by the manifest is missing") from None
+    if not buf.startswith(JOURNAL_MAGIC):
+        if JOURNAL_MAGIC.startswith(buf):  # creation itself was torn: no records yet
+            return [], len(buf), len(buf) != len(JOURNAL_MAGIC)
+        raise BenchError(f"{str(path)!r} is not a nasforge journal (bad header)")
+    pos, end = len(JOURNAL_MAGIC), len(buf)
+    records: list[dict[str, Any]] = []
+    while pos < end:
+        if end - pos < _REC_HEAD.size:
+            return records, pos, True
+        magic, length, crc = _REC_HEAD.unpack_from(buf, pos)
+        if magic != _REC_MAGIC:
+            if not any(buf[pos:]):  # zero-filled tail left by a crash
+                return records, pos, True
+            raise BenchError(f"journal {str(path)!r} is corrupt at byte {pos} (bad record magic)")
+        stop = pos + _REC_HEAD.size + length
+        if stop > end:
+            return records, pos, True
+        payload = buf[pos + _REC_HEAD.size : stop]
+        if zlib.crc32(payload) != crc:
+            if stop == end:
+                return records, pos, True
+            raise BenchError(
+                f"journal {str(path)!r} is corrupt at byte {pos}: a record fails its CRC "
+                "and more records follow"
+            )
+        try:
+            records.append(json.loads(payload))
+        except json.JSONDecodeError as exc:  # CRC passed, so this was written wrong
+            raise BenchError(f"journal {str(path)!r} record at byte {pos} unreadable: {exc}")
+        pos = stop
+    return records, pos, False
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
+def _open_npy(root: Path, rel: str, info: dict[str, Any], shape: tuple, dtype: str, mmap: bool):
+    path = root / rel
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise BenchError(f"table {str(root)!r} is damaged: column file {rel!r} is missing")
+    if size != info["bytes"]:
+        raise BenchError(
+            f"table {str(root)!r} is damaged: {rel!r} has {size} bytes, the manifest "
+            f"recorded {info['bytes']} (truncated or replaced)"
+        )
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise BenchError(f"table {str(root)!r}: cannot read {rel!r}: {exc}") from None
+    if tuple(arr.shape) != tuple(shape) or arr.dtype != np.dtype(dtype):
+        raise BenchError(
+            f"table {str(root)!r} is damaged: {rel!r} holds {arr.dtype}{tuple(arr.shape)}, "
+            f"the manifest expects {dtype}{tuple(shape)}"
+        )
+    # A plain ndarray view of the memmap: same pages, but indexing skips memmap's overhead.
+    return arr.view(np.ndarray) if mmap else arr
+
+
+def _load_group(root: Path, g: dict[str, Any], files: dict[str, Any]) -> GroupData:
+    S, R, M, E = len(g["seeds"]), g["num_rows"], len(g["metrics"]), g["epochs"]
+    f = g["files"]
+    rows = _open_npy(root, f["rows"], files[f["rows"]], (R,), "int64", mmap=False)
+    status = _open_npy(root, f["status"], files[f["status"]], (R, S), "uint8", mmap=True)
+    data = _open_npy(root, f["data"], files[f["data"]], (R, S, M, E), g["dtype"], mmap=True)
+    return GroupData(
+        dataset=g["dataset"],
+        hp=g["hp"],
+        seeds=[int(s) for s in g["seeds"]],
+        rows=rows,
+        metrics=list(g["metrics"]),
+        epochs=int(E),
+        final_only=bool(g["final_only"]),
+        status=status,
+        data=data,
+    )
+
+
+def load_table(root: str | os.PathLike[str], *, replay: bool = True) -> TableState:
+    """Open a table: manifest + memory-mapped columns + replay of the journal tail."""
+    root = Path(root)
+    for attempt in range(3):  # a concurrent compaction may swap files under us: retry
+        manifest = read_manifest(root)
+        try:
+            return _load(root, manifest, replay)
+        except BenchError:
+            if attempt == 2 or read_manifest(root).get("checksum") == manifest.get("checksum"):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _load(root: Path, manifest: dict[str, Any], replay: bool) -> TableState:
+    if manifest.get("space") != "nb201" or manifest.get("num_archs") != NUM_ARCHS:
+        raise BenchError(
+            f"table {str(root)!r} is for space {manifest.get('space')!r} with "
+            f"{manifest.get('num_archs')} archs; this nasforge reads 'nb201' ({NUM_ARCHS})"
+        )
+    files = manifest["files"]
+    groups: dict[tuple[str, str], GroupData] = {}
+    for g in manifest["groups"]:
+        gd = _load_group(root, g, files)
+        groups[gd.key] = gd
+    costs: dict[str, CostData] = {}
+    for ds, c in manifest["costs"].items():
+        values = _open_npy(
+            root, c["file"], files[c["file"]], (NUM_ARCHS, len(c["metrics"])), "float64", True
+        )
+        costs[ds] = CostData(ds, list(c["metrics"]), values)
+    errors: list[dict[str, Any]] = []
+    if manifest.get("errors"):
+        try:
+            errors = json.loads((root / manifest["errors"]).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BenchError(f"table {str(root)!r}: cannot read {manifest['errors']!r}: {exc}")
+    state = TableState(root, manifest, groups, costs, errors)
+    if replay:
+        records, valid_end, torn = read_journal(root / manifest["journal"])
+        state.journal_records, state.journal_valid_end, state.journal_torn = (
+            records,
+            valid_end,
+            torn,
+        )
+        if records:
+            apply_records(state, records)
+    return state
+
+
+# ---------------------------------------------------------------------------------------
+# Merging journal records into columns
+# ---------------------------------------------------------------------------------------
+def _empty_group(dataset: str, hp: str, epochs: int, final_only: bool) -> GroupData:
+    return GroupData(
+        dataset,
+        hp,
+        [],
+        np.zeros(0, np.int64),
+        [],
+        epochs,
+        final_only,
+        np.zeros((0, 0), np.uint8),
+        np.zeros((0, 0, 0, epochs), np.float64),
+    )
+
+
+def _merge_group(base: GroupData, recs: list[dict[str, Any]]) -> GroupData:
+    """A new in-memory group: ``base`` with the entry records applied (last one wins)."""
+    seeds = sorted(set(base.seeds) | {int(r["seed"]) for r in recs})
+    rows = np.union1d(base.rows, np.array([int(r["arch"]) for r in recs], np.int64))
+    names: set[str] = set(base.metrics)
+    for r in recs:
+        names.update(r["curves"] if not base.final_only else r["final"])
+    if not base.final_only and any(r["curves"].get("epoch_time") for r in recs):
+        names.add(TRAIN_TIME)
+    metrics = metric_order(names)
+    S, R, M, E = len(seeds), len(rows), len(metrics), base.epochs
+    dtype = base.data.dtype if base.data.size else np.dtype(np.float64)
+    data = np.full((R, S, M, E), np.nan, dtype=dtype)
+    status = np.zeros((R, S), np.uint8)
+    if len(base.rows):
+        r_idx = np.searchsorted(rows, base.rows)
+        m_idx = [metrics.index(m) for m in base.metrics]
+        for s_old, seed in enumerate(base.seeds):
+            s_new = seeds.index(seed)
+            status[r_idx, s_new] = base.status[:, s_old]
+            for m_old, m_new in enumerate(m_idx):
+                data[r_idx, s_new, m_new, :] = base.data[:, s_old, m_old, :]
+    m_pos = {m: i for i, m in enumerate(metrics)}
+    for rec in recs:
+        s = seeds.index(int(rec["seed"]))
+        r = int(np.searchsorted(rows, int(rec["arch"])))
+        status[r, s] = STATUS_CODES[rec["status"]]
+        data[r, s] = np.nan
+        if rec["status"] != "ok":
+            continue  # recorded, never served
+        if base.final_only:
+            for name, v in rec["final"].items():
+                data[r, s, m_pos[name], 0] = np.nan if v is None else v
+        else:
+            for name, values in rec["curves"].items():
+                data[r, s, m_pos[name], :] = np.asarray(
+                    [np.nan if v is None else v for v in values], dtype=np.float64
+                )
+            if "epoch_time" in rec["curves"]:
+                data[r, s, m_pos[TRAIN_TIME], :] = np.cumsum(data[r, s, m_pos["epoch_time"], :])
+    return GroupData(base.dataset, base.hp, seeds, rows, metrics, E, base.final_only, status, data)
+
+
+def record_epochs(rec: dict[str, Any]) -> tuple[int, bool]:
+    """(epochs, final_only) an entry record implies."""
+    if rec["curves"]:
+        return len(next(iter(rec["curves"].values()))), False
+    return 1, True
+
+
+def apply_records(state: TableState, records: Iterable[dict[str, Any]]) -> set:
+    """Apply journal records to ``state`` in memory; returns the touched group keys and
+    cost datasets (``("cost", dataset)``)."""
+    by_group: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    cost_recs: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec.get("t") == "entry":
+            by_group.setdefault((rec["dataset"], rec["hp"]), []).append(rec)
+            key = (rec["arch"], rec["dataset"], rec["hp"], rec["seed"])
+            state.errors = [
+                e for e in state.errors if (e["arch"], e["dataset"], e["hp"], e["seed"]) != key
+            ]
+            if rec["status"] != "ok" and rec.get("error") is not None:
+                state.errors.append(
+                    {k: rec[k] for k in ("arch", "dataset", "hp", "seed", "status", "error")}
+                )
+        elif rec.get("t") == "cost":
+            cost_recs.setdefault(rec["dataset"], []).append(rec)
+        else:
+            raise BenchError(f"journal of {str(state.root)!r} holds an unknown record {rec!r}")
+    for key, recs in by_group.items():
+        ok = [r for r in recs if r["status"] == "ok"]
+        base = state.groups.get(key)
+        if base is None:
+            epochs, final_only = record_epochs(ok[0] if ok else recs[0])
+            base = _empty_group(key[0], key[1], epochs, final_only)
+        elif ok and record_epochs(ok[0]) != (base.epochs, base.final_only):
+            if np.any(np.asarray(base.status) == STATUS_CODES["ok"]):
+                raise BenchError(
+                    f"group {key[0]}/{key[1]} has {base.epochs} epoch(s) per entry; a journal "
+                    f"entry has {record_epochs(ok[0])[0]}"
+                )
+            # Only failed entries so far: the group's shape was a guess; take the real one.
+            epochs, final_only = record_epochs(ok[0])
+            base = GroupData(
+                base.dataset,
+                base.hp,
+                list(base.seeds),
+                base.rows,
+                [],
+                epochs,
+                final_only,
+                np.asarray(base.status).copy(),
+                np.zeros((len(base.rows), len(base.seeds), 0, epochs)),
+            )
+        state.groups[key] = _merge_group(base, recs)
+    for ds, recs in cost_recs.items():
+        old = state.costs.get(ds)
+        names = set(old.metrics) if old else set()
+        for r in recs:
+            names.update(r["values"])
+        metrics = cost_order(names)
+        values = np.full((NUM_ARCHS, len(metrics)), np.nan)
+        if old is not None:
+            for k, m in enumerate(old.metrics):
+                values[:, metrics.index(m)] = old.values[:, k]
+        for r in recs:
+            for m, v in r["values"].items():
+                values[int(r["arch"]), metrics.index(m)] = np.nan if v is None else v
+        state.costs[ds] = CostData(ds, metrics, values)
+    return set(by_group) | {("cost", ds) for ds in cost_recs}
+
+
+# ---------------------------------------------------------------------------------------
+# Writing generations
+# ---------------------------------------------------------------------------------------
+class GenerationWriter:
+    """Writes the column files of one generation; :meth:`commit` publishes them."""
+
+    def __init__(self, root: Path, gen: int) -> None:
+        self.root = root
+        self.gen = gen
+        (root / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, Any] = {}
+        self.groups: list[dict[str, Any]] = []
+        self.costs: dict[str, Any] = {}
+        self._n = 0
+
+    def _save(self, suffix: str, arr: np.ndarray) -> str:
+        rel = f"{ARRAYS_DIR}/{self.gen:06d}-{suffix}.npy"
+        self.files[rel] = _save_array(self.root, rel, arr)
+        return rel
+
+    def add_group(self, g: GroupData) -> None:
+        g.check()
+        if g.data.dtype not in (np.float32, np.float64):
+            raise BenchError(f"group {g.dataset}/{g.hp}: dtype {g.data.dtype} not float32/64")
+        self._n += 1
+        stem = f"g{self._n:03d}-{_slug(g.dataset)}-{_slug(g.hp)}"
+        self.groups.append(
+            {
+                "dataset": g.dataset,
+                "hp": g.hp,
+                "seeds": [int(s) for s in g.seeds],
+                "metrics": list(g.metrics),
+                "epochs": int(g.epochs),
+                "final_only": bool(g.final_only),
+                "num_rows": len(g.rows),
+                "dtype": str(g.data.dtype),
+                "files": {
+                    "rows": self._save(f"{stem}-rows", np.asarray(g.rows, np.int64)),
+                    "status": self._save(f"{stem}-status", np.asarray(g.status, np.uint8)),
+                    "data": self._save(f"{stem}-data", g.data),
+                },
+            }
+        )
+
+    def keep_group(self, entry: dict[str, Any], files: dict[str, Any]) -> None:
+        """Reuse an unchanged group's files from the previous generation."""
+        self.groups.append(entry)
+        for rel in entry["files"].values():
+            self.files[rel] = files[rel]
+
+    def add_cost(self, c: CostData) -> None:
+        values = np.asarray(c.values, np.float64)
+        if values.shape != (NUM_ARCHS, len(c.metrics)):
+            raise BenchError(f"costs of {c.dataset}: shape {values.shape} invalid")
+        rel = self._save(f"cost-{_slug(c.dataset)}", values)
+        self.costs[c.dataset] = {"file": rel, "metrics": list(c.metrics)}
+
+    def keep_cost(self, ds: str, entry: dict[str, Any], files: dict[str, Any]) -> None:
+        self.costs[ds] = entry
+        self.files[entry["file"]] = files[entry["file"]]
+
+    def commit(
+        self, *, errors: list[dict[str, Any]], meta: dict[str, Any], space: str = "nb201"
+    ) -> dict[str, Any]:
+        """Write errors + an empty journal, fsync the directory, then replace the manifest."""
+        errors_rel = None
+        if errors:
+            errors_rel = f"errors-{self.gen:06d}.json"
+            atomic_write_bytes(self.root / errors_rel, json.dumps(errors).encode("utf-8"))
+        journal_rel = f"journal-{self.gen:06d}.log"
+        atomic_write_bytes(self.root / journal_rel, JOURNAL_MAGIC)
+        _fsync_dir(self.root / ARRAYS_DIR)
+        manifest = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "space": space,
+            "num_archs": NUM_ARCHS,
+            "generation": self.gen,
+            "groups": sorted(self.groups, key=lambda g: (g["dataset"], g["hp"])),
+            "costs": dict(sorted(self.costs.items())),
+            "files": dict(sorted(self.files.items())),
+            "errors": errors_rel,
+            "journal": journal_rel,
+            "meta": meta,
+        }
+        _write_manifest(self.root, manifest)
+        return manifest
+
+
+def collect_garbage(root: Path, manifest: dict[str, Any]) -> None:
+    """Remove our own files (arrays, journals, errors, temporaries) the manifest no longer names."""
+    keep = set(manifest["files"]) | {manifest["journal"]}
+    if manifest.get("errors"):
+        keep.add(manifest["errors"])
+    candidates = [p for p in root.iterdir() if p.is_file()]
+    arrays = root / ARRAYS_DIR
+    if arrays.is_dir():
+        candidates += [p for p in arrays.iterdir() if p.is_file()]
+    for p in candidates:
+        rel = p.relative_to(root).as_posix()
+        is_tmp = p.name.startswith(".") and ".tmp-" in p.name
+        if rel not in keep and (is_tmp or _OWN_FILE.match(rel)):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def write_table(
+    path: str | os.PathLike[str],
+    groups: Iterable[GroupData],
+    costs: Iterable[CostData] = (),
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Create a complete table in one go (importers, synthetic tables).
+
+    It is built in a temporary sibling directory and renamed into place, so ``path`` never
+    holds a partial table. ``groups`` may be a generator: each group is written and can be
+    freed before the next is produced.
+    """
+    root = Path(path)
+    if root.exists() and not overwrite:
+        raise BenchError(f"{str(root)!r} already exists; pass overwrite=True (--overwrite)")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name(f".{root.name}.building-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        gw = GenerationWriter(tmp, 1)
+        seen: set[tuple[str, str]] = set()
+        for g in groups:
+            if g.key in seen:
+                raise BenchError(f"group {g.dataset}/{g.hp} given twice")
+            seen.add(g.key)
+            gw.add_group(g)
+        for c in costs:
+            gw.add_cost(c)
+        gw.commit(errors=errors or [], meta=meta or {})
+        if root.exists():
+            _ = read_manifest(root)  # only ever replace one of our own tables
+            old = root.with_name(f".{root.name}.old-{os.getpid()}")
+            os.replace(root, old)
+            os.replace(tmp, root)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, root)
+        _fsync_dir(root.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def verify(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Full check of a table: manifest checksum, every column file's size and sha256, and
+    the journal's record CRCs. Raises :class:`BenchError` on the first problem."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    for rel, info in manifest["files"].items():
+        p = root / rel
+        if not p.is_file():
+            raise BenchError(f"table {str(root)!r}: {rel!r} is missing")
+        if p.stat().st_size != info["bytes"] or file_sha256(p) != info["sha256"]:
+            raise BenchError(f"table {str(root)!r}: {rel!r} fails its sha256 (corrupt)")
+    records, _, torn = read_journal(root / manifest["journal"])
+    load_table(root)  # headers and shapes
+    return {
+        "files": len(manifest["files"]),
+        "bytes": sum(i["bytes"] for i in manifest["files"].values()),
+        "journal_records": len(records),
+        "journal_torn_tail": torn,
+    }

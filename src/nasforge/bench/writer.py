@@ -1,0 +1,257 @@
+"""The crash-safe write path: :class:`TableWriter` appends records to a table's journal."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from nasforge.bench.schema import (
+    STATUS_CODES,
+    ResultEntry,
+    check_cost_name,
+    check_dataset,
+    check_hp,
+)
+from nasforge.bench.store import (
+    FORMAT_NAME,
+    GenerationWriter,
+    TableState,
+    apply_records,
+    collect_garbage,
+    encode_record,
+    load_table,
+    read_journal,
+    read_manifest,
+    record_epochs,
+)
+from nasforge.errors import BenchError
+from nasforge.spaces.nb201 import Arch
+
+try:  # POSIX advisory locks keep two writers off one table
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def _num(v: Any) -> float | None:
+    """A JSON-safe float: NaN/None become None (missing), never 0."""
+    if v is None:
+        return None
+    x = float(v)
+    return None if math.isnan(x) else x
+
+
+class TableWriter:
+    """Append results to a table, one complete record or nothing.
+
+    Each :meth:`append` / :meth:`set_cost` writes one CRC-checked record to the journal and
+    fsyncs it before returning, so a process killed at any moment leaves the table readable
+    with every completed record. :meth:`close` (or leaving the ``with`` block) compacts the
+    journal into the memory-mapped columns. Only one writer may hold a table at a time.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, space: str = "nb201", create: bool = True
+    ) -> None:
+        if space != "nb201":
+            raise BenchError(f"space {space!r} is not supported; expected 'nb201'")
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        if not (self.path / "manifest.json").exists():
+            if not create:
+                raise BenchError(f"benchmark table {str(self.path)!r} does not exist")
+            if self.path.exists() and any(self.path.iterdir()):
+                raise BenchError(
+                    f"{str(self.path)!r} exists and is not empty but holds no {FORMAT_NAME} "
+                    "table; refusing to write into it"
+                )
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock()
+            if not (self.path / "manifest.json").exists():  # re-check under the lock
+                GenerationWriter(self.path, 0).commit(errors=[], meta={"created_by": "writer"})
+        else:
+            read_manifest(self.path)  # refuse foreign / corrupt before locking
+            self._lock()
+        self._state: TableState = load_table(self.path)
+        collect_garbage(self.path, self._state.manifest)
+        journal = self.path / self._state.manifest["journal"]
+        if self._state.journal_torn:  # a crashed writer left half a record: drop it
+            os.truncate(journal, self._state.journal_valid_end)
+        self._fd = os.open(journal, os.O_WRONLY | os.O_APPEND)
+        self._pending = len(self._state.journal_records)
+
+    # -- locking ----------------------------------------------------------------------------
+    def _lock(self) -> None:
+        self._lock_fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+                raise BenchError(
+                    f"table {str(self.path)!r} is held by another writer (its .lock is taken)"
+                ) from None
+
+    # -- writing ----------------------------------------------------------------------------
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._fd is None:
+            raise BenchError(f"writer of {str(self.path)!r} is closed")
+        blob = encode_record(record)
+        n = os.write(self._fd, blob)
+        if n != len(blob):  # disk full etc.: the torn tail is ignored by readers
+            raise BenchError(f"short write to the journal of {str(self.path)!r} ({n}/{len(blob)})")
+        os.fsync(self._fd)
+        apply_records(self._state, [record])
+        self._pending += 1
+
+    def append(self, entry: ResultEntry) -> None:
+        """Record one training run (``status`` ok / failed / diverged)."""
+        if not isinstance(entry, ResultEntry):
+            raise BenchError(f"append() takes a ResultEntry, got {type(entry).__name__}")
+        entry.validate()
+        index = Arch.parse(entry.arch).to_index()
+        rec = {
+            "t": "entry",
+            "arch": index,
+            "dataset": entry.dataset,
+            "hp": entry.hp,
+            "seed": int(entry.seed),
+            "status": entry.status,
+            "error": entry.error,
+            "curves": {k: [_num(v) for v in vals] for k, vals in entry.curves.items()},
+            "final": {k: _num(v) for k, v in entry.final.items()},
+        }
+        g = self._state.groups.get((entry.dataset, entry.hp))
+        if entry.status == "ok" and g is not None:
+            has_ok = bool(np.any(np.asarray(g.status) == STATUS_CODES["ok"]))
+            if has_ok and record_epochs(rec) != (g.epochs, g.final_only):
+                want = "final metrics only" if g.final_only else f"{g.epochs} epochs"
+                got = record_epochs(rec)
+                raise BenchError(
+                    f"entry for {entry.dataset}/hp={entry.hp} has "
+                    f"{'final metrics only' if got[1] else f'{got[0]} epochs'}; "
+                    f"this group holds {want}"
+                )
+        self._write(rec)
+
+    def set_cost(
+        self,
+        arch: Arch | str | int,
+        dataset: str,
+        *,
+        params_m: float | None = None,
+        flops_m: float | None = None,
+        latency_s: float | None = None,
+        **extra: float | None,
+    ) -> None:
+        """Record the costs of an arch on a dataset (``None`` leaves a cost unknown)."""
+        check_dataset(dataset)
+        values = {"params_m": params_m, "flops_m": flops_m, "latency_s": latency_s, **extra}
+        values = {k: v for k, v in values.items() if v is not None}
+        for k in values:
+            check_cost_name(k)
+        if not values:
+            raise BenchError("set_cost() needs at least one of params_m, flops_m, latency_s")
+        rec = {
+            "t": "cost",
+            "arch": Arch.parse(arch).to_index(),
+            "dataset": dataset,
+            "values": {k: _num(v) for k, v in values.items()},
+        }
+        self._write(rec)
+
+    # -- reading back -----------------------------------------------------------------------
+    def status(self, arch: Arch | str | int, dataset: str, hp: str, seed: int) -> str | None:
+        """``"ok"`` / ``"failed"`` / ``"diverged"`` for a recorded run, ``None`` if absent."""
+        check_hp(hp)
+        g = self._state.groups.get((dataset, hp))
+        if g is None or int(seed) not in g.seeds:
+            return None
+        index = Arch.parse(arch).to_index()
+        r = int(np.searchsorted(g.rows, index))
+        if r >= len(g.rows) or int(g.rows[r]) != index:
+            return None
+        code = int(g.status[r, g.seeds.index(int(seed))])
+        return {v: k for k, v in STATUS_CODES.items()}.get(code)
+
+    def has(self, arch: Arch | str | int, dataset: str, hp: str, seed: int) -> bool:
+        """Whether a run (of any status) is recorded — what a resuming builder skips."""
+        return self.status(arch, dataset, hp, seed) is not None
+
+    @property
+    def pending(self) -> int:
+        """Journal records not yet compacted into columns."""
+        return self._pending
+
+    # -- compaction -------------------------------------------------------------------------
+    def compact(self) -> None:
+        """Fold the journal into new column files and start an empty journal (atomic)."""
+        if self._pending == 0:
+            return
+        old = self._state.manifest
+        touched = {(r["dataset"], r["hp"]) for r in self._all_records() if r["t"] == "entry"}
+        touched_costs = {r["dataset"] for r in self._all_records() if r["t"] == "cost"}
+        gw = GenerationWriter(self.path, int(old["generation"]) + 1)
+        old_groups = {(g["dataset"], g["hp"]): g for g in old["groups"]}
+        for key, g in sorted(self._state.groups.items()):
+            if key in touched or key not in old_groups:
+                gw.add_group(g)
+            else:
+                gw.keep_group(old_groups[key], old["files"])
+        for ds, c in sorted(self._state.costs.items()):
+            if ds in touched_costs or ds not in old["costs"]:
+                gw.add_cost(c)
+            else:
+                gw.keep_cost(ds, old["costs"][ds], old["files"])
+        new = gw.commit(errors=self._state.errors, meta=old.get("meta") or {})
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        collect_garbage(self.path, new)
+        self._state = load_table(self.path)
+        self._fd = os.open(self.path / new["journal"], os.O_WRONLY | os.O_APPEND)
+        self._pending = 0
+
+    def _all_records(self) -> list[dict[str, Any]]:
+        records, _, _ = read_journal(self.path / self._state.manifest["journal"])
+        return records
+
+    def close(self, *, compact: bool = True) -> None:
+        """Compact (by default) and release the table."""
+        try:
+            if compact and self._fd is not None:
+                self.compact()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if self._lock_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # On an exception the journal already holds every completed record; skip the
+        # (possibly long) compaction and leave it to the next writer.
+        self.close(compact=exc_type is None)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None or getattr(self, "_lock_fd", None) is not None:
+            with contextlib.suppress(Exception):
+                self.close(compact=False)

@@ -1,0 +1,274 @@
+"""``nasforge search`` and ``nasforge compare``: the NAS-Bench-201 protocol from the shell.
+
+    nasforge search --algo rea --bench TABLE --dataset cifar10-valid --budget 12000s \\
+        --runs 100 --seed 0 -o DIR
+    nasforge compare --algos random,rea,reinforce,bohb,local-search --bench TABLE \\
+        --dataset cifar10-valid --runs 100 -o DIR
+    nasforge search --algo rea --evaluator train --dataset digits --recipe nb201-12e \\
+        --budget 20evals -o DIR
+
+Black-box algorithms run through :mod:`nasforge.search.protocol`; a one-shot algorithm
+(``kind == "oneshot"``) is handed to :func:`nasforge.cli.oneshot.run_oneshot`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nasforge.errors import SearchError
+
+_EVALUATOR_HELP = "'table' (needs --bench; simulated clock) or 'train' (real training; wall clock)."
+
+
+def _parse_params(params: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; VALUE is read as JSON when it parses (numbers, booleans)."""
+    out: dict[str, Any] = {}
+    for item in params or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SearchError(f"--param {item!r} must look like KEY=VALUE, e.g. population_size=20")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _make_evaluator(
+    evaluator: str | None,
+    bench: Path | None,
+    dataset: str,
+    hp: str,
+    seed_policy: str,
+    report_hp: str | None,
+    recipe: str | None,
+    data_dir: Path | None,
+    limit: int | None,
+    channels: int,
+    cells: int,
+    device: str,
+    epochs: int | None,
+) -> Any:
+    from nasforge.evaluate import EVALUATORS
+
+    kind = evaluator or ("table" if bench is not None else "train")
+    if kind in ("table", "tabular"):
+        if bench is None:
+            raise SearchError("--evaluator table needs --bench PATH (a benchmark table)")
+        return EVALUATORS.create(
+            "tabular", bench, dataset, hp=hp, seed_policy=seed_policy, report_hp=report_hp
+        )
+    if kind == "train":
+        overrides = {"epochs": epochs} if epochs is not None else None
+        return EVALUATORS.create(
+            "train",
+            recipe or "nb201-12e",
+            dataset,
+            data_dir=data_dir,
+            limit=limit,
+            C=channels,
+            N=cells,
+            device=device,
+            recipe_overrides=overrides,
+        )
+    raise SearchError(f"--evaluator {kind!r} unknown; expected {_EVALUATOR_HELP}")
+
+
+def _resolve_budget(budget: str | None, dataset: str, ev: Any, console: Console) -> Any:
+    from nasforge.search.base import Budget
+    from nasforge.search.protocol import default_budget
+
+    if budget is not None:
+        b = Budget.parse(budget)
+        if b.kind == "seconds" and not ev.has_cost:
+            raise SearchError(
+                f"budget {budget!r} is in seconds, but the table records no training times "
+                f"for {dataset}; budgets are in evaluations here, e.g. --budget 100evals"
+            )
+        return b
+    if not ev.has_cost:
+        raise SearchError(
+            f"the table records no training times for {dataset}, so budgets are in "
+            "evaluations: pass e.g. --budget 100evals"
+        )
+    if ev.clock == "wall":
+        raise SearchError("real training needs an explicit --budget, e.g. 20evals or 1h")
+    b = default_budget(dataset)
+    console.print(f"budget: {b} simulated (default for {dataset})", highlight=False)
+    return b
+
+
+def _print_summaries(console: Console, summaries: list[dict[str, Any]]) -> None:
+    table = Table(title="search results (returned arch, mean ± std over runs)")
+    for col in ("algorithm", "runs", "budget", "evals", "search valid", "valid", "test"):
+        table.add_column(col, justify="left" if col == "algorithm" else "right")
+    for s in summaries:
+        table.add_row(
+            s["algo"],
+            str(s["runs"]),
+            s["budget"],
+            f"{s['evals_mean']:.1f}",
+            _pm(s["search_valid_mean"], s["search_valid_std"]),
+            _pm(s["report_valid_mean"], s["report_valid_std"]),
+            _pm(s["test_mean"], s["test_std"]),
+        )
+    console.print(table)
+
+
+def _pm(m: float, s: float) -> str:
+    return "n/a" if m != m else f"{m:.2f} ± {s:.2f}"
+
+
+def search(
+    algo: str = typer.Option(..., "--algo", help="Registered algorithm name."),
+    dataset: str = typer.Option("cifar10-valid", help="Dataset (as the table / loader names it)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
+    bench: Path | None = typer.Option(None, "--bench", help="Benchmark table directory."),
+    evaluator: str | None = typer.Option(None, "--evaluator", help=_EVALUATOR_HELP),
+    budget: str | None = typer.Option(
+        None,
+        help="'12000s', '30m', '1h' (simulated or wall seconds, as the evaluator's clock) or "
+        "'20evals'. Default: the per-dataset NB201/NATS budget (cifar10-valid 12000s, "
+        "cifar100 40000s, ImageNet16-120 120000s).",
+    ),
+    runs: int = typer.Option(1, help="Number of independent runs (seeds seed..seed+runs-1)."),
+    seed: int = typer.Option(0, help="Seed of the first run."),
+    hp: str = typer.Option("12", help="Table recipe the search sees (the 12-epoch proxy)."),
+    seed_policy: str = typer.Option(
+        "random", help="Which table seed answers: random (official), mean, or a seed."
+    ),
+    report_hp: str | None = typer.Option(None, help="Table recipe reported (default '200')."),
+    param: list[str] | None = typer.Option(
+        None, "--param", help="Algorithm setting KEY=VALUE (repeatable)."
+    ),
+    recipe: str | None = typer.Option(None, help="Training recipe (train evaluator / one-shot)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
+    limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
+    channels: int = typer.Option(16, "--channels", help="Network width C (train evaluator)."),
+    cells: int = typer.Option(5, "--cells", help="Cells per stage N (train evaluator)."),
+    device: str = typer.Option("cpu", help="Device for real training."),
+    epochs: int | None = typer.Option(
+        None, help="Epochs: of each trained arch (train evaluator) / of the supernet (one-shot)."
+    ),
+    train_epochs: int | None = typer.Option(
+        None, "--train-epochs", help="One-shot: epochs to retrain the derived arch."
+    ),
+    max_evals: int | None = typer.Option(None, help="Safety cap on evaluations per run."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+) -> None:
+    """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
+    summary.json and curve.png to OUT."""
+    from nasforge.search import ALGORITHMS
+    from nasforge.search.protocol import run_protocol, save_search, summarize
+
+    console = Console(quiet=quiet)
+    factory = ALGORITHMS.get(algo)
+    if getattr(factory, "kind", None) == "oneshot":
+        from nasforge.cli.oneshot import run_oneshot
+
+        run_oneshot(
+            algo,
+            dataset,
+            out,
+            epochs=epochs,
+            seed=seed,
+            bench=bench,
+            data_dir=data_dir,
+            train_epochs=train_epochs,
+            recipe=recipe,
+            limit=limit,
+            quiet=quiet,
+        )
+        return
+    ev = _make_evaluator(
+        evaluator, bench, dataset, hp, seed_policy, report_hp, recipe, data_dir, limit,
+        channels, cells, device, epochs,
+    )
+    b = _resolve_budget(budget, dataset, ev, console)
+    params = _parse_params(param)
+
+    def progress(i: int, r: Any) -> None:
+        console.print(
+            f"[{algo}] run {i + 1}/{runs}: {r.num_evals} evals, test {r.final_test:.2f}",
+            highlight=False,
+        )
+
+    results = run_protocol(
+        algo, ev, b, runs=runs, seed=seed, algo_kwargs=params, max_evals=max_evals,
+        progress=None if quiet else progress,
+    )
+    meta = {"command": "search", "evaluator": ev.describe(), "params": params}
+    paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
+    _print_summaries(console, [summarize(results)])
+    console.print(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}")
+
+
+def compare(
+    algos: str = typer.Option(
+        "random,rea,reinforce,bohb,local-search", help="Comma-separated algorithm names."
+    ),
+    dataset: str = typer.Option("cifar10-valid", help="Dataset (as the table / loader names it)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
+    bench: Path | None = typer.Option(None, "--bench", help="Benchmark table directory."),
+    evaluator: str | None = typer.Option(None, "--evaluator", help=_EVALUATOR_HELP),
+    budget: str | None = typer.Option(None, help="As for `search` (default per dataset)."),
+    runs: int = typer.Option(1, help="Independent runs per algorithm."),
+    seed: int = typer.Option(0, help="Seed of the first run (same seeds for every algorithm)."),
+    hp: str = typer.Option("12", help="Table recipe the search sees."),
+    seed_policy: str = typer.Option("random", help="random (official), mean, or a seed."),
+    report_hp: str | None = typer.Option(None, help="Table recipe reported (default '200')."),
+    recipe: str | None = typer.Option(None, help="Training recipe (train evaluator)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
+    limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
+    channels: int = typer.Option(16, "--channels", help="Network width C (train evaluator)."),
+    cells: int = typer.Option(5, "--cells", help="Cells per stage N (train evaluator)."),
+    device: str = typer.Option("cpu", help="Device for real training."),
+    epochs: int | None = typer.Option(None, help="Epochs of each trained arch (train evaluator)."),
+    max_evals: int | None = typer.Option(None, help="Safety cap on evaluations per run."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+) -> None:
+    """Run several algorithms under the same protocol and seeds; write one comparison
+    figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
+    from nasforge.search import ALGORITHMS
+    from nasforge.search.protocol import compare as run_compare
+    from nasforge.search.protocol import save_comparison, summarize
+
+    names = [a.strip() for a in algos.split(",") if a.strip()]
+    if not names:
+        raise SearchError(f"--algos {algos!r} names no algorithm")
+    for name in names:
+        kind = getattr(ALGORITHMS.get(name), "kind", None)
+        if kind != "blackbox":
+            raise SearchError(
+                f"compare runs black-box algorithms; {name!r} is {kind!r} — run it with "
+                "`nasforge search`"
+            )
+    console = Console(quiet=quiet)
+    ev = _make_evaluator(
+        evaluator, bench, dataset, hp, seed_policy, report_hp, recipe, data_dir, limit,
+        channels, cells, device, epochs,
+    )
+    b = _resolve_budget(budget, dataset, ev, console)
+
+    def progress(algo: str, i: int, r: Any) -> None:
+        if i + 1 == runs:
+            console.print(f"[{algo}] {runs} run(s) done", highlight=False)
+
+    results = run_compare(
+        names, ev, b, runs=runs, seed=seed, max_evals=max_evals, progress=progress
+    )
+    meta = {"command": "compare", "evaluator": ev.describe()}
+    paths = save_comparison(out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs")
+    _print_summaries(console, [summarize(r) for r in results.values()])
+    console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)
+    app.command("compare")(compare)

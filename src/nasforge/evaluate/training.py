@@ -1,0 +1,211 @@
+"""Evaluate an arch by really training it: :class:`TrainingEvaluator` (wall-clock costs).
+
+The fidelity is a number of epochs: an evaluation at fidelity ``f`` trains the arch from
+scratch with the recipe's schedule shortened to ``f`` epochs (``recipe.replace(epochs=f)``,
+i.e. budgets-as-epochs as in BOHB), and reads the validation / test accuracy after the last
+epoch. A ``resume_key`` keeps the training seed of that trial, but the training restarts
+from scratch (a shorter schedule is not a prefix of a longer one, so there is no checkpoint
+to continue from): the cost of every rung is its own full wall time, as in the original
+BOHB.
+
+One evaluation is the pure function :func:`train_task` of picklable arguments, so a batch of
+asked archs can be handed to an executor's ``map`` (``evaluate_batch(..., mapper=...)``);
+without one it runs in-process, one after the other.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasforge.errors import SearchError
+from nasforge.evaluate.base import Evaluator, Observation
+from nasforge.spaces.nb201 import Arch
+
+__all__ = ["TrainingEvaluator", "train_task"]
+
+
+def train_task(
+    arch: str,
+    data: Any,
+    recipe: Any,
+    fidelity: int,
+    seed: int,
+    C: int,
+    N: int,
+    device: str,
+    valid_split: str,
+    test_split: str | None,
+) -> dict[str, Any]:
+    """Train ``arch`` for ``fidelity`` epochs and return its accuracies and wall time.
+
+    Module-level and picklable so an executor can run it in a worker.
+    """
+    from nasforge.train import train_arch
+
+    t0 = time.perf_counter()
+    result = train_arch(
+        Arch.parse(arch), data, recipe.replace(epochs=fidelity, warmup_epochs=min(recipe.warmup_epochs, fidelity - 1)), seed=seed, C=C, N=N,
+        device=device, quiet=True,
+    )
+    wall = time.perf_counter() - t0
+    valid = test = math.nan
+    if result.epochs:
+        last = result.epochs[-1].eval
+        if valid_split in last:
+            valid = float(last[valid_split]["acc"])
+        if test_split is not None and test_split in last:
+            test = float(last[test_split]["acc"])
+    return {
+        "valid_acc": valid,
+        "test_acc": test,
+        "wall": wall,
+        "status": result.status,
+        "error": result.error,
+        "epochs": len(result.epochs),
+        "train_time": float(getattr(result, "total_train_time", math.nan)),
+    }
+
+
+class TrainingEvaluator(Evaluator):
+    """Train each asked arch for real with a recipe on a dataset; charge wall time.
+
+    ``recipe`` is a :class:`nasforge.train.Recipe` or a registered recipe name; ``data`` a
+    :class:`nasforge.data.DatasetSplits` or a dataset name for
+    :func:`nasforge.data.load_splits` (with ``data_dir`` and ``limit``). The search sees the
+    accuracy on the ``valid_split`` evaluation split; the ``test_split`` accuracy is kept for
+    reporting only. ``C`` / ``N`` set the network size (NB201: 16 / 5).
+    """
+
+    clock = "wall"
+
+    def __init__(
+        self,
+        recipe: Any,
+        data: Any,
+        *,
+        C: int = 16,
+        N: int = 5,
+        device: str = "cpu",
+        data_dir: str | Path | None = None,
+        limit: int | None = None,
+        valid_split: str = "valid",
+        test_split: str | None = "test",
+        recipe_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        from nasforge.data import DatasetSplits, load_splits
+        from nasforge.train import Recipe, get_recipe
+
+        if isinstance(recipe, str):
+            recipe = get_recipe(recipe, **(recipe_overrides or {}))
+        elif recipe_overrides:
+            recipe = recipe.replace(**recipe_overrides)
+        if not isinstance(recipe, Recipe):
+            raise SearchError(f"recipe {recipe!r} must be a Recipe or a registered recipe name")
+        if isinstance(data, str):
+            data = load_splits(data, data_dir, limit=limit)
+        if not isinstance(data, DatasetSplits):
+            raise SearchError(f"data {data!r} must be a DatasetSplits or a dataset name")
+        if valid_split not in data.evals:
+            raise SearchError(
+                f"dataset {data.name!r} has no {valid_split!r} split (it has "
+                f"{list(data.evals)}); a search must select on a validation split — for "
+                "CIFAR-10 use the 'cifar10-valid' setting"
+            )
+        if test_split is not None and test_split not in data.evals:
+            test_split = None
+        self.recipe = recipe
+        self.data = data
+        self.C, self.N = int(C), int(N)
+        self.device = str(device)
+        self.valid_split = valid_split
+        self.test_split = test_split
+        self._rng = np.random.default_rng(0)
+        self._trial_seed: dict[Hashable, int] = {}
+
+    @property
+    def fidelities(self) -> Sequence[int]:
+        return tuple(range(1, int(self.recipe.epochs) + 1))
+
+    @property
+    def default_fidelity(self) -> int:
+        return int(self.recipe.epochs)
+
+    def reset(self, seed: int) -> None:
+        self._rng = np.random.default_rng([int(seed), 0x7EA1])
+        self._trial_seed.clear()
+
+    def _prepare(self, arch: Arch, fidelity: int | None, resume_key: Hashable | None):
+        f = self.default_fidelity if fidelity is None else int(fidelity)
+        if not 1 <= f <= self.default_fidelity:
+            raise SearchError(
+                f"fidelity {fidelity!r} epochs out of range; the recipe {self.recipe.name!r} "
+                f"has 1..{self.default_fidelity} epochs"
+            )
+        if resume_key is not None and resume_key in self._trial_seed:
+            seed = self._trial_seed[resume_key]
+        else:
+            seed = int(self._rng.integers(2**31 - 1))
+            if resume_key is not None:
+                self._trial_seed[resume_key] = seed
+        args = (
+            arch.to_string(), self.data, self.recipe, f, seed, self.C, self.N, self.device,
+            self.valid_split, self.test_split,
+        )
+        return f, seed, args
+
+    @staticmethod
+    def _observation(arch: Arch, f: int, seed: int, out: dict[str, Any]) -> Observation:
+        status = out["status"] if out["status"] in ("ok", "diverged") else "failed"
+        return Observation(
+            arch=arch,
+            valid_acc=out["valid_acc"],
+            fidelity=f,
+            cost=float(out["wall"]),
+            test_acc=out["test_acc"],
+            status=status,
+            info={"seed": seed, "error": out.get("error"), "train_time": out.get("train_time")},
+        )
+
+    def evaluate(
+        self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
+    ) -> Observation:
+        f, seed, args = self._prepare(arch, fidelity, resume_key)
+        return self._observation(arch, f, seed, train_task(*args))
+
+    def evaluate_batch(
+        self,
+        requests: Sequence[tuple[Arch, int | None, Hashable | None]],
+        *,
+        mapper: Callable[[Callable[..., Any], Iterable[tuple]], Iterable[Any]] | None = None,
+    ) -> list[Observation]:
+        """Evaluate independent requests; ``mapper(fn, arg_tuples)`` may run them in parallel
+        (e.g. an executor's starmap) and must yield the results in input order."""
+        prepared = [self._prepare(a, f, k) for a, f, k in requests]
+        if mapper is None:
+            outs = [train_task(*args) for _, _, args in prepared]
+        else:
+            outs = list(mapper(train_task, [args for _, _, args in prepared]))
+        return [
+            self._observation(a, f, seed, out)
+            for (a, _, _), (f, seed, _), out in zip(requests, prepared, outs, strict=True)
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": "train",
+            "clock": self.clock,
+            "dataset": self.data.name,
+            "recipe": self.recipe.name,
+            "epochs": int(self.recipe.epochs),
+            "C": self.C,
+            "N": self.N,
+            "device": self.device,
+            "valid_split": self.valid_split,
+            "test_split": self.test_split,
+        }

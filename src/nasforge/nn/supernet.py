@@ -1,0 +1,231 @@
+"""The weight-sharing supernet of the NAS-Bench-201 space.
+
+Every edge of every searched cell holds all five NB201 primitives (built with
+``affine=False`` as in the official search models, ``xautodl/models/cell_searchs/``); a
+one-shot method only decides how an edge *mixes* its ops. One forward signature covers
+every method:
+
+* ``weights`` only (``E x O``): the softmax-weighted sum of all ops (DARTS, SETN's
+  "joint" mode, PC-DARTS, single-level DARTS);
+* ``index`` only (``E`` op ids): one op per edge, the single-path forward of a sampled
+  arch (ENAS, RSPS, SETN's "dynamic" mode, evaluating a derived arch);
+* ``weights`` + ``index``: GDAS' straight-through form, ``w[k] * op_k(x) + sum_{j != k} w[j]``
+  (the official ``forward_gdas``), so that the hard one-hot sample passes gradients to
+  every logit while only the sampled op is computed;
+* ``edge_weights`` (``E``), with any of the above: PC-DARTS' edge normalisation, each edge's
+  output multiplied by its (node-normalised) weight.
+
+With ``partial_k = K > 1`` (PC-DARTS) an edge's ops see only the first ``C/K`` channels; the
+other channels bypass the edge and a channel shuffle mixes the two parts (Xu et al., 2020).
+
+The macro skeleton is :class:`~nasforge.nn.nb201.NB201Network`'s (C=16, N=5 in the official
+NB201 search runs): the supernet is built by composition, swapping its cells for
+:class:`SearchCell` s, so the stem / residual blocks / classifier are the same modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nasforge.errors import ArchError
+from nasforge.nn.nb201 import InferCell, NB201Network, stage_layout
+from nasforge.nn.ops import build_op
+from nasforge.spaces.nb201 import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OPS, Arch
+
+_NONE_ID = OPS.index("none")
+#: A placeholder cell arch with no parameters (all ``none``): the skeleton is built with it and
+#: its cells are then replaced, so building it consumes no random numbers for the cells.
+_EMPTY_ARCH = Arch(("none",) * NUM_EDGES)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle (as PC-DARTS uses it): interleave ``groups`` channel groups."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class MixedEdge(nn.Module):
+    """One edge holding the five NB201 ops (in the official order :data:`OPS`)."""
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        partial_k: int = 1,
+        affine: bool = False,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        if partial_k < 1 or channels % partial_k:
+            raise ValueError(
+                f"partial_k={partial_k} must be >= 1 and divide the edge's {channels} channels"
+            )
+        self.channels, self.partial_k = channels, partial_k
+        self.op_channels = channels // partial_k
+        self.ops = nn.ModuleList(
+            build_op(name, self.op_channels, self.op_channels, 1, affine, track_running_stats)
+            for name in OPS
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        index: int | None = None,
+    ) -> torch.Tensor:
+        if self.partial_k > 1:
+            x_op, x_bypass = x[:, : self.op_channels], x[:, self.op_channels :]
+        else:
+            x_op, x_bypass = x, None
+        if index is not None:
+            y = self.ops[index](x_op)
+            if weights is not None:
+                # GDAS straight-through: the unselected weights are ~0 in value but carry the
+                # gradient to their logits (official ``forward_gdas``).
+                y = y * weights[index] + (weights.sum() - weights[index])
+        else:
+            if weights is None:
+                raise ValueError("MixedEdge needs mixing weights or an op index")
+            # The ``none`` op's output is identically zero, so its term contributes neither a
+            # value nor a gradient (d/dw of w*0 is 0): skipping it is exact and saves memory.
+            y = None
+            for k, op in enumerate(self.ops):
+                if k == _NONE_ID:
+                    continue
+                term = op(x_op) * weights[k]
+                y = term if y is None else y + term
+        if x_bypass is not None:
+            y = channel_shuffle(torch.cat([y, x_bypass], dim=1), self.partial_k)
+        return y
+
+
+class SearchCell(nn.Module):
+    """A searched NB201 cell: node i = sum over j < i of edge_{i<-j}(node j)."""
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        partial_k: int = 1,
+        affine: bool = False,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(
+            MixedEdge(
+                channels,
+                partial_k=partial_k,
+                affine=affine,
+                track_running_stats=track_running_stats,
+            )
+            for _ in EDGES
+        )
+        self.out_dim = channels
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        index: Sequence[int] | None = None,
+        edge_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        nodes = [x]
+        e = 0
+        for node in range(1, NUM_NODES):
+            total = None
+            for src in range(node):  # the order of EDGES: (1<-0), (2<-0), (2<-1), ...
+                y = self.edges[e](
+                    nodes[src],
+                    None if weights is None else weights[e],
+                    None if index is None else index[e],
+                )
+                if edge_weights is not None:
+                    y = y * edge_weights[e]
+                total = y if total is None else total + y
+                e += 1
+            nodes.append(total)
+        return nodes[-1]
+
+
+class NB201Supernet(nn.Module):
+    """The NB201 skeleton whose every cell edge holds all five ops with shared weights.
+
+    Args:
+        C, N: channels of the first stage and cells per stage (official search: 16, 5).
+        num_classes: classifier outputs.
+        partial_k: PC-DARTS partial-channel factor (1 = every channel through every op).
+        affine, track_running_stats: of the candidate ops' BatchNorms (official search
+            models: ``affine=False``; the NB201 search scripts pass ``track_running_stats 1``).
+    """
+
+    def __init__(
+        self,
+        C: int = 16,
+        N: int = 5,
+        num_classes: int = 10,
+        *,
+        partial_k: int = 1,
+        affine: bool = False,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        if partial_k < 1 or C % partial_k:
+            raise ValueError(f"partial_k={partial_k} must be >= 1 and divide C={C}")
+        skeleton = NB201Network(_EMPTY_ARCH, C=C, N=N, num_classes=num_classes)
+        self.C, self.N, self.num_classes, self.partial_k = C, N, num_classes, partial_k
+        self.stem = skeleton.stem
+        self.cells = skeleton.cells
+        for i, (channels, reduction) in enumerate(stage_layout(C, N)):
+            if not reduction:
+                assert isinstance(self.cells[i], InferCell)
+                self.cells[i] = SearchCell(
+                    channels,
+                    partial_k=partial_k,
+                    affine=affine,
+                    track_running_stats=track_running_stats,
+                )
+        self.lastact = skeleton.lastact
+        self.global_pooling = skeleton.global_pooling
+        self.classifier = skeleton.classifier
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        weights: torch.Tensor | None = None,
+        index: Sequence[int] | None = None,
+        edge_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits; see the module docstring for how ``weights`` / ``index`` mix the ops."""
+        if weights is not None and tuple(weights.shape) != (NUM_EDGES, NUM_OPS):
+            raise ValueError(
+                f"mixing weights have shape {tuple(weights.shape)}; expected "
+                f"({NUM_EDGES}, {NUM_OPS})"
+            )
+        if index is not None:
+            index = [int(i) for i in index]
+            if len(index) != NUM_EDGES or any(not 0 <= i < NUM_OPS for i in index):
+                raise ArchError(
+                    f"op index {index} invalid; expected {NUM_EDGES} ints in 0..{NUM_OPS - 1}"
+                )
+        if weights is None and index is None:
+            raise ValueError("NB201Supernet.forward needs mixing weights and/or an op index")
+        if edge_weights is not None and tuple(edge_weights.shape) != (NUM_EDGES,):
+            raise ValueError(
+                f"edge weights have shape {tuple(edge_weights.shape)}; expected ({NUM_EDGES},)"
+            )
+        feature = self.stem(x)
+        for cell in self.cells:
+            if isinstance(cell, SearchCell):
+                feature = cell(feature, weights, index, edge_weights)
+            else:
+                feature = cell(feature)
+        feature = self.global_pooling(self.lastact(feature)).flatten(1)
+        return self.classifier(feature)
+
+    def forward_arch(self, x: torch.Tensor, arch: Arch | str | int) -> torch.Tensor:
+        """Logits of the single path of ``arch`` through the shared weights."""
+        return self(x, index=Arch.parse(arch).op_ids)

@@ -1,0 +1,127 @@
+"""The embedded default executor: in-process, or a local pool of worker processes."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from nasforge.errors import NasforgeError
+from nasforge.run.base import EXECUTORS, Executor, Job, _Reply, _run_task
+
+
+def _init_worker(threads: int | None) -> None:
+    """Pool initializer: cap intra-op threads so K workers don't oversubscribe the cores."""
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:  # tasks that don't use torch still run
+            pass
+
+
+class _FutureJob(Job):
+    def __init__(self, future: cf.Future) -> None:
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def _reply(self, timeout: float | None = None) -> _Reply:
+        try:
+            return self.future.result(timeout)
+        except cf.TimeoutError:
+            raise TimeoutError(f"task not finished within {timeout} s") from None
+        except (BrokenProcessPool, cf.CancelledError) as exc:
+            # The worker process died (killed, out of memory, segfault): no traceback to ship.
+            return _Reply(None, f"{type(exc).__name__}: worker lost: {exc}", float("nan"))
+
+
+@EXECUTORS.register("local")
+class LocalExecutor(Executor):
+    """Runs tasks on this machine.
+
+    ``workers=1`` (the default) runs each task in the driver's own process when it is
+    submitted: no start-up cost, simplest to debug. ``workers=K > 1`` (or ``processes=True``)
+    uses a pool of K worker processes started with ``mp_context`` (default ``"spawn"``:
+    forking a process that already ran torch's thread pools can deadlock). Each pool worker
+    gets ``threads_per_worker`` torch threads (default: the cores divided among workers).
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        workers: int = 1,
+        *,
+        processes: bool | None = None,
+        threads_per_worker: int | None = None,
+        mp_context: str = "spawn",
+    ) -> None:
+        if not isinstance(workers, int) or workers < 1:
+            raise NasforgeError(f"local executor needs workers >= 1, got {workers!r}")
+        self._workers = workers
+        self._processes = workers > 1 if processes is None else processes
+        self._pool: cf.ProcessPoolExecutor | None = None
+        if self._processes and threads_per_worker is None:
+            threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
+        self._threads = threads_per_worker
+        self._mp_context = mp_context
+        if self._processes:
+            self._pool = self._new_pool()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=mp.get_context(self._mp_context),
+            initializer=_init_worker,
+            initargs=(self._threads,),
+        )
+
+    @property
+    def num_workers(self) -> int:
+        return self._workers
+
+    @property
+    def default_in_flight(self) -> int:
+        # In-process tasks run at submission, so a window of one is what streams each
+        # result to the driver as soon as it exists.
+        return 1 if self._pool is None else 2 * self._workers
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        if self._pool is None:
+            # In-process: run now; the driver is the worker. A KeyboardInterrupt is not an
+            # Exception, so it still stops the driver instead of becoming a failed task.
+            fut: cf.Future = cf.Future()
+            fut.set_result(_run_task(fn, args, kwargs))
+            return _FutureJob(fut)
+        try:
+            return _FutureJob(self._pool.submit(_run_task, fn, args, kwargs))
+        except BrokenProcessPool:
+            # A worker died (its in-flight jobs report "worker lost"); the pool is unusable
+            # from then on, so start a fresh one instead of failing every later task.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return _FutureJob(self._pool.submit(_run_task, fn, args, kwargs))
+
+    def wait(self, jobs: list[Job], timeout: float | None = None) -> list[Job]:
+        by_future = {j.future: j for j in jobs}  # type: ignore[attr-defined]
+        done, _ = cf.wait(by_future, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return [by_future[f] for f in done]
+
+    def cancel(self, job: Job) -> None:
+        job.future.cancel()  # type: ignore[attr-defined]
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __repr__(self) -> str:
+        mode = "processes" if self._processes else "in-process"
+        return f"LocalExecutor(workers={self._workers}, {mode})"

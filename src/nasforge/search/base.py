@@ -1,0 +1,444 @@
+"""The black-box search interface: a :class:`Searcher` speaks ask/tell, one loop drives it.
+
+A searcher never sees how an architecture is evaluated. It proposes an :class:`Ask`
+(arch, fidelity in epochs, optionally the key of a training to resume); the loop
+(:func:`run_search`) hands it to an Evaluator, charges the cost to the run's clock, and tells
+the searcher a :class:`Told` — ``(arch, valid_acc, fidelity, cost)`` and nothing else. The
+test accuracy of an observation stays in the loop, which keeps it apart for reporting only, so
+no decision of any searcher can depend on a test number (by construction, and checked by a
+test whose table orders valid and test accuracies in opposite ways).
+
+Budgets follow the NAS-Bench-201 protocol (Dong & Yang, ICLR 2020; official scripts
+``exps/algos/R_EA.py`` etc. of D-X-Y/AutoDL-Projects): the run's clock is the sum of the
+charged training times (simulated seconds from the table, or wall seconds of real training),
+and an evaluation whose cost would take the clock past the budget is discarded and ends the
+run (``if total_time_cost + time_cost > time_budget: return``). A budget may also be a
+number of evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+
+from nasforge.errors import SearchError
+from nasforge.spaces.nb201 import Arch
+
+if TYPE_CHECKING:  # evaluate/ sits below search/ in the layering: a type-only reference
+    from nasforge.evaluate.base import Evaluator, Observation
+
+__all__ = [
+    "Ask",
+    "Budget",
+    "RunResult",
+    "SearchContext",
+    "Searcher",
+    "Told",
+    "run_search",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# messages
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a searcher wants evaluated next.
+
+    ``fidelity`` is a number of training epochs (``None``: the evaluator's default, its full
+    search fidelity). ``resume_key`` names a training to continue: evaluating the same key at
+    a higher fidelity charges only the extra epochs (and keeps the same seed / weights).
+    """
+
+    arch: Arch
+    fidelity: int | None = None
+    resume_key: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    """What a searcher learns about one evaluation. Deliberately without any test accuracy.
+
+    ``valid_acc`` is in percent; a failed or diverged training is told as 0.0 (the accuracy
+    of a network that learned nothing), so every searcher can compare values plainly.
+    """
+
+    arch: Arch
+    valid_acc: float
+    fidelity: int
+    cost: float
+    resume_key: Hashable | None = None
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SearchContext:
+    """What a searcher may know about the evaluator before it starts.
+
+    ``fidelities`` are the epoch counts the evaluator can answer (empty when it answers only
+    at one, final, fidelity); ``default_fidelity`` is what ``Ask(fidelity=None)`` means.
+    """
+
+    fidelities: tuple[int, ...]
+    default_fidelity: int | None
+    seed: int
+
+    @property
+    def max_fidelity(self) -> int | None:
+        return max(self.fidelities) if self.fidelities else self.default_fidelity
+
+    @property
+    def multi_fidelity(self) -> bool:
+        return len(self.fidelities) > 1
+
+
+# ----------------------------------------------------------------------------------------
+# budget
+# ----------------------------------------------------------------------------------------
+_BUDGET_RE = re.compile(
+    r"^\s*(?P<num>\d+(?:\.\d*)?|\.\d+)(?:e(?P<exp>[+-]?\d+))?\s*(?P<unit>[a-z]*)\s*$"
+)
+_SECONDS_UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_EVAL_UNITS = {"evals", "eval", "evaluations", "e"}
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How long a run may go: ``kind`` "seconds" (simulated or wall, as the evaluator's clock
+    says) or "evals" (number of evaluator calls)."""
+
+    kind: Literal["seconds", "evals"]
+    amount: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("seconds", "evals"):
+            raise SearchError(f"budget kind {self.kind!r} unknown; expected 'seconds' or 'evals'")
+        if not (isinstance(self.amount, (int, float)) and math.isfinite(self.amount)):
+            raise SearchError(f"budget amount {self.amount!r} must be a finite number")
+        if self.amount <= 0:
+            raise SearchError(f"budget amount {self.amount!r} must be positive")
+        if self.kind == "evals" and int(self.amount) != self.amount:
+            raise SearchError(f"an evaluation budget must be a whole number, got {self.amount!r}")
+
+    @classmethod
+    def parse(cls, text: str | Budget) -> Budget:
+        """Parse ``"12000s"``, ``"30m"``, ``"1h"`` (seconds) or ``"20evals"`` (evaluations).
+
+        A bare number is an error: whether 20 means seconds or evaluations is too easy to get
+        wrong silently.
+        """
+        if isinstance(text, Budget):
+            return text
+        m = _BUDGET_RE.match(str(text).lower())
+        if not m or not m.group("unit"):
+            raise SearchError(
+                f"cannot parse budget {text!r}; expected a number with a unit: "
+                "'12000s', '30m', '1h' (seconds) or '20evals' (evaluations)"
+            )
+        value = float(m.group("num")) * (10.0 ** int(m.group("exp") or 0))
+        unit = m.group("unit")
+        if unit in _SECONDS_UNITS:
+            return cls("seconds", value * _SECONDS_UNITS[unit])
+        if unit in _EVAL_UNITS:
+            if value != int(value):
+                raise SearchError(f"budget {text!r}: a number of evaluations must be whole")
+            return cls("evals", float(int(value)))
+        raise SearchError(
+            f"unknown budget unit {unit!r} in {text!r}; expected s, m, h or evals"
+        )
+
+    def __str__(self) -> str:
+        return f"{int(self.amount)}evals" if self.kind == "evals" else f"{self.amount:g}s"
+
+
+# ----------------------------------------------------------------------------------------
+# searcher
+# ----------------------------------------------------------------------------------------
+class Searcher(ABC):
+    """Base class of black-box searchers: subclasses implement :meth:`_ask` and :meth:`_tell`.
+
+    The public :meth:`ask` / :meth:`tell` wrap them so that every searcher keeps the same
+    record of what it was told and the same default recommendation: the arch with the best
+    validation accuracy among those evaluated at the highest fidelity seen so far (the rule
+    of the official NB201 / NATS-Bench scripts, ``max(history, key=accuracy)``, which only
+    ever compare accuracies at one fidelity).
+    """
+
+    kind: ClassVar[str] = "blackbox"
+    name: ClassVar[str] = "searcher"
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.context: SearchContext | None = None
+        self.num_told = 0
+        self._best: dict[int, Told] = {}
+        self._top_fidelity = -1
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self, context: SearchContext) -> None:
+        """Called once by the loop before the first :meth:`ask`."""
+        self.context = context
+        self._start(context)
+
+    def _start(self, context: SearchContext) -> None:  # noqa: B027 - optional hook
+        """Hook: check the evaluator suits the algorithm (raise :class:`SearchError`)."""
+
+    def ask(self) -> Ask:
+        """The next arch (and fidelity) to evaluate."""
+        if self.context is None:
+            raise SearchError(f"{self.name}: call start(context) before ask()")
+        return self._ask()
+
+    def tell(self, told: Told) -> None:
+        """Report the outcome of an evaluation that :meth:`ask` proposed."""
+        self.num_told += 1
+        best = self._best.get(told.fidelity)
+        if best is None or told.valid_acc > best.valid_acc:
+            self._best[told.fidelity] = told
+        if told.fidelity > self._top_fidelity:
+            self._top_fidelity = told.fidelity
+        self._tell(told)
+
+    def recommend(self) -> Told | None:
+        """What the algorithm would return now (``None`` before any evaluation)."""
+        return self._best.get(self._top_fidelity)
+
+    @abstractmethod
+    def _ask(self) -> Ask: ...
+
+    @abstractmethod
+    def _tell(self, told: Told) -> None: ...
+
+    def config(self) -> dict[str, Any]:
+        """The algorithm's settings, for the run record."""
+        return {}
+
+
+# ----------------------------------------------------------------------------------------
+# the loop
+# ----------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """One search run: the per-evaluation history and the best-so-far trajectory.
+
+    Trajectory arrays have one entry per accepted evaluation: ``times`` (the clock after it:
+    simulated or wall seconds), ``valid`` (the search-time validation accuracy of the arch the
+    algorithm would return at that point), ``test`` (the reported test accuracy of that arch,
+    never seen by the searcher), ``report_valid`` (its reported validation accuracy) and
+    ``best_index`` (its official index).
+    """
+
+    algo: str
+    seed: int
+    budget: str
+    clock: str
+    times: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    report_valid: np.ndarray
+    best_index: np.ndarray
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    final_arch: str | None = None
+    final_valid: float = math.nan
+    final_test: float = math.nan
+    total_cost: float = 0.0
+    wall_seconds: float = 0.0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_evals(self) -> int:
+        return len(self.times)
+
+    def to_dict(self, *, with_history: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "algo": self.algo,
+            "seed": self.seed,
+            "budget": self.budget,
+            "clock": self.clock,
+            "num_evals": self.num_evals,
+            "total_cost": self.total_cost,
+            "wall_seconds": self.wall_seconds,
+            "final_arch": self.final_arch,
+            "final_valid": _json_float(self.final_valid),
+            "final_test": _json_float(self.final_test),
+            "config": self.config,
+            "trajectory": {
+                "time": [float(x) for x in self.times],
+                "valid": [_json_float(x) for x in self.valid],
+                "test": [_json_float(x) for x in self.test],
+                "report_valid": [_json_float(x) for x in self.report_valid],
+                "best_index": [int(x) for x in self.best_index],
+            },
+        }
+        if with_history:
+            out["history"] = self.history
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunResult:
+        tr = d["trajectory"]
+
+        def arr(key: str, dtype: Any = float) -> np.ndarray:
+            return np.asarray(
+                [math.nan if v is None else v for v in tr[key]], dtype=dtype
+            )
+
+        return cls(
+            algo=d["algo"],
+            seed=int(d["seed"]),
+            budget=d["budget"],
+            clock=d["clock"],
+            times=arr("time"),
+            valid=arr("valid"),
+            test=arr("test"),
+            report_valid=arr("report_valid"),
+            best_index=np.asarray(tr["best_index"], dtype=np.int64),
+            history=d.get("history", {}),
+            final_arch=d.get("final_arch"),
+            final_valid=_from_json_float(d.get("final_valid")),
+            final_test=_from_json_float(d.get("final_test")),
+            total_cost=float(d.get("total_cost", 0.0)),
+            wall_seconds=float(d.get("wall_seconds", 0.0)),
+            config=d.get("config", {}),
+        )
+
+
+def _json_float(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _from_json_float(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def run_search(
+    searcher: Searcher,
+    evaluator: Evaluator,
+    budget: Budget | str,
+    *,
+    seed: int = 0,
+    max_evals: int | None = None,
+) -> RunResult:
+    """Drive ``searcher`` against ``evaluator`` until ``budget`` is spent.
+
+    ``seed`` resets the evaluator's own randomness (which training seed a table answers
+    with) so that a run is a pure function of (searcher seed, evaluator seed). ``max_evals``
+    is a safety cap on top of a time budget (an evaluator charging zero cost would otherwise
+    loop forever).
+    """
+    budget = Budget.parse(budget)
+    clock_kind = evaluator.clock
+    if budget.kind == "seconds" and not evaluator.has_cost:
+        raise SearchError(
+            f"budget {budget} is in seconds but the evaluator records no training times "
+            f"({evaluator.describe().get('name', type(evaluator).__name__)}); "
+            "give the budget in evaluations, e.g. '100evals'"
+        )
+    evaluator.reset(seed)
+    searcher.start(
+        SearchContext(
+            fidelities=tuple(evaluator.fidelities),
+            default_fidelity=evaluator.default_fidelity,
+            seed=searcher.seed,
+        )
+    )
+    limit_evals = int(budget.amount) if budget.kind == "evals" else None
+    if max_evals is not None:
+        limit_evals = max_evals if limit_evals is None else min(limit_evals, max_evals)
+    limit_seconds = budget.amount if budget.kind == "seconds" else math.inf
+    wall = clock_kind == "wall"
+
+    times: list[float] = []
+    valid: list[float] = []
+    test: list[float] = []
+    report_valid: list[float] = []
+    best_index: list[int] = []
+    h_arch: list[int] = []
+    h_fid: list[int] = []
+    h_valid: list[float] = []
+    h_cost: list[float] = []
+    h_ok: list[bool] = []
+    # the observation behind each told: a report is made from the recommended one's
+    obs_of: dict[Told, Observation] = {}
+    last_rec: Told | None = None
+    rep_valid = rep_test = math.nan
+
+    clock = 0.0
+    t0 = time.perf_counter()
+    while limit_evals is None or len(times) < limit_evals:
+        if wall:
+            clock = time.perf_counter() - t0
+        if clock >= limit_seconds:
+            break
+        ask = searcher.ask()
+        obs = evaluator.evaluate(ask.arch, ask.fidelity, resume_key=ask.resume_key)
+        if wall:
+            new_clock = time.perf_counter() - t0
+            # NATS-Bench rule for wall clocks: an evaluation started within budget counts
+        else:
+            new_clock = clock + obs.cost
+            if new_clock > limit_seconds:
+                break  # NB201 rule: an evaluation the budget cannot pay for is discarded
+        clock = new_clock
+        ok = obs.ok
+        told = Told(
+            arch=obs.arch,
+            valid_acc=obs.valid_acc if ok else 0.0,
+            fidelity=obs.fidelity,
+            cost=obs.cost,
+            resume_key=ask.resume_key,
+            ok=ok,
+        )
+        obs_of[told] = obs
+        searcher.tell(told)
+        rec = searcher.recommend()
+        if rec is not last_rec and rec is not None:
+            rep = evaluator.report(rec.arch, obs if rec is told else obs_of[rec])
+            rep_valid, rep_test = rep.valid_acc, rep.test_acc
+            last_rec = rec
+        times.append(clock)
+        valid.append(rec.valid_acc if rec is not None else math.nan)
+        test.append(rep_test)
+        report_valid.append(rep_valid)
+        best_index.append(rec.arch.to_index() if rec is not None else -1)
+        h_arch.append(obs.arch.to_index())
+        h_fid.append(obs.fidelity)
+        h_valid.append(obs.valid_acc if ok else math.nan)
+        h_cost.append(obs.cost)
+        h_ok.append(ok)
+
+    wall_seconds = time.perf_counter() - t0
+    final = searcher.recommend()
+    return RunResult(
+        algo=searcher.name,
+        seed=searcher.seed,
+        budget=str(budget),
+        clock=clock_kind,
+        times=np.asarray(times, dtype=np.float64),
+        valid=np.asarray(valid, dtype=np.float64),
+        test=np.asarray(test, dtype=np.float64),
+        report_valid=np.asarray(report_valid, dtype=np.float64),
+        best_index=np.asarray(best_index, dtype=np.int64),
+        history={
+            "arch_index": h_arch,
+            "fidelity": h_fid,
+            "valid": [_json_float(v) for v in h_valid],
+            "cost": h_cost,
+            "ok": h_ok,
+        },
+        final_arch=final.arch.to_string() if final is not None else None,
+        final_valid=final.valid_acc if final is not None else math.nan,
+        final_test=test[-1] if test else math.nan,
+        total_cost=float(sum(h_cost)),
+        wall_seconds=wall_seconds,
+        config={"searcher": searcher.config(), "evaluator": evaluator.describe()},
+    )

@@ -1,0 +1,56 @@
+"""Regularized (aging) evolution, Real et al. AAAI 2019, as run with NAS-Bench-201.
+
+Settings of the official scripts (``exps/NATS-algos/regularized_ea.py`` and
+``exps/algos/R_EA.py`` of D-X-Y/AutoDL-Projects, run with ``--ea_population 10
+--ea_sample_size 3``): a population of 10 random archs; each cycle draws a tournament of 3
+members uniformly *with replacement* (``random.choice`` three times), mutates the best of
+them by switching one uniformly chosen edge to a different op, evaluates the child, appends
+it and removes the oldest member. The search ends on the time budget only (``ea_cycles`` is
+unused once a time budget is given). The returned arch is the best validation accuracy in
+the whole history.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from nasforge.errors import SearchError
+from nasforge.search.base import Ask, Searcher, Told
+from nasforge.search.registry import ALGORITHMS
+from nasforge.spaces.nb201 import Arch
+
+
+@ALGORITHMS.register("rea")
+class RegularizedEvolution(Searcher):
+    """Aging evolution with tournament selection and one-edge mutation."""
+
+    kind = "blackbox"
+    name = "rea"
+
+    def __init__(self, *, seed: int = 0, population_size: int = 10, sample_size: int = 3) -> None:
+        super().__init__(seed=seed)
+        if population_size < 1:
+            raise SearchError(f"rea population_size {population_size!r} must be >= 1")
+        if sample_size < 1:
+            raise SearchError(f"rea sample_size {sample_size!r} must be >= 1")
+        self.population_size = int(population_size)
+        self.sample_size = int(sample_size)
+        self.population: deque[tuple[Arch, float]] = deque()
+
+    def _ask(self) -> Ask:
+        if len(self.population) < self.population_size:
+            return Ask(Arch.sample(self.rng))
+        members = self.population
+        picks = self.rng.integers(len(members), size=self.sample_size)
+        # max() keeps the first of equal values, like the official max(sample, key=accuracy)
+        parent = max((members[int(i)] for i in picks), key=lambda m: m[1])[0]
+        return Ask(parent.mutate(self.rng))
+
+    def _tell(self, told: Told) -> None:
+        self.population.append((told.arch, told.valid_acc))
+        if len(self.population) > self.population_size:
+            self.population.popleft()  # age out the oldest, not the worst
+
+    def config(self) -> dict[str, Any]:
+        return {"population_size": self.population_size, "sample_size": self.sample_size}

@@ -1,0 +1,373 @@
+"""What every one-shot (weight-sharing) method shares: its config type and its interface.
+
+A method owns a :class:`~nasforge.nn.supernet.NB201Supernet`, the weight optimizer (SGD +
+cosine, as every NB201 search run), and its own architecture state (alphas, a controller,
+random generators). The search loop (:mod:`nasforge.search.oneshot.loop`) drives it:
+
+    setup -> for each epoch: begin_epoch -> train_step x steps -> end_epoch -> derive
+          -> finalize
+
+and checkpoints ``state_dict()`` after every epoch. Methods differ only in how an edge
+mixes its ops and how the architecture state is updated, so each is one small file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge.errors import SearchError
+from nasforge.nn.supernet import NB201Supernet
+from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, OPS, Arch
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+_SKIP_ID = OPS.index("skip_connect")
+
+
+@dataclass(frozen=True)
+class OneShotConfig:
+    """Hyper-parameters shared by the one-shot methods.
+
+    Defaults are the NAS-Bench-201 DARTS settings (xautodl
+    ``configs/nas-benchmark/algos/DARTS.config``: 50 epochs, SGD lr 0.025 nesterov momentum
+    0.9, cosine to 0.001, batch 64, weight decay 5e-4; ``scripts-search/algos/DARTS-V1.sh``:
+    C=16, N=5, track_running_stats 1, arch Adam lr 3e-4, weight decay 1e-3, betas
+    (0.5, 0.999) as in ``exps/NAS-Bench-201-algos/DARTS-V1.py``; gradient clip 5). Each
+    method's subclass overrides what its own published config changes. ``replace`` makes
+    a validated copy, which is how tiny CPU runs shrink a published config.
+
+    ``steps_per_epoch`` caps the weight steps per epoch and ``valid_batches`` the batches
+    of each per-epoch evaluation (None = the whole split, as published).
+    """
+
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 0.025
+    eta_min: float = 0.001
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 3e-4
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = 1e-3
+    C: int = 16
+    N: int = 5
+    track_running_stats: bool = True
+    eval_batch_size: int = 512
+    steps_per_epoch: int | None = None
+    valid_batches: int | None = None
+
+    def __post_init__(self) -> None:
+        positive_ints = ("epochs", "batch_size", "C", "N", "eval_batch_size")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
+        for name in ("steps_per_epoch", "valid_batches"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise SearchError(
+                    f"config field {name}={value!r} invalid; expected None or an int >= 1"
+                )
+        for name in ("lr", "eta_min", "weight_decay", "grad_clip", "arch_lr",
+                     "arch_weight_decay", "momentum"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise SearchError(f"config field {name}={value!r} invalid; expected a float >= 0")
+            if not math.isfinite(value):
+                raise SearchError(f"config field {name}={value!r} invalid; expected finite")
+        if self.eta_min > self.lr:
+            raise SearchError(f"eta_min={self.eta_min} exceeds lr={self.lr}; expected <= lr")
+        betas = tuple(self.arch_betas)
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise SearchError(f"arch_betas={self.arch_betas!r} invalid; expected two floats in [0, 1)")
+        object.__setattr__(self, "arch_betas", (float(betas[0]), float(betas[1])))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def replace(self, **overrides: Any) -> OneShotConfig:
+        """A validated copy with ``overrides`` applied; unknown fields are an error."""
+        known = self.field_names()
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise SearchError(
+                f"unknown config field(s) {unknown} for {type(self).__name__}; "
+                f"expected some of: {', '.join(known)}"
+            )
+        values = dict(overrides)
+        for name, value in list(values.items()):
+            # Accept ints for float fields (e.g. ``lr=1``) and lists for the betas tuple.
+            default = getattr(self, name)
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                values[name] = float(value)
+            if isinstance(default, tuple) and isinstance(value, list):
+                values[name] = tuple(value)
+        return dataclasses.replace(self, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def cosine_lr(config: OneShotConfig, epoch: float) -> float:
+    """The cosine schedule, evaluated at a fractional epoch (xautodl's ``CosineLR`` updated
+    every iteration with ``scheduler.update(None, step / len(loader))``)."""
+    progress = min(max(epoch / config.epochs, 0.0), 1.0)
+    return config.eta_min + 0.5 * (config.lr - config.eta_min) * (1 + math.cos(math.pi * progress))
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Per-row Shannon entropy (nats) of a row-stochastic matrix."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=-1)
+
+
+def skip_share(arch: Arch) -> float:
+    """The fraction of edges that are ``skip_connect`` (the DARTS collapse indicator)."""
+    return sum(op == "skip_connect" for op in arch.ops) / NUM_EDGES
+
+
+def top1_correct(logits: torch.Tensor, targets: torch.Tensor) -> int:
+    return int((logits.argmax(dim=1) == targets).sum())
+
+
+class SearchContext:
+    """What the loop lends a method beyond its training steps: validation batches.
+
+    ``valid_batches()`` yields the (un-augmented) validation split in a fixed order, cycling
+    forever, so "evaluate candidate i on the next batch" (the official ``get_best_arch``)
+    is reproducible; ``full_valid()`` is one pass over it (capped by ``valid_batches`` of
+    the config); ``arch_batches()`` yields augmented, shuffled validation batches (what
+    ENAS trains its controller on).
+    """
+
+    def __init__(
+        self,
+        valid_pass: Callable[[], Iterator[Batch]],
+        arch_batches: Callable[[], Iterator[Batch]],
+    ) -> None:
+        self._valid_pass = valid_pass
+        self._arch_batches = arch_batches
+
+    def valid_batches(self) -> Iterator[Batch]:
+        while True:
+            empty = True
+            for batch in self._valid_pass():
+                empty = False
+                yield batch
+            if empty:
+                raise SearchError("the validation split is empty; cannot evaluate candidates")
+
+    def full_valid(self) -> list[Batch]:
+        return list(self._valid_pass())
+
+    def arch_batches(self) -> Iterator[Batch]:
+        return self._arch_batches()
+
+
+class OneShotSearch(ABC):
+    """Base class of the one-shot methods; subclasses register in ``ALGORITHMS``.
+
+    Build with ``Method(config=None, **overrides)``: the method's published config with
+    ``overrides`` applied (validated).
+    """
+
+    kind: ClassVar[str] = "oneshot"
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[OneShotConfig]] = OneShotConfig
+    #: Whether ``train_step`` consumes a batch of the arch (valid) split every step.
+    uses_arch_batches: ClassVar[bool] = True
+    #: Whether the supernet's search-mode forward is the derived arch's single path (then
+    #: the loop does not evaluate the derived arch a second time).
+    eval_is_derived: ClassVar[bool] = False
+
+    def __init__(self, config: OneShotConfig | None = None, **overrides: Any) -> None:
+        if config is None:
+            config = self.config_class()
+        elif not isinstance(config, self.config_class):
+            raise SearchError(
+                f"{self.name} needs a {self.config_class.__name__}, got {type(config).__name__}"
+            )
+        self.config = config.replace(**overrides) if overrides else config
+        self.supernet: NB201Supernet | None = None
+        self.device = torch.device("cpu")
+
+    # -- construction -----------------------------------------------------------------------
+    def partial_k(self) -> int:
+        return 1
+
+    def setup(self, num_classes: int, seed: int, device: str | torch.device = "cpu") -> None:
+        """Build the supernet (weights initialised from ``seed``), optimizers and arch state."""
+        self.device = torch.device(device)
+        cfg = self.config
+        # Module initialisers draw from the global generator: seed it locally and put it
+        # back, so the search is a function of ``seed`` alone and leaves no trace.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.supernet = NB201Supernet(
+                cfg.C,
+                cfg.N,
+                num_classes,
+                partial_k=self.partial_k(),
+                affine=False,
+                track_running_stats=cfg.track_running_stats,
+            ).to(self.device)
+            self.generator = torch.Generator().manual_seed(seed + 1)
+            self.rng = np.random.default_rng(seed + 2)
+            self.w_optimizer = torch.optim.SGD(
+                self.supernet.parameters(),
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+                nesterov=cfg.nesterov and cfg.momentum > 0,
+            )
+            self.setup_arch()
+
+    @abstractmethod
+    def setup_arch(self) -> None:
+        """Create the architecture state (parameters, optimizer, controller)."""
+
+    def new_alphas(self, rows: int = NUM_EDGES, cols: int = NUM_OPS) -> nn.Parameter:
+        """Architecture logits initialised as in xautodl: ``1e-3 * randn(edges, ops)``."""
+        init = 1e-3 * torch.randn(rows, cols, generator=self.generator)
+        return nn.Parameter(init.to(self.device))
+
+    def arch_adam(self, params: list[nn.Parameter]) -> torch.optim.Adam:
+        cfg = self.config
+        return torch.optim.Adam(
+            params, lr=cfg.arch_lr, betas=cfg.arch_betas, weight_decay=cfg.arch_weight_decay
+        )
+
+    # -- per step / epoch -----------------------------------------------------------------------
+    def begin_epoch(self, epoch: int) -> None:
+        """Hook at the start of epoch ``epoch`` (0-based), e.g. GDAS' temperature."""
+
+    @abstractmethod
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+        """One search step; returns (summed weight-step loss, correct, batch size)."""
+
+    def end_epoch(self, epoch: int, ctx: SearchContext) -> None:
+        """Hook after the epoch's steps, e.g. ENAS' controller training."""
+
+    def weight_step(self, logits_fn: Callable[[torch.Tensor], torch.Tensor], batch: Batch
+                    ) -> tuple[float, int, int]:
+        """SGD step on the shared weights for the loss of ``logits_fn`` on ``batch``."""
+        x, y = batch
+        assert self.supernet is not None
+        self.w_optimizer.zero_grad(set_to_none=True)
+        logits = logits_fn(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.grad_clip)
+        self.w_optimizer.step()
+        n = int(y.shape[0])
+        return float(loss.detach()) * n, top1_correct(logits.detach(), y), n
+
+    # -- architecture views ---------------------------------------------------------------------
+    @abstractmethod
+    def probabilities(self) -> np.ndarray:
+        """The current per-edge op distribution, shape (6, 5), rows summing to 1."""
+
+    def derive(self, ctx: SearchContext) -> Arch:
+        """The arch the method would return now; default: per-edge argmax of the distribution."""
+        return Arch.from_op_ids(np.argmax(self.probabilities(), axis=1).tolist())
+
+    def finalize(self, ctx: SearchContext) -> Arch:
+        """The arch returned at the end of the search (default: :meth:`derive`)."""
+        return self.derive(ctx)
+
+    @torch.no_grad()
+    def eval_logits(self, x: torch.Tensor, derived: Arch) -> torch.Tensor:
+        """Logits of the supernet in the method's search mode (validation metrics)."""
+        assert self.supernet is not None
+        return self.supernet.forward_arch(x, derived)
+
+    def extra_record(self) -> dict[str, Any]:
+        """Method-specific per-epoch values (temperature, edge weights, ...)."""
+        return {}
+
+    @torch.no_grad()
+    def evaluate_arch(self, arch: Arch, batches: list[Batch]) -> float:
+        """Top-1 accuracy (percent) of ``arch``'s single path over ``batches``."""
+        assert self.supernet is not None
+        was_training = self.supernet.training
+        self.supernet.eval()
+        correct = total = 0
+        for x, y in batches:
+            correct += top1_correct(self.supernet.forward_arch(x, arch), y)
+            total += int(y.shape[0])
+        self.supernet.train(was_training)
+        return 100.0 * correct / max(total, 1)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        assert self.supernet is not None
+        return {
+            "supernet": self.supernet.state_dict(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": self.rng.bit_generator.state,
+            "arch": self.arch_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        assert self.supernet is not None
+        self.supernet.load_state_dict(state["supernet"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = state["rng"]
+        self.load_arch_state(state["arch"])
+
+    @abstractmethod
+    def arch_state(self) -> dict[str, Any]:
+        """The architecture state to checkpoint."""
+
+    @abstractmethod
+    def load_arch_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`arch_state`."""
+
+
+class AlphaSearch(OneShotSearch):
+    """Shared parts of the methods whose architecture state is one logit matrix ``alpha``
+    trained by Adam (DARTS, GDAS, SETN, PC-DARTS, single-level DARTS)."""
+
+    def setup_arch(self) -> None:
+        self.alphas = self.new_alphas()
+        self.a_optimizer = self.arch_adam([self.alphas])
+
+    def probabilities(self) -> np.ndarray:
+        return torch.softmax(self.alphas.detach(), dim=-1).cpu().double().numpy()
+
+    def mix_weights(self, detach: bool = False) -> torch.Tensor:
+        alphas = self.alphas.detach() if detach else self.alphas
+        return torch.softmax(alphas, dim=-1)
+
+    def arch_step(self, logits_fn: Callable[[torch.Tensor], torch.Tensor], batch: Batch) -> float:
+        """Adam step on ``alpha`` for the loss of ``logits_fn`` on ``batch`` (first order)."""
+        x, y = batch
+        loss = nn.functional.cross_entropy(logits_fn(x), y)
+        # Gradients w.r.t. alpha only: the weight gradients of this loss are never used.
+        (self.alphas.grad,) = torch.autograd.grad(loss, [self.alphas])
+        self.a_optimizer.step()
+        return float(loss.detach())
+
+    def arch_state(self) -> dict[str, Any]:
+        return {"alphas": self.alphas.detach().clone(), "a_optimizer": self.a_optimizer.state_dict()}
+
+    def load_arch_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.alphas.copy_(state["alphas"])
+        self.a_optimizer.load_state_dict(state["a_optimizer"])

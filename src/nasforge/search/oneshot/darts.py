@@ -1,0 +1,184 @@
+"""DARTS (Liu et al., ICLR 2019) on the NB201 space: first order (V1) and second order (V2).
+
+Every edge outputs the softmax(alpha)-weighted sum of its ops. V1 alternates an SGD step on
+the weights (train half) with an Adam step on alpha (valid half), in that order
+(``exps/NAS-Bench-201-algos/DARTS-V1.py``). V2 first updates alpha with the gradient of the
+validation loss *after* a virtual SGD step of the weights,
+
+    grad_alpha L_val(w', alpha) - lr * (d^2 L_train / d alpha d w) . grad_w' L_val(w', alpha),
+    w' = w - lr * (momentum * buf + grad_w L_train(w, alpha) + wd * w),
+
+the Hessian-vector product being the central finite difference of DARTS eq. 8, then steps
+the weights (``exps/NAS-Bench-201-algos/DARTS-V2.py``). Hyper-parameters:
+``configs/nas-benchmark/algos/DARTS.config`` + ``scripts-search/algos/DARTS-V1.sh`` (the
+defaults of :class:`~nasforge.search.oneshot.base.OneShotConfig`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig
+from nasforge.search.registry import ALGORITHMS
+
+
+def _flat_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors]).norm()
+
+
+def finite_difference_hvp(
+    loss_fn: Callable[[], torch.Tensor],
+    weights: Sequence[torch.Tensor],
+    alphas: Sequence[torch.Tensor],
+    vector: Sequence[torch.Tensor],
+    r: float = 1e-2,
+) -> list[torch.Tensor]:
+    """``(d^2 L / d alpha d w) . v`` by the central difference of DARTS eq. 8.
+
+    ``[grad_alpha L(w + eps v) - grad_alpha L(w - eps v)] / (2 eps)`` with
+    ``eps = r / ||v||`` (r = 0.01 in DARTS and xautodl). ``loss_fn`` evaluates the loss at
+    the current values of ``weights``, which are perturbed in place and restored exactly.
+    """
+    norm = float(_flat_norm(vector))
+    if norm == 0.0:
+        return [torch.zeros_like(a) for a in alphas]
+    eps = r / norm
+    backup = [w.detach().clone() for w in weights]
+    try:
+        with torch.no_grad():
+            for w, v in zip(weights, vector, strict=True):
+                w.add_(v, alpha=eps)
+        grads_pos = torch.autograd.grad(loss_fn(), list(alphas))
+        with torch.no_grad():
+            for w, b, v in zip(weights, backup, vector, strict=True):
+                w.copy_(b).sub_(v, alpha=eps)
+        grads_neg = torch.autograd.grad(loss_fn(), list(alphas))
+    finally:
+        with torch.no_grad():
+            for w, b in zip(weights, backup, strict=True):
+                w.copy_(b)
+    return [(gp - gn) / (2 * eps) for gp, gn in zip(grads_pos, grads_neg, strict=True)]
+
+
+def unrolled_arch_gradients(
+    weights: Sequence[torch.Tensor],
+    alphas: Sequence[torch.Tensor],
+    train_loss_fn: Callable[[], torch.Tensor],
+    valid_loss_fn: Callable[[], torch.Tensor],
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    momentum_buffers: Sequence[torch.Tensor | None] | None = None,
+    r: float = 1e-2,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """DARTS' second-order architecture gradient and the validation loss at ``w'``.
+
+    The virtual step follows xautodl's ``backward_step_unrolled``: the SGD update with the
+    current momentum buffers (``momentum * buf``) and weight decay, ignoring Nesterov. The
+    weights are restored exactly afterwards.
+    """
+    weights = list(weights)
+    alphas = list(alphas)
+    grads = torch.autograd.grad(train_loss_fn(), weights, allow_unused=True)
+    buffers = momentum_buffers or [None] * len(weights)
+    backup = [w.detach().clone() for w in weights]
+    try:
+        with torch.no_grad():
+            for w, g, buf in zip(weights, grads, buffers, strict=True):
+                step = w.detach() * weight_decay
+                if g is not None:
+                    step = step + g
+                if buf is not None and momentum:
+                    step = step + momentum * buf
+                w.sub_(step, alpha=lr)
+        valid_loss = valid_loss_fn()
+        all_grads = torch.autograd.grad(valid_loss, alphas + weights, allow_unused=True)
+    finally:
+        with torch.no_grad():
+            for w, b in zip(weights, backup, strict=True):
+                w.copy_(b)
+    d_alpha = [
+        torch.zeros_like(a) if g is None else g
+        for a, g in zip(alphas, all_grads[: len(alphas)], strict=True)
+    ]
+    d_weights = [
+        torch.zeros_like(w) if g is None else g
+        for w, g in zip(weights, all_grads[len(alphas) :], strict=True)
+    ]
+    implicit = finite_difference_hvp(train_loss_fn, weights, alphas, d_weights, r)
+    return [da - lr * h for da, h in zip(d_alpha, implicit, strict=True)], valid_loss.detach()
+
+
+@ALGORITHMS.register("darts-v1")
+class DartsV1(AlphaSearch):
+    """First-order DARTS: weight step (train half) then alpha step (valid half)."""
+
+    name = "darts-v1"
+
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+        assert self.supernet is not None and arch is not None
+        net = self.supernet
+        stats = self.weight_step(lambda x: net(x, weights=self.mix_weights(detach=True)), base)
+        self.arch_step(lambda x: net(x, weights=self.mix_weights()), arch)
+        return stats
+
+    @torch.no_grad()
+    def eval_logits(self, x: torch.Tensor, derived: object) -> torch.Tensor:
+        assert self.supernet is not None
+        return self.supernet(x, weights=self.mix_weights(detach=True))
+
+
+@dataclass(frozen=True)
+class DartsV2Config(OneShotConfig):
+    """DARTS' settings plus ``unroll_r``, the finite-difference radius (r = 0.01)."""
+
+    unroll_r: float = 1e-2
+
+
+@ALGORITHMS.register("darts-v2")
+class DartsV2(DartsV1):
+    """Second-order DARTS: unrolled alpha step (valid half) then weight step (train half)."""
+
+    name = "darts-v2"
+    config_class = DartsV2Config
+
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+        assert self.supernet is not None and arch is not None
+        net = self.supernet
+        (xb, yb), (xa, ya) = base, arch
+        weights = list(net.parameters())
+        group = self.w_optimizer.param_groups[0]
+        buffers = [self.w_optimizer.state.get(w, {}).get("momentum_buffer") for w in weights]
+        # The extra forwards of the virtual step and of the finite difference must not move
+        # the BatchNorm running statistics (xautodl runs the virtual step on a deep copy).
+        running = {k: v.clone() for k, v in net.named_buffers()}
+
+        def train_loss() -> torch.Tensor:
+            return nn.functional.cross_entropy(net(xb, weights=self.mix_weights()), yb)
+
+        def valid_loss() -> torch.Tensor:
+            return nn.functional.cross_entropy(net(xa, weights=self.mix_weights()), ya)
+
+        self.a_optimizer.zero_grad(set_to_none=True)
+        (grad,), _ = unrolled_arch_gradients(
+            weights,
+            [self.alphas],
+            train_loss,
+            valid_loss,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            momentum_buffers=buffers,
+            r=self.config.unroll_r,  # type: ignore[attr-defined]
+        )
+        with torch.no_grad():
+            for name, buf in net.named_buffers():
+                buf.copy_(running[name])
+        self.alphas.grad = grad
+        self.a_optimizer.step()
+        return self.weight_step(lambda x: net(x, weights=self.mix_weights(detach=True)), base)

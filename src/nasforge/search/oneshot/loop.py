@@ -1,0 +1,449 @@
+"""The one search loop every one-shot method runs in.
+
+Data: bi-level methods train the weights on the ``train`` split and the architecture on the
+``valid`` split (``cifar10-valid``: the two official halves of CIFAR-10's training set; the
+embedded ``digits`` / ``synthetic``: their train / valid splits). A setting without a
+``valid`` split (``cifar10``, trained on all 50k) is halved deterministically from the seed,
+as the official search scripts halve CIFAR-10's training set.
+
+Every epoch records the supernet's train / valid loss and accuracy, the derived arch, each
+edge's distribution and its entropy, the share of ``skip_connect`` in the derived arch (the
+collapse indicator), the one-shot valid accuracy of the derived arch and, given a
+:class:`~nasforge.bench.Benchmark`, the table's accuracy of the derived arch. The records go
+to ``search.json`` (rewritten atomically after each epoch) and a plot to ``search.png``;
+an atomic per-epoch checkpoint (``checkpoint.pt``) lets a killed run resume where it
+stopped, with the same result as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge.data import DatasetSplits, DeviceLoader, Split
+from nasforge.errors import BenchError, SearchError
+from nasforge.search.oneshot.base import (
+    Batch,
+    OneShotSearch,
+    SearchContext,
+    cosine_lr,
+    entropy,
+    skip_share,
+)
+from nasforge.spaces.nb201 import EDGES, OPS, Arch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+RESULT_NAME = "search.json"
+PLOT_NAME = "search.png"
+#: Stride between the loader "epochs" of consecutive search epochs: the arch loader cycles
+#: through the valid split several times per epoch, each cycle with its own permutation.
+_CYCLE_STRIDE = 100_000
+
+Callback = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class SearchResult:
+    """Outcome of one one-shot search."""
+
+    algo: str
+    dataset: str
+    seed: int
+    arch: Arch
+    config: dict[str, Any]
+    epochs: list[dict[str, Any]]
+    search_time: float
+    final_valid_acc: float
+    table: dict[str, Any] | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "algo": self.algo,
+                "dataset": self.dataset,
+                "seed": self.seed,
+                "arch": self.arch.to_string(),
+                "arch_index": self.arch.to_index(),
+                "skip_share": skip_share(self.arch),
+                "final_valid_acc": self.final_valid_acc,
+                "search_time": self.search_time,
+                "table": self.table,
+                "config": self.config,
+                "epochs": self.epochs,
+                "paths": self.paths,
+            }
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf become None (JSON has neither); numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file in the same directory, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def search_splits(data: DatasetSplits, seed: int) -> tuple[Split, Split]:
+    """(weights split, architecture split) of a dataset setting (see the module docstring)."""
+    if "valid" in data.evals:
+        return data.train, data.evals["valid"]
+    n = len(data.train)
+    if n < 2:
+        raise SearchError(f"{data.name}: {n} training sample(s) cannot be split in two halves")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    half = n // 2
+    return (
+        data.train.subset(perm[:half].sort().values, "train"),
+        data.train.subset(perm[half:].sort().values, "valid"),
+    )
+
+
+def resolve_table(bench: Any, dataset: str, hp: str | None = None) -> tuple[str, str]:
+    """The (dataset, hp) of ``bench`` to look derived archs up in.
+
+    The search dataset if the table has it, else ``cifar10-valid`` (the NB201 search
+    setting), else the table's first dataset; hp ``200`` (NB201's reported figures) if
+    present, else the table's last hp.
+    """
+    datasets = list(bench.datasets)
+    if not datasets:
+        raise BenchError("the benchmark table holds no dataset")
+    if dataset in datasets:
+        ds = dataset
+    elif "cifar10-valid" in datasets:
+        ds = "cifar10-valid"
+    else:
+        ds = datasets[0]
+    hps = list(bench.hps(ds))
+    if hp is not None:
+        if hp not in hps:
+            raise BenchError(f"the table has no hp {hp!r} for {ds}; expected one of {hps}")
+        return ds, hp
+    return ds, ("200" if "200" in hps else hps[-1])
+
+
+def table_lookup(bench: Any, arch: Arch, dataset: str, hp: str) -> dict[str, Any]:
+    """The table's final valid/test accuracy of ``arch`` (None where the table lacks it)."""
+    try:
+        rec = bench.query(arch, dataset, hp=hp)
+    except BenchError as exc:
+        return {"dataset": dataset, "hp": hp, "valid_acc": None, "test_acc": None,
+                "missing": str(exc)}
+    return {
+        "dataset": dataset,
+        "hp": hp,
+        "valid_acc": rec.final.get("valid_acc", float("nan")),
+        "test_acc": rec.final.get("test_acc", float("nan")),
+    }
+
+
+def _cycle(loader: DeviceLoader, epoch: int, offset: int = 0) -> Iterator[Batch]:
+    """Endless batches of ``loader``; cycle c of search epoch e uses loader epoch
+    ``e * stride + offset + c``, so each search epoch's stream is fixed by (seed, e)."""
+    cycle = 0
+    while True:
+        loader.set_epoch(epoch * _CYCLE_STRIDE + offset + cycle)
+        yield from loader
+        cycle += 1
+
+
+@torch.no_grad()
+def _evaluate(
+    batches: list[Batch], logits_fn: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[float, float]:
+    loss_sum, correct, total = 0.0, 0, 0
+    for x, y in batches:
+        logits = logits_fn(x)
+        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        total += int(y.shape[0])
+    total = max(total, 1)
+    return loss_sum / total, 100.0 * correct / total
+
+
+def run_search(
+    method: OneShotSearch,
+    data: DatasetSplits,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    bench: Any = None,
+    bench_dataset: str | None = None,
+    bench_hp: str | None = None,
+    resume: bool = True,
+    plot: bool = True,
+    callback: Callback | None = None,
+) -> SearchResult:
+    """Run ``method`` on ``data``; write ``search.json`` / ``search.png`` into ``out_dir``.
+
+    With ``resume`` (default) an existing checkpoint of the same algorithm, config, seed and
+    dataset is continued; a checkpoint of a different run is an error (choose another
+    ``out_dir`` or pass ``resume=False`` to start over).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = method.config
+    emit = callback or (lambda event, info: None)
+    device = torch.device(device)
+    weights_split, arch_split = search_splits(data, seed)
+    method.setup(data.num_classes, seed, device)
+    assert method.supernet is not None
+    table_key = None
+    if bench is not None:
+        if bench_dataset is not None and bench_dataset not in bench.datasets:
+            raise BenchError(
+                f"the table has no dataset {bench_dataset!r}; expected one of {bench.datasets}"
+            )
+        table_key = resolve_table(bench, bench_dataset or data.name, bench_hp)
+
+    identity = {
+        "algo": method.name,
+        "dataset": data.name,
+        "seed": int(seed),
+        "config": cfg.to_dict(),
+        "splits": {"train": len(weights_split), "valid": len(arch_split)},
+    }
+    records: list[dict[str, Any]] = []
+    start_epoch, elapsed = 0, 0.0
+    ckpt_path = out / CHECKPOINT_NAME
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt.get("identity") != identity:
+            raise SearchError(
+                f"{ckpt_path} belongs to another run ({ckpt.get('identity')}); expected "
+                f"{identity}. Use another output directory or resume=False."
+            )
+        method.load_state_dict(ckpt["state"])
+        records = list(ckpt["records"])
+        start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])
+
+    bs = cfg.batch_size
+    train_loader = DeviceLoader(
+        weights_split, data, bs, train=True, seed=seed, device=device,
+        drop_last=len(weights_split) >= bs,
+    )
+    arch_loader = DeviceLoader(
+        arch_split, data, bs, train=True, seed=seed + 1, device=device,
+        drop_last=len(arch_split) >= bs,
+    )
+    eval_loader = DeviceLoader(arch_split, data, cfg.eval_batch_size, train=False, device=device)
+
+    def valid_pass() -> Iterator[Batch]:
+        for i, batch in enumerate(eval_loader):
+            if cfg.valid_batches is not None and i >= cfg.valid_batches:
+                return
+            yield batch
+
+    steps = len(train_loader)
+    if cfg.steps_per_epoch is not None:
+        steps = min(steps, cfg.steps_per_epoch)
+    emit("start", {"epochs": cfg.epochs, "start_epoch": start_epoch, "steps": steps,
+                   "algo": method.name})
+    net = method.supernet
+    t_last = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        ctx = SearchContext(valid_pass, lambda e=epoch: _cycle(arch_loader, e, _CYCLE_STRIDE // 2))
+        method.begin_epoch(epoch)
+        net.train()
+        arch_iter = _cycle(arch_loader, epoch) if method.uses_arch_batches else None
+        train_loader.set_epoch(epoch)
+        loss_sum, correct, seen = 0.0, 0, 0
+        lr = cosine_lr(cfg, epoch)
+        for step, base in enumerate(train_loader):
+            if step >= steps:
+                break
+            lr = cosine_lr(cfg, epoch + step / steps)
+            for group in method.w_optimizer.param_groups:
+                group["lr"] = lr
+            arch_batch = next(arch_iter) if arch_iter is not None else None
+            batch_loss, batch_correct, n = method.train_step(base, arch_batch, epoch)
+            if not math.isfinite(batch_loss):
+                raise SearchError(
+                    f"{method.name}: the training loss diverged at epoch {epoch + 1}, "
+                    f"step {step + 1} (loss {batch_loss / max(n, 1)}); lower lr={cfg.lr}?"
+                )
+            loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + n
+            emit("step", {"epoch": epoch, "step": step, "loss": batch_loss / max(n, 1)})
+        method.end_epoch(epoch, ctx)
+        derived = method.derive(ctx)
+        net.eval()
+        valid = list(valid_pass())
+        valid_loss, valid_acc = _evaluate(valid, lambda x, d=derived: method.eval_logits(x, d))
+        if method.eval_is_derived:
+            derived_acc = valid_acc
+        else:
+            derived_acc = method.evaluate_arch(derived, valid)
+        net.train()
+        probs = method.probabilities()
+        now = time.perf_counter()
+        elapsed += now - t_last
+        t_last = now
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_acc": 100.0 * correct / max(seen, 1),
+            "valid_loss": valid_loss,
+            "valid_acc": valid_acc,
+            "arch": derived.to_string(),
+            "arch_index": derived.to_index(),
+            "derived_valid_acc": derived_acc,
+            "skip_share": skip_share(derived),
+            "entropy": entropy(probs).tolist(),
+            "probs": probs.tolist(),
+            "elapsed": elapsed,
+            **method.extra_record(),
+        }
+        if table_key is not None:
+            tab = table_lookup(bench, derived, *table_key)
+            record["table"] = tab
+            record["table_acc"] = tab["test_acc"]
+        records.append(_jsonable(record))
+        _atomic_torch_save(
+            {"identity": identity, "epoch": epoch + 1, "elapsed": elapsed,
+             "state": method.state_dict(), "records": records},
+            ckpt_path,
+        )
+        _atomic_write(out / RESULT_NAME, json.dumps(
+            {**identity, "status": "running", "epochs": records}, indent=2).encode())
+        emit("epoch", records[-1])
+        t_last = time.perf_counter()
+
+    # The final choice: the candidate batches come from the epoch after the last one.
+    final_ctx = SearchContext(
+        valid_pass, lambda: _cycle(arch_loader, cfg.epochs, _CYCLE_STRIDE // 2)
+    )
+    emit("finalize", {})
+    t0 = time.perf_counter()
+    net.eval()
+    final = method.finalize(final_ctx)
+    final_acc = method.evaluate_arch(final, list(valid_pass()))
+    elapsed += time.perf_counter() - t0
+    table = table_lookup(bench, final, *table_key) if table_key is not None else None
+    paths = {"json": str(out / RESULT_NAME), "checkpoint": str(ckpt_path)}
+    if plot:
+        paths["png"] = str(out / PLOT_NAME)
+    result = SearchResult(
+        algo=method.name,
+        dataset=data.name,
+        seed=int(seed),
+        arch=final,
+        config=cfg.to_dict(),
+        epochs=records,
+        search_time=elapsed,
+        final_valid_acc=final_acc,
+        table=table,
+        paths=paths,
+    )
+    payload = {**identity, "status": "done", **result.to_dict()}
+    _atomic_write(out / RESULT_NAME, json.dumps(payload, indent=2).encode())
+    if plot:
+        plot_search(records, out / PLOT_NAME, title=f"{method.name} on {data.name}")
+    return result
+
+
+def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
+    """Per-edge op probabilities per epoch (6 panels) + derived-arch accuracy per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    epochs = [r["epoch"] for r in records]
+    probs = np.asarray([r["probs"] for r in records], dtype=np.float64)  # (T, 6, 5)
+    fig = plt.figure(figsize=(13, 9))
+    grid = fig.add_gridspec(3, 3)
+    for e, (dst, src) in enumerate(EDGES):
+        ax = fig.add_subplot(grid[e // 3, e % 3])
+        for k, op in enumerate(OPS):
+            if len(records):
+                ax.plot(epochs, probs[:, e, k], label=op, marker="." if len(epochs) < 30 else None)
+        ax.set_title(f"edge {dst}<-{src}")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("probability")
+        if e == 0:
+            ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[2, :2])
+    if records:
+        ax.plot(epochs, [r["derived_valid_acc"] for r in records], marker=".",
+                label="derived arch, one-shot valid acc")
+        ax.plot(epochs, [r["valid_acc"] for r in records], marker=".", linestyle="--",
+                label="supernet valid acc")
+        table_accs = [r.get("table_acc") for r in records]
+        if any(a is not None for a in table_accs):
+            ax.plot(epochs, [np.nan if a is None else a for a in table_accs], marker="o",
+                    label="derived arch, table test acc")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.set_title("derived architecture accuracy")
+    ax = fig.add_subplot(grid[2, 2])
+    if records:
+        ax.plot(epochs, [r["skip_share"] for r in records], marker=".", label="skip share")
+        ax.plot(epochs, [float(np.mean(r["entropy"])) / math.log(len(OPS)) for r in records],
+                marker=".", label="mean entropy / log 5")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=8)
+    ax.set_title("collapse indicators")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=90)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,354 @@
+"""The NAS-Bench-201 evaluation protocol: N independent runs per algorithm, summaries, plots.
+
+Each run is :func:`nasforge.search.base.run_search` with its own seed (``seed + i`` for run
+``i``, used by the searcher and, decorrelated, by the evaluator's choice of training seeds).
+The reported figure of a run is the test accuracy of the arch the algorithm returns; the
+summary gives its mean ± std over runs, like Table 5 of NAS-Bench-201 (Dong & Yang, ICLR
+2020), and the curve is the mean best-so-far test accuracy vs the run's clock, with a 95%
+confidence band of the mean.
+
+Default budgets (simulated seconds of the 12-epoch proxy training, per dataset) are explicit
+in :data:`DEFAULT_BUDGETS`: 12,000 s for CIFAR-10 as in the NAS-Bench-201 scripts
+(``scripts-search/algos/*.sh``: ``--time_budget 12000``), and the NATS-Bench settings for
+the others (``exps/NATS-algos/run-all.sh``: 40,000 s for CIFAR-100 and 120,000 s for
+ImageNet16-120; NATS-Bench itself used 20,000 s for CIFAR-10).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nasforge.errors import SearchError
+from nasforge.search.base import Budget, RunResult, Searcher, run_search
+from nasforge.search.registry import ALGORITHMS
+
+if TYPE_CHECKING:
+    from nasforge.evaluate.base import Evaluator
+
+__all__ = [
+    "DEFAULT_BUDGETS",
+    "build_searcher",
+    "compare",
+    "curve_on_grid",
+    "default_budget",
+    "plot_curves",
+    "run_protocol",
+    "save_comparison",
+    "save_search",
+    "summarize",
+]
+
+#: Default search budget per dataset, in simulated seconds (see the module docstring).
+DEFAULT_BUDGETS: dict[str, str] = {
+    "cifar10-valid": "12000s",  # NAS-Bench-201 scripts
+    "cifar10": "12000s",  # NAS-Bench-201 scripts (NATS-Bench: 20000s)
+    "cifar100": "40000s",  # NATS-Bench run-all.sh
+    "ImageNet16-120": "120000s",  # NATS-Bench run-all.sh
+}
+
+
+def default_budget(dataset: str, *, has_time: bool = True) -> Budget:
+    """The documented default budget for ``dataset``.
+
+    A table without training times cannot charge seconds, so there is no default then, and
+    neither for datasets outside NAS-Bench-201: the caller must give one.
+    """
+    if not has_time:
+        raise SearchError(
+            f"the table records no training times for {dataset!r}, so budgets are in "
+            "evaluations: pass e.g. --budget 100evals"
+        )
+    if dataset not in DEFAULT_BUDGETS:
+        raise SearchError(
+            f"no default budget for dataset {dataset!r} (defaults exist for "
+            f"{sorted(DEFAULT_BUDGETS)}); pass --budget, e.g. '12000s' or '20evals'"
+        )
+    return Budget.parse(DEFAULT_BUDGETS[dataset])
+
+
+def build_searcher(algo: str, seed: int, **kwargs: Any) -> Searcher:
+    """A fresh black-box searcher of the registered algorithm ``algo``."""
+    factory = ALGORITHMS.get(algo)
+    if getattr(factory, "kind", None) != "blackbox":
+        raise SearchError(
+            f"algorithm {algo!r} is {getattr(factory, 'kind', 'unknown')!r}, not a black-box "
+            "searcher; it does not speak ask/tell to an evaluator"
+        )
+    return factory(seed=seed, **kwargs)
+
+
+def run_protocol(
+    algo: str,
+    evaluator: Evaluator,
+    budget: Budget | str,
+    *,
+    runs: int = 1,
+    seed: int = 0,
+    algo_kwargs: dict[str, Any] | None = None,
+    max_evals: int | None = None,
+    progress: Callable[[int, RunResult], None] | None = None,
+) -> list[RunResult]:
+    """``runs`` independent runs of ``algo`` (run ``i`` seeded ``seed + i``)."""
+    if runs < 1:
+        raise SearchError(f"runs {runs!r} must be >= 1")
+    budget = Budget.parse(budget)
+    out = []
+    for i in range(runs):
+        searcher = build_searcher(algo, seed + i, **(algo_kwargs or {}))
+        result = run_search(searcher, evaluator, budget, seed=seed + i, max_evals=max_evals)
+        result.algo = algo
+        out.append(result)
+        if progress is not None:
+            progress(i, result)
+    return out
+
+
+def compare(
+    algos: Sequence[str],
+    evaluator: Evaluator,
+    budget: Budget | str,
+    *,
+    runs: int = 1,
+    seed: int = 0,
+    max_evals: int | None = None,
+    progress: Callable[[str, int, RunResult], None] | None = None,
+) -> dict[str, list[RunResult]]:
+    """The protocol for each algorithm in turn, with the same seeds for each."""
+    results: dict[str, list[RunResult]] = {}
+    for algo in algos:
+        cb = None if progress is None else (lambda i, r, a=algo: progress(a, i, r))
+        results[algo] = run_protocol(
+            algo, evaluator, budget, runs=runs, seed=seed, max_evals=max_evals, progress=cb
+        )
+    return results
+
+
+# ----------------------------------------------------------------------------------------
+# summaries
+# ----------------------------------------------------------------------------------------
+def _mean_std(values: Iterable[float]) -> tuple[float, float, int]:
+    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    if arr.size == 0:
+        return math.nan, math.nan, 0
+    return float(arr.mean()), float(arr.std()), int(arr.size)
+
+
+def summarize(runs: Sequence[RunResult]) -> dict[str, Any]:
+    """Mean ± std over runs of the returned arch's test (and valid) accuracy, and costs.
+
+    ``std`` is the population standard deviation, as NAS-Bench-201 reports it
+    (``np.std``).
+    """
+    if not runs:
+        raise SearchError("cannot summarize zero runs")
+    test_m, test_s, n_ok = _mean_std(r.final_test for r in runs)
+    valid_m, valid_s, _ = _mean_std(r.final_valid for r in runs)
+    rvalid_m, rvalid_s, _ = _mean_std(
+        float(r.report_valid[-1]) if r.num_evals else math.nan for r in runs
+    )
+    evals = np.asarray([r.num_evals for r in runs], dtype=np.float64)
+    return {
+        "algo": runs[0].algo,
+        "runs": len(runs),
+        "runs_with_result": n_ok,
+        "budget": runs[0].budget,
+        "clock": runs[0].clock,
+        "test_mean": test_m,
+        "test_std": test_s,
+        "test": _pm(test_m, test_s),
+        "report_valid_mean": rvalid_m,
+        "report_valid_std": rvalid_s,
+        "search_valid_mean": valid_m,
+        "search_valid_std": valid_s,
+        "evals_mean": float(evals.mean()),
+        "evals_min": int(evals.min()),
+        "evals_max": int(evals.max()),
+        "cost_mean": float(np.mean([r.total_cost for r in runs])),
+        "wall_seconds_total": float(sum(r.wall_seconds for r in runs)),
+    }
+
+
+def _pm(mean: float, std: float) -> str:
+    return "n/a" if not math.isfinite(mean) else f"{mean:.2f} ± {std:.2f}"
+
+
+def curve_on_grid(
+    runs: Sequence[RunResult], grid: np.ndarray, *, metric: str = "test", x: str = "time"
+) -> np.ndarray:
+    """Best-so-far ``metric`` of each run (rows) at each grid point (columns).
+
+    ``x`` is "time" (the run's clock) or "evals" (number of evaluations). Before a run's
+    first evaluation the value is NaN.
+    """
+    out = np.full((len(runs), len(grid)), np.nan)
+    for i, r in enumerate(runs):
+        if r.num_evals == 0:
+            continue
+        xs = r.times if x == "time" else np.arange(1, r.num_evals + 1, dtype=np.float64)
+        ys = getattr(r, metric)
+        pos = np.searchsorted(xs, grid, side="right") - 1
+        has = pos >= 0
+        out[i, has] = ys[pos[has]]
+    return out
+
+
+def _x_axis(runs: Sequence[RunResult]) -> tuple[str, str]:
+    if runs and runs[0].budget.endswith("evals"):
+        return "evals", "number of evaluations"
+    clock = runs[0].clock if runs else "simulated"
+    return "time", f"{clock} time (seconds)"
+
+
+def plot_curves(
+    results: dict[str, Sequence[RunResult]],
+    path: str | Path,
+    *,
+    title: str = "",
+    metric: str = "test",
+    points: int = 200,
+) -> Path:
+    """Mean best-so-far ``metric`` vs the clock, one line per algorithm, 95% CI band.
+
+    Written atomically as a PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    all_runs = [r for rs in results.values() for r in rs]
+    x_kind, x_label = _x_axis(all_runs)
+    if x_kind == "time":
+        x_max = max((float(r.times[-1]) for r in all_runs if r.num_evals), default=1.0)
+    else:
+        x_max = float(max((r.num_evals for r in all_runs), default=1))
+    grid = np.linspace(0.0, max(x_max, 1e-9), points)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for algo, runs in results.items():
+        ys = curve_on_grid(runs, grid, metric=metric, x=x_kind)
+        finite = np.isfinite(ys)
+        n = finite.sum(axis=0)
+        mean = np.where(n > 0, np.where(finite, ys, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+        # sample std of the runs -> standard error of the mean -> 95% normal band
+        sq = np.where(finite, (ys - mean) ** 2, 0.0).sum(axis=0)
+        half = 1.96 * np.sqrt(sq / np.maximum(n - 1, 1)) / np.sqrt(np.maximum(n, 1))
+        line = ax.plot(grid, mean, label=f"{algo} (n={len(runs)})")[0]
+        ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(f"best-so-far {metric} accuracy (%)")
+    ax.set_title(title or f"mean best-so-far {metric} accuracy, 95% CI")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp.name, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------
+# writing results
+# ----------------------------------------------------------------------------------------
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf become null (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _clean(obj.item())
+    return obj
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _atomic_write_text(path, json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n")
+
+
+def save_search(
+    out_dir: str | Path,
+    runs: Sequence[RunResult],
+    *,
+    meta: dict[str, Any] | None = None,
+    title: str = "",
+) -> dict[str, Path]:
+    """Write ``trajectories.jsonl`` (one run per line), ``summary.json`` and ``curve.png``."""
+    out = Path(out_dir)
+    lines = [json.dumps(_clean(r.to_dict()), allow_nan=False) for r in runs]
+    traj = out / "trajectories.jsonl"
+    _atomic_write_text(traj, "\n".join(lines) + "\n")
+    summary = {**summarize(runs), **({"meta": meta} if meta else {})}
+    summ = out / "summary.json"
+    _write_json(summ, summary)
+    algo = runs[0].algo
+    png = plot_curves({algo: runs}, out / "curve.png", title=title or f"{algo}")
+    return {"trajectories": traj, "summary": summ, "plot": png}
+
+
+def load_runs(path: str | Path) -> list[RunResult]:
+    """Read a ``trajectories.jsonl`` written by :func:`save_search`."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [RunResult.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
+def comparison_markdown(summaries: Sequence[dict[str, Any]]) -> str:
+    """The NAS-Bench-201-style table: one row per algorithm."""
+    rows = [
+        "| algorithm | runs | budget | evaluations (mean) | search valid (%) | "
+        "reported valid (%) | test (%) |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for s in summaries:
+        rows.append(
+            f"| {s['algo']} | {s['runs']} | {s['budget']} | {s['evals_mean']:.1f} | "
+            f"{_pm(s['search_valid_mean'], s['search_valid_std'])} | "
+            f"{_pm(s['report_valid_mean'], s['report_valid_std'])} | "
+            f"{_pm(s['test_mean'], s['test_std'])} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def save_comparison(
+    out_dir: str | Path,
+    results: dict[str, Sequence[RunResult]],
+    *,
+    meta: dict[str, Any] | None = None,
+    title: str = "",
+) -> dict[str, Path]:
+    """Per algorithm a :func:`save_search` sub-directory, plus ``comparison.json``,
+    ``comparison.md`` and ``comparison.png`` (all algorithms in one figure)."""
+    out = Path(out_dir)
+    summaries = []
+    for algo, runs in results.items():
+        save_search(out / algo, runs, meta=meta)
+        summaries.append(summarize(runs))
+    js = out / "comparison.json"
+    _write_json(js, {"summaries": summaries, **({"meta": meta} if meta else {})})
+    md = out / "comparison.md"
+    _atomic_write_text(md, comparison_markdown(summaries))
+    png = plot_curves(results, out / "comparison.png", title=title)
+    return {"json": js, "markdown": md, "plot": png}

@@ -1,0 +1,453 @@
+"""The width-search protocol behind ``nasforge width``: search, retrain, compare.
+
+* :func:`run_search` -- train a supernet (cafenet or fixed sharing) on a dataset's training
+  split, search the best width configuration within a FLOPs budget on its validation split,
+  and write ``search.json``, ``search_front.png`` (supernet accuracy vs FLOPs of every
+  evaluated configuration and of uniform width scaling) and ``supernet.pt`` to a directory.
+* :func:`run_retrain` -- retrain the searched configuration from scratch with a recipe
+  (``nasforge.train.Trainer``) and write ``retrain.json``.
+* :func:`run_compare` -- cafenet, fixed sharing and uniform scaling at the same budgets,
+  every winner retrained with the same recipe and seed; ``compare.json`` + ``compare.png``.
+
+Every file is written atomically. Search decisions only ever read the validation split;
+the test split is reported after retraining.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasforge.bench.store import atomic_write_bytes
+from nasforge.data import DatasetSplits, load_splits
+from nasforge.errors import SearchError
+from nasforge.nn.backbones import build_from_spec
+from nasforge.search.width.algorithms import (
+    SEARCH_BY_SHARING,
+    UniformWidth,
+    WidthSearch,
+    WidthSearchResult,
+)
+from nasforge.search.width.evolution import EvolutionSettings
+from nasforge.search.width.supernet import SupernetSettings
+from nasforge.spaces.width import BinMode, WidthSpace, make_space
+from nasforge.train import Recipe, Trainer, TrainResult
+
+SEARCH_FILE = "search.json"
+RETRAIN_FILE = "retrain.json"
+COMPARE_FILE = "compare.json"
+FORMAT = "nasforge-width-1"
+#: Uniform ratios whose supernet accuracy draws the uniform-scaling front in the plots.
+FRONT_RATIOS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def _clean(obj: Any) -> Any:
+    # JSON has no NaN: non-finite floats become null; numpy scalars become Python ones.
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n").encode())
+    return path
+
+
+def read_json(path: Path, kind: str) -> dict[str, Any]:
+    """Read a JSON file this protocol wrote, checking its format and kind."""
+    if not path.is_file():
+        raise SearchError(f"{path} does not exist; expected a {kind} record written by nasforge")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SearchError(f"{path} is not valid JSON ({exc})") from None
+    if data.get("format") != FORMAT or data.get("kind") != kind:
+        raise SearchError(
+            f"{path} is not a {kind} record (format {data.get('format')!r}, kind "
+            f"{data.get('kind')!r}; expected {FORMAT!r}, {kind!r})"
+        )
+    return data
+
+
+def load_data(
+    dataset: str, *, seed: int = 0, limit: int | None = None, root: str | Path | None = None
+) -> DatasetSplits:
+    """The dataset (embedded ``digits`` / ``synthetic...`` need no files)."""
+    return load_splits(dataset, root, seed=seed, limit=limit)
+
+
+def space_for(
+    backbone: str,
+    data: DatasetSplits,
+    *,
+    bins: BinMode = "flops",
+    levels: int = 10,
+    min_ratio: float = 0.1,
+) -> WidthSpace:
+    """The width space of ``backbone`` at the dataset's resolution and class count."""
+    return make_space(
+        backbone,
+        num_classes=data.num_classes,
+        resolution=data.resolution,
+        bins=bins,
+        levels=levels,
+        min_ratio=min_ratio,
+    )
+
+
+def retrain_widths(
+    space: WidthSpace,
+    widths: Sequence[int],
+    data: DatasetSplits,
+    recipe: Recipe,
+    *,
+    seed: int,
+    device: str | torch.device = "cpu",
+    quiet: bool = True,
+) -> TrainResult:
+    """Train the standalone network of ``widths`` from scratch (init seeded by ``seed``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_from_spec(space.spec, list(widths))
+    return Trainer(recipe, device=device, quiet=quiet).fit(model, data, seed=seed)
+
+
+def uniform_front(search: WidthSearch, ratios: Sequence[float] = FRONT_RATIOS) -> list[dict]:
+    """Supernet accuracy of uniform width scaling at ``ratios`` (same supernet, same scorer)."""
+    out = []
+    for r in ratios:
+        w = search.space.uniform(r)
+        out.append(
+            {
+                "ratio": float(r),
+                "widths": list(w),
+                "flops_m": float(search.space.flops(w)),
+                "supernet_acc": search.score(w),
+            }
+        )
+    return out
+
+
+def _save_png(fig: Any, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def plot_search_front(record: dict[str, Any], path: Path) -> Path:
+    """Supernet accuracy vs FLOPs: evaluated configurations, the winner, uniform scaling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = record["result"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    ev = res["evaluated"]
+    ax.scatter([e["flops_m"] for e in ev], [e["score"] for e in ev], s=12, alpha=0.5,
+               label=f"searched widths ({res['algorithm']})")  # fmt: skip
+    uni = record["uniform_front"]
+    ax.plot([u["flops_m"] for u in uni], [u["supernet_acc"] for u in uni], "o-", color="C1",
+            label="uniform width scaling")  # fmt: skip
+    ax.scatter([res["flops_m"]], [res["supernet_acc"]], marker="*", s=160, color="C3",
+               zorder=5, label="best within budget")  # fmt: skip
+    ax.axvline(res["budget_mflops"], color="gray", ls="--", lw=1, label="FLOPs budget")
+    ax.set_xlabel("MFLOPs")
+    ax.set_ylabel("supernet validation accuracy (%)")
+    ax.set_title(f"{res['backbone']} on {record['dataset']}: accuracy vs FLOPs")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    try:
+        return _save_png(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def _make_search(
+    sharing: str,
+    space: WidthSpace,
+    recipe: Recipe,
+    *,
+    seed: int,
+    supernet: SupernetSettings,
+    evolution: EvolutionSettings,
+    r_bins: float,
+    device: str | torch.device,
+) -> WidthSearch:
+    if sharing not in SEARCH_BY_SHARING:
+        raise SearchError(
+            f"unknown sharing {sharing!r}; expected one of: {', '.join(SEARCH_BY_SHARING)}"
+        )
+    return SEARCH_BY_SHARING[sharing](
+        space,
+        recipe=recipe,
+        seed=seed,
+        supernet=supernet,
+        evolution=evolution,
+        r_bins=r_bins,
+        device=device,
+    )
+
+
+def run_search(
+    *,
+    backbone: str,
+    dataset: str,
+    budget: str,
+    sharing: str,
+    out_dir: str | Path,
+    recipe: Recipe,
+    seed: int = 0,
+    supernet: SupernetSettings | None = None,
+    evolution: EvolutionSettings | None = None,
+    r_bins: float = 1.0,
+    bins: BinMode = "flops",
+    levels: int = 10,
+    min_ratio: float = 0.1,
+    limit: int | None = None,
+    data_root: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train a supernet, search within ``budget``; write the record to ``out_dir``."""
+    out = Path(out_dir)
+    data = load_data(dataset, seed=seed, limit=limit, root=data_root)
+    space = space_for(backbone, data, bins=bins, levels=levels, min_ratio=min_ratio)
+    mflops = space.parse_budget(budget)
+    search = _make_search(
+        sharing,
+        space,
+        recipe,
+        seed=seed,
+        supernet=supernet or SupernetSettings(),
+        evolution=evolution or EvolutionSettings(),
+        r_bins=r_bins,
+        device=device,
+    )
+    log = search.fit(data, on_epoch=on_epoch)
+    result = search.search(mflops)
+    uni = UniformWidth(space).search(mflops)
+    uni.supernet_acc = search.score(tuple(uni.widths))
+    record = {
+        "format": FORMAT,
+        "kind": "width-search",
+        "backbone": backbone,
+        "dataset": dataset,
+        "data_seed": seed,
+        "limit": limit,
+        "budget": str(budget),
+        "sharing": sharing,
+        "space": space.describe(),
+        "settings": search.settings(),
+        "supernet_log": log.to_dict(),
+        "result": result.to_dict(),
+        "uniform": uni.to_dict(),
+        "uniform_front": uniform_front(search),
+    }
+    write_json(out / SEARCH_FILE, record)
+    plot_search_front(record, out / "search_front.png")
+    assert search.supernet is not None
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "state_dict": search.supernet.net.state_dict()}, buf)
+    atomic_write_bytes(out / "supernet.pt", buf.getvalue())
+    return record
+
+
+def run_retrain(
+    out_dir: str | Path,
+    recipe: Recipe,
+    *,
+    seed: int | None = None,
+    with_uniform: bool = False,
+    data_root: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Retrain the configuration in ``out_dir/search.json``; write ``retrain.json``."""
+    out = Path(out_dir)
+    rec = read_json(out / SEARCH_FILE, "width-search")
+    sp = rec["space"]
+    seed = int(rec["data_seed"]) if seed is None else int(seed)
+    data = load_data(rec["dataset"], seed=int(rec["data_seed"]), limit=rec["limit"], root=data_root)
+    space = space_for(
+        rec["backbone"], data, bins=sp["bins"], levels=sp["levels"], min_ratio=sp["min_ratio"]
+    )
+    runs = {"searched": rec["result"]}
+    if with_uniform:
+        runs["uniform"] = rec["uniform"]
+    entries = {}
+    for key, res in runs.items():
+        tr = retrain_widths(space, res["widths"], data, recipe, seed=seed, device=device,
+                            quiet=quiet)  # fmt: skip
+        entries[key] = _retrain_entry(res, tr)
+    record = {
+        "format": FORMAT,
+        "kind": "width-retrain",
+        "backbone": rec["backbone"],
+        "dataset": rec["dataset"],
+        "budget_mflops": rec["result"]["budget_mflops"],
+        "recipe": recipe.to_dict(),
+        "seed": seed,
+        "runs": entries,
+    }
+    write_json(out / RETRAIN_FILE, record)
+    return record
+
+
+def _retrain_entry(res: dict[str, Any], tr: TrainResult) -> dict[str, Any]:
+    last = tr.epochs[-1].eval if tr.epochs else {}
+    return {
+        "algorithm": res["algorithm"],
+        "widths": res["widths"],
+        "flops_m": res["flops_m"],
+        "params_m": res["params_m"],
+        "supernet_acc": res.get("supernet_acc"),
+        "status": tr.status,
+        "valid_acc": last.get("valid", {}).get("acc"),
+        "test_acc": last.get("test", {}).get("acc"),
+        "train": tr.to_dict(),
+    }
+
+
+def plot_compare(record: dict[str, Any], path: Path) -> Path:
+    """Retrained test accuracy vs FLOPs of each method across budgets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for i, (method, rows) in enumerate(record["methods"].items()):
+        pts = sorted((r["flops_m"], r["test_acc"]) for r in rows if r["test_acc"] is not None)
+        if pts:
+            ax.plot(*zip(*pts), "o-", color=f"C{i}", label=method)
+    ax.set_xlabel("MFLOPs")
+    ax.set_ylabel("retrained test accuracy (%)")
+    ax.set_title(f"{record['backbone']} on {record['dataset']}: searched vs uniform widths")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    try:
+        return _save_png(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def run_compare(
+    *,
+    backbone: str,
+    dataset: str,
+    budgets: Sequence[str],
+    out_dir: str | Path,
+    supernet_recipe: Recipe,
+    retrain_recipe: Recipe,
+    seed: int = 0,
+    supernet: SupernetSettings | None = None,
+    evolution: EvolutionSettings | None = None,
+    r_bins: float = 1.0,
+    bins: BinMode = "flops",
+    levels: int = 10,
+    min_ratio: float = 0.1,
+    limit: int | None = None,
+    data_root: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """CafeNet, fixed sharing and uniform scaling at the same budgets, all retrained alike.
+
+    Each supernet is trained once and searched at every budget; every winner (and the
+    uniform configuration of each budget) is retrained with ``retrain_recipe`` and ``seed``.
+    """
+    say = progress or (lambda _msg: None)
+    out = Path(out_dir)
+    data = load_data(dataset, seed=seed, limit=limit, root=data_root)
+    space = space_for(backbone, data, bins=bins, levels=levels, min_ratio=min_ratio)
+    mflops = [space.parse_budget(b) for b in budgets]
+    if not mflops:
+        raise SearchError("compare needs at least one FLOPs budget")
+    found: dict[str, list[WidthSearchResult]] = {}
+    logs: dict[str, Any] = {}
+    for sharing in ("cafenet", "fixed"):
+        search = _make_search(
+            sharing,
+            space,
+            supernet_recipe,
+            seed=seed,
+            supernet=supernet or SupernetSettings(),
+            evolution=evolution or EvolutionSettings(),
+            r_bins=r_bins,
+            device=device,
+        )
+        say(f"training the {search.name} supernet")
+        logs[search.name] = search.fit(data).to_dict()
+        found[search.name] = []
+        for b in mflops:
+            say(f"{search.name}: searching within {b:.3f} MFLOPs")
+            found[search.name].append(search.search(b))
+    found["uniform-width"] = [UniformWidth(space).search(b) for b in mflops]
+    methods: dict[str, list[dict[str, Any]]] = {}
+    for method, results in found.items():
+        methods[method] = []
+        for res in results:
+            say(f"retraining {method} at {res.budget_mflops:.3f} MFLOPs")
+            tr = retrain_widths(space, res.widths, data, retrain_recipe, seed=seed, device=device)
+            entry = _retrain_entry(res.to_dict(), tr)
+            entry["budget_mflops"] = res.budget_mflops
+            entry["evaluated"] = len(res.evaluated)
+            del entry["train"]["epochs"][:-1]  # keep the final epoch only
+            methods[method].append(entry)
+    record = {
+        "format": FORMAT,
+        "kind": "width-compare",
+        "backbone": backbone,
+        "dataset": dataset,
+        "seed": seed,
+        "limit": limit,
+        "budgets": list(budgets),
+        "budgets_mflops": mflops,
+        "space": space.describe(),
+        "supernet_recipe": supernet_recipe.to_dict(),
+        "retrain_recipe": retrain_recipe.to_dict(),
+        "supernet_logs": logs,
+        "methods": methods,
+    }
+    write_json(out / COMPARE_FILE, record)
+    plot_compare(record, out / "compare.png")
+    return record
+
+
+__all__ = [
+    "COMPARE_FILE",
+    "FRONT_RATIOS",
+    "RETRAIN_FILE",
+    "SEARCH_FILE",
+    "load_data",
+    "plot_compare",
+    "plot_search_front",
+    "read_json",
+    "retrain_widths",
+    "run_compare",
+    "run_retrain",
+    "run_search",
+    "space_for",
+    "uniform_front",
+    "write_json",
+]

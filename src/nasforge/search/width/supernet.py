@@ -1,0 +1,292 @@
+"""Training a slimmable supernet (sandwich rule, min-min) and scoring widths with it.
+
+Training (``train_supernet``) follows the sandwich rule of slimmable networks (Yu & Huang,
+"Universally Slimmable Networks", ICCV 2019): every step runs the largest and the smallest
+width plus ``num_random`` random ones on the same batch, accumulates their gradients and
+takes one optimiser step. With CafeNet sharing each sampled width is first resolved to the
+candidate placement of its free channels with the lowest loss on that batch (min-min,
+Su et al., ICLR 2021), and only that sub-network is updated.
+
+Scoring (``SupernetScorer``) resolves a width to its best placement the same way (lowest
+training loss on fixed selection batches), recalibrates the BN statistics of that one
+sub-network on training batches, and measures its accuracy on the validation split.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nasforge.data import DatasetSplits, DeviceLoader
+from nasforge.errors import SearchError
+from nasforge.nn.slimmable import (
+    FixedSharing,
+    LocallyFreeSharing,
+    Placement,
+    SlimmableNetwork,
+    recalibrate_bn,
+    select_placement,
+)
+from nasforge.spaces.width import WidthSpace
+from nasforge.train import Recipe, evaluate
+
+Sharing = FixedSharing | LocallyFreeSharing
+
+
+@dataclass(frozen=True)
+class SupernetSettings:
+    """How a supernet is trained, beyond the optimiser recipe.
+
+    ``num_random``: random widths per step besides the largest and smallest (sandwich rule;
+    Yu & Huang use 2). ``num_placements``: candidate placements per width for min-min
+    (ignored by fixed sharing, which has one).
+    """
+
+    num_random: int = 2
+    num_placements: int = 3
+
+    def __post_init__(self) -> None:
+        if self.num_random < 0:
+            raise SearchError(f"num_random must be >= 0, got {self.num_random}")
+        if self.num_placements < 1:
+            raise SearchError(f"num_placements must be >= 1, got {self.num_placements}")
+
+
+@dataclass
+class SupernetLog:
+    """Per-epoch record of supernet training (JSON-ready via ``to_dict``)."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    free_wins: int = 0
+    selections: int = 0
+    train_time: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "free_wins": self.free_wins,
+            "selections": self.selections,
+            "free_win_rate": self.free_wins / self.selections if self.selections else None,
+            "train_time": self.train_time,
+        }
+
+
+def _channels_last(device: str | torch.device, flag: bool | None) -> bool:
+    return True if flag is None else bool(flag)
+
+
+def sandwich_widths(
+    space: WidthSpace, rng: np.random.Generator, num_random: int
+) -> list[tuple[int, ...]]:
+    """Largest, smallest and ``num_random`` uniformly random widths."""
+    rand = [tuple(int(v) for v in w) for w in space.sample(rng, num_random)] if num_random else []
+    return [space.largest(), space.smallest(), *rand]
+
+
+def train_supernet(
+    supernet: SlimmableNetwork,
+    sharing: Sharing,
+    data: DatasetSplits,
+    recipe: Recipe,
+    *,
+    seed: int,
+    settings: SupernetSettings | None = None,
+    device: str | torch.device = "cpu",
+    channels_last: bool | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> SupernetLog:
+    """Train ``supernet`` in place on ``data.train`` with the optimiser of ``recipe``.
+
+    ``recipe`` is a ``nasforge.train.Recipe``: its optimiser, learning-rate schedule
+    (``Recipe.lr_at``, per step), epochs, batch size and gradient clipping. Randomness: the loader's own generator
+    and a numpy Generator seeded by ``seed`` for the widths and placements. ``channels_last``
+    (default on, as in ``nasforge.train.Trainer``: oneDNN's NHWC convolutions are faster on
+    CPU, and cuDNN's on recent GPUs) only changes the memory layout.
+    """
+    settings = settings or SupernetSettings()
+    space = sharing.space
+    rng = np.random.default_rng([int(seed), 1])
+    supernet.to(device).train()
+    channels_last = _channels_last(device, channels_last)
+    if channels_last:
+        supernet.to(memory_format=torch.channels_last)
+    loader = DeviceLoader(
+        data.train,
+        data,
+        int(recipe.batch_size),
+        train=True,
+        seed=seed,
+        device=device,
+        channels_last=channels_last,
+    )
+    opt = recipe.build_optimizer(supernet.parameters())
+    steps = len(loader)
+    log = SupernetLog()
+    t0 = time.perf_counter()
+    for epoch in range(int(recipe.epochs)):
+        loader.set_epoch(epoch)
+        sums = {"loss_largest": 0.0, "loss_smallest": 0.0, "acc_largest": 0.0, "acc_smallest": 0.0}
+        n = 0
+        lr = recipe.lr_at(epoch, 0, steps)
+        for step, (x, y) in enumerate(loader):
+            for group in opt.param_groups:
+                group["lr"] = recipe.lr_at(epoch, step, steps)
+            opt.zero_grad(set_to_none=True)
+            for j, w in enumerate(sandwich_widths(space, rng, settings.num_random)):
+                cands = sharing.placements(w, rng, settings.num_placements)
+                # Min-min: every candidate's loss on this batch (kept in the graph, so the
+                # winner needs no second forward pass); only the lowest one is back-propagated.
+                outs = [supernet(x, p) for p in cands]
+                losses = [F.cross_entropy(o, y) for o in outs]
+                best = int(np.argmin([float(v.detach()) for v in losses]))
+                if len(cands) > 1:
+                    log.selections += 1
+                    log.free_wins += int(not cands[best].is_prefix)
+                logits, loss = outs[best], losses[best]
+                loss.backward()
+                if j < 2:
+                    key = "largest" if j == 0 else "smallest"
+                    sums[f"loss_{key}"] += float(loss.detach()) * len(y)
+                    sums[f"acc_{key}"] += float((logits.argmax(1) == y).sum()) * 100.0
+                del outs, losses
+            if recipe.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(supernet.parameters(), recipe.grad_clip)
+            opt.step()
+            n += len(y)
+        rec = {"epoch": epoch, "lr": lr, **{k: v / max(n, 1) for k, v in sums.items()}}
+        rec["time"] = time.perf_counter() - t0
+        log.epochs.append(rec)
+        if on_epoch is not None:
+            on_epoch(rec)
+    log.train_time = time.perf_counter() - t0
+    supernet.eval()
+    return log
+
+
+def _batches(
+    data: DatasetSplits,
+    split: str,
+    batch_size: int,
+    limit: int | None,
+    device: Any,
+    channels_last: bool,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    loader = DeviceLoader(
+        data.split(split), data, batch_size, train=False, device=device,
+        channels_last=channels_last,
+    )
+    out = []
+    for i, b in enumerate(loader):
+        if limit is not None and i >= limit:
+            break
+        out.append(b)
+    return out
+
+
+@dataclass(frozen=True)
+class Score:
+    """A width configuration's supernet score: validation accuracy (%) and loss."""
+
+    widths: tuple[int, ...]
+    acc: float
+    loss: float
+    placement: Placement
+    candidate_losses: tuple[float, ...]
+
+
+class SupernetScorer:
+    """Validation accuracy of width configurations under a trained supernet.
+
+    Per configuration: up to ``num_placements`` candidate placements (seeded by the widths,
+    so a configuration always gets the same candidates), the one with the lowest training
+    loss on the selection batches (train-mode BN, as in training) is kept; its standalone
+    copy gets BN statistics recomputed on ``calib_batches`` training batches, then its
+    accuracy on ``split`` is the score. Scores are cached per configuration.
+    """
+
+    def __init__(
+        self,
+        supernet: SlimmableNetwork,
+        sharing: Sharing,
+        data: DatasetSplits,
+        *,
+        split: str = "valid",
+        batch_size: int = 256,
+        calib_batches: int = 2,
+        select_batches: int = 1,
+        num_placements: int = 3,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        channels_last: bool | None = None,
+    ) -> None:
+        if calib_batches < 1 or select_batches < 1:
+            raise SearchError(
+                f"calib_batches and select_batches must be >= 1, got "
+                f"{calib_batches}, {select_batches}"
+            )
+        self.supernet = supernet.to(device)
+        self.sharing = sharing
+        self.seed = int(seed)
+        self.num_placements = int(num_placements)
+        cl = _channels_last(device, channels_last)
+        train = _batches(
+            data, "train", batch_size, max(calib_batches, select_batches), device, cl
+        )
+        self.calib = train[:calib_batches]
+        self.select = train[:select_batches]
+        self.eval_loader = DeviceLoader(
+            data.split(split), data, batch_size, train=False, device=device, channels_last=cl
+        )
+        self.cache: dict[tuple[int, ...], Score] = {}
+
+    def candidates(self, widths: Sequence[int]) -> list[Placement]:
+        key = zlib.crc32(np.asarray(widths, dtype=np.int64).tobytes())
+        rng = np.random.default_rng([self.seed, key])
+        return self.sharing.placements(tuple(int(w) for w in widths), rng, self.num_placements)
+
+    @torch.no_grad()
+    def best_placement(self, widths: Sequence[int]) -> tuple[Placement, list[float]]:
+        """The candidate placement with the lowest mean loss on the selection batches."""
+        cands = self.candidates(widths)
+        if len(cands) == 1:
+            return cands[0], [float("nan")]
+        self.supernet.train()
+        losses = np.zeros(len(cands))
+        for x, y in self.select:
+            _, ls = select_placement(self.supernet, cands, x, y)
+            losses += np.asarray(ls)
+        self.supernet.eval()
+        return cands[int(np.argmin(losses))], (losses / len(self.select)).tolist()
+
+    @torch.no_grad()
+    def evaluate_placement(self, placement: Placement) -> tuple[float, float]:
+        """(accuracy %, loss) of one placement after BN recalibration."""
+        module = self.supernet.extract(placement)
+        recalibrate_bn(module, self.calib)
+        res = evaluate(module, self.eval_loader)
+        return res["acc"], res["loss"]
+
+    def score(self, widths: Sequence[int]) -> Score:
+        key = tuple(int(w) for w in widths)
+        if key not in self.cache:
+            placement, losses = self.best_placement(key)
+            acc, loss = self.evaluate_placement(placement)
+            self.cache[key] = Score(key, acc, loss, placement, tuple(losses))
+        return self.cache[key]
+
+
+__all__ = [
+    "Score",
+    "SupernetLog",
+    "SupernetScorer",
+    "SupernetSettings",
+    "sandwich_widths",
+    "train_supernet",
+]

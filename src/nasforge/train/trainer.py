@@ -1,0 +1,539 @@
+"""One trainer for every network: recipe-driven, on-device data, per-epoch records,
+atomic checkpoints and bit-identical resume on CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasforge.data import DatasetSplits, DeviceLoader
+from nasforge.errors import DataError, RecipeError
+from nasforge.train.recipe import Recipe, get_recipe
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.pt"
+_CKPT_FORMAT = "nasforge-checkpoint-1"
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's, numpy's legacy and torch's global generators (model initialisation)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class EpochRecord:
+    """Metrics of one epoch. Accuracies in percent, losses averaged per sample.
+
+    ``eval`` maps each evaluated split to ``{"loss", "acc"}``; ``epoch_time`` is the wall time
+    of the training pass, ``eval_time`` of all evaluations, ``lr`` the rate at the epoch start.
+    """
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    eval: dict[str, dict[str, float]]
+    epoch_time: float
+    eval_time: float
+    lr: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            "train_acc": self.train_acc,
+            "eval": {k: dict(v) for k, v in self.eval.items()},
+            "epoch_time": self.epoch_time,
+            "eval_time": self.eval_time,
+            "lr": self.lr,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EpochRecord:
+        return cls(
+            epoch=int(d["epoch"]),
+            train_loss=float(d["train_loss"]),
+            train_acc=float(d["train_acc"]),
+            eval={k: {m: float(x) for m, x in v.items()} for k, v in d["eval"].items()},
+            epoch_time=float(d["epoch_time"]),
+            eval_time=float(d["eval_time"]),
+            lr=float(d["lr"]),
+        )
+
+
+@dataclass
+class TrainResult:
+    """The record of one training run; a plain object that round-trips through JSON.
+
+    ``status`` is ``"ok"`` or ``"diverged"`` (a non-finite loss stopped the run; ``error``
+    says where, ``epochs`` holds the finite epochs before it).
+    """
+
+    epochs: list[EpochRecord]
+    status: str
+    error: str | None
+    seed: int
+    recipe: dict[str, Any]
+    total_train_time: float
+    total_eval_time: float = 0.0
+    dataset: str = ""
+    model: str = ""
+    num_params: int = 0
+    device: str = "cpu"
+    resumed_from_epoch: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "error": self.error,
+            "seed": self.seed,
+            "dataset": self.dataset,
+            "model": self.model,
+            "num_params": self.num_params,
+            "device": self.device,
+            "recipe": dict(self.recipe),
+            "total_train_time": self.total_train_time,
+            "total_eval_time": self.total_eval_time,
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "meta": dict(self.meta),
+            "epochs": [r.to_dict() for r in self.epochs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainResult:
+        return cls(
+            epochs=[EpochRecord.from_dict(r) for r in d["epochs"]],
+            status=str(d["status"]),
+            error=d.get("error"),
+            seed=int(d["seed"]),
+            recipe=dict(d["recipe"]),
+            total_train_time=float(d["total_train_time"]),
+            total_eval_time=float(d.get("total_eval_time", 0.0)),
+            dataset=str(d.get("dataset", "")),
+            model=str(d.get("model", "")),
+            num_params=int(d.get("num_params", 0)),
+            device=str(d.get("device", "cpu")),
+            resumed_from_epoch=d.get("resumed_from_epoch"),
+            meta=dict(d.get("meta", {})),
+        )
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the JSON atomically (temp file in the same directory, then rename)."""
+        path = Path(path)
+        _atomic_write(path, lambda f: f.write(json.dumps(self.to_dict(), indent=2).encode()))
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainResult:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def final(self, split: str = "test", metric: str = "acc") -> float:
+        """``metric`` (``"acc"``/``"loss"``) of ``split`` (``"train"`` or an eval split) at the
+        last recorded epoch."""
+        if not self.epochs:
+            raise DataError("the run has no finished epoch")
+        last = self.epochs[-1]
+        if split == "train":
+            return last.train_acc if metric == "acc" else last.train_loss
+        if split not in last.eval:
+            raise DataError(f"split {split!r} was not evaluated; have {sorted(last.eval)}")
+        return last.eval[split][metric]
+
+
+def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DeviceLoader,
+    *,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+) -> dict[str, float]:
+    """Mean cross-entropy and top-1 accuracy (%) of ``model`` over an eval loader.
+
+    The model is put in eval mode (BN uses running statistics) and left in it.
+    """
+    model.eval()
+    dev = loader.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    ctx = autocast or contextlib.nullcontext
+    for x, y in loader:
+        with ctx():
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+    n = loader.num_samples
+    return {"loss": float(loss_sum) / n, "acc": 100.0 * int(correct) / n}
+
+
+class _Progress:
+    """Rich progress bar (epoch, loss, accuracy, images/s, ETA); no-op when quiet."""
+
+    def __init__(self, quiet: bool, total_steps: int, done_steps: int, epochs: int) -> None:
+        self.bar = None
+        if quiet:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]} acc {task.fields[acc]}"),
+            TextColumn("{task.fields[ips]} img/s"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.task = self.bar.add_task(
+            "train",
+            total=total_steps,
+            completed=done_steps,
+            epoch=0,
+            epochs=epochs,
+            loss="-",
+            acc="-",
+            ips="-",
+        )
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def step(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def epoch(self, epoch: int, **fields: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, epoch=epoch, **fields)
+
+
+class Trainer:
+    """Trains any ``nn.Module`` (returning logits) with a :class:`Recipe` on a dataset.
+
+    ``amp`` (bf16 autocast) and ``channels_last`` default to on for CUDA; on CPU ``amp``
+    defaults to off (exact float32, reproducible) and ``channels_last`` to on, because
+    oneDNN's NHWC convolutions train NB201 networks about 1.5-2x faster on CPU (see
+    benchmarks/train_throughput.py). ``compile=True`` wraps the model in ``torch.compile``.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe | str,
+        *,
+        device: str | torch.device = "cpu",
+        quiet: bool = True,
+        amp: bool | None = None,
+        channels_last: bool | None = None,
+        compile: bool = False,
+    ) -> None:
+        self.recipe = get_recipe(recipe)
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RecipeError(f"device {self.device} requested but CUDA is not available")
+        cuda = self.device.type == "cuda"
+        self.quiet = quiet
+        self.amp = cuda if amp is None else bool(amp)
+        self.channels_last = True if channels_last is None else bool(channels_last)
+        self.compile = compile
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def fit(
+        self,
+        model: nn.Module,
+        data: DatasetSplits,
+        *,
+        seed: int,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        eval_splits: list[str] | None = None,
+        callback: Callable[[EpochRecord], None] | None = None,
+    ) -> TrainResult:
+        """Train ``model`` on ``data.train`` for ``recipe.epochs`` epochs, evaluating every
+        epoch on ``eval_splits`` (default: all of ``data.evals``; ``[]`` for none).
+
+        ``seed`` fixes the data order, augmentation and any randomness inside the model
+        (the model's initial weights are the caller's: see :func:`train_arch`). With
+        ``checkpoint_dir`` a checkpoint is written atomically after every epoch; with
+        ``resume=True`` training continues from it (on CPU bit-identically to a run that
+        was never interrupted). ``callback(record)`` runs after each epoch's checkpoint.
+        """
+        recipe = self.recipe
+        names = list(data.evals) if eval_splits is None else list(eval_splits)
+        for n in names:
+            if n not in data.evals:
+                raise DataError(
+                    f"{data.name} has no eval split {n!r}; expected some of {list(data.evals)}"
+                )
+        dev = self.device
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        model.to(dev)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        optimizer = recipe.build_optimizer(model.parameters())
+        train_loader = DeviceLoader(
+            data.train, data, recipe.batch_size, train=True, seed=seed, device=dev,
+            channels_last=self.channels_last,
+        )
+        eval_loaders = {
+            n: DeviceLoader(
+                data.evals[n], data, recipe.batch_size, train=False, device=dev,
+                channels_last=self.channels_last,
+            )
+            for n in names
+        }
+        result = TrainResult(
+            epochs=[],
+            status="ok",
+            error=None,
+            seed=seed,
+            recipe=recipe.to_dict(),
+            total_train_time=0.0,
+            dataset=data.name,
+            model=_model_name(model),
+            num_params=sum(p.numel() for p in model.parameters()),
+            device=str(dev),
+            meta={"amp": self.amp, "channels_last": self.channels_last,
+                  "compile": self.compile, "threads": torch.get_num_threads()},
+        )
+        ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        start_epoch = 0
+        torch.manual_seed(seed)  # randomness inside the model (dropout, drop-path)
+        if resume and ckpt_path is not None and ckpt_path.is_file():
+            start_epoch = self._load_checkpoint(ckpt_path, model, optimizer, result, data, seed)
+            result.resumed_from_epoch = start_epoch
+        forward = torch.compile(model) if self.compile else model
+        steps = len(train_loader)
+        n_train = train_loader.num_samples
+        with _Progress(self.quiet, recipe.epochs * steps, start_epoch * steps, recipe.epochs) as bar:
+            for epoch in range(start_epoch, recipe.epochs):
+                bar.epoch(epoch + 1)
+                train_loader.set_epoch(epoch)
+                lr0 = recipe.lr_at(epoch, 0, steps)
+                self._sync()
+                t0 = time.perf_counter()
+                loss_sum, correct = self._train_epoch(
+                    forward, model, optimizer, train_loader, epoch, steps, bar
+                )
+                train_loss = float(loss_sum) / n_train  # the one host sync of the epoch
+                train_acc = 100.0 * int(correct) / n_train
+                self._sync()
+                epoch_time = time.perf_counter() - t0
+                result.total_train_time += epoch_time
+                if not math.isfinite(train_loss):
+                    result.status = "diverged"
+                    result.error = (
+                        f"non-finite training loss ({train_loss}) in epoch {epoch} "
+                        f"(lr {lr0:g}); stopped after {len(result.epochs)} finished epochs"
+                    )
+                    log.warning("%s", result.error)
+                    break
+                t1 = time.perf_counter()
+                evals = {n: evaluate(forward, ld, autocast=self._autocast)
+                         for n, ld in eval_loaders.items()}
+                self._sync()
+                eval_time = time.perf_counter() - t1
+                result.total_eval_time += eval_time
+                bad = [n for n, m in evals.items() if not math.isfinite(m["loss"])]
+                if bad:
+                    result.status = "diverged"
+                    result.error = f"non-finite {bad[0]} loss in epoch {epoch}"
+                    break
+                record = EpochRecord(epoch, train_loss, train_acc, evals, epoch_time,
+                                     eval_time, lr0)
+                result.epochs.append(record)
+                if ckpt_path is not None:
+                    self._save_checkpoint(ckpt_path, model, optimizer, result, data, seed, epoch)
+                bar.epoch(epoch + 1, loss=f"{train_loss:.3f}", acc=f"{train_acc:.1f}",
+                          ips=f"{n_train / max(epoch_time, 1e-9):.0f}")
+                if callback is not None:
+                    callback(record)
+        return result
+
+    def _train_epoch(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loader: DeviceLoader,
+        epoch: int,
+        steps: int,
+        bar: _Progress,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        recipe = self.recipe
+        model.train()
+        warm = epoch < recipe.warmup_epochs
+        lr = recipe.lr_at(epoch, 0, steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        clip = recipe.grad_clip
+        # Metrics accumulate on the device; nothing in this loop waits for the device.
+        for step, (x, y) in enumerate(loader):
+            if warm and step:
+                for group in optimizer.param_groups:
+                    group["lr"] = recipe.lr_at(epoch, step, steps)
+            with self._autocast():
+                logits = forward(x)
+                loss = F.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            with torch.no_grad():
+                loss_sum += loss.detach().double() * y.shape[0]
+                correct += (logits.argmax(1) == y).sum()
+            bar.step()
+        return loss_sum, correct
+
+    def _save_checkpoint(
+        self,
+        path: Path,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        result: TrainResult,
+        data: DatasetSplits,
+        seed: int,
+        epoch: int,
+    ) -> None:
+        state = {
+            "format": _CKPT_FORMAT,
+            "epoch": epoch,
+            "seed": seed,
+            "dataset": data.name,
+            "recipe": self.recipe.to_dict(),
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "result": json.dumps(result.to_dict()),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        _atomic_write(path, lambda f: torch.save(state, f))
+
+    def _load_checkpoint(
+        self,
+        path: Path,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        result: TrainResult,
+        data: DatasetSplits,
+        seed: int,
+    ) -> int:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DataError(f"checkpoint {path} is unreadable ({exc})") from None
+        if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
+            raise DataError(f"{path} is not a nasforge checkpoint")
+        mine = {"recipe": self.recipe.to_dict(), "seed": seed, "dataset": data.name}
+        for key, want in mine.items():
+            if state[key] != want:
+                raise RecipeError(
+                    f"cannot resume from {path}: it was written with {key}={state[key]!r}, "
+                    f"this run has {key}={want!r}"
+                )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        saved = TrainResult.from_dict(json.loads(state["result"]))
+        result.epochs = saved.epochs
+        result.total_train_time = saved.total_train_time
+        result.total_eval_time = saved.total_eval_time
+        log.info("resumed from %s after epoch %d", path, state["epoch"])
+        return int(state["epoch"]) + 1
+
+
+def _model_name(model: nn.Module) -> str:
+    arch = getattr(model, "arch", None)
+    if arch is not None and hasattr(arch, "to_string"):
+        return str(arch.to_string())
+    return type(model).__name__
+
+
+def train_arch(
+    arch: Any,
+    data: DatasetSplits,
+    recipe: Recipe | str,
+    *,
+    seed: int,
+    C: int = 16,
+    N: int = 5,
+    device: str | torch.device = "cpu",
+    quiet: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    eval_splits: list[str] | None = None,
+    **trainer_kwargs: Any,
+) -> TrainResult:
+    """Build the NB201 network of ``arch`` (seeded init) for ``data`` and train it.
+
+    ``trainer_kwargs`` go to :class:`Trainer` (``amp``, ``channels_last``, ``compile``).
+    """
+    from nasforge.nn.nb201 import NB201Network
+
+    set_seed(seed)
+    model = NB201Network(arch, C=C, N=N, num_classes=data.num_classes)
+    trainer = Trainer(recipe, device=device, quiet=quiet, **trainer_kwargs)
+    result = trainer.fit(
+        model, data, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
+        eval_splits=eval_splits,
+    )
+    result.meta.update({"C": C, "N": N})
+    return result
+

@@ -1,0 +1,261 @@
+"""The benchmark builder: arch selection, resume, retries, costs, kill-and-resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nasforge.bench import Benchmark
+from nasforge.bench.build import (
+    BuildConfig,
+    TrainTask,
+    build,
+    entry_curves,
+    read_build_meta,
+    resolve_archs,
+)
+from nasforge.errors import ArchError, BenchError, NasforgeError
+from nasforge.spaces.nb201 import NUM_ARCHS, NUM_UNIQUE, Arch
+
+# Tiny but real: 1 cell per stage, 4 channels, 64 digits per split, 1 epoch.
+TINY = dict(dataset="digits", limit=64, C=4, N=1, epochs=1)
+TIMING = {"epoch_time", "train_time"}
+
+
+@pytest.fixture
+def one_thread():
+    """Intra-op threads fixed at 1: the subprocess builds below use OMP_NUM_THREADS=1, and
+    identical thread counts are what makes CPU training bit-identical across processes."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def curves_of(path: Path, dataset: str, hp: str) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    bench = Benchmark.open(path)
+    out = {}
+    for arch in bench:
+        for seed in bench.seeds(dataset, hp):
+            rec = bench.query(arch, dataset, hp=hp, seed=seed)
+            out[(arch.to_index(), seed)] = {
+                k: v for k, v in rec.curves.items() if k not in TIMING
+            }
+    return out
+
+
+# -- which archs --------------------------------------------------------------------------
+def test_resolve_archs_all_unique_and_n():
+    assert len(resolve_archs("all")) == NUM_ARCHS
+    uniq = resolve_archs("unique")
+    assert len(uniq) == NUM_UNIQUE
+    assert len({a.canonical() for a in uniq}) == NUM_UNIQUE
+    first5 = resolve_archs(5)
+    assert first5 == resolve_archs("5")  # CLI passes a string
+    assert resolve_archs(8)[:5] == first5  # a bigger build extends a smaller one
+    assert resolve_archs(5, order_seed=1) != first5
+    # the order is a seeded permutation, not the official index order
+    assert [a.to_index() for a in first5] != list(range(5))
+
+
+def test_resolve_archs_from_files(tmp_path):
+    a, b = Arch.from_index(3), Arch.from_index(15624)
+    txt = tmp_path / "archs.txt"
+    txt.write_text(f"# my archs\n{a.to_string()}\n\n15624  # by index\n{a.to_string()}\n")
+    assert resolve_archs(str(txt)) == [a, b]  # duplicates dropped, order kept
+    js = tmp_path / "archs.json"
+    js.write_text(json.dumps([15624, a.to_string()]))
+    assert resolve_archs(str(js)) == [b, a]
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [(0, "out of range"), (NUM_ARCHS + 1, "out of range"), ("nope.txt", "neither 'all'")],
+)
+def test_resolve_archs_rejects_bad_specs(spec, match):
+    with pytest.raises(ArchError, match=match):
+        resolve_archs(spec)
+
+
+def test_config_validation():
+    with pytest.raises(NasforgeError, match="seeds must be distinct"):
+        BuildConfig(dataset="digits", seeds=(1, 1))
+    with pytest.raises(NasforgeError, match="unknown space 'darts'"):
+        BuildConfig(dataset="digits", space="darts")
+    with pytest.raises(NasforgeError, match="C must be an int >= 1"):
+        BuildConfig(dataset="digits", C=0)
+    assert BuildConfig(dataset="digits").hp_key() == "12"  # official key of nb201-12e
+    assert BuildConfig(dataset="digits", recipe="nb201-200e").hp_key() == "200"
+    assert BuildConfig(dataset="digits", epochs=3).hp_key() == "3"
+
+
+def test_entry_curves_maps_trainer_records_to_schema():
+    result = {
+        "epochs": [
+            {"epoch": e, "train_loss": 2.0 - e, "train_acc": 10.0 * e, "epoch_time": 0.5,
+             "eval_time": 0.1, "lr": 0.1,
+             "eval": {"valid": {"loss": 1.5, "acc": 40.0 + e}, "test": {"loss": 1.6, "acc": 39.0}}}
+            for e in (1, 2)
+        ]
+    }
+    c = entry_curves(result)
+    assert c["train_acc"] == [10.0, 20.0]
+    assert c["valid_acc"] == [41.0, 42.0]
+    assert c["test_loss"] == [1.6, 1.6]
+    assert c["epoch_time"] == [0.5, 0.5]
+    assert "valtest_acc" not in c and "valid_time" not in c  # not measured: missing, not 0
+
+
+# -- building ------------------------------------------------------------------------------
+def test_build_then_resume_skips_everything(tmp_path, one_thread):
+    cfg = BuildConfig(seeds=(777, 888), archs=3, **TINY)
+    path = tmp_path / "t"
+    rep = build(cfg, path, progress=False)
+    assert (rep.total, rep.skipped, rep.trained, rep.ok, rep.failed) == (6, 0, 6, 6, 0)
+    bench = Benchmark.open(path)
+    assert len(bench) == 3 and bench.seeds("digits", "1") == [777, 888]
+    arch = resolve_archs(3)[0]
+    rec = bench.query(arch, "digits", hp="1", seed=777)
+    assert 0 <= rec.final["valid_acc"] <= 100 and 0 <= rec.final["test_acc"] <= 100
+    assert rec.final["train_time"] > 0
+    # costs: the network as built for digits (16x16, 10 classes) with C=4, N=1
+    from nasforge.cost import module_cost
+    from nasforge.nn.nb201 import NB201Network
+
+    want = module_cost(NB201Network(arch, C=4, N=1, num_classes=10), (1, 3, 16, 16))
+    assert rec.cost["params_m"] == pytest.approx(want.params_m)
+    assert rec.cost["flops_m"] == pytest.approx(want.flops_m)
+    assert rec.cost["latency_s"] > 0
+    meta = read_build_meta(path)["digits/1"]
+    assert meta["unique"] is False and meta["C"] == 4 and meta["seeds"] == [777, 888]
+
+    again = build(cfg, path, progress=False)
+    assert (again.skipped, again.trained, again.attempts) == (6, 0, 0)
+    # A third seed extends the table; nothing done before is trained again.
+    more = build(BuildConfig(seeds=(777, 888, 999), archs=3, **TINY), path, progress=False)
+    assert (more.skipped, more.trained) == (6, 3)
+    assert read_build_meta(path)["digits/1"]["seeds"] == [777, 888, 999]
+    # Other training settings on the same group are refused instead of mixed in.
+    with pytest.raises(BenchError, match="other settings"):
+        build(BuildConfig(seeds=(777,), archs=3, **{**TINY, "C": 8}), path, progress=False)
+
+
+def test_failures_are_recorded_retried_and_never_stop_the_build(tmp_path, monkeypatch):
+    import nasforge.train
+
+    real = nasforge.train.train_arch
+    calls: dict[tuple[str, int], int] = {}
+    always_bad = resolve_archs(3)[1].to_string()
+
+    def flaky(arch, data, recipe, *, seed, **kw):
+        key = (arch.to_string(), seed)
+        calls[key] = calls.get(key, 0) + 1
+        if arch.to_string() == always_bad:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        if seed == 888 and calls[key] == 1:
+            raise RuntimeError("transient failure (simulated)")
+        return real(arch, data, recipe, seed=seed, **kw)
+
+    monkeypatch.setattr(nasforge.train, "train_arch", flaky)
+    cfg = BuildConfig(seeds=(777, 888), archs=3, max_retries=1, **TINY)
+    rep = build(cfg, tmp_path / "t", progress=False)
+    # 2 archs x 2 seeds ok (the 888 seeds after one retry); the bad arch fails both seeds
+    # after 1 + max_retries attempts each.
+    assert (rep.ok, rep.failed, rep.trained) == (4, 2, 6)
+    assert rep.attempts == 4 + 2 + 2 * 2
+    assert calls[(always_bad, 777)] == 2
+    bench = Benchmark.open(tmp_path / "t")
+    assert always_bad not in {a.to_string() for a in bench}  # failed runs are never served
+    with pytest.raises(BenchError, match="no ok run"):
+        bench.query(always_bad, "digits", hp="1")
+    errors = bench.failures()
+    assert sum("out of memory" in e["error"] for e in errors) == 4  # every attempt recorded
+    assert any("transient" in e["error"] for e in errors)
+    # The failed arch's cost was still measured (before its training raised).
+    assert bench.cost(always_bad, "digits")["params_m"] > 0
+    # Resuming retries only the failed entries (fresh budget), or none with retry_failed off.
+    monkeypatch.setattr(nasforge.train, "train_arch", real)
+    skip = build(dataclasses.replace(cfg, retry_failed=False), tmp_path / "t", progress=False)
+    assert (skip.skipped, skip.trained) == (6, 0)
+    rep2 = build(cfg, tmp_path / "t", progress=False)
+    assert (rep2.skipped, rep2.trained, rep2.ok) == (4, 2, 2)
+    assert always_bad in {a.to_string() for a in Benchmark.open(tmp_path / "t")}
+
+
+def test_task_runs_alone_and_reports_costs():
+    from nasforge.bench.build import run_train_task
+    from nasforge.train import get_recipe
+
+    arch = Arch.from_index(1234)
+    task = TrainTask(
+        arch=arch.to_string(), seed=1, dataset="digits", recipe=get_recipe("nb201-12e",
+        epochs=1).to_dict(), limit=32, C=4, N=1, device="cpu", with_cost=True,
+    )
+    out = run_train_task(task)
+    assert out["status"] == "ok" and out["device"] == "cpu"
+    assert set(out["cost"]) == {"params_m", "flops_m", "latency_s"}
+    assert len(out["result"]["epochs"]) == 1
+    assert not math.isnan(out["result"]["epochs"][0]["eval"]["valid"]["acc"])
+
+
+# -- kill -9 mid-way, resume, compare with an uninterrupted build ---------------------------
+CLI = "import sys; from nasforge.cli import main; sys.argv[0] = 'nasforge'; main()"
+
+
+@pytest.mark.slow
+def test_killed_build_resumes_to_the_same_table(tmp_path, one_thread):
+    args = ["--dataset", "digits", "--seeds", "777", "888", "--archs", "5", "--limit", "128",
+            "--epochs", "2", "--C", "4", "--N", "1", "--no-progress"]
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI, "bench", "build", *args, "-o", str(killed)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    done = 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (killed / "manifest.json").exists():
+                try:
+                    done = sum(1 for _ in curves_of(killed, "digits", "2"))
+                except BenchError:  # no group yet
+                    done = 0
+                if done >= 2:
+                    break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    part = curves_of(killed, "digits", "2")
+    assert 2 <= len(part) < 10, "the kill must land mid-way"
+
+    cfg = BuildConfig(dataset="digits", seeds=(777, 888), archs=5, limit=128, epochs=2, C=4, N=1)
+    rep = build(cfg, killed, progress=False)  # re-run = resume
+    assert rep.skipped == len(part) and rep.trained == 10 - len(part)
+    resumed = curves_of(killed, "digits", "2")
+    ref = tmp_path / "ref"
+    build(cfg, ref, progress=False)
+    expected = curves_of(ref, "digits", "2")
+    assert sorted(resumed) == sorted(expected) and len(expected) == 10
+    for key, curves in expected.items():
+        assert sorted(curves) == sorted(resumed[key])
+        for name, values in curves.items():
+            np.testing.assert_array_equal(resumed[key][name], values, err_msg=f"{key} {name}")
+    # Entries finished before the kill were kept as they were, not retrained.
+    for key, curves in part.items():
+        for name, values in curves.items():
+            np.testing.assert_array_equal(resumed[key][name], values)
