@@ -39,7 +39,13 @@ def _results_count(mod, dataset, seed, epochs, rng, index):
     train_acc = {i: float(rng.uniform(10, 99)) for i in range(epochs)}
     train_loss = {i: float(rng.uniform(0.01, 2.3)) for i in range(epochs)}
     train_times = {i: float(rng.uniform(5, 20)) for i in range(epochs)}
-    cfg = {"name": "infer.tiny", "C": 16, "N": 5, "arch_str": Arch.from_index(index).to_string()}
+    classes = {"cifar100": 100, "ImageNet16-120": 120}.get(dataset, 10)
+    cfg = {
+        "channel": 16,
+        "num_cells": 5,
+        "arch_str": Arch.from_index(index).to_string(),
+        "class_num": classes,
+    }
     params, flop = 0.1 + index * 1e-5, 10.0 + index * 1e-3
     rc = mod.ResultsCount(
         dataset, None, train_acc, train_loss, params, flop, cfg, seed, epochs, [0.01 + seed * 1e-6]
@@ -138,7 +144,7 @@ def test_nb201_import_keeps_every_value(nb201_file, nb201_pair):
                         for name in EVAL_SETS[ds]:
                             prefix = {"x-valid": "valid", "x-test": "test"}.get(name)
                             if name == "ori-test":
-                                prefix = "test" if ds.startswith("cifar10") else "valtest"
+                                prefix = "test" if ds in ("cifar10", "cifar10-valid") else "valtest"
                             key = f"{name}@{i}"
                             assert rec.curves[f"{prefix}_acc"][i] == rc.eval_acc1es[key]
                             assert rec.curves[f"{prefix}_loss"][i] == rc.eval_losses[key]
@@ -178,9 +184,7 @@ def test_compat_get_more_info_matches_official(nb201_pair):
                 for iepoch in (None, 0, 4):
                     for is_random in (False, *seeds_of(ds)):
                         args = (index, ds, iepoch, hp, is_random)
-                        _assert_same(
-                            ours.get_more_info(*args), official.get_more_info(*args), args
-                        )
+                        _assert_same(ours.get_more_info(*args), official.get_more_info(*args), args)
 
 
 def test_compat_random_trial_and_simulate_match_official(nb201_pair):
@@ -225,7 +229,13 @@ def test_compat_index_cost_and_best_match_official(nb201_pair):
             theirs = official.find_best(ds, metric_set, hp=hp)
             mine = ours.find_best(ds, metric_set, hp=hp)
             assert mine[0] == theirs[0] and mine[1] == pytest.approx(theirs[1])
-    assert ours.statistics("cifar100", "200") == official.statistics("cifar100", "200")
+    # nas_201_api's statistics() walks all 15,625 indices (it needs the full file): count
+    # the official way over the archs this small file has, the rest have 0 trials.
+    expected = {0: NUM_ARCHS - len(INDICES)}
+    for index in INDICES:
+        n = len(official.arch2infos_dict[index]["200"].dataset_seed["cifar100"])
+        expected[n] = expected.get(n, 0) + 1
+    assert ours.statistics("cifar100", "200") == expected
     assert ours.get_net_config(11, "cifar100") == official.get_net_config(11, "cifar100")
 
 
@@ -267,12 +277,12 @@ def test_malicious_nats_pickle_is_refused_without_side_effect(tmp_path):
     root.mkdir()
     with bz2.BZ2File(root / "meta.pickle.pbz2", "wb") as f:
         pickle.dump({"meta_archs": _Evil(marker)}, f)
-    with pytest.raises(BenchError, match="posix.system|os.system|refused"):
+    with pytest.raises(BenchError, match=r"posix\.system|os\.system|refused"):
         import_table(root, tmp_path / "out")
     assert not marker.exists()
     with pytest.raises(BenchError, match="refused"):
         safe_loads(pickle.dumps(_Evil(marker)))
-    with pytest.raises(BenchError, match="builtins.eval"):
+    with pytest.raises(BenchError, match=r"builtins\.eval"):
         safe_loads(b"cbuiltins\neval\n(S'1+1'\ntR.")
     assert not marker.exists()
 

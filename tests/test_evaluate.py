@@ -134,8 +134,11 @@ def _small_table(path, *, with_time: bool, failed: Arch | None = None):
                 final["train_time"] = 100.0
             w.append(ResultEntry(arch, "cifar10-valid", "final", 0, final=final))
         if failed is not None:
-            w.append(ResultEntry(failed, "cifar10-valid", "final", 0, status="diverged",
-                                 error="loss is nan"))
+            w.append(
+                ResultEntry(
+                    failed, "cifar10-valid", "final", 0, status="diverged", error="loss is nan"
+                )
+            )
     return path
 
 
@@ -199,7 +202,11 @@ def trainer_ev():
 
     torch.set_num_threads(1)
     return TrainingEvaluator(
-        "nb201-12e", "digits", limit=64, C=4, N=1,
+        "nb201-12e",
+        "digits",
+        limit=64,
+        C=4,
+        N=1,
         recipe_overrides={"epochs": 2, "batch_size": 32},
     )
 

@@ -28,6 +28,7 @@ Which archs (``archs``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -117,6 +118,7 @@ class TrainTask:
     device: str = "auto"
     with_cost: bool = False
     attempt: int = 1
+    earlier_errors: tuple[str, ...] = ()
 
 
 _DATA_CACHE: dict[tuple[Any, ...], Any] = {}
@@ -442,6 +444,14 @@ def _record(
         status, error = "failed", "training finished without recording any epoch"
     if status != "ok" and error is None:
         error = f"training {status}"
+    message = None
+    if status != "ok":
+        # The table keeps one error per (arch, seed): the last attempt's full traceback,
+        # followed by the last line of each earlier attempt's.
+        tries = config.max_retries + 1
+        message = f"attempt {task.attempt}/{tries}: {error}"
+        if task.earlier_errors:
+            message += "\nearlier attempts:\n" + "\n".join(task.earlier_errors)
     entry = ResultEntry(
         arch=arch,
         dataset=config.dataset,
@@ -449,7 +459,7 @@ def _record(
         seed=task.seed,
         curves=curves if status == "ok" else {},  # non-ok entries are never served
         status=status,
-        error=None if status == "ok" else f"attempt {task.attempt}: {error}",
+        error=message,
     )
     writer.append(entry)
     if status == "ok":
@@ -458,11 +468,15 @@ def _record(
     if task.attempt <= config.max_retries:
         # Costs came back with this attempt unless the worker died; keep asking otherwise.
         with_cost = task.with_cost and not (value and value.get("cost"))
-        return TrainTask(**{**asdict(task), "attempt": task.attempt + 1, "with_cost": with_cost})
+        last_line = (error or "").strip().splitlines()[-1:] or [status]
+        return dataclasses.replace(
+            task,
+            attempt=task.attempt + 1,
+            with_cost=with_cost,
+            earlier_errors=(*task.earlier_errors, f"attempt {task.attempt}: {last_line[0]}"),
+        )
     report.failed += 1
-    report.errors.append(
-        {"arch": task.arch, "seed": task.seed, "status": status, "error": entry.error}
-    )
+    report.errors.append({"arch": task.arch, "seed": task.seed, "status": status, "error": message})
     return None
 
 

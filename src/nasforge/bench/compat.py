@@ -166,12 +166,15 @@ class NASBench201API:
             have = sorted(self._bench._g)
             raise BenchError(f"no results for dataset={dataset!r} hp={hp!r}; table has {have}")
         r = g.row(i)
-        if r < 0 or not (np.asarray(g.status[r]) == 1).any():
+        if r < 0 or not (r < len(g.g.rows) and (g.all_ok()[r] or (g.status[r] == 1).any())):
             raise BenchError(f"Did not find {i} from arch2infos_dict ({dataset}, hp={hp}).")
         return g, i, r
 
     def _seed_rows(self, g: Any, r: int, is_random: Any) -> list[int]:
-        ok = [k for k, st in enumerate(g.status[r].tolist()) if st == 1]
+        if g.all_ok()[r]:
+            ok = list(range(len(g.g.seeds)))
+        else:
+            ok = [k for k, st in enumerate(g.status[r].tolist()) if st == 1]
         seeds = [g.g.seeds[k] for k in ok]
         if isinstance(is_random, bool) and is_random:
             return [ok[seeds.index(self._rng.choice(seeds))]]
@@ -202,8 +205,13 @@ class NASBench201API:
         iepoch = int(iepoch)
         seed_rows = self._seed_rows(g, r, is_random)
         m = g.m_pos
-        per_seed = g.data[r, seed_rows, :, iepoch].tolist()  # [seeds][metrics]
+        sub = g.data[r][seed_rows]  # [seeds, metrics, epochs]
+        per_seed = sub[:, :, iepoch].tolist()  # [seeds][metrics]
         total = iepoch + 1
+        # The official all_time is the sum of per-epoch times over epochs 0..iepoch.
+        time_names = [n for n in ("valid_time", "test_time", "valtest_time") if n in m]
+        sums = sub[:, [m[n] for n in time_names], :total].sum(axis=-1).tolist()
+        time_pos = {n: k for k, n in enumerate(time_names)}
 
         def col(name: str) -> list[float | None]:
             k = m.get(name)
@@ -214,11 +222,10 @@ class NASBench201API:
         def all_time(name: str) -> list[float | None]:
             if name == TRAIN_TIME:
                 return col(TRAIN_TIME)
-            k = m.get(name)
+            k = time_pos.get(name)
             if k is None:
                 return [None] * len(per_seed)
-            # The official all_time is the left-to-right sum of per-epoch times.
-            return [_none(sum(g.data[r, s, k, :total].tolist())) for s in seed_rows]
+            return [_none(row[k]) for row in sums]
 
         def pick(values: list[float | None]) -> float | None:
             return values[0] if len(values) == 1 else _mean(values)

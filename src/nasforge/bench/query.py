@@ -388,6 +388,9 @@ class Benchmark:
             else:
                 block = x.sum(axis=0)
                 block /= len(seeds)
+        elif seed is not None and g.all_ok()[r] and seed in g.seed_pos:
+            block = x[g.seed_pos[seed]]
+            seeds = [seed]
         else:
             ok = self._ok_seeds(g, r, index)
             if seed is None:

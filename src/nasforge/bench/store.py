@@ -286,7 +286,9 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
         try:
             records.append(json.loads(payload))
         except json.JSONDecodeError as exc:  # CRC passed, so this was written wrong
-            raise BenchError(f"journal {str(path)!r} record at byte {pos} unreadable: {exc}")
+            raise BenchError(
+                f"journal {str(path)!r} record at byte {pos} unreadable: {exc}"
+            ) from None
         pos = stop
     return records, pos, False
 
@@ -299,7 +301,9 @@ def _open_npy(root: Path, rel: str, info: dict[str, Any], shape: tuple, dtype: s
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise BenchError(f"table {str(root)!r} is damaged: column file {rel!r} is missing")
+        raise BenchError(
+            f"table {str(root)!r} is damaged: column file {rel!r} is missing"
+        ) from None
     if size != info["bytes"]:
         raise BenchError(
             f"table {str(root)!r} is damaged: {rel!r} has {size} bytes, the manifest "
@@ -372,7 +376,9 @@ def _load(root: Path, manifest: dict[str, Any], replay: bool) -> TableState:
         try:
             errors = json.loads((root / manifest["errors"]).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise BenchError(f"table {str(root)!r}: cannot read {manifest['errors']!r}: {exc}")
+            raise BenchError(
+                f"table {str(root)!r}: cannot read {manifest['errors']!r}: {exc}"
+            ) from None
     state = TableState(root, manifest, groups, costs, errors)
     if replay:
         records, valid_end, torn = read_journal(root / manifest["journal"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from nasforge.bench.schema import STATUS_CODES
 from nasforge.bench.store import CostData, GroupData, write_table
 from nasforge.errors import BenchError
-from nasforge.spaces.nb201 import NUM_ARCHS, NUM_EDGES, NUM_OPS, OPS, Arch, code_of_index
+from nasforge.spaces.nb201 import NUM_ARCHS, NUM_EDGES, NUM_OPS, Arch, code_of_index
 
 #: The best arch of every synthetic table (conv3x3 everywhere but a skip on edge 0->3; the
 #: real NB201 optimum on CIFAR-10 has the same shape).
@@ -85,20 +86,61 @@ def _bounded(rng: np.random.Generator, shape: tuple[int, ...], scale: float) -> 
     return scale * np.tanh(rng.standard_normal(shape))
 
 
+@lru_cache(maxsize=8)
+def _skeleton_cost(dataset: str) -> tuple[float, float]:
+    """Params / FLOPs (M) of the NB201 network with every edge ``none`` (one network count)."""
+    from nasforge.cost.nb201 import network_cost
+
+    c = network_cost(Arch(("none",) * NUM_EDGES), dataset)
+    return c.params_m, c.flops_m
+
+
+def _op_deltas(dataset: str) -> np.ndarray:
+    """[5 ops, 2]: params / FLOPs (M) one edge adds, per op.
+
+    NB201 network (C=16, N=5): three stages of 5 cells at C = 16, 32, 64 on 32x32, 16x16,
+    8x8 maps (half that for ImageNet16-120's 16x16 input). A conv edge is ReLU-Conv(k x k,
+    no bias)-BN(affine): k*k*C*C + 2C params and k*k*C*C*H*W FLOPs; skip, pooling (not
+    counted in the NB201 convention) and none add nothing.
+    """
+    from nasforge.cost import dataset_shape
+
+    res, _ = dataset_shape(dataset)
+    out = np.zeros((NUM_OPS, 2))
+    for k, op in ((1, 2), (3, 3)):  # kernel size of nor_conv_1x1 / nor_conv_3x3
+        for stage, c in enumerate((16, 32, 64)):
+            hw = (res // 2**stage) ** 2
+            out[op, 0] += 5 * (k * k * c * c + 2 * c) / 1e6
+            out[op, 1] += 5 * (k * k * c * c * hw) / 1e6
+    return out
+
+
+def _curve(
+    rng: np.random.Generator,
+    fin: np.ndarray,
+    noise: float,
+    chance: float,
+    shape: np.ndarray,
+    wobble: np.ndarray,
+) -> np.ndarray:
+    """[seeds, archs, epochs] accuracy rising from near chance to ``fin``, noisy early."""
+    c = chance + (fin[..., None] - chance) * shape
+    c += noise * wobble * np.tanh(rng.standard_normal((*fin.shape, len(shape))))
+    return np.clip(c, 0.0, 100.0)
+
+
+def _loss(acc: np.ndarray, chance: float) -> np.ndarray:
+    """Cross-entropy-like loss: log(#classes) at chance, ~0 at 100 %."""
+    frac = np.clip((acc - chance) / (100 - chance), 0, 1)
+    return np.log(100 / chance) * (1 - frac) ** 1.3 + 0.02
+
+
 def _costs(indices: np.ndarray, ops: np.ndarray, dataset: str) -> np.ndarray:
     """[n, 3] params_m, flops_m (exact, NB201 convention), latency_s (synthetic)."""
-    from nasforge.cost import arch_cost
-
-    base = arch_cost(Arch(("none",) * NUM_EDGES), dataset)
-    per_op = np.zeros((NUM_OPS, 2))
-    for k, op in enumerate(OPS[1:], start=1):
-        full = arch_cost(Arch((op,) * NUM_EDGES), dataset)
-        per_op[k] = [
-            (full.params_m - base.params_m) / NUM_EDGES,
-            (full.flops_m - base.flops_m) / NUM_EDGES,
-        ]
-    params = np.round(base.params_m + per_op[ops, 0].sum(1), 6)
-    flops = np.round(base.flops_m + per_op[ops, 1].sum(1), 6)
+    base_p, base_f = _skeleton_cost(dataset)
+    per_op = _op_deltas(dataset)
+    params = np.round(base_p + per_op[ops, 0].sum(1), 6)
+    flops = np.round(base_f + per_op[ops, 1].sum(1), 6)
     latency = 0.006 + 0.00008 * flops + 0.0015 * (ops != 0).sum(1)
     return np.stack([params, flops, latency], 1)
 
@@ -145,7 +187,7 @@ def synthetic_groups(
             seed_noise = _bounded(rng, (S, n), 0.2)
             valid_fin = final[None, :] + seed_noise * (q[None, :] > 0)
             test_fin = valid_fin + test_off + test_luck[None, :] * (q[None, :] > 0)
-            if not sets[0] == "valid":  # cifar10: only the test set exists
+            if sets[0] != "valid":  # cifar10: only the test set exists
                 test_fin = final[None, :] + test_off + seed_noise * (q[None, :] > 0)
             t_epoch = (n_train / 50000) * (4.0 + 0.05 * flops)  # seconds
             jitter = 1 + _bounded(rng, (S, n), 0.02)
@@ -163,22 +205,13 @@ def synthetic_groups(
                 shape = 0.35 + 0.65 * (1 - np.exp(-6 * p)) / (1 - np.exp(-6))
                 wobble = (1 - p) ** 2  # per-epoch noise fades out as training converges
 
-                def curve(fin: np.ndarray, noise: float) -> np.ndarray:
-                    c = chance + (fin[..., None] - chance) * shape
-                    c += noise * wobble * np.tanh(rng.standard_normal((S, n, E)))
-                    return np.clip(c, 0.0, 100.0)
-
-                def loss(acc: np.ndarray) -> np.ndarray:
-                    frac = np.clip((acc - chance) / (100 - chance), 0, 1)
-                    return np.log(100 / chance) * (1 - frac) ** 1.3 + 0.02
-
-                curves["train_acc"] = curve(train_fin, 1.5)
-                curves["train_loss"] = loss(curves["train_acc"])
+                curves["train_acc"] = _curve(rng, train_fin, 1.5, chance, shape, wobble)
+                curves["train_loss"] = _loss(curves["train_acc"], chance)
                 if "valid" in sets:
-                    curves["valid_acc"] = curve(valid_fin, 1.5)
-                    curves["valid_loss"] = loss(curves["valid_acc"])
-                curves["test_acc"] = curve(test_fin, 1.5)
-                curves["test_loss"] = loss(curves["test_acc"])
+                    curves["valid_acc"] = _curve(rng, valid_fin, 1.5, chance, shape, wobble)
+                    curves["valid_loss"] = _loss(curves["valid_acc"], chance)
+                curves["test_acc"] = _curve(rng, test_fin, 1.5, chance, shape, wobble)
+                curves["test_loss"] = _loss(curves["test_acc"], chance)
                 if "valtest" in sets:  # ori-test = x-valid + x-test, equal halves
                     curves["valtest_acc"] = (curves["valid_acc"] + curves["test_acc"]) / 2
                     curves["valtest_loss"] = (curves["valid_loss"] + curves["test_loss"]) / 2

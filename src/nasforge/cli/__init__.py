@@ -23,8 +23,10 @@ app = typer.Typer(
 _FAMILIES = [
     "nasforge.cli.arch",
     "nasforge.cli.bench",
+    "nasforge.cli.build",
     "nasforge.cli.train",
     "nasforge.cli.search",
+    "nasforge.cli.width",
 ]
 
 for _name in _FAMILIES:

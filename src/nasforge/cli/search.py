@@ -187,8 +187,19 @@ def search(
         )
         return
     ev = _make_evaluator(
-        evaluator, bench, dataset, hp, seed_policy, report_hp, recipe, data_dir, limit,
-        channels, cells, device, epochs,
+        evaluator,
+        bench,
+        dataset,
+        hp,
+        seed_policy,
+        report_hp,
+        recipe,
+        data_dir,
+        limit,
+        channels,
+        cells,
+        device,
+        epochs,
     )
     b = _resolve_budget(budget, dataset, ev, console)
     params = _parse_params(param)
@@ -200,7 +211,13 @@ def search(
         )
 
     results = run_protocol(
-        algo, ev, b, runs=runs, seed=seed, algo_kwargs=params, max_evals=max_evals,
+        algo,
+        ev,
+        b,
+        runs=runs,
+        seed=seed,
+        algo_kwargs=params,
+        max_evals=max_evals,
         progress=None if quiet else progress,
     )
     meta = {"command": "search", "evaluator": ev.describe(), "params": params}
@@ -251,8 +268,19 @@ def compare(
             )
     console = Console(quiet=quiet)
     ev = _make_evaluator(
-        evaluator, bench, dataset, hp, seed_policy, report_hp, recipe, data_dir, limit,
-        channels, cells, device, epochs,
+        evaluator,
+        bench,
+        dataset,
+        hp,
+        seed_policy,
+        report_hp,
+        recipe,
+        data_dir,
+        limit,
+        channels,
+        cells,
+        device,
+        epochs,
     )
     b = _resolve_budget(budget, dataset, ev, console)
 

@@ -30,11 +30,10 @@ import numpy as np
 
 from nasforge.errors import BenchError, SearchError
 from nasforge.evaluate.base import Evaluator, Observation, Reported
-from nasforge.spaces.nb201 import Arch, index_of_code
+from nasforge.search.base import arch_index
+from nasforge.spaces.nb201 import Arch
 
 __all__ = ["TabularEvaluator"]
-
-_POW = np.array([5**5, 5**4, 5**3, 5**2, 5, 1], dtype=np.int64)
 
 
 class TabularEvaluator(Evaluator):
@@ -111,8 +110,10 @@ class TabularEvaluator(Evaluator):
         self.report_dataset = report_dataset or dataset
         rhps = bench.hps(self.report_dataset)
         if report_hp is None:
-            report_hp = "200" if "200" in rhps else max(
-                rhps, key=lambda h: bench.num_epochs(self.report_dataset, h) or 0
+            report_hp = (
+                "200"
+                if "200" in rhps
+                else max(rhps, key=lambda h: bench.num_epochs(self.report_dataset, h) or 0)
             )
         self.report_hp = str(report_hp)
         self._report_valid: np.ndarray | None = None
@@ -182,13 +183,18 @@ class TabularEvaluator(Evaluator):
         self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
     ) -> Observation:
         e = self._epoch_pos(fidelity)
-        # inline of Arch.to_index(): this is the hot path of every tabular search
-        index = int(index_of_code()[int(np.dot(arch.op_ids, _POW))])
+        index = arch_index(arch)
         try:
             cand = self._ok_seeds(index, arch)
         except _FailedRun as exc:
-            return Observation(arch, math.nan, e + 1 if self._num_epochs else 0, 0.0,
-                               status="failed", info={"error": str(exc)})
+            return Observation(
+                arch,
+                math.nan,
+                e + 1 if self._num_epochs else 0,
+                0.0,
+                status="failed",
+                info={"error": str(exc)},
+            )
         prev_e = -1
         if resume_key is not None and resume_key in self._resume:
             s, prev_e = self._resume[resume_key]
@@ -215,7 +221,12 @@ class TabularEvaluator(Evaluator):
             cost = self._cost(s, index, e, prev_e)
         fid = e + 1 if self._num_epochs is not None else 0
         return Observation(
-            arch, valid, fid, cost, test, "ok",
+            arch,
+            valid,
+            fid,
+            cost,
+            test,
+            "ok",
             {"seed": self.seeds[s] if s >= 0 else "mean"},
         )
 

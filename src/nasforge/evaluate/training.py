@@ -50,8 +50,14 @@ def train_task(
 
     t0 = time.perf_counter()
     result = train_arch(
-        Arch.parse(arch), data, recipe.replace(epochs=fidelity, warmup_epochs=min(recipe.warmup_epochs, fidelity - 1)), seed=seed, C=C, N=N,
-        device=device, quiet=True,
+        Arch.parse(arch),
+        data,
+        recipe.replace(epochs=fidelity, warmup_epochs=min(recipe.warmup_epochs, fidelity - 1)),
+        seed=seed,
+        C=C,
+        N=N,
+        device=device,
+        quiet=True,
     )
     wall = time.perf_counter() - t0
     valid = test = math.nan
@@ -154,8 +160,16 @@ class TrainingEvaluator(Evaluator):
             if resume_key is not None:
                 self._trial_seed[resume_key] = seed
         args = (
-            arch.to_string(), self.data, self.recipe, f, seed, self.C, self.N, self.device,
-            self.valid_split, self.test_split,
+            arch.to_string(),
+            self.data,
+            self.recipe,
+            f,
+            seed,
+            self.C,
+            self.N,
+            self.device,
+            self.valid_split,
+            self.test_split,
         )
         return f, seed, args
 

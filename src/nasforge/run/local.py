@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -14,15 +15,16 @@ from nasforge.run.base import EXECUTORS, Executor, Job, _Reply, _run_task
 
 
 def _init_worker(threads: int | None) -> None:
-    """Pool initializer: cap intra-op threads so K workers don't oversubscribe the cores."""
-    if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        try:
-            import torch
+    """Pool initializer: cap intra-op threads so K workers don't oversubscribe the cores.
 
-            torch.set_num_threads(threads)
-        except ImportError:  # tasks that don't use torch still run
-            pass
+    torch reads ``OMP_NUM_THREADS`` when it is first imported, so setting the variable here
+    covers tasks that import torch later without making every worker pay for importing it.
+    """
+    if threads is not None:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
 
 
 class _FutureJob(Job):

@@ -23,6 +23,7 @@ _ALGORITHM_MODULES: list[str] = [
     "nasforge.search.blackbox.reinforce",
     "nasforge.search.blackbox.bohb",
     "nasforge.search.blackbox.local_search",
+    "nasforge.search.width.algorithms",
 ]
 
 for _name in _ALGORITHM_MODULES:

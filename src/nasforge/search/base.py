@@ -41,8 +41,22 @@ __all__ = [
     "SearchContext",
     "Searcher",
     "Told",
+    "arch_index",
     "run_search",
 ]
+
+
+# At most 15,625 entries: the official index of every arch seen, since ``Arch.to_index()``
+# (a dot product and a table lookup) would otherwise dominate a tabular search loop.
+_INDEX: dict[Arch, int] = {}
+
+
+def arch_index(arch: Arch) -> int:
+    """``arch.to_index()``, memoised."""
+    i = _INDEX.get(arch)
+    if i is None:
+        i = _INDEX[arch] = arch.to_index()
+    return i
 
 
 # ----------------------------------------------------------------------------------------
@@ -150,9 +164,7 @@ class Budget:
             if value != int(value):
                 raise SearchError(f"budget {text!r}: a number of evaluations must be whole")
             return cls("evals", float(int(value)))
-        raise SearchError(
-            f"unknown budget unit {unit!r} in {text!r}; expected s, m, h or evals"
-        )
+        raise SearchError(f"unknown budget unit {unit!r} in {text!r}; expected s, m, h or evals")
 
     def __str__(self) -> str:
         return f"{int(self.amount)}evals" if self.kind == "evals" else f"{self.amount:g}s"
@@ -287,9 +299,7 @@ class RunResult:
         tr = d["trajectory"]
 
         def arr(key: str, dtype: Any = float) -> np.ndarray:
-            return np.asarray(
-                [math.nan if v is None else v for v in tr[key]], dtype=dtype
-            )
+            return np.asarray([math.nan if v is None else v for v in tr[key]], dtype=dtype)
 
         return cls(
             algo=d["algo"],
@@ -409,8 +419,8 @@ def run_search(
         valid.append(rec.valid_acc if rec is not None else math.nan)
         test.append(rep_test)
         report_valid.append(rep_valid)
-        best_index.append(rec.arch.to_index() if rec is not None else -1)
-        h_arch.append(obs.arch.to_index())
+        best_index.append(arch_index(rec.arch) if rec is not None else -1)
+        h_arch.append(arch_index(obs.arch))
         h_fid.append(obs.fidelity)
         h_valid.append(obs.valid_acc if ok else math.nan)
         h_cost.append(obs.cost)

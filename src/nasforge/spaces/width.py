@@ -422,8 +422,10 @@ class WidthSpace:
             steps = np.maximum(steps, 1)
         steps = np.minimum(steps, np.maximum(full - self.min_widths, 1))
         cands = []
-        for lo, hi, n in zip(self.min_widths, full, steps):
-            c = np.unique(np.round(lo + (hi - lo) * np.arange(n + 1) / n).astype(np.int64))
+        for hi, n in zip(full, steps):
+            # Evenly spaced ratios min_ratio..1 of the full width (10%, 20%, ..., 100%).
+            ratios = self.min_ratio + (1.0 - self.min_ratio) * np.arange(n + 1) / n
+            c = np.unique(np.maximum(1, np.round(ratios * hi)).astype(np.int64))
             cands.append(c)
         self.candidates: tuple[np.ndarray, ...] = tuple(cands)
         self.num_bins = np.asarray([len(c) for c in cands], dtype=np.int64)

@@ -219,7 +219,9 @@ def check_meta_archs(meta_archs: Any, source: str) -> None:
         try:
             ok = Arch.from_string(s).to_index() == i
         except ArchError as exc:
-            raise BenchError(f"{source}: meta_archs[{i}] = {s!r} is not an NB201 arch ({exc})")
+            raise BenchError(
+                f"{source}: meta_archs[{i}] = {s!r} is not an NB201 arch ({exc})"
+            ) from None
         if not ok:
             raise BenchError(
                 f"{source}: meta_archs[{i}] = {s!r} is not the arch of official index {i}; "

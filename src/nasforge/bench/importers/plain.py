@@ -145,12 +145,15 @@ def _number(v: Any, col: str, row: int) -> float:
 
 
 def _dataset_in(norm: str) -> tuple[str | None, str]:
-    """Split a wide column name into (dataset, rest), longest dataset token first."""
+    """Split a wide column name into (dataset, rest) such that the rest names a role;
+    longest dataset token first (``cifar10_valid_acc`` is cifar10's ``valid_acc``)."""
     for token in sorted(_KNOWN_DATASETS, key=len, reverse=True):
-        if norm.startswith(token + "_"):
-            return _KNOWN_DATASETS[token], norm[len(token) + 1 :]
-        if norm.endswith("_" + token):
-            return _KNOWN_DATASETS[token], norm[: -len(token) - 1]
+        for ds, rest in (
+            (token, norm[len(token) + 1 :]) if norm.startswith(token + "_") else (None, ""),
+            (token, norm[: -len(token) - 1]) if norm.endswith("_" + token) else (None, ""),
+        ):
+            if ds is not None and _role(rest) is not None:
+                return _KNOWN_DATASETS[ds], rest
     return None, norm
 
 

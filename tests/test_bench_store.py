@@ -1,0 +1,211 @@
+"""The store: crash-safe journal, compaction, refusal of corrupt / foreign tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from nasforge.bench import Benchmark, ResultEntry, TableWriter, verify
+from nasforge.bench.store import JOURNAL_MAGIC, encode_record
+from nasforge.errors import BenchError
+
+
+def _curves(index: int, seed: int, epochs: int = 5) -> dict[str, list[float]]:
+    base = (index % 97) + seed / 1000
+    return {
+        "train_acc": [base + e for e in range(epochs)],
+        "valid_acc": [base + 0.5 * e for e in range(epochs)],
+        "test_acc": [base + 0.25 * e for e in range(epochs)],
+        "epoch_time": [1.0 + index / 1e4] * epochs,
+    }
+
+
+def test_writer_roundtrip_failed_entries_and_costs(tmp_path):
+    path = tmp_path / "t"
+    with TableWriter(path) as w:
+        for i in range(4):
+            w.append(ResultEntry(i, "cifar10-valid", "12", 777, curves=_curves(i, 777)))
+        w.append(ResultEntry(9, "cifar10-valid", "12", 888, status="diverged", error="nan loss"))
+        w.set_cost(2, "cifar10-valid", params_m=0.5, flops_m=20.0)
+        assert w.has(2, "cifar10-valid", "12", 777) and not w.has(2, "cifar10-valid", "12", 888)
+        assert w.status(9, "cifar10-valid", "12", 888) == "diverged"
+        # readable before compaction: the journal is replayed on open
+        assert len(Benchmark.open(path)) == 4
+        with pytest.raises(BenchError, match="another writer"):
+            TableWriter(path)
+    bench = Benchmark.open(path)
+    assert bench.info()["journal_records"] == 0  # compacted on close
+    rec = bench.query(2, "cifar10-valid", hp="12")
+    assert rec.seeds == (777,)
+    np.testing.assert_array_equal(rec.curves["valid_acc"], _curves(2, 777)["valid_acc"])
+    assert rec.final["train_time"] == pytest.approx(5 * (1 + 2 / 1e4))
+    assert rec.cost == {"params_m": 0.5, "flops_m": 20.0}  # latency unknown: absent, not 0
+    assert bench.query(1, "cifar10-valid", hp="12").cost == {}
+    with pytest.raises(BenchError, match="no ok run"):
+        bench.query(9, "cifar10-valid", hp="12")  # failed runs are never served
+    assert bench.failures()[0]["error"] == "nan loss"
+    with pytest.raises(BenchError, match="no entry"):
+        bench.query(5, "cifar10-valid", hp="12")
+    with pytest.raises(BenchError, match="hp"):
+        bench.query(2, "cifar10-valid", hp="200")
+    with pytest.raises(BenchError, match="dataset"):
+        bench.query(2, "cifar100", hp="12")
+    # a second writer appends a seed and retries the diverged run
+    with TableWriter(path) as w:
+        w.append(ResultEntry(2, "cifar10-valid", "12", 888, curves=_curves(2, 888)))
+        w.append(ResultEntry(9, "cifar10-valid", "12", 888, curves=_curves(9, 888)))
+        with pytest.raises(BenchError, match="epochs"):
+            w.append(ResultEntry(3, "cifar10-valid", "12", 888, curves=_curves(3, 888, 7)))
+    bench = Benchmark.open(path)
+    assert bench.seeds("cifar10-valid", "12") == [777, 888]
+    rec = bench.query(2, "cifar10-valid", hp="12")
+    assert rec.seeds == (777, 888)
+    assert rec.final["valid_acc"] == pytest.approx(
+        (_curves(2, 777)["valid_acc"][-1] + _curves(2, 888)["valid_acc"][-1]) / 2
+    )
+    assert bench.query(9, "cifar10-valid", hp="12").seeds == (888,)
+    assert bench.failures() == []
+    table = bench.table("cifar10-valid", "12")
+    assert table.valid_acc.shape == (2, 15625, 5)
+    assert math.isnan(table.valid_acc[1, 0, -1]) and not table.ok[1, 0]
+    assert table.valid_acc[0, 0, -1] == _curves(0, 777)["valid_acc"][-1]
+    # only the files of the current generation remain
+    names = sorted(p.name for p in (path / "arrays").iterdir())
+    assert all(n.startswith(f"{bench.info()['generation']:06d}-") for n in names if "-g" in n)
+
+
+def test_bad_entries_are_refused(tmp_path):
+    with TableWriter(tmp_path / "t") as w:
+        with pytest.raises(BenchError, match="unknown per-epoch metric"):
+            w.append(ResultEntry(0, "cifar100", "200", 1, curves={"acc": [1.0]}))
+        with pytest.raises(BenchError, match="equal lengths"):
+            w.append(
+                ResultEntry(0, "cifar100", "200", 1, curves={"train_acc": [1], "valid_acc": []})
+            )
+        with pytest.raises(BenchError, match="status"):
+            w.append(ResultEntry(0, "cifar100", "200", 1, status="meh"))
+        with pytest.raises(Exception, match="index"):
+            w.append(ResultEntry(99999, "cifar100", "200", 1, curves={"train_acc": [1.0]}))
+        with pytest.raises(BenchError, match="cost"):
+            w.set_cost(0, "cifar100", bogus_s=1.0)
+
+
+_WRITER = r"""
+import sys
+from nasforge.bench import ResultEntry, TableWriter
+sys.path.insert(0, {tests!r})
+from test_bench_store import _curves
+w = TableWriter({path!r})
+i = 0
+while True:
+    w.append(ResultEntry(i % 15625, "cifar100", "200", 777 + i // 15625,
+                         curves=_curves(i % 15625, 777 + i // 15625, 200)))
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_kill_9_mid_stream_keeps_every_completed_record(tmp_path):
+    path = tmp_path / "t"
+    script = _WRITER.format(tests=os.path.dirname(__file__), path=str(path))
+    for round_ in range(2):  # the second round resumes a table a killed writer left behind
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        done = -1
+        deadline = time.time() + 60
+        while done < 40 * (round_ + 1) and time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            done = int(line)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert done >= 40, "the writer did not get going"
+        bench = Benchmark.open(path)  # never a half record, every completed one
+        assert len(bench) >= min(done + 1, 15625)
+        for i in range(done + 1):
+            rec = bench.query(i, "cifar100", hp="200", seed=777)
+            np.testing.assert_array_equal(
+                rec.curves["valid_acc"], _curves(i, 777, 200)["valid_acc"]
+            )
+    # a new writer truncates any torn tail, appends and compacts cleanly
+    with TableWriter(path) as w:
+        w.append(ResultEntry(15000, "cifar100", "200", 777, curves=_curves(15000, 777, 200)))
+    bench = Benchmark.open(path)
+    assert bench.info()["journal_records"] == 0
+    assert bench.query(15000, "cifar100", hp="200").final["train_acc"] == 15000 % 97 + 0.777 + 199
+    verify(path)
+
+
+def test_torn_tail_ignored_and_mid_corruption_refused(tmp_path):
+    path = tmp_path / "t"
+    w = TableWriter(path)
+    for i in range(3):
+        w.append(ResultEntry(i, "cifar10", "200", 1, curves=_curves(i, 1)))
+    w.close(compact=False)
+    manifest = json.loads((path / "manifest.json").read_text())
+    journal = path / manifest["journal"]
+    good = journal.read_bytes()
+    half = encode_record({"t": "entry", "arch": 5})[:-7]
+    journal.write_bytes(good + half)
+    assert len(Benchmark.open(path)) == 3  # torn record ignored
+    journal.write_bytes(good + b"\0" * 100)
+    assert len(Benchmark.open(path)) == 3  # zero-filled tail after a crash
+    # flip one byte inside the first record's payload: records follow, so it is corruption
+    bad = bytearray(good)
+    bad[len(JOURNAL_MAGIC) + 20] ^= 0xFF
+    journal.write_bytes(bytes(bad))
+    with pytest.raises(BenchError, match="corrupt"):
+        Benchmark.open(path)
+    journal.write_bytes(good)
+    assert len(Benchmark.open(path)) == 3
+
+
+def test_corrupt_or_foreign_tables_are_refused(tmp_path):
+    from nasforge.bench import make_synthetic_table
+
+    path = make_synthetic_table(
+        tmp_path / "t", datasets=("cifar100",), hps={"12": 4}, seeds=(1,), archs=[0, 1, 2]
+    )
+    Benchmark.open(path)
+    verify(path)
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    # hand-edited manifest: its checksum no longer matches
+    edited = dict(manifest, generation=99)
+    manifest_path.write_text(json.dumps(edited))
+    with pytest.raises(BenchError, match="sha256"):
+        Benchmark.open(path)
+    manifest_path.write_text(json.dumps(dict(manifest, format="something-else")))
+    with pytest.raises(BenchError, match="foreign"):
+        Benchmark.open(path)
+    manifest_path.write_text("{not json")
+    with pytest.raises(BenchError, match="corrupt"):
+        Benchmark.open(path)
+    manifest_path.write_text(json.dumps(manifest))
+    # a bit flip in a column: open stays fast (size check passes), verify() catches it
+    data_file = path / next(f for f in manifest["files"] if f.endswith("-data.npy"))
+    blob = bytearray(data_file.read_bytes())
+    blob[-3] ^= 0x01
+    data_file.write_bytes(bytes(blob))
+    Benchmark.open(path)
+    with pytest.raises(BenchError, match="sha256"):
+        verify(path)
+    data_file.write_bytes(bytes(blob[:-8]))  # truncated
+    with pytest.raises(BenchError, match="bytes"):
+        Benchmark.open(path)
+    with pytest.raises(BenchError, match="not a nasforge benchmark table"):
+        Benchmark.open(tmp_path)
+    with pytest.raises(BenchError, match="does not exist"):
+        Benchmark.open(tmp_path / "nope")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "x.txt").write_text("hi")
+    with pytest.raises(BenchError, match="not empty"):
+        TableWriter(tmp_path / "foreign")

@@ -1,0 +1,278 @@
+"""One-shot search: the DARTS second-order gradient, every method end to end on the
+embedded digits in a tiny configuration, determinism, resume, and ``run_oneshot``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from nasforge.data import load_splits
+from nasforge.errors import SearchError
+from nasforge.nn.supernet import NB201Supernet
+from nasforge.search import ALGORITHMS
+from nasforge.search.oneshot import run_search
+from nasforge.search.oneshot.darts import finite_difference_hvp, unrolled_arch_gradients
+from nasforge.search.oneshot.pcdarts import normalise_edges
+from nasforge.search.oneshot.setn import top_k_archs
+from nasforge.spaces.nb201 import Arch
+
+ONESHOT = ["darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "pc-darts", "single-darts"]
+TINY = {
+    "epochs": 2,
+    "C": 4,
+    "N": 1,
+    "batch_size": 16,
+    "steps_per_epoch": 3,
+    "eval_batch_size": 32,
+    "valid_batches": 1,
+}
+TINY_EXTRA = {
+    "setn": {"select_num": 4},
+    "rsps": {"select_num": 4, "derive_samples": 2, "select_batches": 1},
+    "enas": {
+        "controller_train_steps": 2,
+        "controller_num_aggregate": 2,
+        "controller_num_samples": 3,
+        "derive_samples": 2,
+    },
+    "pc-darts": {"partial_k": 2, "warmup_epochs": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_splits("digits", limit=64)
+
+
+def _tiny(name: str, **kw: object):
+    return ALGORITHMS.create(name, **{**TINY, **TINY_EXTRA.get(name, {}), **kw})
+
+
+# -- DARTS second order ------------------------------------------------------------------------
+
+
+def _tiny_problem():
+    torch.manual_seed(0)
+    net = NB201Supernet(2, 1, 3).double().train()
+    alphas = (1e-1 * torch.randn(6, 5, dtype=torch.float64)).requires_grad_()
+    xt, yt = torch.randn(6, 3, 4, 4, dtype=torch.float64), torch.randint(0, 3, (6,))
+    xv, yv = torch.randn(6, 3, 4, 4, dtype=torch.float64), torch.randint(0, 3, (6,))
+    return net, alphas, (xt, yt), (xv, yv)
+
+
+def test_finite_difference_hvp_matches_double_backward() -> None:
+    net, alphas, (x, y), _ = _tiny_problem()
+    weights = list(net.parameters())
+
+    def loss() -> torch.Tensor:
+        return nn.functional.cross_entropy(net(x, weights=torch.softmax(alphas, -1)), y)
+
+    vector = [torch.randn_like(w) for w in weights]
+    # Exact mixed second derivative d/d alpha (grad_w L . v) by double backward.
+    grads = torch.autograd.grad(loss(), weights, create_graph=True)
+    dot = sum((g * v).sum() for g, v in zip(grads, vector, strict=True))
+    (exact,) = torch.autograd.grad(dot, [alphas])
+    assert float(exact.norm()) > 1e-3  # a non-trivial check
+    # A central difference: the error falls as r^2 (this tiny net's ReLU/BN curvature makes
+    # DARTS' r = 0.01 too coarse for a tight check, so smaller radii are compared).
+    errors = []
+    for r in (1e-3, 1e-4):
+        approx = finite_difference_hvp(loss, weights, [alphas], vector, r=r)[0]
+        errors.append(float((approx - exact).norm() / exact.norm()))
+    assert errors[1] < 1e-5
+    assert errors[1] < errors[0] / 30
+    # The weights are restored exactly.
+    net2, *_ = _tiny_problem()
+    for a, b in zip(net.parameters(), net2.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_unrolled_gradient_matches_exact_unrolled_derivative() -> None:
+    net, alphas, (xt, yt), (xv, yv) = _tiny_problem()
+    names = [n for n, _ in net.named_parameters()]
+    weights = list(net.parameters())
+    lr, wd, mom = 0.1, 5e-4, 0.9
+    buffers = [torch.randn_like(w) * 0.01 for w in weights]
+
+    def loss_at(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = functional_call(net, params, (x,), {"weights": torch.softmax(alphas, -1)})
+        return nn.functional.cross_entropy(logits, y)
+
+    approx, _ = unrolled_arch_gradients(
+        weights,
+        [alphas],
+        lambda: nn.functional.cross_entropy(net(xt, weights=torch.softmax(alphas, -1)), yt),
+        lambda: nn.functional.cross_entropy(net(xv, weights=torch.softmax(alphas, -1)), yv),
+        lr=lr,
+        weight_decay=wd,
+        momentum=mom,
+        momentum_buffers=buffers,
+        r=1e-4,
+    )
+    # Exact: differentiate L_val(w'(alpha), alpha) through the virtual SGD step.
+    params = dict(zip(names, weights, strict=True))
+    grads = torch.autograd.grad(loss_at(params, xt, yt), weights, create_graph=True)
+    stepped = {
+        n: w - lr * (mom * b + g + wd * w)
+        for n, w, g, b in zip(names, weights, grads, buffers, strict=True)
+    }
+    (exact,) = torch.autograd.grad(loss_at(stepped, xv, yv), [alphas])
+    torch.testing.assert_close(approx[0], exact, rtol=1e-5, atol=1e-8)
+
+
+# -- every method end to end --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ONESHOT)
+def test_method_runs_end_to_end(name: str, digits, tmp_path: Path) -> None:
+    method = _tiny(name)
+    assert type(method).kind == "oneshot"
+    result = run_search(method, digits, tmp_path, seed=0, plot=False)
+    assert isinstance(result.arch, Arch)
+    assert len(result.epochs) == TINY["epochs"]
+    saved = json.loads((tmp_path / "search.json").read_text())
+    assert saved["status"] == "done" and saved["arch"] == result.arch.to_string()
+    for i, rec in enumerate(saved["epochs"]):
+        assert rec["epoch"] == i + 1
+        Arch.from_string(rec["arch"])
+        assert 0 <= rec["train_acc"] <= 100 and 0 <= rec["valid_acc"] <= 100
+        assert math.isfinite(rec["train_loss"]) and math.isfinite(rec["valid_loss"])
+        assert len(rec["entropy"]) == 6
+        assert all(0 <= h <= math.log(5) + 1e-9 for h in rec["entropy"])
+        probs = np.asarray(rec["probs"])
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+        assert rec["skip_share"] == Arch.from_string(rec["arch"]).ops.count("skip_connect") / 6
+    assert 0 <= result.final_valid_acc <= 100
+
+
+def test_alpha_methods_move_their_distribution(digits, tmp_path: Path) -> None:
+    # The architecture state must actually be trained (not just initialised).
+    for name in ("darts-v1", "gdas", "single-darts"):
+        method = _tiny(name, arch_lr=0.05)
+        result = run_search(method, digits, tmp_path / name, seed=0, plot=False)
+        first, last = np.asarray(result.epochs[0]["probs"]), np.asarray(result.epochs[-1]["probs"])
+        assert np.abs(last - 0.2).max() > 1e-3, name
+        assert not np.allclose(first, last), name
+
+
+def test_pc_darts_warmup_keeps_alphas(digits, tmp_path: Path) -> None:
+    method = _tiny("pc-darts", warmup_epochs=2)
+    result = run_search(method, digits, tmp_path, seed=0, plot=False)
+    init = method.alphas.detach()
+    # No architecture step during the warm-up: the distribution is still the initial one.
+    assert np.allclose(result.epochs[-1]["probs"], torch.softmax(init, -1).numpy())
+    assert result.epochs[-1]["edge_weights"][0] == pytest.approx(1.0)  # node 1 has one edge
+
+
+def test_normalise_edges_per_node() -> None:
+    w = normalise_edges(torch.tensor([3.0, 0.0, 1.0, 0.5, -1.0, 2.0]))
+    assert float(w[0]) == pytest.approx(1.0)
+    assert float(w[1:3].sum()) == pytest.approx(1.0)
+    assert float(w[3:].sum()) == pytest.approx(1.0)
+
+
+def test_top_k_archs_orders_by_probability() -> None:
+    logp = np.log(np.full((6, 5), 0.05))
+    logp[:, 3] = np.log(0.8)
+    logp[0, 1] = np.log(0.7)
+    logp[0, 3] = np.log(0.1)
+    top = top_k_archs(logp, 3)
+    assert top[0].ops == ("skip_connect",) + ("nor_conv_3x3",) * 5
+    assert top[1].ops == ("nor_conv_3x3",) * 6
+    assert len(set(top)) == 3
+
+
+# -- determinism, resume ------------------------------------------------------------------------
+
+
+def _strip_time(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
+
+
+@pytest.mark.parametrize("name", ["gdas", "enas"])
+def test_same_seed_same_result_and_resume(name: str, digits, tmp_path: Path) -> None:
+    a = run_search(_tiny(name), digits, tmp_path / "a", seed=3, plot=False)
+    b = run_search(_tiny(name), digits, tmp_path / "b", seed=3, plot=False)
+    assert a.arch == b.arch
+    assert _strip_time(a.epochs) == _strip_time(b.epochs)
+    # A run stopped after epoch 1 (its config says 1 epoch) cannot be resumed as a 2-epoch
+    # run: the checkpoint belongs to another config.
+    run_search(_tiny(name, epochs=1), digits, tmp_path / "c", seed=3, plot=False)
+    with pytest.raises(SearchError, match="another run"):
+        run_search(_tiny(name), digits, tmp_path / "c", seed=3, plot=False)
+
+
+def test_resume_continues_identically(digits, tmp_path: Path) -> None:
+    full = run_search(_tiny("darts-v1"), digits, tmp_path / "full", seed=1, plot=False)
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash_after_first_epoch(event: str, info: dict) -> None:
+        if event == "epoch" and info["epoch"] == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_search(_tiny("darts-v1"), digits, tmp_path / "cut", seed=1, plot=False,
+                   callback=crash_after_first_epoch)
+    partial = json.loads((tmp_path / "cut" / "search.json").read_text())
+    assert partial["status"] == "running" and len(partial["epochs"]) == 1
+    events: list[str] = []
+    resumed = run_search(_tiny("darts-v1"), digits, tmp_path / "cut", seed=1, plot=False,
+                         callback=lambda e, i: events.append(e))
+    assert events.count("epoch") == 1  # only the second epoch ran again
+    assert resumed.arch == full.arch
+    assert _strip_time(resumed.epochs) == _strip_time(full.epochs)
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "cut").iterdir())
+
+
+# -- configs, registry, CLI ---------------------------------------------------------------------
+
+
+def test_configs_are_published_and_overridable() -> None:
+    darts = ALGORITHMS.create("darts-v1")
+    assert (darts.config.epochs, darts.config.lr, darts.config.batch_size) == (50, 0.025, 64)
+    assert darts.config.arch_lr == 3e-4 and darts.config.arch_betas == (0.5, 0.999)
+    pc = ALGORITHMS.create("pc-darts")
+    assert (pc.config.partial_k, pc.config.warmup_epochs, pc.config.arch_lr) == (4, 15, 6e-4)
+    assert ALGORITHMS.create("gdas").config.tau_max == 10.0
+    assert ALGORITHMS.create("enas").config.controller_train_steps == 50
+    assert ALGORITHMS.create("setn", epochs=3).config.epochs == 3
+    with pytest.raises(SearchError, match="unknown config field"):
+        ALGORITHMS.create("darts-v1", epoch=3)
+    with pytest.raises(SearchError, match="epochs=0"):
+        ALGORITHMS.create("gdas", epochs=0)
+    with pytest.raises(SearchError, match="partial_k=3"):
+        ALGORITHMS.create("pc-darts", partial_k=3)
+
+
+def test_run_oneshot_with_table_and_training(tmp_path: Path) -> None:
+    from nasforge.bench import make_synthetic_table
+    from nasforge.cli.oneshot import run_oneshot
+
+    table = tmp_path / "t.table"
+    make_synthetic_table(table, datasets=("cifar10-valid",), hps={"200": 200}, seeds=(777,),
+                         final_only=True)
+    summary = run_oneshot(
+        "pc-darts", "digits", tmp_path / "out", epochs=2, bench=table, train_epochs=1,
+        limit=48, quiet=True,
+        overrides={"C": 4, "N": 1, "batch_size": 16, "partial_k": 2, "steps_per_epoch": 2},
+    )
+    arch = Arch.from_string(summary["arch"])
+    assert summary["config"]["warmup_epochs"] == 1  # 30% of 2 epochs, rounded
+    assert summary["table"]["dataset"] == "cifar10-valid"
+    assert 0 < summary["table"]["test_acc"] <= 100
+    assert summary["train"]["epochs"] == 1 and "test" in summary["train"]["eval"]
+    saved = json.loads((tmp_path / "out" / "search.json").read_text())
+    assert saved["epochs"][-1]["table_acc"] is not None
+    assert (tmp_path / "out" / "search.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["arch"] == arch.to_string()
+    with pytest.raises(SearchError, match="not a one-shot method"):
+        run_oneshot("rea", "digits", tmp_path / "x", quiet=True)

@@ -1,0 +1,132 @@
+"""The NB201 weight-sharing supernet: mixing modes, partial channels, edge weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nasforge.errors import ArchError
+from nasforge.nn.nb201 import NB201Network, stage_layout
+from nasforge.nn.supernet import MixedEdge, NB201Supernet, SearchCell, channel_shuffle
+from nasforge.spaces.nb201 import OPS, Arch
+
+
+def _net(**kw: object) -> NB201Supernet:
+    torch.manual_seed(0)
+    return NB201Supernet(4, 1, 3, **kw).eval()
+
+
+def test_skeleton_matches_nb201_network() -> None:
+    net = NB201Supernet(8, 2, 7)
+    ref = NB201Network(Arch(("none",) * 6), C=8, N=2, num_classes=7)
+    kinds = [isinstance(c, SearchCell) for c in net.cells]
+    assert kinds == [not red for _, red in stage_layout(8, 2)]
+    # The skeleton around the cells is NB201Network's: same module names and shapes.
+    ours = net.state_dict()
+    for key, value in ref.state_dict().items():
+        assert key in ours and ours[key].shape == value.shape, key
+    assert net.classifier.out_features == 7 and net.classifier.in_features == 32
+    # Every searched edge holds the five official ops, BatchNorms without affine parameters.
+    edge = net.cells[0].edges[0]
+    assert len(edge.ops) == len(OPS)
+    bns = [m for m in edge.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(not bn.affine for bn in bns)
+
+
+def test_one_hot_weights_equal_single_path() -> None:
+    net = _net()
+    x = torch.randn(2, 3, 8, 8)
+    arch = Arch.from_string(
+        "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+    )
+    one_hot = torch.nn.functional.one_hot(torch.tensor(arch.op_ids), len(OPS)).float()
+    with torch.no_grad():
+        mixed = net(x, weights=one_hot)
+        single = net.forward_arch(x, arch)
+        st = net(x, weights=one_hot, index=arch.op_ids)  # GDAS form, same value
+    torch.testing.assert_close(mixed, single)
+    torch.testing.assert_close(st, single)
+
+
+def test_weighted_sum_is_linear_in_weights() -> None:
+    net = _net()
+    cell = net.cells[0]
+    x = torch.randn(2, 4, 8, 8)
+    w1 = torch.softmax(torch.randn(6, 5), -1)
+    w2 = torch.softmax(torch.randn(6, 5), -1)
+    edge = cell.edges[0]
+    with torch.no_grad():
+        combined = edge(x, 0.3 * w1[0] + 0.7 * w2[0])
+        separate = 0.3 * edge(x, w1[0]) + 0.7 * edge(x, w2[0])
+    torch.testing.assert_close(combined, separate, atol=1e-5, rtol=1e-5)
+    # All mass on `none`: every edge outputs zeros, so the cell does too.
+    none_only = torch.zeros(6, 5)
+    none_only[:, OPS.index("none")] = 1.0
+    with torch.no_grad():
+        assert torch.count_nonzero(cell(x, none_only)) == 0
+
+
+def test_gdas_straight_through_reaches_every_logit() -> None:
+    net = _net().train()
+    x = torch.randn(4, 3, 8, 8)
+    alphas = torch.randn(6, 5, requires_grad=True)
+    probs = torch.softmax(alphas, -1)
+    index = probs.argmax(-1)
+    hard = torch.nn.functional.one_hot(index, 5).float() - probs.detach() + probs
+    net(x, weights=hard, index=index.tolist()).sum().backward()
+    assert alphas.grad is not None and torch.all(alphas.grad.abs().sum(1) > 0)
+
+
+def test_channel_shuffle_is_a_permutation() -> None:
+    x = torch.arange(2 * 8 * 1 * 1, dtype=torch.float32).view(2, 8, 1, 1)
+    y = channel_shuffle(x, 4)
+    assert sorted(y[0].flatten().tolist()) == x[0].flatten().tolist()
+    # Group g channel i lands at position i * groups + g (ShuffleNet order).
+    assert y[0, :, 0, 0].tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def test_partial_channels_bypass_and_shapes() -> None:
+    torch.manual_seed(0)
+    edge = MixedEdge(8, partial_k=4).eval()
+    assert edge.op_channels == 2
+    conv = edge.ops[OPS.index("nor_conv_3x3")]
+    assert conv.op[1].in_channels == 2
+    x = torch.randn(3, 8, 5, 5)
+    with torch.no_grad():
+        y = edge(x, index=OPS.index("none"))
+    # With `none` the op part is zero and the 6 bypassed channels come through unchanged.
+    unshuffled = y.view(3, 2, 4, 5, 5).transpose(1, 2).reshape(3, 8, 5, 5)
+    assert torch.count_nonzero(unshuffled[:, :2]) == 0
+    torch.testing.assert_close(unshuffled[:, 2:], x[:, 2:])
+    net = NB201Supernet(8, 1, 10, partial_k=4)
+    out = net(torch.randn(2, 3, 8, 8), weights=torch.full((6, 5), 0.2))
+    assert out.shape == (2, 10)
+    # Partial channels cut the candidate-op parameters by about K^2.
+    full = sum(p.numel() for p in NB201Supernet(8, 1, 10).cells[0].parameters())
+    part = sum(p.numel() for p in net.cells[0].parameters())
+    assert part < full / 8
+
+
+def test_edge_weights_scale_edges() -> None:
+    net = _net()
+    x = torch.randn(2, 3, 8, 8)
+    w = torch.softmax(torch.randn(6, 5), -1)
+    with torch.no_grad():
+        plain = net(x, weights=w)
+        ones = net(x, weights=w, edge_weights=torch.ones(6))
+        scaled = net(x, weights=w, edge_weights=torch.full((6,), 0.5))
+    torch.testing.assert_close(plain, ones)
+    assert not torch.allclose(plain, scaled)
+
+
+def test_bad_inputs() -> None:
+    net = _net()
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"\(6, 5\)"):
+        net(x, weights=torch.ones(5, 5))
+    with pytest.raises(ArchError, match="expected 6 ints"):
+        net(x, index=[0, 1, 2])
+    with pytest.raises(ValueError, match="needs mixing weights"):
+        net(x)
+    with pytest.raises(ValueError, match="partial_k=3"):
+        NB201Supernet(8, 1, 10, partial_k=3)
