@@ -61,8 +61,15 @@ def make_executor(kind: str) -> Any:
 def timed_build(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from nasforge.bench.build import BuildConfig, build
 
-    base = dict(dataset=args.dataset, seeds=(777,), limit=args.limit, epochs=args.epochs,
-                C=args.C, N=args.N, device="cpu")
+    base = dict(
+        dataset=args.dataset,
+        seeds=(777,),
+        limit=args.limit,
+        epochs=args.epochs,
+        C=args.C,
+        N=args.N,
+        device="cpu",
+    )
     t0 = time.perf_counter()
     ex = make_executor(kind)
     try:
@@ -119,8 +126,12 @@ def dispatch(kind: str, n: int) -> dict[str, Any]:
     finally:
         ex.shutdown()
     assert len(outs) == n and all(o.ok for o in outs)
-    return {"executor": kind, "tasks": n, "wall_s": round(wall, 4),
-            "ms_per_task": round(1000 * wall / n, 3)}
+    return {
+        "executor": kind,
+        "tasks": n,
+        "wall_s": round(wall, 4),
+        "ms_per_task": round(1000 * wall / n, 3),
+    }
 
 
 def main() -> None:
@@ -165,9 +176,7 @@ def main() -> None:
         },
         "config": {k: v for k, v in vars(args).items() if k != "out"} | {"out": None},
         "build": builds,
-        "scaling_efficiency": {
-            k: round(builds[k]["archs_per_min"] / (2 * base), 3) for k in two
-        },
+        "scaling_efficiency": {k: round(builds[k]["archs_per_min"] / (2 * base), 3) for k in two},
         "speedup_vs_local_1": {k: round(builds[k]["archs_per_min"] / base, 3) for k in two},
         "fixed_tasks": fixed,
         "dispatch": noop,

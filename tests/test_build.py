@@ -50,9 +50,7 @@ def curves_of(path: Path, dataset: str, hp: str) -> dict[tuple[int, int], dict[s
     for arch in bench:
         for seed in bench.seeds(dataset, hp):
             rec = bench.query(arch, dataset, hp=hp, seed=seed)
-            out[(arch.to_index(), seed)] = {
-                k: v for k, v in rec.curves.items() if k not in TIMING
-            }
+            out[(arch.to_index(), seed)] = {k: v for k, v in rec.curves.items() if k not in TIMING}
     return out
 
 
@@ -104,9 +102,18 @@ def test_config_validation():
 def test_entry_curves_maps_trainer_records_to_schema():
     result = {
         "epochs": [
-            {"epoch": e, "train_loss": 2.0 - e, "train_acc": 10.0 * e, "epoch_time": 0.5,
-             "eval_time": 0.1, "lr": 0.1,
-             "eval": {"valid": {"loss": 1.5, "acc": 40.0 + e}, "test": {"loss": 1.6, "acc": 39.0}}}
+            {
+                "epoch": e,
+                "train_loss": 2.0 - e,
+                "train_acc": 10.0 * e,
+                "epoch_time": 0.5,
+                "eval_time": 0.1,
+                "lr": 0.1,
+                "eval": {
+                    "valid": {"loss": 1.5, "acc": 40.0 + e},
+                    "test": {"loss": 1.6, "acc": 39.0},
+                },
+            }
             for e in (1, 2)
         ]
     }
@@ -204,8 +211,15 @@ def test_task_runs_alone_and_reports_costs():
 
     arch = Arch.from_index(1234)
     task = TrainTask(
-        arch=arch.to_string(), seed=1, dataset="digits", recipe=get_recipe("nb201-12e",
-        epochs=1).to_dict(), limit=32, C=4, N=1, device="cpu", with_cost=True,
+        arch=arch.to_string(),
+        seed=1,
+        dataset="digits",
+        recipe=get_recipe("nb201-12e", epochs=1).to_dict(),
+        limit=32,
+        C=4,
+        N=1,
+        device="cpu",
+        with_cost=True,
     )
     out = run_train_task(task)
     assert out["status"] == "ok" and out["device"] == "cpu"
@@ -220,13 +234,31 @@ CLI = "import sys; from nasforge.cli import main; sys.argv[0] = 'nasforge'; main
 
 @pytest.mark.slow
 def test_killed_build_resumes_to_the_same_table(tmp_path):
-    args = ["--dataset", "digits", "--seeds", "777", "888", "--archs", "5", "--limit", "128",
-            "--epochs", "2", "--C", "4", "--N", "1", "--no-progress"]
+    args = [
+        "--dataset",
+        "digits",
+        "--seeds",
+        "777",
+        "888",
+        "--archs",
+        "5",
+        "--limit",
+        "128",
+        "--epochs",
+        "2",
+        "--C",
+        "4",
+        "--N",
+        "1",
+        "--no-progress",
+    ]
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-c", CLI, "bench", "build", *args, "-o", str(killed)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     done = 0
     deadline = time.monotonic() + 60
@@ -234,12 +266,12 @@ def test_killed_build_resumes_to_the_same_table(tmp_path):
         while time.monotonic() < deadline and proc.poll() is None:
             if (killed / "manifest.json").exists():
                 try:
-                    done = sum(1 for _ in curves_of(killed, "digits", "2"))
+                    done = int(Benchmark.open(killed).table("digits", "2").ok.sum())
                 except BenchError:  # no group yet
                     done = 0
                 if done >= 2:
                     break
-            time.sleep(0.05)
+            time.sleep(0.1)
         assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -264,3 +296,17 @@ def test_killed_build_resumes_to_the_same_table(tmp_path):
     for key, curves in part.items():
         for name, values in curves.items():
             np.testing.assert_array_equal(resumed[key][name], values)
+
+
+def test_unique_builds_are_marked_in_the_metadata(tmp_path):
+    from nasforge.bench.build import _record_meta
+
+    cfg = BuildConfig(dataset="digits", archs="unique", epochs=1)
+    tmp_path.mkdir(exist_ok=True)
+    _record_meta(tmp_path, cfg, cfg.get_recipe(), "1")
+    meta = read_build_meta(tmp_path)["digits/1"]
+    assert meta["unique"] is True and meta["archs"] == "unique"
+    # Extending a unique build with more archs keeps the class guarantee.
+    _record_meta(tmp_path, dataclasses.replace(cfg, archs=10), cfg.get_recipe(), "1")
+    meta = read_build_meta(tmp_path)["digits/1"]
+    assert meta["unique"] is True and meta["archs"] == "mixed"

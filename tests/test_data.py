@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import io
 import pickle
 import tarfile
 import threading
@@ -122,7 +121,7 @@ def test_reader_errors(tmp_path):
     write_cifar(tmp_path)
     folder = tmp_path / "cifar-10-batches-py"
     (folder / "data_batch_3").unlink()
-    with pytest.raises(DataError, match="missing file .*data_batch_3"):
+    with pytest.raises(DataError, match=r"missing file .*data_batch_3"):
         read_cifar("cifar10", tmp_path)
 
 
@@ -176,21 +175,22 @@ def test_imagenet16_reader_keeps_first_120_classes(tmp_path):
         entry = _batch(30, 200, "labels", 16, rng, label_offset=1)  # labels 1..200
         (tmp_path / name).write_bytes(pickle.dumps(entry, protocol=2))
         written[name] = entry
-    (tr_x, tr_y), (va_x, va_y) = read_imagenet16(tmp_path)
+    (_, tr_y), (va_x, va_y) = read_imagenet16(tmp_path)
     keep = np.array(written["val_data"]["labels"]) <= 120
     assert va_x.shape == (int(keep.sum()), 3, 16, 16)
     assert va_y.tolist() == (np.array(written["val_data"]["labels"])[keep] - 1).tolist()
     assert torch.equal(va_x[0].flatten(), torch.from_numpy(written["val_data"]["data"][keep][0]))
     assert tr_y.min() >= 0 and tr_y.max() <= 119
-    total = sum((np.array(written[f"train_data_batch_{i}"]["labels"]) <= 120).sum()
-                for i in range(1, 11))
+    total = sum(
+        (np.array(written[f"train_data_batch_{i}"]["labels"]) <= 120).sum() for i in range(1, 11)
+    )
     assert len(tr_y) == total
     (tmp_path / "train_data_batch_7").unlink()
     with pytest.raises(DataError, match="train_data_batch_7"):
         read_imagenet16(tmp_path)
     bad = _batch(5, 1, "labels", 16, rng, label_offset=1001)
     (tmp_path / "train_data_batch_7").write_bytes(pickle.dumps(bad, protocol=2))
-    with pytest.raises(DataError, match="expected 1..1000"):
+    with pytest.raises(DataError, match=r"expected 1..1000"):
         read_imagenet16(tmp_path)
 
 
@@ -202,7 +202,7 @@ class _Server:
         files_, truncate_ = files, truncate
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server API
+            def do_GET(self):
                 body = files_.get(self.path.lstrip("/"))
                 if body is None:
                     self.send_error(404)
@@ -238,7 +238,8 @@ def test_download_verifies_md5_and_unpacks(tmp_path, monkeypatch):
     body = _archive_bytes(tmp_path)
     spec = CIFAR_ARCHIVES["cifar10"]
     monkeypatch.setitem(
-        CIFAR_ARCHIVES, "cifar10",
+        CIFAR_ARCHIVES,
+        "cifar10",
         type(spec)(**{**spec.__dict__, "md5": hashlib.md5(body).hexdigest()}),
     )
     root = tmp_path / "dl"
@@ -255,8 +256,9 @@ def test_corrupt_download_is_removed_and_reported(tmp_path):
     body = _archive_bytes(tmp_path)  # not the official archive: its MD5 cannot match
     spec = CIFAR_ARCHIVES["cifar10"]
     root = tmp_path / "dl"
-    with _Server({f"data/{spec.filename}": body}) as base, pytest.raises(
-        DataError, match=f"MD5 .*expected {spec.md5}.*removed"
+    with (
+        _Server({f"data/{spec.filename}": body}) as base,
+        pytest.raises(DataError, match=f"MD5 .*expected {spec.md5}.*removed"),
     ):
         read_cifar("cifar10", root, download=True, url_base=base)
     assert list(root.iterdir()) == []
@@ -266,12 +268,14 @@ def test_partial_download_is_removed_and_reported(tmp_path, monkeypatch):
     body = _archive_bytes(tmp_path)
     spec = CIFAR_ARCHIVES["cifar10"]
     monkeypatch.setitem(
-        CIFAR_ARCHIVES, "cifar10",
+        CIFAR_ARCHIVES,
+        "cifar10",
         type(spec)(**{**spec.__dict__, "md5": hashlib.md5(body).hexdigest()}),
     )
     root = tmp_path / "dl"
-    with _Server({f"data/{spec.filename}": body}, truncate=True) as base, pytest.raises(
-        DataError, match=r"(incomplete|failed).*removed"
+    with (
+        _Server({f"data/{spec.filename}": body}, truncate=True) as base,
+        pytest.raises(DataError, match=r"(incomplete|failed).*removed"),
     ):
         read_cifar("cifar10", root, download=True, url_base=base)
     assert list(root.iterdir()) == []
@@ -390,7 +394,9 @@ def test_digits_embedded_dataset():
 
 def test_synthetic_is_deterministic_and_parametrised():
     a, b = make_synthetic(seed=3, n_train=40), make_synthetic(seed=3, n_train=40)
-    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.train.labels, b.train.labels)
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(
+        a.train.labels, b.train.labels
+    )
     assert not torch.equal(make_synthetic(seed=4, n_train=40).train.images, a.train.images)
     d = load_splits("synthetic-16px-5c", limit=30)
     assert (d.resolution, d.num_classes, d.pad, len(d.train)) == (16, 5, 2, 30)
@@ -414,8 +420,9 @@ def test_dataset_splits_validate():
 
 # ----------------------------------------------------------------------------- loader
 def _reference_augment(img: torch.Tensor, pad: int, oy: int, ox: int, flip: bool) -> torch.Tensor:
-    padded = torch.zeros(img.shape[0], img.shape[1] + 2 * pad, img.shape[2] + 2 * pad,
-                         dtype=img.dtype)
+    padded = torch.zeros(
+        img.shape[0], img.shape[1] + 2 * pad, img.shape[2] + 2 * pad, dtype=img.dtype
+    )
     padded[:, pad : pad + img.shape[1], pad : pad + img.shape[2]] = img
     out = padded[:, oy : oy + img.shape[1], ox : ox + img.shape[2]]
     return out.flip(-1) if flip else out

@@ -239,3 +239,16 @@ def test_training_evaluator_needs_a_validation_split(trainer_ev):
         TrainingEvaluator(trainer_ev.recipe, trainer_ev.data, valid_split="holdout")
     with pytest.raises(SearchError, match="fidelity"):
         trainer_ev.evaluate(ARCH, 3)
+
+
+def test_cifar10_searches_on_cifar10_valid_and_reports_cifar10(tmp_path):
+    path = make_synthetic_table(
+        tmp_path / "c10", datasets=("cifar10-valid", "cifar10"), hps={"12": 12}
+    )
+    ev = TabularEvaluator(path, "cifar10")
+    assert (ev.dataset, ev.report_dataset) == ("cifar10-valid", "cifar10")
+    bench = ev.bench
+    obs = ev.evaluate(ARCH)
+    assert obs.info["seed"] in bench.seeds("cifar10-valid", "12")
+    rep = ev.report(ARCH, obs)
+    assert rep.test_acc == pytest.approx(bench.query(ARCH, "cifar10", hp="12").final["test_acc"])

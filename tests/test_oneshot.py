@@ -46,6 +46,16 @@ TINY_EXTRA = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These tensors are tiny: intra-op threads only add synchronisation (and stall badly on a
+    # busy machine), so the module runs single-threaded and restores the setting after.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_splits("digits", limit=64)

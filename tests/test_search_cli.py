@@ -244,11 +244,17 @@ def test_oneshot_algorithms_are_delegated(monkeypatch, tmp_path):
     assert kw["seed"] == 4 and kw["quiet"] is True
     assert set(kw) == {
         "epochs",
+        "device",
         "seed",
         "bench",
         "data_dir",
         "train_epochs",
-        "recipe",
         "limit",
         "quiet",
     }
+    res = runner.invoke(
+        app,
+        ["search", "--algo", "fake-oneshot", "-o", str(tmp_path), "--recipe", "nb201-200e"],
+    )
+    assert res.exit_code == 0, res.output
+    assert calls[-1][3]["recipe"] == "nb201-200e"

@@ -11,6 +11,15 @@ from nasforge.nn.supernet import MixedEdge, NB201Supernet, SearchCell, channel_s
 from nasforge.spaces.nb201 import OPS, Arch
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: intra-op threads only add synchronisation; restore the setting after.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _net(**kw: object) -> NB201Supernet:
     torch.manual_seed(0)
     return NB201Supernet(4, 1, 3, **kw).eval()
@@ -130,3 +139,13 @@ def test_bad_inputs() -> None:
         net(x)
     with pytest.raises(ValueError, match="partial_k=3"):
         NB201Supernet(8, 1, 10, partial_k=3)
+
+
+def test_edge_scale_with_partial_channels_equals_scaled_output() -> None:
+    torch.manual_seed(0)
+    edge = MixedEdge(8, partial_k=4).eval()
+    x = torch.randn(2, 8, 5, 5)
+    w = torch.softmax(torch.randn(5), -1)
+    s = torch.tensor(0.37)
+    with torch.no_grad():
+        torch.testing.assert_close(edge(x, w, scale=s), edge(x, w) * s)

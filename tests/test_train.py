@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -64,7 +65,12 @@ def test_official_recipes_match_nb201_configs():
     # xautodl configs/nas-benchmark/hyper-opts/200E.config and 12E.config.
     for recipe, epochs in ((NB201_200E, 200), (NB201_12E, 12)):
         assert recipe == RECIPES.create(recipe.name)
-        assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.momentum) == (epochs, 256, 0.1, 0.9)
+        assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.momentum) == (
+            epochs,
+            256,
+            0.1,
+            0.9,
+        )
         assert (recipe.nesterov, recipe.weight_decay, recipe.eta_min) == (True, 5e-4, 0.0)
         assert (recipe.scheduler, recipe.warmup_epochs, recipe.loss) == ("cosine", 0, "ce")
     assert set(RECIPES.names()) >= {"nb201-200e", "nb201-12e"}
@@ -77,7 +83,7 @@ def test_cosine_schedule_is_per_epoch_like_xautodl():
     assert math.isclose(r.lr_at(199), 0.05 * (1 + math.cos(math.pi * 199 / 200)))
     assert r.lr_at(199) > 0
     lrs = [r.lr_at(e) for e in range(200)]
-    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(lrs))
     w = r.replace(warmup_epochs=2)
     assert w.lr_at(0, 0, 10) == 0 and math.isclose(w.lr_at(0, 5, 10), 0.025)
     assert math.isclose(w.lr_at(1, 5, 10), 0.075) and w.lr_at(2) == 0.1
@@ -89,13 +95,13 @@ def test_recipe_replace_and_validation():
     assert r.replace(name="mine").name == "mine"
     assert get_recipe("nb201-12e") is not None and get_recipe(r) is r
     assert Recipe.from_dict(r.to_dict()) == r
-    with pytest.raises(RecipeError, match="unknown recipe 'nb201-1e'.*nb201-12e"):
+    with pytest.raises(RecipeError, match=r"unknown recipe 'nb201-1e'.*nb201-12e"):
         get_recipe("nb201-1e")
-    with pytest.raises(RecipeError, match="epochs=0.*>= 1"):
+    with pytest.raises(RecipeError, match=r"epochs=0.*>= 1"):
         NB201_12E.replace(epochs=0)
     with pytest.raises(RecipeError, match="lr=-1"):
         NB201_12E.replace(lr=-1.0)
-    with pytest.raises(RecipeError, match="unknown recipe fields.*'lrr'"):
+    with pytest.raises(RecipeError, match=r"unknown recipe fields.*'lrr'"):
         NB201_12E.replace(lrr=0.1)
     with pytest.raises(RecipeError, match="scheduler='step'"):
         NB201_12E.replace(scheduler="step")
@@ -189,7 +195,11 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(ckpt), str(torch.get_num_threads())],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert sorted(p.name for p in ckpt.iterdir()) == [CHECKPOINT_NAME]  # no temp files left
@@ -209,9 +219,10 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     ):
         assert k == k2 and torch.equal(v, v2), k
     # A checkpoint of another configuration is refused, not silently mixed in.
-    with pytest.raises(RecipeError, match="seed=3.*seed=4"):
-        Trainer(recipe).fit(NB201Network(ARCH, 4, 1, 4), data, seed=4, checkpoint_dir=ckpt,
-                            resume=True)
+    with pytest.raises(RecipeError, match=r"seed=3.*seed=4"):
+        Trainer(recipe).fit(
+            NB201Network(ARCH, 4, 1, 4), data, seed=4, checkpoint_dir=ckpt, resume=True
+        )
 
 
 def test_resume_after_exception_and_of_finished_run(tmp_path):
@@ -223,14 +234,17 @@ def test_resume_after_exception_and_of_finished_run(tmp_path):
 
     set_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(recipe).fit(NB201Network(ARCH, 4, 1, 4), data, seed=0, checkpoint_dir=tmp_path,
-                            callback=boom)
+        Trainer(recipe).fit(
+            NB201Network(ARCH, 4, 1, 4), data, seed=0, checkpoint_dir=tmp_path, callback=boom
+        )
     set_seed(0)
-    res = Trainer(recipe).fit(NB201Network(ARCH, 4, 1, 4), data, seed=0, checkpoint_dir=tmp_path,
-                              resume=True)
+    res = Trainer(recipe).fit(
+        NB201Network(ARCH, 4, 1, 4), data, seed=0, checkpoint_dir=tmp_path, resume=True
+    )
     assert res.resumed_from_epoch == 1 and len(res.epochs) == 2
-    done = Trainer(recipe).fit(NB201Network(ARCH, 4, 1, 4), data, seed=0,
-                               checkpoint_dir=tmp_path, resume=True)
+    done = Trainer(recipe).fit(
+        NB201Network(ARCH, 4, 1, 4), data, seed=0, checkpoint_dir=tmp_path, resume=True
+    )
     assert strip_times(done) == strip_times(res)
 
 
@@ -239,9 +253,30 @@ def test_cli_train_writes_json(tmp_path):
     from nasforge.cli import app
 
     out = tmp_path / "run.json"
-    args = ["train", "--arch", ARCH, "--dataset", "synthetic-16px-4c", "--recipe", "nb201-12e",
-            "--epochs", "1", "--batch-size", "32", "--limit", "64", "--C", "4", "--N", "1",
-            "--seed", "2", "--quiet", "--out", str(out)]
+    args = [
+        "train",
+        "--arch",
+        ARCH,
+        "--dataset",
+        "synthetic-16px-4c",
+        "--recipe",
+        "nb201-12e",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--limit",
+        "64",
+        "--C",
+        "4",
+        "--N",
+        "1",
+        "--seed",
+        "2",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "status ok" in res.output and "wrote" in res.output

@@ -38,15 +38,19 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nasforge.bench.query import Benchmark
+from nasforge.bench.schema import ResultEntry
+from nasforge.bench.writer import TableWriter
 from nasforge.errors import ArchError, BenchError, NasforgeError
 from nasforge.spaces.nb201 import NUM_ARCHS, Arch, all_archs, unique_archs
 
-#: The seeds of the official NAS-Bench-201 runs (xautodl: 777, 888, 999).
-NB201_SEEDS: tuple[int, ...] = (777, 888, 999)
+if TYPE_CHECKING:  # the executors sit below bench in the layering; imported at run time
+    from nasforge.run import Executor, Outcome
+
 SPACES: tuple[str, ...] = ("nb201",)
 #: Batch size of the latency measurement recorded as ``latency_s``.
 LATENCY_BATCH = 1
@@ -304,7 +308,7 @@ def build(
     config: BuildConfig,
     path: str | os.PathLike[str],
     *,
-    executor: Any = None,
+    executor: Executor | None = None,
     executor_name: str = "local",
     executor_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
@@ -315,7 +319,6 @@ def build(
     created with ``create_executor(executor_name, **executor_kwargs)`` and shut down at the
     end. Returns a :class:`BuildReport`.
     """
-    from nasforge.bench import ResultEntry, TableWriter
     from nasforge.run import create_executor
 
     recipe = config.get_recipe()
@@ -354,9 +357,7 @@ def build(
         if owns_executor:
             executor = create_executor(executor_name, **(executor_kwargs or {}))
         try:
-            report = _drive(
-                executor, writer, pending, config, hp, total, skipped, progress, ResultEntry
-            )
+            report = _drive(executor, writer, pending, config, hp, total, skipped, progress)
         finally:
             if owns_executor:
                 executor.shutdown()
@@ -367,15 +368,14 @@ def build(
 
 
 def _drive(
-    executor: Any,
-    writer: Any,
+    executor: Executor,
+    writer: TableWriter,
     pending: deque[TrainTask],
     config: BuildConfig,
     hp: str,
     total: int,
     skipped: int,
     show: bool,
-    ResultEntry: Any,
 ) -> BuildReport:
     """Keep the executor busy, append each result as it lands, resubmit failures."""
     report = BuildReport(
@@ -407,7 +407,7 @@ def _drive(
                 for job in executor.wait([j for _, j in in_flight.values()], None):
                     task, _ = in_flight.pop(id(job))
                     out = job.outcome(0, task)
-                    retry = _record(writer, config, hp, task, out, ResultEntry, report)
+                    retry = _record(writer, config, hp, task, out, report)
                     if retry is not None:
                         pending.appendleft(retry)  # retried next, before new work
                     else:
@@ -422,12 +422,11 @@ def _drive(
 
 
 def _record(
-    writer: Any,
+    writer: TableWriter,
     config: BuildConfig,
     hp: str,
     task: TrainTask,
-    out: Any,
-    ResultEntry: Any,
+    out: Outcome,
     report: BuildReport,
 ) -> TrainTask | None:
     """Append one finished attempt; return the task to retry, or None when it is final."""
@@ -489,8 +488,6 @@ BUILD_META = "build.json"
 
 def _archs_with_cost(path: Path, dataset: str) -> set[int]:
     """Official indices of the archs whose costs on ``dataset`` the table already holds."""
-    from nasforge.bench import Benchmark
-
     if not (path / "manifest.json").exists():
         return set()
     bench = Benchmark.open(path)
@@ -561,6 +558,7 @@ class _Progress:
         self.show = show
         if not show:
             return
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -579,6 +577,7 @@ class _Progress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
+            console=Console(stderr=True),  # stdout stays clean for --json reports
         )
         self.task = self.progress.add_task("build", total=total, completed=done, failed=0, rate=0.0)
         self.done = done

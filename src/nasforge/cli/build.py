@@ -25,10 +25,15 @@ def _seeds(ctx: typer.Context, seeds: list[int]) -> tuple[int, ...]:
 def build_command(
     ctx: typer.Context,
     dataset: str = typer.Option(
-        ..., "--dataset", "-d", help="cifar10-valid, cifar10, cifar100, ImageNet16-120, "
-        "or the embedded digits / synthetic[-<R>px][-<K>c]."
+        ...,
+        "--dataset",
+        "-d",
+        help="cifar10-valid, cifar10, cifar100, ImageNet16-120, "
+        "or the embedded digits / synthetic[-<R>px][-<K>c].",
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Table directory (created or resumed)."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Table directory (created or resumed)."
+    ),
     space: str = typer.Option("nb201", help="Search space."),
     recipe: str = typer.Option("nb201-12e", help="Training recipe: nb201-12e, nb201-200e."),
     seeds: list[int] = typer.Option(

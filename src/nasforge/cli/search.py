@@ -121,6 +121,19 @@ def _print_summaries(console: Console, summaries: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def _progress(console: Console) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 def _pm(m: float, s: float) -> str:
     return "n/a" if m != m else f"{m:.2f} ± {s:.2f}"
 
@@ -172,6 +185,8 @@ def search(
     if getattr(factory, "kind", None) == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
 
+        # --recipe is passed only when given, so run_oneshot keeps its own default
+        extra: dict[str, Any] = {} if recipe is None else {"recipe": recipe}
         run_oneshot(
             algo,
             dataset,
@@ -181,9 +196,10 @@ def search(
             bench=bench,
             data_dir=data_dir,
             train_epochs=train_epochs,
-            recipe=recipe,
             limit=limit,
             quiet=quiet,
+            device=device,
+            **extra,
         )
         return
     ev = _make_evaluator(
@@ -204,22 +220,18 @@ def search(
     b = _resolve_budget(budget, dataset, ev, console)
     params = _parse_params(param)
 
-    def progress(i: int, r: Any) -> None:
-        console.print(
-            f"[{algo}] run {i + 1}/{runs}: {r.num_evals} evals, test {r.final_test:.2f}",
-            highlight=False,
+    with _progress(console) as bar:
+        task = bar.add_task(f"{algo} on {dataset}", total=runs)
+        results = run_protocol(
+            algo,
+            ev,
+            b,
+            runs=runs,
+            seed=seed,
+            algo_kwargs=params,
+            max_evals=max_evals,
+            progress=lambda i, r: bar.advance(task),
         )
-
-    results = run_protocol(
-        algo,
-        ev,
-        b,
-        runs=runs,
-        seed=seed,
-        algo_kwargs=params,
-        max_evals=max_evals,
-        progress=None if quiet else progress,
-    )
     meta = {"command": "search", "evaluator": ev.describe(), "params": params}
     paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
     _print_summaries(console, [summarize(results)])
@@ -284,13 +296,17 @@ def compare(
     )
     b = _resolve_budget(budget, dataset, ev, console)
 
-    def progress(algo: str, i: int, r: Any) -> None:
-        if i + 1 == runs:
-            console.print(f"[{algo}] {runs} run(s) done", highlight=False)
-
-    results = run_compare(
-        names, ev, b, runs=runs, seed=seed, max_evals=max_evals, progress=progress
-    )
+    with _progress(console) as bar:
+        task = bar.add_task(f"{len(names)} algorithms on {dataset}", total=runs * len(names))
+        results = run_compare(
+            names,
+            ev,
+            b,
+            runs=runs,
+            seed=seed,
+            max_evals=max_evals,
+            progress=lambda algo, i, r: bar.advance(task),
+        )
     meta = {"command": "compare", "evaluator": ev.describe()}
     paths = save_comparison(out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs")
     _print_summaries(console, [summarize(r) for r in results.values()])

@@ -52,8 +52,16 @@ def train(
         highlight=False,
     )
     result = train_arch(
-        a, data, rec, seed=seed, C=channels, N=cells, device=device, quiet=quiet,
-        checkpoint_dir=checkpoint_dir, resume=resume,
+        a,
+        data,
+        rec,
+        seed=seed,
+        C=channels,
+        N=cells,
+        device=device,
+        quiet=quiet,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
     )
     table = Table(title=f"{data.name} / {rec.name} / {result.num_params / 1e6:.3f} M params")
     names = list(data.evals)

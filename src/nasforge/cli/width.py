@@ -26,13 +26,21 @@ _EPOCHS = 10
 _BATCH = 64
 
 
-def _recipe(name: str, epochs: int | None, batch_size: int | None, lr: float | None):  # noqa: ANN202
+def _recipe(name: str, epochs: int | None, batch_size: int | None, lr: float | None):
     from nasforge.train import get_recipe
 
     return get_recipe(name, epochs=epochs, batch_size=batch_size, lr=lr)
 
 
-def _settings(num_random: int, placements: int, population: int, generations: int, parents: int):  # noqa: ANN202
+def _threads(threads: int | None) -> None:
+    # Intra-op threads; 1 avoids OpenMP spin-wait collapse on an oversubscribed machine.
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+
+
+def _settings(num_random: int, placements: int, population: int, generations: int, parents: int):
     from nasforge.search.width import EvolutionSettings, SupernetSettings
 
     return (
@@ -74,7 +82,7 @@ def space_cmd(
     )
     for col in ("group", "full", "candidates", "MFLOPs per step (mean)"):
         table.add_column(col)
-    for (g, cands), st in zip(info["groups"].items(), steps):
+    for (g, cands), st in zip(info["groups"].items(), steps, strict=False):
         mean = f"{st.mean():.4f}" if len(st) else "-"
         table.add_row(g, str(cands[-1]), " ".join(map(str, cands)), mean)
     Console().print(table)
@@ -104,8 +112,10 @@ def search_cmd(
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
+    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
 ) -> None:
     """Train a supernet and search the best widths within a FLOPs budget."""
+    _threads(threads)
     from rich.console import Console
 
     from nasforge.search.width.protocol import run_search
@@ -150,8 +160,10 @@ def retrain_cmd(
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
 ) -> None:
     """Retrain the searched widths from scratch; write retrain.json."""
+    _threads(threads)
     from rich.console import Console
 
     from nasforge.search.width.protocol import run_retrain
@@ -192,8 +204,10 @@ def compare_cmd(
     limit: int | None = typer.Option(None, "--limit"),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
+    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
 ) -> None:
     """CafeNet vs fixed sharing vs uniform scaling at the same budgets, all retrained."""
+    _threads(threads)
     from rich.console import Console
     from rich.table import Table
 

@@ -48,9 +48,7 @@ class Split:
                 f"{getattr(lab, 'dtype', type(lab))} of shape {tuple(getattr(lab, 'shape', ()))}"
             )
         if lab.shape[0] != img.shape[0]:
-            raise DataError(
-                f"split {self.name!r}: {img.shape[0]} images but {lab.shape[0]} labels"
-            )
+            raise DataError(f"split {self.name!r}: {img.shape[0]} images but {lab.shape[0]} labels")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -122,7 +120,9 @@ class DatasetSplits:
             return self.evals[name]
         except KeyError:
             known = ", ".join(["train", *self.evals])
-            raise DataError(f"{self.name} has no split {name!r}; expected one of: {known}") from None
+            raise DataError(
+                f"{self.name} has no split {name!r}; expected one of: {known}"
+            ) from None
 
     def summary(self) -> dict[str, int]:
         """Number of samples per split, train first."""

@@ -134,6 +134,7 @@ class DeviceLoader:
             idx = perm[s : s + bs]
             x = self.images.index_select(0, idx)
             if self.pad or self.flip:
-                x = crop_flip(x, self.pad, offs[0, s : s + bs], offs[1, s : s + bs],
-                              flips[s : s + bs])
+                x = crop_flip(
+                    x, self.pad, offs[0, s : s + bs], offs[1, s : s + bs], flips[s : s + bs]
+                )
             yield self.normalize(x), self.labels.index_select(0, idx)

@@ -168,8 +168,7 @@ def download_file(url: str, dest: str | Path, md5: str, *, timeout: float = 60.0
         digest = h.hexdigest()
         if digest != md5:
             raise DataError(
-                f"download of {url} is corrupt: MD5 {digest}, expected {md5}; "
-                "the file was removed"
+                f"download of {url} is corrupt: MD5 {digest}, expected {md5}; the file was removed"
             )
         os.replace(tmp, dest)
     finally:
@@ -222,23 +221,24 @@ def _file_source(root: Path, spec: ArchiveSpec) -> Callable[[str], bytes]:
             return read_dir
     archive = root / spec.filename
     if archive.is_file():
+        wanted = {f"{spec.folder}/{n}" for n in spec.train_files + spec.test_files}
+        contents: dict[str, bytes] = {}
         try:
-            tar = tarfile.open(archive, "r:gz")
-            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            # One sequential pass over the gzip stream reads every member we need.
+            with tarfile.open(archive, "r:gz") as tar:
+                for m in tar:
+                    if m.isfile() and m.name in wanted:
+                        f = tar.extractfile(m)
+                        if f is not None:
+                            contents[m.name] = f.read()
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             raise DataError(f"{archive}: truncated or corrupt archive ({exc})") from None
 
         def read_tar(name: str) -> bytes:
-            m = members.get(f"{spec.folder}/{name}")
-            if m is None:
-                raise DataError(f"{archive}: missing member {spec.folder}/{name}")
-            try:
-                f = tar.extractfile(m)
-                if f is None:
-                    raise DataError(f"{archive}: member {m.name} is not a regular file")
-                return f.read()
-            except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-                raise DataError(f"{archive}: truncated or corrupt archive ({exc})") from None
+            key = f"{spec.folder}/{name}"
+            if key not in contents:
+                raise DataError(f"{archive}: missing member {key}")
+            return contents[key]
 
         return read_tar
     raise DataError(
@@ -303,9 +303,11 @@ def read_cifar(
         raise DataError(f"unknown CIFAR dataset {name!r}; expected one of {sorted(CIFAR_ARCHIVES)}")
     spec = CIFAR_ARCHIVES[name]
     root = Path(root).expanduser()
-    have = (root / spec.folder).is_dir() or (root / spec.filename).is_file() or (
-        root / spec.train_files[0]
-    ).is_file()
+    have = (
+        (root / spec.folder).is_dir()
+        or (root / spec.filename).is_file()
+        or (root / spec.train_files[0]).is_file()
+    )
     if not have:
         if not download:
             if not root.is_dir():
@@ -316,8 +318,9 @@ def read_cifar(
         else:
             base = url_base or os.environ.get(URL_BASE_ENV) or DEFAULT_URL_BASE
             root.mkdir(parents=True, exist_ok=True)
-            archive = download_file(base.rstrip("/") + "/" + spec.filename, root / spec.filename,
-                                    spec.md5)
+            archive = download_file(
+                base.rstrip("/") + "/" + spec.filename, root / spec.filename, spec.md5
+            )
             _safe_extract(archive, spec.folder, root)
     elif (
         download

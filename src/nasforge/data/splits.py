@@ -56,7 +56,7 @@ def read_split_file(path: str | Path) -> dict[str, list[int]]:
             or value[0] != "int"
             or not isinstance(value[1], list)
         ):
-            raise DataError(f"split file {path}: entry {key!r} must be [\"int\", [indices...]]")
+            raise DataError(f'split file {path}: entry {key!r} must be ["int", [indices...]]')
         try:
             out[key] = [int(v) for v in value[1]]
         except (TypeError, ValueError):
@@ -258,8 +258,14 @@ def make_synthetic(
     pad = 4 if resolution >= 32 else max(1, resolution // 8)
     name = f"synthetic-{resolution}px-{num_classes}c"
     return DatasetSplits(
-        name, splits[0], {"valid": splits[1], "test": splits[2]}, num_classes, resolution,
-        mean, std, pad,  # type: ignore[arg-type]
+        name,
+        splits[0],
+        {"valid": splits[1], "test": splits[2]},
+        num_classes,
+        resolution,
+        mean,
+        std,
+        pad,  # type: ignore[arg-type]
     )
 
 

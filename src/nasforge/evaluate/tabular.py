@@ -65,6 +65,13 @@ class TabularEvaluator(Evaluator):
         if isinstance(bench, (str, Path)):
             bench = Benchmark.open(bench)
         self.bench = bench
+        search_dataset = dataset
+        if dataset == "cifar10" and "cifar10-valid" in bench.datasets:
+            # "cifar10" (train+valid) has no validation split: like the official
+            # simulate_train_eval, search on the cifar10-valid runs and report on cifar10
+            search_dataset = "cifar10-valid"
+            report_dataset = report_dataset or "cifar10"
+        dataset = search_dataset
         hps = bench.hps(dataset)
         if hp is None or (hp not in hps and len(hps) == 1):
             # a table with one recipe (e.g. a "final" import) is searched on that one

@@ -104,8 +104,7 @@ class ResNetCifar(nn.Module):
         self.stem = ConvBN(ch.conv("stem.conv"), ch.bn("stem.bn"))
         n = (int(spec.name.removeprefix("resnet")) - 2) // 6
         self.stages = nn.ModuleList(
-            nn.Sequential(*(BasicBlock(ch, f"stages.{s}.{b}") for b in range(n)))
-            for s in range(3)
+            nn.Sequential(*(BasicBlock(ch, f"stages.{s}.{b}") for b in range(n))) for s in range(3)
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = ch.linear("classifier")

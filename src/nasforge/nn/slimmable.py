@@ -21,6 +21,7 @@ Sharing patterns (who uses which channels):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -172,7 +173,9 @@ class LocallyFreeSharing:
 SHARINGS = {"fixed": FixedSharing, "cafenet": LocallyFreeSharing}
 
 
-def make_sharing(name: str, space: WidthSpace, **kwargs: object) -> FixedSharing | LocallyFreeSharing:
+def make_sharing(
+    name: str, space: WidthSpace, **kwargs: object
+) -> FixedSharing | LocallyFreeSharing:
     """``"fixed"`` or ``"cafenet"`` sharing over ``space``."""
     if name not in SHARINGS:
         raise SearchError(f"unknown sharing {name!r}; expected one of: {', '.join(SHARINGS)}")
@@ -253,14 +256,21 @@ class SlimmableNetwork(nn.Module):
                 f"a {self.spec.name} placement has {len(full)} groups, got "
                 f"{len(placement.channels)}"
             )
-        for g, (c, f) in enumerate(zip(placement.channels, full)):
-            if len(c) == 0 or c[0] < 0 or c[-1] >= f or any(a >= b for a, b in zip(c, c[1:])):
+        for g, (c, f) in enumerate(zip(placement.channels, full, strict=False)):
+            if (
+                len(c) == 0
+                or c[0] < 0
+                or c[-1] >= f
+                or any(a >= b for a, b in itertools.pairwise(c))
+            ):
                 raise ArchError(
                     f"group {self.spec.searchable[g]!r}: channels must be sorted, distinct, in "
                     f"0..{f - 1} and non-empty; got {list(c)}"
                 )
 
-    def sliced_tensors(self, placement: Placement, *, detach: bool = False) -> dict[str, torch.Tensor]:
+    def sliced_tensors(
+        self, placement: Placement, *, detach: bool = False
+    ) -> dict[str, torch.Tensor]:
         """Every parameter/buffer of the sub-network, sliced out of the supernet.
 
         Parameters stay in the autograd graph (unless ``detach``); buffers are copies, so a
@@ -269,7 +279,7 @@ class SlimmableNetwork(nn.Module):
         self._check(placement)
         device = next(self.net.parameters()).device
         idx: dict[str, torch.Tensor | int] = {}
-        for g, c in zip(self.spec.searchable, placement.channels):
+        for g, c in zip(self.spec.searchable, placement.channels, strict=False):
             # A prefix is a narrow (a view, no gather); anything else an index_select.
             idx[g] = len(c) if c == tuple(range(len(c))) else torch.tensor(c, device=device)
 
@@ -361,7 +371,7 @@ def recalibrate_bn(
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             module(x)
     finally:
-        for m, mom in zip(bns, saved):
+        for m, mom in zip(bns, saved, strict=False):
             m.momentum = mom
         module.eval()
     return module

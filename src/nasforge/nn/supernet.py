@@ -75,7 +75,9 @@ class MixedEdge(nn.Module):
         x: torch.Tensor,
         weights: torch.Tensor | None = None,
         index: int | None = None,
+        scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """The edge output; ``scale`` (a scalar tensor) multiplies all of it (edge weights)."""
         if self.partial_k > 1:
             x_op, x_bypass = x[:, : self.op_channels], x[:, self.op_channels :]
         else:
@@ -97,6 +99,13 @@ class MixedEdge(nn.Module):
                     continue
                 term = op(x_op) * weights[k]
                 y = term if y is None else y + term
+        if scale is not None:
+            # Scaling the two parts before the shuffle (a permutation) is the same as scaling
+            # the edge output, but autograd then keeps only the C/K-channel op output (and a
+            # view of the input) for the scale's gradient, not a new full-width tensor.
+            y = y * scale
+            if x_bypass is not None:
+                x_bypass = x_bypass * scale
         if x_bypass is not None:
             y = channel_shuffle(torch.cat([y, x_bypass], dim=1), self.partial_k)
         return y
@@ -141,9 +150,8 @@ class SearchCell(nn.Module):
                     nodes[src],
                     None if weights is None else weights[e],
                     None if index is None else index[e],
+                    None if edge_weights is None else edge_weights[e],
                 )
-                if edge_weights is not None:
-                    y = y * edge_weights[e]
                 total = y if total is None else total + y
                 e += 1
             nodes.append(total)

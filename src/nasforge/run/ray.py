@@ -6,6 +6,7 @@ registry can list ``"ray"`` without the extra installed and the error names the 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -133,10 +134,9 @@ class RayExecutor(Executor):
         return [by_ref[r] for r in ready]
 
     def cancel(self, job: Job) -> None:
-        try:
+        # A job that already finished or is gone has nothing to cancel.
+        with contextlib.suppress(Exception):
             self._ray.cancel(job.ref)  # type: ignore[attr-defined]
-        except Exception:  # already finished or gone: nothing to cancel
-            pass
 
     def shutdown(self) -> None:
         self._remote = None

@@ -12,8 +12,9 @@ Budgets follow the NAS-Bench-201 protocol (Dong & Yang, ICLR 2020; official scri
 ``exps/algos/R_EA.py`` etc. of D-X-Y/AutoDL-Projects): the run's clock is the sum of the
 charged training times (simulated seconds from the table, or wall seconds of real training),
 and an evaluation whose cost would take the clock past the budget is discarded and ends the
-run (``if total_time_cost + time_cost > time_budget: return``). A budget may also be a
-number of evaluations.
+run (``if total_time_cost + time_cost > time_budget: return``). Unlike those scripts we do
+not add the algorithm's own wall time to a simulated clock, so a run is a pure function of
+its seeds. A budget may also be a number of evaluations.
 """
 
 from __future__ import annotations
@@ -330,6 +331,9 @@ def _from_json_float(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
+_SAFETY_EVALS = 1_000_000
+
+
 def run_search(
     searcher: Searcher,
     evaluator: Evaluator,
@@ -361,9 +365,11 @@ def run_search(
             seed=searcher.seed,
         )
     )
-    limit_evals = int(budget.amount) if budget.kind == "evals" else None
+    # a time budget still gets a (huge) evaluation cap: a table whose entries cost 0 s
+    # (failed runs) must not make a run loop forever
+    limit_evals = int(budget.amount) if budget.kind == "evals" else _SAFETY_EVALS
     if max_evals is not None:
-        limit_evals = max_evals if limit_evals is None else min(limit_evals, max_evals)
+        limit_evals = min(limit_evals, max_evals)
     limit_seconds = budget.amount if budget.kind == "seconds" else math.inf
     wall = clock_kind == "wall"
 
@@ -384,7 +390,7 @@ def run_search(
 
     clock = 0.0
     t0 = time.perf_counter()
-    while limit_evals is None or len(times) < limit_evals:
+    while len(times) < limit_evals:
         if wall:
             clock = time.perf_counter() - t0
         if clock >= limit_seconds:

@@ -243,7 +243,7 @@ def plot_curves(
         line = ax.plot(grid, mean, label=f"{algo} (n={len(runs)})")[0]
         ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.2)
     ax.set_xlabel(x_label)
-    ax.set_ylabel(f"best-so-far {metric} accuracy (%)")
+    ax.set_ylabel(f"{metric} accuracy of the best-so-far arch (%)")
     ax.set_title(title or f"mean best-so-far {metric} accuracy, 95% CI")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")

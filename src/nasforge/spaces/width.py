@@ -113,9 +113,8 @@ class BackboneSpec:
                 f"a {self.name} width configuration has {g} entries "
                 f"({', '.join(self.searchable)}); got shape {w.shape}"
             )
-        if not np.issubdtype(w.dtype, np.integer):
-            if not np.all(np.equal(np.mod(w, 1), 0)):
-                raise ArchError(f"widths must be whole channel counts, got {w.tolist()}")
+        if not np.issubdtype(w.dtype, np.integer) and not np.all(np.equal(np.mod(w, 1), 0)):
+            raise ArchError(f"widths must be whole channel counts, got {w.tolist()}")
         w = w.astype(np.int64)
         full = np.asarray(self.full_widths, dtype=np.int64)
         bad = (w < 1) | (w > full)
@@ -134,7 +133,7 @@ class BackboneSpec:
         if w.ndim != 1:
             raise ArchError("widths_dict takes one configuration, not a batch")
         out = {g.name: g.full for g in self.groups}
-        out.update({n: int(c) for n, c in zip(self.searchable, w)})
+        out.update({n: int(c) for n, c in zip(self.searchable, w, strict=False)})
         return out
 
     # -- cost -----------------------------------------------------------------------------
@@ -422,7 +421,7 @@ class WidthSpace:
             steps = np.maximum(steps, 1)
         steps = np.minimum(steps, np.maximum(full - self.min_widths, 1))
         cands = []
-        for hi, n in zip(full, steps):
+        for hi, n in zip(full, steps, strict=False):
             # Evenly spaced ratios min_ratio..1 of the full width (10%, 20%, ..., 100%).
             ratios = self.min_ratio + (1.0 - self.min_ratio) * np.arange(n + 1) / n
             c = np.unique(np.maximum(1, np.round(ratios * hi)).astype(np.int64))
@@ -447,9 +446,7 @@ class WidthSpace:
 
     def group_spans(self) -> np.ndarray:
         """FLOPs (M) each group adds going from its smallest to its full width (others full)."""
-        lo = np.asarray(
-            np.maximum(1, np.round(self.min_ratio * self.full)), dtype=np.int64
-        )
+        lo = np.asarray(np.maximum(1, np.round(self.min_ratio * self.full)), dtype=np.int64)
         base = np.tile(self.full, (len(self.full), 1))
         base[np.arange(len(self.full)), np.arange(len(self.full))] = lo
         return self.spec.full_flops - self.spec.flops(base)
@@ -477,7 +474,7 @@ class WidthSpace:
             "full_flops_m": self.spec.full_flops,
             "full_params_m": float(self.spec.params(self.spec.full_widths)),
             "groups": {
-                g: [int(x) for x in c] for g, c in zip(self.groups, self.candidates)
+                g: [int(x) for x in c] for g, c in zip(self.groups, self.candidates, strict=False)
             },
         }
 
@@ -503,7 +500,7 @@ class WidthSpace:
         if w.ndim != 1:
             raise ArchError("encode takes one configuration")
         out = []
-        for g, c, x in zip(self.groups, self.candidates, w):
+        for g, c, x in zip(self.groups, self.candidates, w, strict=False):
             hit = np.nonzero(c == x)[0]
             if len(hit) == 0:
                 raise ArchError(f"width {int(x)} of group {g!r} is not a candidate {c.tolist()}")
@@ -563,16 +560,14 @@ class WidthSpace:
     def to_dict(self, widths: Sequence[int]) -> dict[str, int]:
         """``{group: width}`` for the searchable groups."""
         w = self.spec.check_widths(widths)
-        return {g: int(x) for g, x in zip(self.groups, w)}
+        return {g: int(x) for g, x in zip(self.groups, w, strict=False)}
 
     def from_dict(self, d: Mapping[str, int]) -> tuple[int, ...]:
         """The inverse of :meth:`to_dict`; every searchable group must be present."""
         missing = [g for g in self.groups if g not in d]
         extra = [k for k in d if k not in self.groups]
         if missing or extra:
-            raise ArchError(
-                f"width dict for {self.spec.name}: missing {missing}, unknown {extra}"
-            )
+            raise ArchError(f"width dict for {self.spec.name}: missing {missing}, unknown {extra}")
         w = tuple(int(d[g]) for g in self.groups)
         self.spec.check_widths(w)
         return w

@@ -323,12 +323,21 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         optimizer = recipe.build_optimizer(model.parameters())
         train_loader = DeviceLoader(
-            data.train, data, recipe.batch_size, train=True, seed=seed, device=dev,
+            data.train,
+            data,
+            recipe.batch_size,
+            train=True,
+            seed=seed,
+            device=dev,
             channels_last=self.channels_last,
         )
         eval_loaders = {
             n: DeviceLoader(
-                data.evals[n], data, recipe.batch_size, train=False, device=dev,
+                data.evals[n],
+                data,
+                recipe.batch_size,
+                train=False,
+                device=dev,
                 channels_last=self.channels_last,
             )
             for n in names
@@ -344,8 +353,12 @@ class Trainer:
             model=_model_name(model),
             num_params=sum(p.numel() for p in model.parameters()),
             device=str(dev),
-            meta={"amp": self.amp, "channels_last": self.channels_last,
-                  "compile": self.compile, "threads": torch.get_num_threads()},
+            meta={
+                "amp": self.amp,
+                "channels_last": self.channels_last,
+                "compile": self.compile,
+                "threads": torch.get_num_threads(),
+            },
         )
         ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
         start_epoch = 0
@@ -356,7 +369,9 @@ class Trainer:
         forward = torch.compile(model) if self.compile else model
         steps = len(train_loader)
         n_train = train_loader.num_samples
-        with _Progress(self.quiet, recipe.epochs * steps, start_epoch * steps, recipe.epochs) as bar:
+        with _Progress(
+            self.quiet, recipe.epochs * steps, start_epoch * steps, recipe.epochs
+        ) as bar:
             for epoch in range(start_epoch, recipe.epochs):
                 bar.epoch(epoch + 1)
                 train_loader.set_epoch(epoch)
@@ -380,8 +395,10 @@ class Trainer:
                     log.warning("%s", result.error)
                     break
                 t1 = time.perf_counter()
-                evals = {n: evaluate(forward, ld, autocast=self._autocast)
-                         for n, ld in eval_loaders.items()}
+                evals = {
+                    n: evaluate(forward, ld, autocast=self._autocast)
+                    for n, ld in eval_loaders.items()
+                }
                 self._sync()
                 eval_time = time.perf_counter() - t1
                 result.total_eval_time += eval_time
@@ -390,13 +407,18 @@ class Trainer:
                     result.status = "diverged"
                     result.error = f"non-finite {bad[0]} loss in epoch {epoch}"
                     break
-                record = EpochRecord(epoch, train_loss, train_acc, evals, epoch_time,
-                                     eval_time, lr0)
+                record = EpochRecord(
+                    epoch, train_loss, train_acc, evals, epoch_time, eval_time, lr0
+                )
                 result.epochs.append(record)
                 if ckpt_path is not None:
                     self._save_checkpoint(ckpt_path, model, optimizer, result, data, seed, epoch)
-                bar.epoch(epoch + 1, loss=f"{train_loss:.3f}", acc=f"{train_acc:.1f}",
-                          ips=f"{n_train / max(epoch_time, 1e-9):.0f}")
+                bar.epoch(
+                    epoch + 1,
+                    loss=f"{train_loss:.3f}",
+                    acc=f"{train_acc:.1f}",
+                    ips=f"{n_train / max(epoch_time, 1e-9):.0f}",
+                )
                 if callback is not None:
                     callback(record)
         return result
@@ -531,9 +553,12 @@ def train_arch(
     model = NB201Network(arch, C=C, N=N, num_classes=data.num_classes)
     trainer = Trainer(recipe, device=device, quiet=quiet, **trainer_kwargs)
     result = trainer.fit(
-        model, data, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
+        model,
+        data,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
         eval_splits=eval_splits,
     )
     result.meta.update({"C": C, "N": N})
     return result
-

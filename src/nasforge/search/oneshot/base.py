@@ -74,13 +74,21 @@ class OneShotConfig:
                 raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
         for name in ("steps_per_epoch", "valid_batches"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise SearchError(
                     f"config field {name}={value!r} invalid; expected None or an int >= 1"
                 )
-        for name in ("lr", "eta_min", "weight_decay", "grad_clip", "arch_lr",
-                     "arch_weight_decay", "momentum"):
+        for name in (
+            "lr",
+            "eta_min",
+            "weight_decay",
+            "grad_clip",
+            "arch_lr",
+            "arch_weight_decay",
+            "momentum",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise SearchError(f"config field {name}={value!r} invalid; expected a float >= 0")
@@ -90,7 +98,9 @@ class OneShotConfig:
             raise SearchError(f"eta_min={self.eta_min} exceeds lr={self.lr}; expected <= lr")
         betas = tuple(self.arch_betas)
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise SearchError(f"arch_betas={self.arch_betas!r} invalid; expected two floats in [0, 1)")
+            raise SearchError(
+                f"arch_betas={self.arch_betas!r} invalid; expected two floats in [0, 1)"
+            )
         object.__setattr__(self, "arch_betas", (float(betas[0]), float(betas[1])))
 
     @classmethod
@@ -110,7 +120,11 @@ class OneShotConfig:
         for name, value in list(values.items()):
             # Accept ints for float fields (e.g. ``lr=1``) and lists for the betas tuple.
             default = getattr(self, name)
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            if (
+                isinstance(default, float)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
                 values[name] = float(value)
             if isinstance(default, tuple) and isinstance(value, list):
                 values[name] = tuple(value)
@@ -261,8 +275,9 @@ class OneShotSearch(ABC):
     def end_epoch(self, epoch: int, ctx: SearchContext) -> None:
         """Hook after the epoch's steps, e.g. ENAS' controller training."""
 
-    def weight_step(self, logits_fn: Callable[[torch.Tensor], torch.Tensor], batch: Batch
-                    ) -> tuple[float, int, int]:
+    def weight_step(
+        self, logits_fn: Callable[[torch.Tensor], torch.Tensor], batch: Batch
+    ) -> tuple[float, int, int]:
         """SGD step on the shared weights for the loss of ``logits_fn`` on ``batch``."""
         x, y = batch
         assert self.supernet is not None
@@ -365,7 +380,10 @@ class AlphaSearch(OneShotSearch):
         return float(loss.detach())
 
     def arch_state(self) -> dict[str, Any]:
-        return {"alphas": self.alphas.detach().clone(), "a_optimizer": self.a_optimizer.state_dict()}
+        return {
+            "alphas": self.alphas.detach().clone(),
+            "a_optimizer": self.a_optimizer.state_dict(),
+        }
 
     def load_arch_state(self, state: dict[str, Any]) -> None:
         with torch.no_grad():

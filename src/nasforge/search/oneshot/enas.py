@@ -56,12 +56,19 @@ class Controller(nn.Module):
         self.num_edges, self.num_ops = num_edges, num_ops
         self.tanh_constant, self.temperature = tanh_constant, temperature
         self.input_vars = nn.Parameter(torch.empty(1, 1, lstm_size))
-        self.w_lstm = nn.LSTM(input_size=lstm_size, hidden_size=lstm_size, num_layers=lstm_num_layers)
+        self.w_lstm = nn.LSTM(
+            input_size=lstm_size, hidden_size=lstm_size, num_layers=lstm_num_layers
+        )
         self.w_embd = nn.Embedding(num_ops, lstm_size)
         self.w_pred = nn.Linear(lstm_size, num_ops)
         # Official init: U(-0.1, 0.1) for these tensors (the rest keep torch's defaults).
-        for t in (self.input_vars, self.w_lstm.weight_hh_l0, self.w_lstm.weight_ih_l0,
-                  self.w_embd.weight, self.w_pred.weight):
+        for t in (
+            self.input_vars,
+            self.w_lstm.weight_hh_l0,
+            self.w_lstm.weight_ih_l0,
+            self.w_embd.weight,
+            self.w_pred.weight,
+        ):
             with torch.no_grad():
                 t.uniform_(-0.1, 0.1, generator=generator)
 
@@ -114,8 +121,12 @@ class ENASConfig(OneShotConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("controller_train_steps", "controller_num_aggregate",
-                     "controller_num_samples", "derive_samples"):
+        for name in (
+            "controller_train_steps",
+            "controller_num_aggregate",
+            "controller_num_samples",
+            "derive_samples",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")

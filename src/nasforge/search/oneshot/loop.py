@@ -173,8 +173,13 @@ def table_lookup(bench: Any, arch: Arch, dataset: str, hp: str) -> dict[str, Any
     try:
         rec = bench.query(arch, dataset, hp=hp)
     except BenchError as exc:
-        return {"dataset": dataset, "hp": hp, "valid_acc": None, "test_acc": None,
-                "missing": str(exc)}
+        return {
+            "dataset": dataset,
+            "hp": hp,
+            "valid_acc": None,
+            "test_acc": None,
+            "missing": str(exc),
+        }
     return {
         "dataset": dataset,
         "hp": hp,
@@ -266,11 +271,21 @@ def run_search(
 
     bs = cfg.batch_size
     train_loader = DeviceLoader(
-        weights_split, data, bs, train=True, seed=seed, device=device,
+        weights_split,
+        data,
+        bs,
+        train=True,
+        seed=seed,
+        device=device,
         drop_last=len(weights_split) >= bs,
     )
     arch_loader = DeviceLoader(
-        arch_split, data, bs, train=True, seed=seed + 1, device=device,
+        arch_split,
+        data,
+        bs,
+        train=True,
+        seed=seed + 1,
+        device=device,
         drop_last=len(arch_split) >= bs,
     )
     eval_loader = DeviceLoader(arch_split, data, cfg.eval_batch_size, train=False, device=device)
@@ -284,8 +299,10 @@ def run_search(
     steps = len(train_loader)
     if cfg.steps_per_epoch is not None:
         steps = min(steps, cfg.steps_per_epoch)
-    emit("start", {"epochs": cfg.epochs, "start_epoch": start_epoch, "steps": steps,
-                   "algo": method.name})
+    emit(
+        "start",
+        {"epochs": cfg.epochs, "start_epoch": start_epoch, "steps": steps, "algo": method.name},
+    )
     net = method.supernet
     t_last = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -347,12 +364,19 @@ def run_search(
             record["table_acc"] = tab["test_acc"]
         records.append(_jsonable(record))
         _atomic_torch_save(
-            {"identity": identity, "epoch": epoch + 1, "elapsed": elapsed,
-             "state": method.state_dict(), "records": records},
+            {
+                "identity": identity,
+                "epoch": epoch + 1,
+                "elapsed": elapsed,
+                "state": method.state_dict(),
+                "records": records,
+            },
             ckpt_path,
         )
-        _atomic_write(out / RESULT_NAME, json.dumps(
-            {**identity, "status": "running", "epochs": records}, indent=2).encode())
+        _atomic_write(
+            out / RESULT_NAME,
+            json.dumps({**identity, "status": "running", "epochs": records}, indent=2).encode(),
+        )
         emit("epoch", records[-1])
         t_last = time.perf_counter()
 
@@ -414,14 +438,27 @@ def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str =
             ax.legend(fontsize=7)
     ax = fig.add_subplot(grid[2, :2])
     if records:
-        ax.plot(epochs, [r["derived_valid_acc"] for r in records], marker=".",
-                label="derived arch, one-shot valid acc")
-        ax.plot(epochs, [r["valid_acc"] for r in records], marker=".", linestyle="--",
-                label="supernet valid acc")
+        ax.plot(
+            epochs,
+            [r["derived_valid_acc"] for r in records],
+            marker=".",
+            label="derived arch, one-shot valid acc",
+        )
+        ax.plot(
+            epochs,
+            [r["valid_acc"] for r in records],
+            marker=".",
+            linestyle="--",
+            label="supernet valid acc",
+        )
         table_accs = [r.get("table_acc") for r in records]
         if any(a is not None for a in table_accs):
-            ax.plot(epochs, [np.nan if a is None else a for a in table_accs], marker="o",
-                    label="derived arch, table test acc")
+            ax.plot(
+                epochs,
+                [np.nan if a is None else a for a in table_accs],
+                marker="o",
+                label="derived arch, table test acc",
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=8)
@@ -429,8 +466,12 @@ def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str =
     ax = fig.add_subplot(grid[2, 2])
     if records:
         ax.plot(epochs, [r["skip_share"] for r in records], marker=".", label="skip share")
-        ax.plot(epochs, [float(np.mean(r["entropy"])) / math.log(len(OPS)) for r in records],
-                marker=".", label="mean entropy / log 5")
+        ax.plot(
+            epochs,
+            [float(np.mean(r["entropy"])) / math.log(len(OPS)) for r in records],
+            marker=".",
+            label="mean entropy / log 5",
+        )
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("epoch")
     ax.legend(fontsize=8)

@@ -51,8 +51,10 @@ class PCDartsConfig(OneShotConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.partial_k, bool) or not isinstance(self.partial_k, int) or (
-            self.partial_k < 1 or self.C % self.partial_k
+        if (
+            isinstance(self.partial_k, bool)
+            or not isinstance(self.partial_k, int)
+            or (self.partial_k < 1 or self.C % self.partial_k)
         ):
             raise SearchError(
                 f"partial_k={self.partial_k!r} invalid; expected an int >= 1 dividing C={self.C}"

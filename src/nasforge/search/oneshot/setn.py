@@ -64,8 +64,9 @@ def top_k_archs(log_probs: np.ndarray, k: int) -> list[Arch]:
     return [Arch.from_op_ids(ops[i].tolist()) for i in order]
 
 
-def best_of(method: AlphaSearch | object, candidates: list[Arch], ctx: SearchContext,
-            batches_each: int) -> Arch:
+def best_of(
+    method: AlphaSearch | object, candidates: list[Arch], ctx: SearchContext, batches_each: int
+) -> Arch:
     """The candidate of highest one-shot accuracy, each on the next ``batches_each`` valid
     batches (the official ``get_best_arch``); the first best wins ties."""
     it = ctx.valid_batches()

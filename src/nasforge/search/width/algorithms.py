@@ -184,7 +184,7 @@ class WidthSearch:
         if self.scorer is None:
             raise SearchError(f"{self.name}: call fit(data) before search")
         t0 = time.perf_counter()
-        rng = np.random.default_rng([self.seed, 2, int(round(mflops * 1000))])
+        rng = np.random.default_rng([self.seed, 2, round(mflops * 1000)])
         res = evolve(self.space, self.score, mflops, rng=rng, settings=self.evolution)
         best = self.scorer.score(res.best_widths)
         w = list(res.best_widths)

@@ -120,17 +120,10 @@ def evolve(
     *,
     rng: np.random.Generator,
     settings: EvolutionSettings | None = None,
-    seeds: list[tuple[int, ...]] | None = None,
 ) -> EvolutionResult:
-    """Maximise ``score(widths)`` over configurations with FLOPs <= ``budget`` (MFLOPs).
-
-    ``seeds`` are extra configurations (widths on the bin grid) put in the initial population.
-    """
+    """Maximise ``score(widths)`` over configurations with FLOPs <= ``budget`` (MFLOPs)."""
     s = settings or EvolutionSettings()
     pop = initial_population(space, budget, rng, s.population, s.band)
-    if seeds:
-        extra = np.asarray([space.encode(w) for w in seeds], dtype=np.int64)
-        pop = np.unique(np.concatenate([extra, pop])[: s.population + len(extra)], axis=0)
     seen = {p.tobytes() for p in pop}
     history: list[dict[str, Any]] = []
     scored: list[tuple[float, np.ndarray]] = []
@@ -157,9 +150,7 @@ def evolve(
             break  # the feasible neighbourhood is exhausted
         run(kids, gen)
     best_value, best_idx = max(scored, key=lambda t: t[0])
-    return EvolutionResult(
-        tuple(int(w) for w in space.decode(best_idx)), best_value, history
-    )
+    return EvolutionResult(tuple(int(w) for w in space.decode(best_idx)), best_value, history)
 
 
 __all__ = ["EvolutionResult", "EvolutionSettings", "evolve", "initial_population"]

@@ -338,7 +338,7 @@ def plot_compare(record: dict[str, Any], path: Path) -> Path:
     for i, (method, rows) in enumerate(record["methods"].items()):
         pts = sorted((r["flops_m"], r["test_acc"]) for r in rows if r["test_acc"] is not None)
         if pts:
-            ax.plot(*zip(*pts), "o-", color=f"C{i}", label=method)
+            ax.plot(*zip(*pts, strict=False), "o-", color=f"C{i}", label=method)
     ax.set_xlabel("MFLOPs")
     ax.set_ylabel("retrained test accuracy (%)")
     ax.set_title(f"{record['backbone']} on {record['dataset']}: searched vs uniform widths")

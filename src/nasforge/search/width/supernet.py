@@ -179,7 +179,11 @@ def _batches(
     channels_last: bool,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     loader = DeviceLoader(
-        data.split(split), data, batch_size, train=False, device=device,
+        data.split(split),
+        data,
+        batch_size,
+        train=False,
+        device=device,
         channels_last=channels_last,
     )
     out = []
@@ -236,9 +240,7 @@ class SupernetScorer:
         self.seed = int(seed)
         self.num_placements = int(num_placements)
         cl = _channels_last(device, channels_last)
-        train = _batches(
-            data, "train", batch_size, max(calib_batches, select_batches), device, cl
-        )
+        train = _batches(data, "train", batch_size, max(calib_batches, select_batches), device, cl)
         self.calib = train[:calib_batches]
         self.select = train[:select_batches]
         self.eval_loader = DeviceLoader(

@@ -1,0 +1,176 @@
+"""Width search: evolution under a FLOPs budget, supernet training, protocol and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nasforge.data import load_splits
+from nasforge.errors import SearchError
+from nasforge.nn.slimmable import LocallyFreeSharing, SlimmableNetwork
+from nasforge.search import ALGORITHMS
+from nasforge.search.width import (
+    CafeNetSearch,
+    EvolutionSettings,
+    SupernetSettings,
+    UniformWidth,
+    evolve,
+    train_supernet,
+    uniform_for_budget,
+)
+from nasforge.search.width.protocol import read_json
+from nasforge.spaces.width import make_space
+from nasforge.train import get_recipe
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny networks: one intra-op thread is fastest and keeps a shared machine responsive.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_registered_as_width_algorithms() -> None:
+    for name in ("cafenet", "fixed-width", "uniform-width"):
+        assert ALGORITHMS.get(name).kind == "width"
+
+
+def test_evolution_respects_budget_and_climbs() -> None:
+    """Every evaluated configuration fits the budget; with a score that rewards width, the
+    search ends near the budget and beats its initial population."""
+    space = make_space("resnet56")
+    budget = space.parse_budget("40%")
+    weights = np.random.default_rng(0).random(len(space.groups))
+
+    def score(widths: tuple[int, ...]) -> float:
+        return float(np.dot(weights, np.asarray(widths) / space.full))
+
+    res = evolve(space, score, budget, rng=np.random.default_rng(1),
+                 settings=EvolutionSettings(population=12, generations=8, parents=4))  # fmt: skip
+    flops = np.array([h["flops_m"] for h in res.history])
+    assert (flops <= budget + 1e-9).all()
+    assert float(space.flops(res.best_widths)) <= budget
+    assert float(space.flops(res.best_widths)) >= 0.8 * budget
+    init = max(h["score"] for h in res.history if h["generation"] == 0)
+    assert res.best_score >= init
+    assert res.best_score == max(h["score"] for h in res.history)
+    # Deterministic given the seed.
+    again = evolve(space, score, budget, rng=np.random.default_rng(1),
+                   settings=EvolutionSettings(population=12, generations=8, parents=4))  # fmt: skip
+    assert again.best_widths == res.best_widths
+
+
+def test_uniform_baseline_is_largest_fitting_ratio() -> None:
+    space = make_space("resnet20")
+    budget = space.parse_budget("50%")
+    ratio, widths = uniform_for_budget(space, budget)
+    assert float(space.flops(widths)) <= budget
+    bigger = space.uniform(min(1.0, ratio + 0.01))
+    assert float(space.flops(bigger)) > budget
+    res = UniformWidth(space).search("50%")
+    assert res.widths == list(widths) and res.algorithm == "uniform-width"
+    with pytest.raises(SearchError, match="below the smallest"):
+        UniformWidth(space).search("0.5%")
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return load_splits("digits", limit=64)
+
+
+def test_supernet_training_and_search_within_budget(tiny_data) -> None:
+    space = make_space("resnet20", resolution=16, num_classes=10)
+    search = CafeNetSearch(
+        space,
+        recipe=get_recipe("nb201-12e", epochs=1, batch_size=32),
+        seed=0,
+        supernet=SupernetSettings(num_random=1, num_placements=2),
+        evolution=EvolutionSettings(population=3, generations=1, parents=2),
+        calib_batches=1,
+        eval_batch_size=64,
+    )
+    with pytest.raises(SearchError, match="fit"):
+        search.search("50%")
+    log = search.fit(tiny_data)
+    assert len(log.epochs) == 1 and log.selections > 0
+    res = search.search("50%")
+    assert res.flops_m <= res.budget_mflops
+    assert all(e["flops_m"] <= res.budget_mflops for e in res.evaluated)
+    assert 0.0 <= res.supernet_acc <= 100.0
+    assert len(res.placement) == len(space.groups)
+    # The winner's score is its cached supernet score (one evaluation per configuration).
+    assert search.score(tuple(res.widths)) == res.supernet_acc
+
+
+def test_train_supernet_is_seeded(tiny_data) -> None:
+    space = make_space("resnet20", resolution=16, num_classes=10)
+    recipe = get_recipe("nb201-12e", epochs=1, batch_size=32)
+    states = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = SlimmableNetwork(space.spec)
+        train_supernet(net, LocallyFreeSharing(space), tiny_data, recipe, seed=3,
+                       settings=SupernetSettings(num_random=1, num_placements=2))  # fmt: skip
+        states.append(net.net.stem.conv.weight.detach().clone())
+    torch.testing.assert_close(states[0], states[1], rtol=0, atol=0)
+
+
+def test_cli_search_then_retrain(tmp_path) -> None:
+    from nasforge.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    common = ["--limit", "64", "--batch-size", "32", "--epochs", "1"]
+    r = runner.invoke(app, ["width", "search", "--backbone", "resnet20", "--dataset", "digits",
+                            "--flops", "50%", "--sharing", "fixed", "-o", str(out),
+                            "--population", "3", "--generations", "1", "--parents", "2",
+                            "--num-random", "1", *common])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rec = read_json(out / "search.json", "width-search")
+    assert rec["result"]["flops_m"] <= rec["result"]["budget_mflops"]
+    assert rec["settings"]["sharing"] == "fixed"
+    assert (out / "search_front.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "supernet.pt").stat().st_size > 0
+    r = runner.invoke(app, ["width", "retrain", str(out), "--epochs", "1", "--batch-size", "32",
+                            "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ret = json.loads((out / "retrain.json").read_text())
+    run = ret["runs"]["searched"]
+    assert run["widths"] == rec["result"]["widths"] and run["status"] == "ok"
+    assert run["test_acc"] is not None
+    # A directory without a search record is a clear error.
+    with pytest.raises(SearchError, match="does not exist"):
+        read_json(tmp_path / "nothing" / "search.json", "width-search")
+    r = runner.invoke(app, ["width", "space", "--backbone", "mobilenetv2", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["backbone"] == "mobilenetv2"
+
+
+def test_compare_runs_all_methods_at_same_budgets(tmp_path) -> None:
+    from nasforge.search.width.protocol import run_compare
+
+    tiny = get_recipe("nb201-12e", epochs=1, batch_size=32)
+    rec = run_compare(
+        backbone="resnet20",
+        dataset="digits",
+        budgets=["40%", "60%"],
+        out_dir=tmp_path,
+        supernet_recipe=tiny,
+        retrain_recipe=tiny,
+        supernet=SupernetSettings(num_random=0, num_placements=2),
+        evolution=EvolutionSettings(population=2, generations=0, parents=1),
+        limit=32,
+    )
+    assert set(rec["methods"]) == {"cafenet", "fixed-width", "uniform-width"}
+    for rows in rec["methods"].values():
+        assert len(rows) == 2
+        for row, budget in zip(rows, rec["budgets_mflops"], strict=True):
+            assert row["flops_m"] <= budget and row["budget_mflops"] == budget
+            assert row["status"] == "ok" and row["test_acc"] is not None
+    assert (tmp_path / "compare.png").exists()
+    assert read_json(tmp_path / "compare.json", "width-compare")["budgets"] == ["40%", "60%"]
