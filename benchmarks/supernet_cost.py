@@ -49,8 +49,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def build(name: str, overrides: dict[str, Any], C: int, N: int, num_classes: int,
-          device: torch.device) -> OneShotSearch:
+def build(
+    name: str, overrides: dict[str, Any], C: int, N: int, num_classes: int, device: torch.device
+) -> OneShotSearch:
     method = ALGORITHMS.create(name, C=C, N=N, **overrides)
     method.setup(num_classes, seed=0, device=device)
     return method
@@ -61,8 +62,11 @@ def logits_fn(method: OneShotSearch) -> Any:
     net = method.supernet
     assert net is not None
     if hasattr(method, "edge_weights"):
-        return lambda x: net(x, weights=method.mix_weights(detach=True),
-                             edge_weights=method.edge_weights(detach=True))
+        return lambda x: net(
+            x,
+            weights=method.mix_weights(detach=True),
+            edge_weights=method.edge_weights(detach=True),
+        )
     return lambda x: net(x, weights=method.mix_weights(detach=True))
 
 
@@ -115,7 +119,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     x = torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen).to(device)
     y = torch.randint(0, args.classes, (args.batch,), generator=gen).to(device)
 
-    methods = {k: build(n, o, args.C, args.N, args.classes, device) for k, (n, o) in VARIANTS.items()}
+    methods = {
+        k: build(n, o, args.C, args.N, args.classes, device) for k, (n, o) in VARIANTS.items()
+    }
     report: dict[str, Any] = {}
     for key, method in methods.items():
         assert method.supernet is not None
@@ -164,10 +170,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {
         "benchmark": "supernet_cost",
         "setup": {
-            "C": args.C, "N": args.N, "batch": args.batch, "resolution": args.resolution,
-            "classes": args.classes, "repeats": args.repeats, "device": str(device),
-            "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "machine": platform.machine(), "python": platform.python_version(),
+            "C": args.C,
+            "N": args.N,
+            "batch": args.batch,
+            "resolution": args.resolution,
+            "classes": args.classes,
+            "repeats": args.repeats,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+            "python": platform.python_version(),
         },
         "variants": report,
         "target": {

@@ -230,13 +230,25 @@ def test_resume_continues_identically(digits, tmp_path: Path) -> None:
             raise Crash
 
     with pytest.raises(Crash):
-        run_search(_tiny("darts-v1"), digits, tmp_path / "cut", seed=1, plot=False,
-                   callback=crash_after_first_epoch)
+        run_search(
+            _tiny("darts-v1"),
+            digits,
+            tmp_path / "cut",
+            seed=1,
+            plot=False,
+            callback=crash_after_first_epoch,
+        )
     partial = json.loads((tmp_path / "cut" / "search.json").read_text())
     assert partial["status"] == "running" and len(partial["epochs"]) == 1
     events: list[str] = []
-    resumed = run_search(_tiny("darts-v1"), digits, tmp_path / "cut", seed=1, plot=False,
-                         callback=lambda e, i: events.append(e))
+    resumed = run_search(
+        _tiny("darts-v1"),
+        digits,
+        tmp_path / "cut",
+        seed=1,
+        plot=False,
+        callback=lambda e, i: events.append(e),
+    )
     assert events.count("epoch") == 1  # only the second epoch ran again
     assert resumed.arch == full.arch
     assert _strip_time(resumed.epochs) == _strip_time(full.epochs)
@@ -268,11 +280,18 @@ def test_run_oneshot_with_table_and_training(tmp_path: Path) -> None:
     from nasforge.cli.oneshot import run_oneshot
 
     table = tmp_path / "t.table"
-    make_synthetic_table(table, datasets=("cifar10-valid",), hps={"200": 200}, seeds=(777,),
-                         final_only=True)
+    make_synthetic_table(
+        table, datasets=("cifar10-valid",), hps={"200": 200}, seeds=(777,), final_only=True
+    )
     summary = run_oneshot(
-        "pc-darts", "digits", tmp_path / "out", epochs=2, bench=table, train_epochs=1,
-        limit=48, quiet=True,
+        "pc-darts",
+        "digits",
+        tmp_path / "out",
+        epochs=2,
+        bench=table,
+        train_epochs=1,
+        limit=48,
+        quiet=True,
         overrides={"C": 4, "N": 1, "batch_size": 16, "partial_k": 2, "steps_per_epoch": 2},
     )
     arch = Arch.from_string(summary["arch"])

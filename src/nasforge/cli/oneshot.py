@@ -53,7 +53,9 @@ def _oneshot_class(algo: str) -> Any:
 
     cls = ALGORITHMS.get(algo)
     if getattr(cls, "kind", None) != "oneshot":
-        names = [n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "kind", "") == "oneshot"]
+        names = [
+            n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "kind", "") == "oneshot"
+        ]
         raise SearchError(
             f"algorithm {algo!r} is not a one-shot method; expected one of: {', '.join(names)}"
         )
@@ -131,7 +133,12 @@ def run_oneshot(
     t0 = time.perf_counter()
     with _SearchProgress(quiet, algo, dataset) as progress:
         result = run_search(
-            method, data, out, seed=seed, device=device, bench=bench_obj,
+            method,
+            data,
+            out,
+            seed=seed,
+            device=device,
+            bench=bench_obj,
             callback=progress.callback,
         )
     search_wall = time.perf_counter() - t0
@@ -194,9 +201,7 @@ def run_oneshot(
             "time": time.perf_counter() - t1,
             "json": str(train_json),
         }
-        evals = ", ".join(
-            f"{k} {v['acc']:.2f}%" for k, v in summary["train"]["eval"].items()
-        )
+        evals = ", ".join(f"{k} {v['acc']:.2f}%" for k, v in summary["train"]["eval"].items())
         console.print(f"  trained arch accuracy: {evals}", highlight=False)
     summary["total_time"] = time.perf_counter() - t0
     from nasforge.search.oneshot.loop import _atomic_write, _jsonable
@@ -255,12 +260,15 @@ class _SearchProgress:
             total = info["epochs"] * info["steps"]
             self.epochs = info["epochs"]
             self.task = self.bar.add_task(
-                f"search {self.label}", total=total,
-                completed=info["start_epoch"] * info["steps"], info="",
+                f"search {self.label}",
+                total=total,
+                completed=info["start_epoch"] * info["steps"],
+                info="",
             )
         elif event == "step":
             self.bar.update(
-                self.task, advance=1,
+                self.task,
+                advance=1,
                 info=f"epoch {info['epoch'] + 1}/{self.epochs} loss {info['loss']:.3f}",
             )
         elif event == "epoch":
