@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             sync(device)
             report[key]["times_s"].append(time.perf_counter() - t0)
     ref = report["darts"]
-    for key, r in report.items():
+    for r in report.values():
         r["step_time_s"] = statistics.median(r["times_s"])
         r["activation_mb"] = r["activation_bytes"] / 2**20
         r["step_mb"] = r["step_bytes"] / 2**20

@@ -129,7 +129,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     recipe = get_recipe("nb201-12e", batch_size=args.batch_size)
-    n = (max(args.steps, args.warmup)) * args.batch_size
+    n = (args.steps + args.warmup) * args.batch_size
     data = make_synthetic(10, 32, n_train=n, n_valid=1, n_test=1, seed=args.seed)
     runs: dict[str, list[dict]] = {"reference": [], "ours": [], "ours_nchw": []}
     for _ in range(args.repeats):

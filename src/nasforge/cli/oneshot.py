@@ -80,7 +80,7 @@ def resolve_overrides(
             # Keep the published warm-up share (PC-DARTS: 15 of 50 epochs).
             published = cls.config_class()
             share = published.warmup_epochs / published.epochs
-            out["warmup_epochs"] = int(round(share * epochs))
+            out["warmup_epochs"] = round(share * epochs)
         out["epochs"] = epochs
     out.update(overrides or {})
     return {k: v for k, v in out.items() if k in fields or k in (overrides or {})}

@@ -265,14 +265,14 @@ class OneShotSearch(ABC):
         )
 
     # -- per step / epoch -----------------------------------------------------------------------
-    def begin_epoch(self, epoch: int) -> None:
+    def begin_epoch(self, epoch: int) -> None:  # noqa: B027 (an optional hook)
         """Hook at the start of epoch ``epoch`` (0-based), e.g. GDAS' temperature."""
 
     @abstractmethod
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
         """One search step; returns (summed weight-step loss, correct, batch size)."""
 
-    def end_epoch(self, epoch: int, ctx: SearchContext) -> None:
+    def end_epoch(self, epoch: int, ctx: SearchContext) -> None:  # noqa: B027 (optional hook)
         """Hook after the epoch's steps, e.g. ENAS' controller training."""
 
     def weight_step(

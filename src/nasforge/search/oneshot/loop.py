@@ -333,10 +333,9 @@ def run_search(
         net.eval()
         valid = list(valid_pass())
         valid_loss, valid_acc = _evaluate(valid, lambda x, d=derived: method.eval_logits(x, d))
-        if method.eval_is_derived:
-            derived_acc = valid_acc
-        else:
-            derived_acc = method.evaluate_arch(derived, valid)
+        # The one-shot accuracy of the derived arch (already measured if that is the
+        # method's search-mode forward).
+        derived_acc = valid_acc if method.eval_is_derived else method.evaluate_arch(derived, valid)
         net.train()
         probs = method.probabilities()
         now = time.perf_counter()
