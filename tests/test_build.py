@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.bench import Benchmark
+from nasforge.bench import Benchmark, ResultEntry, TableWriter
 from nasforge.bench.build import (
     BuildConfig,
     TrainTask,
@@ -26,7 +26,7 @@ from nasforge.bench.build import (
     resolve_archs,
 )
 from nasforge.errors import ArchError, BenchError, NasforgeError
-from nasforge.spaces.nb201 import NUM_ARCHS, NUM_UNIQUE, Arch
+from nasforge.spaces.nb201 import NUM_ARCHS, NUM_UNIQUE, Arch, all_archs, unique_archs
 
 # Tiny but real: 1 cell per stage, 4 channels, 64 digits per split, 1 epoch.
 TINY = dict(dataset="digits", limit=64, C=4, N=1, epochs=1)
@@ -302,11 +302,45 @@ def test_unique_builds_are_marked_in_the_metadata(tmp_path):
     from nasforge.bench.build import _record_meta
 
     cfg = BuildConfig(dataset="digits", archs="unique", epochs=1)
-    tmp_path.mkdir(exist_ok=True)
-    _record_meta(tmp_path, cfg, cfg.get_recipe(), "1")
-    meta = read_build_meta(tmp_path)["digits/1"]
+    with TableWriter(tmp_path / "t") as writer:
+        _record_meta(writer, cfg, cfg.get_recipe(), "1")
+    meta = read_build_meta(tmp_path / "t")["digits/1"]
     assert meta["unique"] is True and meta["archs"] == "unique"
+    assert Benchmark.open(tmp_path / "t").meta["answer_by_class"] is True
     # Extending a unique build with more archs keeps the class guarantee.
-    _record_meta(tmp_path, dataclasses.replace(cfg, archs=10), cfg.get_recipe(), "1")
-    meta = read_build_meta(tmp_path)["digits/1"]
+    with TableWriter(tmp_path / "t") as writer:
+        _record_meta(writer, dataclasses.replace(cfg, archs=10), cfg.get_recipe(), "1")
+    meta = read_build_meta(tmp_path / "t")["digits/1"]
     assert meta["unique"] is True and meta["archs"] == "mixed"
+
+
+def test_a_unique_table_answers_for_every_arch_through_its_class(tmp_path):
+    reps = unique_archs()[:40]
+    members = [a for a in all_archs() if a.canonical() in set(reps) and a not in set(reps)]
+    assert members, "the first classes have more than one member"
+
+    def fill(path, archs):
+        with TableWriter(path) as writer:
+            for k, arch in enumerate(archs):
+                writer.append(
+                    ResultEntry(
+                        arch, "cifar10-valid", "12", 777, curves={"valid_acc": [k, k + 1.0]}
+                    )
+                )
+        return path
+
+    plain = Benchmark.open(fill(tmp_path / "plain", reps))
+    with TableWriter(tmp_path / "uniq") as writer:
+        writer.set_meta("answer_by_class", True)
+    uniq = Benchmark.open(fill(tmp_path / "uniq", reps))
+    m = members[0]
+    # Without the flag a missing arch stays missing; with it, it is answered by its class.
+    with pytest.raises(BenchError, match="no entry"):
+        plain.query(m, "cifar10-valid", hp="12")
+    want = uniq.query(m.canonical(), "cifar10-valid", hp="12").final["valid_acc"]
+    assert uniq.query(m, "cifar10-valid", hp="12").final["valid_acc"] == want
+    assert uniq.simulate(m, "cifar10-valid", hp="12").valid_acc == want
+    t = uniq.table("cifar10-valid", "12")
+    assert t.ok[0, m.to_index()] and t.valid_acc[0, m.to_index(), -1] == want
+    assert len(plain) == len(reps) < len(uniq)
+    assert m in uniq and m not in plain

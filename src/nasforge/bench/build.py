@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.bench.query import Benchmark
+from nasforge.bench.query import ANSWER_BY_CLASS, Benchmark
 from nasforge.bench.schema import ResultEntry
 from nasforge.bench.writer import TableWriter
 from nasforge.errors import ArchError, BenchError, NasforgeError
@@ -329,7 +329,7 @@ def build(
     owns_executor = executor is None
     t_start = time.perf_counter()
     with TableWriter(path, space=config.space, create=True) as writer:
-        _record_meta(path, config, recipe, hp)
+        _record_meta(writer, config, recipe, hp)
         pending: deque[TrainTask] = deque()
         skipped = 0
         base = dict(
@@ -483,7 +483,8 @@ def _record(
 # Table helpers
 # ---------------------------------------------------------------------------------------
 #: Sidecar in the table directory recording how each (dataset, hp) group was built.
-BUILD_META = "build.json"
+#: Key of the build settings in the table manifest's metadata.
+BUILD_META = "build"
 
 
 def _archs_with_cost(path: Path, dataset: str) -> set[int]:
@@ -496,17 +497,14 @@ def _archs_with_cost(path: Path, dataset: str) -> set[int]:
 
 def read_build_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """How the groups of the table at ``path`` were built: ``{"dataset/hp": settings}``
-    (recipe, archs spec, ``unique``, C, N, limit, ...); empty for tables not built here."""
-    f = Path(path) / BUILD_META
-    if not f.exists():
+    (recipe, archs spec, ``unique``, C, N, limit, ...); empty for tables not built here.
+    Kept in the table manifest's metadata under ``"build"``."""
+    if not (Path(path) / "manifest.json").exists():
         return {}
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{str(f)!r} is not valid JSON: {exc}") from None
+    return dict(Benchmark.open(path).meta.get(BUILD_META) or {})
 
 
-def _record_meta(path: Path, config: BuildConfig, recipe: Any, hp: str) -> None:
+def _record_meta(writer: TableWriter, config: BuildConfig, recipe: Any, hp: str) -> None:
     """Record what built the group; a resumed build must train with the same settings."""
     import nasforge
 
@@ -527,14 +525,14 @@ def _record_meta(path: Path, config: BuildConfig, recipe: Any, hp: str) -> None:
         "nasforge": getattr(nasforge, "__version__", "unknown"),
     }
     key = f"{config.dataset}/{hp}"
-    all_meta = read_build_meta(path)
+    all_meta = dict(writer.meta.get(BUILD_META) or {})
     old = all_meta.get(key)
     if old is not None:
         same = ("recipe", "C", "N", "limit", "data_seed")
         diff = {k: [old.get(k), meta[k]] for k in same if old.get(k) != meta[k]}
         if diff:
             raise BenchError(
-                f"group {key} of {str(path)!r} was built with other settings "
+                f"group {key} of {str(writer.path)!r} was built with other settings "
                 f"(table, now: {diff}); write to another table (-o) or use another --hp key"
             )
         # Seeds and archs may grow across runs (a bigger build extends a smaller one).
@@ -543,9 +541,9 @@ def _record_meta(path: Path, config: BuildConfig, recipe: Any, hp: str) -> None:
             meta["archs"] = "mixed"
             meta["unique"] = bool(old.get("unique")) or meta["unique"]
     all_meta[key] = meta
-    tmp = path / f"{BUILD_META}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(all_meta, indent=2, sort_keys=True))
-    os.replace(tmp, path / BUILD_META)
+    writer.set_meta(BUILD_META, all_meta)
+    if meta["unique"]:
+        writer.set_meta(ANSWER_BY_CLASS, True)
 
 
 # ---------------------------------------------------------------------------------------

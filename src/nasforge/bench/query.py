@@ -21,9 +21,11 @@ import numpy as np
 from nasforge.bench.schema import STATUS_CODES, STATUS_NAMES, TRAIN_TIME
 from nasforge.bench.store import GroupData, TableState, load_table, verify
 from nasforge.errors import ArchError, BenchError
-from nasforge.spaces.nb201 import NUM_ARCHS, Arch
+from nasforge.spaces.nb201 import NUM_ARCHS, Arch, canonical_indices
 
 _OK = STATUS_CODES["ok"]
+#: Manifest metadata flag: archs without an entry answer through their equivalence class.
+ANSWER_BY_CLASS = "answer_by_class"
 
 #: Metrics where smaller is better (everything else: larger is better).
 _MINIMISE_SUFFIXES = ("_loss", "_time")
@@ -95,6 +97,8 @@ class Table:
     metrics: tuple[str, ...]
     ok: np.ndarray
     _group: GroupData = field(repr=False)
+    #: official index -> row of the group (None: every index has its own row, in order).
+    _inv: np.ndarray | None = field(default=None, repr=False)
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def metric(self, name: str) -> np.ndarray:
@@ -108,11 +112,12 @@ class Table:
         if arr is None:
             g = self._group
             m = g.metrics.index(name)
-            if len(g.rows) == NUM_ARCHS:
+            if self._inv is None:
                 arr = g.data[:, :, m, :].transpose(1, 0, 2)
             else:
+                idx = np.flatnonzero(self._inv >= 0)
                 arr = np.full((len(g.seeds), NUM_ARCHS, g.epochs), np.nan, dtype=g.data.dtype)
-                arr[:, g.rows, :] = g.data[:, :, m, :].transpose(1, 0, 2)
+                arr[:, idx, :] = g.data[self._inv[idx], :, m, :].transpose(1, 0, 2)
                 arr.flags.writeable = False
             self._cache[name] = arr
         return arr
@@ -160,7 +165,7 @@ class _G:
         "status",
     )
 
-    def __init__(self, g: GroupData) -> None:
+    def __init__(self, g: GroupData, by_class: bool = False) -> None:
         self.g = g
         self.data = g.data
         self.status = g.status
@@ -173,8 +178,18 @@ class _G:
         if self.dense:
             self.inv = None
         else:
+            rows = np.arange(len(g.rows))
             inv = np.full(NUM_ARCHS, -1, np.int64)
-            inv[g.rows] = np.arange(len(g.rows))
+            inv[g.rows] = rows
+            if by_class:
+                # A table built from one member per equivalence class (``--archs unique``)
+                # answers for every arch through its class: isomorphic cells are the same
+                # network (NAS-Bench-201, Sec. 2.1).
+                canon = canonical_indices()
+                class_row = np.full(NUM_ARCHS, -1, np.int64)
+                class_row[canon[g.rows]] = rows
+                missing = inv < 0
+                inv[missing] = class_row[canon[missing]]
             self.inv = inv
 
     def row(self, index: int) -> int:
@@ -193,7 +208,8 @@ class Benchmark:
     def __init__(self, state: TableState) -> None:
         self._state = state
         self.path = state.root
-        self._g = {k: _G(g) for k, g in state.groups.items()}
+        by_class = bool((state.manifest.get("meta") or {}).get(ANSWER_BY_CLASS))
+        self._g = {k: _G(g, by_class) for k, g in state.groups.items()}
         self._arch_cache: list[Arch | None] = [None] * NUM_ARCHS
         self._str_index: dict[str, int] = {}
         self._present: np.ndarray | None = None
@@ -241,12 +257,15 @@ class Benchmark:
             mask = np.zeros(NUM_ARCHS, bool)
             for g in self._g.values():
                 ok_rows = (np.asarray(g.status) == _OK).any(axis=1)
-                mask[g.g.rows[ok_rows]] = True
+                if g.inv is None:
+                    mask[g.g.rows[ok_rows]] = True
+                else:
+                    mask |= (g.inv >= 0) & ok_rows[np.maximum(g.inv, 0)]
             self._present = mask
         return self._present
 
     def __len__(self) -> int:
-        """Number of archs with at least one ok entry."""
+        """Number of archs with at least one ok entry (their own or their equivalence class's)."""
         return int(self._present_mask().sum())
 
     def __iter__(self) -> Iterator[Arch]:
@@ -478,7 +497,11 @@ class Benchmark:
         t = self._tables.get(key)
         if t is None:
             ok = np.zeros((len(g.g.seeds), NUM_ARCHS), bool)
-            ok[:, g.g.rows] = (np.asarray(g.status) == _OK).T
+            if g.inv is None:
+                ok[:, g.g.rows] = (np.asarray(g.status) == _OK).T
+            else:
+                idx = np.flatnonzero(g.inv >= 0)
+                ok[:, idx] = (np.asarray(g.status)[g.inv[idx]] == _OK).T
             ok.flags.writeable = False
             t = Table(
                 dataset=g.g.dataset,
@@ -488,6 +511,7 @@ class Benchmark:
                 metrics=g.names,
                 ok=ok,
                 _group=g.g,
+                _inv=g.inv,
             )
             self._tables[key] = t
         return t

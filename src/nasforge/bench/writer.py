@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from pathlib import Path
@@ -192,10 +193,25 @@ class TableWriter:
         return self._pending
 
     # -- compaction -------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The table's free-form metadata (a copy; change it with :meth:`set_meta`)."""
+        return dict(self._state.manifest.get("meta") or {})
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Set one JSON-serialisable metadata entry, committed atomically right away."""
+        json.dumps(value)  # refuse what the manifest could not hold before touching disk
+        meta = self.meta
+        meta[key] = value
+        self._commit(meta)
+
     def compact(self) -> None:
         """Fold the journal into new column files and start an empty journal (atomic)."""
         if self._pending == 0:
             return
+        self._commit(self.meta)
+
+    def _commit(self, meta: dict[str, Any]) -> None:
         old = self._state.manifest
         touched = {(r["dataset"], r["hp"]) for r in self._all_records() if r["t"] == "entry"}
         touched_costs = {r["dataset"] for r in self._all_records() if r["t"] == "cost"}
@@ -211,7 +227,7 @@ class TableWriter:
                 gw.add_cost(c)
             else:
                 gw.keep_cost(ds, old["costs"][ds], old["files"])
-        new = gw.commit(errors=self._state.errors, meta=old.get("meta") or {})
+        new = gw.commit(errors=self._state.errors, meta=meta)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
