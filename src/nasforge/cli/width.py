@@ -101,7 +101,9 @@ def search_cmd(
     lr: float | None = typer.Option(None, "--lr"),
     num_random: int = typer.Option(2, "--num-random", help="Random widths per step (sandwich)."),
     placements: int = typer.Option(3, "--placements", help="Min-min candidates per width."),
-    r_bins: float = typer.Option(1.0, "--r-bins", help="CafeNet offset r, in bins."),
+    r_bins: float | None = typer.Option(
+        None, "--r-bins", help="CafeNet offset r in bins (default: r = 1 channel)."
+    ),
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
     parents: int = typer.Option(8, "--parents"),
@@ -196,7 +198,7 @@ def compare_cmd(
     lr: float | None = typer.Option(None, "--lr"),
     num_random: int = typer.Option(2, "--num-random"),
     placements: int = typer.Option(3, "--placements"),
-    r_bins: float = typer.Option(1.0, "--r-bins"),
+    r_bins: float | None = typer.Option(None, "--r-bins", help="Default: r = 1 channel."),
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
     parents: int = typer.Option(8, "--parents"),

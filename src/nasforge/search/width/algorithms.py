@@ -92,7 +92,7 @@ class WidthSearch:
         seed: int = 0,
         supernet: SupernetSettings | None = None,
         evolution: EvolutionSettings | None = None,
-        r_bins: float = 1.0,
+        r_bins: float | None = None,
         calib_batches: int = 2,
         select_batches: int = 1,
         eval_batch_size: int = 256,
@@ -103,15 +103,15 @@ class WidthSearch:
         self.seed = int(seed)
         self.supernet_settings = supernet or SupernetSettings()
         self.evolution = evolution or EvolutionSettings()
-        self.r_bins = float(r_bins)
+        self.r_bins = None if r_bins is None else float(r_bins)
         self.calib_batches = int(calib_batches)
         self.select_batches = int(select_batches)
         self.eval_batch_size = int(eval_batch_size)
         self.device = torch.device(device)
         if self.sharing_name == "cafenet":
-            self.sharing: FixedSharing | LocallyFreeSharing = LocallyFreeSharing(
-                space, default_offsets(space, self.r_bins)
-            )
+            # r = 1 channel per group by default; r_bins scales the zone with the bins.
+            offsets = None if self.r_bins is None else default_offsets(space, self.r_bins)
+            self.sharing: FixedSharing | LocallyFreeSharing = LocallyFreeSharing(space, offsets)
         else:
             self.sharing = FixedSharing(space)
         self.supernet: SlimmableNetwork | None = None

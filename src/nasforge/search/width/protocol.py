@@ -189,7 +189,7 @@ def _make_search(
     seed: int,
     supernet: SupernetSettings,
     evolution: EvolutionSettings,
-    r_bins: float,
+    r_bins: float | None,
     device: str | torch.device,
 ) -> WidthSearch:
     if sharing not in SEARCH_BY_SHARING:
@@ -218,7 +218,7 @@ def run_search(
     seed: int = 0,
     supernet: SupernetSettings | None = None,
     evolution: EvolutionSettings | None = None,
-    r_bins: float = 1.0,
+    r_bins: float | None = None,
     bins: BinMode = "flops",
     levels: int = 10,
     min_ratio: float = 0.1,
@@ -362,7 +362,7 @@ def run_compare(
     seed: int = 0,
     supernet: SupernetSettings | None = None,
     evolution: EvolutionSettings | None = None,
-    r_bins: float = 1.0,
+    r_bins: float | None = None,
     bins: BinMode = "flops",
     levels: int = 10,
     min_ratio: float = 0.1,
