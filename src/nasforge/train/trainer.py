@@ -441,25 +441,38 @@ class Trainer:
             group["lr"] = lr
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        clip = recipe.grad_clip
         # Metrics accumulate on the device; nothing in this loop waits for the device.
         for step, (x, y) in enumerate(loader):
             if warm and step:
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr_at(epoch, step, steps)
-            with self._autocast():
-                logits = forward(x)
-                loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            with torch.no_grad():
-                loss_sum += loss.detach().double() * y.shape[0]
-                correct += (logits.argmax(1) == y).sum()
+            self.train_step(forward, model, optimizer, x, y, loss_sum, correct)
             bar.step()
         return loss_sum, correct
+
+    def train_step(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_sum: torch.Tensor,
+        correct: torch.Tensor,
+    ) -> None:
+        """One optimisation step on a batch; adds the batch's summed loss and number of
+        correct predictions to the on-device accumulators ``loss_sum`` and ``correct``."""
+        with self._autocast():
+            logits = forward(x)
+            loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.recipe.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), self.recipe.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            loss_sum += loss.detach().double() * y.shape[0]
+            correct += (logits.argmax(1) == y).sum()
 
     def _save_checkpoint(
         self,

@@ -13,6 +13,7 @@ mixes its ops and how the architecture state is updated, so each is one small fi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from abc import ABC, abstractmethod
@@ -314,17 +315,37 @@ class OneShotSearch(ABC):
         """Method-specific per-epoch values (temperature, edge weights, ...)."""
         return {}
 
-    @torch.no_grad()
-    def evaluate_arch(self, arch: Arch, batches: list[Batch]) -> float:
-        """Top-1 accuracy (percent) of ``arch``'s single path over ``batches``."""
+    @contextlib.contextmanager
+    def batch_statistics(self) -> Iterator[None]:
+        """Evaluate with BatchNorm on batch statistics, leaving the running ones untouched.
+
+        The running statistics of a supernet are averaged over a mixture of paths (every
+        op of DARTS' weighted sum, or many sampled archs) and do not describe any one
+        single path, so one-shot accuracies of single paths are measured with the batch's
+        own statistics (train-mode BN) and the buffers are restored afterwards.
+        """
         assert self.supernet is not None
-        was_training = self.supernet.training
-        self.supernet.eval()
+        net = self.supernet
+        saved = [b.clone() for b in net.buffers()]
+        was_training = net.training
+        net.train()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for b, s in zip(net.buffers(), saved, strict=True):
+                    b.copy_(s)
+            net.train(was_training)
+
+    def evaluate_arch(self, arch: Arch, batches: list[Batch]) -> float:
+        """Top-1 accuracy (percent) of ``arch``'s single path over ``batches`` (BN on batch
+        statistics, see :meth:`batch_statistics`)."""
+        assert self.supernet is not None
         correct = total = 0
-        for x, y in batches:
-            correct += top1_correct(self.supernet.forward_arch(x, arch), y)
-            total += int(y.shape[0])
-        self.supernet.train(was_training)
+        with self.batch_statistics(), torch.no_grad():
+            for x, y in batches:
+                correct += top1_correct(self.supernet.forward_arch(x, arch), y)
+                total += int(y.shape[0])
         return 100.0 * correct / max(total, 1)
 
     # -- checkpoints --------------------------------------------------------------------------------

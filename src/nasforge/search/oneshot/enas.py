@@ -171,11 +171,30 @@ class ENAS(OneShotSearch):
         cfg = self.config
         aggregate = cfg.controller_num_aggregate  # type: ignore[attr-defined]
         total = cfg.controller_train_steps * aggregate  # type: ignore[attr-defined]
-        self.supernet.eval()
         self.controller.train()
         self.c_optimizer.zero_grad(set_to_none=True)
         batches = ctx.arch_batches()
         rewards, accs = [], []
+        # The sampled archs are scored like every single path (BN on batch statistics, see
+        # ``batch_statistics``); xautodl uses the running statistics of the shared CNN.
+        with self.batch_statistics():
+            self._train_controller(batches, total, aggregate, rewards, accs)
+        self.last_controller = {
+            "reward": float(np.mean(rewards)),
+            "sampled_acc": 100.0 * float(np.mean(accs)),
+            "baseline": float(self.baseline if self.baseline is not None else 0.0),
+        }
+
+    def _train_controller(
+        self,
+        batches: Any,
+        total: int,
+        aggregate: int,
+        rewards: list[float],
+        accs: list[float],
+    ) -> None:
+        assert self.supernet is not None
+        cfg = self.config
         for step in range(total):
             x, y = next(batches)
             log_prob, ent, ops, _ = self.controller(self.generator)
@@ -197,12 +216,6 @@ class ENAS(OneShotSearch):
                 nn.utils.clip_grad_norm_(self.controller.parameters(), 5.0)
                 self.c_optimizer.step()
                 self.c_optimizer.zero_grad(set_to_none=True)
-        self.supernet.train()
-        self.last_controller = {
-            "reward": float(np.mean(rewards)),
-            "sampled_acc": 100.0 * float(np.mean(accs)),
-            "baseline": float(self.baseline),
-        }
 
     def probabilities(self) -> np.ndarray:
         """Per-edge op distribution along the controller's greedy decoding."""

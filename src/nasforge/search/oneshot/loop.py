@@ -259,7 +259,8 @@ def run_search(
     start_epoch, elapsed = 0, 0.0
     ckpt_path = out / CHECKPOINT_NAME
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # weights_only: the checkpoint holds tensors and plain containers only, so no code runs.
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if ckpt.get("identity") != identity:
             raise SearchError(
                 f"{ckpt_path} belongs to another run ({ckpt.get('identity')}); expected "
@@ -330,9 +331,17 @@ def run_search(
             emit("step", {"epoch": epoch, "step": step, "loss": batch_loss / max(n, 1)})
         method.end_epoch(epoch, ctx)
         derived = method.derive(ctx)
-        net.eval()
         valid = list(valid_pass())
-        valid_loss, valid_acc = _evaluate(valid, lambda x, d=derived: method.eval_logits(x, d))
+        if method.eval_is_derived:
+            with method.batch_statistics(), torch.no_grad():
+                valid_loss, valid_acc = _evaluate(
+                    valid, lambda x, d=derived: method.eval_logits(x, d)
+                )
+        else:
+            # The weighted-sum supernet is evaluated as the official ``valid_func`` does it:
+            # eval mode, BN on the running statistics gathered in the same mixed mode.
+            net.eval()
+            valid_loss, valid_acc = _evaluate(valid, lambda x, d=derived: method.eval_logits(x, d))
         # The one-shot accuracy of the derived arch (already measured if that is the
         # method's search-mode forward).
         derived_acc = valid_acc if method.eval_is_derived else method.evaluate_arch(derived, valid)
