@@ -433,13 +433,16 @@ def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str =
     probs = np.asarray([r["probs"] for r in records], dtype=np.float64)  # (T, 6, 5)
     fig = plt.figure(figsize=(13, 9))
     grid = fig.add_gridspec(3, 3)
+    # One y-range for all edges, fitted to the data: early in a search the probabilities
+    # sit near 1/5 and a fixed 0..1 axis would hide their evolution.
+    top = min(1.0, float(probs.max()) * 1.15 + 0.02) if len(records) else 1.0
     for e, (dst, src) in enumerate(EDGES):
         ax = fig.add_subplot(grid[e // 3, e % 3])
         for k, op in enumerate(OPS):
             if len(records):
                 ax.plot(epochs, probs[:, e, k], label=op, marker="." if len(epochs) < 30 else None)
         ax.set_title(f"edge {dst}<-{src}")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, top)
         ax.set_xlabel("epoch")
         ax.set_ylabel("probability")
         if e == 0:
