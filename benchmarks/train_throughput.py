@@ -125,7 +125,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="timed steps per pipeline")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per pipeline first")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="intra-op threads of both pipelines (1: on a shared machine, more threads per\n"
+        "process mostly measure the OS scheduler; pass 2 on a quiet 2-core machine)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 

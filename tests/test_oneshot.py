@@ -305,3 +305,28 @@ def test_run_oneshot_with_table_and_training(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["arch"] == arch.to_string()
     with pytest.raises(SearchError, match="not a one-shot method"):
         run_oneshot("rea", "digits", tmp_path / "x", quiet=True)
+
+
+def test_search_splits_halve_a_setting_without_valid(digits) -> None:
+    from nasforge.data import DatasetSplits
+    from nasforge.search.oneshot import search_splits
+
+    train, valid = search_splits(digits, seed=0)
+    assert train is digits.train and valid is digits.evals["valid"]
+    no_valid = DatasetSplits(
+        "cifar10-like",
+        digits.train,
+        {"test": digits.evals["test"]},
+        digits.num_classes,
+        digits.resolution,
+        digits.mean,
+        digits.std,
+        digits.pad,
+        digits.flip,
+    )
+    a, b = search_splits(no_valid, seed=0)
+    assert len(a) + len(b) == len(digits.train) and abs(len(a) - len(b)) <= 1
+    merged = torch.cat([a.labels, b.labels]).sort().values
+    assert torch.equal(merged, digits.train.labels.sort().values)
+    a2, _ = search_splits(no_valid, seed=0)
+    assert torch.equal(a.images, a2.images)

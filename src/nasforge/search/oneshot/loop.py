@@ -12,7 +12,9 @@ collapse indicator), the one-shot valid accuracy of the derived arch and, given 
 :class:`~nasforge.bench.Benchmark`, the table's accuracy of the derived arch. The records go
 to ``search.json`` (rewritten atomically after each epoch) and a plot to ``search.png``;
 an atomic per-epoch checkpoint (``checkpoint.pt``) lets a killed run resume where it
-stopped, with the same result as an uninterrupted run.
+stopped, with the same result as an uninterrupted run. All randomness comes from ``seed``
+(weights init, loaders, the method's generators), so a run is reproducible on CPU for a
+given number of intra-op threads (a different thread count changes float reduction order).
 """
 
 from __future__ import annotations
