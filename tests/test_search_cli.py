@@ -251,10 +251,23 @@ def test_oneshot_algorithms_are_delegated(monkeypatch, tmp_path):
         "train_epochs",
         "limit",
         "quiet",
+        "overrides",
     }
+    assert kw["overrides"] is None
     res = runner.invoke(
         app,
-        ["search", "--algo", "fake-oneshot", "-o", str(tmp_path), "--recipe", "nb201-200e"],
+        [
+            "search",
+            "--algo",
+            "fake-oneshot",
+            "-o",
+            str(tmp_path),
+            "--recipe",
+            "nb201-200e",
+            "--param",
+            "partial_k=8",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert calls[-1][3]["recipe"] == "nb201-200e"
+    assert calls[-1][3]["overrides"] == {"partial_k": 8}

@@ -8,7 +8,6 @@ The shared ``search`` command (:mod:`nasforge.cli.search`) hands one-shot algori
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -206,9 +205,9 @@ def run_oneshot(
         evals = ", ".join(f"{k} {v['acc']:.2f}%" for k, v in summary["train"]["eval"].items())
         console.print(f"  trained arch accuracy: {evals}", highlight=False)
     summary["total_time"] = time.perf_counter() - t0
-    from nasforge.search.oneshot.loop import _atomic_write, _jsonable
+    from nasforge.io import atomic_write_json
 
-    _atomic_write(out / "summary.json", json.dumps(_jsonable(summary), indent=2).encode())
+    atomic_write_json(out / "summary.json", summary)
     console.print(f"records: {summary['json']}", highlight=False)
     if summary["png"]:
         console.print(f"plots:   {summary['png']}", highlight=False)

@@ -199,6 +199,7 @@ def search(
             limit=limit,
             quiet=quiet,
             device=device,
+            overrides=_parse_params(param) or None,
             **extra,
         )
         return

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge.errors import SearchError
+from nasforge.io import atomic_save_figure, atomic_write_json, atomic_write_text, to_jsonable
 from nasforge.search.base import Budget, RunResult, Searcher, run_search
 from nasforge.search.registry import ALGORITHMS
 
@@ -248,47 +247,12 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp.name, path)
-    return path
+    return atomic_save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------------------
 # writing results
 # ----------------------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf become null (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _clean(obj.item())
-    return obj
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write_text(path, json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n")
-
-
 def save_search(
     out_dir: str | Path,
     runs: Sequence[RunResult],
@@ -298,12 +262,12 @@ def save_search(
 ) -> dict[str, Path]:
     """Write ``trajectories.jsonl`` (one run per line), ``summary.json`` and ``curve.png``."""
     out = Path(out_dir)
-    lines = [json.dumps(_clean(r.to_dict()), allow_nan=False) for r in runs]
+    lines = [json.dumps(to_jsonable(r.to_dict()), allow_nan=False) for r in runs]
     traj = out / "trajectories.jsonl"
-    _atomic_write_text(traj, "\n".join(lines) + "\n")
+    atomic_write_text(traj, "\n".join(lines) + "\n")
     summary = {**summarize(runs), **({"meta": meta} if meta else {})}
     summ = out / "summary.json"
-    _write_json(summ, summary)
+    atomic_write_json(summ, summary)
     algo = runs[0].algo
     png = plot_curves({algo: runs}, out / "curve.png", title=title or f"{algo}")
     return {"trajectories": traj, "summary": summ, "plot": png}
@@ -347,8 +311,8 @@ def save_comparison(
         save_search(out / algo, runs, meta=meta)
         summaries.append(summarize(runs))
     js = out / "comparison.json"
-    _write_json(js, {"summaries": summaries, **({"meta": meta} if meta else {})})
+    atomic_write_json(js, {"summaries": summaries, **({"meta": meta} if meta else {})})
     md = out / "comparison.md"
-    _atomic_write_text(md, comparison_markdown(summaries))
+    atomic_write_text(md, comparison_markdown(summaries))
     png = plot_curves(results, out / "comparison.png", title=title)
     return {"json": js, "markdown": md, "plot": png}

@@ -19,11 +19,7 @@ given number of intra-op threads (a different thread count changes float reducti
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +32,7 @@ from torch import nn
 
 from nasforge.data import DatasetSplits, DeviceLoader, Split
 from nasforge.errors import BenchError, SearchError
+from nasforge.io import atomic_save_figure, atomic_torch_save, atomic_write_json, to_jsonable
 from nasforge.search.oneshot.base import (
     Batch,
     OneShotSearch,
@@ -72,7 +69,7 @@ class SearchResult:
     paths: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
+        return to_jsonable(
             {
                 "algo": self.algo,
                 "dataset": self.dataset,
@@ -88,47 +85,6 @@ class SearchResult:
                 "paths": self.paths,
             }
         )
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN/inf become None (JSON has neither); numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in the same directory, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def search_splits(data: DatasetSplits, seed: int) -> tuple[Split, Split]:
@@ -372,8 +328,8 @@ def run_search(
             tab = table_lookup(bench, derived, *table_key)
             record["table"] = tab
             record["table_acc"] = tab["test_acc"]
-        records.append(_jsonable(record))
-        _atomic_torch_save(
+        records.append(to_jsonable(record))
+        atomic_torch_save(
             {
                 "identity": identity,
                 "epoch": epoch + 1,
@@ -383,10 +339,7 @@ def run_search(
             },
             ckpt_path,
         )
-        _atomic_write(
-            out / RESULT_NAME,
-            json.dumps({**identity, "status": "running", "epochs": records}, indent=2).encode(),
-        )
+        atomic_write_json(out / RESULT_NAME, {**identity, "status": "running", "epochs": records})
         emit("epoch", records[-1])
         t_last = time.perf_counter()
 
@@ -417,7 +370,7 @@ def run_search(
         paths=paths,
     )
     payload = {**identity, "status": "done", **result.to_dict()}
-    _atomic_write(out / RESULT_NAME, json.dumps(payload, indent=2).encode())
+    atomic_write_json(out / RESULT_NAME, payload)
     if plot:
         plot_search(records, out / PLOT_NAME, title=f"{method.name} on {data.name}")
     return result
@@ -491,13 +444,4 @@ def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str =
     ax.set_title("collapse indicators")
     fig.suptitle(title)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=90)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return path
+    return atomic_save_figure(fig, path, dpi=90)

@@ -15,19 +15,16 @@ the test split is reported after retraining.
 
 from __future__ import annotations
 
-import io
 import json
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from nasforge.bench.store import atomic_write_bytes
 from nasforge.data import DatasetSplits, load_splits
 from nasforge.errors import SearchError
+from nasforge.io import atomic_save_figure, atomic_torch_save, atomic_write_json
 from nasforge.nn.backbones import build_from_spec
 from nasforge.search.width.algorithms import (
     SEARCH_BY_SHARING,
@@ -48,24 +45,9 @@ FORMAT = "nasforge-width-1"
 FRONT_RATIOS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def _clean(obj: Any) -> Any:
-    # JSON has no NaN: non-finite floats become null; numpy scalars become Python ones.
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def write_json(path: Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n").encode())
-    return path
+    return atomic_write_json(path, obj)
 
 
 def read_json(path: Path, kind: str) -> dict[str, Any]:
@@ -144,11 +126,7 @@ def uniform_front(search: WidthSearch, ratios: Sequence[float] = FRONT_RATIOS) -
 
 
 def _save_png(fig: Any, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return atomic_save_figure(fig, path)
 
 
 def plot_search_front(record: dict[str, Any], path: Path) -> Path:
@@ -265,9 +243,9 @@ def run_search(
     write_json(out / SEARCH_FILE, record)
     plot_search_front(record, out / "search_front.png")
     assert search.supernet is not None
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, "state_dict": search.supernet.net.state_dict()}, buf)
-    atomic_write_bytes(out / "supernet.pt", buf.getvalue())
+    atomic_torch_save(
+        {"format": FORMAT, "state_dict": search.supernet.net.state_dict()}, out / "supernet.pt"
+    )
     return record
 
 
