@@ -128,9 +128,9 @@ def main() -> None:
     p.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="intra-op threads of both pipelines (1: on a shared machine, more threads per\n"
-        "process mostly measure the OS scheduler; pass 2 on a quiet 2-core machine)",
+        default=2,
+        help="intra-op threads of both pipelines (on a busy shared machine pass 1: with more\n"
+        "threads per process the figures mostly measure the OS scheduler)",
     )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
