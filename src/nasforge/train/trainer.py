@@ -7,9 +7,7 @@ import contextlib
 import json
 import logging
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from torch import nn
 
 from nasforge.data import DatasetSplits, DeviceLoader
 from nasforge.errors import DataError, RecipeError
+from nasforge.io import atomic_torch_save, atomic_write_json
 from nasforge.train.recipe import Recipe, get_recipe
 
 log = logging.getLogger(__name__)
@@ -67,14 +66,17 @@ class EpochRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EpochRecord:
+        def num(x: Any) -> float:  # JSON stores non-finite values as null
+            return math.nan if x is None else float(x)
+
         return cls(
             epoch=int(d["epoch"]),
-            train_loss=float(d["train_loss"]),
-            train_acc=float(d["train_acc"]),
-            eval={k: {m: float(x) for m, x in v.items()} for k, v in d["eval"].items()},
-            epoch_time=float(d["epoch_time"]),
-            eval_time=float(d["eval_time"]),
-            lr=float(d["lr"]),
+            train_loss=num(d["train_loss"]),
+            train_acc=num(d["train_acc"]),
+            eval={k: {m: num(x) for m, x in v.items()} for k, v in d["eval"].items()},
+            epoch_time=num(d["epoch_time"]),
+            eval_time=num(d["eval_time"]),
+            lr=num(d["lr"]),
         )
 
 
@@ -138,7 +140,7 @@ class TrainResult:
     def to_json(self, path: str | Path) -> Path:
         """Write the JSON atomically (temp file in the same directory, then rename)."""
         path = Path(path)
-        _atomic_write(path, lambda f: f.write(json.dumps(self.to_dict(), indent=2).encode()))
+        atomic_write_json(path, self.to_dict())
         return path
 
     @classmethod
@@ -158,21 +160,6 @@ class TrainResult:
         return last.eval[split][metric]
 
 
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     loader: DeviceLoader,
@@ -497,7 +484,7 @@ class Trainer:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        _atomic_write(path, lambda f: torch.save(state, f))
+        atomic_torch_save(state, path)
 
     def _load_checkpoint(
         self,
