@@ -160,6 +160,7 @@ class TrainResult:
         return last.eval[split][metric]
 
 
+@torch.no_grad()
 def evaluate(
     model: nn.Module,
     loader: DeviceLoader,
