@@ -90,8 +90,22 @@ def test_query_record(full):
     short = full.query(SYNTHETIC_OPTIMUM, "cifar10-valid", hp="20", epochs=5)
     assert short.curves["valid_acc"].shape == (5,)
     assert short.final["valid_acc"] == pytest.approx(rec.curves["valid_acc"][4])
-    # 'cifar10' resolves to the cifar10-valid run like the official simulate_train_eval
-    assert full.query(index, "cifar10", hp="20").dataset == "cifar10-valid"
+    # 'cifar10' (the full-train-set run) is a separate training: no silent fallback to the
+    # cifar10-valid runs outside simulate() (the official simulate_train_eval convention)
+    for call in (
+        lambda: full.query(index, "cifar10", hp="20"),
+        lambda: full.top("cifar10", hp="20"),
+        lambda: full.best("cifar10", hp="20"),
+        lambda: full.table("cifar10", "20"),
+        lambda: full.hps("cifar10"),
+    ):
+        with pytest.raises(BenchError, match="separate training on the full train set"):
+            call()
+    assert full.simulate(index, "cifar10", hp="20") == full.simulate(
+        index, "cifar10-valid", hp="20"
+    )
+    # costs: the same network on both, so the cost fallback stays
+    assert full.cost(index, "cifar10") == full.cost(index, "cifar10-valid")
     with pytest.raises(BenchError, match="seed"):
         full.query(index, "cifar10-valid", hp="20", seed=1)
     with pytest.raises(BenchError, match="epochs"):
@@ -285,3 +299,45 @@ def test_cli(small, tmp_path):
     assert r.exit_code == 0 and "imported 1 archs" in r.output
     r = runner.invoke(app, ["bench", "import", str(src), "-o", str(tmp_path / "o")])
     assert isinstance(r.exception, BenchError)  # exists, and main() turns it into one line
+
+
+def _builder_like_table(path):
+    """Like a `nasforge bench build` table: no per-split evaluation times, a seed with a
+    missing value, costs only for cifar100."""
+    from nasforge.bench import ResultEntry, TableWriter
+
+    with TableWriter(path) as w:
+        for index, accs in ((5, (80.0, 82.0)), (9, (85.0, 70.0))):
+            for seed, acc in zip((777, 888), accs, strict=True):
+                curves = {
+                    "train_loss": [1.0, 0.5],
+                    "train_acc": [60.0, 70.0],
+                    "valid_acc": [acc - 5, acc],
+                    "test_acc": [acc - 4, acc + 1],
+                    "valid_loss": [0.9, float("nan") if (index, seed) == (5, 888) else 0.4],
+                    "epoch_time": [2.0, 3.0],
+                }
+                w.append(ResultEntry(index, "cifar10-valid", "12", seed, curves=curves))
+        w.set_cost(5, "cifar100", flops_m=10.0)
+    return path
+
+
+def test_compat_on_a_builder_table(tmp_path):
+    import random
+
+    from nasforge.bench.compat import NASBench201API
+
+    api = NASBench201API(_builder_like_table(tmp_path / "b"), rng=random.Random(0))
+    # no valid_time recorded: the evaluation is charged 0 s, not a TypeError
+    acc, latency, time_cost, used = api.simulate_train_eval(5, "cifar10", hp="12")
+    assert acc in (80.0, 82.0) and latency is None
+    assert time_cost == pytest.approx(5.0) and used == pytest.approx(5.0)
+    # a seed with a missing value: the mean is missing, not a TypeError (first seed is fine)
+    info = api.get_more_info(5, "cifar10-valid", hp="12", is_random=False)
+    assert info["valid-loss"] is None and info["valid-accuracy"] == pytest.approx(81.0)
+    assert api.get_more_info(9, "cifar10-valid", hp="12", is_random=False)["valid-loss"] == 0.4
+    # caps on costs the table does not have for the dataset are refused, never ignored
+    assert api.find_best("cifar10-valid", "x-valid", hp="12") == (5, pytest.approx(81.0))
+    for kw in ({"FLOP_max": 50.0}, {"Param_max": 1.0}):
+        with pytest.raises(BenchError, match=r"no (flops|params)_m"):
+            api.find_best("cifar10-valid", "x-valid", hp="12", **kw)

@@ -209,3 +209,75 @@ def test_corrupt_or_foreign_tables_are_refused(tmp_path):
     (tmp_path / "foreign" / "x.txt").write_text("hi")
     with pytest.raises(BenchError, match="not empty"):
         TableWriter(tmp_path / "foreign")
+
+
+def test_appends_are_linear_merged_once_per_group_at_compaction(tmp_path, monkeypatch):
+    # Merging copies a whole group; it must not happen per append (quadratic builds).
+    from nasforge.bench import store
+
+    calls: list[int] = []
+    real = store._merge_group
+    monkeypatch.setattr(store, "_merge_group", lambda b, r: calls.append(len(r)) or real(b, r))
+    path = tmp_path / "t"
+    n = 60
+    with TableWriter(path) as w:
+        for i in range(n):
+            w.append(ResultEntry(i, "cifar10-valid", "12", 777, curves=_curves(i, 777)))
+            w.append(ResultEntry(i, "cifar100", "12", 777, curves=_curves(i, 777)))
+            w.set_cost(i, "cifar100", params_m=float(i))
+        w.append(ResultEntry(n, "cifar100", "12", 888, status="failed", error="boom"))
+        assert calls == []  # no merge while appending, whatever n
+        assert w.status(3, "cifar100", "12", 777) == "ok" and w.has(
+            n - 1, "cifar10-valid", "12", 777
+        )
+        assert w.status(n, "cifar100", "12", 888) == "failed"
+        assert not w.has(n, "cifar100", "12", 777) and w.pending == 3 * n + 1
+        with pytest.raises(BenchError, match="epochs"):  # shape check from the overlay
+            w.append(ResultEntry(0, "cifar100", "12", 999, curves=_curves(0, 999, epochs=3)))
+        # a reader replays the journal tail: one merge per group, not per record
+        bench = Benchmark.open(path)
+        assert sorted(calls) == [n, n + 1] and len(bench) == n
+        assert bench.cost(5, "cifar100") == {"params_m": 5.0}
+        calls.clear()
+    assert sorted(calls) == [n, n + 1]  # close: one merge per touched group
+    bench = Benchmark.open(path)
+    assert bench.info()["journal_records"] == 0 and len(bench) == n
+    assert (
+        bench.query(7, "cifar100", hp="12").final["valid_acc"] == _curves(7, 777)["valid_acc"][-1]
+    )
+    assert [e["error"] for e in bench.failures()] == ["boom"]
+    # a resumed writer sees the compacted runs (from the columns, not the overlay)
+    with TableWriter(path) as w:
+        assert w.status(n, "cifar100", "12", 888) == "failed" and w.has(0, "cifar100", "12", 777)
+        w.append(ResultEntry(n, "cifar100", "12", 888, curves=_curves(n, 888)))
+    assert Benchmark.open(path).failures() == []  # the retry replaced the error
+
+
+def test_crash_between_the_two_renames_of_an_overwrite_is_undone(tmp_path):
+    from nasforge.bench.store import GroupData, write_table
+
+    def group(value: float) -> GroupData:
+        return GroupData(
+            "cifar100", "final", [0], np.array([3]), ["test_acc"], 1, True,
+            np.ones((1, 1), np.uint8), np.full((1, 1, 1, 1), value),
+        )  # fmt: skip
+
+    path = tmp_path / "run[1]"  # glob metacharacters in the name
+    write_table(path, [group(50.0)])
+    # the state a crash leaves after os.replace(root, old), before os.replace(tmp, root)
+    os.replace(path, tmp_path / ".run[1].old-4242")
+    (tmp_path / ".run[1].building-4242").mkdir()  # the unpublished new build
+    assert not path.exists()
+    bench = Benchmark.open(path)  # restored on open
+    assert bench.query(3, "cifar100", hp="final").final["test_acc"] == 50.0
+    assert not (tmp_path / ".run[1].old-4242").exists()
+    # ... and on write: an overwrite after a crash replaces the restored table
+    os.replace(path, tmp_path / ".run[1].old-4243")
+    with pytest.raises(BenchError, match="already exists"):
+        write_table(path, [group(60.0)])
+    write_table(path, [group(60.0)], overwrite=True)
+    assert Benchmark.open(path).query(3, "cifar100", hp="final").final["test_acc"] == 60.0
+    # and for a writer
+    os.replace(path, tmp_path / ".run[1].old-4244")
+    with TableWriter(path) as w:
+        assert w.has(3, "cifar100", "final", 0)

@@ -144,7 +144,12 @@ def test_build_then_resume_skips_everything(tmp_path):
     want = module_cost(NB201Network(arch, C=4, N=1, num_classes=10), (1, 3, 16, 16))
     assert rec.cost["params_m"] == pytest.approx(want.params_m)
     assert rec.cost["flops_m"] == pytest.approx(want.flops_m)
-    assert rec.cost["latency_s"] > 0
+    # the builder's batch-1 latency has its own column; latency_s is the official batch-256
+    # figure (nas_201_api get_latency), which the compat API serves and a build cannot fill
+    assert rec.cost["latency_b1_s"] > 0 and "latency_s" not in rec.cost
+    from nasforge.bench.compat import NASBench201API
+
+    assert NASBench201API(bench).get_latency(arch.to_index(), "digits", hp="1") is None
     meta = read_build_meta(path)["digits/1"]
     assert meta["unique"] is False and meta["C"] == 4 and meta["seeds"] == [777, 888]
 
@@ -223,7 +228,7 @@ def test_task_runs_alone_and_reports_costs():
     )
     out = run_train_task(task)
     assert out["status"] == "ok" and out["device"] == "cpu"
-    assert set(out["cost"]) == {"params_m", "flops_m", "latency_s"}
+    assert set(out["cost"]) == {"params_m", "flops_m", "latency_b1_s"}
     assert len(out["result"]["epochs"]) == 1
     assert not math.isnan(out["result"]["epochs"][0]["eval"]["valid"]["acc"])
 
@@ -344,3 +349,18 @@ def test_a_unique_table_answers_for_every_arch_through_its_class(tmp_path):
     assert t.ok[0, m.to_index()] and t.valid_acc[0, m.to_index(), -1] == want
     assert len(plain) == len(reps) < len(uniq)
     assert m in uniq and m not in plain
+
+
+def test_archs_with_cost_is_the_vectorised_mask(tmp_path):
+    from nasforge.bench import TableWriter
+    from nasforge.bench.build import _archs_with_cost
+
+    path = tmp_path / "t"
+    assert _archs_with_cost(path, "digits") == set()
+    with TableWriter(path) as w:
+        w.set_cost(3, "cifar10-valid", params_m=1.0)
+        w.set_cost(7, "cifar10-valid", flops_m=2.0)
+        w.set_cost(8, "cifar100", flops_m=2.0)
+    assert _archs_with_cost(path, "cifar10-valid") == {3, 7}
+    assert _archs_with_cost(path, "cifar10") == {3, 7}  # same network as cifar10-valid
+    assert _archs_with_cost(path, "digits") == set()

@@ -9,8 +9,9 @@ command resumes: finished entries are skipped, none is trained twice.
 
 A training that raises or diverges is recorded as ``failed`` / ``diverged`` with its error
 and resubmitted, up to ``max_retries`` more times; it never stops the build. Costs (params,
-FLOPs in the NB201 convention, latency measured on the worker's device) are recorded once
-per arch, measured by the task that trains the arch's first pending seed.
+FLOPs in the NB201 convention, latency at batch 1 measured on the worker's device, stored
+as ``latency_b1_s``) are recorded once per arch, measured by the task that trains the
+arch's first pending seed.
 
 Which archs (``archs``):
 
@@ -52,8 +53,11 @@ if TYPE_CHECKING:  # the executors sit below bench in the layering; imported at 
     from nasforge.run import Executor, Outcome
 
 SPACES: tuple[str, ...] = ("nb201",)
-#: Batch size of the latency measurement recorded as ``latency_s``.
+#: Batch size of the builder's latency measurement.
 LATENCY_BATCH = 1
+#: Cost column of that measurement. Not ``latency_s``: official tables fill that one with a
+#: latency at batch 256 (nas_201_api api_utils.py ``get_latency``), a different quantity.
+LATENCY_COST = f"latency_b{LATENCY_BATCH}_s"
 
 
 # ---------------------------------------------------------------------------------------
@@ -152,7 +156,8 @@ def _resolve_device(device: str) -> str:
 
 def measure_cost(arch: Arch, data: Any, *, C: int, N: int, device: str) -> dict[str, float]:
     """Params (M), FLOPs (M, NB201 convention) and latency (s per batch of
-    :data:`LATENCY_BATCH`) of ``arch`` built for ``data``, the latency on ``device``."""
+    :data:`LATENCY_BATCH`, key :data:`LATENCY_COST`) of ``arch`` built for ``data``, the
+    latency on ``device``."""
     from nasforge.cost import latency, module_cost
     from nasforge.nn.nb201 import NB201Network
 
@@ -160,7 +165,7 @@ def measure_cost(arch: Arch, data: Any, *, C: int, N: int, device: str) -> dict[
     res = data.resolution
     cost = module_cost(net, (1, 3, res, res))
     lat = latency(net, (LATENCY_BATCH, 3, res, res), device=device)
-    return {"params_m": float(cost.params_m), "flops_m": float(cost.flops_m), "latency_s": lat}
+    return {"params_m": float(cost.params_m), "flops_m": float(cost.flops_m), LATENCY_COST: lat}
 
 
 def run_train_task(task: TrainTask) -> dict[str, Any]:
@@ -491,8 +496,8 @@ def _archs_with_cost(path: Path, dataset: str) -> set[int]:
     """Official indices of the archs whose costs on ``dataset`` the table already holds."""
     if not (path / "manifest.json").exists():
         return set()
-    bench = Benchmark.open(path)
-    return {i for i in range(NUM_ARCHS) if bench.cost(i, dataset)}
+    known = Benchmark.open(path).cost_known(dataset)
+    return set(np.flatnonzero(known).tolist())
 
 
 def read_build_meta(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -58,9 +58,10 @@ def remap_dataset_set_names(dataset: str, metric_on_set: str) -> tuple[str, str]
     return dataset, metric_on_set
 
 
-def _mean(values: list[float]) -> float | None:
-    """The official ``mean``: ``sum / len``, ``None`` when the values are missing."""
-    if not values or values[0] is None:
+def _mean(values: list[float | None]) -> float | None:
+    """The official ``mean``: ``sum / len``; ``None`` when any value is missing (a seed's
+    NaN is missing, and missing is reported as missing, never averaged away)."""
+    if not values or any(v is None for v in values):
         return None
     return sum(values) / len(values)
 
@@ -294,6 +295,8 @@ class NASBench201API:
         return info
 
     def get_latency(self, index: Any, dataset: str, hp: str = "12") -> float | None:
+        """The official latency (``latency_s``: batch 256, nas_201_api api_utils.py); ``None``
+        for tables built by nasforge, whose ``latency_b1_s`` is a different measurement."""
         return self.get_cost_info(index, dataset, hp)["latency"]
 
     def simulate_train_eval(
@@ -308,6 +311,11 @@ class NASBench201API:
 
         The NATS-Bench signature; a third positional string is taken as ``hp`` (the older
         ``nas_201_api`` signature ``(arch, dataset, hp, account_time)``).
+
+        The time cost is training time to ``iepoch`` plus one evaluation of the validation
+        set. Tables built by nasforge do not record evaluation times (the trainer times all
+        evaluations of an epoch together); their evaluation is charged 0 seconds, as
+        :class:`nasforge.evaluate.TabularEvaluator` does.
         """
         if isinstance(iepoch, str):
             iepoch, hp = None, iepoch
@@ -319,12 +327,21 @@ class NASBench201API:
         info = self.get_more_info(index, ds, iepoch=iepoch, hp=hp, is_random=True)
         if "valid-accuracy" in info:
             valid_acc = info["valid-accuracy"]
-            time_cost = info["train-all-time"] + info["valid-per-time"]
+            eval_time = info["valid-per-time"]
         else:
             valid_acc = info["valtest-accuracy"]
             temp = self.get_more_info(index, dataset, iepoch=None, hp=hp, is_random=True)
-            time_cost = info["train-all-time"] + temp["valid-per-time"]
-        latency = self.get_latency(index, dataset, hp=hp)
+            eval_time = temp.get("valid-per-time")
+        if info["train-all-time"] is None:
+            raise BenchError(
+                f"table {self.filename!r} has no training times for {ds}/hp={hp}; "
+                "simulate_train_eval needs them to account time"
+            )
+        time_cost = info["train-all-time"] + (eval_time if eval_time is not None else 0.0)
+        # The official call reads cifar10's latency; without a cifar10 group, cifar10-valid's
+        # (the same network, so the same cost).
+        has_ds = (dataset, str(hp)) in self._bench._g
+        latency = self.get_latency(index, dataset if has_ds else ds, hp=hp)
         if account_time:
             self._used_time += time_cost
         return valid_acc, latency, time_cost, self._used_time
@@ -346,11 +363,21 @@ class NASBench201API:
             raise BenchError(f"unknown set {metric_on_set!r} for {dataset}")
         values = np.array(self._bench.table(dataset, hp).mean_final(f"{prefix}_acc"))
         c = self._bench._state.costs.get(dataset)
-        if c is not None:
-            if FLOP_max is not None and "flops_m" in c.metrics:
-                values[c.values[:, c.metrics.index("flops_m")] > FLOP_max] = np.nan
-            if Param_max is not None and "params_m" in c.metrics:
-                values[c.values[:, c.metrics.index("params_m")] > Param_max] = np.nan
+        for cap, name, arg in (
+            (FLOP_max, "flops_m", "FLOP_max"),
+            (Param_max, "params_m", "Param_max"),
+        ):
+            if cap is None:
+                continue
+            if c is None or name not in c.metrics:
+                # Ignoring the cap would return an unconstrained best as if it met it.
+                raise BenchError(
+                    f"{arg}={cap} needs the {name} cost, but the table has no {name} for "
+                    f"{dataset!r} (costs known for {sorted(self._bench._state.costs)})"
+                )
+            cost = np.asarray(c.values[:, c.metrics.index(name)])
+            # Unknown cost (NaN) cannot be shown to meet the cap: excluded.
+            values[~(cost <= cap)] = np.nan
         if np.isnan(values).all():
             return -1, None
         best = int(np.nanargmax(values))

@@ -37,7 +37,8 @@ class Record:
 
     ``curves[m][e]`` is metric ``m`` after epoch ``e + 1`` (NaN where not recorded);
     ``final`` holds the values after the last queried epoch plus ``train_time`` (total
-    training seconds); ``cost`` the known costs (``params_m``, ``flops_m``, ``latency_s``).
+    training seconds); ``cost`` the known costs (``params_m``, ``flops_m``, ``latency_s`` from official files,
+    ``latency_b1_s`` measured by the builder at batch 1).
     Accuracies are in percent. With several seeds and ``seed=None`` the values are the mean
     over ``seeds``.
     """
@@ -301,22 +302,33 @@ class Benchmark:
             return i
         return Arch.parse(arch).to_index()  # Arch, numpy ints; raises on anything else
 
-    def _dataset(self, dataset: str) -> str:
+    def _dataset(self, dataset: str, *, search_fallback: bool = False) -> str:
+        """``dataset`` as the table names it. ``search_fallback`` applies the official
+        API's convention, used only by its ``simulate_train_eval`` (api_utils.py): a search
+        on ``cifar10`` reads the ``cifar10-valid`` runs. Every other query keeps the two
+        apart: they are separate trainings (train half vs. the full train set)."""
         if any(d == dataset for d, _ in self._g):
             return dataset
-        # The official API's convention: 'cifar10' without a validation set means the
-        # cifar10-valid run (see nas_201_api simulate_train_eval).
-        if dataset == "cifar10" and any(d == "cifar10-valid" for d, _ in self._g):
+        has_valid = any(d == "cifar10-valid" for d, _ in self._g)
+        if dataset == "cifar10" and has_valid and search_fallback:
             return "cifar10-valid"
+        hint = ""
+        if dataset == "cifar10" and has_valid:
+            hint = (
+                "; the table has cifar10-valid: NB201's cifar10 results are a separate "
+                "training on the full train set (ask for 'cifar10-valid', or use simulate(), "
+                "which searches cifar10 on the cifar10-valid runs like the official API)"
+            )
         raise BenchError(
-            f"dataset {dataset!r} is not in the table {str(self.path)!r}; it has {self.datasets}"
+            f"dataset {dataset!r} is not in the table {str(self.path)!r}; it has "
+            f"{self.datasets}{hint}"
         )
 
-    def _group(self, dataset: str, hp: str) -> _G:
+    def _group(self, dataset: str, hp: str, *, search_fallback: bool = False) -> _G:
         g = self._g.get((dataset, hp))
         if g is not None:
             return g
-        ds = self._dataset(dataset)
+        ds = self._dataset(dataset, search_fallback=search_fallback)
         g = self._g.get((ds, str(hp)))
         if g is None:
             raise BenchError(
@@ -354,18 +366,33 @@ class Benchmark:
             )
         return s
 
+    def _cost_data(self, dataset: str) -> Any:
+        c = self._state.costs.get(dataset)
+        if c is None and dataset == "cifar10":
+            # Same network (10 classes, 32x32) on cifar10 and cifar10-valid: same costs.
+            c = self._state.costs.get("cifar10-valid")
+        return c
+
     def cost(self, arch: Arch | str | int, dataset: str) -> dict[str, float]:
-        """The known costs of an arch on a dataset (absent keys = unknown)."""
+        """The known costs of an arch on a dataset (absent keys = unknown).
+
+        ``latency_s`` is the official files' latency (batch 256, nas_201_api api_utils.py);
+        ``latency_b<N>_s`` one measured by ``nasforge bench build`` at batch N."""
         index = self._index(arch)
         cached = self._costs.get((dataset, index))
         if cached is None:
-            c = self._state.costs.get(dataset)
-            if c is None and dataset == "cifar10":
-                c = self._state.costs.get("cifar10-valid")
+            c = self._cost_data(dataset)
             row = c.values[index].tolist() if c is not None else []
             cached = {m: v for m, v in zip(c.metrics, row, strict=True) if v == v} if row else {}
             self._costs[(dataset, index)] = cached
         return dict(cached)
+
+    def cost_known(self, dataset: str) -> np.ndarray:
+        """bool [15625]: which archs have at least one known cost on ``dataset``."""
+        c = self._cost_data(dataset)
+        if c is None or not len(c.metrics):
+            return np.zeros(NUM_ARCHS, bool)
+        return ~np.isnan(np.asarray(c.values)).all(axis=1)
 
     # -- queries ----------------------------------------------------------------------------
     def query(
@@ -447,9 +474,11 @@ class Benchmark:
 
         The run is ``seed`` if given, else one drawn uniformly from the arch's ok seeds with
         ``rng`` (the official ``is_random=True``), else the smallest available seed.
+        Like the official ``simulate_train_eval``, ``cifar10`` reads the ``cifar10-valid``
+        runs when the table has no ``cifar10`` group (a search needs a validation set).
         """
         index = self._index(arch)
-        g = self._group(dataset, hp)
+        g = self._group(dataset, hp, search_fallback=True)
         r = self._row(g, index)
         if g.all_ok()[r]:
             if seed is not None:

@@ -341,9 +341,47 @@ def _load_group(root: Path, g: dict[str, Any], files: dict[str, Any]) -> GroupDa
     )
 
 
-def load_table(root: str | os.PathLike[str], *, replay: bool = True) -> TableState:
-    """Open a table: manifest + memory-mapped columns + replay of the journal tail."""
+def recover_interrupted_overwrite(root: str | os.PathLike[str]) -> bool:
+    """Undo an overwrite of ``root`` that crashed half-way; returns whether it restored one.
+
+    :func:`write_table` replaces an existing table in two renames (``root`` ->
+    ``.NAME.old-PID``, then the new build -> ``root``); a process killed between them
+    leaves no table at ``root``. The old table is complete, so it is renamed back: the
+    overwrite simply did not happen (the half-published build, if any, is left in its
+    ``.NAME.building-PID`` directory, and the next :func:`write_table` by that pid or a
+    rerun replaces it). Called on every open and write, so a reader never sees the gap.
+    """
     root = Path(root)
+    if root.exists() or not root.parent.is_dir():
+        return False
+    olds = [
+        p
+        for p in root.parent.glob(f".{glob_escape(root.name)}.old-*")
+        if p.is_dir() and (p / MANIFEST).is_file()
+    ]
+    # Several can only be left by several crashes; the newest one is the last table written.
+    for old in sorted(olds, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            os.rename(old, root)  # fails if another process restored it first: fine
+        except OSError:
+            continue
+        _fsync_dir(root.parent)
+        return True
+    return False
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (a table may be called ``run[1]``)."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def load_table(root: str | os.PathLike[str], *, replay: bool = True) -> TableState:
+    """Open a table: manifest + memory-mapped columns + replay of the journal tail.
+
+    A table left missing by a crashed overwrite is restored first
+    (:func:`recover_interrupted_overwrite`)."""
+    root = Path(root)
+    recover_interrupted_overwrite(root)
     for attempt in range(3):  # a concurrent compaction may swap files under us: retry
         manifest = read_manifest(root)
         try:
@@ -464,21 +502,23 @@ def apply_records(state: TableState, records: Iterable[dict[str, Any]]) -> set:
     cost datasets (``("cost", dataset)``)."""
     by_group: dict[tuple[str, str], list[dict[str, Any]]] = {}
     cost_recs: dict[str, list[dict[str, Any]]] = {}
+    # Keyed by run so that a later record replaces an earlier error in O(1), not a rescan.
+    errors = {(e["arch"], e["dataset"], e["hp"], e["seed"]): e for e in state.errors}
     for rec in records:
         if rec.get("t") == "entry":
             by_group.setdefault((rec["dataset"], rec["hp"]), []).append(rec)
             key = (rec["arch"], rec["dataset"], rec["hp"], rec["seed"])
-            state.errors = [
-                e for e in state.errors if (e["arch"], e["dataset"], e["hp"], e["seed"]) != key
-            ]
+            errors.pop(key, None)
             if rec["status"] != "ok" and rec.get("error") is not None:
-                state.errors.append(
-                    {k: rec[k] for k in ("arch", "dataset", "hp", "seed", "status", "error")}
-                )
+                errors[key] = {
+                    k: rec[k] for k in ("arch", "dataset", "hp", "seed", "status", "error")
+                }
         elif rec.get("t") == "cost":
             cost_recs.setdefault(rec["dataset"], []).append(rec)
         else:
             raise BenchError(f"journal of {str(state.root)!r} holds an unknown record {rec!r}")
+    state.errors = list(errors.values())
+    # One merge per touched group whatever the number of records: merging copies the group.
     for key, recs in by_group.items():
         ok = [r for r in recs if r["status"] == "ok"]
         base = state.groups.get(key)
@@ -640,10 +680,12 @@ def write_table(
     """Create a complete table in one go (importers, synthetic tables).
 
     It is built in a temporary sibling directory and renamed into place, so ``path`` never
-    holds a partial table. ``groups`` may be a generator: each group is written and can be
+    holds a partial table. Replacing an existing table takes two renames; a crash between
+    them is undone on the next open or write (:func:`recover_interrupted_overwrite`). ``groups`` may be a generator: each group is written and can be
     freed before the next is produced.
     """
     root = Path(path)
+    recover_interrupted_overwrite(root)
     if root.exists() and not overwrite:
         raise BenchError(f"{str(root)!r} already exists; pass overwrite=True (--overwrite)")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -681,6 +723,7 @@ def verify(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Full check of a table: manifest checksum, every column file's size and sha256, and
     the journal's record CRCs. Raises :class:`BenchError` on the first problem."""
     root = Path(path)
+    recover_interrupted_overwrite(root)
     manifest = read_manifest(root)
     for rel, info in manifest["files"].items():
         p = root / rel

@@ -27,9 +27,9 @@ from nasforge.bench.store import (
     collect_garbage,
     encode_record,
     load_table,
-    read_journal,
     read_manifest,
     record_epochs,
+    recover_interrupted_overwrite,
 )
 from nasforge.errors import BenchError
 from nasforge.spaces.nb201 import Arch
@@ -55,6 +55,11 @@ class TableWriter:
     fsyncs it before returning, so a process killed at any moment leaves the table readable
     with every completed record. :meth:`close` (or leaving the ``with`` block) compacts the
     journal into the memory-mapped columns. Only one writer may hold a table at a time.
+
+    Appending costs O(1) whatever the table's size: records are kept in a small in-memory
+    overlay (run statuses for :meth:`status` / :meth:`has`, group shapes for the epoch
+    check) and merged into the columns only by :meth:`compact` / :meth:`close`, one merge
+    per touched group. Readers opening the table meanwhile replay the journal the same way.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class TableWriter:
         if space != "nb201":
             raise BenchError(f"space {space!r} is not supported; expected 'nb201'")
         self.path = Path(path)
+        recover_interrupted_overwrite(self.path)
         self._lock_fd: int | None = None
         self._fd: int | None = None
         if not (self.path / "manifest.json").exists():
@@ -86,7 +92,29 @@ class TableWriter:
         if self._state.journal_torn:  # a crashed writer left half a record: drop it
             os.truncate(journal, self._state.journal_valid_end)
         self._fd = os.open(journal, os.O_WRONLY | os.O_APPEND)
+        self._reset_overlay()
+        # Records a crashed writer left are already merged into the state by load_table;
+        # the groups they touched must still be rewritten at the next compaction.
+        for rec in self._state.journal_records:
+            self._touch(rec)
         self._pending = len(self._state.journal_records)
+
+    # -- the overlay of records not yet merged into columns ---------------------------------
+    def _reset_overlay(self) -> None:
+        self._new: list[dict[str, Any]] = []  # written since the state was last merged
+        self._runs: dict[tuple[str, str], dict[tuple[int, int], int]] = {}
+        self._shapes: dict[tuple[str, str], tuple[int, bool]] = {}
+        self._touched: set[tuple[str, str]] = set()
+        self._touched_costs: set[str] = set()
+        for key, g in self._state.groups.items():
+            if np.any(np.asarray(g.status) == STATUS_CODES["ok"]):
+                self._shapes[key] = (g.epochs, g.final_only)
+
+    def _touch(self, rec: dict[str, Any]) -> None:
+        if rec["t"] == "entry":
+            self._touched.add((rec["dataset"], rec["hp"]))
+        else:
+            self._touched_costs.add(rec["dataset"])
 
     # -- locking ----------------------------------------------------------------------------
     def _lock(self) -> None:
@@ -110,7 +138,14 @@ class TableWriter:
         if n != len(blob):  # disk full etc.: the torn tail is ignored by readers
             raise BenchError(f"short write to the journal of {str(self.path)!r} ({n}/{len(blob)})")
         os.fsync(self._fd)
-        apply_records(self._state, [record])
+        self._new.append(record)
+        self._touch(record)
+        if record["t"] == "entry":
+            key = (record["dataset"], record["hp"])
+            runs = self._runs.setdefault(key, {})
+            runs[(record["arch"], record["seed"])] = STATUS_CODES[record["status"]]
+            if record["status"] == "ok":
+                self._shapes.setdefault(key, record_epochs(record))
         self._pending += 1
 
     def append(self, entry: ResultEntry) -> None:
@@ -130,17 +165,15 @@ class TableWriter:
             "curves": {k: [_num(v) for v in vals] for k, vals in entry.curves.items()},
             "final": {k: _num(v) for k, v in entry.final.items()},
         }
-        g = self._state.groups.get((entry.dataset, entry.hp))
-        if entry.status == "ok" and g is not None:
-            has_ok = bool(np.any(np.asarray(g.status) == STATUS_CODES["ok"]))
-            if has_ok and record_epochs(rec) != (g.epochs, g.final_only):
-                want = "final metrics only" if g.final_only else f"{g.epochs} epochs"
-                got = record_epochs(rec)
-                raise BenchError(
-                    f"entry for {entry.dataset}/hp={entry.hp} has "
-                    f"{'final metrics only' if got[1] else f'{got[0]} epochs'}; "
-                    f"this group holds {want}"
-                )
+        shape = self._shapes.get((entry.dataset, entry.hp))
+        if entry.status == "ok" and shape is not None and record_epochs(rec) != shape:
+            want = "final metrics only" if shape[1] else f"{shape[0]} epochs"
+            got = record_epochs(rec)
+            raise BenchError(
+                f"entry for {entry.dataset}/hp={entry.hp} has "
+                f"{'final metrics only' if got[1] else f'{got[0]} epochs'}; "
+                f"this group holds {want}"
+            )
         self._write(rec)
 
     def set_cost(
@@ -173,10 +206,13 @@ class TableWriter:
     def status(self, arch: Arch | str | int, dataset: str, hp: str, seed: int) -> str | None:
         """``"ok"`` / ``"failed"`` / ``"diverged"`` for a recorded run, ``None`` if absent."""
         check_hp(hp)
+        index = Arch.parse(arch).to_index()
+        code = self._runs.get((dataset, hp), {}).get((index, int(seed)))
+        if code is not None:
+            return {v: k for k, v in STATUS_CODES.items()}.get(code)
         g = self._state.groups.get((dataset, hp))
         if g is None or int(seed) not in g.seeds:
             return None
-        index = Arch.parse(arch).to_index()
         r = int(np.searchsorted(g.rows, index))
         if r >= len(g.rows) or int(g.rows[r]) != index:
             return None
@@ -213,8 +249,10 @@ class TableWriter:
 
     def _commit(self, meta: dict[str, Any]) -> None:
         old = self._state.manifest
-        touched = {(r["dataset"], r["hp"]) for r in self._all_records() if r["t"] == "entry"}
-        touched_costs = {r["dataset"] for r in self._all_records() if r["t"] == "cost"}
+        if self._new:  # the one merge of everything appended since the last compaction
+            apply_records(self._state, self._new)
+            self._new = []
+        touched, touched_costs = self._touched, self._touched_costs
         gw = GenerationWriter(self.path, int(old["generation"]) + 1)
         old_groups = {(g["dataset"], g["hp"]): g for g in old["groups"]}
         for key, g in sorted(self._state.groups.items()):
@@ -234,11 +272,8 @@ class TableWriter:
         collect_garbage(self.path, new)
         self._state = load_table(self.path)
         self._fd = os.open(self.path / new["journal"], os.O_WRONLY | os.O_APPEND)
+        self._reset_overlay()
         self._pending = 0
-
-    def _all_records(self) -> list[dict[str, Any]]:
-        records, _, _ = read_journal(self.path / self._state.manifest["journal"])
-        return records
 
     def close(self, *, compact: bool = True) -> None:
         """Compact (by default) and release the table."""
