@@ -10,6 +10,7 @@ import pytest
 from nasforge.bench import Benchmark, ResultEntry, TableWriter, make_synthetic_table
 from nasforge.errors import BenchError, SearchError
 from nasforge.evaluate import EVALUATORS, TabularEvaluator, TrainingEvaluator
+from nasforge.run import LocalExecutor, Outcome
 from nasforge.search.base import Ask, Searcher, run_search
 from nasforge.search.protocol import build_searcher, run_protocol
 from nasforge.spaces.nb201 import Arch
@@ -47,9 +48,10 @@ def test_matches_simulate_for_a_fixed_seed(bench):
         assert obs.valid_acc == pytest.approx(sim.valid_acc)
         assert obs.test_acc == pytest.approx(sim.test_acc)
         assert obs.fidelity == epoch == sim.epoch
-        # the official charge: train-all-time + valid-per-time
-        vt = float(tab["valid_time"][s, ARCH.to_index(), epoch - 1])
-        assert obs.cost == pytest.approx(sim.train_time + vt)
+        # the official charge: train-all-time + valid-per-time, the latter the mean of the
+        # validation times of epochs 0..e (nas_201_api get_more_info: all_time / (e + 1))
+        vts = tab["valid_time"][s, ARCH.to_index(), :epoch]
+        assert obs.cost == pytest.approx(sim.train_time + float(np.mean(vts)))
         assert obs.info["seed"] == 888
     assert ev.evaluate(ARCH).fidelity == 12  # default: the last epoch of the 12-epoch curve
 
@@ -83,7 +85,7 @@ def test_resume_charges_only_the_extra_epochs(bench):
     i = ARCH.to_index()
     cum, vt = tab.cum_time[s, i], tab["valid_time"][s, i]
     assert first.cost == pytest.approx(cum[0] + vt[0])
-    assert second.cost == pytest.approx(cum[2] - cum[0] + vt[2])
+    assert second.cost == pytest.approx(cum[2] - cum[0] + vt[:3].mean())
     assert second.valid_acc == pytest.approx(float(tab.valid_acc[s, i, 2]))
 
 
@@ -154,9 +156,37 @@ class FromList(Searcher):
         pass
 
 
-def test_failed_entries_become_failed_observations(tmp_path):
+def test_valid_per_time_is_the_mean_over_epochs(tmp_path):
+    """Hand-made times: valid-per-time after epoch e is sum(valid_time[0..e]) / (e + 1)."""
+    vt = [1.0, 2.0, 3.0, 10.0]
+    train = [5.0, 5.0, 5.0, 5.0]
+    with TableWriter(tmp_path / "vt") as w:
+        w.append(
+            ResultEntry(
+                ARCH,
+                "cifar10-valid",
+                "4",
+                0,
+                curves={
+                    "valid_acc": [10.0, 20.0, 30.0, 40.0],
+                    "epoch_time": train,
+                    "valid_time": vt,
+                },
+            )
+        )
+    ev = TabularEvaluator(tmp_path / "vt", "cifar10-valid", hp="4")
+    for e, want in [(1, 5 + 1.0), (2, 10 + 1.5), (4, 20 + 4.0)]:
+        assert ev.evaluate(ARCH, e).cost == pytest.approx(want)
+
+
+def test_failed_entries_become_failed_observations(tmp_path, monkeypatch):
     path = _small_table(tmp_path / "failed", with_time=True, failed=ARCH)
     ev = TabularEvaluator(path, "cifar10-valid", hp=None)
+
+    def no_query(*a, **k):
+        raise AssertionError("a failed run is read from Table.ok, not from a query error")
+
+    monkeypatch.setattr(ev.bench, "query", no_query)
     obs = ev.evaluate(ARCH)
     assert not obs.ok and obs.status == "failed"
     ok = ev.evaluate(SMALL[0])
@@ -229,9 +259,42 @@ def test_training_evaluator_batch_is_the_same_as_one_by_one(trainer_ev):
     trainer_ev.reset(5)
     seq = [trainer_ev.evaluate(a, f, resume_key=k) for a, f, k in reqs]
     trainer_ev.reset(5)
-    par = trainer_ev.evaluate_batch(reqs, mapper=lambda fn, args: [fn(*a) for a in args])
+    trainer_ev.reset(5)
+    with LocalExecutor(workers=1) as ex:
+        par = trainer_ev.evaluate_batch(reqs, executor=ex)
     assert [o.info["seed"] for o in seq] == [o.info["seed"] for o in par]
     assert [o.valid_acc for o in seq] == [o.valid_acc for o in par]
+    assert [o.arch for o in par] == [a for a, _, _ in reqs]
+
+
+class _Reversed:
+    """An executor whose outcomes come back last-first, as a pool's may; it records what
+    each task carried."""
+
+    def __init__(self):
+        self.tasks = []
+
+    def map(self, fn, tasks):
+        tasks = list(tasks)
+        self.tasks = tasks
+        outs = [Outcome(i, t, fn(t), None, 1.0) for i, t in enumerate(tasks[:-1])]
+        # the last task fails in its worker
+        outs.append(Outcome(len(tasks) - 1, tasks[-1], None, "Traceback: boom", 0.5))
+        return reversed(outs)
+
+
+def test_training_evaluator_batch_reorders_by_outcome_index(trainer_ev):
+    reqs = [(ARCH, 1, None), (Arch.from_index(7), 1, None), (Arch.from_index(9), 1, None)]
+    trainer_ev.reset(5)
+    seq = [trainer_ev.evaluate(a, f, resume_key=k) for a, f, k in reqs]
+    trainer_ev.reset(5)
+    ex = _Reversed()
+    par = trainer_ev.evaluate_batch(reqs, executor=ex)
+    assert [o.arch for o in par] == [a for a, _, _ in reqs]
+    assert [o.valid_acc for o in par[:2]] == [o.valid_acc for o in seq[:2]]
+    assert par[2].status == "failed" and "boom" in par[2].info["error"]
+    # tasks name the dataset instead of carrying its tensors
+    assert all(t[1] == ("digits", None, 64) for t in ex.tasks)
 
 
 def test_training_evaluator_needs_a_validation_split(trainer_ev):
@@ -239,6 +302,26 @@ def test_training_evaluator_needs_a_validation_split(trainer_ev):
         TrainingEvaluator(trainer_ev.recipe, trainer_ev.data, valid_split="holdout")
     with pytest.raises(SearchError, match="fidelity"):
         trainer_ev.evaluate(ARCH, 3)
+
+
+def test_cifar10_without_a_cifar10_group_says_what_it_reports(tmp_path):
+    path = make_synthetic_table(tmp_path / "c10v", datasets=("cifar10-valid",), hps={"12": 12})
+    ev = TabularEvaluator(path, "cifar10")
+    assert (ev.dataset, ev.report_dataset) == ("cifar10-valid", "cifar10-valid")
+    assert "no 'cifar10' group" in ev.describe()["report_note"]
+    assert TabularEvaluator(path, "cifar10-valid").describe()["report_note"] == ""
+
+
+def test_evaluate_does_not_import_search():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nasforge.evaluate; "
+        "bad = [m for m in sys.modules if m.startswith('nasforge.search')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_cifar10_searches_on_cifar10_valid_and_reports_cifar10(tmp_path):
@@ -252,3 +335,4 @@ def test_cifar10_searches_on_cifar10_valid_and_reports_cifar10(tmp_path):
     assert obs.info["seed"] in bench.seeds("cifar10-valid", "12")
     rep = ev.report(ARCH, obs)
     assert rep.test_acc == pytest.approx(bench.query(ARCH, "cifar10", hp="12").final["test_acc"])
+    assert ev.describe()["report_note"] == ""

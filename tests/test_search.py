@@ -21,6 +21,7 @@ from nasforge.search.base import Ask, Budget, SearchContext, Searcher, Told, run
 from nasforge.search.blackbox.bohb import rung_budgets
 from nasforge.search.protocol import (
     DEFAULT_BUDGETS,
+    build_searcher,
     curve_on_grid,
     default_budget,
     load_runs,
@@ -297,9 +298,9 @@ def test_rea_population_ages_and_mutates_one_edge():
         a = s.ask().arch
         s.tell(Told(a, float(i), 12, 1.0))
     child = s.ask().arch
-    assert sum(x != y for x, y in zip(child.ops, s.population[-1][0].ops, strict=True)) <= 6
-    parents = [m[0] for m in s.population]
-    assert min(sum(x != y for x, y in zip(child.ops, p.ops, strict=True)) for p in parents) == 1
+    parent = s.last_parent  # the tournament winner the child was mutated from
+    assert parent in [m[0] for m in s.population]
+    assert sum(x != y for x, y in zip(child.ops, parent.ops, strict=True)) == 1
     first = s.population[0]
     s.tell(Told(child, 50.0, 12, 1.0))
     assert len(s.population) == 10 and s.population[0] != first  # oldest removed
@@ -356,11 +357,30 @@ def test_local_search_climbs_to_a_local_optimum():
 
 
 def test_bohb_rungs_and_refusal_at_one_fidelity():
-    assert rung_budgets(1, 12, 3) == [1, 3, 9, 12]
-    assert rung_budgets(1, 200, 3) == [1, 3, 9, 27, 81, 200]
+    # hpbandster: 12 * 3^-[2, 1, 0] = 1.33, 4, 12 -> int(budget) epochs (NB201 BOHB worker)
+    assert rung_budgets(1, 12, 3) == [1, 4, 12]
+    # 200 * 3^-[4..0] = 2.47, 7.4, 22.2, 66.7, 200
+    assert rung_budgets(1, 200, 3) == [2, 7, 22, 66, 200]
     s = ALGORITHMS.create("bohb", seed=0)
+    assert s.n_startup_trials == 7  # hpbandster min_points_in_model = 6 dims + 1
     with pytest.raises(SearchError, match="several epoch budgets"):
         s.start(SearchContext(fidelities=(), default_fidelity=0, seed=0))
+
+
+def _bohb_trials(history):
+    """Per trial (consecutive evaluations of one arch at rising fidelity), its fidelities."""
+    trials: list[list[int]] = []
+    for i, f in enumerate(history["fidelity"]):
+        cont = (
+            trials
+            and f > trials[-1][-1]
+            and history["arch_index"][i] == history["arch_index"][i - 1]
+        )
+        if cont:
+            trials[-1].append(f)
+        else:
+            trials.append([f])
+    return trials
 
 
 def test_bohb_resume_charges_only_extra_epochs(evaluator):
@@ -368,19 +388,97 @@ def test_bohb_resume_charges_only_extra_epochs(evaluator):
     r = run_search(searcher, evaluator, "60evals", seed=0)
     (f,) = run_protocol("bohb", evaluator, "60evals", runs=1, seed=0, algo_kwargs={"resume": False})
     h = r.history
-    assert set(h["fidelity"]) <= {1, 3, 9, 12}
+    assert set(h["fidelity"]) <= {1, 4, 12}
     assert 12 in h["fidelity"]
     # successive halving really happens: some trials stop early, some reach 12 epochs
     assert searcher.num_pruned > 0
     assert 0 < sum(f == 12 for f in h["fidelity"]) < searcher.num_trials
-    # the same decisions either way, but a trial promoted from 1 to 3 epochs pays for 2
-    # more epochs when resumed, for 3 from scratch otherwise
+    # a trial promoted from 1 to 4 epochs pays for 3 more epochs when resumed, for 4 from
+    # scratch otherwise
     assert r.total_cost < f.total_cost
-    # a promoted trial continues the same arch: each rung follows the previous one
-    for i in range(1, len(h["fidelity"])):
-        if h["fidelity"][i] > 1:
-            assert h["arch_index"][i] == h["arch_index"][i - 1]
-            assert h["fidelity"][i] > h["fidelity"][i - 1]
+    # a promoted trial continues the same arch at the next rung
+    for t in _bohb_trials(h):
+        rungs = searcher.rungs
+        start = rungs.index(t[0])
+        assert t == rungs[start : start + len(t)]
+
+
+def test_bohb_evaluates_only_the_rungs_of_each_trials_bracket(evaluator):
+    """Hyperband bracket s first compares trials at eta**s epochs: nothing below is paid for."""
+    searcher = ALGORITHMS.create("bohb", seed=0, resume=False)
+    asks = []
+    searcher.start(
+        SearchContext(fidelities=tuple(evaluator.fidelities), default_fidelity=12, seed=0)
+    )
+    evaluator.reset(0)
+    for _ in range(150):
+        ask = searcher.ask()
+        trial = searcher._trial
+        bracket = searcher.study.pruner._get_bracket_id(searcher.study, trial)
+        asks.append((trial.number, bracket, ask.fidelity))
+        obs = evaluator.evaluate(ask.arch, ask.fidelity)
+        searcher.tell(Told(obs.arch, obs.valid_acc, obs.fidelity, obs.cost))
+    brackets = {b for _, b, _ in asks}
+    assert brackets == {0, 1, 2}  # every bracket is exercised
+    firsts: dict[int, tuple[int, int]] = {}
+    for number, bracket, fid in asks:
+        assert fid >= 3**bracket, (number, bracket, fid)  # no rung below the bracket's min
+        firsts.setdefault(number, (bracket, fid))
+    # and each trial starts exactly at its bracket's first rung: 1, 4 or 12 epochs
+    assert all(fid == {0: 1, 1: 4, 2: 12}[b] for b, fid in firsts.values())
+    # trials of bracket 1 can still be stopped at their first rung
+    stopped = [n for n, (b, _) in firsts.items() if b == 1 and sum(a[0] == n for a in asks) == 1]
+    assert stopped and searcher.num_pruned > 0
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_reused_searcher_repeats_its_run(evaluator, algo):
+    s = build_searcher(algo, 4)
+    a = run_search(s, evaluator, "40evals", seed=4)
+    state = (getattr(s, "moves", None), getattr(s, "num_trials", None))
+    b = run_search(s, evaluator, "40evals", seed=4)
+    assert a.history == b.history
+    assert a.final_arch == b.final_arch
+    assert (getattr(s, "moves", None), getattr(s, "num_trials", None)) == state
+    fresh = run_search(build_searcher(algo, 4), evaluator, "40evals", seed=4)
+    assert fresh.history == a.history
+
+
+def test_failed_evaluation_is_never_recommended():
+    s = ALGORITHMS.create("random", seed=0)
+    s.start(_ctx())
+    bad = Arch.sample(s.rng)
+    s.tell(Told(bad, 0.0, 12, 0.0, ok=False))
+    assert s.recommend() is None  # every top-fidelity evaluation failed: nothing to return
+    s.tell(Told(bad, 30.0, 4, 1.0))
+    assert s.recommend() is None  # a lower fidelity does not stand in for the top one
+    good = bad.mutate(s.rng)
+    s.tell(Told(good, 0.0, 12, 1.0))  # a real (if useless) 0% result counts
+    assert s.recommend().arch == good
+
+
+@pytest.mark.parametrize(
+    ("algo", "kwargs", "match"),
+    [
+        ("rea", {"popsize": 20}, r"no setting 'popsize'.*population_size.*sample_size"),
+        ("rea", {"population_size": "abc"}, "population_size 'abc' must be an integer"),
+        ("rea", {"sample_size": 0}, "sample_size 0 must be >= 1"),
+        ("rea", {"population_size": 2.5}, "must be an integer"),
+        ("bohb", {"eta": 1}, "eta 1 must be >= 2"),
+        ("bohb", {"resume": "yes"}, "resume 'yes' must be true or false"),
+        ("reinforce", {"learning_rate": "fast"}, "learning_rate 'fast' must be a number"),
+        ("reinforce", {"ema_momentum": 1.0}, r"ema_momentum 1.0 must be .* \[0, 1\)"),
+        ("random", {"x": 1}, "accepts no settings"),
+    ],
+)
+def test_algorithm_settings_are_checked(algo, kwargs, match):
+    with pytest.raises(SearchError, match=match):
+        build_searcher(algo, 0, **kwargs)
+
+
+def test_default_budget_refuses_wall_clock():
+    with pytest.raises(SearchError, match="explicit --budget"):
+        default_budget("cifar10-valid", clock="wall")
 
 
 def test_compare_writes_one_figure_and_table(evaluator, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 
@@ -271,3 +272,32 @@ def test_oneshot_algorithms_are_delegated(monkeypatch, tmp_path):
     assert res.exit_code == 0, res.output
     assert calls[-1][3]["recipe"] == "nb201-200e"
     assert calls[-1][3]["overrides"] == {"partial_k": 8}
+
+
+@pytest.mark.parametrize(
+    ("param", "match"),
+    [
+        ("popsize=20", r"no setting 'popsize'.*population_size"),
+        ("population_size=abc", "population_size 'abc' must be an integer"),
+        ("population_size=0", "population_size 0 must be >= 1"),
+    ],
+)
+def test_bad_algorithm_setting_is_a_clear_error(table, tmp_path, param, match):
+    args = ["search", "--algo", "rea", "--bench", str(table), "--budget", "5evals"]
+    args += ["-o", str(tmp_path / "o"), "--param", param, "--quiet"]
+    res = runner.invoke(app, args)
+    assert isinstance(res.exception, SearchError)
+    assert re.search(match, str(res.exception))
+
+
+def test_bad_algorithm_setting_exits_2_from_main(table, tmp_path, monkeypatch, capsys):
+    from nasforge.cli import main
+
+    args = ["nasforge", "search", "--algo", "rea", "--bench", str(table), "--budget", "5evals"]
+    args += ["-o", str(tmp_path / "o"), "--param", "popsize=20", "--quiet"]
+    monkeypatch.setattr(sys, "argv", args)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "popsize" in err and "population_size" in err

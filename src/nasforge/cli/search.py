@@ -81,30 +81,20 @@ def _make_evaluator(
 
 
 def _resolve_budget(budget: str | None, dataset: str, ev: Any, console: Console) -> Any:
-    from nasforge.search.base import Budget
+    """The given budget checked against the evaluator, or the documented default."""
+    from nasforge.search.base import check_budget
     from nasforge.search.protocol import default_budget
 
     if budget is not None:
-        b = Budget.parse(budget)
-        if b.kind == "seconds" and not ev.has_cost:
-            raise SearchError(
-                f"budget {budget!r} is in seconds, but the table records no training times "
-                f"for {dataset}; budgets are in evaluations here, e.g. --budget 100evals"
-            )
-        return b
-    if not ev.has_cost:
-        raise SearchError(
-            f"the table records no training times for {dataset}, so budgets are in "
-            "evaluations: pass e.g. --budget 100evals"
-        )
-    if ev.clock == "wall":
-        raise SearchError("real training needs an explicit --budget, e.g. 20evals or 1h")
-    b = default_budget(dataset)
+        return check_budget(budget, ev)
+    b = default_budget(dataset, has_time=ev.has_cost, clock=ev.clock)
     console.print(f"budget: {b} simulated (default for {dataset})", highlight=False)
     return b
 
 
 def _print_summaries(console: Console, summaries: list[dict[str, Any]]) -> None:
+    from nasforge.search.protocol import format_pm
+
     table = Table(title="search results (returned arch, mean ± std over runs)")
     for col in ("algorithm", "runs", "budget", "evals", "search valid", "valid", "test"):
         table.add_column(col, justify="left" if col == "algorithm" else "right")
@@ -114,9 +104,9 @@ def _print_summaries(console: Console, summaries: list[dict[str, Any]]) -> None:
             str(s["runs"]),
             s["budget"],
             f"{s['evals_mean']:.1f}",
-            _pm(s["search_valid_mean"], s["search_valid_std"]),
-            _pm(s["report_valid_mean"], s["report_valid_std"]),
-            _pm(s["test_mean"], s["test_std"]),
+            format_pm(s["search_valid_mean"], s["search_valid_std"]),
+            format_pm(s["report_valid_mean"], s["report_valid_std"]),
+            format_pm(s["test_mean"], s["test_std"]),
         )
     console.print(table)
 
@@ -132,10 +122,6 @@ def _progress(console: Console) -> Any:
         console=console,
         transient=True,
     )
-
-
-def _pm(m: float, s: float) -> str:
-    return "n/a" if m != m else f"{m:.2f} ± {s:.2f}"
 
 
 def search(

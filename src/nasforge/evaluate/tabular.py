@@ -5,9 +5,17 @@ This is NAS-Bench-201's ``simulate_train_eval`` (``nas_201_api`` / ``nats_bench`
 12-epoch recipe (``hp='12'``) after ``fidelity`` epochs (``iepoch=fidelity-1``; the last epoch
 by default), the run's seed drawn uniformly from the recorded seeds (``is_random=True``), and
 the simulated clock charged ``train-all-time + valid-per-time``: the cumulative training
-seconds up to that epoch plus one evaluation of the validation set. On "cifar10" the
-official API searches on the ``cifar10-valid`` runs; the table's query API applies the same
-rule.
+seconds up to that epoch plus one evaluation of the validation set, where ``valid-per-time``
+is the *mean* validation time over epochs 0..e (``nas_201_api`` ``api_201.py``
+``get_more_info``: ``valid_info['all_time'] / total`` with ``all_time`` the sum of the eval
+times of epochs 0..iepoch, ``api_utils.py`` ``ResultsCount.get_eval``, and ``total =
+iepoch + 1``).
+
+Which group is searched and which reported is explicit, never a silent fallback of the
+table: "cifar10" (train+valid) has no validation split, so, like the official
+``simulate_train_eval``, a search asked for "cifar10" runs on the ``cifar10-valid`` group and
+reports the ``cifar10`` group's final test accuracy (NB201 Table 5); when the table has no
+``cifar10`` group it reports ``cifar10-valid`` and says so in ``describe()["report_note"]``.
 
 What the protocol *reports* for a returned arch is a different query: by default the test
 (and validation) accuracy after the final training of the report recipe (``hp='200'`` where
@@ -30,7 +38,6 @@ import numpy as np
 
 from nasforge.errors import BenchError, SearchError
 from nasforge.evaluate.base import Evaluator, Observation, Reported
-from nasforge.search.base import arch_index
 from nasforge.spaces.nb201 import Arch
 
 __all__ = ["TabularEvaluator"]
@@ -65,12 +72,28 @@ class TabularEvaluator(Evaluator):
         if isinstance(bench, (str, Path)):
             bench = Benchmark.open(bench)
         self.bench = bench
+        self.requested_dataset = dataset
+        self.report_note = ""
         search_dataset = dataset
-        if dataset == "cifar10" and "cifar10-valid" in bench.datasets:
-            # "cifar10" (train+valid) has no validation split: like the official
-            # simulate_train_eval, search on the cifar10-valid runs and report on cifar10
+        if dataset == "cifar10":
+            if "cifar10-valid" not in bench.datasets:
+                raise BenchError(
+                    "a search on 'cifar10' runs on the 'cifar10-valid' group (cifar10 has no "
+                    f"validation split, as in the official simulate_train_eval); the table "
+                    f"has {bench.datasets}"
+                )
             search_dataset = "cifar10-valid"
-            report_dataset = report_dataset or "cifar10"
+            if report_dataset is None:
+                if "cifar10" in bench.datasets:
+                    report_dataset = "cifar10"
+                else:
+                    report_dataset = "cifar10-valid"
+                    self.report_note = (
+                        "the table has no 'cifar10' group: reported accuracies are those of "
+                        "'cifar10-valid' (its test split), not of cifar10 train+valid training"
+                    )
+        elif dataset not in bench.datasets:
+            raise BenchError(f"dataset {dataset!r} is not in the table; it has {bench.datasets}")
         dataset = search_dataset
         hps = bench.hps(dataset)
         if hp is None or (hp not in hps and len(hps) == 1):
@@ -115,6 +138,11 @@ class TabularEvaluator(Evaluator):
         self.seed_policy = seed_policy
 
         self.report_dataset = report_dataset or dataset
+        if self.report_dataset not in bench.datasets:
+            raise BenchError(
+                f"report dataset {self.report_dataset!r} is not in the table; it has "
+                f"{bench.datasets}"
+            )
         rhps = bench.hps(self.report_dataset)
         if report_hp is None:
             report_hp = (
@@ -173,24 +201,28 @@ class TabularEvaluator(Evaluator):
         if cand is None:
             cand = np.flatnonzero(self._ok[:, index])
             if cand.size == 0:
-                self._raise_missing(arch)
+                if self._has_entry(index):
+                    raise _FailedRun(
+                        f"arch {arch} (index {index}) has no ok run for "
+                        f"{self.dataset}/hp={self.hp}: every recorded seed failed or diverged"
+                    )
+                raise BenchError(
+                    f"arch {arch} (index {index}) has no entry for {self.dataset}/hp={self.hp}"
+                )
             self._ok_seeds_cache[index] = cand
         return cand
 
-    def _raise_missing(self, arch: Arch) -> None:
-        try:
-            self.bench.query(arch, self.dataset, hp=self.hp)
-        except BenchError as exc:
-            if "no ok run" in str(exc):
-                raise _FailedRun(str(exc)) from None
-            raise
-        raise BenchError(f"arch {arch} has no ok run for {self.dataset}/hp={self.hp}")
+    def _has_entry(self, index: int) -> bool:
+        # Table.ok is False both where a run failed and where the arch is not in the table;
+        # the table's row map (None: dense, every arch has a row) tells the two apart.
+        inv = getattr(self.table, "_inv", None)
+        return inv is None or int(inv[index]) >= 0
 
     def evaluate(
         self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
     ) -> Observation:
         e = self._epoch_pos(fidelity)
-        index = arch_index(arch)
+        index = arch.to_index()
         try:
             cand = self._ok_seeds(index, arch)
         except _FailedRun as exc:
@@ -239,16 +271,18 @@ class TabularEvaluator(Evaluator):
 
     def _cost(self, s: int, index: int, e: int, prev_e: int) -> float:
         """Training seconds from epoch ``prev_e`` (exclusive, -1: from scratch) to ``e``,
-        plus one validation pass (the official ``train-all-time + valid-per-time``)."""
+        plus one validation pass (the official ``train-all-time + valid-per-time``, the
+        latter the mean validation time of epochs 0..e; see the module docstring)."""
         if self._cum is None:
             return 0.0
         t = float(self._cum[s, index, e])
         if prev_e >= 0:
             t -= float(self._cum[s, index, min(prev_e, e)])
         if self._vtime is not None:
-            v = float(self._vtime[s, index, e])
-            if v == v:
-                t += v
+            v = self._vtime[s, index, : e + 1]
+            finite = v[np.isfinite(v)]
+            if finite.size:
+                t += float(finite.mean())
         return max(t, 0.0)
 
     def _cost_mean(self, cand: np.ndarray, index: int, e: int, prev_e: int) -> float:
@@ -290,8 +324,10 @@ class TabularEvaluator(Evaluator):
             "epochs": self._num_epochs,
             "seed_policy": self.seed_policy,
             "has_time": self._has_time,
+            "requested_dataset": self.requested_dataset,
             "report_dataset": self.report_dataset,
             "report_hp": self.report_hp,
+            "report_note": self.report_note,
         }
 
 

@@ -9,17 +9,20 @@ to continue from): the cost of every rung is its own full wall time, as in the o
 BOHB.
 
 One evaluation is the pure function :func:`train_task` of picklable arguments, so a batch of
-asked archs can be handed to an executor's ``map`` (``evaluate_batch(..., mapper=...)``);
-without one it runs in-process, one after the other.
+asked archs can be handed to an executor (``evaluate_batch(..., executor=...)``, any
+:class:`nasforge.run.Executor`); without one it runs in-process, one after the other. When
+the dataset was given by name, a task carries only that name (with its root and sample cap)
+and each worker loads it once and keeps it (the benchmark builder's per-worker cache,
+``nasforge.bench.build._load_data``), rather than every task pickling the tensors.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,7 +30,26 @@ from nasforge.errors import SearchError
 from nasforge.evaluate.base import Evaluator, Observation
 from nasforge.spaces.nb201 import Arch
 
-__all__ = ["TrainingEvaluator", "train_task"]
+if TYPE_CHECKING:  # run/ sits below evaluate/: the executor is only called, never imported
+    from nasforge.run import Executor
+
+__all__ = ["DataSpec", "TrainingEvaluator", "train_task"]
+
+#: A dataset by reference: ``(name, root or None, limit or None)`` for ``load_splits``.
+DataSpec = tuple[str, str | None, int | None]
+
+
+def _resolve_data(data: Any, recipe: Any, arch: str, seed: int) -> Any:
+    """``data`` itself, or the dataset a :data:`DataSpec` names, loaded once per process."""
+    if not isinstance(data, tuple):
+        return data
+    from nasforge.bench.build import TrainTask, _load_data
+
+    name, root, limit = data
+    task = TrainTask(
+        arch=arch, seed=seed, dataset=name, recipe=recipe.to_dict(), data_dir=root, limit=limit
+    )
+    return _load_data(task)
 
 
 def train_task(
@@ -44,10 +66,12 @@ def train_task(
 ) -> dict[str, Any]:
     """Train ``arch`` for ``fidelity`` epochs and return its accuracies and wall time.
 
+    ``data`` is a ``DatasetSplits`` or a :data:`DataSpec` (loaded in the worker, cached).
     Module-level and picklable so an executor can run it in a worker.
     """
     from nasforge.train import train_arch
 
+    data = _resolve_data(data, recipe, arch, seed)
     t0 = time.perf_counter()
     result = train_arch(
         Arch.parse(arch),
@@ -76,6 +100,11 @@ def train_task(
         "epochs": len(result.epochs),
         "train_time": float(getattr(result, "total_train_time", math.nan)),
     }
+
+
+def _train_packed(args: tuple[Any, ...]) -> dict[str, Any]:
+    """:func:`train_task` of one argument tuple (``Executor.map`` passes one task)."""
+    return train_task(*args)
 
 
 class TrainingEvaluator(Evaluator):
@@ -113,7 +142,9 @@ class TrainingEvaluator(Evaluator):
             recipe = recipe.replace(**recipe_overrides)
         if not isinstance(recipe, Recipe):
             raise SearchError(f"recipe {recipe!r} must be a Recipe or a registered recipe name")
+        self._data_spec: DataSpec | None = None
         if isinstance(data, str):
+            self._data_spec = (data, None if data_dir is None else str(data_dir), limit)
             data = load_splits(data, data_dir, limit=limit)
         if not isinstance(data, DatasetSplits):
             raise SearchError(f"data {data!r} must be a DatasetSplits or a dataset name")
@@ -146,7 +177,14 @@ class TrainingEvaluator(Evaluator):
         self._rng = np.random.default_rng([int(seed), 0x7EA1])
         self._trial_seed.clear()
 
-    def _prepare(self, arch: Arch, fidelity: int | None, resume_key: Hashable | None):
+    def _prepare(
+        self,
+        arch: Arch,
+        fidelity: int | None,
+        resume_key: Hashable | None,
+        *,
+        remote: bool = False,
+    ) -> tuple[int, int, tuple[Any, ...]]:
         f = self.default_fidelity if fidelity is None else int(fidelity)
         if not 1 <= f <= self.default_fidelity:
             raise SearchError(
@@ -161,7 +199,8 @@ class TrainingEvaluator(Evaluator):
                 self._trial_seed[resume_key] = seed
         args = (
             arch.to_string(),
-            self.data,
+            # in-process: the loaded dataset; to a worker: its name, loaded there once
+            self._data_spec if remote and self._data_spec is not None else self.data,
             self.recipe,
             f,
             seed,
@@ -196,15 +235,33 @@ class TrainingEvaluator(Evaluator):
         self,
         requests: Sequence[tuple[Arch, int | None, Hashable | None]],
         *,
-        mapper: Callable[[Callable[..., Any], Iterable[tuple]], Iterable[Any]] | None = None,
+        executor: Executor | None = None,
     ) -> list[Observation]:
-        """Evaluate independent requests; ``mapper(fn, arg_tuples)`` may run them in parallel
-        (e.g. an executor's starmap) and must yield the results in input order."""
-        prepared = [self._prepare(a, f, k) for a, f, k in requests]
-        if mapper is None:
-            outs = [train_task(*args) for _, _, args in prepared]
+        """Evaluate independent requests, in parallel on ``executor`` when given.
+
+        The executor yields outcomes as they finish; they are put back in request order by
+        ``Outcome.index``. A task that raised in its worker becomes a "failed" observation.
+        """
+        prepared = [self._prepare(a, f, k, remote=executor is not None) for a, f, k in requests]
+        if executor is None:
+            outs: list[dict[str, Any]] = [train_task(*args) for _, _, args in prepared]
         else:
-            outs = list(mapper(train_task, [args for _, _, args in prepared]))
+            by_index: dict[int, dict[str, Any]] = {}
+            for outcome in executor.map(_train_packed, [args for _, _, args in prepared]):
+                if outcome.ok:
+                    by_index[outcome.index] = outcome.value
+                else:
+                    by_index[outcome.index] = {
+                        "valid_acc": math.nan,
+                        "test_acc": math.nan,
+                        "wall": outcome.run_time if math.isfinite(outcome.run_time) else 0.0,
+                        "status": "failed",
+                        "error": outcome.error,
+                    }
+            missing = [i for i in range(len(prepared)) if i not in by_index]
+            if missing:
+                raise SearchError(f"the executor returned no result for requests {missing}")
+            outs = [by_index[i] for i in range(len(prepared))]
         return [
             self._observation(a, f, seed, out)
             for (a, _, _), (f, seed, _), out in zip(requests, prepared, outs, strict=True)

@@ -32,7 +32,12 @@ import numpy as np
 from nasforge.errors import SearchError
 from nasforge.spaces.nb201 import Arch
 
-if TYPE_CHECKING:  # evaluate/ sits below search/ in the layering: a type-only reference
+# Where the types live: the Evaluator interface and its Observation are defined in
+# ``nasforge.evaluate.base`` (which imports only ``spaces``), and the ask/tell messages and
+# Budget here. Neither package imports the other at run time: this module names the
+# evaluator types for type checking only, and ``evaluate`` needs nothing from ``search``
+# (arch indices are memoised by ``Arch.to_index`` itself), so there is no import cycle.
+if TYPE_CHECKING:
     from nasforge.evaluate.base import Evaluator, Observation
 
 __all__ = [
@@ -42,22 +47,58 @@ __all__ = [
     "SearchContext",
     "Searcher",
     "Told",
-    "arch_index",
+    "check_budget",
+    "require_bool",
+    "require_float",
+    "require_int",
     "run_search",
 ]
 
 
-# At most 15,625 entries: the official index of every arch seen, since ``Arch.to_index()``
-# (a dot product and a table lookup) would otherwise dominate a tabular search loop.
-_INDEX: dict[Arch, int] = {}
+# ----------------------------------------------------------------------------------------
+# validation of algorithm settings (values may come from the command line as any JSON)
+# ----------------------------------------------------------------------------------------
+def require_int(owner: str, name: str, value: Any, *, minimum: int | None = None) -> int:
+    """``value`` as an int, or a :class:`SearchError` naming ``owner``'s setting ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise SearchError(f"{owner} {name} {value!r} must be an integer")
+    if minimum is not None and value < minimum:
+        raise SearchError(f"{owner} {name} {value!r} must be >= {minimum}")
+    return int(value)
 
 
-def arch_index(arch: Arch) -> int:
-    """``arch.to_index()``, memoised."""
-    i = _INDEX.get(arch)
-    if i is None:
-        i = _INDEX[arch] = arch.to_index()
-    return i
+def require_float(
+    owner: str,
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite float within the given bounds, or a :class:`SearchError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise SearchError(f"{owner} {name} {value!r} must be a number")
+    v = float(value)
+    bad = not math.isfinite(v)
+    if low is not None:
+        bad = bad or v < low or (low_open and v == low)
+    if high is not None:
+        bad = bad or v > high or (high_open and v == high)
+    if bad:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        rng = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise SearchError(f"{owner} {name} {value!r} must be a finite number in {rng}")
+    return v
+
+
+def require_bool(owner: str, name: str, value: Any) -> bool:
+    """``value`` as a bool (a real bool, not a truthy string), or a :class:`SearchError`."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise SearchError(f"{owner} {name} {value!r} must be true or false")
+    return bool(value)
 
 
 # ----------------------------------------------------------------------------------------
@@ -197,12 +238,19 @@ class Searcher(ABC):
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self, context: SearchContext) -> None:
-        """Called once by the loop before the first :meth:`ask`."""
+        """Called by the loop before the first :meth:`ask` of a run. Starting again resets
+        the searcher: its random stream is reseeded and what it was told forgotten, so a
+        searcher reused for a second run repeats the first exactly."""
         self.context = context
+        self.rng = np.random.default_rng(self.seed)
+        self.num_told = 0
+        self._best = {}
+        self._top_fidelity = -1
         self._start(context)
 
     def _start(self, context: SearchContext) -> None:  # noqa: B027 - optional hook
-        """Hook: check the evaluator suits the algorithm (raise :class:`SearchError`)."""
+        """Hook: check the evaluator suits the algorithm (raise :class:`SearchError`) and
+        reset any per-run state, so a searcher started again runs afresh."""
 
     def ask(self) -> Ask:
         """The next arch (and fidelity) to evaluate."""
@@ -214,14 +262,17 @@ class Searcher(ABC):
         """Report the outcome of an evaluation that :meth:`ask` proposed."""
         self.num_told += 1
         best = self._best.get(told.fidelity)
-        if best is None or told.valid_acc > best.valid_acc:
+        # a failed evaluation is told as 0.0 so searchers can compare plainly, but it is
+        # never a result: it cannot become the recommended arch
+        if told.ok and (best is None or told.valid_acc > best.valid_acc):
             self._best[told.fidelity] = told
         if told.fidelity > self._top_fidelity:
             self._top_fidelity = told.fidelity
         self._tell(told)
 
     def recommend(self) -> Told | None:
-        """What the algorithm would return now (``None`` before any evaluation)."""
+        """What the algorithm would return now (``None`` before any successful evaluation at
+        the highest fidelity seen)."""
         return self._best.get(self._top_fidelity)
 
     @abstractmethod
@@ -334,6 +385,19 @@ def _from_json_float(x: float | None) -> float:
 _SAFETY_EVALS = 1_000_000
 
 
+def check_budget(budget: Budget | str, evaluator: Evaluator) -> Budget:
+    """``budget`` parsed, checked to be payable with ``evaluator``: a budget in seconds
+    needs an evaluator whose observations carry costs."""
+    budget = Budget.parse(budget)
+    if budget.kind == "seconds" and not evaluator.has_cost:
+        raise SearchError(
+            f"budget {budget} is in seconds but the evaluator records no training times "
+            f"({evaluator.describe().get('name', type(evaluator).__name__)}); "
+            "give the budget in evaluations, e.g. '100evals'"
+        )
+    return budget
+
+
 def run_search(
     searcher: Searcher,
     evaluator: Evaluator,
@@ -349,14 +413,8 @@ def run_search(
     is a safety cap on top of a time budget (an evaluator charging zero cost would otherwise
     loop forever).
     """
-    budget = Budget.parse(budget)
+    budget = check_budget(budget, evaluator)
     clock_kind = evaluator.clock
-    if budget.kind == "seconds" and not evaluator.has_cost:
-        raise SearchError(
-            f"budget {budget} is in seconds but the evaluator records no training times "
-            f"({evaluator.describe().get('name', type(evaluator).__name__)}); "
-            "give the budget in evaluations, e.g. '100evals'"
-        )
     evaluator.reset(seed)
     searcher.start(
         SearchContext(
@@ -425,8 +483,8 @@ def run_search(
         valid.append(rec.valid_acc if rec is not None else math.nan)
         test.append(rep_test)
         report_valid.append(rep_valid)
-        best_index.append(arch_index(rec.arch) if rec is not None else -1)
-        h_arch.append(arch_index(obs.arch))
+        best_index.append(rec.arch.to_index() if rec is not None else -1)
+        h_arch.append(obs.arch.to_index())
         h_fid.append(obs.fidelity)
         h_valid.append(obs.valid_acc if ok else math.nan)
         h_cost.append(obs.cost)

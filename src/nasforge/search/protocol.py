@@ -16,6 +16,7 @@ ImageNet16-120; NATS-Bench itself used 20,000 s for CIFAR-10).
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "compare",
     "curve_on_grid",
     "default_budget",
+    "format_pm",
     "plot_curves",
     "run_protocol",
     "save_comparison",
@@ -54,12 +56,18 @@ DEFAULT_BUDGETS: dict[str, str] = {
 }
 
 
-def default_budget(dataset: str, *, has_time: bool = True) -> Budget:
+def default_budget(dataset: str, *, has_time: bool = True, clock: str = "simulated") -> Budget:
     """The documented default budget for ``dataset``.
 
     A table without training times cannot charge seconds, so there is no default then, and
-    neither for datasets outside NAS-Bench-201: the caller must give one.
+    neither for datasets outside NAS-Bench-201 nor for real training (``clock="wall"``: the
+    defaults are simulated seconds of the table's 12-epoch proxy): the caller must give one.
     """
+    if clock == "wall":
+        raise SearchError(
+            "the default budgets are simulated seconds of a table; real training needs an "
+            "explicit --budget, e.g. 20evals or 1h"
+        )
     if not has_time:
         raise SearchError(
             f"the table records no training times for {dataset!r}, so budgets are in "
@@ -81,7 +89,29 @@ def build_searcher(algo: str, seed: int, **kwargs: Any) -> Searcher:
             f"algorithm {algo!r} is {getattr(factory, 'kind', 'unknown')!r}, not a black-box "
             "searcher; it does not speak ask/tell to an evaluator"
         )
+    _check_kwargs(algo, factory, kwargs)
     return factory(seed=seed, **kwargs)
+
+
+def _check_kwargs(algo: str, factory: Any, kwargs: dict[str, Any]) -> None:
+    """Unknown setting names are a :class:`SearchError` listing the accepted ones (values
+    are checked by the algorithm's constructor)."""
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = sorted(
+        n
+        for n, p in params.items()
+        if n != "seed" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+    unknown = sorted(set(kwargs) - set(accepted))
+    if "seed" in kwargs:
+        unknown.append("seed")
+    if unknown:
+        raise SearchError(
+            f"algorithm {algo!r} has no setting {', '.join(map(repr, unknown))}; it accepts "
+            f"{accepted or 'no settings'} (the seed is given by --seed)"
+        )
 
 
 def run_protocol(
@@ -162,7 +192,7 @@ def summarize(runs: Sequence[RunResult]) -> dict[str, Any]:
         "clock": runs[0].clock,
         "test_mean": test_m,
         "test_std": test_s,
-        "test": _pm(test_m, test_s),
+        "test": format_pm(test_m, test_s),
         "report_valid_mean": rvalid_m,
         "report_valid_std": rvalid_s,
         "search_valid_mean": valid_m,
@@ -175,7 +205,8 @@ def summarize(runs: Sequence[RunResult]) -> dict[str, Any]:
     }
 
 
-def _pm(mean: float, std: float) -> str:
+def format_pm(mean: float, std: float) -> str:
+    """``"mean ± std"`` with two decimals, or ``"n/a"`` when there is no value."""
     return "n/a" if not math.isfinite(mean) else f"{mean:.2f} ± {std:.2f}"
 
 
@@ -289,9 +320,9 @@ def comparison_markdown(summaries: Sequence[dict[str, Any]]) -> str:
     for s in summaries:
         rows.append(
             f"| {s['algo']} | {s['runs']} | {s['budget']} | {s['evals_mean']:.1f} | "
-            f"{_pm(s['search_valid_mean'], s['search_valid_std'])} | "
-            f"{_pm(s['report_valid_mean'], s['report_valid_std'])} | "
-            f"{_pm(s['test_mean'], s['test_std'])} |"
+            f"{format_pm(s['search_valid_mean'], s['search_valid_std'])} | "
+            f"{format_pm(s['report_valid_mean'], s['report_valid_std'])} | "
+            f"{format_pm(s['test_mean'], s['test_std'])} |"
         )
     return "\n".join(rows) + "\n"
 

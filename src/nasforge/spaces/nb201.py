@@ -44,6 +44,11 @@ _OP_ID = {name: i for i, name in enumerate(OPS)}
 _POW = np.array([NUM_OPS ** (NUM_EDGES - 1 - e) for e in range(NUM_EDGES)], dtype=np.int64)
 
 
+# ops tuple -> official index of every arch whose index was asked for (at most 15,625
+# entries): a dot product and a table lookup would otherwise dominate tabular search loops.
+_INDEX_OF_OPS: dict[tuple[str, ...], int] = {}
+
+
 @lru_cache(maxsize=1)
 def _index_tables() -> tuple[np.ndarray, np.ndarray]:
     """(code_of_index, index_of_code), both int64 arrays of length 15,625."""
@@ -223,9 +228,12 @@ class Arch:
         return int(np.dot(self.op_ids, _POW))
 
     def to_index(self) -> int:
-        """The official NAS-Bench-201 index."""
-        _, index_of_code = _index_tables()
-        return int(index_of_code[self.to_code()])
+        """The official NAS-Bench-201 index (memoised: search loops call this per step)."""
+        i = _INDEX_OF_OPS.get(self.ops)
+        if i is None:
+            _, index_of_code = _index_tables()
+            i = _INDEX_OF_OPS[self.ops] = int(index_of_code[self.to_code()])
+        return i
 
     def nodes(self) -> list[list[tuple[str, int]]]:
         """Per non-input node, its incoming ``(op, source_node)`` pairs (the genotype form)."""

@@ -40,7 +40,10 @@ class LocalSearch(Searcher):
     def _start(self, context: SearchContext) -> None:
         self.cache.clear()
         self.current = None
+        self.best_neighbor = None
         self.queue = []
+        self.restarts = 0
+        self.moves = 0
 
     def _set_current(self, arch: Arch, value: float) -> None:
         self.current = (arch, value)

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.errors import SearchError
-from nasforge.search.base import Ask, Searcher, Told
+from nasforge.search.base import Ask, SearchContext, Searcher, Told, require_int
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import Arch
 
@@ -36,13 +35,15 @@ class RegularizedEvolution(Searcher):
 
     def __init__(self, *, seed: int = 0, population_size: int = 10, sample_size: int = 3) -> None:
         super().__init__(seed=seed)
-        if population_size < 1:
-            raise SearchError(f"rea population_size {population_size!r} must be >= 1")
-        if sample_size < 1:
-            raise SearchError(f"rea sample_size {sample_size!r} must be >= 1")
-        self.population_size = int(population_size)
-        self.sample_size = int(sample_size)
+        self.population_size = require_int("rea", "population_size", population_size, minimum=1)
+        self.sample_size = require_int("rea", "sample_size", sample_size, minimum=1)
         self.population: deque[tuple[Arch, float]] = deque()
+        #: the tournament winner the last child was mutated from (``None``: random init)
+        self.last_parent: Arch | None = None
+
+    def _start(self, context: SearchContext) -> None:
+        self.population.clear()
+        self.last_parent = None
 
     def _ask(self) -> Ask:
         if len(self.population) < self.population_size:
@@ -53,6 +54,7 @@ class RegularizedEvolution(Searcher):
         picks = (self.rng.random(self.sample_size) * len(members)).astype(np.int64).tolist()
         # max() keeps the first of equal values, like the official max(sample, key=accuracy)
         parent = max((members[i] for i in picks), key=_accuracy)[0]
+        self.last_parent = parent
         return Ask(parent.mutate(self.rng))
 
     def _tell(self, told: Told) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.errors import SearchError
-from nasforge.search.base import Ask, Searcher, Told
+from nasforge.search.base import Ask, SearchContext, Searcher, Told, require_float
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
 
@@ -58,19 +58,31 @@ class Reinforce(Searcher):
         eps: float = 1e-8,
     ) -> None:
         super().__init__(seed=seed)
-        if not learning_rate > 0:
-            raise SearchError(f"reinforce learning_rate {learning_rate!r} must be > 0")
-        if not 0 <= ema_momentum < 1:
-            raise SearchError(f"reinforce ema_momentum {ema_momentum!r} must be in [0, 1)")
-        self.learning_rate = float(learning_rate)
-        self.ema_momentum = float(ema_momentum)
-        self.betas = (float(betas[0]), float(betas[1]))
-        self.eps = float(eps)
+        self.learning_rate = require_float(
+            "reinforce", "learning_rate", learning_rate, low=0.0, low_open=True
+        )
+        self.ema_momentum = require_float(
+            "reinforce", "ema_momentum", ema_momentum, low=0.0, high=1.0, high_open=True
+        )
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise SearchError(f"reinforce betas {betas!r} must be a pair of numbers in [0, 1)")
+        self.betas = (
+            require_float("reinforce", "betas[0]", betas[0], low=0.0, high=1.0, high_open=True),
+            require_float("reinforce", "betas[1]", betas[1], low=0.0, high=1.0, high_open=True),
+        )
+        self.eps = require_float("reinforce", "eps", eps, low=0.0, low_open=True)
+        self._reset_policy()
+
+    def _reset_policy(self) -> None:
+        # drawn first from the (re)seeded stream, as the official script initialises theta
         self.theta = 1e-3 * self.rng.standard_normal((NUM_EDGES, NUM_OPS))
         self._m = np.zeros_like(self.theta)
         self._v = np.zeros_like(self.theta)
         self._step = 0
         self.baseline = _EMA(self.ema_momentum)
+
+    def _start(self, context: SearchContext) -> None:
+        self._reset_policy()
 
     def probs(self) -> np.ndarray:
         """The policy: per-edge op probabilities (6 x 5)."""
