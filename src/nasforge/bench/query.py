@@ -126,6 +126,11 @@ class Table:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.metric(name)
 
+    def has_entry(self, index: int) -> bool:
+        """Whether the table holds any entry (ok, failed or diverged) for this arch index;
+        ``ok`` alone cannot tell a failed run from an arch that was never trained."""
+        return self._inv is None or int(self._inv[index]) >= 0
+
     @property
     def valid_acc(self) -> np.ndarray:
         return self.metric("valid_acc")

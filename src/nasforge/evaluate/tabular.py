@@ -201,7 +201,7 @@ class TabularEvaluator(Evaluator):
         if cand is None:
             cand = np.flatnonzero(self._ok[:, index])
             if cand.size == 0:
-                if self._has_entry(index):
+                if self.table.has_entry(index):
                     raise _FailedRun(
                         f"arch {arch} (index {index}) has no ok run for "
                         f"{self.dataset}/hp={self.hp}: every recorded seed failed or diverged"
@@ -212,11 +212,6 @@ class TabularEvaluator(Evaluator):
             self._ok_seeds_cache[index] = cand
         return cand
 
-    def _has_entry(self, index: int) -> bool:
-        # Table.ok is False both where a run failed and where the arch is not in the table;
-        # the table's row map (None: dense, every arch has a row) tells the two apart.
-        inv = getattr(self.table, "_inv", None)
-        return inv is None or int(inv[index]) >= 0
 
     def evaluate(
         self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
