@@ -38,10 +38,11 @@ import torch
 from scipy.stats import kendalltau
 
 from nasforge.cost import count_flops
+from nasforge.io import atomic_write_json
 from nasforge.nn.backbones import build_from_spec
 from nasforge.run import create_executor
 from nasforge.search.width import CafeNetSearch, FixedWidthSearch, SupernetSettings
-from nasforge.search.width.protocol import load_data, retrain_widths, space_for, write_json
+from nasforge.search.width.protocol import load_data, retrain_widths, space_for
 from nasforge.train import get_recipe
 
 
@@ -213,7 +214,7 @@ def main() -> None:
     text = json.dumps(out, indent=2)
     print(text)
     if args.out is not None:
-        write_json(args.out, out)
+        atomic_write_json(args.out, out)
 
 
 if __name__ == "__main__":

@@ -317,6 +317,31 @@ def test_split_file_errors(tmp_path):
         read_split_file(tmp_path / "missing.txt")
 
 
+# The literal normalisation of xautodl ``datasets/get_dataset_with_transform.get_datasets``
+# (0..255 scale there), written out here so the check does not compare the table to itself.
+OFFICIAL_MEAN_STD = {
+    "cifar10": (
+        tuple(v / 255 for v in (125.3, 123.0, 113.9)),
+        tuple(v / 255 for v in (63.0, 62.1, 66.7)),
+    ),
+    "cifar100": (
+        tuple(v / 255 for v in (129.3, 124.1, 112.4)),
+        tuple(v / 255 for v in (68.2, 65.4, 70.4)),
+    ),
+    "ImageNet16": (
+        tuple(v / 255 for v in (122.68, 116.66, 104.01)),
+        tuple(v / 255 for v in (63.22, 61.26, 65.09)),
+    ),
+}
+
+
+def test_nb201_normalisation_is_xautodl_official():
+    assert set(NB201_MEAN_STD) == set(OFFICIAL_MEAN_STD)
+    for name, (mean, std) in OFFICIAL_MEAN_STD.items():
+        np.testing.assert_allclose(NB201_MEAN_STD[name][0], mean, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(NB201_MEAN_STD[name][1], std, rtol=0, atol=1e-12)
+
+
 def test_cifar_settings_use_split_file_or_warn(tmp_path):
     write_cifar(tmp_path, n_train=20, n_test=10)
     splits = tmp_path / "splits"
@@ -329,7 +354,7 @@ def test_cifar_settings_use_split_file_or_warn(tmp_path):
     assert torch.equal(d.train.images, tr_x[[0, 2, 4]])
     assert torch.equal(d.evals["valid"].labels, tr_y[[1, 3]])
     assert list(d.evals) == ["valid", "test"] and torch.equal(d.evals["test"].images, te_x)
-    assert (d.mean, d.std, d.pad, d.resolution) == (*NB201_MEAN_STD["cifar10"], 4, 32)
+    assert (d.mean, d.std, d.pad, d.resolution) == (*OFFICIAL_MEAN_STD["cifar10"], 4, 32)
     assert "official" in d.notes[0]
     full = load_splits("cifar10", tmp_path)
     assert len(full.train) == 20 and list(full.evals) == ["test"]

@@ -17,13 +17,14 @@ from nasforge.data import load_splits
 from nasforge.errors import SearchError
 from nasforge.nn.supernet import NB201Supernet
 from nasforge.search import ALGORITHMS
-from nasforge.search.oneshot import run_search
+from nasforge.search.oneshot import OneShotConfig, cosine_lr, run_search
 from nasforge.search.oneshot.darts import finite_difference_hvp, unrolled_arch_gradients
 from nasforge.search.oneshot.pcdarts import normalise_edges
 from nasforge.search.oneshot.setn import top_k_archs
 from nasforge.spaces.nb201 import Arch
 
 ONESHOT = ["darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "pc-darts", "single-darts"]
+RESUME_METHODS = ONESHOT
 TINY = {
     "epochs": 2,
     "C": 4,
@@ -207,7 +208,9 @@ def _strip_time(records: list[dict]) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", ["gdas", "enas"])
-def test_same_seed_same_result_and_resume(name: str, digits, tmp_path: Path) -> None:
+def test_same_seed_same_result_and_foreign_checkpoint_rejected(
+    name: str, digits, tmp_path: Path
+) -> None:
     a = run_search(_tiny(name), digits, tmp_path / "a", seed=3, plot=False)
     b = run_search(_tiny(name), digits, tmp_path / "b", seed=3, plot=False)
     assert a.arch == b.arch
@@ -219,8 +222,9 @@ def test_same_seed_same_result_and_resume(name: str, digits, tmp_path: Path) -> 
         run_search(_tiny(name), digits, tmp_path / "c", seed=3, plot=False)
 
 
-def test_resume_continues_identically(digits, tmp_path: Path) -> None:
-    full = run_search(_tiny("darts-v1"), digits, tmp_path / "full", seed=1, plot=False)
+@pytest.mark.parametrize("name", RESUME_METHODS)
+def test_resume_continues_identically(name: str, digits, tmp_path: Path) -> None:
+    full = run_search(_tiny(name), digits, tmp_path / "full", seed=1, plot=False)
 
     class Crash(RuntimeError):
         pass
@@ -231,7 +235,7 @@ def test_resume_continues_identically(digits, tmp_path: Path) -> None:
 
     with pytest.raises(Crash):
         run_search(
-            _tiny("darts-v1"),
+            _tiny(name),
             digits,
             tmp_path / "cut",
             seed=1,
@@ -242,7 +246,7 @@ def test_resume_continues_identically(digits, tmp_path: Path) -> None:
     assert partial["status"] == "running" and len(partial["epochs"]) == 1
     events: list[str] = []
     resumed = run_search(
-        _tiny("darts-v1"),
+        _tiny(name),
         digits,
         tmp_path / "cut",
         seed=1,
@@ -256,6 +260,64 @@ def test_resume_continues_identically(digits, tmp_path: Path) -> None:
 
 
 # -- configs, registry, CLI ---------------------------------------------------------------------
+
+
+def test_lr_is_set_once_per_epoch_with_t_max(digits, tmp_path: Path) -> None:
+    cfg = OneShotConfig(epochs=20, lr=0.1, eta_min=0.001)
+    for e in (0, 7, 19):
+        expected = 0.001 + 0.099 * (1 + math.cos(math.pi * e / 20)) / 2
+        assert cosine_lr(cfg, e) == pytest.approx(expected, rel=1e-12)
+    # T_max < epochs (ENAS' config): the official schedule is periodic in the epoch.
+    short = cfg.replace(t_max=4)
+    assert cosine_lr(short, 4) == pytest.approx(0.001) and cosine_lr(short, 8) == 0.1
+    assert cosine_lr(short, 2) == pytest.approx(0.0505)
+    assert ALGORITHMS.create("enas").config.t_max == 10  # ENAS.config "T_max": 10
+    assert ALGORITHMS.create("darts-v1").config.t_max is None
+    with pytest.raises(SearchError, match="t_max=0"):
+        cfg.replace(t_max=0)
+    # The loop sets that rate for every step of an epoch (not a per-step cosine).
+    method = _tiny("enas", epochs=3, t_max=2)
+    seen: list[tuple[int, float]] = []
+    result = run_search(
+        method,
+        digits,
+        tmp_path,
+        seed=0,
+        plot=False,
+        callback=lambda e, i: (
+            seen.append((i["epoch"], method.w_optimizer.param_groups[0]["lr"]))
+            if e == "step"
+            else None
+        ),
+    )
+    assert len(seen) == 3 * TINY["steps_per_epoch"]
+    for epoch, lr in seen:
+        assert lr == cosine_lr(method.config, epoch)
+    assert [r["lr"] for r in result.epochs] == [cosine_lr(method.config, e) for e in range(3)]
+    assert result.epochs[2]["lr"] == pytest.approx(method.config.eta_min)  # e = T_max
+
+
+def test_config_fields_are_validated() -> None:
+    for name, field, value in [
+        ("gdas", "tau_min", "a"),
+        ("gdas", "tau_max", float("nan")),
+        ("enas", "arch_eps", 0.0),
+        ("enas", "arch_eps", "x"),
+        ("enas", "controller_entropy_weight", -1.0),
+        ("enas", "controller_entropy_weight", None),
+        ("pc-darts", "edge_norm", "yes"),
+        ("darts-v1", "nesterov", 1),
+    ]:
+        with pytest.raises(SearchError, match=f"{field}={value!r}"):
+            ALGORITHMS.create(name, **{field: value})
+
+
+def test_divergence_and_bad_device_are_clear_errors(digits, tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(SearchError, match="diverged in epoch 1"):
+        run_search(_tiny("rsps", lr=1e30, grad_clip=0.0), digits, tmp_path / "a", plot=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SearchError, match="'cuda' requested but CUDA is not available"):
+        run_search(_tiny("gdas"), digits, tmp_path / "b", device="cuda", plot=False)
 
 
 def test_configs_are_published_and_overridable() -> None:

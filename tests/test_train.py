@@ -87,6 +87,27 @@ def test_cosine_schedule_is_per_epoch_like_xautodl():
     w = r.replace(warmup_epochs=2)
     assert w.lr_at(0, 0, 10) == 0 and math.isclose(w.lr_at(0, 5, 10), 0.025)
     assert math.isclose(w.lr_at(1, 5, 10), 0.075) and w.lr_at(2) == 0.1
+    # After warm-up xautodl's cosine runs on epoch - warmup with T_max = epochs (not
+    # epochs - warmup): cos(pi * 100 / 200) at epoch 102.
+    assert math.isclose(w.lr_at(102), 0.05)
+    assert math.isclose(w.lr_at(199), 0.05 * (1 + math.cos(math.pi * 197 / 200)))
+    assert w.lr_at(200) == w.eta_min
+
+
+def test_resolve_device(monkeypatch) -> None:
+    from nasforge.errors import NasforgeError, SearchError
+    from nasforge.train.device import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(NasforgeError, match="device 'gpu' invalid"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SearchError, match="'cuda:1' requested but CUDA is not available"):
+        resolve_device("cuda:1", SearchError)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(NasforgeError, match="only 1 CUDA device"):
+        resolve_device("cuda:1")
 
 
 def test_recipe_replace_and_validation():

@@ -62,20 +62,16 @@ def test_analytic_cost_equals_counter(name: str) -> None:
         assert count_params(m) == pytest.approx(float(space.params(w)), rel=1e-12)
 
 
-def test_flops_vectorised_and_fast() -> None:
+def test_flops_vectorised_matches_one_by_one() -> None:
     space = make_space("resnet56")
     rng = np.random.default_rng(1)
     batch = space.sample(rng, 100_000)
     one_by_one = np.array([float(space.flops(w)) for w in batch[:50]])
-    import time
-
-    t = time.perf_counter()
     out = space.flops(batch)
-    dt = time.perf_counter() - t
     assert out.shape == (100_000,)
     np.testing.assert_allclose(out[:50], one_by_one, rtol=1e-12)
-    # 10^5 configurations per second is the requirement; allow a 2x-loaded shared machine.
-    assert dt < 2.0
+    # Throughput (10^5 configurations/s) is measured by benchmarks/width_ranking.py, not
+    # asserted here: a wall-clock bound in a unit test is flaky on a shared machine.
 
 
 def test_flops_sensitive_bins_equal_steps() -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from nasforge.data import load_splits
+from nasforge.data import DeviceLoader, load_splits
 from nasforge.errors import SearchError
-from nasforge.nn.slimmable import LocallyFreeSharing, SlimmableNetwork
+from nasforge.nn.slimmable import FixedSharing, LocallyFreeSharing, SlimmableNetwork
 from nasforge.search import ALGORITHMS
 from nasforge.search.width import (
     CafeNetSearch,
@@ -19,6 +22,7 @@ from nasforge.search.width import (
     SupernetSettings,
     UniformWidth,
     evolve,
+    sandwich_widths,
     train_supernet,
     uniform_for_budget,
 )
@@ -121,6 +125,69 @@ def test_train_supernet_is_seeded(tiny_data) -> None:
     torch.testing.assert_close(states[0], states[1], rtol=0, atol=0)
 
 
+def test_train_step_applies_only_the_min_loss_placement(tiny_data) -> None:
+    """One training step equals a manual min-min step: per sandwich width, back-propagate
+    only the candidate placement with the lowest loss; any other choice changes the result."""
+    space = make_space("resnet20", resolution=16, num_classes=10)
+    sharing = LocallyFreeSharing(space)
+    bs = len(tiny_data.train)  # one step per epoch
+    recipe = get_recipe("nb201-12e", epochs=1, batch_size=bs)
+    settings = SupernetSettings(num_random=1, num_placements=3)
+    torch.manual_seed(0)
+    net = SlimmableNetwork(space.spec)
+    init = copy.deepcopy(net)
+    log = train_supernet(net, sharing, tiny_data, recipe, seed=3, settings=settings,
+                         channels_last=False)  # fmt: skip
+    assert log.selections > 0
+    loader = DeviceLoader(tiny_data.train, tiny_data, bs, train=True, seed=3, channels_last=False)
+    loader.set_epoch(0)
+    (x, y), *rest = list(loader)
+    assert not rest
+
+    def manual(pick: Callable[[list[float]], int]) -> list[torch.Tensor]:
+        ref = copy.deepcopy(init).train()
+        opt = recipe.build_optimizer(ref.parameters())
+        for group in opt.param_groups:
+            group["lr"] = recipe.lr_at(0, 0, 1)
+        rng = np.random.default_rng([3, 1])
+        for w in sandwich_widths(space, rng, settings.num_random):
+            cands = sharing.placements(w, rng, settings.num_placements)
+            with torch.no_grad():
+                losses = [float(F.cross_entropy(ref(x, p), y)) for p in cands]
+            F.cross_entropy(ref(x, cands[pick(losses)]), y).backward()
+        if recipe.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(ref.parameters(), recipe.grad_clip)
+        opt.step()
+        return [p.detach() for p in ref.parameters()]
+
+    trained = [p.detach() for p in net.parameters()]
+    for a, b in zip(trained, manual(lambda ls: int(np.argmin(ls))), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    worst = manual(lambda ls: int(np.argmax(ls)))
+    assert any(
+        not torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(trained, worst, strict=True)
+    )
+
+
+def test_train_supernet_estimates_full_width_bn_statistics(tiny_data, monkeypatch) -> None:
+    # Training forwards use copies of the BN buffers, so without the final recalibration
+    # supernet.net would keep (and supernet.pt save) the initial statistics.
+    space = make_space("resnet20", resolution=16, num_classes=10)
+    torch.manual_seed(0)
+    net = SlimmableNetwork(space.spec)
+    before = {k: v.clone() for k, v in net.net.state_dict().items() if "running" in k}
+    train_supernet(net, FixedSharing(space), tiny_data,
+                   get_recipe("nb201-12e", epochs=1, batch_size=32), seed=0,
+                   settings=SupernetSettings(num_random=0))  # fmt: skip
+    after = net.net.state_dict()
+    assert before and all(not torch.equal(after[k], v) for k, v in before.items())
+    # A CUDA device on a machine without CUDA is a clear error before any work.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SearchError, match="'cuda' requested but CUDA is not available"):
+        train_supernet(net, FixedSharing(space), tiny_data, get_recipe("nb201-12e"), seed=0,
+                       device="cuda")  # fmt: skip
+
+
 def test_cli_search_then_retrain(tmp_path) -> None:
     from nasforge.cli import app
 
@@ -136,7 +203,9 @@ def test_cli_search_then_retrain(tmp_path) -> None:
     assert rec["result"]["flops_m"] <= rec["result"]["budget_mflops"]
     assert rec["settings"]["sharing"] == "fixed"
     assert (out / "search_front.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "supernet.pt").stat().st_size > 0
+    saved = torch.load(out / "supernet.pt", weights_only=True)["state_dict"]
+    means = [v for k, v in saved.items() if k.endswith("running_mean")]
+    assert means and all(bool(m.abs().sum() > 0) for m in means)  # not the initial zeros
     r = runner.invoke(app, ["width", "retrain", str(out), "--epochs", "1", "--batch-size", "32",
                             "--quiet"])  # fmt: skip
     assert r.exit_code == 0, r.output

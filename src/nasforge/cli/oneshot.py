@@ -63,6 +63,12 @@ def _oneshot_class(algo: str) -> Any:
     return cls
 
 
+def is_embedded(dataset: str) -> bool:
+    """Whether ``dataset`` (e.g. ``digits``, ``synthetic-...``) ships with the package and
+    so runs with the scaled-down profile."""
+    return dataset.split("-")[0] in EMBEDDED
+
+
 def resolve_overrides(
     algo: str, dataset: str, epochs: int | None, overrides: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def resolve_overrides(
     cls = _oneshot_class(algo)
     fields = cls.config_class.field_names()
     out: dict[str, Any] = {}
-    if dataset.split("-")[0] in EMBEDDED:
+    if is_embedded(dataset):
         out.update(QUICK_COMMON)
         out.update(QUICK_PER_ALGO.get(algo, {}))
     if epochs is not None:
@@ -118,6 +124,7 @@ def run_oneshot(
 
     from nasforge.data import load_splits
     from nasforge.search.oneshot import run_search
+    from nasforge.search.oneshot.base import skip_share
 
     console = Console(quiet=quiet)
     cls = _oneshot_class(algo)
@@ -150,7 +157,7 @@ def run_oneshot(
         "seed": seed,
         "arch": arch.to_string(),
         "arch_index": arch.to_index(),
-        "skip_share": sum(op == "skip_connect" for op in arch.ops) / len(arch.ops),
+        "skip_share": skip_share(arch),
         "oneshot_valid_acc": result.final_valid_acc,
         "search_time": search_wall,
         "table": result.table,
@@ -175,13 +182,13 @@ def run_oneshot(
 
     n_train = train_epochs
     if n_train is None:
-        n_train = QUICK_TRAIN_EPOCHS if dataset.split("-")[0] in EMBEDDED else 0
+        n_train = QUICK_TRAIN_EPOCHS if is_embedded(dataset) else 0
     if n_train < 0:
         raise SearchError(f"train_epochs={n_train} invalid; expected >= 0")
     if n_train > 0:
         from nasforge.train import get_recipe, train_arch
 
-        shape = QUICK_TRAIN_SHAPE if dataset.split("-")[0] in EMBEDDED else {"C": 16, "N": 5}
+        shape = QUICK_TRAIN_SHAPE if is_embedded(dataset) else {"C": 16, "N": 5}
         rec = get_recipe(recipe or "nb201-12e", epochs=n_train)
         console.print(
             f"training the derived arch: recipe {rec.name}, {n_train} epoch(s), "
@@ -270,11 +277,12 @@ class _SearchProgress:
             self.bar.update(
                 self.task,
                 advance=1,
-                info=f"epoch {info['epoch'] + 1}/{self.epochs} loss {info['loss']:.3f}",
+                info=f"epoch {info['epoch'] + 1}/{self.epochs}",
             )
         elif event == "epoch":
             self.bar.console.print(
-                f"epoch {info['epoch']:>3}: valid {info['valid_acc']:.1f}% "
+                f"epoch {info['epoch']:>3}: train loss {info['train_loss']:.3f} "
+                f"valid {info['valid_acc']:.1f}% "
                 f"derived {info['derived_valid_acc']:.1f}% skip {info['skip_share']:.2f} "
                 f"{info['arch']}",
                 highlight=False,

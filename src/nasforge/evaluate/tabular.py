@@ -212,7 +212,6 @@ class TabularEvaluator(Evaluator):
             self._ok_seeds_cache[index] = cand
         return cand
 
-
     def evaluate(
         self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
     ) -> Observation:

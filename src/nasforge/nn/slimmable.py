@@ -320,6 +320,29 @@ class SlimmableNetwork(nn.Module):
         return module
 
 
+def placement_outputs(
+    supernet: SlimmableNetwork,
+    placements: Sequence[Placement],
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> tuple[int, list[torch.Tensor], list[torch.Tensor]]:
+    """Min-min's inner minimum, computed once for scoring and training alike.
+
+    CafeNet optimises ``min_W E_c [ min_{free channels} L(W; c, free) ]``: for a sampled
+    width the free channels giving the smallest training loss represent it, and only that
+    sub-network is updated. Returns (index of the lowest loss, logits per placement,
+    cross-entropy per placement), computed in the caller's grad mode: under ``no_grad`` to
+    score, with grad in training, where the winner's loss is back-propagated without a
+    second forward pass. Ties go to the first placement.
+    """
+    if not placements:
+        raise SearchError("select_placement needs at least one placement")
+    logits = [supernet(x, p) for p in placements]
+    losses = [F.cross_entropy(o, y) for o in logits]
+    values = torch.stack([v.detach() for v in losses]).tolist()  # one host sync
+    return int(np.argmin(values)), logits, losses
+
+
 @torch.no_grad()
 def placement_losses(
     supernet: SlimmableNetwork,
@@ -328,27 +351,25 @@ def placement_losses(
     y: torch.Tensor,
 ) -> list[float]:
     """Cross-entropy of each placement on the batch ``(x, y)``, in the supernet's mode."""
-    return [float(F.cross_entropy(supernet(x, p), y)) for p in placements]
+    _, _, losses = placement_outputs(supernet, placements, x, y)
+    return [float(v) for v in losses]
 
 
+@torch.no_grad()
 def select_placement(
     supernet: SlimmableNetwork,
     placements: Sequence[Placement],
     x: torch.Tensor,
     y: torch.Tensor,
 ) -> tuple[int, list[float]]:
-    """Min-min's inner minimum: the index of the placement with the lowest loss on the batch.
-
-    CafeNet optimises ``min_W E_c [ min_{free channels} L(W; c, free) ]``: for a sampled width
-    the free channels giving the smallest training loss represent it, and only that
-    sub-network is updated. With a single candidate no forward pass is spent.
-    """
+    """The index of the placement with the lowest loss on the batch, and the losses (see
+    :func:`placement_outputs`). With a single candidate no forward pass is spent."""
     if not placements:
         raise SearchError("select_placement needs at least one placement")
     if len(placements) == 1:
         return 0, [float("nan")]
-    losses = placement_losses(supernet, placements, x, y)
-    return int(np.argmin(losses)), losses
+    best, _, losses = placement_outputs(supernet, placements, x, y)
+    return best, [float(v) for v in losses]
 
 
 @torch.no_grad()
@@ -391,6 +412,7 @@ __all__ = [
     "default_offsets",
     "make_sharing",
     "placement_losses",
+    "placement_outputs",
     "recalibrate_bn",
     "select_placement",
 ]

@@ -121,11 +121,14 @@ class Recipe:
             return self.lr * (epoch + step / max(steps_per_epoch, 1)) / self.warmup_epochs
         if self.scheduler == "constant":
             return self.lr
-        e = epoch - self.warmup_epochs
-        t = self.epochs - self.warmup_epochs
-        if e >= t:
+        if epoch >= self.epochs:
             return self.eta_min
-        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * e / t)) / 2
+        # xautodl CosineAnnealingLR.get_lr: cos(pi * (epoch - warmup) / T_max) with
+        # T_max = epochs (get_optim_scheduler's default), not epochs - warmup.
+        e = epoch - self.warmup_epochs
+        return (
+            self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * e / self.epochs)) / 2
+        )
 
     def build_optimizer(self, params: Any) -> torch.optim.Optimizer:
         """The recipe's optimizer over ``params`` (learning rate set per step by the trainer)."""

@@ -22,6 +22,7 @@ from torch import nn
 from nasforge.data import DatasetSplits, DeviceLoader
 from nasforge.errors import DataError, RecipeError
 from nasforge.io import atomic_torch_save, atomic_write_json
+from nasforge.train.device import resolve_device
 from nasforge.train.recipe import Recipe, get_recipe
 
 log = logging.getLogger(__name__)
@@ -258,9 +259,7 @@ class Trainer:
         compile: bool = False,
     ) -> None:
         self.recipe = get_recipe(recipe)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RecipeError(f"device {self.device} requested but CUDA is not available")
+        self.device = resolve_device(device, RecipeError)
         cuda = self.device.type == "cuda"
         self.quiet = quiet
         self.amp = cuda if amp is None else bool(amp)

@@ -46,7 +46,9 @@ class OneShotConfig:
     a validated copy, which is how tiny CPU runs shrink a published config.
 
     ``steps_per_epoch`` caps the weight steps per epoch and ``valid_batches`` the batches
-    of each per-epoch evaluation (None = the whole split, as published).
+    of each per-epoch evaluation (None = the whole split, as published). ``t_max`` is the
+    cosine period in epochs (None = ``epochs``; xautodl ``get_optim_scheduler`` reads
+    ``T_max = getattr(config, "T_max", config.epochs)``).
     """
 
     epochs: int = 50
@@ -66,6 +68,7 @@ class OneShotConfig:
     eval_batch_size: int = 512
     steps_per_epoch: int | None = None
     valid_batches: int | None = None
+    t_max: int | None = None
 
     def __post_init__(self) -> None:
         positive_ints = ("epochs", "batch_size", "C", "N", "eval_batch_size")
@@ -73,7 +76,7 @@ class OneShotConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
-        for name in ("steps_per_epoch", "valid_batches"):
+        for name in ("steps_per_epoch", "valid_batches", "t_max"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -90,11 +93,9 @@ class OneShotConfig:
             "arch_weight_decay",
             "momentum",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise SearchError(f"config field {name}={value!r} invalid; expected a float >= 0")
-            if not math.isfinite(value):
-                raise SearchError(f"config field {name}={value!r} invalid; expected finite")
+            check_float(self, name)
+        for name in ("nesterov", "track_running_stats"):
+            check_bool(self, name)
         if self.eta_min > self.lr:
             raise SearchError(f"eta_min={self.eta_min} exceeds lr={self.lr}; expected <= lr")
         betas = tuple(self.arch_betas)
@@ -136,16 +137,52 @@ class OneShotConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
-def cosine_lr(config: OneShotConfig, epoch: float) -> float:
-    """The cosine schedule, evaluated at a fractional epoch (xautodl's ``CosineLR`` updated
-    every iteration with ``scheduler.update(None, step / len(loader))``)."""
-    progress = min(max(epoch / config.epochs, 0.0), 1.0)
-    return config.eta_min + 0.5 * (config.lr - config.eta_min) * (1 + math.cos(math.pi * progress))
+def check_float(config: Any, name: str, *, positive: bool = False) -> None:
+    """Raise a :class:`SearchError` naming ``config.<name>`` unless it is a finite real
+    number >= 0 (> 0 with ``positive``); bools and strings are rejected."""
+    value = getattr(config, name)
+    expected = "a finite float > 0" if positive else "a finite float >= 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        raise SearchError(f"config field {name}={value!r} invalid; expected {expected}")
+
+
+def check_bool(config: Any, name: str) -> None:
+    """Raise a :class:`SearchError` naming ``config.<name>`` unless it is a bool."""
+    value = getattr(config, name)
+    if not isinstance(value, bool):
+        raise SearchError(f"config field {name}={value!r} invalid; expected True or False")
+
+
+def cosine_lr(config: OneShotConfig, epoch: int) -> float:
+    """The weight learning rate of (0-based) ``epoch``, constant within the epoch.
+
+    xautodl ``lib/procedures/optimizers.py`` ``CosineAnnealingLR.get_lr``: without warm-up
+    the cosine uses only the integer ``current_epoch`` (``current_iter``, updated every
+    step by ``scheduler.update(None, step / len(loader))``, matters only during warm-up):
+    ``eta_min + (lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` with ``T_max`` =
+    ``config.t_max`` or ``epochs``; ``eta_min`` from ``epochs`` on. With ``T_max`` <
+    ``epochs`` (ENAS' config) the schedule is periodic, as in the official code.
+    """
+    if epoch >= config.epochs:
+        return config.eta_min
+    t_max = config.t_max if config.t_max is not None else config.epochs
+    return (
+        config.eta_min + (config.lr - config.eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2
+    )
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
     """Per-row Shannon entropy (nats) of a row-stochastic matrix."""
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    # Renormalise in float64: float32 softmax rows sum to 1 only up to ~1e-7, which can put
+    # the entropy of a near-uniform row above log(num_ops).
+    p = p / p.sum(axis=-1, keepdims=True)
     return -(p * np.log(p)).sum(axis=-1)
 
 
@@ -155,7 +192,22 @@ def skip_share(arch: Arch) -> float:
 
 
 def top1_correct(logits: torch.Tensor, targets: torch.Tensor) -> int:
+    """Number of top-1 hits (a host sync: for evaluation, not per training step)."""
     return int((logits.argmax(dim=1) == targets).sum())
+
+
+#: What a training step returns: (summed loss over the batch, number correct), both 0-d
+#: detached tensors on the method's device so the loop accumulates them without a host
+#: sync per step, and the batch size.
+StepStats = tuple[torch.Tensor, torch.Tensor, int]
+
+
+def step_stats(loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> StepStats:
+    """The :data:`StepStats` of a batch with mean loss ``loss`` (no host sync)."""
+    n = int(targets.shape[0])
+    with torch.no_grad():
+        correct = (logits.detach().argmax(dim=1) == targets).sum()
+        return loss.detach().double() * n, correct, n
 
 
 class SearchContext:
@@ -270,15 +322,15 @@ class OneShotSearch(ABC):
         """Hook at the start of epoch ``epoch`` (0-based), e.g. GDAS' temperature."""
 
     @abstractmethod
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
-        """One search step; returns (summed weight-step loss, correct, batch size)."""
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
+        """One search step; returns the weight step's :data:`StepStats` (device tensors)."""
 
     def end_epoch(self, epoch: int, ctx: SearchContext) -> None:  # noqa: B027 (optional hook)
         """Hook after the epoch's steps, e.g. ENAS' controller training."""
 
     def weight_step(
         self, logits_fn: Callable[[torch.Tensor], torch.Tensor], batch: Batch
-    ) -> tuple[float, int, int]:
+    ) -> StepStats:
         """SGD step on the shared weights for the loss of ``logits_fn`` on ``batch``."""
         x, y = batch
         assert self.supernet is not None
@@ -289,8 +341,7 @@ class OneShotSearch(ABC):
         if self.config.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.grad_clip)
         self.w_optimizer.step()
-        n = int(y.shape[0])
-        return float(loss.detach()) * n, top1_correct(logits.detach(), y), n
+        return step_stats(loss, logits, y)
 
     # -- architecture views ---------------------------------------------------------------------
     @abstractmethod
@@ -391,14 +442,17 @@ class AlphaSearch(OneShotSearch):
         alphas = self.alphas.detach() if detach else self.alphas
         return torch.softmax(alphas, dim=-1)
 
-    def arch_step(self, logits_fn: Callable[[torch.Tensor], torch.Tensor], batch: Batch) -> float:
-        """Adam step on ``alpha`` for the loss of ``logits_fn`` on ``batch`` (first order)."""
+    def arch_step(
+        self, logits_fn: Callable[[torch.Tensor], torch.Tensor], batch: Batch
+    ) -> torch.Tensor:
+        """Adam step on ``alpha`` for the loss of ``logits_fn`` on ``batch`` (first order);
+        returns the (detached, on-device) loss."""
         x, y = batch
         loss = nn.functional.cross_entropy(logits_fn(x), y)
         # Gradients w.r.t. alpha only: the weight gradients of this loss are never used.
         (self.alphas.grad,) = torch.autograd.grad(loss, [self.alphas])
         self.a_optimizer.step()
-        return float(loss.detach())
+        return loss.detach()
 
     def arch_state(self) -> dict[str, Any]:
         return {

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig
+from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, StepStats
 from nasforge.search.registry import ALGORITHMS
 
 
@@ -120,7 +120,7 @@ class DartsV1(AlphaSearch):
 
     name = "darts-v1"
 
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert self.supernet is not None and arch is not None
         net = self.supernet
         stats = self.weight_step(lambda x: net(x, weights=self.mix_weights(detach=True)), base)
@@ -147,7 +147,7 @@ class DartsV2(DartsV1):
     name = "darts-v2"
     config_class = DartsV2Config
 
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert self.supernet is not None and arch is not None
         net = self.supernet
         (xb, yb), (xa, ya) = base, arch

@@ -32,6 +32,8 @@ from nasforge.search.oneshot.base import (
     OneShotConfig,
     OneShotSearch,
     SearchContext,
+    StepStats,
+    check_float,
     top1_correct,
 )
 from nasforge.search.oneshot.setn import best_of
@@ -118,9 +120,13 @@ class ENASConfig(OneShotConfig):
     controller_bl_dec: float = 0.99
     controller_num_samples: int = 100
     derive_samples: int = 10
+    # configs/nas-benchmark/algos/ENAS.config: "T_max": ["int", 10].
+    t_max: int | None = 10
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_float(self, "arch_eps", positive=True)
+        check_float(self, "controller_entropy_weight")
         for name in (
             "controller_train_steps",
             "controller_num_aggregate",
@@ -130,6 +136,7 @@ class ENASConfig(OneShotConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
+        check_float(self, "controller_bl_dec")
         if not 0 <= self.controller_bl_dec <= 1:
             raise SearchError(
                 f"controller_bl_dec={self.controller_bl_dec} invalid; expected in [0, 1]"
@@ -158,7 +165,7 @@ class ENAS(OneShotSearch):
         self.baseline: float | None = None
         self.last_controller: dict[str, float] = {}
 
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert self.supernet is not None
         with torch.no_grad():
             _, _, ops, _ = self.controller(self.generator)

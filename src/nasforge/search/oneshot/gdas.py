@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig
+from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, StepStats, check_float
 from nasforge.search.registry import ALGORITHMS
 
 
@@ -33,6 +33,8 @@ class GDASConfig(OneShotConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_float(self, "tau_max", positive=True)
+        check_float(self, "tau_min", positive=True)
         if not 0 < self.tau_min <= self.tau_max:
             raise SearchError(
                 f"tau_min={self.tau_min}, tau_max={self.tau_max} invalid; "
@@ -79,7 +81,7 @@ class GDAS(AlphaSearch):
         weights, index = self.sample(detach)
         return self.supernet(x, weights=weights, index=index)
 
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert arch is not None
         stats = self.weight_step(lambda x: self._forward(x, detach=True), base)
         self.arch_step(lambda x: self._forward(x, detach=False), arch)

@@ -42,6 +42,7 @@ from nasforge.search.oneshot.base import (
     skip_share,
 )
 from nasforge.spaces.nb201 import EDGES, OPS, Arch
+from nasforge.train.device import resolve_device
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RESULT_NAME = "search.json"
@@ -190,11 +191,11 @@ def run_search(
     dataset is continued; a checkpoint of a different run is an error (choose another
     ``out_dir`` or pass ``resume=False`` to start over).
     """
+    device = resolve_device(device, SearchError)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = method.config
     emit = callback or (lambda event, info: None)
-    device = torch.device(device)
     weights_split, arch_split = search_splits(data, seed)
     method.setup(data.num_classes, seed, device)
     assert method.supernet is not None
@@ -270,23 +271,29 @@ def run_search(
         net.train()
         arch_iter = _cycle(arch_loader, epoch) if method.uses_arch_batches else None
         train_loader.set_epoch(epoch)
-        loss_sum, correct, seen = 0.0, 0, 0
+        # On-device accumulators: one host sync per epoch, not per step (as Trainer).
+        loss_acc = torch.zeros((), dtype=torch.float64, device=device)
+        correct_acc = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        # Set once per epoch: xautodl's cosine ignores the within-epoch step (base.cosine_lr).
         lr = cosine_lr(cfg, epoch)
+        for group in method.w_optimizer.param_groups:
+            group["lr"] = lr
         for step, base in enumerate(train_loader):
             if step >= steps:
                 break
-            lr = cosine_lr(cfg, epoch + step / steps)
-            for group in method.w_optimizer.param_groups:
-                group["lr"] = lr
             arch_batch = next(arch_iter) if arch_iter is not None else None
             batch_loss, batch_correct, n = method.train_step(base, arch_batch, epoch)
-            if not math.isfinite(batch_loss):
-                raise SearchError(
-                    f"{method.name}: the training loss diverged at epoch {epoch + 1}, "
-                    f"step {step + 1} (loss {batch_loss / max(n, 1)}); lower lr={cfg.lr}?"
-                )
-            loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + n
-            emit("step", {"epoch": epoch, "step": step, "loss": batch_loss / max(n, 1)})
+            loss_acc += batch_loss
+            correct_acc += batch_correct
+            seen += n
+            emit("step", {"epoch": epoch, "step": step})
+        loss_sum, correct = float(loss_acc), int(correct_acc)
+        if not math.isfinite(loss_sum):
+            raise SearchError(
+                f"{method.name}: the training loss diverged in epoch {epoch + 1} (summed loss "
+                f"{loss_sum}); lower lr={cfg.lr}?"
+            )
         method.end_epoch(epoch, ctx)
         derived = method.derive(ctx)
         valid = list(valid_pass())

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig
+from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, StepStats, check_bool
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import EDGES, NUM_EDGES, Arch
 
@@ -59,8 +59,13 @@ class PCDartsConfig(OneShotConfig):
             raise SearchError(
                 f"partial_k={self.partial_k!r} invalid; expected an int >= 1 dividing C={self.C}"
             )
-        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
+        if (
+            isinstance(self.warmup_epochs, bool)
+            or not isinstance(self.warmup_epochs, int)
+            or self.warmup_epochs < 0
+        ):
             raise SearchError(f"warmup_epochs={self.warmup_epochs!r} invalid; expected an int >= 0")
+        check_bool(self, "edge_norm")
 
 
 def normalise_edges(betas: torch.Tensor) -> torch.Tensor:
@@ -103,7 +108,7 @@ class PCDarts(AlphaSearch):
             x, weights=self.mix_weights(detach=detach), edge_weights=self.edge_weights(detach)
         )
 
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert arch is not None
         if epoch >= self.config.warmup_epochs:  # type: ignore[attr-defined]
             x, y = arch

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import Batch, OneShotConfig, OneShotSearch, SearchContext
+from nasforge.search.oneshot.base import (
+    Batch,
+    OneShotConfig,
+    OneShotSearch,
+    SearchContext,
+    StepStats,
+)
 from nasforge.search.oneshot.setn import best_of
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
@@ -62,7 +68,7 @@ class RSPS(OneShotSearch):
     def random_arch(self) -> Arch:
         return Arch.from_op_ids(self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist())
 
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert self.supernet is not None
         sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()
         net = self.supernet

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, SearchContext
+from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, SearchContext, StepStats
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_ARCHS, NUM_EDGES, NUM_OPS, Arch
 
@@ -87,7 +87,7 @@ class SETN(AlphaSearch):
     config_class = SETNConfig
     eval_is_derived = True
 
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert self.supernet is not None and arch is not None
         net = self.supernet
         sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasforge.search.oneshot.base import AlphaSearch, Batch, top1_correct
+from nasforge.search.oneshot.base import AlphaSearch, Batch, StepStats, step_stats
 from nasforge.search.registry import ALGORITHMS
 
 
@@ -22,7 +22,7 @@ class SingleDarts(AlphaSearch):
     name = "single-darts"
     uses_arch_batches = False
 
-    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> tuple[float, int, int]:
+    def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert self.supernet is not None
         x, y = base
         self.w_optimizer.zero_grad(set_to_none=True)
@@ -34,8 +34,7 @@ class SingleDarts(AlphaSearch):
             nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.grad_clip)
         self.w_optimizer.step()
         self.a_optimizer.step()
-        n = int(y.shape[0])
-        return float(loss.detach()) * n, top1_correct(logits.detach(), y), n
+        return step_stats(loss, logits, y)
 
     @torch.no_grad()
     def eval_logits(self, x: torch.Tensor, derived: object) -> torch.Tensor:

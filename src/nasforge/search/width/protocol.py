@@ -45,11 +45,6 @@ FORMAT = "nasforge-width-1"
 FRONT_RATIOS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def write_json(path: Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
-    return atomic_write_json(path, obj)
-
-
 def read_json(path: Path, kind: str) -> dict[str, Any]:
     """Read a JSON file this protocol wrote, checking its format and kind."""
     if not path.is_file():
@@ -125,10 +120,6 @@ def uniform_front(search: WidthSearch, ratios: Sequence[float] = FRONT_RATIOS) -
     return out
 
 
-def _save_png(fig: Any, path: Path) -> Path:
-    return atomic_save_figure(fig, path)
-
-
 def plot_search_front(record: dict[str, Any], path: Path) -> Path:
     """Supernet accuracy vs FLOPs: evaluated configurations, the winner, uniform scaling."""
     import matplotlib
@@ -154,7 +145,7 @@ def plot_search_front(record: dict[str, Any], path: Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     try:
-        return _save_png(fig, path)
+        return atomic_save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -240,7 +231,7 @@ def run_search(
         "uniform": uni.to_dict(),
         "uniform_front": uniform_front(search),
     }
-    write_json(out / SEARCH_FILE, record)
+    atomic_write_json(out / SEARCH_FILE, record)
     plot_search_front(record, out / "search_front.png")
     assert search.supernet is not None
     atomic_torch_save(
@@ -286,7 +277,7 @@ def run_retrain(
         "seed": seed,
         "runs": entries,
     }
-    write_json(out / RETRAIN_FILE, record)
+    atomic_write_json(out / RETRAIN_FILE, record)
     return record
 
 
@@ -324,7 +315,7 @@ def plot_compare(record: dict[str, Any], path: Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     try:
-        return _save_png(fig, path)
+        return atomic_save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -407,7 +398,7 @@ def run_compare(
         "supernet_logs": logs,
         "methods": methods,
     }
-    write_json(out / COMPARE_FILE, record)
+    atomic_write_json(out / COMPARE_FILE, record)
     plot_compare(record, out / "compare.png")
     return record
 
@@ -427,5 +418,4 @@ __all__ = [
     "run_search",
     "space_for",
     "uniform_front",
-    "write_json",
 ]

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nasforge.data import DatasetSplits, DeviceLoader
 from nasforge.errors import SearchError
@@ -31,13 +30,17 @@ from nasforge.nn.slimmable import (
     LocallyFreeSharing,
     Placement,
     SlimmableNetwork,
+    placement_outputs,
     recalibrate_bn,
     select_placement,
 )
 from nasforge.spaces.width import WidthSpace
 from nasforge.train import Recipe, evaluate
+from nasforge.train.device import resolve_device
 
 Sharing = FixedSharing | LocallyFreeSharing
+#: Training batches on which the full-width net's BN statistics are estimated after training.
+BN_CALIB_BATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def train_supernet(
     (default on, as in ``nasforge.train.Trainer``: oneDNN's NHWC convolutions are faster on
     CPU, and cuDNN's on recent GPUs) only changes the memory layout.
     """
+    device = resolve_device(device, SearchError)
     settings = settings or SupernetSettings()
     space = sharing.space
     rng = np.random.default_rng([int(seed), 1])
@@ -143,9 +147,7 @@ def train_supernet(
                 cands = sharing.placements(w, rng, settings.num_placements)
                 # Min-min: every candidate's loss on this batch (kept in the graph, so the
                 # winner needs no second forward pass); only the lowest one is back-propagated.
-                outs = [supernet(x, p) for p in cands]
-                losses = [F.cross_entropy(o, y) for o in outs]
-                best = int(np.argmin([float(v.detach()) for v in losses]))
+                best, outs, losses = placement_outputs(supernet, cands, x, y)
                 if len(cands) > 1:
                     log.selections += 1
                     log.free_wins += int(not cands[best].is_prefix)
@@ -165,6 +167,13 @@ def train_supernet(
         log.epochs.append(rec)
         if on_epoch is not None:
             on_epoch(rec)
+    # Every training forward above runs through ``functional_call`` on copies of the BN
+    # buffers, so the full-width net's running statistics are still the initial ones:
+    # estimate them on training batches (un-augmented) so ``supernet.net`` is usable as is.
+    recalibrate_bn(
+        supernet.net,
+        _batches(data, "train", int(recipe.batch_size), BN_CALIB_BATCHES, device, channels_last),
+    )
     log.train_time = time.perf_counter() - t0
     supernet.eval()
     return log
@@ -235,6 +244,7 @@ class SupernetScorer:
                 f"calib_batches and select_batches must be >= 1, got "
                 f"{calib_batches}, {select_batches}"
             )
+        device = resolve_device(device, SearchError)
         self.supernet = supernet.to(device)
         self.sharing = sharing
         self.seed = int(seed)
