@@ -562,24 +562,13 @@ class _Progress:
         if not show:
             return
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
-        self.progress = Progress(
-            TextColumn("[bold]build"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[red]{task.fields[failed]} failed"),
-            TextColumn("{task.fields[rate]:.1f} archs/min"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+        from nasforge.progress import make_progress
+
+        self.progress = make_progress(
+            "[bold]build",
+            "[red]{task.fields[failed]} failed",
+            "{task.fields[rate]:.1f} archs/min",
             console=Console(stderr=True),  # stdout stays clean for --json reports
         )
         self.task = self.progress.add_task("build", total=total, completed=done, failed=0, rate=0.0)

@@ -237,23 +237,9 @@ class _SearchProgress:
 
     def __enter__(self) -> _SearchProgress:
         if not self.quiet:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from nasforge.progress import make_progress
 
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-            )
+            self.bar = make_progress("{task.description}", "{task.fields[info]}")
             self.bar.start()
         return self
 

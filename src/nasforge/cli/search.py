@@ -13,6 +13,7 @@ Black-box algorithms run through :mod:`nasforge.search.protocol`; a one-shot alg
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -111,16 +112,20 @@ def _print_summaries(console: Console, summaries: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _progress(console: Console) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+def _evaluator_and_budget(options: dict[str, Any], console: Console) -> tuple[Any, Any]:
+    """The evaluator and checked budget of a `search` / `compare` run, from the command's
+    options (its ``locals()``): those named like :func:`_make_evaluator`'s parameters, plus
+    ``budget``."""
+    names = inspect.signature(_make_evaluator).parameters
+    ev = _make_evaluator(**{name: options[name] for name in names})
+    return ev, _resolve_budget(options["budget"], options["dataset"], ev, console)
 
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
+
+def _progress(console: Console) -> Any:
+    from nasforge.progress import make_progress
+
+    return make_progress(
+        "[progress.description]{task.description}", transient=True, console=console
     )
 
 
@@ -189,22 +194,8 @@ def search(
             **extra,
         )
         return
-    ev = _make_evaluator(
-        evaluator,
-        bench,
-        dataset,
-        hp,
-        seed_policy,
-        report_hp,
-        recipe,
-        data_dir,
-        limit,
-        channels,
-        cells,
-        device,
-        epochs,
-    )
-    b = _resolve_budget(budget, dataset, ev, console)
+    # locals(): the options as given (no option is rebound above this line).
+    ev, b = _evaluator_and_budget(locals(), console)
     params = _parse_params(param)
 
     with _progress(console) as bar:
@@ -266,22 +257,8 @@ def compare(
                 "`nasforge search`"
             )
     console = Console(quiet=quiet)
-    ev = _make_evaluator(
-        evaluator,
-        bench,
-        dataset,
-        hp,
-        seed_policy,
-        report_hp,
-        recipe,
-        data_dir,
-        limit,
-        channels,
-        cells,
-        device,
-        epochs,
-    )
-    b = _resolve_budget(budget, dataset, ev, console)
+    # locals(): the options as given (no option is rebound above this line).
+    ev, b = _evaluator_and_budget(locals(), console)
 
     with _progress(console) as bar:
         task = bar.add_task(f"{len(names)} algorithms on {dataset}", total=runs * len(names))

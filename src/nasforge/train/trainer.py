@@ -9,7 +9,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,26 +163,35 @@ class TrainResult:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module,
-    loader: DeviceLoader,
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     *,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy (%) of ``model`` over an eval loader.
+    """Mean cross-entropy and top-1 accuracy (%) of ``model`` over eval batches ``(x, y)``.
 
-    The model is put in eval mode (BN uses running statistics) and left in it.
+    An ``nn.Module`` is put in eval mode (BN uses running statistics) and left in it; any
+    other callable ``x -> logits`` is called as is, in the mode its caller set up (e.g. BN
+    on batch statistics). An empty ``loader`` gives loss and accuracy 0.
     """
-    model.eval()
-    dev = loader.device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    if isinstance(model, nn.Module):
+        model.eval()
+    loss_sum: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    n = 0
     ctx = autocast or contextlib.nullcontext
     for x, y in loader:
+        if loss_sum is None or correct is None:
+            # Accumulate on the batches' device: one host sync at the end, not per batch.
+            loss_sum = torch.zeros((), dtype=torch.float64, device=y.device)
+            correct = torch.zeros((), dtype=torch.int64, device=y.device)
         with ctx():
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
-    n = loader.num_samples
+        n += int(y.shape[0])
+    if loss_sum is None or correct is None:
+        return {"loss": 0.0, "acc": 0.0}
     return {"loss": float(loss_sum) / n, "acc": 100.0 * int(correct) / n}
 
 
@@ -193,22 +202,12 @@ class _Progress:
         self.bar = None
         if quiet:
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from nasforge.progress import make_progress
 
-        self.bar = Progress(
-            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]} acc {task.fields[acc]}"),
-            TextColumn("{task.fields[ips]} img/s"),
-            TimeRemainingColumn(),
-            transient=False,
+        self.bar = make_progress(
+            "epoch {task.fields[epoch]}/{task.fields[epochs]}",
+            "loss {task.fields[loss]} acc {task.fields[acc]}",
+            "{task.fields[ips]} img/s",
         )
         self.task = self.bar.add_task(
             "train",

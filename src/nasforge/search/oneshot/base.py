@@ -244,6 +244,19 @@ class SearchContext:
         return self._arch_batches()
 
 
+@contextlib.contextmanager
+def preserved_buffers(net: nn.Module) -> Iterator[None]:
+    """Snapshot every buffer of ``net`` (BatchNorm running statistics, ...) and restore it on
+    exit, so forwards inside the block leave no trace in them."""
+    saved = [b.clone() for b in net.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, s in zip(net.buffers(), saved, strict=True):
+                b.copy_(s)
+
+
 class OneShotSearch(ABC):
     """Base class of the one-shot methods; subclasses register in ``ALGORITHMS``.
 
@@ -377,16 +390,13 @@ class OneShotSearch(ABC):
         """
         assert self.supernet is not None
         net = self.supernet
-        saved = [b.clone() for b in net.buffers()]
         was_training = net.training
-        net.train()
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for b, s in zip(net.buffers(), saved, strict=True):
-                    b.copy_(s)
-            net.train(was_training)
+        with preserved_buffers(net):
+            net.train()
+            try:
+                yield
+            finally:
+                net.train(was_training)
 
     def evaluate_arch(self, arch: Arch, batches: list[Batch]) -> float:
         """Top-1 accuracy (percent) of ``arch``'s single path over ``batches`` (BN on batch

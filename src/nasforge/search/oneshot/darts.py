@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, StepStats
+from nasforge.search.oneshot.base import (
+    AlphaSearch,
+    Batch,
+    OneShotConfig,
+    StepStats,
+    preserved_buffers,
+)
 from nasforge.search.registry import ALGORITHMS
 
 
@@ -154,9 +160,6 @@ class DartsV2(DartsV1):
         weights = list(net.parameters())
         group = self.w_optimizer.param_groups[0]
         buffers = [self.w_optimizer.state.get(w, {}).get("momentum_buffer") for w in weights]
-        # The extra forwards of the virtual step and of the finite difference must not move
-        # the BatchNorm running statistics (xautodl runs the virtual step on a deep copy).
-        running = {k: v.clone() for k, v in net.named_buffers()}
 
         def train_loss() -> torch.Tensor:
             return nn.functional.cross_entropy(net(xb, weights=self.mix_weights()), yb)
@@ -165,20 +168,20 @@ class DartsV2(DartsV1):
             return nn.functional.cross_entropy(net(xa, weights=self.mix_weights()), ya)
 
         self.a_optimizer.zero_grad(set_to_none=True)
-        (grad,), _ = unrolled_arch_gradients(
-            weights,
-            [self.alphas],
-            train_loss,
-            valid_loss,
-            lr=group["lr"],
-            weight_decay=group["weight_decay"],
-            momentum=group["momentum"],
-            momentum_buffers=buffers,
-            r=self.config.unroll_r,  # type: ignore[attr-defined]
-        )
-        with torch.no_grad():
-            for name, buf in net.named_buffers():
-                buf.copy_(running[name])
+        # The extra forwards of the virtual step and of the finite difference must not move
+        # the BatchNorm running statistics (xautodl runs the virtual step on a deep copy).
+        with preserved_buffers(net):
+            (grad,), _ = unrolled_arch_gradients(
+                weights,
+                [self.alphas],
+                train_loss,
+                valid_loss,
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                momentum=group["momentum"],
+                momentum_buffers=buffers,
+                r=self.config.unroll_r,  # type: ignore[attr-defined]
+            )
         self.alphas.grad = grad
         self.a_optimizer.step()
         return self.weight_step(lambda x: net(x, weights=self.mix_weights(detach=True)), base)

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from nasforge.data import DatasetSplits, DeviceLoader, Split
 from nasforge.errors import BenchError, SearchError
@@ -43,6 +42,7 @@ from nasforge.search.oneshot.base import (
 )
 from nasforge.spaces.nb201 import EDGES, OPS, Arch
 from nasforge.train.device import resolve_device
+from nasforge.train.trainer import evaluate
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RESULT_NAME = "search.json"
@@ -157,18 +157,10 @@ def _cycle(loader: DeviceLoader, epoch: int, offset: int = 0) -> Iterator[Batch]
         cycle += 1
 
 
-@torch.no_grad()
-def _evaluate(
-    batches: list[Batch], logits_fn: Callable[[torch.Tensor], torch.Tensor]
-) -> tuple[float, float]:
-    loss_sum, correct, total = 0.0, 0, 0
-    for x, y in batches:
-        logits = logits_fn(x)
-        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-        total += int(y.shape[0])
-    total = max(total, 1)
-    return loss_sum / total, 100.0 * correct / total
+def _evaluate(batches: list[Batch], method: OneShotSearch, derived: Arch) -> tuple[float, float]:
+    """Valid loss and accuracy of ``method``'s search-mode forward; BN mode is the caller's."""
+    res = evaluate(lambda x: method.eval_logits(x, derived), batches)
+    return res["loss"], res["acc"]
 
 
 def run_search(
@@ -298,15 +290,13 @@ def run_search(
         derived = method.derive(ctx)
         valid = list(valid_pass())
         if method.eval_is_derived:
-            with method.batch_statistics(), torch.no_grad():
-                valid_loss, valid_acc = _evaluate(
-                    valid, lambda x, d=derived: method.eval_logits(x, d)
-                )
+            with method.batch_statistics():
+                valid_loss, valid_acc = _evaluate(valid, method, derived)
         else:
             # The weighted-sum supernet is evaluated as the official ``valid_func`` does it:
             # eval mode, BN on the running statistics gathered in the same mixed mode.
             net.eval()
-            valid_loss, valid_acc = _evaluate(valid, lambda x, d=derived: method.eval_logits(x, d))
+            valid_loss, valid_acc = _evaluate(valid, method, derived)
         # The one-shot accuracy of the derived arch (already measured if that is the
         # method's search-mode forward).
         derived_acc = valid_acc if method.eval_is_derived else method.evaluate_arch(derived, valid)

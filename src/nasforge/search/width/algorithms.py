@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -57,6 +57,29 @@ class WidthSearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def for_widths(
+        cls,
+        algorithm: str,
+        space: WidthSpace,
+        budget_mflops: float,
+        widths: Sequence[int],
+        **rest: Any,
+    ) -> WidthSearchResult:
+        """The result for ``widths`` in ``space``, its groups and costs filled in; ``rest``
+        sets the remaining fields (``supernet_acc``, ...)."""
+        w = list(widths)
+        return cls(
+            algorithm=algorithm,
+            backbone=space.spec.name,
+            budget_mflops=budget_mflops,
+            widths=w,
+            groups=space.to_dict(w),
+            flops_m=float(space.flops(w)),
+            params_m=float(space.params(w)),
+            **rest,
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WidthSearchResult:
@@ -187,15 +210,11 @@ class WidthSearch:
         rng = np.random.default_rng([self.seed, 2, round(mflops * 1000)])
         res = evolve(self.space, self.score, mflops, rng=rng, settings=self.evolution)
         best = self.scorer.score(res.best_widths)
-        w = list(res.best_widths)
-        return WidthSearchResult(
-            algorithm=self.name,
-            backbone=self.space.spec.name,
-            budget_mflops=mflops,
-            widths=w,
-            groups=self.space.to_dict(w),
-            flops_m=float(self.space.flops(w)),
-            params_m=float(self.space.params(w)),
+        return WidthSearchResult.for_widths(
+            self.name,
+            self.space,
+            mflops,
+            res.best_widths,
             supernet_acc=best.acc,
             placement=best.placement.to_json(),
             evaluated=res.history,
@@ -235,15 +254,11 @@ class UniformWidth:
     def search(self, budget: str | float) -> WidthSearchResult:
         mflops = self.space.parse_budget(budget)
         ratio, widths = uniform_for_budget(self.space, mflops)
-        w = list(widths)
-        return WidthSearchResult(
-            algorithm=self.name,
-            backbone=self.space.spec.name,
-            budget_mflops=mflops,
-            widths=w,
-            groups=self.space.to_dict(w),
-            flops_m=float(self.space.flops(w)),
-            params_m=float(self.space.params(w)),
+        return WidthSearchResult.for_widths(
+            self.name,
+            self.space,
+            mflops,
+            widths,
             supernet_acc=None,
             evaluated=[{"ratio": ratio}],
         )

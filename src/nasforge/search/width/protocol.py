@@ -120,34 +120,48 @@ def uniform_front(search: WidthSearch, ratios: Sequence[float] = FRONT_RATIOS) -
     return out
 
 
-def plot_search_front(record: dict[str, Any], path: Path) -> Path:
-    """Supernet accuracy vs FLOPs: evaluated configurations, the winner, uniform scaling."""
+def _save_flops_plot(path: Path, draw: Callable[[Any], None], *, ylabel: str, title: str) -> Path:
+    """One accuracy-vs-MFLOPs figure: ``draw(ax)`` adds the labelled series; saved atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    res = record["result"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    ev = res["evaluated"]
-    ax.scatter([e["flops_m"] for e in ev], [e["score"] for e in ev], s=12, alpha=0.5,
-               label=f"searched widths ({res['algorithm']})")  # fmt: skip
-    uni = record["uniform_front"]
-    ax.plot([u["flops_m"] for u in uni], [u["supernet_acc"] for u in uni], "o-", color="C1",
-            label="uniform width scaling")  # fmt: skip
-    ax.scatter([res["flops_m"]], [res["supernet_acc"]], marker="*", s=160, color="C3",
-               zorder=5, label="best within budget")  # fmt: skip
-    ax.axvline(res["budget_mflops"], color="gray", ls="--", lw=1, label="FLOPs budget")
-    ax.set_xlabel("MFLOPs")
-    ax.set_ylabel("supernet validation accuracy (%)")
-    ax.set_title(f"{res['backbone']} on {record['dataset']}: accuracy vs FLOPs")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
     try:
+        draw(ax)
+        ax.set_xlabel("MFLOPs")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
         return atomic_save_figure(fig, path)
     finally:
         plt.close(fig)
+
+
+def plot_search_front(record: dict[str, Any], path: Path) -> Path:
+    """Supernet accuracy vs FLOPs: evaluated configurations, the winner, uniform scaling."""
+    res = record["result"]
+
+    def draw(ax: Any) -> None:
+        ev = res["evaluated"]
+        ax.scatter([e["flops_m"] for e in ev], [e["score"] for e in ev], s=12, alpha=0.5,
+                   label=f"searched widths ({res['algorithm']})")  # fmt: skip
+        uni = record["uniform_front"]
+        ax.plot([u["flops_m"] for u in uni], [u["supernet_acc"] for u in uni], "o-", color="C1",
+                label="uniform width scaling")  # fmt: skip
+        ax.scatter([res["flops_m"]], [res["supernet_acc"]], marker="*", s=160, color="C3",
+                   zorder=5, label="best within budget")  # fmt: skip
+        ax.axvline(res["budget_mflops"], color="gray", ls="--", lw=1, label="FLOPs budget")
+
+    return _save_flops_plot(
+        path,
+        draw,
+        ylabel="supernet validation accuracy (%)",
+        title=f"{res['backbone']} on {record['dataset']}: accuracy vs FLOPs",
+    )
 
 
 def _make_search(
@@ -298,26 +312,19 @@ def _retrain_entry(res: dict[str, Any], tr: TrainResult) -> dict[str, Any]:
 
 def plot_compare(record: dict[str, Any], path: Path) -> Path:
     """Retrained test accuracy vs FLOPs of each method across budgets."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw(ax: Any) -> None:
+        for i, (method, rows) in enumerate(record["methods"].items()):
+            pts = sorted((r["flops_m"], r["test_acc"]) for r in rows if r["test_acc"] is not None)
+            if pts:
+                ax.plot(*zip(*pts, strict=False), "o-", color=f"C{i}", label=method)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for i, (method, rows) in enumerate(record["methods"].items()):
-        pts = sorted((r["flops_m"], r["test_acc"]) for r in rows if r["test_acc"] is not None)
-        if pts:
-            ax.plot(*zip(*pts, strict=False), "o-", color=f"C{i}", label=method)
-    ax.set_xlabel("MFLOPs")
-    ax.set_ylabel("retrained test accuracy (%)")
-    ax.set_title(f"{record['backbone']} on {record['dataset']}: searched vs uniform widths")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    try:
-        return atomic_save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return _save_flops_plot(
+        path,
+        draw,
+        ylabel="retrained test accuracy (%)",
+        title=f"{record['backbone']} on {record['dataset']}: searched vs uniform widths",
+    )
 
 
 def run_compare(
