@@ -336,3 +336,34 @@ def test_cifar10_searches_on_cifar10_valid_and_reports_cifar10(tmp_path):
     rep = ev.report(ARCH, obs)
     assert rep.test_acc == pytest.approx(bench.query(ARCH, "cifar10", hp="12").final["test_acc"])
     assert ev.describe()["report_note"] == ""
+
+
+@pytest.mark.parametrize("algo", ["random", "bohb"])
+def test_parallel_asks_keep_the_sequential_trajectory_where_asks_do_not_wait(bench, algo):
+    # Random search never waits on an outcome; BOHB caps itself at one pending ask. Either
+    # way a batched loop must ask, charge and report exactly what the sequential one does.
+    ev = TabularEvaluator(bench, "cifar10-valid")
+    seq = run_search(build_searcher(algo, 3), ev, "3000s", seed=3)
+    par = run_search(build_searcher(algo, 3), ev, "3000s", seed=3, parallel=4)
+    assert par.history == seq.history
+    np.testing.assert_array_equal(par.times, seq.times)
+    assert par.final_arch == seq.final_arch
+
+
+def test_parallel_batches_reach_the_executor(trainer_ev):
+    class Counting:
+        def __init__(self) -> None:
+            self.batches: list[int] = []
+
+        def map(self, fn, tasks):
+            tasks = list(tasks)
+            self.batches.append(len(tasks))
+            return [Outcome(i, t, fn(t), None, 0.0) for i, t in enumerate(tasks)]
+
+    ex = Counting()
+    res = run_search(build_searcher("rea", 0), trainer_ev, "5evals", parallel=2, executor=ex)
+    assert ex.batches == [2, 2, 1]  # the last batch is cut to the evaluation budget
+    assert len(res.history["arch_index"]) == 5
+    assert all(ok for ok in res.history["ok"])
+    with pytest.raises(SearchError, match="parallel"):
+        run_search(build_searcher("rea", 0), trainer_ev, "2evals", parallel=0)

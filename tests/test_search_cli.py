@@ -301,3 +301,25 @@ def test_bad_algorithm_setting_exits_2_from_main(table, tmp_path, monkeypatch, c
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "popsize" in err and "population_size" in err
+
+
+def test_workers_need_a_wall_clock_evaluator(table, tmp_path):
+    res = runner.invoke(
+        app,
+        [
+            "search",
+            "--algo",
+            "random",
+            "--bench",
+            str(table),
+            "--budget",
+            "3evals",
+            "--workers",
+            "2",
+            "-o",
+            str(tmp_path),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code != 0
+    assert isinstance(res.exception, SearchError) and "--workers 2" in str(res.exception)

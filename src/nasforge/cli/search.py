@@ -164,6 +164,12 @@ def search(
         None, "--train-epochs", help="One-shot: epochs to retrain the derived arch."
     ),
     max_evals: int | None = typer.Option(None, help="Safety cap on evaluations per run."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        help="Train evaluator: evaluate up to K asked archs at once on a local process pool "
+        "of K workers (searchers that need each outcome first, e.g. bohb, stay sequential).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
@@ -198,18 +204,36 @@ def search(
     ev, b = _evaluator_and_budget(locals(), console)
     params = _parse_params(param)
 
-    with _progress(console) as bar:
-        task = bar.add_task(f"{algo} on {dataset}", total=runs)
-        results = run_protocol(
-            algo,
-            ev,
-            b,
-            runs=runs,
-            seed=seed,
-            algo_kwargs=params,
-            max_evals=max_evals,
-            progress=lambda i, r: bar.advance(task),
+    if workers < 1:
+        raise SearchError(f"--workers {workers} must be >= 1")
+    if workers > 1 and ev.clock != "wall":
+        raise SearchError(
+            f"--workers {workers} needs real training (--evaluator train): a table answers "
+            "instantly and its simulated clock charges evaluations one after another"
         )
+    executor = None
+    if workers > 1:
+        from nasforge.run import create_executor
+
+        executor = create_executor("local", workers=workers)
+    try:
+        with _progress(console) as bar:
+            task = bar.add_task(f"{algo} on {dataset}", total=runs)
+            results = run_protocol(
+                algo,
+                ev,
+                b,
+                runs=runs,
+                seed=seed,
+                algo_kwargs=params,
+                max_evals=max_evals,
+                progress=lambda i, r: bar.advance(task),
+                parallel=workers,
+                executor=executor,
+            )
+    finally:
+        if executor is not None:
+            executor.shutdown()
     meta = {"command": "search", "evaluator": ev.describe(), "params": params}
     paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
     _print_summaries(console, [summarize(results)])

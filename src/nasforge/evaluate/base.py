@@ -88,12 +88,16 @@ class Evaluator(ABC):
         """
 
     def evaluate_batch(
-        self, requests: Sequence[tuple[Arch, int | None, Hashable | None]]
+        self,
+        requests: Sequence[tuple[Arch, int | None, Hashable | None]],
+        *,
+        executor: Any = None,
     ) -> list[Observation]:
-        """Evaluate several ``(arch, fidelity, resume_key)`` requests.
+        """Evaluate several ``(arch, fidelity, resume_key)`` requests, in request order.
 
-        In-process and sequential here; an executor-backed evaluator can override this to
-        run them in parallel (each request is independent of the others by construction).
+        In-process and sequential here (``executor`` is accepted and unused: a lookup costs
+        less than shipping it); an evaluator whose evaluations are expensive overrides this
+        to run them on the executor (each request is independent of the others).
         """
         return [self.evaluate(a, f, resume_key=k) for a, f, k in requests]
 

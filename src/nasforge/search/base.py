@@ -39,6 +39,7 @@ from nasforge.spaces.nb201 import Arch
 # (arch indices are memoised by ``Arch.to_index`` itself), so there is no import cycle.
 if TYPE_CHECKING:
     from nasforge.evaluate.base import Evaluator, Observation
+    from nasforge.run.base import Executor
 
 __all__ = [
     "Ask",
@@ -227,6 +228,10 @@ class Searcher(ABC):
 
     kind: ClassVar[str] = "blackbox"
     name: ClassVar[str] = "searcher"
+    #: How many asks may be outstanding (asked, not yet told) at once when a loop evaluates
+    #: in parallel; None = any number. Searchers whose next proposal depends on the last
+    #: outcome (a Hyperband rung, a hill-climbing step) set 1.
+    max_pending: ClassVar[int | None] = None
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = int(seed)
@@ -405,6 +410,8 @@ def run_search(
     *,
     seed: int = 0,
     max_evals: int | None = None,
+    parallel: int = 1,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Drive ``searcher`` against ``evaluator`` until ``budget`` is spent.
 
@@ -412,7 +419,14 @@ def run_search(
     with) so that a run is a pure function of (searcher seed, evaluator seed). ``max_evals``
     is a safety cap on top of a time budget (an evaluator charging zero cost would otherwise
     loop forever).
+
+    ``parallel`` > 1 asks up to that many archs at once (capped by the searcher's
+    ``max_pending``) and evaluates them as one batch, on ``executor`` when given (real
+    training on K workers); the outcomes are told in ask order. On a wall clock each
+    outcome is stamped with the time its batch finished.
     """
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise SearchError(f"parallel={parallel!r} must be an int >= 1")
     budget = check_budget(budget, evaluator)
     clock_kind = evaluator.clock
     evaluator.reset(seed)
@@ -446,23 +460,8 @@ def run_search(
     last_rec: Told | None = None
     rep_valid = rep_test = math.nan
 
-    clock = 0.0
-    t0 = time.perf_counter()
-    while len(times) < limit_evals:
-        if wall:
-            clock = time.perf_counter() - t0
-        if clock >= limit_seconds:
-            break
-        ask = searcher.ask()
-        obs = evaluator.evaluate(ask.arch, ask.fidelity, resume_key=ask.resume_key)
-        if wall:
-            new_clock = time.perf_counter() - t0
-            # NATS-Bench rule for wall clocks: an evaluation started within budget counts
-        else:
-            new_clock = clock + obs.cost
-            if new_clock > limit_seconds:
-                break  # NB201 rule: an evaluation the budget cannot pay for is discarded
-        clock = new_clock
+    def _record(ask: Ask, obs: Observation, clock: float) -> None:
+        nonlocal last_rec, rep_valid, rep_test
         ok = obs.ok
         told = Told(
             arch=obs.arch,
@@ -489,6 +488,34 @@ def run_search(
         h_valid.append(obs.valid_acc if ok else math.nan)
         h_cost.append(obs.cost)
         h_ok.append(ok)
+
+    clock = 0.0
+    t0 = time.perf_counter()
+    width = parallel if searcher.max_pending is None else min(parallel, searcher.max_pending)
+    stop = False
+    while len(times) < limit_evals and not stop:
+        if wall:
+            clock = time.perf_counter() - t0
+        if clock >= limit_seconds:
+            break
+        asks = [searcher.ask() for _ in range(min(width, limit_evals - len(times)))]
+        if len(asks) == 1 and executor is None:
+            a = asks[0]
+            batch = [evaluator.evaluate(a.arch, a.fidelity, resume_key=a.resume_key)]
+        else:
+            requests = [(a.arch, a.fidelity, a.resume_key) for a in asks]
+            batch = evaluator.evaluate_batch(requests, executor=executor)
+        for ask, obs in zip(asks, batch, strict=True):
+            if wall:
+                # NATS-Bench rule for wall clocks: an evaluation started within budget counts
+                new_clock = time.perf_counter() - t0
+            else:
+                new_clock = clock + obs.cost
+                if new_clock > limit_seconds:
+                    stop = True  # NB201 rule: an evaluation the budget cannot pay for is
+                    break  # discarded (and so is the rest of its batch)
+            clock = new_clock
+            _record(ask, obs, clock)
 
     wall_seconds = time.perf_counter() - t0
     final = searcher.recommend()

@@ -32,6 +32,7 @@ from nasforge.search.registry import ALGORITHMS
 
 if TYPE_CHECKING:
     from nasforge.evaluate.base import Evaluator
+    from nasforge.run.base import Executor
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -124,15 +125,26 @@ def run_protocol(
     algo_kwargs: dict[str, Any] | None = None,
     max_evals: int | None = None,
     progress: Callable[[int, RunResult], None] | None = None,
+    parallel: int = 1,
+    executor: Executor | None = None,
 ) -> list[RunResult]:
-    """``runs`` independent runs of ``algo`` (run ``i`` seeded ``seed + i``)."""
+    """``runs`` independent runs of ``algo`` (run ``i`` seeded ``seed + i``); ``parallel`` and
+    ``executor`` evaluate up to that many asks of a run at once (see :func:`run_search`)."""
     if runs < 1:
         raise SearchError(f"runs {runs!r} must be >= 1")
     budget = Budget.parse(budget)
     out = []
     for i in range(runs):
         searcher = build_searcher(algo, seed + i, **(algo_kwargs or {}))
-        result = run_search(searcher, evaluator, budget, seed=seed + i, max_evals=max_evals)
+        result = run_search(
+            searcher,
+            evaluator,
+            budget,
+            seed=seed + i,
+            max_evals=max_evals,
+            parallel=parallel,
+            executor=executor,
+        )
         result.algo = algo
         out.append(result)
         if progress is not None:

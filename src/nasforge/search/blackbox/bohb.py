@@ -82,6 +82,8 @@ class BOHB(Searcher):
 
     kind = "blackbox"
     name = "bohb"
+    #: the next ask depends on the last outcome (a rung to promote to / a climbing step)
+    max_pending = 1
 
     def __init__(
         self,

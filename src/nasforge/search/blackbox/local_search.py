@@ -27,6 +27,8 @@ class LocalSearch(Searcher):
 
     kind = "blackbox"
     name = "local-search"
+    #: the next ask depends on the last outcome (a rung to promote to / a climbing step)
+    max_pending = 1
 
     def __init__(self, *, seed: int = 0) -> None:
         super().__init__(seed=seed)
