@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import pytest
 from hypothesis import settings
 
 matplotlib.use("Agg")
@@ -13,3 +14,16 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 settings.register_profile("nasforge", deadline=None, max_examples=50)
 settings.load_profile("nasforge")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test, restored after. Tiny networks run fastest
+    (and least disturbed by a busy machine) on one thread, and equal thread counts are what
+    make CPU training bit-identical across processes (subprocess builds, Ray tasks)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from nasforge.bench import Benchmark, ResultEntry, TableWriter
 from nasforge.bench.build import (
@@ -33,15 +32,7 @@ TINY = dict(dataset="digits", limit=64, C=4, N=1, epochs=1)
 TIMING = {"epoch_time", "train_time"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Intra-op threads fixed at 1: the subprocess build below uses OMP_NUM_THREADS=1, and
-    identical thread counts are what makes CPU training bit-identical across processes
-    (and tiny networks on a shared 2-core machine run fastest on one thread)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def curves_of(path: Path, dataset: str, hp: str) -> dict[tuple[int, int], dict[str, np.ndarray]]:

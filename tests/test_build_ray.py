@@ -40,19 +40,7 @@ def test_ray_executor_streams_results_and_errors(executor):
     assert outs[0].run_time >= 0
 
 
-@pytest.fixture
-def one_thread():
-    # Ray gives each 1-CPU task one intra-op thread (OMP_NUM_THREADS=1); so does the
-    # in-process reference build here.
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def test_ray_build_matches_local_build(executor, tmp_path, one_thread):
+def test_ray_build_matches_local_build(executor, tmp_path, one_torch_thread):
     cfg = BuildConfig(
         dataset="synthetic-16px-4c", seeds=(777, 888), archs=2, limit=48, epochs=1, C=4, N=1
     )

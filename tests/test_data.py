@@ -31,16 +31,9 @@ from nasforge.data import (
 from nasforge.data.base import NB201_MEAN_STD
 from nasforge.errors import DataError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 OFFICIAL_SPLITS = Path("/work/shared/nb201/splits")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest (and least disturbed by a busy machine) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # ----------------------------------------------------------------------------- fixtures

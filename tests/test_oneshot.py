@@ -23,6 +23,8 @@ from nasforge.search.oneshot.pcdarts import normalise_edges
 from nasforge.search.oneshot.setn import top_k_archs
 from nasforge.spaces.nb201 import Arch
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ONESHOT = ["darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "pc-darts", "single-darts"]
 RESUME_METHODS = ONESHOT
 TINY = {
@@ -45,16 +47,6 @@ TINY_EXTRA = {
     },
     "pc-darts": {"partial_k": 2, "warmup_epochs": 1},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tensors are tiny: intra-op threads only add synchronisation (and stall badly on a
-    # busy machine), so the module runs single-threaded and restores the setting after.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,7 @@ from nasforge.nn.nb201 import NB201Network, stage_layout
 from nasforge.nn.supernet import MixedEdge, NB201Supernet, SearchCell, channel_shuffle
 from nasforge.spaces.nb201 import OPS, Arch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: intra-op threads only add synchronisation; restore the setting after.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(**kw: object) -> NB201Supernet:

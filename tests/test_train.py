@@ -33,17 +33,10 @@ from nasforge.train import (
     train_arch,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 TINY = dict(epochs=3, batch_size=32)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest (and least disturbed by a busy machine) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def tiny_data():

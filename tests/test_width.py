@@ -22,14 +22,7 @@ from nasforge.nn.slimmable import (
 )
 from nasforge.spaces.width import BACKBONE_NAMES, backbone_spec, make_space
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks: one intra-op thread is fastest and keeps a shared machine responsive.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registered_backbones() -> None:

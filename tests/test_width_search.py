@@ -30,14 +30,7 @@ from nasforge.search.width.protocol import read_json
 from nasforge.spaces.width import make_space
 from nasforge.train import get_recipe
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks: one intra-op thread is fastest and keeps a shared machine responsive.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registered_as_width_algorithms() -> None:
