@@ -7,3 +7,4 @@ from nasforge.spaces.nb201 import Arch, all_archs, unique_archs
 SPACES: Registry = Registry("search space")
 
 __all__ = ["SPACES", "Arch", "all_archs", "unique_archs"]
+from nasforge.spaces import darts as _darts  # noqa: E402,F401  (registers "darts")
