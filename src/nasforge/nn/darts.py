@@ -132,6 +132,7 @@ class _DartsNetwork(nn.Module):
         if layers < 3:
             raise ValueError(f"a DARTS network needs >= 3 cells (2 are reductions), got {layers}")
         self.genotype = genotype
+        self.init_channels = c
         self._layers = layers
         self._auxiliary = auxiliary
         self.drop_path_prob = 0.0

@@ -116,7 +116,9 @@ def build_darts_op(name: str, c: int, stride: int, affine: bool = True) -> nn.Mo
     try:
         factory = DARTS_OPS[name]
     except KeyError:
-        raise ValueError(f"unknown DARTS op {name!r}; expected one of {sorted(DARTS_OPS)}") from None
+        raise ValueError(
+            f"unknown DARTS op {name!r}; expected one of {sorted(DARTS_OPS)}"
+        ) from None
     return factory(c, stride, affine)
 
 

@@ -58,7 +58,9 @@ STEPS = 4
 #: The DARTS space's concat: every intermediate node.
 DARTS_CONCAT: tuple[int, ...] = tuple(range(2, 2 + STEPS))
 #: Edges j -> i of one DARTS cell (i = 2..5, j < i), in the order DARTS's alphas use.
-CELL_EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(2, 2 + STEPS) for j in range(i))
+CELL_EDGES: tuple[tuple[int, int], ...] = tuple(
+    (i, j) for i in range(2, 2 + STEPS) for j in range(i)
+)
 
 EXPECTED_FORM = (
     "Genotype(normal=[('op', input), ...], normal_concat=range(2, 6), "
@@ -142,9 +144,7 @@ class Genotype:
 
     def __post_init__(self) -> None:
         for kind in ("normal", "reduce"):
-            pairs, concat = _check_cell(
-                kind, getattr(self, kind), getattr(self, f"{kind}_concat")
-            )
+            pairs, concat = _check_cell(kind, getattr(self, kind), getattr(self, f"{kind}_concat"))
             object.__setattr__(self, kind, pairs)
             object.__setattr__(self, f"{kind}_concat", concat)
 
@@ -321,9 +321,11 @@ class _Parser:
         fields: dict[str, Any] = {}
         positional = 0
         while not self._is("punct", ")"):
-            if self._is("name") and self.i + 1 < len(self.tokens) and self.tokens[self.i + 1][
-                :2
-            ] == ("punct", "="):
+            if (
+                self._is("name")
+                and self.i + 1 < len(self.tokens)
+                and self.tokens[self.i + 1][:2] == ("punct", "=")
+            ):
                 key = self._take("name")
                 if key not in _FIELDS:
                     self.i -= 1
@@ -390,7 +392,9 @@ class _Parser:
 # -- published genotypes --------------------------------------------------------------------
 
 
-def _g(normal: str, normal_concat: Sequence[int], reduce: str, reduce_concat: Sequence[int]) -> Genotype:
+def _g(
+    normal: str, normal_concat: Sequence[int], reduce: str, reduce_concat: Sequence[int]
+) -> Genotype:
     """Compact constructor: cells written as ``op:input op:input ...``."""
 
     def cell(s: str) -> list[Pair]:
