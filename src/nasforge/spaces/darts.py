@@ -540,8 +540,8 @@ class DartsSpace:
             pairs = getattr(g, kind)
             if len(pairs) != 2 * STEPS:
                 raise GenotypeError(
-                    f"{kind} has {len(pairs) // 2} nodes ({len(pairs)} pairs); the DARTS space "
-                    f"has {STEPS} nodes of 2 (op, input) pairs each"
+                    f"{kind} has {len(pairs) // 2} nodes ({len(pairs)} pairs); expected {STEPS} "
+                    f"nodes of 2 (op, input) pairs each, as every DARTS-space cell has"
                 )
             for op, _ in pairs:
                 if op not in PRIMITIVES:
