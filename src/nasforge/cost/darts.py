@@ -6,9 +6,10 @@ official networks' counts exactly (tests/test_nn_darts.py). Multiply-adds are ou
 counter's (:mod:`nasforge.cost.counter`): convolutions and linear layers of one eval-mode
 forward pass of a single image, nothing for BN, ReLU, pooling or additions, and no
 auxiliary head (it only runs in training). The papers' "multi-adds" come from counters
-they did not publish (DARTS: 574M for DARTS_V2 on ImageNet; PC-DARTS: 597M for
-PC_DARTS_image); ours gives 530M and 582M for those, so they evidently count more
-layer types than convolutions and linear layers.
+they did not publish: DARTS quotes 574M for DARTS_V2 on ImageNet, PC-DARTS 597M for
+PC_DARTS_image; ours gives 529.9M and 581.6M. Counting BN, ReLU and pooling outputs too
+adds only ~11M to either, so no per-layer convention we tried reproduces both published
+figures from the released model.py; they are quoted, not matched.
 """
 
 from __future__ import annotations
