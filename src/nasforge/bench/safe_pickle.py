@@ -23,23 +23,27 @@ unrestricted unpickler here:
   pickles) with the decompressed size capped at ``max(BZ2_MIN_CAP, BZ2_MAX_RATIO x compressed
   size)`` (1 GiB, 100x): real pickles of float tables compress about 3-10x, a bz2 bomb far more.
 
-Known limit (documented, not a code-execution path): CPython's C unpickler grows its memo to the
-largest PUT index a stream names, so a crafted ``LONG_BINPUT 2**31`` costs tens of GB of memory
-before the first error (MemoryError, reported as a BenchError). Parsing in pure Python would
-close that at ~15x the load time of the multi-GB official files.
+Memory: CPython's C unpickler grows its memo to the largest PUT index a stream names (a 20-byte
+file can ask for tens of GB), and length prefixes can claim huge buffers. So on Linux every load
+runs under a temporary address-space limit (``RLIMIT_AS``) of the current size plus
+``max(LOAD_MIN_BUDGET, LOAD_BUDGET_RATIO x input bytes)`` (4 GiB, 16x; 64x the compressed size
+for ``.pbz2``): the official v1.1 file of 4.7 GB needs ~25 GB of Python objects, well inside. An
+overrun is a MemoryError, reported as a BenchError. The limit is process-wide while a load runs
+and restored afterwards; on other systems no limit is set (the checks above still apply).
 """
 
 from __future__ import annotations
 
 import bz2
 import collections
+import contextlib
 import io
 import os
 import pickle
 import re
 import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,6 +54,11 @@ from nasforge.errors import BenchError
 #: Decompressed-size cap of a ``.pbz2`` file: max(BZ2_MIN_CAP, BZ2_MAX_RATIO * compressed).
 BZ2_MIN_CAP = 1 << 30
 BZ2_MAX_RATIO = 100
+#: Address-space budget of one load: max(LOAD_MIN_BUDGET, LOAD_BUDGET_RATIO * input bytes).
+LOAD_MIN_BUDGET = 4 << 30
+LOAD_BUDGET_RATIO = 16
+#: For ``.pbz2`` files the input bytes are counted as BZ2_BUDGET_RATIO x the compressed size.
+BZ2_BUDGET_RATIO = 64
 #: A tensor view materialised as numpy may not exceed this many bytes.
 MAX_TENSOR_BYTES = 1 << 30
 _MAX_DIMS = 64
@@ -67,6 +76,18 @@ def oneline(exc: BaseException, limit: int = 300) -> str:
 
 def _refuse(what: str) -> BenchError:
     return BenchError(f"refused to load: {what} (possibly a malicious or foreign file)")
+
+
+#: Where a torch container's bytes are: a file, or bytes embedded in a pickle.
+Source = Path | bytes
+
+
+def _open(src: Source) -> BinaryIO:
+    return open(src, "rb") if isinstance(src, Path) else io.BytesIO(src)
+
+
+def _name(src: Source) -> str:
+    return repr(str(src)) if isinstance(src, Path) else "an embedded storage"
 
 
 # -- inert objects ------------------------------------------------------------------------------
@@ -223,11 +244,11 @@ class PickledArray(_Inert):
 class StorageRef(_Inert):
     """A plain storage of an official torch file: where its bytes are, never the bytes."""
 
-    __slots__ = ("dtype", "member", "numel", "offset", "path", "torch_type")
+    __slots__ = ("dtype", "member", "numel", "offset", "src", "torch_type")
 
-    def __init__(self, path: Path, member: str | None, dtype: np.dtype, numel: int, tt: str):
-        self.path, self.member, self.dtype, self.numel, self.torch_type = (
-            path,
+    def __init__(self, src: Source, member: str | None, dtype: np.dtype, numel: int, tt: str):
+        self.src, self.member, self.dtype, self.numel, self.torch_type = (
+            src,
             member,
             dtype,
             numel,
@@ -239,17 +260,17 @@ class StorageRef(_Inert):
         """``count`` elements from element ``first`` (bounds already checked)."""
         size = self.dtype.itemsize
         if self.member is not None:
-            with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as f:
+            with _open(self.src) as fz, zipfile.ZipFile(fz) as zf, zf.open(self.member) as f:
                 f.seek(first * size)
                 raw = f.read(count * size)
         else:
             if self.offset is None:
-                raise BenchError(f"{str(self.path)!r}: a storage has no data")
-            with open(self.path, "rb") as f:
+                raise BenchError(f"{_name(self.src)}: a storage has no data")
+            with _open(self.src) as f:
                 f.seek(self.offset + first * size)
                 raw = f.read(count * size)
         if len(raw) != count * size:
-            raise BenchError(f"{str(self.path)!r}: a tensor's data is cut short")
+            raise BenchError(f"{_name(self.src)}: a tensor's data is cut short")
         if self.torch_type == "BFloat16Storage":  # numpy has no bfloat16: widen to float32
             return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
         return np.frombuffer(raw, self.dtype)
@@ -294,10 +315,6 @@ class TensorRef(_Inert):
         return f"<tensor {self.storage.torch_type} {self.shape}>"
 
 
-#: Kept for callers of the old API: tensors are no longer dropped but read lazily.
-DroppedTensor = TensorRef
-
-
 # -- validators behind the admitted callables ---------------------------------------------------
 def _int_tuple(v: Any, what: str) -> tuple[int, ...]:
     if not isinstance(v, (tuple, list)) or len(v) > _MAX_DIMS:
@@ -331,6 +348,18 @@ def _rebuild_parameter(data: Any, *rest: Any) -> TensorRef:
     if not isinstance(data, TensorRef) or len(rest) > 3:
         raise _refuse("a parameter that is not a plain tensor")
     return data
+
+
+def _load_from_bytes(blob: Any) -> StorageRef:
+    """Our ``torch.storage._load_from_bytes``: plain pickles of tensors (NATS-Bench files
+    written with ``pickle``) embed each storage as a legacy ``torch.save`` blob; it is parsed
+    by the same code as a file, and must hold exactly one plain storage."""
+    if not isinstance(blob, bytes):
+        raise _refuse("an embedded storage that is not bytes")
+    obj = _load_zip(blob) if blob.startswith(b"PK\x03\x04") else _load_legacy(blob)
+    if not isinstance(obj, StorageRef):
+        raise _refuse(f"an embedded storage blob holding a {type(obj).__name__}")
+    return obj
 
 
 def _size(dims: Any = ()) -> tuple[int, ...]:
@@ -445,6 +474,7 @@ def _admitted() -> dict[tuple[str, str], Any]:
     add(("torch._utils",), "_rebuild_parameter", _rebuild_parameter)
     add(("torch._utils",), "_rebuild_parameter_with_state", _rebuild_parameter)
     add(("torch",), "Size", _size)
+    add(("torch.storage",), "_load_from_bytes", _load_from_bytes)
     for name, dt in _STORAGE_DTYPES.items():
         add(("torch",), name, None, np.dtype(dt))
     add(("numpy",), "dtype", _np_dtype)
@@ -498,6 +528,7 @@ def load(file: BinaryIO) -> Any:
 
 
 def loads(data: bytes) -> Any:
+    """:func:`load` from bytes."""
     return load(io.BytesIO(data))
 
 
@@ -521,8 +552,8 @@ _KEY = re.compile(r"[0-9A-Za-z_]{1,64}")
 
 
 class _ZipStorages(_Storages):
-    def __init__(self, path: Path, zf: zipfile.ZipFile, prefix: str) -> None:
-        self.path, self.zf, self.prefix = path, zf, prefix
+    def __init__(self, src: Source, zf: zipfile.ZipFile, prefix: str) -> None:
+        self.src, self.zf, self.prefix = src, zf, prefix
         self.seen: dict[str, StorageRef] = {}
 
     def resolve(self, pid: Any) -> StorageRef:
@@ -548,13 +579,13 @@ class _ZipStorages(_Storages):
                 f"storage {key} claims {numel} elements ({numel * dtype.itemsize} bytes) "
                 f"but its record holds {info.file_size} bytes"
             )
-        ref = self.seen[key] = StorageRef(self.path, member, dtype, numel, tt)
+        ref = self.seen[key] = StorageRef(self.src, member, dtype, numel, tt)
         return ref
 
 
 class _LegacyStorages(_Storages):
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, src: Source) -> None:
+        self.src = src
         self.roots: dict[str, StorageRef] = {}
 
     def resolve(self, pid: Any) -> StorageRef:
@@ -567,7 +598,7 @@ class _LegacyStorages(_Storages):
             raise _refuse(f"a storage of {numel!r} elements")
         root = self.roots.get(key)
         if root is None:
-            root = self.roots[key] = StorageRef(self.path, None, dtype, numel, tt)
+            root = self.roots[key] = StorageRef(self.src, None, dtype, numel, tt)
         elif root.dtype != dtype or root.numel != numel:
             raise _refuse(f"storage {key} used with two different types or sizes")
         if view is None:
@@ -607,7 +638,7 @@ class _ViewStorage(StorageRef):
     __slots__ = ("first", "root")
 
     def __init__(self, root: StorageRef, first: int, numel: int) -> None:
-        super().__init__(root.path, None, root.dtype, numel, root.torch_type)
+        super().__init__(root.src, None, root.dtype, numel, root.torch_type)
         self.root, self.first = root, first
 
     def read(self, first: int, count: int) -> np.ndarray:
@@ -620,8 +651,8 @@ _ZIP_ALLOWED = re.compile(
 )
 
 
-def _load_zip(path: Path) -> Any:
-    with zipfile.ZipFile(path) as zf:
+def _load_zip(src: Source) -> Any:
+    with _open(src) as fz, zipfile.ZipFile(fz) as zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
         pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
@@ -641,12 +672,12 @@ def _load_zip(path: Path) -> Any:
         if f"{prefix}byteorder" in names and zf.read(f"{prefix}byteorder") != b"little":
             raise BenchError("big-endian torch files are not supported")
         with zf.open(pkl[0]) as f:
-            return RestrictedUnpickler(f, _ZipStorages(path, zf, prefix)).load()
+            return RestrictedUnpickler(f, _ZipStorages(src, zf, prefix)).load()
 
 
-def _load_legacy(path: Path) -> Any:
-    size = path.stat().st_size
-    with open(path, "rb") as f:
+def _load_legacy(src: Source) -> Any:
+    size = src.stat().st_size if isinstance(src, Path) else len(src)
+    with _open(src) as f:
         try:
             magic = load(f)
         except BenchError:
@@ -660,10 +691,49 @@ def _load_legacy(path: Path) -> Any:
         sys_info = load(f)
         if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
             raise BenchError("big-endian torch files are not supported")
-        storages = _LegacyStorages(path)
+        storages = _LegacyStorages(src)
         obj = RestrictedUnpickler(f, storages).load()
         storages.place(f, load(f), size)
         return obj
+
+
+@contextlib.contextmanager
+def memory_budget(input_bytes: int) -> Iterator[None]:
+    """Cap the process's address space at its current size plus the load budget of
+    ``input_bytes`` while the block runs (Linux; elsewhere a no-op). Nested uses keep the
+    outer, tighter limit."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError, IndexError):
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    want = used + max(LOAD_MIN_BUDGET, LOAD_BUDGET_RATIO * input_bytes)
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft <= want:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _failure(path: Path, what: str, exc: Exception) -> BenchError:
+    if isinstance(exc, BenchError):
+        return BenchError(f"cannot read {str(path)!r}: {oneline(exc)}")
+    if isinstance(exc, MemoryError):
+        return BenchError(
+            f"cannot read {str(path)!r}: it needs more memory than the load budget "
+            "(a crafted or corrupt file?)"
+        )
+    # any malformed byte: zipfile, struct, pickle, numpy errors
+    return BenchError(f"cannot read {str(path)!r} as {what}: {type(exc).__name__}: {oneline(exc)}")
 
 
 def load_torch_file(path: str | os.PathLike[str]) -> Any:
@@ -674,21 +744,18 @@ def load_torch_file(path: str | os.PathLike[str]) -> Any:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
-        if head.startswith(b"PK\x03\x04"):
-            return _load_zip(path)
-        if head[:1] == b"\x80":
-            return _load_legacy(path)
+        with memory_budget(path.stat().st_size):
+            if head.startswith(b"PK\x03\x04"):
+                return _load_zip(path)
+            if head[:1] == b"\x80":
+                return _load_legacy(path)
         import tarfile
 
         if tarfile.is_tarfile(path):
             raise BenchError("the tar-era (torch < 0.4) container is not supported")
         raise BenchError("not a torch-saved file (neither the zip nor the legacy format)")
-    except BenchError as exc:
-        raise BenchError(f"cannot read {str(path)!r}: {oneline(exc)}") from None
-    except Exception as exc:  # any malformed byte: zipfile, struct, pickle, numpy errors
-        raise BenchError(
-            f"cannot read {str(path)!r} as a torch-saved file: {type(exc).__name__}: {oneline(exc)}"
-        ) from None
+    except Exception as exc:
+        raise _failure(path, "a torch-saved file", exc) from None
 
 
 class _CappedReader:
@@ -722,18 +789,15 @@ def load_bz2_pickle(path: str | os.PathLike[str]) -> Any:
     compressed size)`` bytes. Any problem is a one-line :class:`BenchError` naming the file."""
     path = Path(path)
     try:
-        limit = max(BZ2_MIN_CAP, BZ2_MAX_RATIO * path.stat().st_size)
-        with bz2.BZ2File(path, "rb") as f:
+        size = path.stat().st_size
+        limit = max(BZ2_MIN_CAP, BZ2_MAX_RATIO * size)
+        with memory_budget(BZ2_BUDGET_RATIO * size), bz2.BZ2File(path, "rb") as f:
             obj = load(_CappedReader(f, limit))  # type: ignore[arg-type]
             if f.read(1):
                 raise BenchError("data after the end of the pickle")
             return obj
-    except BenchError as exc:
-        raise BenchError(f"cannot read {str(path)!r}: {oneline(exc)}") from None
-    except Exception as exc:  # truncated or non-bz2 data, garbage pickles
-        raise BenchError(
-            f"cannot read {str(path)!r} as a bz2 pickle: {type(exc).__name__}: {oneline(exc)}"
-        ) from None
+    except Exception as exc:  # truncated or non-bz2 data, garbage pickles, bombs
+        raise _failure(path, "a bz2 pickle", exc) from None
 
 
 def as_state(obj: Any) -> Any:

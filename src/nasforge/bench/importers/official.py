@@ -52,8 +52,8 @@ def _f(v: Any) -> float:
     try:
         return float(v)
     except (TypeError, ValueError, OverflowError):
-        found = repr(v) if isinstance(v, (str, bytes, int)) else type(v).__name__
-        raise BenchError(f"expected a number in the official file, found {found[:80]}") from None
+        found = repr(v[:80]) if isinstance(v, (str, bytes)) else type(v).__name__
+        raise BenchError(f"expected a number in the official file, found {found}") from None
 
 
 def _series(values: Any, epochs: int) -> np.ndarray:
