@@ -13,6 +13,7 @@ import io
 import math
 import os
 import pickle
+import resource
 import struct
 import sys
 import tempfile
@@ -221,6 +222,9 @@ def test_build_on_a_result_class_and_module_ids_are_refused(tmp_path):
     assert sp.as_state(sp.loads(ok)) == {"arch_index": 5}
 
 
+# a legacy storage blob (as plain pickles of tensors embed them) that embeds another one
+NESTED_BLOB = _legacy(b"\x80\x02" + _g("torch.storage", "_load_from_bytes") + b"(C\x01xtR.")
+
 ATTACKS = {
     "global of an unimported module": b"\x80\x02" + _g("smtplib", "SMTP") + b")R.",
     "stack_global": b"\x80\x04" + _s("ftplib") + _s("FTP") + b"\x93)R.",
@@ -250,6 +254,18 @@ ATTACKS = {
     "newobj on a guard": b"\x80\x02" + _g("collections", "OrderedDict") + b")\x81.",
     "memo bomb": b"\x80\x02Nr\xff\xff\xff\x7f.",
     "bytes bomb": b"\x80\x02B\xff\xff\xff\x7fabc.",
+    "nested storage blobs": b"\x80\x02"
+    + _g("torch.storage", "_load_from_bytes")
+    + b"(B"
+    + struct.pack("<I", len(NESTED_BLOB))
+    + NESTED_BLOB
+    + b"tR.",
+    "dunder state on a result": b"\x80\x02"
+    + _g("nats_bench.api_utils", "ResultsCount")
+    + b")\x81}"
+    + _s("__setstate__")
+    + _g("_codecs", "encode")
+    + b"sb.",
     "deep nesting": b"\x80\x02" + b"]" * 30_000 + b"a" * 29_999 + b".",
 }
 
@@ -486,6 +502,7 @@ def _watch():
     global or stand-in class changed."""
     risky_before = {m for m in RISKY_MODULES if m in sys.modules}
     snap = _snapshot()
+    limits = resource.getrlimit(resource.RLIMIT_AS)
     old = os.getcwd()
     with tempfile.TemporaryDirectory() as work:
         os.chdir(work)
@@ -496,6 +513,7 @@ def _watch():
         assert os.listdir(work) == []
     assert {m for m in RISKY_MODULES if m in sys.modules} == risky_before
     assert _snapshot() == snap
+    assert resource.getrlimit(resource.RLIMIT_AS) == limits  # the load budget is lifted
 
 
 def _load_as(container: str, stream: bytes, where: Path) -> None:

@@ -42,6 +42,7 @@ import os
 import pickle
 import re
 import struct
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -151,8 +152,12 @@ class OfficialObject(metaclass=_Sealed):
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) == 2:  # (dict, slots-dict)
             state = {**(state[0] or {}), **(state[1] or {})}
-        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-            raise BenchError(f"unexpected pickled state of {type(self).__name__}: {type(state)}")
+        if not isinstance(state, dict):
+            raise _refuse(f"a {type(self).__name__} state of type {type(state).__name__}")
+        for k in state:
+            # no dunder names: an instance '__setstate__' would take over the next BUILD
+            if not isinstance(k, str) or k.startswith("__"):
+                raise _refuse(f"the file sets attribute {str(k)[:40]!r} of a result object")
         self.__dict__.update(state)
 
 
@@ -350,13 +355,22 @@ def _rebuild_parameter(data: Any, *rest: Any) -> TensorRef:
     return data
 
 
+_EMBEDDED = threading.local()
+
+
 def _load_from_bytes(blob: Any) -> StorageRef:
     """Our ``torch.storage._load_from_bytes``: plain pickles of tensors (NATS-Bench files
     written with ``pickle``) embed each storage as a legacy ``torch.save`` blob; it is parsed
     by the same code as a file, and must hold exactly one plain storage."""
     if not isinstance(blob, bytes):
         raise _refuse("an embedded storage that is not bytes")
-    obj = _load_zip(blob) if blob.startswith(b"PK\x03\x04") else _load_legacy(blob)
+    if getattr(_EMBEDDED, "active", False):  # torch never nests blobs: refuse, don't recurse
+        raise _refuse("an embedded storage inside an embedded storage")
+    _EMBEDDED.active = True
+    try:
+        obj = _load_zip(blob) if blob.startswith(b"PK\x03\x04") else _load_legacy(blob)
+    finally:
+        _EMBEDDED.active = False
     if not isinstance(obj, StorageRef):
         raise _refuse(f"an embedded storage blob holding a {type(obj).__name__}")
     return obj
