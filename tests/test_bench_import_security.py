@@ -203,6 +203,27 @@ def test_build_on_an_admitted_global_is_refused(tmp_path, monkeypatch, container
     assert torch._utils._rebuild_tensor_v2.__name__ == "_rebuild_tensor_v2"
 
 
+def test_cli_refuses_both_attacks_with_exit_2_and_one_line(tmp_path, monkeypatch, capsys):
+    from nasforge.cli import main
+
+    monkeypatch.setenv("COLUMNS", "1000")  # rich wraps at the terminal width otherwise
+    marker = tmp_path / "pwned"
+    legacy = tmp_path / "NAS-Bench-201-v1_0-e61699.pth"
+    legacy.write_bytes(_legacy(_build_on_global(marker)))
+    scripted = _torchscript_archive(tmp_path, marker, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    for src in (legacy, scripted):
+        out = tmp_path / f"out-{src.stem}"
+        monkeypatch.setattr(sys, "argv", ["nasforge", "bench", "import", str(src), "-o", str(out)])
+        with pytest.raises(SystemExit) as stop:
+            main()
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and src.name in err and "refused" in err, err
+        assert not out.exists()
+    assert not marker.exists() and not Path(f"{marker}.patch").exists()
+
+
 def test_build_on_a_result_class_and_module_ids_are_refused(tmp_path):
     klass = _g("nas_201_api.api_utils", "ArchResults")
     attack = b"\x80\x02" + klass + b"N}" + _s("__name__") + _s("x") + b"s\x86b."
