@@ -14,8 +14,10 @@ unrestricted unpickler here:
   our own code (plain storages only; ``('module', ...)`` ids are refused).
 * :func:`load_torch_file` reads both ``torch.save`` containers itself: the zip format (its
   ``data.pkl`` plus the raw ``data/<key>`` storage records) and the legacy pre-1.6 format
-  (magic, protocol, sys-info and main pickles followed by the raw storages), which is what the
-  official NB201 ``.pth`` files of 2020 use. TorchScript archives (``constants.pkl``,
+  (magic, protocol, sys-info and main pickles followed by the raw storages): the official NB201
+  ``.pth`` files (v1.0 Dec 2019, v1.1 2020) predate torch 1.6, which made zip the default.
+  Plain pickles of tensors (NATS-Bench files) embed each storage as a small legacy blob
+  (``torch.storage._load_from_bytes``), read by the same code. TorchScript archives (``constants.pkl``,
   ``code/``), compressed or unknown zip entries, big-endian and tar-era files are refused with a
   :class:`BenchError`. Storage size claims are checked against the bytes really present before
   anything is allocated; tensors stay lazy and are read only when a number is asked of them.
@@ -178,7 +180,7 @@ class _StateDict(collections.OrderedDict):
             raise _refuse(f"unexpected OrderedDict state of type {type(state).__name__}")
         for k, v in state.items():
             if not isinstance(k, str) or k.startswith("__"):
-                raise _refuse(f"the file sets attribute {k!r} of an OrderedDict")
+                raise _refuse(f"the file sets attribute {str(k)[:40]!r} of an OrderedDict")
             self.__dict__[k] = v
 
 
@@ -299,11 +301,11 @@ class TensorRef(_Inert):
 
     def numpy(self) -> np.ndarray:
         n = self.numel
-        if n * self.storage.dtype.itemsize > MAX_TENSOR_BYTES:
-            raise BenchError(f"a tensor of shape {self.shape} is too large to read")
         if n == 0:
             return np.zeros(self.shape, self.storage.dtype)
         span = sum((s - 1) * st for s, st in zip(self.shape, self.stride, strict=True)) + 1
+        if max(n, span) * self.storage.dtype.itemsize > MAX_TENSOR_BYTES:
+            raise BenchError(f"a tensor of shape {self.shape} is too large to read")
         flat = self.storage.read(self.offset, span)
         isz = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
@@ -334,7 +336,7 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: An
     if not isinstance(storage, StorageRef):
         raise _refuse("a tensor whose storage is not a plain storage of this file")
     if type(offset) is not int or offset < 0:
-        raise _refuse(f"a tensor storage offset {offset!r}")
+        raise _refuse(f"a tensor storage offset of type {type(offset).__name__}")
     shape = _int_tuple(size, "a tensor size")
     strides = _int_tuple(stride, "a tensor stride")
     if len(shape) != len(strides) or len(rest) > 3:
@@ -429,7 +431,7 @@ _NUMERIC_DTYPES = frozenset(
 
 def _np_dtype(spec: Any, align: Any = False, copy: Any = True) -> _Dtype:
     if spec not in _NUMERIC_DTYPES:
-        raise _refuse(f"numpy dtype {spec!r}; only plain numeric dtypes are read")
+        raise _refuse(f"numpy dtype {str(spec)[:40]!r}; only plain numeric dtypes are read")
     return _Dtype(np.dtype(spec))
 
 
