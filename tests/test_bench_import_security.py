@@ -670,3 +670,18 @@ def test_unmutated_real_format_parses(tmp_path, real_format):
     col = _Collector()
     col.add_arch(11, _hp_map(obj, str, "x"), "x")
     assert set(col.entries) >= {("cifar10", "12"), ("cifar10", "200")}
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numpy_values_are_rebuilt_by_our_code(protocol):
+    """numpy scalars become Python numbers and arrays are rebuilt from their raw bytes, in the
+    forms every pickle protocol writes (protocol 5 uses numpy's _frombuffer)."""
+    a = np.arange(6.0).reshape(2, 3)
+    obj = {"c": a, "f": np.asfortranarray(a), "s": np.float32(2.5), "i": np.int64(7)}
+    got = sp.loads(pickle.dumps(obj, protocol=protocol))
+    np.testing.assert_array_equal(got["c"].array, a)
+    np.testing.assert_array_equal(got["f"].array, a)
+    assert got["s"] == 2.5 and type(got["s"]) is float and got["i"] == 7
+    assert float(sp.loads(pickle.dumps(np.array([3.5]), protocol=protocol))) == 3.5
+    with pytest.raises(BenchError, match="dtype"):
+        sp.loads(pickle.dumps(np.array(["text"], dtype=object), protocol=protocol))

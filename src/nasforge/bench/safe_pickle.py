@@ -234,7 +234,10 @@ class PickledArray(_Inert):
         self.array = np.frombuffer(raw, dtype.dtype).reshape(shape, order="F" if fortran else "C")
 
     def __float__(self) -> float:
-        return float(self._get())
+        arr = self._get()
+        if arr.size != 1:
+            raise TypeError(f"expected a number, found an array of shape {arr.shape}")
+        return float(arr.reshape(()))
 
     def __iter__(self) -> Any:
         return iter(self._get().tolist())
@@ -455,6 +458,15 @@ def _np_reconstruct(cls: Any, shape: Any, typecode: Any) -> PickledArray:
     return PickledArray()
 
 
+def _np_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> PickledArray:
+    # numpy's protocol-5 form of an array: _frombuffer(<bytes>, dtype, shape, order).
+    if not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
+        raise _refuse("numpy _frombuffer with unexpected arguments")
+    out = PickledArray()
+    out.__setstate__((shape, dtype, order == "F", bytes(buf)))
+    return out
+
+
 # torch storage class name -> numpy dtype of its elements
 _STORAGE_DTYPES = {
     "DoubleStorage": "<f8",
@@ -497,6 +509,8 @@ def _admitted() -> dict[tuple[str, str], Any]:
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         add((mod,), "scalar", _np_scalar)
         add((mod,), "_reconstruct", _np_reconstruct)
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):
+        add((mod,), "_frombuffer", _np_frombuffer)
     out[("numpy", "ndarray")] = _NDARRAY
     # The official result classes, pickled as objects by some re-saved files.
     for mod in ("nas_201_api.api_utils", "nats_bench.api_utils"):
