@@ -199,11 +199,11 @@ class TrainingEvaluator(Evaluator):
         return self._space
 
     @property
-    def C(self) -> Any:  # noqa: N802 - the network's official name for its width
+    def C(self) -> Any:  # the network builder option (NB201 width)
         return self.network_config.get("C")
 
     @property
-    def N(self) -> Any:  # noqa: N802 - the network's official name for its depth
+    def N(self) -> Any:  # the network builder option (NB201 depth)
         return self.network_config.get("N")
 
     @property
