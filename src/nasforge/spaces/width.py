@@ -619,7 +619,9 @@ class WidthChainSpace(CategoricalBase):
         return tuple(int(w) for w in self.width.decode(list(picks)))
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), **self.width.describe()}
+        # the width space's own summary lists the candidates ("groups"): no second copy
+        base = {k: v for k, v in super().describe().items() if k != "positions"}
+        return {**base, **self.width.describe()}
 
     def describe_arch(self, arch: Sequence[int]) -> dict[str, Any]:
         w = tuple(int(x) for x in arch)
