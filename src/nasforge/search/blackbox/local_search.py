@@ -61,6 +61,10 @@ class LocalSearch(Searcher):
             self.best_neighbor = (arch, value)
 
     def _ask(self) -> Ask:
+        size = self.space.size()
+        if size is not None and len(self.cache) >= size:
+            # every arch of a (small) space is known: nothing new to climb to
+            return Ask(self.space.sample(self.rng))
         for _ in range(_MAX_CACHED_STEPS):
             if self.current is None:
                 arch = self.space.sample(self.rng)
