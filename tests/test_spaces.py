@@ -186,7 +186,7 @@ def test_width_chain_space_round_trips_and_costs() -> None:
     info = space.describe_arch(full)
     assert info["flops_m"] == pytest.approx(space.width.spec.full_flops)
     assert space.index(full) == space.size() - 1  # every group at its last candidate
-    with pytest.raises(ArchError, match="has 1 position.*expected 12, in the form stage1="):
+    with pytest.raises(ArchError, match=r"has 1 position.*expected 12, in the form stage1="):
         space.from_string("stage1=999")
     with pytest.raises(ArchError, match=r"expected stage1=<one of \['2', '3'"):
         space.from_string(",".join(["stage1=999"] * 12))
@@ -383,8 +383,10 @@ def test_search_cli_checks_the_space_first(tmp_path) -> None:
     assert isinstance(res.exception, RegistryError) and "nb301" in str(res.exception)
     res = runner.invoke(
         app,
-        ["search", "--algo", "rea", "--space", "width-resnet20", "--bench", str(tmp_path)]
-        + ["-o", str(tmp_path / "out")],
+        [
+            *("search", "--algo", "rea", "--space", "width-resnet20"),
+            *("--bench", str(tmp_path), "-o", str(tmp_path / "out")),
+        ],
     )
     assert isinstance(res.exception, SearchError)
     assert "tables answer for 'nb201'" in str(res.exception)
