@@ -355,6 +355,46 @@ def test_training_evaluator_refuses_spaces_without_a_network() -> None:
         TrainingEvaluator("nb201-12e", "no-such-dataset", network={"depth": 3})
 
 
+def _toy_network(arch: tuple[str, ...], *, num_classes: int, stem: int = 4):
+    """A tiny network whose shape follows the toy arch: kernel size and width."""
+    from torch import nn
+
+    k = int(arch[0][1:])
+    width = int(arch[2][1:]) // 8
+    act = nn.ReLU() if arch[1] == "relu" else nn.GELU()
+    return nn.Sequential(
+        nn.Conv2d(3, stem * width, k, padding=k // 2),
+        act,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(stem * width, num_classes),
+    )
+
+
+@pytest.mark.slow  # a real (tiny) training per evaluation, ~10 s on a shared CPU
+def test_training_evaluator_builds_the_network_through_the_space(
+    toy_registered, monkeypatch, one_torch_thread
+) -> None:
+    from nasforge.evaluate import TrainingEvaluator
+    from nasforge.nn import NETWORKS
+
+    monkeypatch.setitem(NETWORKS._entries, "toy", _toy_network)
+    ev = TrainingEvaluator(
+        "nb201-12e",
+        "digits",
+        space="toy",
+        network={"stem": 2},
+        limit=64,
+        recipe_overrides={"epochs": 1, "batch_size": 32},
+    )
+    assert ev.space.name == "toy" and ev.describe()["stem"] == 2
+    r = run_search(build_searcher("rea", 0), ev, "2evals", seed=0)
+    assert r.num_evals == 2 and all(r.history["ok"])
+    toy = get_space("toy")
+    assert all(toy.from_string(s) in set(toy.enumerate()) for s in r.history["arch"])
+    assert all(0.0 <= v <= 100.0 for v in r.history["valid"])
+
+
 def test_space_list_and_info_cover_every_space() -> None:
     res = runner.invoke(app, ["space", "list", "--json"])
     assert res.exit_code == 0, res.output
