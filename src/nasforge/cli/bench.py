@@ -196,5 +196,27 @@ def bench_verify(table: Path = typer.Argument(..., help="Table directory.")) -> 
     )
 
 
+@bench_app.command("repair")
+def bench_repair(table: Path = typer.Argument(..., help="Table directory.")) -> None:
+    """Salvage a table whose journal is damaged: keep every record that passes its CRC.
+
+    The records are compacted into a new generation (atomically); the damaged journal is
+    kept aside in the table directory. An intact table is left untouched.
+    """
+    from nasforge.bench.writer import repair_table
+
+    out = repair_table(table)
+    if not out["damaged"]:
+        typer.echo(f"{table}: journal intact, nothing to repair")
+        return
+    dropped = ", ".join(f"bytes {a}-{b}" for a, b in out["skipped"]) or "none"
+    typer.echo(
+        f"{table}: repaired; kept {out['kept']} journal records that pass their CRC, "
+        f"dropped {dropped}"
+    )
+    if out["aside"] is not None:
+        typer.echo(f"the damaged journal is kept as {Path(table) / out['aside']}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
