@@ -403,3 +403,106 @@ def test_cli_verify_reports_damage_and_repair_salvages(tmp_path, monkeypatch, ca
     assert code == 0 and out.startswith("ok")
     code, out, _ = _cli(monkeypatch, capsys, "bench", "repair", path)
     assert code == 0 and "nothing to repair" in out
+
+
+# -- every writer takes the lock; damaged manifests; a full disk ----------------------------
+def test_overwrite_import_refuses_a_table_a_writer_holds(tmp_path):
+    from nasforge.bench.importers import import_table
+
+    path = tmp_path / "t"
+    src = tmp_path / "runs.csv"
+    src.write_text("index,valid_acc\n3,50.0\n")
+    with TableWriter(path) as w:  # a build appending to the table
+        w.append(ResultEntry(0, "cifar10", "200", 1, curves=_curves(0, 1)))
+        with pytest.raises(BenchError, match="held by another writer"):
+            import_table(src, path, dataset="cifar10", overwrite=True)
+        w.append(ResultEntry(1, "cifar10", "200", 1, curves=_curves(1, 1)))
+    bench = Benchmark.open(path)  # the build's work is whole, nothing was swapped under it
+    assert [a.to_index() for a in bench] == [0, 1] and bench.datasets == ["cifar10"]
+    assert not list(tmp_path.glob(".t.*"))  # no half-built import left beside it
+    import_table(src, path, dataset="cifar10", overwrite=True)  # lock free: replaced
+    assert [a.to_index() for a in Benchmark.open(path)] == [3]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m.pop("groups"),
+        lambda m: m.pop("journal"),
+        lambda m: m["groups"][0].pop("files"),
+        lambda m: m["groups"][0].update(seeds="1"),
+        lambda m: m["files"].update({"../../etc/passwd": {"bytes": 1, "sha256": "x"}}),
+        lambda m: m.update(journal="../elsewhere.log"),
+        lambda m: m.update(costs=[]),
+    ],
+)
+def test_manifest_with_valid_checksum_but_bad_structure_is_refused(tmp_path, edit):
+    from nasforge.bench import make_synthetic_table
+    from nasforge.bench.store import _manifest_digest
+
+    path = make_synthetic_table(
+        tmp_path / "t", datasets=("cifar100",), hps={"12": 4}, seeds=(1,), archs=[0, 1]
+    )
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    manifest["checksum"] = _manifest_digest(manifest)  # as a buggy tool would write it
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    for opener in (Benchmark.open, verify, TableWriter):
+        with pytest.raises(BenchError, match=r"manifest\.json' is malformed"):
+            opener(path)
+
+
+def test_full_disk_during_compaction_leaves_no_files_and_keeps_the_journal(tmp_path, monkeypatch):
+    import errno
+
+    from nasforge.bench import store
+
+    path = tmp_path / "t"
+    with TableWriter(path) as w:
+        w.append(ResultEntry(0, "cifar10", "200", 1, curves=_curves(0, 1)))
+    before = sorted(p.relative_to(path).as_posix() for p in path.rglob("*"))
+    w = TableWriter(path)
+    for i in (1, 2):
+        w.append(ResultEntry(i, "cifar10", "200", 1, curves=_curves(i, 1)))
+    real_save = np.save
+    calls = []
+
+    def save(f, arr, **kw):  # the disk fills up while the second column file is written
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"\x93NUMPY partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(f, arr, **kw)
+
+    monkeypatch.setattr(store.np, "save", save)
+    with pytest.raises(BenchError, match=r"No space left on device.*table is unchanged"):
+        w.compact()
+    after = sorted(p.relative_to(path).as_posix() for p in path.rglob("*"))
+    assert after == before  # no .tmp, no file of the aborted generation
+    assert len(Benchmark.open(path)) == 3  # the journal still serves the two appends
+    monkeypatch.setattr(store.np, "save", real_save)
+    w.close()  # space again: the same writer compacts
+    bench = Benchmark.open(path)
+    assert len(bench) == 3 and bench.info()["journal_records"] == 0
+    verify(path)
+
+
+def test_failed_journal_append_leaves_no_partial_record(tmp_path, monkeypatch):
+    from nasforge.bench import writer as writer_mod
+
+    path = tmp_path / "t"
+    w = TableWriter(path)
+    w.append(ResultEntry(0, "cifar10", "200", 1, curves=_curves(0, 1)))
+    real_write = os.write
+
+    def short_write(fd, blob):  # a full disk: only part of the record lands
+        return real_write(fd, blob[:10])
+
+    monkeypatch.setattr(writer_mod.os, "write", short_write)
+    with pytest.raises(BenchError, match="cannot append"):
+        w.append(ResultEntry(1, "cifar10", "200", 1, curves=_curves(1, 1)))
+    monkeypatch.setattr(writer_mod.os, "write", real_write)
+    w.append(ResultEntry(2, "cifar10", "200", 1, curves=_curves(2, 1)))  # caller carries on
+    w.close(compact=False)
+    verify(path)  # no torn record in the middle of the journal
+    assert [a.to_index() for a in Benchmark.open(path)] == [0, 2]
