@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nasforge.errors import BenchError
@@ -93,7 +94,7 @@ def bench_info(
         return
     console = Console()
     console.print(
-        f"[bold]{info['path']}[/]  {info['format']}  space={info['space']}  "
+        f"[bold]{escape(str(info['path']))}[/]  {info['format']}  space={info['space']}  "
         f"archs={info['archs']}/{info['space_size']}  journal={info['journal_records']} pending"
     )
     t = Table("dataset", "hp", "epochs", "seeds", "archs", "runs ok", "failed", "time", "metrics")
