@@ -12,7 +12,8 @@ A table is a directory::
                              and per dataset <gen>-cost-<d>.npy float64 [15625, costs]
       errors-<gen>.json      messages of failed / diverged entries (only if any)
       journal-<gen>.log      append-only records written since the last compaction
-      .lock                  held (flock) by the one writer
+      .lock                  held (flock) by the one writer: an appending builder, a repair,
+                             or an importer replacing the table
 
 Read path: parse the small manifest, ``np.load(mmap_mode="r")`` each column (only the .npy
 header is read), replay the journal tail (normally empty). No byte of the data is read
@@ -20,8 +21,11 @@ until it is queried.
 
 Write path: every record is appended to the journal as ``magic | length | crc32 | JSON``
 with a single ``write`` followed by ``fsync``; a process killed at any moment leaves a
-journal whose complete records all pass their CRC and at most one torn record at the tail,
-which readers ignore and the next writer truncates. Compaction writes the merged columns
+journal whose complete records all pass their CRC and at most one torn record at the tail
+(shorter than its header says), which readers ignore and the next writer truncates. Any
+other damage (a failed CRC, zeros, a wrong length while good records follow) is refused
+with its byte offset and never truncated: :func:`salvage_journal` (``nasforge bench
+repair``) recovers every record that checks out. Compaction writes the merged columns
 under new generation-numbered names, fsyncs them, then atomically replaces the manifest
 (which names the new files and a fresh journal); files the manifest no longer names are
 removed afterwards, so a crash at any point leaves either the old or the new table.
@@ -981,8 +985,9 @@ def _write_new_table(
 
 
 def verify(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Full check of a table: manifest checksum, every column file's size and sha256, and
-    the journal's record CRCs. Raises :class:`BenchError` on the first problem."""
+    """Full check of a table: manifest checksum and structure, every column file's size and
+    sha256, and the journal's record CRCs (only a short last record is a tolerated torn
+    tail). Raises :class:`BenchError` on the first problem."""
     root = Path(path)
     recover_interrupted_overwrite(root)
     manifest = read_manifest(root)
