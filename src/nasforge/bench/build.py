@@ -361,7 +361,7 @@ def build(
         device=config.device,
     )
     # Unknown dataset, missing data files: they fail here, once, not in every task.
-    _load_data(TrainTask(arch=archs[0].to_string(), seed=config.seeds[0], **base))
+    _load_data(TrainTask(arch=Arch.from_index(0).to_string(), seed=config.seeds[0], **base))
     owns_executor = executor is None
     costed = _archs_with_cost(path, config.dataset)
     t_start = time.perf_counter()
