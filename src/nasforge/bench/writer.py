@@ -329,10 +329,10 @@ def repair_table(path: str | os.PathLike[str]) -> dict[str, Any]:
         else:
             return {"damaged": False, "kept": 0, "skipped": [], "aside": None}
         records, skipped = salvage_journal(journal)
+        apply_records(state, records)  # may refuse (inconsistent records): nothing written yet
         aside = (
             _keep_aside(journal, int(state.manifest["generation"])) if journal.exists() else None
         )
-        apply_records(state, records)
         touched = {(r["dataset"], r["hp"]) for r in records if r["t"] == "entry"}
         touched_costs = {r["dataset"] for r in records if r["t"] == "cost"}
         commit_generation(
