@@ -1,5 +1,10 @@
-"""Torch modules built from search-space values."""
+"""Torch modules built from search-space values.
 
+``build_network(space_name, arch, num_classes=...)`` builds the fixed network of an arch of
+any space that registered a builder in ``NETWORKS`` (one line in the space's nn module).
+"""
+
+from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet, darts_network
 from nasforge.nn.nb201 import InferCell, NB201Network
 from nasforge.nn.ops import (
     OP_FACTORIES,
@@ -11,16 +16,23 @@ from nasforge.nn.ops import (
     Zero,
     build_op,
 )
+from nasforge.nn.registry import NETWORKS, build_network, network_options
 
 __all__ = [
+    "NETWORKS",
     "OP_FACTORIES",
     "FactorizedReduce",
     "Identity",
     "InferCell",
     "NB201Network",
+    "NetworkCIFAR",
+    "NetworkImageNet",
     "Pooling",
     "ReLUConvBN",
     "ResNetBasicBlock",
     "Zero",
+    "build_network",
     "build_op",
+    "darts_network",
+    "network_options",
 ]
