@@ -118,6 +118,10 @@ def _evaluator_and_budget(options: dict[str, Any], console: Console) -> tuple[An
     """The evaluator and checked budget of a `search` / `compare` run, from the command's
     options (its ``locals()``): those named like :func:`_make_evaluator`'s parameters, plus
     ``budget``."""
+    from nasforge.search.base import Budget
+
+    if options["budget"] is not None:
+        Budget.parse(options["budget"])  # a malformed budget fails before any data is loaded
     names = inspect.signature(_make_evaluator).parameters
     ev = _make_evaluator(**{name: options[name] for name in names})
     return ev, _resolve_budget(options["budget"], options["dataset"], ev, console)
