@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 import nasforge.data
 import nasforge.train
+from nasforge import io as nio
 from nasforge.cli import app
 from nasforge.data import load_splits
 from nasforge.errors import ArchError, DataError, OutputError, SearchError
-from nasforge import io as nio
 from nasforge.nn.nb201 import NB201Network
 from nasforge.search import base as search_base
 from nasforge.search.base import Budget
