@@ -294,6 +294,8 @@ def test_cli_train_writes_json(tmp_path):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "status ok" in res.output and "wrote" in res.output
+    # The recipe's name keeps its brackets (rich would read them as markup and drop them).
+    assert "nb201-12e[batch_size=32,epochs=1]" in res.output
     record = json.loads(out.read_text())
     assert record["status"] == "ok" and record["seed"] == 2 and len(record["epochs"]) == 1
     assert record["recipe"]["epochs"] == 1 and record["dataset"] == "synthetic-16px-4c"
