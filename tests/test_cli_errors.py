@@ -55,6 +55,18 @@ def test_train_zero_channels_or_cells_is_a_usage_error(option, no_work):
 
 @pytest.mark.parametrize(
     "command",
+    [["width", "search", "-o", "x"], ["width", "compare", "-o", "x"], ["width", "retrain", "x"]],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_zero_threads_is_refused_not_raised_to_one(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, [*command, "--threads", "0"])
+    _usage_error(res, "--threads", "0 is invalid; expected an integer >= 1")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command",
     [
         ["train", "--arch", "1"],
         ["search", "--algo", "rea", "-o", "x"],

@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from nasforge.cli.options import seed_option
+from nasforge.cli.options import at_least, seed_option
 
 width_app = typer.Typer(
     help="Width search under a FLOPs budget: CafeNet, fixed sharing, uniform scaling.",
@@ -40,7 +40,7 @@ def _threads(threads: int | None) -> None:
     if threads is not None:
         import torch
 
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(threads)
 
 
 def _settings(num_random: int, placements: int, population: int, generations: int, parents: int):
@@ -116,7 +116,9 @@ def search_cmd(
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
-    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
+    threads: int | None = typer.Option(
+        None, "--threads", callback=at_least(1), help="torch intra-op threads."
+    ),
 ) -> None:
     """Train a supernet and search the best widths within a FLOPs budget."""
     _threads(threads)
@@ -168,7 +170,9 @@ def retrain_cmd(
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
+    threads: int | None = typer.Option(
+        None, "--threads", callback=at_least(1), help="torch intra-op threads."
+    ),
 ) -> None:
     """Retrain the searched widths from scratch; write retrain.json."""
     _threads(threads)
@@ -214,7 +218,9 @@ def compare_cmd(
     limit: int | None = typer.Option(None, "--limit"),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
-    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
+    threads: int | None = typer.Option(
+        None, "--threads", callback=at_least(1), help="torch intra-op threads."
+    ),
 ) -> None:
     """CafeNet vs fixed sharing vs uniform scaling at the same budgets, all retrained."""
     _threads(threads)
