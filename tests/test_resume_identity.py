@@ -186,3 +186,17 @@ def test_width_retrain_refuses_data_other_than_the_searched(tmp_path, monkeypatc
     search_json.write_text(json.dumps(record))
     with pytest.raises(Reached):
         protocol.run_retrain(tmp_path, recipe)
+
+
+def test_checkpoint_with_missing_state_is_a_clear_error(tmp_path):
+    """A checkpoint whose identity matches but whose state is damaged: one clear error."""
+    data = make_synthetic(num_classes=4, resolution=16, n_train=32, n_valid=16, n_test=16, seed=1)
+    recipe = get_recipe("nb201-12e", epochs=2, batch_size=16)
+    set_seed(0)
+    Trainer(recipe).fit(NB201Network(ARCH_A, 4, 1, 4), data, seed=0, checkpoint_dir=tmp_path)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    del state["optimizer"]
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError, match=r"is damaged \(KeyError: 'optimizer'\)"):
+        Trainer(recipe).fit(NB201Network(ARCH_A, 4, 1, 4), data, seed=0,
+                            checkpoint_dir=tmp_path, resume=True)  # fmt: skip

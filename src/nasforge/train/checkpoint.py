@@ -8,8 +8,10 @@ naming the fields: continuing another run's weights would silently report a mixt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a nasforge checkpoint (it holds {type(state)})")
     return state
+
+
+@contextlib.contextmanager
+def restoring(path: str | Path) -> Iterator[None]:
+    """Context for restoring state from a loaded checkpoint: a missing key or a tensor of
+    the wrong shape (a damaged or hand-made file) becomes a :class:`CheckpointError`."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"checkpoint {path} is damaged ({type(exc).__name__}: {detail}); delete it to "
+            "start afresh"
+        ) from None
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from nasforge.train.checkpoint import (
     data_fingerprint,
     load_checkpoint,
     model_fingerprint,
+    restoring,
     resume_path,
 )
 from nasforge.train.device import resolve_device
@@ -532,17 +533,19 @@ class Trainer:
                 f"{state.get('format')!r}, expected {_CKPT_FORMAT!r}); delete it to start afresh"
             )
         check_identity(path, state.get("identity"), identity)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        saved = TrainResult.from_dict(json.loads(state["result"]))
+        with restoring(path):
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            saved = TrainResult.from_dict(json.loads(state["result"]))
+            epoch = int(state["epoch"])
         result.epochs = saved.epochs
         result.total_train_time = saved.total_train_time
         result.total_eval_time = saved.total_eval_time
-        log.info("resumed from %s after epoch %d", path, state["epoch"])
-        return int(state["epoch"]) + 1
+        log.info("resumed from %s after epoch %d", path, epoch)
+        return epoch + 1
 
 
 def _model_name(model: nn.Module) -> str:

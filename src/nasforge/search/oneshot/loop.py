@@ -41,7 +41,12 @@ from nasforge.search.oneshot.base import (
     skip_share,
 )
 from nasforge.spaces.nb201 import EDGES, OPS, Arch
-from nasforge.train.checkpoint import check_identity, data_fingerprint, load_checkpoint
+from nasforge.train.checkpoint import (
+    check_identity,
+    data_fingerprint,
+    load_checkpoint,
+    restoring,
+)
 from nasforge.train.device import resolve_device
 from nasforge.train.trainer import evaluate
 
@@ -214,9 +219,10 @@ def run_search(
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)  # safe load; a damaged file is a clear error
         check_identity(ckpt_path, ckpt.get("identity"), identity)
-        method.load_state_dict(ckpt["state"])
-        records = list(ckpt["records"])
-        start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])
+        with restoring(ckpt_path):
+            method.load_state_dict(ckpt["state"])
+            records = list(ckpt["records"])
+            start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])
 
     bs = cfg.batch_size
     train_loader = DeviceLoader(
