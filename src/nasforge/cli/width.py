@@ -190,8 +190,10 @@ def retrain_cmd(
     console = Console()
     for key, r in record["runs"].items():
         console.print(
-            f"{key} ({r['algorithm']}): {r['flops_m']:.3f} MFLOPs, valid {r['valid_acc']}%, "
-            f"test {r['test_acc']}% [{r['status']}]",
+            escape(
+                f"{key} ({r['algorithm']}): {r['flops_m']:.3f} MFLOPs, valid {r['valid_acc']}%, "
+                f"test {r['test_acc']}% [{r['status']}]"
+            ),
             highlight=False,
         )
     console.print(escape(f"wrote {directory}/retrain.json"), highlight=False)

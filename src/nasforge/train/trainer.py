@@ -368,10 +368,11 @@ class Trainer:
         )
         run_identity: dict[str, Any] = {}
         if ckpt_path is not None:
+            shape = {k: getattr(model, k, None) for k in ("C", "N")}  # NB201 networks have them
             run_identity = to_jsonable(
                 {
                     "model": result.model,
-                    **{k: v for k in ("C", "N") if isinstance(v := getattr(model, k, None), int)},
+                    **{k: v for k, v in shape.items() if isinstance(v, int)},
                     "num_params": result.num_params,
                     "structure": model_fingerprint(model),
                     "dataset": data.name,
