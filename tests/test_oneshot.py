@@ -14,7 +14,7 @@ from torch import nn
 from torch.func import functional_call
 
 from nasforge.data import load_splits
-from nasforge.errors import SearchError
+from nasforge.errors import CheckpointError, SearchError
 from nasforge.nn.supernet import NB201Supernet
 from nasforge.search import ALGORITHMS
 from nasforge.search.oneshot import OneShotConfig, cosine_lr, run_search
@@ -210,7 +210,7 @@ def test_same_seed_same_result_and_foreign_checkpoint_rejected(
     # A run stopped after epoch 1 (its config says 1 epoch) cannot be resumed as a 2-epoch
     # run: the checkpoint belongs to another config.
     run_search(_tiny(name, epochs=1), digits, tmp_path / "c", seed=3, plot=False)
-    with pytest.raises(SearchError, match="another run"):
+    with pytest.raises(CheckpointError, match="another run"):
         run_search(_tiny(name), digits, tmp_path / "c", seed=3, plot=False)
 
 

@@ -201,6 +201,7 @@ def test_cli_search_then_retrain(tmp_path) -> None:
     r = runner.invoke(app, ["width", "retrain", str(out), "--epochs", "1", "--batch-size", "32",
                             "--quiet"])  # fmt: skip
     assert r.exit_code == 0, r.output
+    assert "% [ok]" in r.output  # the status survives rich markup
     ret = json.loads((out / "retrain.json").read_text())
     run = ret["runs"]["searched"]
     assert run["widths"] == rec["result"]["widths"] and run["status"] == "ok"

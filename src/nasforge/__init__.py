@@ -6,8 +6,10 @@ Layers (see DESIGN.md): spaces -> nn -> cost -> data -> train -> bench -> search
 from nasforge.errors import (
     ArchError,
     BenchError,
+    CheckpointError,
     DataError,
     NasforgeError,
+    OutputError,
     RecipeError,
     RegistryError,
     SearchError,
@@ -18,8 +20,10 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchError",
     "BenchError",
+    "CheckpointError",
     "DataError",
     "NasforgeError",
+    "OutputError",
     "RecipeError",
     "RegistryError",
     "SearchError",

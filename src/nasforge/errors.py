@@ -36,3 +36,13 @@ class BenchError(NasforgeError, ValueError):
 
 class SearchError(NasforgeError, ValueError):
     """A search configuration that cannot run (unknown algorithm, bad budget, ...)."""
+
+
+class CheckpointError(NasforgeError, ValueError):
+    """A checkpoint that is missing, unreadable, or belongs to a different run."""
+
+
+class OutputError(NasforgeError, OSError):
+    """An output path that cannot be written: a directory where a file is needed, a file
+    where a directory is needed, read-only, or under a file. (An ``OSError`` too, so code
+    that handles I/O failures keeps working.)"""

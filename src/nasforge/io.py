@@ -3,6 +3,11 @@
 Every writer goes through :func:`atomic_write`: the content goes to a temporary file in the
 same directory, is flushed and fsync'd, then renamed over the target (``os.replace`` is
 atomic on POSIX); a failure removes the temporary file, so nothing half-written stays.
+The file gets the mode any ``open(path, "w")`` would give it (``0o666`` less the umask),
+not ``mkstemp``'s private ``0o600``: results are meant to be read by colleagues.
+
+:func:`check_output_file` / :func:`check_output_dir` let a command refuse an unusable
+output path before it starts long work.
 """
 
 from __future__ import annotations
@@ -12,11 +17,75 @@ import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from nasforge.errors import OutputError
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it can only be read by setting it,
+    which is done under a lock and restored at once (a thread creating a file in that
+    instant could still see the temporary value: only on systems without ``/proc``).
+    """
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/self/status", encoding="ascii", errors="replace") as f,
+    ):
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _check_dir_usable(directory: Path, target: Path) -> None:
+    """``directory`` exists and is writable, or can be created (it is under a writable
+    directory, not under a file)."""
+    base = _nearest_existing(directory)
+    if not base.is_dir():
+        raise OutputError(f"cannot write {target}: {base} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {target}: directory {base} is not writable")
+
+
+def check_output_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`Path` if a file can be written there, else :class:`OutputError`
+    (it is a directory, its directory is read-only, or a parent is a file). Creates nothing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"output {path} is a directory; expected the path of a file to write")
+    _check_dir_usable(path.parent, path)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`Path` if it is (or can be created as) a writable directory,
+    else :class:`OutputError` (it is a file, read-only, or under a file). Creates nothing.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output {path} is a file; expected a directory (existing or new)")
+    _check_dir_usable(path, path)
+    return path
 
 
 def _fsync_dir(path: Path) -> None:
@@ -31,10 +100,18 @@ def _fsync_dir(path: Path) -> None:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(f)`` on a temporary binary file, then atomically move it to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():  # os.replace would fail only after all the writing
+        raise OutputError(f"cannot write {path}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        # A parent that is a file, a directory we may not write, a read-only file system:
+        # nothing is written yet, so one line naming the path says it all.
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())

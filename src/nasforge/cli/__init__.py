@@ -36,9 +36,14 @@ for _name in _FAMILIES:
 def main() -> None:
     """Console-script entry point: library errors become one clear line and exit code 2."""
     from rich.console import Console
+    from rich.markup import escape
 
     try:
         app()
     except NasforgeError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        # escape: messages carry user and package text ("pip install 'nasforge[ray]'")
+        # that rich would otherwise take for markup and drop.
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise SystemExit(2) from None

@@ -121,16 +121,27 @@ def run_oneshot(
     split's size (tiny runs); ``overrides`` replace fields of the method's config.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from nasforge.data import load_splits
+    from nasforge.io import check_output_dir
     from nasforge.search.oneshot import run_search
     from nasforge.search.oneshot.base import skip_share
+    from nasforge.train import get_recipe, train_arch
 
     console = Console(quiet=quiet)
     cls = _oneshot_class(algo)
-    out = Path(out)
+    out = check_output_dir(out)
     config_overrides = resolve_overrides(algo, dataset, epochs, overrides)
     method = cls(**config_overrides)
+    # The retraining's settings are checked now: finding them wrong after the search
+    # would waste it.
+    n_train = train_epochs
+    if n_train is None:
+        n_train = QUICK_TRAIN_EPOCHS if is_embedded(dataset) else 0
+    if n_train < 0:
+        raise SearchError(f"train_epochs={n_train} invalid; expected >= 0")
+    rec = get_recipe(recipe or "nb201-12e", epochs=n_train) if n_train > 0 else None
     data = load_splits(dataset, data_dir, seed=seed, limit=limit)
     bench_obj = None
     if bench is not None:
@@ -166,7 +177,10 @@ def run_oneshot(
         "png": result.paths.get("png"),
         "train": None,
     }
-    console.print(f"[bold]derived arch[/] ({algo}, {dataset}): {arch.to_string()}", highlight=False)
+    console.print(
+        f"[bold]derived arch[/] ({escape(algo)}, {escape(dataset)}): {arch.to_string()}",
+        highlight=False,
+    )
     console.print(
         f"  one-shot valid accuracy {result.final_valid_acc:.2f}%, "
         f"skip_connect share {summary['skip_share']:.2f}, search {search_wall:.1f}s",
@@ -175,24 +189,20 @@ def run_oneshot(
     if result.table is not None:
         tab = result.table
         console.print(
-            f"  table ({tab['dataset']}, hp {tab['hp']}): valid {_fmt(tab['valid_acc'])}, "
-            f"test {_fmt(tab['test_acc'])}",
+            escape(
+                f"  table ({tab['dataset']}, hp {tab['hp']}): valid {_fmt(tab['valid_acc'])}, "
+                f"test {_fmt(tab['test_acc'])}"
+            ),
             highlight=False,
         )
 
-    n_train = train_epochs
-    if n_train is None:
-        n_train = QUICK_TRAIN_EPOCHS if is_embedded(dataset) else 0
-    if n_train < 0:
-        raise SearchError(f"train_epochs={n_train} invalid; expected >= 0")
-    if n_train > 0:
-        from nasforge.train import get_recipe, train_arch
-
+    if rec is not None:
         shape = QUICK_TRAIN_SHAPE if is_embedded(dataset) else {"C": 16, "N": 5}
-        rec = get_recipe(recipe or "nb201-12e", epochs=n_train)
         console.print(
-            f"training the derived arch: recipe {rec.name}, {n_train} epoch(s), "
-            f"C={shape['C']} N={shape['N']}",
+            escape(
+                f"training the derived arch: recipe {rec.name}, {n_train} epoch(s), "
+                f"C={shape['C']} N={shape['N']}"
+            ),
             highlight=False,
         )
         t1 = time.perf_counter()
@@ -215,10 +225,10 @@ def run_oneshot(
     from nasforge.io import atomic_write_json
 
     atomic_write_json(out / "summary.json", summary)
-    console.print(f"records: {summary['json']}", highlight=False)
+    console.print(escape(f"records: {summary['json']}"), highlight=False)
     if summary["png"]:
-        console.print(f"plots:   {summary['png']}", highlight=False)
-    console.print(f"summary: {out / 'summary.json'}", highlight=False)
+        console.print(escape(f"plots:   {summary['png']}"), highlight=False)
+    console.print(escape(f"summary: {out / 'summary.json'}"), highlight=False)
     return summary
 
 

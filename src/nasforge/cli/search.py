@@ -21,8 +21,10 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from nasforge.cli.options import at_least, seed_option
 from nasforge.errors import SearchError
 
 _EVALUATOR_HELP = "'table' (needs --bench; simulated clock) or 'train' (real training; wall clock)."
@@ -104,7 +106,7 @@ def _resolve_budget(budget: str | None, dataset: str, ev: Any, console: Console)
     if budget is not None:
         return check_budget(budget, ev)
     b = default_budget(dataset, has_time=ev.has_cost, clock=ev.clock)
-    console.print(f"budget: {b} simulated (default for {dataset})", highlight=False)
+    console.print(escape(f"budget: {b} simulated (default for {dataset})"), highlight=False)
     return b
 
 
@@ -131,6 +133,10 @@ def _evaluator_and_budget(options: dict[str, Any], console: Console) -> tuple[An
     """The evaluator and checked budget of a `search` / `compare` run, from the command's
     options (its ``locals()``): those named like :func:`_make_evaluator`'s parameters, plus
     ``budget``."""
+    from nasforge.search.base import Budget
+
+    if options["budget"] is not None:
+        Budget.parse(options["budget"])  # a malformed budget fails before any data is loaded
     names = inspect.signature(_make_evaluator).parameters
     ev = _make_evaluator(**{name: options[name] for name in names})
     return ev, _resolve_budget(options["budget"], options["dataset"], ev, console)
@@ -157,8 +163,10 @@ def search(
         "'20evals'. Default: the per-dataset NB201/NATS budget (cifar10-valid 12000s, "
         "cifar100 40000s, ImageNet16-120 120000s).",
     ),
-    runs: int = typer.Option(1, help="Number of independent runs (seeds seed..seed+runs-1)."),
-    seed: int = typer.Option(0, help="Seed of the first run."),
+    runs: int = typer.Option(
+        1, callback=at_least(1), help="Number of independent runs (seeds seed..seed+runs-1)."
+    ),
+    seed: int = seed_option(0, "Seed of the first run."),
     hp: str = typer.Option("12", help="Table recipe the search sees (the 12-epoch proxy)."),
     seed_policy: str = typer.Option(
         "random", help="Which table seed answers: random (official), mean, or a seed."
@@ -171,10 +179,16 @@ def search(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
     channels: int | None = typer.Option(
-        None, "--channels", help="Network width C (train evaluator; NB201 default 16)."
+        None,
+        "--channels",
+        callback=at_least(1),
+        help="Network width C (train evaluator; NB201 default 16).",
     ),
     cells: int | None = typer.Option(
-        None, "--cells", help="Cells per stage N (train evaluator; NB201 default 5)."
+        None,
+        "--cells",
+        callback=at_least(1),
+        help="Cells per stage N (train evaluator; NB201 default 5).",
     ),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(
@@ -183,7 +197,9 @@ def search(
     train_epochs: int | None = typer.Option(
         None, "--train-epochs", help="One-shot: epochs to retrain the derived arch."
     ),
-    max_evals: int | None = typer.Option(None, help="Safety cap on evaluations per run."),
+    max_evals: int | None = typer.Option(
+        None, callback=at_least(1), help="Safety cap on evaluations per run."
+    ),
     workers: int = typer.Option(
         1,
         "--workers",
@@ -194,11 +210,13 @@ def search(
 ) -> None:
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
+    from nasforge.io import check_output_dir
     from nasforge.search import ALGORITHMS
     from nasforge.search.protocol import run_protocol, save_search, summarize
 
     console = Console(quiet=quiet)
     factory = ALGORITHMS.get(algo)
+    check_output_dir(out)  # before any work: a bad -o found at the end would lose the run
     if getattr(factory, "kind", None) == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
 
@@ -267,7 +285,7 @@ def search(
     }
     paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
     _print_summaries(console, [summarize(results)])
-    console.print(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}")
+    console.print(escape(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}"))
 
 
 def compare(
@@ -280,8 +298,8 @@ def compare(
     evaluator: str | None = typer.Option(None, "--evaluator", help=_EVALUATOR_HELP),
     space: str = typer.Option("nb201", "--space", help=_SPACE_HELP),
     budget: str | None = typer.Option(None, help="As for `search` (default per dataset)."),
-    runs: int = typer.Option(1, help="Independent runs per algorithm."),
-    seed: int = typer.Option(0, help="Seed of the first run (same seeds for every algorithm)."),
+    runs: int = typer.Option(1, callback=at_least(1), help="Independent runs per algorithm."),
+    seed: int = seed_option(0, "Seed of the first run (same seeds for every algorithm)."),
     hp: str = typer.Option("12", help="Table recipe the search sees."),
     seed_policy: str = typer.Option("random", help="random (official), mean, or a seed."),
     report_hp: str | None = typer.Option(None, help="Table recipe reported (default '200')."),
@@ -289,25 +307,36 @@ def compare(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
     channels: int | None = typer.Option(
-        None, "--channels", help="Network width C (train evaluator; NB201 default 16)."
+        None,
+        "--channels",
+        callback=at_least(1),
+        help="Network width C (train evaluator; NB201 default 16).",
     ),
     cells: int | None = typer.Option(
-        None, "--cells", help="Cells per stage N (train evaluator; NB201 default 5)."
+        None,
+        "--cells",
+        callback=at_least(1),
+        help="Cells per stage N (train evaluator; NB201 default 5).",
     ),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(None, help="Epochs of each trained arch (train evaluator)."),
-    max_evals: int | None = typer.Option(None, help="Safety cap on evaluations per run."),
+    max_evals: int | None = typer.Option(
+        None, callback=at_least(1), help="Safety cap on evaluations per run."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:
     """Run several algorithms under the same protocol and seeds; write one comparison
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
+    from nasforge.io import check_output_dir
     from nasforge.search import ALGORITHMS
+    from nasforge.search.protocol import check_algos, save_comparison, summarize
     from nasforge.search.protocol import compare as run_compare
-    from nasforge.search.protocol import save_comparison, summarize
 
     names = [a.strip() for a in algos.split(",") if a.strip()]
     if not names:
         raise SearchError(f"--algos {algos!r} names no algorithm")
+    check_algos(names)
+    check_output_dir(out)
     for name in names:
         kind = getattr(ALGORITHMS.get(name), "kind", None)
         if kind != "blackbox":
@@ -333,7 +362,7 @@ def compare(
     meta = {"command": "compare", "space": ev.space.name, "evaluator": ev.describe()}
     paths = save_comparison(out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs")
     _print_summaries(console, [summarize(r) for r in results.values()])
-    console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}")
+    console.print(escape(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from nasforge.cli.options import at_least, seed_option
+
 
 class _SpaceTraining:
     """How ``train`` parses ``--arch`` (before any data is loaded) and trains it."""
@@ -19,7 +21,7 @@ class _SpaceTraining:
 def _nb201_parse(arch: str) -> tuple[Any, str]:
     from nasforge.spaces.nb201 import Arch
 
-    a = Arch.parse(int(arch) if arch.isdigit() else arch)
+    a = Arch.parse(arch)
     return a, a.to_string()
 
 
@@ -69,29 +71,40 @@ def train(
     epochs: int | None = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Override batch size."),
     lr: float | None = typer.Option(None, "--lr", help="Override the learning rate."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = seed_option(0),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset directory."),
     split_dir: Path | None = typer.Option(None, "--split-dir", help="NB201 split files."),
     download: bool = typer.Option(False, "--download", help="Fetch CIFAR if absent."),
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
     channels: int | None = typer.Option(
-        None, "--C", help="Channels of the first stage (NB201: 16; DARTS: 36, ImageNet 48)."
+        None,
+        "--C",
+        callback=at_least(1),
+        help="Channels of the first stage (NB201: 16; DARTS: 36, ImageNet 48).",
     ),
     cells: int | None = typer.Option(
-        None, "--N", help="NB201: cells per stage (5). DARTS: total cells (20, ImageNet 14)."
+        None,
+        "--N",
+        callback=at_least(1),
+        help="NB201: cells per stage (5). DARTS: total cells (20, ImageNet 14).",
     ),
     device: str = typer.Option("cpu", "--device"),
     checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir"),
-    resume: bool = typer.Option(False, "--resume", help="Continue from --checkpoint-dir."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run checkpointed in --checkpoint-dir (must exist)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write the run record as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train one network of a space; print a per-epoch table and optionally write JSON."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from nasforge.data import load_splits
-    from nasforge.train import get_recipe
+    from nasforge.io import check_output_dir, check_output_file
+    from nasforge.train import CHECKPOINT_NAME, get_recipe
+    from nasforge.train.checkpoint import resume_path
 
     if space not in _SPACES:
         raise typer.BadParameter(f"unknown space {space!r}; expected one of {sorted(_SPACES)}")
@@ -99,12 +112,21 @@ def train(
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     if resume and checkpoint_dir is None:
         raise typer.BadParameter("--resume needs --checkpoint-dir")
+    # Every output is checked before the data is loaded and the training starts: a bad
+    # path found afterwards would lose the run.
+    if out is not None:
+        check_output_file(out)
+    if checkpoint_dir is not None:
+        check_output_dir(checkpoint_dir)
+    if resume:
+        resume_path(checkpoint_dir, CHECKPOINT_NAME)
     data = load_splits(
         dataset, data_dir, download=download, split_file_dir=split_dir, seed=seed, limit=limit
     )
     console = Console()
     console.print(
-        f"[bold]{arch_text}[/] on {data.name} {data.summary()} with {rec.name}, seed {seed}",
+        f"[bold]{escape(arch_text)}[/] on {escape(data.name)} {data.summary()} with "
+        f"{escape(rec.name)}, seed {seed}",
         highlight=False,
     )
     result = _SPACES[space].fit(
@@ -118,8 +140,11 @@ def train(
         quiet=quiet,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
+        identity={"limit": limit},
     )
-    table = Table(title=f"{data.name} / {rec.name} / {result.num_params / 1e6:.3f} M params")
+    table = Table(
+        title=escape(f"{data.name} / {rec.name} / {result.num_params / 1e6:.3f} M params")
+    )
     names = list(data.evals)
     for col in ["epoch", "lr", "train loss", "train acc"]:
         table.add_column(col, justify="right")
@@ -135,13 +160,15 @@ def train(
         table.add_row(*cells_)
     console.print(table)
     console.print(
-        f"status {result.status}; train {result.total_train_time:.1f} s, "
-        f"eval {result.total_eval_time:.1f} s" + (f"; {result.error}" if result.error else ""),
+        escape(
+            f"status {result.status}; train {result.total_train_time:.1f} s, "
+            f"eval {result.total_eval_time:.1f} s" + (f"; {result.error}" if result.error else "")
+        ),
         highlight=False,
     )
     if out is not None:
         result.to_json(out)
-        console.print(f"wrote {out}", highlight=False)
+        console.print(f"wrote {escape(str(out))}", highlight=False)
     if result.status != "ok":
         raise typer.Exit(1)
 

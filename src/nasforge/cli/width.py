@@ -15,6 +15,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+
+from nasforge.cli.options import at_least, seed_option
 
 width_app = typer.Typer(
     help="Width search under a FLOPs budget: CafeNet, fixed sharing, uniform scaling.",
@@ -37,7 +40,7 @@ def _threads(threads: int | None) -> None:
     if threads is not None:
         import torch
 
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(threads)
 
 
 def _settings(num_random: int, placements: int, population: int, generations: int, parents: int):
@@ -45,9 +48,8 @@ def _settings(num_random: int, placements: int, population: int, generations: in
 
     return (
         SupernetSettings(num_random=num_random, num_placements=placements),
-        EvolutionSettings(
-            population=population, generations=generations, parents=min(parents, population)
-        ),
+        # Refused, not clamped, when parents > population: the user asked for something else.
+        EvolutionSettings(population=population, generations=generations, parents=parents),
     )
 
 
@@ -110,18 +112,22 @@ def search_cmd(
     bins: str = typer.Option("flops", "--bins", help="flops (FLOPs-sensitive) or uniform"),
     levels: int = typer.Option(10, "--levels"),
     min_ratio: float = typer.Option(0.1, "--min-ratio"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = seed_option(0),
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
-    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
+    threads: int | None = typer.Option(
+        None, "--threads", callback=at_least(1), help="torch intra-op threads."
+    ),
 ) -> None:
     """Train a supernet and search the best widths within a FLOPs budget."""
     _threads(threads)
     from rich.console import Console
 
+    from nasforge.io import check_output_dir
     from nasforge.search.width.protocol import run_search
 
+    check_output_dir(out)  # before the supernet training, not after it
     console = Console()
     sup, evo = _settings(num_random, placements, population, generations, parents)
     rec = _recipe(recipe, epochs, batch_size, lr)
@@ -146,8 +152,10 @@ def search_cmd(
         f"{uni['supernet_acc']:.2f}%)",
         highlight=False,
     )
-    console.print(f"widths {res['groups']}", highlight=False)
-    console.print(f"wrote {out}/search.json, search_front.png, supernet.pt", highlight=False)
+    console.print(escape(f"widths {res['groups']}"), highlight=False)
+    console.print(
+        escape(f"wrote {out}/search.json, search_front.png, supernet.pt"), highlight=False
+    )
 
 
 @width_app.command("retrain")
@@ -157,19 +165,23 @@ def retrain_cmd(
     epochs: int = typer.Option(_EPOCHS, "--epochs"),
     batch_size: int = typer.Option(_BATCH, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
-    seed: int | None = typer.Option(None, "--seed", help="Default: the search's seed."),
+    seed: int | None = seed_option(None, "Default: the search's seed."),
     with_uniform: bool = typer.Option(False, "--with-uniform", help="Also retrain uniform."),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
+    threads: int | None = typer.Option(
+        None, "--threads", callback=at_least(1), help="torch intra-op threads."
+    ),
 ) -> None:
     """Retrain the searched widths from scratch; write retrain.json."""
     _threads(threads)
     from rich.console import Console
 
-    from nasforge.search.width.protocol import run_retrain
+    from nasforge.io import check_output_file
+    from nasforge.search.width.protocol import RETRAIN_FILE, run_retrain
 
+    check_output_file(directory / RETRAIN_FILE)
     rec = _recipe(recipe, epochs, batch_size, lr)
     record = run_retrain(
         directory, rec, seed=seed, with_uniform=with_uniform, data_root=data_dir,
@@ -178,11 +190,13 @@ def retrain_cmd(
     console = Console()
     for key, r in record["runs"].items():
         console.print(
-            f"{key} ({r['algorithm']}): {r['flops_m']:.3f} MFLOPs, valid {r['valid_acc']}%, "
-            f"test {r['test_acc']}% [{r['status']}]",
+            escape(
+                f"{key} ({r['algorithm']}): {r['flops_m']:.3f} MFLOPs, valid {r['valid_acc']}%, "
+                f"test {r['test_acc']}% [{r['status']}]"
+            ),
             highlight=False,
         )
-    console.print(f"wrote {directory}/retrain.json", highlight=False)
+    console.print(escape(f"wrote {directory}/retrain.json"), highlight=False)
 
 
 @width_app.command("compare")
@@ -202,19 +216,23 @@ def compare_cmd(
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
     parents: int = typer.Option(8, "--parents"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = seed_option(0),
     limit: int | None = typer.Option(None, "--limit"),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
-    threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
+    threads: int | None = typer.Option(
+        None, "--threads", callback=at_least(1), help="torch intra-op threads."
+    ),
 ) -> None:
     """CafeNet vs fixed sharing vs uniform scaling at the same budgets, all retrained."""
     _threads(threads)
     from rich.console import Console
     from rich.table import Table
 
+    from nasforge.io import check_output_dir
     from nasforge.search.width.protocol import run_compare
 
+    check_output_dir(out)
     console = Console()
     sup, evo = _settings(num_random, placements, population, generations, parents)
     budgets = [b.strip() for b in flops.split(",") if b.strip()]
@@ -224,9 +242,9 @@ def compare_cmd(
         retrain_recipe=_recipe(recipe, retrain_epochs, batch_size, lr),
         seed=seed, supernet=sup, evolution=evo, r_bins=r_bins, limit=limit,
         data_root=data_dir, device=device,
-        progress=lambda m: console.print(m, highlight=False),
+        progress=lambda m: console.print(escape(m), highlight=False),
     )  # fmt: skip
-    table = Table(title=f"{backbone} on {dataset}: retrained accuracy (%)")
+    table = Table(title=escape(f"{backbone} on {dataset}: retrained accuracy (%)"))
     table.add_column("budget")
     for method in record["methods"]:
         table.add_column(f"{method} (MFLOPs)", justify="right")
@@ -238,7 +256,7 @@ def compare_cmd(
             row += [f"{r['flops_m']:.3f}", "-" if r["test_acc"] is None else f"{r['test_acc']:.2f}"]
         table.add_row(*row)
     console.print(table)
-    console.print(f"wrote {out}/compare.json, compare.png", highlight=False)
+    console.print(escape(f"wrote {out}/compare.json, compare.png"), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

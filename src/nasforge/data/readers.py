@@ -302,7 +302,7 @@ def read_cifar(
     if name not in CIFAR_ARCHIVES:
         raise DataError(f"unknown CIFAR dataset {name!r}; expected one of {sorted(CIFAR_ARCHIVES)}")
     spec = CIFAR_ARCHIVES[name]
-    root = Path(root).expanduser()
+    root = _data_root(root, name)
     have = (
         (root / spec.folder).is_dir()
         or (root / spec.filename).is_file()
@@ -341,6 +341,15 @@ def read_cifar(
     return out[0], out[1]
 
 
+def _data_root(root: str | Path, what: str) -> Path:
+    """``root`` as a Path; a :class:`DataError` when it exists but is not a directory (a
+    "does not exist" would send the user looking for the wrong mistake)."""
+    path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataError(f"dataset directory {path} is not a directory (expected {what} in it)")
+    return path
+
+
 def read_imagenet16(
     root: str | Path, *, max_class: int = 120
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -351,7 +360,7 @@ def read_imagenet16(
     ``ImageNet16(..., use_num_of_class_only=120)``), only images with label <= ``max_class``
     are kept, and labels are returned 0-based.
     """
-    root = Path(root).expanduser()
+    root = _data_root(root, "ImageNet16")
     if not root.is_dir():
         raise DataError(f"dataset directory {root} does not exist (expected ImageNet16 files)")
     if not (root / IMAGENET16_VAL_FILE).is_file() and (root / "ImageNet16").is_dir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasforge.errors import ArchError
 from nasforge.nn.ops import ResNetBasicBlock, build_op
 from nasforge.nn.registry import NETWORKS
 from nasforge.spaces.nb201 import Arch
@@ -64,7 +65,7 @@ class NB201Network(nn.Module):
         super().__init__()
         arch = Arch.parse(arch)
         if C < 1 or N < 1 or num_classes < 1:
-            raise ValueError(f"C, N, num_classes must be >= 1, got {C}, {N}, {num_classes}")
+            raise ArchError(f"C, N, num_classes must be >= 1, got C={C}, N={N}, {num_classes=}")
         self.arch, self.C, self.N, self.num_classes = arch, C, N, num_classes
         self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         self.cells = nn.ModuleList()

@@ -203,7 +203,10 @@ class Budget:
                 f"cannot parse budget {text!r}; expected a number with a unit: "
                 "'12000s', '30m', '1h' (seconds) or '20evals' (evaluations)"
             )
-        value = float(m.group("num")) * (10.0 ** int(m.group("exp") or 0))
+        # float() of the whole literal: "1e400" is inf (refused below), not an OverflowError.
+        value = float(m.group("num") + "e" + (m.group("exp") or "0"))
+        if not math.isfinite(value):
+            raise SearchError(f"budget {text!r} is too large; expected a finite number")
         unit = m.group("unit")
         if unit in _SECONDS_UNITS:
             return cls("seconds", value * _SECONDS_UNITS[unit])
@@ -416,6 +419,14 @@ def check_budget(budget: Budget | str, evaluator: Evaluator) -> Budget:
     return budget
 
 
+def check_max_evals(max_evals: int | None) -> None:
+    """A cap on evaluations must let a run evaluate something: None or an int >= 1."""
+    if max_evals is not None and (
+        isinstance(max_evals, bool) or not isinstance(max_evals, int) or max_evals < 1
+    ):
+        raise SearchError(f"max_evals={max_evals!r} invalid; expected an int >= 1 (or no cap)")
+
+
 def run_search(
     searcher: Searcher,
     evaluator: Evaluator,
@@ -440,6 +451,7 @@ def run_search(
     """
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise SearchError(f"parallel={parallel!r} must be an int >= 1")
+    check_max_evals(max_evals)
     budget = check_budget(budget, evaluator)
     clock_kind = evaluator.clock
     space = evaluator.space

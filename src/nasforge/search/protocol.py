@@ -27,7 +27,7 @@ import numpy as np
 
 from nasforge.errors import SearchError
 from nasforge.io import atomic_save_figure, atomic_write_json, atomic_write_text, to_jsonable
-from nasforge.search.base import Budget, RunResult, Searcher, run_search
+from nasforge.search.base import Budget, RunResult, Searcher, check_max_evals, run_search
 from nasforge.search.registry import ALGORITHMS
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BUDGETS",
     "build_searcher",
+    "check_algos",
     "compare",
     "curve_on_grid",
     "default_budget",
@@ -132,6 +133,7 @@ def run_protocol(
     ``executor`` evaluate up to that many asks of a run at once (see :func:`run_search`)."""
     if runs < 1:
         raise SearchError(f"runs {runs!r} must be >= 1")
+    check_max_evals(max_evals)  # before the first run, not after it
     budget = Budget.parse(budget)
     out = []
     for i in range(runs):
@@ -152,6 +154,21 @@ def run_protocol(
     return out
 
 
+def check_algos(algos: Sequence[str]) -> list[str]:
+    """The algorithm names of a comparison: at least one, each once (results are keyed by
+    name, so a repeated one would silently replace its first runs)."""
+    names = list(algos)
+    if not names:
+        raise SearchError("a comparison needs at least one algorithm")
+    repeated = sorted({a for a in names if names.count(a) > 1})
+    if repeated:
+        raise SearchError(
+            f"algorithms {', '.join(map(repr, repeated))} named more than once in "
+            f"{','.join(names)}; name each once"
+        )
+    return names
+
+
 def compare(
     algos: Sequence[str],
     evaluator: Evaluator,
@@ -163,6 +180,7 @@ def compare(
     progress: Callable[[str, int, RunResult], None] | None = None,
 ) -> dict[str, list[RunResult]]:
     """The protocol for each algorithm in turn, with the same seeds for each."""
+    check_algos(algos)
     results: dict[str, list[RunResult]] = {}
     for algo in algos:
         cb = None if progress is None else (lambda i, r, a=algo: progress(a, i, r))

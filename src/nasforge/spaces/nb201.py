@@ -205,7 +205,8 @@ class Arch:
             return value
         if isinstance(value, str):
             stripped = value.strip()
-            if stripped.isdigit():
+            # ASCII digits only: int() also reads other scripts' digits (Arabic-Indic "١٢").
+            if stripped.isascii() and stripped.isdigit():
                 return cls.from_index(int(stripped))
             return cls.from_string(stripped)
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):

@@ -67,6 +67,7 @@ def train_genotype(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     eval_splits: list[str] | None = None,
+    identity: dict[str, Any] | None = None,
     **trainer_kwargs: Any,
 ) -> TrainResult:
     """Build ``genotype``'s evaluation network (seeded init) and train it with ``recipe``.
@@ -86,6 +87,8 @@ def train_genotype(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         eval_splits=eval_splits,
+        # The genotype is the run's identity: a checkpoint of another genotype is refused.
+        identity={"genotype": g.to_string(), **(identity or {})},
     )
     result.model = g.to_string()
     result.meta.update({"space": "darts", "C": model.init_channels, "layers": len(model.cells)})

@@ -20,15 +20,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.data import DatasetSplits, DeviceLoader
-from nasforge.errors import DataError, RecipeError
-from nasforge.io import atomic_torch_save, atomic_write_json
+from nasforge.errors import CheckpointError, DataError, RecipeError
+from nasforge.io import atomic_torch_save, atomic_write_json, to_jsonable
+from nasforge.train.checkpoint import (
+    check_identity,
+    data_fingerprint,
+    load_checkpoint,
+    model_fingerprint,
+    restoring,
+    resume_path,
+)
 from nasforge.train.device import default_channels_last, resolve_device
 from nasforge.train.recipe import Recipe, get_recipe
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
-_CKPT_FORMAT = "nasforge-checkpoint-1"
+#: Format 2 stores the run's identity (format 1 checkpoints, without it, are refused).
+_CKPT_FORMAT = "nasforge-checkpoint-2"
 
 
 def set_seed(seed: int) -> None:
@@ -286,6 +295,7 @@ class Trainer:
         resume: bool = False,
         eval_splits: list[str] | None = None,
         callback: Callable[[EpochRecord], None] | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> TrainResult:
         """Train ``model`` on ``data.train`` for ``recipe.epochs`` epochs, evaluating every
         epoch on ``eval_splits`` (default: all of ``data.evals``; ``[]`` for none).
@@ -295,8 +305,18 @@ class Trainer:
         ``checkpoint_dir`` a checkpoint is written atomically after every epoch; with
         ``resume=True`` training continues from it (on CPU bit-identically to a run that
         was never interrupted). ``callback(record)`` runs after each epoch's checkpoint.
+
+        The checkpoint stores the run's identity: the model (its name -- the arch string of
+        an NB201 network --, its ``C`` and ``N`` where it has them, its size and a hash of
+        its parameter names and shapes), dataset, split sizes, a fingerprint of the data,
+        recipe, seed, evaluated splits, plus the caller's ``identity`` fields (e.g. the
+        ``limit``). Resuming refuses a checkpoint whose identity differs, or a missing one
+        (:class:`~nasforge.errors.CheckpointError`).
         """
         recipe = self.recipe
+        ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        if resume:
+            resume_path(checkpoint_dir, CHECKPOINT_NAME)  # fail before any work
         names = list(data.evals) if eval_splits is None else list(eval_splits)
         for n in names:
             if n not in data.evals:
@@ -352,11 +372,28 @@ class Trainer:
                 "threads": torch.get_num_threads(),
             },
         )
-        ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        run_identity: dict[str, Any] = {}
+        if ckpt_path is not None:
+            shape = {k: getattr(model, k, None) for k in ("C", "N")}  # NB201 networks have them
+            run_identity = to_jsonable(
+                {
+                    "model": result.model,
+                    **{k: v for k, v in shape.items() if isinstance(v, int)},
+                    "num_params": result.num_params,
+                    "structure": model_fingerprint(model),
+                    "dataset": data.name,
+                    "splits": data.summary(),
+                    "data": data_fingerprint(data),
+                    "eval_splits": names,
+                    "recipe": recipe.to_dict(),
+                    "seed": int(seed),
+                    **(identity or {}),
+                }
+            )
         start_epoch = 0
         torch.manual_seed(seed)  # randomness inside the model (dropout, drop-path)
-        if resume and ckpt_path is not None and ckpt_path.is_file():
-            start_epoch = self._load_checkpoint(ckpt_path, model, optimizer, result, data, seed)
+        if resume and ckpt_path is not None:
+            start_epoch = self._load_checkpoint(ckpt_path, model, optimizer, result, run_identity)
             result.resumed_from_epoch = start_epoch
         forward = torch.compile(model) if self.compile else model
         steps = len(train_loader)
@@ -407,7 +444,7 @@ class Trainer:
                 )
                 result.epochs.append(record)
                 if ckpt_path is not None:
-                    self._save_checkpoint(ckpt_path, model, optimizer, result, data, seed, epoch)
+                    self._save_checkpoint(ckpt_path, model, optimizer, result, run_identity, epoch)
                 bar.epoch(
                     epoch + 1,
                     loss=f"{train_loss:.3f}",
@@ -485,16 +522,13 @@ class Trainer:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         result: TrainResult,
-        data: DatasetSplits,
-        seed: int,
+        identity: dict[str, Any],
         epoch: int,
     ) -> None:
         state = {
             "format": _CKPT_FORMAT,
             "epoch": epoch,
-            "seed": seed,
-            "dataset": data.name,
-            "recipe": self.recipe.to_dict(),
+            "identity": identity,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "result": json.dumps(result.to_dict()),
@@ -510,33 +544,28 @@ class Trainer:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         result: TrainResult,
-        data: DatasetSplits,
-        seed: int,
+        identity: dict[str, Any],
     ) -> int:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise DataError(f"checkpoint {path} is unreadable ({exc})") from None
-        if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
-            raise DataError(f"{path} is not a nasforge checkpoint")
-        mine = {"recipe": self.recipe.to_dict(), "seed": seed, "dataset": data.name}
-        for key, want in mine.items():
-            if state[key] != want:
-                raise RecipeError(
-                    f"cannot resume from {path}: it was written with {key}={state[key]!r}, "
-                    f"this run has {key}={want!r}"
-                )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        saved = TrainResult.from_dict(json.loads(state["result"]))
+        state = load_checkpoint(path)
+        if state.get("format") != _CKPT_FORMAT:
+            raise CheckpointError(
+                f"{path} is not a training checkpoint of this nasforge (format "
+                f"{state.get('format')!r}, expected {_CKPT_FORMAT!r}); delete it to start afresh"
+            )
+        check_identity(path, state.get("identity"), identity)
+        with restoring(path):
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            saved = TrainResult.from_dict(json.loads(state["result"]))
+            epoch = int(state["epoch"])
         result.epochs = saved.epochs
         result.total_train_time = saved.total_train_time
         result.total_eval_time = saved.total_eval_time
-        log.info("resumed from %s after epoch %d", path, state["epoch"])
-        return int(state["epoch"]) + 1
+        log.info("resumed from %s after epoch %d", path, epoch)
+        return epoch + 1
 
 
 def _model_name(model: nn.Module) -> str:
@@ -559,11 +588,13 @@ def train_arch(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     eval_splits: list[str] | None = None,
+    identity: dict[str, Any] | None = None,
     **trainer_kwargs: Any,
 ) -> TrainResult:
     """Build the NB201 network of ``arch`` (seeded init) for ``data`` and train it.
 
-    ``trainer_kwargs`` go to :class:`Trainer` (``amp``, ``channels_last``, ``compile``).
+    ``trainer_kwargs`` go to :class:`Trainer` (``amp``, ``channels_last``, ``compile``);
+    ``identity`` adds fields to the checkpoint's run identity (see :meth:`Trainer.fit`).
     """
     from nasforge.nn.nb201 import NB201Network
 
@@ -577,6 +608,7 @@ def train_arch(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         eval_splits=eval_splits,
+        identity=identity,
     )
     result.meta.update({"C": C, "N": N})
     return result

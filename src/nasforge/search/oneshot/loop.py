@@ -41,6 +41,12 @@ from nasforge.search.oneshot.base import (
     skip_share,
 )
 from nasforge.spaces.nb201 import EDGES, OPS, Arch
+from nasforge.train.checkpoint import (
+    check_identity,
+    data_fingerprint,
+    load_checkpoint,
+    restoring,
+)
 from nasforge.train.device import resolve_device
 from nasforge.train.trainer import evaluate
 
@@ -205,21 +211,18 @@ def run_search(
         "seed": int(seed),
         "config": cfg.to_dict(),
         "splits": {"train": len(weights_split), "valid": len(arch_split)},
+        "data": data_fingerprint(data),
     }
     records: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
     ckpt_path = out / CHECKPOINT_NAME
     if resume and ckpt_path.exists():
-        # weights_only: the checkpoint holds tensors and plain containers only, so no code runs.
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ckpt.get("identity") != identity:
-            raise SearchError(
-                f"{ckpt_path} belongs to another run ({ckpt.get('identity')}); expected "
-                f"{identity}. Use another output directory or resume=False."
-            )
-        method.load_state_dict(ckpt["state"])
-        records = list(ckpt["records"])
-        start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])
+        ckpt = load_checkpoint(ckpt_path)  # safe load; a damaged file is a clear error
+        check_identity(ckpt_path, ckpt.get("identity"), identity)
+        with restoring(ckpt_path):
+            method.load_state_dict(ckpt["state"])
+            records = list(ckpt["records"])
+            start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])
 
     bs = cfg.batch_size
     train_loader = DeviceLoader(

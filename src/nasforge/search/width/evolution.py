@@ -39,7 +39,8 @@ class EvolutionSettings:
         if self.population < 2 or self.generations < 0 or not 1 <= self.parents <= self.population:
             raise SearchError(
                 f"need population >= 2, generations >= 0, 1 <= parents <= population; got "
-                f"{self.population}, {self.generations}, {self.parents}"
+                f"population={self.population}, generations={self.generations}, "
+                f"parents={self.parents}"
             )
         if not 0.0 <= self.mutate_prob <= 1.0 or not 0.0 <= self.band <= 1.0:
             raise SearchError(

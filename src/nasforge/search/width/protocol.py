@@ -36,6 +36,7 @@ from nasforge.search.width.evolution import EvolutionSettings
 from nasforge.search.width.supernet import SupernetSettings
 from nasforge.spaces.width import BinMode, WidthSpace, make_space
 from nasforge.train import Recipe, Trainer, TrainResult
+from nasforge.train.checkpoint import data_fingerprint
 
 SEARCH_FILE = "search.json"
 RETRAIN_FILE = "retrain.json"
@@ -236,6 +237,7 @@ def run_search(
         "dataset": dataset,
         "data_seed": seed,
         "limit": limit,
+        "data": data_fingerprint(data),
         "budget": str(budget),
         "sharing": sharing,
         "space": space.describe(),
@@ -248,8 +250,12 @@ def run_search(
     atomic_write_json(out / SEARCH_FILE, record)
     plot_search_front(record, out / "search_front.png")
     assert search.supernet is not None
+    # The weights carry the identity of the run that trained them (as every checkpoint).
+    identity = {k: record[k] for k in ("backbone", "dataset", "data_seed", "limit", "data")}
+    identity.update(sharing=sharing, recipe=recipe.to_dict(), settings=record["settings"])
     atomic_torch_save(
-        {"format": FORMAT, "state_dict": search.supernet.net.state_dict()}, out / "supernet.pt"
+        {"format": FORMAT, "identity": identity, "state_dict": search.supernet.net.state_dict()},
+        out / "supernet.pt",
     )
     return record
 
@@ -270,6 +276,13 @@ def run_retrain(
     sp = rec["space"]
     seed = int(rec["data_seed"]) if seed is None else int(seed)
     data = load_data(rec["dataset"], seed=int(rec["data_seed"]), limit=rec["limit"], root=data_root)
+    now = data_fingerprint(data)
+    if rec.get("data", now) != now:  # records of older versions carry no fingerprint
+        raise SearchError(
+            f"{out / SEARCH_FILE} was searched on other {rec['dataset']} data than "
+            f"{data_root or 'the default data directory'} holds (data fingerprint "
+            f"{rec['data']} then, {now} now); retrain on the data of the search"
+        )
     space = space_for(
         rec["backbone"], data, bins=sp["bins"], levels=sp["levels"], min_ratio=sp["min_ratio"]
     )
