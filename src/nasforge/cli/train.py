@@ -18,7 +18,13 @@ def train(
     epochs: int | None = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Override batch size."),
     lr: float | None = typer.Option(None, "--lr", help="Override the learning rate."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Training seed (init, batch order, augmentation)."),
+    data_seed: int = typer.Option(
+        0,
+        "--data-seed",
+        help="Seed of splits that have no official file or rule (digits, synthetic, "
+        "fallbacks); independent of --seed so every training seed sees the same split.",
+    ),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset directory."),
     split_dir: Path | None = typer.Option(None, "--split-dir", help="NB201 split files."),
     download: bool = typer.Option(False, "--download", help="Fetch CIFAR if absent."),
@@ -43,8 +49,10 @@ def train(
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     if resume and checkpoint_dir is None:
         raise typer.BadParameter("--resume needs --checkpoint-dir")
+    # The split never follows the training seed: two seeds of one arch are compared on the
+    # same validation images, as in NB201 (one split file for all its seeds).
     data = load_splits(
-        dataset, data_dir, download=download, split_file_dir=split_dir, seed=seed, limit=limit
+        dataset, data_dir, download=download, split_file_dir=split_dir, seed=data_seed, limit=limit
     )
     console = Console()
     console.print(
