@@ -175,7 +175,7 @@ def search(
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
     from nasforge.search import ALGORITHMS
-    from nasforge.search.protocol import run_protocol, save_search, summarize
+    from nasforge.search.protocol import plot_facts, run_protocol, save_search, summarize
 
     console = Console(quiet=quiet)
     factory = ALGORITHMS.get(algo)
@@ -235,7 +235,9 @@ def search(
         if executor is not None:
             executor.shutdown()
     meta = {"command": "search", "evaluator": ev.describe(), "params": params}
-    paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
+    paths = save_search(
+        out, results, meta=meta, title=f"{algo} on {dataset} ({b})", **plot_facts(ev)
+    )
     _print_summaries(console, [summarize(results)])
     console.print(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}")
 
@@ -268,7 +270,7 @@ def compare(
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
     from nasforge.search import ALGORITHMS
     from nasforge.search.protocol import compare as run_compare
-    from nasforge.search.protocol import save_comparison, summarize
+    from nasforge.search.protocol import plot_facts, save_comparison, summarize
 
     names = [a.strip() for a in algos.split(",") if a.strip()]
     if not names:
@@ -296,7 +298,9 @@ def compare(
             progress=lambda algo, i, r: bar.advance(task),
         )
     meta = {"command": "compare", "evaluator": ev.describe()}
-    paths = save_comparison(out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs")
+    paths = save_comparison(
+        out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs", **plot_facts(ev)
+    )
     _print_summaries(console, [summarize(r) for r in results.values()])
     console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}")
 
