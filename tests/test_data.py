@@ -20,6 +20,7 @@ from nasforge.data import (
     DeviceLoader,
     FallbackSplitWarning,
     Split,
+    cifar10_valid_split,
     crop_flip,
     load_pickle,
     load_splits,
@@ -29,11 +30,24 @@ from nasforge.data import (
     read_split_file,
 )
 from nasforge.data.base import NB201_MEAN_STD
+from nasforge.data.splits import _two_way_split
 from nasforge.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-OFFICIAL_SPLITS = Path("/work/shared/nb201/splits")
+# ../shared next to the repository root (a worktree reaches it through a symlink).
+OFFICIAL_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "nb201" / "splits"
+
+# sha256 of ",".join(indices) of the official cifar-split.txt ``train`` / ``valid`` lists
+# (computed from the file itself), so the rule is checked even where the file is absent.
+CIFAR10_VALID_SHA256 = {
+    "train": "b32573c51d975768a11c0d1540e625040790e2287a603c857413bd78ca68eb94",
+    "valid": "fe150dfa5a16fd2cab96300e44d12835a5427d45b6aa3dc7f039b0df1539f5ce",
+}
+
+
+def _sha(indices) -> str:
+    return hashlib.sha256(",".join(str(int(i)) for i in indices).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -296,6 +310,35 @@ def test_official_split_files():
     im = read_split_file(OFFICIAL_SPLITS / "imagenet-16-120-test-split.txt")
     assert im["xvalid"][:5] == [1, 2, 3, 6, 7] and im["xtest"][:5] == [0, 4, 5, 10, 11]
     assert len(im["xvalid"]) == len(im["xtest"]) == 3000
+
+
+def test_cifar10_valid_rule_is_the_official_split():
+    train, valid = cifar10_valid_split()
+    assert len(train) == len(valid) == 25000 and sorted(train + valid) == list(range(50000))
+    # The spot checks exps/NAS-Bench-201/main.py asserts after generating it.
+    assert (train[0], train[10], train[111]) == (0, 26, 203)
+    assert (valid[0], valid[10], valid[111]) == (1, 18, 242)
+    assert {"train": _sha(train), "valid": _sha(valid)} == CIFAR10_VALID_SHA256
+    if (OFFICIAL_SPLITS / "cifar-split.txt").is_file():
+        official = read_split_file(OFFICIAL_SPLITS / "cifar-split.txt")
+        assert official["train"] == train and official["valid"] == valid
+        assert _sha(official["train"]) == CIFAR10_VALID_SHA256["train"]
+
+
+def test_split_without_file_never_follows_the_seed(tmp_path):
+    # cifar10-valid on the full 50,000 images: the official rule, no warning, whatever seed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FallbackSplitWarning)
+        a1, b1, note = _two_way_split("cifar10-valid", 50000, tmp_path, 1, (25000, 25000))
+        a2, b2, _ = _two_way_split("cifar10-valid", 50000, None, 2, (25000, 25000))
+    assert "official rule" in note
+    assert np.array_equal(a1, a2) and np.array_equal(b1, b2)
+    assert _sha(a1) == CIFAR10_VALID_SHA256["train"] and _sha(b1) == CIFAR10_VALID_SHA256["valid"]
+    # The x-valid / x-test halves have no official rule: still a warning, naming why.
+    with pytest.warns(FallbackSplitWarning, match="no official rule"):
+        _two_way_split("cifar100", 10000, tmp_path, 0, (5000, 5000))
+    with pytest.warns(FallbackSplitWarning, match="needs all 50000 training images"):
+        _two_way_split("cifar10-valid", 20, tmp_path, 0, (25000, 25000))
 
 
 def test_split_file_errors(tmp_path):

@@ -492,3 +492,65 @@ def test_compare_writes_one_figure_and_table(evaluator, tmp_path):
     assert (tmp_path / "rea" / "summary.json").exists()
     assert summarize(results["rea"])["runs"] == 3
     assert math.isfinite(js["summaries"][1]["test_mean"])
+
+
+def test_comparison_plot_reads_well(evaluator, best_test, tmp_path, monkeypatch):
+    """The figure a researcher reads: y zoomed to where the algorithms differ, the table's
+    optimum dashed, the band explained, "synthetic" in the title of a synthetic table."""
+    import nasforge.search.protocol as protocol
+
+    figs = []
+
+    def keep(fig, path, **kwargs):
+        figs.append(fig)
+        path.write_bytes(b"png")
+        return path
+
+    monkeypatch.setattr(protocol, "atomic_save_figure", keep)
+    results = {a: run_protocol(a, evaluator, "6000s", runs=4, seed=0) for a in ("random", "rea")}
+    facts = protocol.plot_facts(evaluator)
+    assert facts == {"optimum": pytest.approx(best_test), "synthetic": True}
+    save_comparison(tmp_path, results, title="cmp", **facts)
+    ax = figs[-1].axes[0]
+    finals = [float(np.mean([r.final_test for r in runs])) for runs in results.values()]
+    low, high = ax.get_ylim()
+    # zoomed: the axis starts within a few points of the curves' end values, not at 20%
+    assert min(finals) - 15 < low < min(finals) and best_test < high < best_test + 5
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_ydata()[0] == pytest.approx(best_test)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("95% CI of the mean, 4 runs" in t for t in legend)
+    assert any(t.startswith("table optimum") for t in legend)
+    assert ax.get_title() == "cmp (synthetic table)"
+    # a budget in evaluations counts something: integer ticks
+    counted = {"rea": run_protocol("rea", evaluator, "7evals", runs=2, seed=0)}
+    protocol.plot_curves(counted, tmp_path / "evals.png")
+    ticks = figs[-1].axes[0].get_xticks()
+    assert np.allclose(ticks, np.round(ticks))
+
+
+def test_oneshot_search_plot_marks_warmup_and_trained_accuracy(tmp_path, monkeypatch):
+    import nasforge.search.oneshot.loop as loop
+
+    figs = []
+    monkeypatch.setattr(loop, "atomic_save_figure", lambda fig, path, **kw: figs.append(fig))
+    probs = np.full((6, 5), 0.2).tolist()
+    records = [
+        {
+            "epoch": e,
+            "probs": probs,
+            "derived_valid_acc": 40.0 + e,
+            "valid_acc": 30.0 + e,
+            "skip_share": 0.2,
+            "entropy": [1.5] * 6,
+        }
+        for e in range(1, 9)
+    ]
+    loop.plot_search(records, tmp_path / "s.png", warmup=3, trained={"trained test": 91.5})
+    acc_ax = next(a for a in figs[0].axes if a.get_title() == "derived architecture accuracy")
+    legend = [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    assert "warm-up (3 ep.)" in legend and "final arch, trained test: 91.50%" in legend
+    spans = [p for p in acc_ax.patches if p.get_label() == "warm-up (3 ep.)"]
+    assert len(spans) == 1 and spans[0].get_x() == 0.5 and spans[0].get_width() == 3
+    ticks = acc_ax.get_xticks()
+    assert np.allclose(ticks, np.round(ticks))  # epochs are counted

@@ -301,3 +301,27 @@ def test_cli_train_writes_json(tmp_path):
     assert record["recipe"]["epochs"] == 1 and record["dataset"] == "synthetic-16px-4c"
     bad = CliRunner().invoke(app, [*args[:5], "--recipe", "nope", "--quiet"])
     assert bad.exit_code != 0 and isinstance(bad.exception, RecipeError)
+
+
+def test_cli_train_seed_does_not_change_the_split(tmp_path, monkeypatch):
+    import nasforge.data
+    from nasforge.cli import app
+
+    real, seen = nasforge.data.load_splits, []
+
+    def recording(*args, **kwargs):
+        data = real(*args, **kwargs)
+        seen.append(data.evals["valid"].images)
+        return data
+
+    monkeypatch.setattr(nasforge.data, "load_splits", recording)
+    base = ["train", "--arch", ARCH, "--dataset", "digits", "--epochs", "1", "--limit", "32"]
+    base += ["--C", "4", "--N", "1", "--quiet"]
+    for seed in ("1", "2"):
+        res = CliRunner().invoke(app, [*base, "--seed", seed])
+        assert res.exit_code == 0, res.output
+    # Two training seeds validate on the same images; --data-seed alone moves the split.
+    assert torch.equal(seen[0], seen[1])
+    res = CliRunner().invoke(app, [*base, "--seed", "1", "--data-seed", "5"])
+    assert res.exit_code == 0, res.output
+    assert not torch.equal(seen[0], seen[2])

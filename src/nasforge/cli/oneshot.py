@@ -221,6 +221,15 @@ def run_oneshot(
         }
         evals = ", ".join(f"{k} {v['acc']:.2f}%" for k, v in summary["train"]["eval"].items())
         console.print(f"  trained arch accuracy: {evals}", highlight=False)
+        if summary["png"]:
+            from nasforge.search.oneshot.loop import plot_result
+
+            # the search plot gains the retrained accuracy, now that it is known
+            retrained = f"retrained {n_train} ep. C={shape['C']} N={shape['N']}"
+            plot_result(
+                result,
+                {f"{retrained} {k}": v["acc"] for k, v in summary["train"]["eval"].items()},
+            )
     summary["total_time"] = time.perf_counter() - t0
     from nasforge.io import atomic_write_json
 

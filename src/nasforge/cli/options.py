@@ -36,6 +36,7 @@ def at_least(low: int) -> Callable[[int | None], int | None]:
     return check
 
 
-def seed_option(default: int | None = 0, help: str = "Random seed.") -> Any:
-    """A ``--seed`` option refusing what numpy and torch cannot take (negative, > 63 bits)."""
-    return typer.Option(default, "--seed", callback=_check_seed, help=f"{help} (0..2**63-1)")
+def seed_option(default: int | None = 0, help: str = "Random seed.", name: str = "--seed") -> Any:
+    """A seed option (``--seed`` unless ``name`` says otherwise) refusing what numpy and
+    torch cannot take (negative, > 63 bits)."""
+    return typer.Option(default, name, callback=_check_seed, help=f"{help} (0..2**63-1)")

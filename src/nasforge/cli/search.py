@@ -212,7 +212,7 @@ def search(
     summary.json and curve.png to OUT."""
     from nasforge.io import check_output_dir
     from nasforge.search import ALGORITHMS
-    from nasforge.search.protocol import run_protocol, save_search, summarize
+    from nasforge.search.protocol import plot_facts, run_protocol, save_search, summarize
 
     console = Console(quiet=quiet)
     factory = ALGORITHMS.get(algo)
@@ -283,7 +283,9 @@ def search(
         "evaluator": ev.describe(),
         "params": params,
     }
-    paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
+    paths = save_search(
+        out, results, meta=meta, title=f"{algo} on {dataset} ({b})", **plot_facts(ev)
+    )
     _print_summaries(console, [summarize(results)])
     console.print(escape(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}"))
 
@@ -329,7 +331,7 @@ def compare(
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
     from nasforge.io import check_output_dir
     from nasforge.search import ALGORITHMS
-    from nasforge.search.protocol import check_algos, save_comparison, summarize
+    from nasforge.search.protocol import check_algos, plot_facts, save_comparison, summarize
     from nasforge.search.protocol import compare as run_compare
 
     names = [a.strip() for a in algos.split(",") if a.strip()]
@@ -360,7 +362,9 @@ def compare(
             progress=lambda algo, i, r: bar.advance(task),
         )
     meta = {"command": "compare", "space": ev.space.name, "evaluator": ev.describe()}
-    paths = save_comparison(out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs")
+    paths = save_comparison(
+        out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs", **plot_facts(ev)
+    )
     _print_summaries(console, [summarize(r) for r in results.values()])
     console.print(escape(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}"))
 

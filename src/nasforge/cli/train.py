@@ -71,7 +71,13 @@ def train(
     epochs: int | None = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Override batch size."),
     lr: float | None = typer.Option(None, "--lr", help="Override the learning rate."),
-    seed: int = seed_option(0),
+    seed: int = seed_option(0, "Training seed (init, batch order, augmentation)."),
+    data_seed: int = seed_option(
+        0,
+        "Seed of splits that have no official file or rule (digits, synthetic, fallbacks); "
+        "independent of --seed so every training seed sees the same split.",
+        name="--data-seed",
+    ),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset directory."),
     split_dir: Path | None = typer.Option(None, "--split-dir", help="NB201 split files."),
     download: bool = typer.Option(False, "--download", help="Fetch CIFAR if absent."),
@@ -120,8 +126,10 @@ def train(
         check_output_dir(checkpoint_dir)
     if resume:
         resume_path(checkpoint_dir, CHECKPOINT_NAME)
+    # The split never follows the training seed: two seeds of one arch are compared on the
+    # same validation images, as in NB201 (one split file for all its seeds).
     data = load_splits(
-        dataset, data_dir, download=download, split_file_dir=split_dir, seed=seed, limit=limit
+        dataset, data_dir, download=download, split_file_dir=split_dir, seed=data_seed, limit=limit
     )
     console = Console()
     console.print(

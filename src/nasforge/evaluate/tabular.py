@@ -317,6 +317,12 @@ class TabularEvaluator(Evaluator):
         i = int(np.nanargmax(rv))
         return Reported(float(rv[i]), float(rt[i]))
 
+    def optimum(self) -> float:
+        """The best reported test accuracy of any arch in the table (NaN if none): the
+        "optimal" row of NAS-Bench-201's Table 5, the ceiling a plot draws."""
+        _, rt = self._report_arrays()
+        return float(np.nanmax(rt)) if np.isfinite(rt).any() else math.nan
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": "tabular",

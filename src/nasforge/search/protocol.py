@@ -43,6 +43,7 @@ __all__ = [
     "default_budget",
     "format_pm",
     "plot_curves",
+    "plot_facts",
     "run_protocol",
     "save_comparison",
     "save_search",
@@ -267,6 +268,34 @@ def _x_axis(runs: Sequence[RunResult]) -> tuple[str, str]:
     return "time", f"{clock} time (seconds)"
 
 
+def _band(ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over runs (rows) at each grid point, the half-width of its 95% normal confidence
+    interval (1.96 standard errors, sample std), and the number of runs with a value."""
+    finite = np.isfinite(ys)
+    n = finite.sum(axis=0)
+    mean = np.where(n > 0, np.where(finite, ys, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    sq = np.where(finite, (ys - mean) ** 2, 0.0).sum(axis=0)
+    half = 1.96 * np.sqrt(sq / np.maximum(n - 1, 1)) / np.sqrt(np.maximum(n, 1))
+    return mean, half, n
+
+
+def _zoomed_ylim(
+    lows: list[np.ndarray], highs: list[np.ndarray], optimum: float | None
+) -> tuple[float, float] | None:
+    """A y-range around where the curves differ: the bands after the first tenth of the
+    x-axis (the initial climb from the first random arch would flatten everything else),
+    and the optimum line; 8% padding."""
+    lo = [float(np.nanmin(v)) for v in lows if np.isfinite(v).any()]
+    hi = [float(np.nanmax(v)) for v in highs if np.isfinite(v).any()]
+    if not lo or not hi:
+        return None
+    bottom, top = min(lo), max(hi)
+    if optimum is not None and math.isfinite(optimum):
+        top = max(top, optimum)
+    pad = max(0.08 * (top - bottom), 0.05)
+    return bottom - pad, top + pad
+
+
 def plot_curves(
     results: dict[str, Sequence[RunResult]],
     path: str | Path,
@@ -274,15 +303,23 @@ def plot_curves(
     title: str = "",
     metric: str = "test",
     points: int = 200,
+    optimum: float | None = None,
+    synthetic: bool = False,
 ) -> Path:
-    """Mean best-so-far ``metric`` vs the clock, one line per algorithm, 95% CI band.
+    """Mean best-so-far ``metric`` vs the clock, one line per algorithm, each with the 95%
+    confidence band of its mean over the runs.
 
+    The y-axis is zoomed to where the algorithms differ (after the first tenth of the run);
+    ``optimum`` (the table's best ``metric``) is drawn as a dashed line; ``synthetic`` puts
+    "synthetic table" in the title. A counted x-axis (evaluations) has integer ticks.
     Written atomically as a PNG.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     all_runs = [r for rs in results.values() for r in rs]
     x_kind, x_label = _x_axis(all_runs)
@@ -291,22 +328,36 @@ def plot_curves(
     else:
         x_max = float(max((r.num_evals for r in all_runs), default=1))
     grid = np.linspace(0.0, max(x_max, 1e-9), points)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    late = grid >= 0.1 * grid[-1]
+    fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
+    lows, highs, counts = [], [], []
     for algo, runs in results.items():
-        ys = curve_on_grid(runs, grid, metric=metric, x=x_kind)
-        finite = np.isfinite(ys)
-        n = finite.sum(axis=0)
-        mean = np.where(n > 0, np.where(finite, ys, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
-        # sample std of the runs -> standard error of the mean -> 95% normal band
-        sq = np.where(finite, (ys - mean) ** 2, 0.0).sum(axis=0)
-        half = 1.96 * np.sqrt(sq / np.maximum(n - 1, 1)) / np.sqrt(np.maximum(n, 1))
-        line = ax.plot(grid, mean, label=f"{algo} (n={len(runs)})")[0]
+        mean, half, _ = _band(curve_on_grid(runs, grid, metric=metric, x=x_kind))
+        line = ax.plot(grid, mean, label=f"{algo}", linewidth=1.6)[0]
         ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+        lows.append((mean - half)[late])
+        highs.append((mean + half)[late])
+        counts.append(len(runs))
+    handles, labels = ax.get_legend_handles_labels()
+    if optimum is not None and math.isfinite(optimum):
+        handles.append(ax.axhline(optimum, color="black", linestyle="--", linewidth=1.0))
+        labels.append(f"table optimum {optimum:.2f}%")
+    if counts:
+        n_txt = str(counts[0]) if len(set(counts)) == 1 else f"{min(counts)}-{max(counts)}"
+        handles.append(Patch(color="grey", alpha=0.3))
+        labels.append(f"band: 95% CI of the mean, {n_txt} runs")
+    ylim = _zoomed_ylim(lows, highs, optimum)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlim(0.0, grid[-1])
+    if x_kind == "evals":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(x_label)
     ax.set_ylabel(f"{metric} accuracy of the best-so-far arch (%)")
-    ax.set_title(title or f"mean best-so-far {metric} accuracy, 95% CI")
+    head = title or f"mean best-so-far {metric} accuracy"
+    ax.set_title(f"{head} (synthetic table)" if synthetic else head)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(handles, labels, loc="lower right", fontsize=8)
     fig.tight_layout()
     return atomic_save_figure(fig, path)
 
@@ -314,14 +365,30 @@ def plot_curves(
 # ----------------------------------------------------------------------------------------
 # writing results
 # ----------------------------------------------------------------------------------------
+def plot_facts(evaluator: Evaluator) -> dict[str, Any]:
+    """What a plot of searches against ``evaluator`` shows besides the curves: the table's
+    optimum (best reported test accuracy of any arch; None off a table) and whether the
+    table is synthetic. Keyword arguments for :func:`save_search` / :func:`save_comparison`."""
+    optimum = getattr(evaluator, "optimum", None)
+    bench = getattr(evaluator, "bench", None)
+    meta = getattr(bench, "meta", None) or {}
+    return {
+        "optimum": optimum() if callable(optimum) else None,
+        "synthetic": meta.get("source") == "synthetic",
+    }
+
+
 def save_search(
     out_dir: str | Path,
     runs: Sequence[RunResult],
     *,
     meta: dict[str, Any] | None = None,
     title: str = "",
+    optimum: float | None = None,
+    synthetic: bool = False,
 ) -> dict[str, Path]:
-    """Write ``trajectories.jsonl`` (one run per line), ``summary.json`` and ``curve.png``."""
+    """Write ``trajectories.jsonl`` (one run per line), ``summary.json`` and ``curve.png``
+    (``optimum`` / ``synthetic`` as for :func:`plot_curves`)."""
     out = Path(out_dir)
     lines = [json.dumps(to_jsonable(r.to_dict()), allow_nan=False) for r in runs]
     traj = out / "trajectories.jsonl"
@@ -330,7 +397,13 @@ def save_search(
     summ = out / "summary.json"
     atomic_write_json(summ, summary)
     algo = runs[0].algo
-    png = plot_curves({algo: runs}, out / "curve.png", title=title or f"{algo}")
+    png = plot_curves(
+        {algo: runs},
+        out / "curve.png",
+        title=title or f"{algo}",
+        optimum=optimum,
+        synthetic=synthetic,
+    )
     return {"trajectories": traj, "summary": summ, "plot": png}
 
 
@@ -363,17 +436,22 @@ def save_comparison(
     *,
     meta: dict[str, Any] | None = None,
     title: str = "",
+    optimum: float | None = None,
+    synthetic: bool = False,
 ) -> dict[str, Path]:
     """Per algorithm a :func:`save_search` sub-directory, plus ``comparison.json``,
-    ``comparison.md`` and ``comparison.png`` (all algorithms in one figure)."""
+    ``comparison.md`` and ``comparison.png`` (all algorithms in one figure; ``optimum`` /
+    ``synthetic`` as for :func:`plot_curves`)."""
     out = Path(out_dir)
     summaries = []
     for algo, runs in results.items():
-        save_search(out / algo, runs, meta=meta)
+        save_search(out / algo, runs, meta=meta, optimum=optimum, synthetic=synthetic)
         summaries.append(summarize(runs))
     js = out / "comparison.json"
     atomic_write_json(js, {"summaries": summaries, **({"meta": meta} if meta else {})})
     md = out / "comparison.md"
     atomic_write_text(md, comparison_markdown(summaries))
-    png = plot_curves(results, out / "comparison.png", title=title)
+    png = plot_curves(
+        results, out / "comparison.png", title=title, optimum=optimum, synthetic=synthetic
+    )
     return {"json": js, "markdown": md, "plot": png}

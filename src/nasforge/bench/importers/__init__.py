@@ -1,15 +1,17 @@
-"""Importers: official NAS-Bench-201 / NATS-Bench files and plain CSV / Parquet tables."""
+"""Importers: official NAS-Bench-201 / NATS-Bench files, the NB201 results export CSV and
+plain CSV / Parquet tables."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from nasforge.bench.importers.nb201_export import import_nb201_export, is_nb201_export
 from nasforge.bench.importers.official import import_official, read_nats_tss, read_nb201
 from nasforge.bench.importers.plain import import_plain
 from nasforge.errors import BenchError
 
-FORMATS = ("auto", "nb201", "nats-tss", "csv", "parquet")
+FORMATS = ("auto", "nb201", "nats-tss", "nb201-export", "csv", "parquet")
 
 
 def detect_format(src: str | os.PathLike[str]) -> str:
@@ -32,7 +34,7 @@ def detect_format(src: str | os.PathLike[str]) -> str:
     if name.endswith(".pickle.pbz2") or name.endswith(".pbz2"):
         return "nats-tss"
     if name.endswith((".csv", ".tsv", ".txt")):
-        return "csv"
+        return "nb201-export" if is_nb201_export(p) else "csv"  # the header tells
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     raise BenchError(
@@ -52,12 +54,21 @@ def import_table(
     acc_scale: str = "auto",
     overwrite: bool = False,
 ) -> Path:
-    """Import ``src`` into a new table at ``out`` (what ``nasforge bench import`` runs)."""
+    """Import ``src`` into a new table at ``out`` (what ``nasforge bench import`` runs).
+
+    A CSV in the NB201 results-export layout (:mod:`nasforge.bench.importers.nb201_export`)
+    is recognised by its header under ``format="csv"`` too (that layout holds two recipes per
+    dataset, which a plain final-metrics import cannot express), unless ``columns``,
+    ``dataset`` or ``hp`` ask for a plain import explicitly.
+    """
     if format not in FORMATS:
         raise BenchError(f"format {format!r} unknown; expected one of {list(FORMATS)}")
     fmt = detect_format(src) if format == "auto" else format
     if fmt in ("nb201", "nats-tss"):
         return import_official(src, out, kind=fmt, overwrite=overwrite)
+    plain_asked = columns is not None or dataset is not None or hp != "final"
+    if fmt == "nb201-export" or (fmt == "csv" and not plain_asked and is_nb201_export(src)):
+        return import_nb201_export(src, out, overwrite=overwrite)
     return import_plain(
         src,
         out,
@@ -74,9 +85,11 @@ def import_table(
 __all__ = [
     "FORMATS",
     "detect_format",
+    "import_nb201_export",
     "import_official",
     "import_plain",
     "import_table",
+    "is_nb201_export",
     "read_nats_tss",
     "read_nb201",
 ]

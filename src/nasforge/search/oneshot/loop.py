@@ -372,12 +372,45 @@ def run_search(
     payload = {**identity, "status": "done", **result.to_dict()}
     atomic_write_json(out / RESULT_NAME, payload)
     if plot:
-        plot_search(records, out / PLOT_NAME, title=f"{method.name} on {data.name}")
+        plot_result(result)
     return result
 
 
-def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
-    """Per-edge op probabilities per epoch (6 panels) + derived-arch accuracy per epoch."""
+def plot_result(result: SearchResult, trained: dict[str, float] | None = None) -> Path | None:
+    """(Re)draw ``result``'s search plot (``result.paths["png"]``; None when it has none):
+    warm-up epochs from its config, the table's accuracy of the derived arch when known, and
+    ``trained`` (label -> accuracy, e.g. of a retraining done after the search)."""
+    png = result.paths.get("png")
+    if not png:
+        return None
+    known: dict[str, float] = {}
+    table = result.table
+    if table is not None and table.get("test_acc") is not None:
+        known[f"table {table['dataset']} {table['hp']}-epoch test"] = float(table["test_acc"])
+    known.update(trained or {})
+    return plot_search(
+        result.epochs,
+        png,
+        title=f"{result.algo} on {result.dataset}",
+        warmup=int(result.config.get("warmup_epochs", 0) or 0),
+        trained=known,
+    )
+
+
+def plot_search(
+    records: list[dict[str, Any]],
+    path: str | Path,
+    *,
+    title: str = "",
+    warmup: int = 0,
+    trained: dict[str, float] | None = None,
+) -> Path:
+    """Per-edge op probabilities per epoch (6 panels) + derived-arch accuracy per epoch.
+
+    ``warmup`` epochs (weights only, no architecture step) are shaded in every panel;
+    ``trained`` maps a label to an accuracy of the final derived arch after real training
+    (the table's, or a retraining's), drawn as dashed lines on the accuracy panel.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -388,6 +421,17 @@ def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str =
     probs = np.asarray([r["probs"] for r in records], dtype=np.float64)  # (T, 6, 5)
     fig = plt.figure(figsize=(13, 9))
     grid = fig.add_gridspec(3, 3)
+
+    def shade_warmup(ax: Any, label: bool = False) -> None:
+        if warmup > 0:
+            ax.axvspan(
+                0.5,
+                warmup + 0.5,
+                color="grey",
+                alpha=0.15,
+                label=f"warm-up ({warmup} ep.)" if label else None,
+            )
+
     # One y-range for all edges, fitted to the data: early in a search the probabilities
     # sit near 1/5 and a fixed 0..1 axis would hide their evolution.
     top = min(1.0, float(probs.max()) * 1.15 + 0.02) if len(records) else 1.0
@@ -396,6 +440,7 @@ def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str =
         for k, op in enumerate(OPS):
             if len(records):
                 ax.plot(epochs, probs[:, e, k], label=op, marker="." if len(epochs) < 30 else None)
+        shade_warmup(ax, label=e == 0)
         ax.set_title(f"edge {dst}<-{src}")
         ax.set_ylim(0, top)
         ax.set_xlabel("epoch")
@@ -425,6 +470,16 @@ def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str =
                 marker="o",
                 label="derived arch, table test acc",
             )
+    for k, (label, acc) in enumerate((trained or {}).items()):
+        if acc is not None and math.isfinite(acc):
+            ax.axhline(
+                acc,
+                color=f"C{4 + k}",
+                linestyle="--",
+                linewidth=1.2,
+                label=f"final arch, {label}: {acc:.2f}%",
+            )
+    shade_warmup(ax, label=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=8)
@@ -438,10 +493,15 @@ def plot_search(records: list[dict[str, Any]], path: str | Path, *, title: str =
             marker=".",
             label="mean entropy / log 5",
         )
+    shade_warmup(ax)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("epoch")
     ax.legend(fontsize=8)
     ax.set_title("collapse indicators")
+    from matplotlib.ticker import MaxNLocator
+
+    for a in fig.axes:  # epochs are counted: integer ticks
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
     return atomic_save_figure(fig, path, dpi=90)
