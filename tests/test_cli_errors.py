@@ -247,3 +247,25 @@ def test_error_messages_keep_their_brackets(monkeypatch, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "nasforge[ray]" in err and err.startswith("error: ")
+
+
+def test_split_dir_that_is_a_file_is_named_as_such(tmp_path) -> None:
+    from nasforge.data import load_splits
+    from nasforge.errors import DataError
+
+    f = tmp_path / "splits.txt"
+    f.write_text("{}")
+    with pytest.raises(DataError, match="is not a directory"):
+        load_splits("cifar10-valid", tmp_path / "none", split_file_dir=f)
+
+
+def test_build_archs_with_non_ascii_digits_are_refused(tmp_path) -> None:
+    from nasforge.bench.build import resolve_archs
+
+    f = tmp_path / "archs.txt"
+    f.write_text("12\n\u0661\u0662\n")
+    with pytest.raises(ArchError):
+        resolve_archs(f)
+    with pytest.raises(ArchError):
+        resolve_archs("\u0661\u0662")
+    assert [a.to_index() for a in resolve_archs(["12"])] == [12]

@@ -70,7 +70,9 @@ def resolve_archs(spec: str | int | Sequence[Any], *, order_seed: int = 0) -> li
         return _dedup(Arch.parse(a) for a in spec)
     if isinstance(spec, bool):
         raise ArchError(f"archs {spec!r} invalid; expected 'all', 'unique', N or a file")
-    if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
+    if isinstance(spec, (int, np.integer)) or (
+        isinstance(spec, str) and spec.strip().isascii() and spec.strip().isdigit()
+    ):
         n = int(spec)
         if not 1 <= n <= NUM_ARCHS:
             raise ArchError(f"archs N={n} out of range; expected 1..{NUM_ARCHS}")
@@ -105,7 +107,8 @@ def resolve_archs(spec: str | int | Sequence[Any], *, order_seed: int = 0) -> li
             raise ArchError(f"arch file {str(path)!r} is not valid JSON: {exc}") from None
     else:
         items = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-        items = [int(s) if s.isdigit() else s for s in items if s]
+        # ASCII digits only: int() also reads other scripts' digits ("١٢").
+        items = [int(s) if s.isascii() and s.isdigit() else s for s in items if s]
     if not items:
         raise ArchError(f"arch file {str(path)!r} lists no architecture")
     return _dedup(Arch.parse(a) for a in items)

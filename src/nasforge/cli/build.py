@@ -14,7 +14,7 @@ from nasforge.errors import NasforgeError
 def _seeds(ctx: typer.Context, seeds: list[int]) -> tuple[int, ...]:
     """``--seeds 777 888 999`` (the values after the first are left over as extra args)."""
     extra = list(ctx.args)
-    bad = [a for a in extra if not a.lstrip("-").isdigit()]
+    bad = [a for a in extra if not (a.isascii() and a.lstrip("-").isdigit())]
     if bad:
         raise typer.BadParameter(
             f"unexpected argument(s) {bad}; seeds are integers, e.g. --seeds 777 888 999",

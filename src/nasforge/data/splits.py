@@ -152,9 +152,14 @@ def _two_way_split(
 
 def _resolve_dir(value: str | Path | None, env: str) -> Path | None:
     if value is not None:
-        return Path(value).expanduser()
-    from_env = os.environ.get(env)
-    return Path(from_env).expanduser() if from_env else None
+        path = Path(value).expanduser()
+    else:
+        from_env = os.environ.get(env)
+        path = Path(from_env).expanduser() if from_env else None
+    if path is not None and path.exists() and not path.is_dir():
+        source = "split_file_dir" if value is not None else f"${env}"
+        raise DataError(f"{source} {str(path)!r} is not a directory; expected a directory")
+    return path
 
 
 def _split(name: str, pair: tuple[torch.Tensor, torch.Tensor], idx: np.ndarray | None) -> Split:

@@ -123,7 +123,11 @@ class TabularEvaluator(Evaluator):
         self._E = self._valid.shape[2]
         self._ok_seeds_cache: dict[int, np.ndarray] = {}
 
-        if isinstance(seed_policy, str) and seed_policy.lstrip("-").isdigit():
+        if (
+            isinstance(seed_policy, str)
+            and seed_policy.isascii()
+            and seed_policy.lstrip("-").isdigit()
+        ):
             seed_policy = int(seed_policy)
         if isinstance(seed_policy, int) and not isinstance(seed_policy, bool):
             if seed_policy not in self.seeds:
