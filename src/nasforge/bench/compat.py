@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -620,7 +621,7 @@ class NB201ArchResults(ArchResults):
     _result_cls = NB201ResultsCount
 
     def show(self, is_print: bool = False) -> list[str]:
-        return print_information(self, None, is_print, sep=", ")
+        return print_information(self, None, is_print, sep=",")
 
 
 def print_information(
@@ -686,7 +687,22 @@ class _Arch2Infos(Mapping):
 
 
 # -- the API -----------------------------------------------------------------------------------
+def sibling_table(official: str | os.PathLike[str]) -> Path:
+    """Where the table imported from an official file lives by convention: next to it,
+    named after it (``NAS-Bench-201-v1_1-096897.pth`` -> ``NAS-Bench-201-v1_1-096897.table``,
+    ``NATS-tss-v1_0-3ffb9-simple`` -> ``NATS-tss-v1_0-3ffb9.table``)."""
+    p = Path(official)
+    name = p.name
+    for suffix in (".pickle.pbz2", ".pth", "-simple", "-full", "-archive"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return p.with_name(name + TABLE_SUFFIX)
+
+
 def _open(path: Any) -> Benchmark:
+    """A table; given an official file, the table imported next to it (so scripts that
+    name the official file run unchanged once it is imported)."""
     if isinstance(path, Benchmark):
         return path
     p = Path(path)
@@ -698,10 +714,12 @@ def _open(path: Any) -> Benchmark:
         except BenchError:
             kind = None
         if kind in ("nb201", "nats-tss"):
+            table = sibling_table(p)
+            if (table / "manifest.json").is_file():
+                return Benchmark.open(table)
             raise BenchError(
-                f"{str(p)!r} is an official {kind} file; import it once into a table "
-                f"(`nasforge bench import {p} -o {p.name.split('.')[0]}{TABLE_SUFFIX}`) "
-                "and open the table"
+                f"{str(p)!r} is an official {kind} file; import it once "
+                f"(`nasforge bench import {p} -o {table}`), then this call opens the table"
             )
     return Benchmark.open(p)
 
@@ -717,7 +735,7 @@ class NASBench201API:
 
     _comment = False
     _arch_results_cls: type[ArchResults] = NB201ArchResults
-    _info_sep = ", "
+    _info_sep = ","
     _default_base = NB201_BASE_NAME
 
     def __init__(
@@ -1112,6 +1130,26 @@ class NASBench201API:
             self._used_time += time_cost
         return valid_acc, latency, time_cost, self._used_time
 
+    def _final_means(self, dataset: str, hp: str, metric: str) -> np.ndarray:
+        """``[15625]`` seed-averaged last-epoch ``metric`` (NaN: no ok run), read from the
+        last epoch only (a sparse table is not expanded to 15,625 full curves)."""
+        g = self._bench._group(dataset, hp)
+        k = g.m_pos.get(metric)
+        if k is None:
+            raise BenchError(f"{dataset}/{hp} has no {metric}; it has {list(g.names)}")
+        final = np.asarray(g.data[:, :, k, -1], dtype=np.float64)
+        final = np.where(np.asarray(g.status) == 1, final, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are "missing"
+            means = np.nanmean(final, axis=1)
+        values = np.full(NUM_ARCHS, np.nan)
+        if g.inv is None:
+            values[g.g.rows] = means
+        else:
+            idx = np.flatnonzero(g.inv >= 0)
+            values[idx] = means[g.inv[idx]]
+        return values
+
     def _find_best(
         self,
         dataset: str,
@@ -1129,7 +1167,7 @@ class NASBench201API:
             prefix = "test" if dataset in ("cifar10", "cifar10-valid") else "valtest"
         if prefix is None:
             raise BenchError(f"unknown set {metric_on_set!r} for {dataset}")
-        values = np.array(self._bench.table(dataset, str(hp)).mean_final(f"{prefix}_acc"))
+        values = self._final_means(dataset, str(hp), f"{prefix}_acc")
         c = self._bench._state.costs.get(dataset)
         for cap, name, arg in ((flop_max, "flops_m", names[0]), (param_max, "params_m", names[1])):
             if cap is None:
@@ -1247,7 +1285,8 @@ class NATStopologyAPI(NASBench201API):
 def _default_table(base: str) -> Path:
     """The table ``create(None, ...)`` opens: ``<torch home>/<official base name>.table``.
 
-    Where only the official file is there, the error gives the one-time import command."""
+    Where only the official file is there, it is returned: opening it gives the one-time
+    import command."""
     home = Path(get_torch_home())
     table = home / f"{base}{TABLE_SUFFIX}"
     if (table / "manifest.json").is_file():
@@ -1261,10 +1300,7 @@ def _default_table(base: str) -> Path:
     ]
     found = next((p for p in official if p.exists()), None)
     if found is not None:
-        raise BenchError(
-            f"no table at {str(table)!r}; import the official {found.name} once: "
-            f"`nasforge bench import {found} -o {table}`"
-        )
+        return found  # _open explains how to import it (or opens its sibling table)
     raise BenchError(
         f"no table at {str(table)!r} (and no official {base} file in {str(home)!r}); set "
         "TORCH_HOME or pass the table path"
@@ -1309,4 +1345,5 @@ __all__ = [
     "get_torch_home",
     "print_information",
     "remap_dataset_set_names",
+    "sibling_table",
 ]
