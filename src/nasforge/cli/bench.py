@@ -196,5 +196,20 @@ def bench_verify(table: Path = typer.Argument(..., help="Table directory.")) -> 
     )
 
 
+@bench_app.command("export")
+def bench_export(
+    table: Path = typer.Argument(..., help="Table directory."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet | csv"),
+    curves: bool = typer.Option(False, help="Add per-epoch curves (lists; JSON arrays in CSV)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --output file."),
+) -> None:
+    """One row per arch x dataset x hp x seed (final metrics, costs) for pandas / DuckDB."""
+    from nasforge.bench.export import export_table
+
+    path = export_table(table, output, format=fmt, curves=curves, overwrite=overwrite)
+    typer.echo(f"wrote {path} ({fmt}{', with curves' if curves else ''})")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
