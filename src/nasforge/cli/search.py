@@ -190,14 +190,18 @@ def search(
         help="Train evaluator: evaluate up to K asked archs at once on a local process pool "
         "of K workers (searchers that need each outcome first, e.g. bohb, stay sequential).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No progress output (the result table is still printed)."
+    ),
 ) -> None:
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
     from nasforge.search import ALGORITHMS
     from nasforge.search.protocol import run_protocol, save_search, summarize
 
+    # --quiet silences progress and notes; the result table and paths are the output.
     console = Console(quiet=quiet)
+    out_console = Console()
     factory = ALGORITHMS.get(algo)
     if getattr(factory, "kind", None) == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
@@ -266,8 +270,8 @@ def search(
         "params": params,
     }
     paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
-    _print_summaries(console, [summarize(results)])
-    console.print(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}")
+    _print_summaries(out_console, [summarize(results)])
+    out_console.print(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}")
 
 
 def compare(
@@ -297,7 +301,9 @@ def compare(
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(None, help="Epochs of each trained arch (train evaluator)."),
     max_evals: int | None = typer.Option(None, help="Safety cap on evaluations per run."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No progress output (the result table is still printed)."
+    ),
 ) -> None:
     """Run several algorithms under the same protocol and seeds; write one comparison
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
@@ -315,7 +321,9 @@ def compare(
                 f"compare runs black-box algorithms; {name!r} is {kind!r} — run it with "
                 "`nasforge search`"
             )
+    # --quiet silences progress and notes; the result table and paths are the output.
     console = Console(quiet=quiet)
+    out_console = Console()
     # locals(): the options as given (no option is rebound above this line).
     ev, b = _evaluator_and_budget(locals(), console)
 
@@ -332,8 +340,8 @@ def compare(
         )
     meta = {"command": "compare", "space": ev.space.name, "evaluator": ev.describe()}
     paths = save_comparison(out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs")
-    _print_summaries(console, [summarize(r) for r in results.values()])
-    console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}")
+    _print_summaries(out_console, [summarize(r) for r in results.values()])
+    out_console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}")
 
 
 def register(app: typer.Typer) -> None:
