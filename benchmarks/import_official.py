@@ -14,7 +14,7 @@ per-epoch times:
 * ``nats-tss-single``: ``NATS-tss-v1_0-3ffb9.pickle.pbz2`` (one bz2 pickle).
 
 Each import runs ``python -m nasforge.cli bench import SRC -o TABLE`` in a fresh process;
-its wall time and peak RSS (``ru_maxrss`` of the child) are measured, and extrapolated
+its wall time and peak RSS (the child's own ``VmHWM``) are measured, and extrapolated
 linearly in the number of archs to the full 15,625 (stated as an extrapolation). Prints JSON.
 """
 
@@ -107,15 +107,17 @@ def _size(p: Path) -> int:
 
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from nasforge.bench import Benchmark
 from nasforge.bench.importers import import_table
-rss0 = int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS:")).split()[1])
+def status(key):  # kB; VmHWM is this process's own peak (ru_maxrss keeps the parent's
+    return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1])
+rss0 = status("VmRSS:")
 t0 = time.perf_counter()
 path = import_table(sys.argv[1], sys.argv[2])
 wall = time.perf_counter() - t0
 n = len(Benchmark.open(path))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status("VmHWM:")
 print(json.dumps({"wall_s": wall, "peak_rss_mb": peak / 1024, "rss_after_imports_mb": rss0 / 1024,
                   "archs_imported": n}))
 """

@@ -108,10 +108,15 @@ def _resolve_budget(budget: str | None, dataset: str, ev: Any, console: Console)
     return b
 
 
-def _print_summaries(console: Console, summaries: list[dict[str, Any]]) -> None:
+def _synthetic_note(ev: Any) -> str:
+    """A suffix for titles when the evaluator reads a synthetic (made-up) table."""
+    return " [SYNTHETIC table]" if ev.describe().get("synthetic") else ""
+
+
+def _print_summaries(console: Console, summaries: list[dict[str, Any]], note: str = "") -> None:
     from nasforge.search.protocol import format_pm
 
-    table = Table(title="search results (returned arch, mean ± std over runs)")
+    table = Table(title=f"search results (returned arch, mean ± std over runs){note}")
     for col in ("algorithm", "runs", "budget", "evals", "search valid", "valid", "test"):
         table.add_column(col, justify="left" if col == "algorithm" else "right")
     for s in summaries:
@@ -269,8 +274,9 @@ def search(
         "evaluator": ev.describe(),
         "params": params,
     }
-    paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
-    _print_summaries(out_console, [summarize(results)])
+    note = _synthetic_note(ev)
+    paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b}){note}")
+    _print_summaries(out_console, [summarize(results)], note)
     out_console.print(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}")
 
 
@@ -339,8 +345,11 @@ def compare(
             progress=lambda algo, i, r: bar.advance(task),
         )
     meta = {"command": "compare", "space": ev.space.name, "evaluator": ev.describe()}
-    paths = save_comparison(out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs")
-    _print_summaries(out_console, [summarize(r) for r in results.values()])
+    note = _synthetic_note(ev)
+    paths = save_comparison(
+        out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs{note}"
+    )
+    _print_summaries(out_console, [summarize(r) for r in results.values()], note)
     out_console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}")
 
 
