@@ -44,3 +44,17 @@ def test_features_and_logits_are_the_official_tiny_network_pair():
     x = torch.randn(2, 3, 16, 16)
     for a, b in zip(ours(x), official(x), strict=True):
         assert torch.equal(a, b)
+
+
+def test_train_and_search_share_the_width_flags():
+    from typer.testing import CliRunner
+
+    from nasforge.cli import app
+
+    runner = CliRunner()
+    for cmd in ("train", "search"):
+        out = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "200"}).output
+        assert "--channels" in out and "--cells" in out, cmd
+    # the old spellings still parse (the value is checked, not rejected as unknown)
+    r = runner.invoke(app, ["train", "--arch", "0", "--C", "0", "--N", "1"])
+    assert "No such option" not in r.output

@@ -23,8 +23,11 @@ def train(
     split_dir: Path | None = typer.Option(None, "--split-dir", help="NB201 split files."),
     download: bool = typer.Option(False, "--download", help="Fetch CIFAR if absent."),
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
-    channels: int = typer.Option(16, "--C", help="Channels of the first stage (NB201: 16)."),
-    cells: int = typer.Option(5, "--N", help="Cells per stage (NB201: 5)."),
+    # --channels / --cells as in `search`; --C / --N kept as the old spellings.
+    channels: int = typer.Option(
+        16, "--channels", "--C", help="Channels of the first stage (NB201: 16)."
+    ),
+    cells: int = typer.Option(5, "--cells", "--N", help="Cells per stage (NB201: 5)."),
     device: str = typer.Option("cpu", "--device"),
     checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir"),
     resume: bool = typer.Option(False, "--resume", help="Continue from --checkpoint-dir."),
