@@ -752,6 +752,7 @@ class NASBench201API:
         self._rng = rng if rng is not None else random
         self._used_time = 0.0
         self._meta_archs: list[str] | None = None
+        self._archstr2index: dict[str, int] | None = None
 
     # -- the search space -------------------------------------------------------------------
     @property
@@ -762,11 +763,14 @@ class NASBench201API:
 
     @property
     def evaluated_indexes(self) -> list[int]:
-        return [a.to_index() for a in self._bench]
+        """Indices with at least one ok run, ascending."""
+        return np.flatnonzero(self._bench._present_mask()).tolist()
 
     @property
     def archstr2index(self) -> dict[str, int]:
-        return {s: i for i, s in enumerate(self.meta_archs)}
+        if self._archstr2index is None:
+            self._archstr2index = {s: i for i, s in enumerate(self.meta_archs)}
+        return self._archstr2index
 
     @property
     def arch2infos_dict(self) -> Mapping[int, dict[str, ArchResults]]:
