@@ -32,7 +32,10 @@ Where the facade differs on purpose:
   per arch (no 25 GB dict to load arch by arch, no weights to free);
 * a table holds metrics, not trained weights: ``get_net_param`` raises a clear
   :class:`BenchError` instead of returning ``None``;
-* ``verbose`` only affects nothing (the official call logs are not reproduced);
+* ``verbose`` is accepted and ignored (the official call logs are not reproduced);
+* an official file path (or ``None`` = the default under ``$TORCH_HOME``) opens the table
+  imported next to it, ``<official name>.table`` (:func:`sibling_table`): import once with
+  ``nasforge bench import``, then scripts naming the official file run unchanged;
 * errors are :class:`BenchError` (a ``ValueError``, as most official errors are; a missing
   key is also a ``KeyError``).
 
