@@ -50,7 +50,11 @@ def test_search_writes_trajectories_summary_and_plot(table, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
+    # --quiet means no progress: the result table and the written paths still print
+    assert "search results" in res.output and "wrote " in res.output
+    assert "synthetic table" in res.output  # made-up figures are labelled as such
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["meta"]["evaluator"]["synthetic"] is True
     assert summary["runs"] == 3 and summary["algo"] == "rea" and summary["budget"] == "3000s"
     assert summary["meta"]["evaluator"]["hp"] == "12"
     lines = (out / "trajectories.jsonl").read_text().splitlines()

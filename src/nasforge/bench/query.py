@@ -583,6 +583,21 @@ class Benchmark:
         """Recorded failed / diverged runs with their error messages."""
         return list(self._state.errors)
 
+    # -- tables everywhere ------------------------------------------------------------------
+    def to_arrow(self, *, curves: bool = False) -> Any:
+        """One row per arch x dataset x hp x seed as a ``pyarrow.Table`` (final metrics,
+        costs, and with ``curves`` the per-epoch lists); see :mod:`nasforge.bench.export`.
+        Needs pyarrow (``pip install 'nasforge[parquet]'``)."""
+        from nasforge.bench.export import to_arrow
+
+        return to_arrow(self, curves=curves)
+
+    def to_pandas(self, *, curves: bool = False) -> Any:
+        """:meth:`to_arrow` as a ``pandas.DataFrame`` (needs pandas and pyarrow)."""
+        from nasforge.bench.export import to_pandas
+
+        return to_pandas(self, curves=curves)
+
     # -- summary ----------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Datasets, recipes, epochs, seeds and coverage (for ``nasforge bench info``)."""

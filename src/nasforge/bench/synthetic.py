@@ -33,6 +33,9 @@ SYNTHETIC_OPTIMUM = Arch(
     ("nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_3x3", "nor_conv_3x3")
 )
 
+#: Manifest ``meta`` key marking a table whose figures are made up (this generator's).
+SYNTHETIC_META = "synthetic"
+
 # Per edge (official order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2), the value of each op
 # (none, skip, conv1x1, conv3x3, avg_pool).
 _OP_VALUE = np.array(
@@ -286,6 +289,8 @@ def make_synthetic_table(
         values[indices] = _costs(indices, ops[indices], ds)
         costs.append(CostData(ds, ["params_m", "flops_m", "latency_s"], values))
     meta = {
+        # Made-up figures: `bench info`, summaries and plots must say so (SYNTHETIC_META).
+        SYNTHETIC_META: True,
         "source": "synthetic",
         "seed": seed,
         "optimum": SYNTHETIC_OPTIMUM.to_string(),

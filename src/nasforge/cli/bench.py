@@ -99,6 +99,12 @@ def bench_info(
         f"[bold]{escape(str(info['path']))}[/]  {info['format']}  space={info['space']}  "
         f"archs={info['archs']}/{info['space_size']}  journal={info['journal_records']} pending"
     )
+    meta = info.get("meta") or {}
+    if meta.get("synthetic") or meta.get("source") == "synthetic":
+        console.print(
+            "[bold yellow]SYNTHETIC table[/]: made-up accuracies for testing the machinery, "
+            "not NAS-Bench-201 results"
+        )
     t = Table("dataset", "hp", "epochs", "seeds", "archs", "runs ok", "failed", "time", "metrics")
     for g in info["groups"]:
         t.add_row(
@@ -219,6 +225,21 @@ def bench_repair(table: Path = typer.Argument(..., help="Table directory.")) -> 
     )
     if out["aside"] is not None:
         typer.echo(f"the damaged journal is kept as {Path(table) / out['aside']}")
+
+
+@bench_app.command("export")
+def bench_export(
+    table: Path = typer.Argument(..., help="Table directory."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet | csv"),
+    curves: bool = typer.Option(False, help="Add per-epoch curves (lists; JSON arrays in CSV)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --output file."),
+) -> None:
+    """One row per arch x dataset x hp x seed (final metrics, costs) for pandas / DuckDB."""
+    from nasforge.bench.export import export_table
+
+    path = export_table(table, output, format=fmt, curves=curves, overwrite=overwrite)
+    typer.echo(f"wrote {path} ({fmt}{', with curves' if curves else ''})")
 
 
 def register(app: typer.Typer) -> None:

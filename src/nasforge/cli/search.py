@@ -110,10 +110,15 @@ def _resolve_budget(budget: str | None, dataset: str, ev: Any, console: Console)
     return b
 
 
-def _print_summaries(console: Console, summaries: list[dict[str, Any]]) -> None:
+def _synthetic_note(ev: Any) -> str:
+    """A suffix for titles when the evaluator reads a synthetic (made-up) table."""
+    return " (synthetic table)" if ev.describe().get("synthetic") else ""
+
+
+def _print_summaries(console: Console, summaries: list[dict[str, Any]], note: str = "") -> None:
     from nasforge.search.protocol import format_pm
 
-    table = Table(title="search results (returned arch, mean ± std over runs)")
+    table = Table(title=f"search results (returned arch, mean ± std over runs){note}")
     for col in ("algorithm", "runs", "budget", "evals", "search valid", "valid", "test"):
         table.add_column(col, justify="left" if col == "algorithm" else "right")
     for s in summaries:
@@ -206,7 +211,9 @@ def search(
         help="Train evaluator: evaluate up to K asked archs at once on a local process pool "
         "of K workers (searchers that need each outcome first, e.g. bohb, stay sequential).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No progress output (the result table is still printed)."
+    ),
 ) -> None:
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
@@ -214,7 +221,9 @@ def search(
     from nasforge.search import ALGORITHMS
     from nasforge.search.protocol import plot_facts, run_protocol, save_search, summarize
 
+    # --quiet silences progress and notes; the result table and paths are the output.
     console = Console(quiet=quiet)
+    out_console = Console()
     factory = ALGORITHMS.get(algo)
     check_output_dir(out)  # before any work: a bad -o found at the end would lose the run
     if getattr(factory, "kind", None) == "oneshot":
@@ -283,11 +292,12 @@ def search(
         "evaluator": ev.describe(),
         "params": params,
     }
+    note = _synthetic_note(ev)
     paths = save_search(
         out, results, meta=meta, title=f"{algo} on {dataset} ({b})", **plot_facts(ev)
     )
-    _print_summaries(console, [summarize(results)])
-    console.print(escape(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}"))
+    _print_summaries(out_console, [summarize(results)], note)
+    out_console.print(escape(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}"))
 
 
 def compare(
@@ -325,7 +335,9 @@ def compare(
     max_evals: int | None = typer.Option(
         None, callback=at_least(1), help="Safety cap on evaluations per run."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No progress output (the result table is still printed)."
+    ),
 ) -> None:
     """Run several algorithms under the same protocol and seeds; write one comparison
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
@@ -346,7 +358,9 @@ def compare(
                 f"compare runs black-box algorithms; {name!r} is {kind!r} — run it with "
                 "`nasforge search`"
             )
+    # --quiet silences progress and notes; the result table and paths are the output.
     console = Console(quiet=quiet)
+    out_console = Console()
     # locals(): the options as given (no option is rebound above this line).
     ev, b = _evaluator_and_budget(locals(), console)
 
@@ -362,11 +376,12 @@ def compare(
             progress=lambda algo, i, r: bar.advance(task),
         )
     meta = {"command": "compare", "space": ev.space.name, "evaluator": ev.describe()}
+    note = _synthetic_note(ev)
     paths = save_comparison(
         out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs", **plot_facts(ev)
     )
-    _print_summaries(console, [summarize(r) for r in results.values()])
-    console.print(escape(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}"))
+    _print_summaries(out_console, [summarize(r) for r in results.values()], note)
+    out_console.print(escape(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -82,14 +82,17 @@ def train(
     split_dir: Path | None = typer.Option(None, "--split-dir", help="NB201 split files."),
     download: bool = typer.Option(False, "--download", help="Fetch CIFAR if absent."),
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
+    # --channels / --cells as in `search`; --C / --N kept as the old spellings.
     channels: int | None = typer.Option(
         None,
+        "--channels",
         "--C",
         callback=at_least(1),
         help="Channels of the first stage (NB201: 16; DARTS: 36, ImageNet 48).",
     ),
     cells: int | None = typer.Option(
         None,
+        "--cells",
         "--N",
         callback=at_least(1),
         help="NB201: cells per stage (5). DARTS: total cells (20, ImageNet 14).",

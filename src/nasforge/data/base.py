@@ -53,6 +53,11 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __repr__(self) -> str:
+        # A summary: the default dataclass repr prints every pixel of the tensors.
+        shape = "x".join(map(str, self.images.shape[1:]))
+        return f"Split({self.name!r}, {len(self)} images of {shape} uint8)"
+
     def subset(self, indices: torch.Tensor | list[int], name: str | None = None) -> Split:
         """The split restricted to ``indices`` (a copy, in the given order)."""
         idx = torch.as_tensor(indices, dtype=torch.int64)
@@ -123,6 +128,13 @@ class DatasetSplits:
             raise DataError(
                 f"{self.name} has no split {name!r}; expected one of: {known}"
             ) from None
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={v}" for k, v in self.summary().items())
+        return (
+            f"DatasetSplits({self.name!r}: {sizes}; {self.num_classes} classes, "
+            f"{self.resolution}x{self.resolution})"
+        )
 
     def summary(self) -> dict[str, int]:
         """Number of samples per split, train first."""

@@ -332,6 +332,8 @@ class TabularEvaluator(Evaluator):
             "name": "tabular",
             "clock": self.clock,
             "bench": str(getattr(self.bench, "path", "")),
+            # A synthetic table's figures are made up: every summary and plot says so.
+            "synthetic": bool((getattr(self.bench, "meta", None) or {}).get("synthetic")),
             "dataset": self.dataset,
             "hp": self.hp,
             "epochs": self._num_epochs,

@@ -56,17 +56,26 @@ class NB201Network(nn.Module):
 
     3x3 stem conv to C + BN; three stages of N cells (C, 2C, 4C) joined by stride-2 residual
     blocks; final BN + ReLU (``lastact``, which matters for accuracy); global average pool;
-    linear classifier. Returns logits.
+    linear classifier. Returns logits; with ``return_features=True`` the official
+    ``TinyNetwork.forward`` pair ``(features, logits)`` (xautodl models/cell_infers/
+    tiny_network.py: the pooled features before the classifier), for code ported as is.
     """
 
     def __init__(
-        self, arch: Arch | str | int, C: int = 16, N: int = 5, num_classes: int = 10
+        self,
+        arch: Arch | str | int,
+        C: int = 16,
+        N: int = 5,
+        num_classes: int = 10,
+        *,
+        return_features: bool = False,
     ) -> None:
         super().__init__()
         arch = Arch.parse(arch)
         if C < 1 or N < 1 or num_classes < 1:
             raise ArchError(f"C, N, num_classes must be >= 1, got C={C}, N={N}, {num_classes=}")
         self.arch, self.C, self.N, self.num_classes = arch, C, N, num_classes
+        self.return_features = return_features
         self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         self.cells = nn.ModuleList()
         c_prev = C
@@ -87,8 +96,10 @@ class NB201Network(nn.Module):
             feature = cell(feature)
         return self.global_pooling(self.lastact(feature)).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        features = self.forward_features(x)
+        logits = self.classifier(features)
+        return (features, logits) if self.return_features else logits
 
 
 @NETWORKS.register("nb201")
