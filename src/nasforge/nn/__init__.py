@@ -4,6 +4,7 @@
 any space that registered a builder in ``NETWORKS`` (one line in the space's nn module).
 """
 
+from nasforge.nn.nats_sss import NATSSizeNetwork
 from nasforge.nn.nb201 import InferCell, NB201Network
 from nasforge.nn.ops import (
     OP_FACTORIES,
@@ -23,6 +24,7 @@ __all__ = [
     "FactorizedReduce",
     "Identity",
     "InferCell",
+    "NATSSizeNetwork",
     "NB201Network",
     "Pooling",
     "ReLUConvBN",
