@@ -192,6 +192,19 @@ def test_cli_aows_end_to_end_at_tiny_size(tmp_path) -> None:
     assert rec["settings"]["supernet"]["num_random"] == 1
     saved = json.loads((out / "latency.json").read_text())
     assert saved["info"]["measure"]["batch_size"] == 4
+    # Another method under the same target reuses the saved model: equal-latency comparison.
+    uni_out = tmp_path / "uniform"
+    r = CliRunner().invoke(app, ["width", "search", "--method", "uniform", "--latency-target",
+                                 "1000", "--levels", "3", "--limit", "64", "-o", str(uni_out),
+                                 "--latency-model", str(out / "latency.json"),
+                                 "--latency-batch", "4", "--latency-warmup", "1",
+                                 "--latency-repeats", "2"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    uni = read_json(uni_out / "search.json", "width-search")
+    assert uni["latency_model"] == rec["latency_model"]  # the same fitted tables
+    assert uni["result"]["algorithm"] == "uniform-width"
+    assert uni["result"]["pred_latency_ms"] <= 1000.0 < float("inf")
+    assert uni["result"]["measured_latency_ms"] > 0
     # aows without a target and an unknown method: one line, exit 2, before any work.
     for bad, msg in (
         (["--method", "aows"], "latency target"),

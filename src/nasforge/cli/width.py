@@ -133,7 +133,7 @@ def search_cmd(
     ),
     placements: int = typer.Option(3, "--placements", help="Min-min candidates per width."),
     r_bins: float | None = typer.Option(
-        None, "--r-bins", help="CafeNet offset r in bins (default: r = 1 channel)."
+        None, "--r-bins", help="CafeNet free zone r in FLOPs-sensitive bins (default 1 bin)."
     ),
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
@@ -164,7 +164,7 @@ def search_cmd(
                          generations, parents)  # fmt: skip
     if algo == "aows":
         # AOWS's own sandwich (one random width, in-place distillation) unless overridden.
-        sup = replace(sup, num_random=1 if num_random is None else num_random, distill=True)
+        sup = replace(sup, num_random=1 if num_random is None else num_random)
     rec = _recipe(recipe, epochs, batch_size, lr)
     setup = LatencySetup(
         model_path=latency_model,
@@ -264,7 +264,7 @@ def compare_cmd(
     lr: float | None = typer.Option(None, "--lr"),
     num_random: int = typer.Option(2, "--num-random"),
     placements: int = typer.Option(3, "--placements"),
-    r_bins: float | None = typer.Option(None, "--r-bins", help="Default: r = 1 channel."),
+    r_bins: float | None = typer.Option(None, "--r-bins", help="CafeNet zone in bins (default 1)."),
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
     parents: int = typer.Option(8, "--parents"),

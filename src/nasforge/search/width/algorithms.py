@@ -25,7 +25,6 @@ from nasforge.nn.slimmable import (
     FixedSharing,
     LocallyFreeSharing,
     SlimmableNetwork,
-    default_offsets,
 )
 from nasforge.search.registry import ALGORITHMS
 from nasforge.search.width.evolution import EvolutionSettings, evolve
@@ -167,7 +166,7 @@ class WidthSearch:
         supernet: SupernetSettings | None = None,
         evolution: EvolutionSettings | None = None,
         r_bins: float | None = None,
-        calib_batches: int = 2,
+        calib_images: int = 2048,
         select_batches: int = 1,
         eval_batch_size: int = 256,
         device: str | torch.device = "cpu",
@@ -176,19 +175,31 @@ class WidthSearch:
         self.space = space
         self.recipe = recipe
         self.seed = int(seed)
-        self.supernet_settings = supernet or SupernetSettings(distill=self.default_distill)
-        if distill is not None:
-            self.supernet_settings = replace(self.supernet_settings, distill=bool(distill))
+        self.supernet_settings = supernet or SupernetSettings()
+        if distill is None:
+            distill = self.supernet_settings.distill
+        self.supernet_settings = replace(
+            self.supernet_settings,
+            distill=self.default_distill if distill is None else bool(distill),
+        )
         self.evolution = evolution or EvolutionSettings()
         self.r_bins = None if r_bins is None else float(r_bins)
-        self.calib_batches = int(calib_batches)
+        if int(calib_images) < 1:
+            raise SearchError(f"calib_images must be >= 1, got {calib_images}")
+        self.calib_images = int(calib_images)
+        # BN statistics of every scored sub-network come from >= 2,000 training images
+        # (whole batches; fewer only when the training split is smaller).
+        self.calib_batches = -(-self.calib_images // int(eval_batch_size))
         self.select_batches = int(select_batches)
         self.eval_batch_size = int(eval_batch_size)
         self.device = torch.device(device)
         if self.sharing_name == "cafenet":
-            # r = 1 channel per group by default; r_bins scales the zone with the bins.
-            offsets = None if self.r_bins is None else default_offsets(space, self.r_bins)
-            self.sharing: FixedSharing | LocallyFreeSharing = LocallyFreeSharing(space, offsets)
+            # The free zone in FLOPs-sensitive bins, r = 1 bin by default (two placements
+            # per group: the width's last bin in place or shifted one bin right).
+            r = 1 if self.r_bins is None else int(self.r_bins)
+            if r != self.r_bins and self.r_bins is not None:
+                raise SearchError(f"r_bins is a whole number of bins, got {self.r_bins}")
+            self.sharing: FixedSharing | LocallyFreeSharing = LocallyFreeSharing(space, r_bins=r)
         else:
             self.sharing = FixedSharing(space)
         self.supernet: SlimmableNetwork | None = None
@@ -204,6 +215,7 @@ class WidthSearch:
             "supernet": asdict(self.supernet_settings),
             "evolution": asdict(self.evolution),
             "r_bins": self.r_bins,
+            "calib_images": self.calib_images,
             "calib_batches": self.calib_batches,
             "select_batches": self.select_batches,
             **self.sharing.describe(),
@@ -262,16 +274,19 @@ class WidthSearch:
             raise SearchError(f"{self.name}: call fit(data) before scoring or searching")
         return self.scorer.score(widths).acc
 
-    def search(self, budget: str | float | Budget) -> WidthSearchResult:
+    def search(
+        self, budget: str | float | Budget, *, progress: Callable[[int, int], None] | None = None
+    ) -> WidthSearchResult:
         """Evolutionary search for the best-scoring configuration within ``budget`` (FLOPs
-        as ``"50%"`` / MFLOPs, or a :class:`Budget`)."""
+        as ``"50%"`` / MFLOPs, or a :class:`Budget`); ``progress(done, total)`` per scored
+        configuration."""
         b = as_budget(self.space, budget)
         if self.scorer is None:
             raise SearchError(f"{self.name}: call fit(data) before search")
         t0 = time.perf_counter()
         rng = np.random.default_rng([self.seed, 2, round(b.limit * 1000)])
         res = evolve(self.space, self.score, b.limit, rng=rng, settings=self.evolution,
-                     cost=b.cost)  # fmt: skip
+                     cost=b.cost, progress=progress)  # fmt: skip
         best = self.scorer.score(res.best_widths)
         return _result(
             self.name,
@@ -307,10 +322,12 @@ class CafeNetSearch(WidthSearch):
 
 @ALGORITHMS.register("fixed-width")
 class FixedWidthSearch(WidthSearch):
-    """The fixed-pattern (AutoSlim-style) supernet under the same protocol as CafeNet."""
+    """The fixed-pattern supernet as AutoSlim / BigNAS train it -- sandwich rule with
+    in-place distillation -- under the same search protocol as CafeNet."""
 
     name = "fixed-width"
     sharing_name = "fixed"
+    default_distill = True
 
 
 @ALGORITHMS.register("uniform-width")

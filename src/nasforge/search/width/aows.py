@@ -218,6 +218,7 @@ class AOWSSearch(WidthSearch):
 
     name: ClassVar[str] = "aows"
     sharing_name: ClassVar[str] = "fixed"
+    default_distill: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -232,9 +233,7 @@ class AOWSSearch(WidthSearch):
         **kwargs: Any,
     ) -> None:
         # The official sandwich: largest, smallest and ONE random width, in-place distillation.
-        super().__init__(
-            space, supernet=supernet or SupernetSettings(num_random=1, distill=True), **kwargs
-        )
+        super().__init__(space, supernet=supernet or SupernetSettings(num_random=1), **kwargs)
         self.latency_target = parse_latency_target(latency_target)
         self.aows = aows or AOWSSettings()
         self.latency_fit = latency_fit or LatencyFitSettings()
@@ -321,7 +320,12 @@ class AOWSSearch(WidthSearch):
     def _widths(self, indices: Sequence[int]) -> list[int]:
         return [int(w) for w in self.space.decode(list(indices))]
 
-    def search(self, budget: str | float | Budget | None = None) -> WidthSearchResult:
+    def search(
+        self,
+        budget: str | float | Budget | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> WidthSearchResult:
         """OWS decoding at ``budget``: a latency target in ms (or a latency :class:`Budget`);
         default the training target. OWS decodes under the latency model only."""
         if self.history is None or self.scorer is None:
@@ -337,6 +341,8 @@ class AOWSSearch(WidthSearch):
         sol = self.solver.solve(self.history.unaries(), target)
         widths = self._widths(sol.indices)
         best = self.scorer.score(tuple(widths))
+        if progress is not None:
+            progress(1, 1)
         return WidthSearchResult.for_widths(
             self.name,
             self.space,

@@ -135,9 +135,11 @@ def evolve(
     rng: np.random.Generator,
     settings: EvolutionSettings | None = None,
     cost: Cost | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvolutionResult:
     """Maximise ``score(widths)`` over configurations with ``cost <= budget`` (default cost:
-    FLOPs in MFLOPs; AOWS's latency model for a latency target)."""
+    FLOPs in MFLOPs; AOWS's latency model for a latency target). ``progress(done, total)``
+    after every scored configuration (total: population x (generations + 1), at most)."""
     s = settings or EvolutionSettings()
     cost = cost or _flops(space)
     pop = initial_population(space, budget, rng, s.population, s.band, cost)
@@ -154,6 +156,8 @@ def evolve(
             if c > budget + 1e-9:  # cannot happen: every proposal is filtered
                 raise SearchError(f"internal: {widths} exceeds the budget {budget}")
             scored.append((value, idx))
+            if progress is not None:
+                progress(len(scored), s.population * (s.generations + 1))
             history.append(
                 {"generation": generation, "widths": list(widths), "flops_m": flops,
                  "cost": c, "score": value}

@@ -349,7 +349,7 @@ def run_search(
                               device=device, **extra)  # fmt: skip
         log = search.fit(data, on_epoch=on_epoch,
                          progress=lambda i, n: say("supernet training", i, n))  # fmt: skip
-        result = search.search(b)
+        result = search.search(b, progress=lambda i, n: say("search", i, n))
         uni.supernet_acc = search.score(tuple(uni.widths))
         record["settings"] = search.settings()
         record["supernet_log"] = log.to_dict()

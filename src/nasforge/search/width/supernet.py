@@ -41,8 +41,9 @@ from nasforge.train import Recipe, evaluate
 from nasforge.train.device import default_channels_last, resolve_device
 
 Sharing = FixedSharing | LocallyFreeSharing
-#: Training batches on which the full-width net's BN statistics are estimated after training.
-BN_CALIB_BATCHES = 8
+#: Training images on which the full-width net's BN statistics are estimated after training
+#: (>= 2,000, as for every scored sub-network).
+BN_CALIB_IMAGES = 2048
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,14 @@ class SupernetSettings:
     (ignored by fixed sharing, which has one). ``distill``: in-place distillation
     (Yu & Huang 2019; AutoSlim, BigNAS; AOWS ``train_nas.py:198-219``): the largest width
     learns from the labels, every other width from the largest one's softmax (soft
-    cross-entropy against its detached probabilities) on the same batch.
+    cross-entropy against its detached probabilities) on the same batch. ``None``: the
+    search method's own default (fixed sharing and AOWS distil, CafeNet does not); a bare
+    ``train_supernet`` call treats it as False.
     """
 
     num_random: int = 2
     num_placements: int = 3
-    distill: bool = False
+    distill: bool | None = None
 
     def __post_init__(self) -> None:
         if self.num_random < 0:
@@ -186,7 +189,7 @@ def train_supernet(
                 logits, loss = outs[best], losses[best]
                 if on_step is not None:
                     per_sample.append(F.cross_entropy(logits.detach(), y, reduction="none"))
-                if settings.distill and j == 0:
+                if bool(settings.distill) and j == 0:
                     teacher = torch.softmax(logits.detach(), dim=1)
                 train_loss = (
                     loss if teacher is None or j == 0 else soft_cross_entropy(logits, teacher)
@@ -215,7 +218,14 @@ def train_supernet(
     # estimate them on training batches (un-augmented) so ``supernet.net`` is usable as is.
     recalibrate_bn(
         supernet.net,
-        _batches(data, "train", int(recipe.batch_size), BN_CALIB_BATCHES, device, channels_last),
+        _batches(
+            data,
+            "train",
+            int(recipe.batch_size),
+            -(-BN_CALIB_IMAGES // int(recipe.batch_size)),
+            device,
+            channels_last,
+        ),
     )
     log.train_time = time.perf_counter() - t0
     supernet.eval()
