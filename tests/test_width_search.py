@@ -254,7 +254,7 @@ def test_baselines_settings_distillation_and_bn_calibration(tiny_data) -> None:
     assert FixedWidthSearch(space, recipe=recipe, supernet=given).supernet_settings.distill
     assert not FixedWidthSearch(space, recipe=recipe, distill=False).supernet_settings.distill
     assert cafe.settings()["supernet"]["distill"] is False
-    assert cafe.settings()["zone_unit"] == "bins" and cafe.settings()["r_bins"] is None
+    assert cafe.settings()["zone_unit"] == "bins" and cafe.settings()["r_bins"] == 1
     for s in (fixed, cafe):
         assert s.calib_images >= 2000 and s.calib_batches * s.eval_batch_size >= 2000
     logits = torch.randn(4, 10)
