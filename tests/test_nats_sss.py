@@ -54,6 +54,7 @@ def test_index_is_the_official_traversal_order(space) -> None:
     assert space.index(space.from_string("16:8:8:8:8")) == 4096
 
 
+@pytest.mark.slow  # builds and counts three networks (~10 s on a shared CPU)
 def test_network_shapes_and_cost(space) -> None:
     arch = space.from_string("8:16:24:32:64")
     net = build_network("nats-sss", arch, num_classes=100)

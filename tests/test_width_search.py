@@ -238,6 +238,7 @@ def test_compare_runs_all_methods_at_same_budgets(tmp_path) -> None:
     assert read_json(tmp_path / "compare.json", "width-compare")["budgets"] == ["40%", "60%"]
 
 
+@pytest.mark.slow  # two tiny supernet trainings
 def test_baselines_settings_distillation_and_bn_calibration(tiny_data) -> None:
     """The fixed-sharing baseline trains as AutoSlim / BigNAS do (in-place distillation);
     every scorer recalibrates BN on >= 2,000 training images; CafeNet's zone is in bins."""
