@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registered_as_width_algorithms() -> None:
-    for name in ("cafenet", "fixed-width", "uniform-width"):
+    for name in ("cafenet", "fixed-width", "uniform-width", "aows"):
         assert ALGORITHMS.get(name).kind == "width"
 
 
