@@ -244,3 +244,34 @@ def test_recalibrate_bn_exact_average() -> None:
         sub.stem.bn.running_mean, acts.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5
     )
     assert sub.stem.bn.momentum == 0.1  # restored
+
+
+def test_cafenet_zone_is_one_flops_bin_with_two_placements() -> None:
+    """Default CafeNet sharing: the free zone is r = 1 FLOPs-sensitive bin, so a width
+    ``c_k`` has exactly two placements per group -- its last bin in place (the prefix) or
+    shifted one bin right -- and the full width one; min-min's candidates are the prefix,
+    all-right, then random left/right mixes."""
+    space = make_space("resnet20")
+    sharing = LocallyFreeSharing(space)
+    assert sharing.describe() == {"sharing": "cafenet", "zone_unit": "bins", "r_bins": 1}
+    rng = np.random.default_rng(0)
+    for g, cands in enumerate(space.candidates):
+        c = [int(v) for v in cands]
+        for k in range(1, len(c) - 1):
+            base, end, free = sharing.zone(g, c[k])
+            assert (base, end, free) == (c[k - 1], c[k + 1], c[k] - c[k - 1])
+            starts = sharing.starts(g, c[k])
+            assert starts[0] == c[k - 1] and len(starts) == 2
+            assert starts[1] in (c[k], c[k + 1] - free)  # one bin right (rounding: flush)
+        assert sharing.starts(g, c[-1]) == [c[-2]]  # full width: one placement
+        assert sharing.zone(g, c[0])[0] == 0  # smallest: no base, free run in [0, c_1)
+    widths = tuple(int(c[len(c) // 2]) for c in space.candidates)
+    assert sharing.num_placements(widths) == 2 ** len(widths)
+    ps = sharing.placements(widths, rng, 3)
+    assert ps[0].is_prefix and len(set(ps)) == 3
+    for p, w in zip(ps[1].channels, widths, strict=True):  # all-right
+        assert len(p) == w and p != tuple(range(w))
+    # The channel unit is still available explicitly (the paper's toy example, r = 1 channel).
+    assert LocallyFreeSharing(space, offsets=[1] * len(space.groups)).describe()["zone_unit"] == (
+        "channels"
+    )

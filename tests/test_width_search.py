@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registered_as_width_algorithms() -> None:
-    for name in ("cafenet", "fixed-width", "uniform-width"):
+    for name in ("cafenet", "fixed-width", "uniform-width", "aows"):
         assert ALGORITHMS.get(name).kind == "width"
 
 
@@ -89,7 +89,7 @@ def test_supernet_training_and_search_within_budget(tiny_data) -> None:
         seed=0,
         supernet=SupernetSettings(num_random=1, num_placements=2),
         evolution=EvolutionSettings(population=3, generations=1, parents=2),
-        calib_batches=1,
+        calib_images=64,
         eval_batch_size=64,
     )
     with pytest.raises(SearchError, match="fit"):
@@ -194,6 +194,7 @@ def test_cli_search_then_retrain(tmp_path) -> None:
     rec = read_json(out / "search.json", "width-search")
     assert rec["result"]["flops_m"] <= rec["result"]["budget_mflops"]
     assert rec["settings"]["sharing"] == "fixed"
+    assert rec["settings"]["supernet"]["distill"] is True  # AutoSlim / BigNAS baseline
     assert (out / "search_front.png").read_bytes()[:4] == b"\x89PNG"
     saved = torch.load(out / "supernet.pt", weights_only=True)["state_dict"]
     means = [v for k, v in saved.items() if k.endswith("running_mean")]
@@ -236,3 +237,39 @@ def test_compare_runs_all_methods_at_same_budgets(tmp_path) -> None:
             assert row["status"] == "ok" and row["test_acc"] is not None
     assert (tmp_path / "compare.png").exists()
     assert read_json(tmp_path / "compare.json", "width-compare")["budgets"] == ["40%", "60%"]
+
+
+@pytest.mark.slow  # two tiny supernet trainings
+def test_baselines_settings_distillation_and_bn_calibration(tiny_data) -> None:
+    """The fixed-sharing baseline trains as AutoSlim / BigNAS do (in-place distillation);
+    every scorer recalibrates BN on >= 2,000 training images; CafeNet's zone is in bins."""
+    from nasforge.search.width import FixedWidthSearch
+    from nasforge.search.width.supernet import soft_cross_entropy
+
+    space = make_space("resnet20", resolution=16, num_classes=10)
+    recipe = get_recipe("nb201-12e", epochs=1, batch_size=32)
+    fixed = FixedWidthSearch(space, recipe=recipe)
+    cafe = CafeNetSearch(space, recipe=recipe)
+    assert fixed.settings()["supernet"]["distill"] is True
+    # ... also when the caller sets other supernet knobs, unless distill is set explicitly.
+    given = SupernetSettings(num_random=1)
+    assert FixedWidthSearch(space, recipe=recipe, supernet=given).supernet_settings.distill
+    assert not FixedWidthSearch(space, recipe=recipe, distill=False).supernet_settings.distill
+    assert cafe.settings()["supernet"]["distill"] is False
+    assert cafe.settings()["zone_unit"] == "bins" and cafe.settings()["r_bins"] == 1
+    for s in (fixed, cafe):
+        assert s.calib_images >= 2000 and s.calib_batches * s.eval_batch_size >= 2000
+    logits = torch.randn(4, 10)
+    onehot = F.one_hot(torch.tensor([1, 2, 3, 4]), 10).float()
+    torch.testing.assert_close(
+        soft_cross_entropy(logits, onehot), F.cross_entropy(logits, torch.tensor([1, 2, 3, 4]))
+    )
+    # Distillation changes what the non-largest widths learn from.
+    states = []
+    for distill in (False, True):
+        torch.manual_seed(0)
+        net = SlimmableNetwork(space.spec)
+        train_supernet(net, FixedSharing(space), tiny_data, recipe, seed=3,
+                       settings=SupernetSettings(num_random=1, distill=distill))  # fmt: skip
+        states.append(net.net.stem.conv.weight.detach().clone())
+    assert not torch.equal(states[0], states[1])

@@ -1,7 +1,9 @@
-"""``nasforge width ...``: width search under a FLOPs budget (CafeNet, fixed sharing, uniform).
+"""``nasforge width ...``: width search under a FLOPs budget or a latency target
+(CafeNet, fixed sharing, uniform scaling, AOWS).
 
     nasforge width space --backbone resnet20
-    nasforge width search --backbone resnet20 --dataset digits --flops 50% --sharing cafenet -o DIR
+    nasforge width search --backbone resnet20 --dataset digits --flops 50% --method cafenet -o DIR
+    nasforge width search --method aows --latency-target 0.5 --device cpu -o DIR
     nasforge width retrain DIR
     nasforge width compare --backbone resnet20 --dataset digits --flops 30%,50% -o DIR
 
@@ -20,7 +22,8 @@ from rich.markup import escape
 from nasforge.cli.options import at_least, seed_option
 
 width_app = typer.Typer(
-    help="Width search under a FLOPs budget: CafeNet, fixed sharing, uniform scaling.",
+    help="Width search under a FLOPs budget or latency target: CafeNet, fixed sharing, "
+    "uniform scaling, AOWS.",
     no_args_is_help=True,
 )
 
@@ -95,16 +98,44 @@ def search_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for search.json etc."),
     backbone: str = typer.Option("resnet20", "--backbone", help="resnet20, resnet56, mobilenetv2"),
     dataset: str = typer.Option("digits", "--dataset", help=_DATASET_HELP),
+    method: str = typer.Option(
+        "cafenet", "--method", help="cafenet, fixed (sharing), uniform (scaling) or aows"
+    ),
+    sharing: str | None = typer.Option(None, "--sharing", hidden=True),
     flops: str = typer.Option("50%", "--flops", help="Budget: '50%' of the full net or '12.5M'."),
-    sharing: str = typer.Option("cafenet", "--sharing", help="cafenet or fixed"),
+    latency_target: str | None = typer.Option(
+        None,
+        "--latency-target",
+        help="Latency target in ms per image (replaces --flops; required by aows); every "
+        "method searches under the same measured latency model.",
+    ),
+    latency_model: Path | None = typer.Option(
+        None,
+        "--latency-model",
+        help="Fitted latency model JSON: reused if it exists, else written.",
+    ),
+    latency_samples: int = typer.Option(
+        8000, "--latency-samples", help="Measured configurations to fit on (official: 8000)."
+    ),
+    latency_val: int = typer.Option(200, "--latency-val", help="Held-out configurations."),
+    latency_batch: int = typer.Option(64, "--latency-batch", help="Batch size when timing."),
+    latency_warmup: int = typer.Option(10, "--latency-warmup", help="Untimed passes."),
+    latency_repeats: int = typer.Option(60, "--latency-repeats", help="Timed passes (mean)."),
+    latency_penalty: float = typer.Option(100.0, "--latency-penalty", help="Monotonicity K."),
+    aows_warmup: int = typer.Option(5, "--aows-warmup", help="Epochs before adaptive sampling."),
+    distill: bool | None = typer.Option(
+        None, "--distill/--no-distill", help="In-place distillation (default: the method's)."
+    ),
     recipe: str = typer.Option("nb201-200e", "--recipe", help="Supernet recipe to derive from."),
     epochs: int = typer.Option(_EPOCHS, "--epochs", help="Supernet training epochs."),
     batch_size: int = typer.Option(_BATCH, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
-    num_random: int = typer.Option(2, "--num-random", help="Random widths per step (sandwich)."),
+    num_random: int | None = typer.Option(
+        None, "--num-random", help="Random widths per step (sandwich; default 2, aows 1)."
+    ),
     placements: int = typer.Option(3, "--placements", help="Min-min candidates per width."),
     r_bins: float | None = typer.Option(
-        None, "--r-bins", help="CafeNet offset r in bins (default: r = 1 channel)."
+        None, "--r-bins", help="CafeNet free zone r in FLOPs-sensitive bins (default 1 bin)."
     ),
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
@@ -115,47 +146,83 @@ def search_cmd(
     seed: int = seed_option(0),
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (training and latency)."),
     threads: int | None = typer.Option(
         None, "--threads", callback=at_least(1), help="torch intra-op threads."
     ),
 ) -> None:
-    """Train a supernet and search the best widths within a FLOPs budget."""
+    """Train a supernet and search the best widths within a FLOPs budget or latency target."""
     _threads(threads)
+    from dataclasses import replace
+
     from rich.console import Console
 
+    from nasforge.cost.latency_model import LatencyFitSettings, MeasureSettings
     from nasforge.io import check_output_dir
-    from nasforge.search.width.protocol import run_search
+    from nasforge.progress import make_progress
+    from nasforge.search.width.aows import AOWSSettings
+    from nasforge.search.width.protocol import LatencySetup, check_method, run_search
 
     check_output_dir(out)  # before the supernet training, not after it
     console = Console()
-    sup, evo = _settings(num_random, placements, population, generations, parents)
+    algo = check_method(sharing if sharing is not None else method)
+    sup, evo = _settings(2 if num_random is None else num_random, placements, population,
+                         generations, parents)  # fmt: skip
+    if algo == "aows":
+        # AOWS's own sandwich (one random width, in-place distillation) unless overridden.
+        sup = replace(sup, num_random=1 if num_random is None else num_random)
     rec = _recipe(recipe, epochs, batch_size, lr)
-
-    def on_epoch(r: dict) -> None:
-        console.print(
-            f"supernet epoch {r['epoch']}: largest {r['acc_largest']:.2f}% "
-            f"smallest {r['acc_smallest']:.2f}% ({r['time']:.0f} s)",
-            highlight=False,
-        )
-
-    record = run_search(
-        backbone=backbone, dataset=dataset, budget=flops, sharing=sharing, out_dir=out,
-        recipe=rec, seed=seed, supernet=sup, evolution=evo, r_bins=r_bins,
-        bins=bins, levels=levels, min_ratio=min_ratio,  # type: ignore[arg-type]
-        limit=limit, data_root=data_dir, device=device, on_epoch=on_epoch,
+    setup = LatencySetup(
+        model_path=latency_model,
+        fit=LatencyFitSettings(samples=latency_samples, val_samples=latency_val,
+                               penalty=latency_penalty),
+        measure=MeasureSettings(batch_size=latency_batch, warmup=latency_warmup,
+                                repeats=latency_repeats),
     )  # fmt: skip
+    bar = make_progress("{task.description}", console=console, transient=False)
+    tasks: dict[str, int] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(phase, total=total)
+        bar.update(tasks[phase], completed=done)
+
+    with bar:
+        record = run_search(
+            backbone=backbone, dataset=dataset, budget=flops, method=algo, out_dir=out,
+            recipe=rec, seed=seed, supernet=sup, evolution=evo, r_bins=r_bins,
+            bins=bins, levels=levels, min_ratio=min_ratio,  # type: ignore[arg-type]
+            limit=limit, data_root=data_dir, device=device, latency_target=latency_target,
+            latency=setup, aows=AOWSSettings(warmup=aows_warmup), distill=distill,
+            progress=progress,
+        )  # fmt: skip
     res, uni = record["result"], record["uniform"]
+
+    def describe(r: dict) -> str:
+        acc = "-" if r["supernet_acc"] is None else f"{r['supernet_acc']:.2f}%"
+        lat = ""
+        if r.get("measured_latency_ms") is not None:
+            lat = (f", {r['measured_latency_ms']:.4f} ms measured "
+                   f"({r['pred_latency_ms']:.4f} predicted)")  # fmt: skip
+        return f"{r['flops_m']:.3f} MFLOPs{lat}, supernet valid acc {acc}"
+
+    target = (f"target {record['latency_target_ms']:.4g} ms" if record["latency_target_ms"]
+              else f"budget {res['budget_mflops']:.3f} MFLOPs")  # fmt: skip
     console.print(
-        f"[bold]{res['algorithm']}[/]: {res['flops_m']:.3f} / {res['budget_mflops']:.3f} MFLOPs, "
-        f"supernet valid acc {res['supernet_acc']:.2f}% (uniform {uni['flops_m']:.3f} MFLOPs: "
-        f"{uni['supernet_acc']:.2f}%)",
+        f"[bold]{res['algorithm']}[/] ({escape(target)}): {escape(describe(res))}",
         highlight=False,
     )
+    console.print(escape(f"uniform: {describe(uni)}"), highlight=False)
+    if record.get("latency_model"):
+        info = record["latency_model"]
+        if "val_rmse_ms" in info:
+            console.print(
+                f"latency model: held-out RMSE {info['val_rmse_ms']:.4f} ms "
+                f"({100 * info['val_nrmse']:.1f}% of {info['val_mean_ms']:.4f} ms)",
+                highlight=False,
+            )
     console.print(escape(f"widths {res['groups']}"), highlight=False)
-    console.print(
-        escape(f"wrote {out}/search.json, search_front.png, supernet.pt"), highlight=False
-    )
+    console.print(escape(f"wrote {out}/search.json"), highlight=False)
 
 
 @width_app.command("retrain")
@@ -212,7 +279,7 @@ def compare_cmd(
     lr: float | None = typer.Option(None, "--lr"),
     num_random: int = typer.Option(2, "--num-random"),
     placements: int = typer.Option(3, "--placements"),
-    r_bins: float | None = typer.Option(None, "--r-bins", help="Default: r = 1 channel."),
+    r_bins: float | None = typer.Option(None, "--r-bins", help="CafeNet zone in bins (default 1)."),
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
     parents: int = typer.Option(8, "--parents"),

@@ -10,6 +10,8 @@ from torch import nn
 
 from nasforge.errors import NasforgeError
 
+_REDUCTIONS = {"median": statistics.median, "mean": statistics.fmean, "min": min}
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -25,15 +27,19 @@ def latency(
     device: str | torch.device = "cpu",
     warmup: int = 5,
     repeats: int = 20,
+    reduction: str = "median",
 ) -> float:
     """Median forward latency in seconds of ``model`` (an ``nn.Module`` or an NB201 arch).
 
     ``warmup`` untimed passes come first; the result is the median of ``repeats`` timed
-    passes in eval mode without gradients. For an arch, the network and input shape follow
+    passes in eval mode without gradients (``reduction="mean"``: their mean, as AOWS's
+    ``latency.py`` reports; ``"min"`` their minimum). For an arch, the network and input shape follow
     ``dataset``; ``input_shape`` defaults to ``(batch_size, 3, res, res)`` of that dataset.
     """
     if warmup < 0 or repeats < 1:
         raise NasforgeError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
+    if reduction not in _REDUCTIONS:
+        raise NasforgeError(f"reduction must be one of {sorted(_REDUCTIONS)}, got {reduction!r}")
     from nasforge.cost.nb201 import dataset_shape
 
     res, classes = dataset_shape(dataset)
@@ -60,4 +66,4 @@ def latency(
                 times.append(time.perf_counter() - t0)
     finally:
         model.train(was_training)
-    return statistics.median(times)
+    return float(_REDUCTIONS[reduction](times))

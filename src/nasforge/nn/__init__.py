@@ -5,6 +5,7 @@ any space that registered a builder in ``NETWORKS`` (one line in the space's nn 
 """
 
 from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet, darts_network
+from nasforge.nn.nats_sss import NATSSizeNetwork
 from nasforge.nn.nb201 import InferCell, NB201Network
 from nasforge.nn.ops import (
     OP_FACTORIES,
@@ -24,6 +25,7 @@ __all__ = [
     "FactorizedReduce",
     "Identity",
     "InferCell",
+    "NATSSizeNetwork",
     "NB201Network",
     "NetworkCIFAR",
     "NetworkImageNet",

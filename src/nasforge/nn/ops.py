@@ -98,7 +98,9 @@ class Zero(nn.Module):
 
 
 class FactorizedReduce(nn.Module):
-    """Stride-2 ``skip_connect``: two offset 1x1 convs concatenated (only used in supernets)."""
+    """``skip_connect`` that changes the shape. Stride 2: two offset 1x1 convs concatenated
+    (supernets); stride 1 (a width change, NATS size-space cells): one 1x1 conv, no ReLU,
+    as the official ``FactorizedReduce`` (xautodl ``cell_operations.py``)."""
 
     def __init__(
         self,
@@ -109,8 +111,13 @@ class FactorizedReduce(nn.Module):
         track_running_stats: bool = True,
     ) -> None:
         super().__init__()
-        if stride != 2:
-            raise ValueError(f"FactorizedReduce needs stride 2, got {stride}")
+        if stride not in (1, 2):
+            raise ValueError(f"FactorizedReduce needs stride 1 or 2, got {stride}")
+        self.stride = stride
+        if stride == 1:
+            self.conv = nn.Conv2d(c_in, c_out, 1, stride=1, padding=0, bias=not affine)
+            self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats)
+            return
         self.relu = nn.ReLU(inplace=False)
         c_half = c_out // 2
         self.convs = nn.ModuleList(
@@ -123,6 +130,8 @@ class FactorizedReduce(nn.Module):
         self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return self.bn(self.conv(x))
         x = self.relu(x)
         y = self.pad(x)
         out = torch.cat([self.convs[0](x), self.convs[1](y[:, :, 1:, 1:])], dim=1)

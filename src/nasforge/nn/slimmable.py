@@ -13,9 +13,9 @@ Sharing patterns (who uses which channels):
 * :class:`FixedSharing` -- width ``c`` uses channels ``[0, c)`` (slimmable networks /
   AutoSlim).
 * :class:`LocallyFreeSharing` -- CafeNet (Su et al., "Locally Free Weight Sharing for Network
-  Width Search", ICLR 2021): width ``c`` uses ``c - r`` *base* channels ``[0, c - r)`` plus
-  ``r`` *free* channels anywhere in the local zone ``[c - r, c + r)`` (clipped to the full
-  width). The free channels are chosen per batch by min-min optimisation (see
+  Width Search", ICLR 2021): width ``c`` uses *base* channels below the zone plus *free*
+  channels placed in a local zone of ``r`` FLOPs-sensitive bins around ``c`` (or of ``r``
+  channels). The free channels are chosen per batch by min-min optimisation (see
   :func:`select_placement`).
 """
 
@@ -112,18 +112,37 @@ def default_offsets(space: WidthSpace, r_bins: float = 1.0) -> tuple[int, ...]:
 
 
 class LocallyFreeSharing:
-    """CafeNet's locally free sharing: ``c - r`` base channels + ``r`` free in ``[c-r, c+r)``.
+    """CafeNet's locally free sharing: base channels + free channels in a local zone.
 
-    ``offsets`` is ``r`` per group in channels (default 1 channel each, as in the paper's
-    example; :func:`default_offsets` scales it with the bins); for a width
-    ``c < r`` the offset shrinks to ``c`` (no negative base), and the zone is clipped at the
-    full width, so the full width has exactly one placement.
+    **Bins (default, the paper's unit).** With FLOPs-sensitive bins the free zone is
+    measured in bins of the group's candidate widths ``c_0 < c_1 < ... < c_n``: width ``w``
+    keeps the channels below the ``r``-th bin boundary under ``w`` as base channels and
+    places the remaining ``w - base`` channels, as one contiguous run starting on a bin
+    boundary, anywhere in the zone that ends ``r`` boundaries above ``w``. With ``r = 1``
+    (``r_bins=1``) a width ``c_k`` has exactly the two placements of the paper's Fig. 1
+    toy example scaled to bins: its last bin where the fixed pattern puts it (the prefix)
+    or shifted one bin right (``C(2r, r) = 2`` choices of r of the 2r zone bins); the full
+    width has one. For ``r > 1`` the free bins stay contiguous, ``r + 1`` placements.
+
+    **Channels (``offsets``).** ``offsets`` gives ``r`` in channels per group instead:
+    ``c - r`` base channels plus ``r`` free channels anywhere in ``[c - r, c + r)``
+    (clipped to the full width; ``r`` shrinks to ``c`` for a narrower width).
     """
 
     name = "cafenet"
 
-    def __init__(self, space: WidthSpace, offsets: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        space: WidthSpace,
+        offsets: Sequence[int] | None = None,
+        *,
+        r_bins: int = 1,
+    ) -> None:
         self.space = space
+        self.unit = "channels" if offsets is not None else "bins"
+        self.r_bins = int(r_bins)
+        if self.r_bins < 1:
+            raise SearchError(f"r_bins must be >= 1 bin, got {r_bins}")
         self.offsets = tuple(int(r) for r in (offsets or [1] * len(space.groups)))
         if len(self.offsets) != len(space.groups) or min(self.offsets) < 1:
             raise SearchError(
@@ -131,36 +150,69 @@ class LocallyFreeSharing:
             )
 
     def zone(self, group: int, width: int) -> tuple[int, int, int]:
-        """``(base_end, zone_end, r)``: base ``[0, base_end)``, free ``r`` of ``[base_end, zone_end)``."""
-        full = int(self.space.full[group])
-        r = min(self.offsets[group], int(width))
-        return int(width) - r, min(int(width) + r, full), r
+        """``(base_end, zone_end, free)``: base ``[0, base_end)``, ``free`` channels in
+        ``[base_end, zone_end)``."""
+        full, w = int(self.space.full[group]), int(width)
+        if self.unit == "channels":
+            r = min(self.offsets[group], w)
+            return w - r, min(w + r, full), r
+        cands = [int(c) for c in self.space.candidates[group]]
+        below = [0, *(c for c in cands if c < w)]
+        above = [*(c for c in cands if c > w), full]
+        base = below[max(0, len(below) - self.r_bins)]
+        end = full if w >= full else above[min(self.r_bins, len(above)) - 1]
+        return base, end, w - base
+
+    def starts(self, group: int, width: int) -> list[int]:
+        """Bins unit: the possible first channels of the free run (prefix first)."""
+        base, end, free = self.zone(group, width)
+        bounds = {0, *(int(c) for c in self.space.candidates[group])}
+        out = sorted({b for b in bounds if base <= b <= end - free} | {base})
+        if len(out) == 1 and end - free > base:
+            # The next bin is narrower than this one (channel rounding): flush right.
+            out.append(end - free)
+        return out
 
     def num_placements(self, widths: Sequence[int]) -> int:
-        """How many distinct placements the widths admit (product of binomials)."""
+        """How many distinct placements the widths admit (product over groups)."""
         total = 1
         for g, w in enumerate(widths):
-            base, end, r = self.zone(g, int(w))
-            total *= math.comb(end - base, r)
+            if self.unit == "bins":
+                total *= len(self.starts(g, int(w)))
+            else:
+                base, end, r = self.zone(g, int(w))
+                total *= math.comb(end - base, r)
         return total
 
+    def _group(self, g: int, w: int, rng: np.random.Generator, pick: str) -> tuple[int, ...]:
+        base, end, free = self.zone(g, int(w))
+        if self.unit == "bins":
+            st = self.starts(g, int(w))
+            s0 = st[-1] if pick == "right" else st[int(rng.integers(len(st)))]
+            return tuple(range(base)) + tuple(range(s0, s0 + free))
+        if pick == "right":
+            return tuple(range(base)) + tuple(range(end - free, end))
+        chosen = np.sort(rng.choice(np.arange(base, end), size=free, replace=False))
+        return tuple(range(base)) + tuple(int(i) for i in chosen)
+
     def random_placement(self, widths: Sequence[int], rng: np.random.Generator) -> Placement:
-        chans = []
-        for g, w in enumerate(widths):
-            base, end, r = self.zone(g, int(w))
-            free = np.sort(rng.choice(np.arange(base, end), size=r, replace=False))
-            chans.append(tuple(range(base)) + tuple(int(i) for i in free))
-        return Placement(tuple(chans))
+        return Placement(tuple(self._group(g, int(w), rng, "random") for g, w in enumerate(widths)))
 
     def placements(
         self, widths: Sequence[int], rng: np.random.Generator, k: int = 3
     ) -> list[Placement]:
-        """Up to ``k`` distinct candidate placements: the prefix first, then random ones."""
+        """Up to ``k`` distinct candidate placements for min-min's inner minimum: the prefix
+        (every group left), then every group at its rightmost placement, then random
+        mixes (each group's placement drawn uniformly)."""
         if k < 1:
             raise SearchError(f"the number of candidate placements must be >= 1, got {k}")
         out = [Placement.prefix(widths)]
         k = min(k, self.num_placements(widths))
+        right = Placement(tuple(self._group(g, int(w), rng, "right") for g, w in enumerate(widths)))
         seen = {out[0]}
+        if len(out) < k and right not in seen:
+            seen.add(right)
+            out.append(right)
         tries = 0
         while len(out) < k and tries < 20 * k:
             p = self.random_placement(widths, rng)
@@ -171,7 +223,9 @@ class LocallyFreeSharing:
         return out
 
     def describe(self) -> dict:
-        return {"sharing": self.name, "offsets": list(self.offsets)}
+        if self.unit == "bins":
+            return {"sharing": self.name, "zone_unit": "bins", "r_bins": self.r_bins}
+        return {"sharing": self.name, "zone_unit": "channels", "offsets": list(self.offsets)}
 
 
 SHARINGS = {"fixed": FixedSharing, "cafenet": LocallyFreeSharing}

@@ -25,6 +25,7 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.nb201",
     "nasforge.spaces.width",
     "nasforge.spaces.darts",
+    "nasforge.spaces.nats_sss",
 ]
 
 for _name in _SPACE_MODULES:

@@ -1,5 +1,6 @@
 """Width search: slimmable supernets (fixed or CafeNet sharing), evolutionary search under a
-FLOPs budget, and the search / retrain / compare protocol of ``nasforge width``."""
+FLOPs budget or latency target, AOWS (latency-optimal widths), and the search / retrain /
+compare protocol of ``nasforge width``."""
 
 from nasforge.search.width.algorithms import (
     SEARCH_BY_SHARING,
@@ -10,6 +11,7 @@ from nasforge.search.width.algorithms import (
     WidthSearchResult,
     uniform_for_budget,
 )
+from nasforge.search.width.aows import AOWSSearch, AOWSSettings
 from nasforge.search.width.evolution import EvolutionResult, EvolutionSettings, evolve
 from nasforge.search.width.supernet import (
     Score,
@@ -22,6 +24,8 @@ from nasforge.search.width.supernet import (
 
 __all__ = [
     "SEARCH_BY_SHARING",
+    "AOWSSearch",
+    "AOWSSettings",
     "CafeNetSearch",
     "EvolutionResult",
     "EvolutionSettings",

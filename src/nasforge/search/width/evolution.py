@@ -57,16 +57,29 @@ class EvolutionResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _feasible(space: WidthSpace, idx: np.ndarray, budget: float) -> np.ndarray:
-    return space.flops(space.decode(idx), check=False) <= budget + 1e-9
+#: ``cost(widths (B, G)) -> (B,)``: what the budget bounds (default: analytic MFLOPs).
+Cost = Callable[[np.ndarray], np.ndarray]
+
+
+def _flops(space: WidthSpace) -> Cost:
+    return lambda w: space.flops(w, check=False)
+
+
+def _feasible(space: WidthSpace, idx: np.ndarray, budget: float, cost: Cost) -> np.ndarray:
+    return cost(space.decode(idx)) <= budget + 1e-9
 
 
 def initial_population(
-    space: WidthSpace, budget: float, rng: np.random.Generator, n: int, band: float
+    space: WidthSpace,
+    budget: float,
+    rng: np.random.Generator,
+    n: int,
+    band: float,
+    cost: Cost | None = None,
 ) -> np.ndarray:
-    """``n`` distinct feasible configurations (bin indices), preferring the upper FLOPs band."""
+    """``n`` distinct feasible configurations (bin indices), preferring the upper cost band."""
     pool = space.sample_indices(rng, max(20000, 50 * n))
-    flops = space.flops(space.decode(pool), check=False)
+    flops = (cost or _flops(space))(space.decode(pool))
     ok = flops <= budget + 1e-9
     upper = ok & (flops >= band * budget)
     chosen = pool[upper] if upper.sum() >= n else pool[ok]
@@ -85,6 +98,7 @@ def _children(
     n: int,
     mutate_prob: float,
     seen: set[bytes],
+    cost: Cost,
 ) -> np.ndarray:
     out: list[np.ndarray] = []
     for _ in range(50):
@@ -103,7 +117,7 @@ def _children(
         moved = np.clip(child + step, 0, space.num_bins - 1)
         new = np.where(rng.random(child.shape) < 0.25, redraw, moved)
         child = np.where(hit, new, child)
-        child = child[_feasible(space, child, budget)]
+        child = child[_feasible(space, child, budget, cost)]
         for c in child:
             k = c.tobytes()
             if k not in seen:
@@ -121,10 +135,15 @@ def evolve(
     *,
     rng: np.random.Generator,
     settings: EvolutionSettings | None = None,
+    cost: Cost | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvolutionResult:
-    """Maximise ``score(widths)`` over configurations with FLOPs <= ``budget`` (MFLOPs)."""
+    """Maximise ``score(widths)`` over configurations with ``cost <= budget`` (default cost:
+    FLOPs in MFLOPs; AOWS's latency model for a latency target). ``progress(done, total)``
+    after every scored configuration (total: population x (generations + 1), at most)."""
     s = settings or EvolutionSettings()
-    pop = initial_population(space, budget, rng, s.population, s.band)
+    cost = cost or _flops(space)
+    pop = initial_population(space, budget, rng, s.population, s.band, cost)
     seen = {p.tobytes() for p in pop}
     history: list[dict[str, Any]] = []
     scored: list[tuple[float, np.ndarray]] = []
@@ -134,19 +153,22 @@ def evolve(
             widths = tuple(int(w) for w in space.decode(idx))
             value = float(score(widths))
             flops = float(space.flops(widths))
-            if flops > budget + 1e-9:  # cannot happen: every proposal is filtered
+            c = float(cost(np.asarray([widths]))[0])
+            if c > budget + 1e-9:  # cannot happen: every proposal is filtered
                 raise SearchError(f"internal: {widths} exceeds the budget {budget}")
             scored.append((value, idx))
+            if progress is not None:
+                progress(len(scored), s.population * (s.generations + 1))
             history.append(
                 {"generation": generation, "widths": list(widths), "flops_m": flops,
-                 "score": value}
+                 "cost": c, "score": value}
             )  # fmt: skip
 
     run(pop, 0)
     for gen in range(1, s.generations + 1):
         ranked = sorted(scored, key=lambda t: -t[0])
         parents = np.asarray([idx for _, idx in ranked[: s.parents]])
-        kids = _children(space, parents, budget, rng, s.population, s.mutate_prob, seen)
+        kids = _children(space, parents, budget, rng, s.population, s.mutate_prob, seen, cost)
         if len(kids) == 0:
             break  # the feasible neighbourhood is exhausted
         run(kids, gen)

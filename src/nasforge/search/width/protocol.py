@@ -17,26 +17,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nasforge.cost.latency_model import (
+    LatencyFitSettings,
+    LatencyModel,
+    MeasureSettings,
+    fit_latency_model,
+    measure_widths,
+)
 from nasforge.data import DatasetSplits, load_splits
 from nasforge.errors import SearchError
 from nasforge.io import atomic_save_figure, atomic_torch_save, atomic_write_json
 from nasforge.nn.backbones import build_from_spec
+from nasforge.search.registry import ALGORITHMS
 from nasforge.search.width.algorithms import (
-    SEARCH_BY_SHARING,
+    Budget,
     UniformWidth,
     WidthSearch,
     WidthSearchResult,
+)
+from nasforge.search.width.aows import (
+    AOWSSearch,
+    AOWSSettings,
+    check_latency_target,
+    parse_latency_target,
 )
 from nasforge.search.width.evolution import EvolutionSettings
 from nasforge.search.width.supernet import SupernetSettings
 from nasforge.spaces.width import BinMode, WidthSpace, make_space
 from nasforge.train import Recipe, Trainer, TrainResult
 from nasforge.train.checkpoint import data_fingerprint
+from nasforge.train.device import resolve_device
 
 SEARCH_FILE = "search.json"
 RETRAIN_FILE = "retrain.json"
@@ -147,7 +163,7 @@ def plot_search_front(record: dict[str, Any], path: Path) -> Path:
     res = record["result"]
 
     def draw(ax: Any) -> None:
-        ev = res["evaluated"]
+        ev = [e for e in res["evaluated"] if "score" in e]
         ax.scatter([e["flops_m"] for e in ev], [e["score"] for e in ev], s=12, alpha=0.5,
                    label=f"searched widths ({res['algorithm']})")  # fmt: skip
         uni = record["uniform_front"]
@@ -155,7 +171,8 @@ def plot_search_front(record: dict[str, Any], path: Path) -> Path:
                 label="uniform width scaling")  # fmt: skip
         ax.scatter([res["flops_m"]], [res["supernet_acc"]], marker="*", s=160, color="C3",
                    zorder=5, label="best within budget")  # fmt: skip
-        ax.axvline(res["budget_mflops"], color="gray", ls="--", lw=1, label="FLOPs budget")
+        if res["budget_mflops"] is not None:
+            ax.axvline(res["budget_mflops"], color="gray", ls="--", lw=1, label="FLOPs budget")
 
     return _save_flops_plot(
         path,
@@ -165,22 +182,39 @@ def plot_search_front(record: dict[str, Any], path: Path) -> Path:
     )
 
 
+#: ``--method`` names of the width-search algorithms (``nasforge.search.ALGORITHMS``).
+METHODS: dict[str, str] = {
+    "cafenet": "cafenet",
+    "fixed": "fixed-width",
+    "uniform": "uniform-width",
+    "aows": "aows",
+}
+
+
+def check_method(method: str) -> str:
+    """The registered algorithm name of a ``--method`` (the registered names work too)."""
+    if method in METHODS:
+        return METHODS[method]
+    if method in METHODS.values():
+        return method
+    raise SearchError(f"unknown width method {method!r}; expected one of: {', '.join(METHODS)}")
+
+
 def _make_search(
-    sharing: str,
+    method: str,
     space: WidthSpace,
     recipe: Recipe,
     *,
     seed: int,
-    supernet: SupernetSettings,
+    supernet: SupernetSettings | None,
     evolution: EvolutionSettings,
     r_bins: float | None,
     device: str | torch.device,
+    **extra: Any,
 ) -> WidthSearch:
-    if sharing not in SEARCH_BY_SHARING:
-        raise SearchError(
-            f"unknown sharing {sharing!r}; expected one of: {', '.join(SEARCH_BY_SHARING)}"
-        )
-    return SEARCH_BY_SHARING[sharing](
+    name = check_method(method)
+    return ALGORITHMS.create(
+        name,
         space,
         recipe=recipe,
         seed=seed,
@@ -188,15 +222,53 @@ def _make_search(
         evolution=evolution,
         r_bins=r_bins,
         device=device,
+        **extra,
     )
+
+
+@dataclass(frozen=True)
+class LatencySetup:
+    """How the latency model of a latency-target search is obtained.
+
+    ``model_path``: a model saved before (reused when it exists; written there after
+    fitting otherwise). ``fit`` / ``measure``: sample counts, penalty, timing settings.
+    """
+
+    model_path: Path | None = None
+    fit: LatencyFitSettings = field(default_factory=LatencyFitSettings)
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+
+    def model(
+        self,
+        space: WidthSpace,
+        *,
+        device: str | torch.device,
+        seed: int,
+        on_sample: Callable[[int, int], None] | None = None,
+    ) -> LatencyModel:
+        if self.model_path is not None and self.model_path.is_file():
+            return LatencyModel.load(self.model_path, space)
+        model = fit_latency_model(space, settings=self.fit, measure_settings=self.measure,
+                                  device=device, seed=seed, on_sample=on_sample)  # fmt: skip
+        if self.model_path is not None:
+            model.save(self.model_path)
+        return model
+
+
+def _measured(
+    res: WidthSearchResult, space: WidthSpace, setup: LatencySetup, device: Any
+) -> WidthSearchResult:
+    res.measured_latency_ms = measure_widths(space, res.widths, settings=setup.measure,
+                                             device=device)  # fmt: skip
+    return res
 
 
 def run_search(
     *,
     backbone: str,
     dataset: str,
-    budget: str,
-    sharing: str,
+    budget: str | None = "50%",
+    method: str = "cafenet",
     out_dir: str | Path,
     recipe: Recipe,
     seed: int = 0,
@@ -210,27 +282,52 @@ def run_search(
     data_root: str | Path | None = None,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    latency_target: str | float | None = None,
+    latency: LatencySetup | None = None,
+    aows: AOWSSettings | None = None,
+    distill: bool | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    sharing: str | None = None,
 ) -> dict[str, Any]:
-    """Train a supernet, search within ``budget``; write the record to ``out_dir``."""
+    """Train a supernet, search within the budget; write the record to ``out_dir``.
+
+    The budget is ``budget`` (FLOPs) or, when ``latency_target`` (ms per image) is given,
+    that target under a latency model measured on ``device`` (``latency``): every method
+    then searches under the same model and every result's latency is measured, so methods
+    compare at equal measured latency. ``aows`` needs a latency target. ``sharing`` is the
+    former name of ``method`` (``cafenet`` / ``fixed``). ``progress(phase, done, total)``
+    reports latency measurement and supernet training.
+    """
+    method = sharing if sharing is not None else method
+    algo = check_method(method)
+    target = None if latency_target is None else parse_latency_target(latency_target)
+    if algo == "aows" and target is None:
+        raise SearchError("aows searches under a latency target: pass --latency-target MS")
+    if target is None and budget is None:
+        raise SearchError("give a FLOPs budget or a latency target")
+    device = resolve_device(device, SearchError)
     out = Path(out_dir)
     data = load_data(dataset, seed=seed, limit=limit, root=data_root)
     space = space_for(backbone, data, bins=bins, levels=levels, min_ratio=min_ratio)
-    mflops = space.parse_budget(budget)
-    search = _make_search(
-        sharing,
-        space,
-        recipe,
-        seed=seed,
-        supernet=supernet or SupernetSettings(),
-        evolution=evolution or EvolutionSettings(),
-        r_bins=r_bins,
-        device=device,
+    flops_budget = space.parse_budget(budget) if target is None else None
+    setup = latency or LatencySetup()
+    say = progress or (lambda *_: None)
+    lat_model = None
+    if target is not None:
+        lat_model = setup.model(space, device=device, seed=seed,
+                                on_sample=lambda i, n: say("latency samples", i, n))  # fmt: skip
+        check_latency_target(lat_model, target)
+    b = (
+        Budget.flops(space, flops_budget)
+        if lat_model is None
+        else Budget.latency(lat_model, target)
     )
-    log = search.fit(data, on_epoch=on_epoch)
-    result = search.search(mflops)
-    uni = UniformWidth(space).search(mflops)
-    uni.supernet_acc = search.score(tuple(uni.widths))
-    record = {
+    extra: dict[str, Any] = {"distill": distill}
+    if algo == "aows":
+        extra.update(latency_target=target, latency_model=lat_model, aows=aows,
+                     latency_fit=setup.fit, measure=setup.measure)  # fmt: skip
+    uni = UniformWidth(space).search(b)
+    record: dict[str, Any] = {
         "format": FORMAT,
         "kind": "width-search",
         "backbone": backbone,
@@ -238,25 +335,53 @@ def run_search(
         "data_seed": seed,
         "limit": limit,
         "data": data_fingerprint(data),
-        "budget": str(budget),
-        "sharing": sharing,
+        "budget": None if budget is None or target is not None else str(budget),
+        "latency_target_ms": target,
+        "method": method,
+        "sharing": {"cafenet": "cafenet", "fixed-width": "fixed"}.get(algo),
         "space": space.describe(),
-        "settings": search.settings(),
-        "supernet_log": log.to_dict(),
-        "result": result.to_dict(),
-        "uniform": uni.to_dict(),
-        "uniform_front": uniform_front(search),
+        "latency_model": None if lat_model is None else lat_model.info,
     }
+    if algo == "uniform-width":
+        result = uni
+        record["settings"] = {"algorithm": algo}
+    else:
+        search = _make_search(algo, space, recipe, seed=seed, supernet=supernet,
+                              evolution=evolution or EvolutionSettings(), r_bins=r_bins,
+                              device=device, **extra)  # fmt: skip
+        log = search.fit(data, on_epoch=on_epoch,
+                         progress=lambda i, n: say("supernet training", i, n))  # fmt: skip
+        result = search.search(b, progress=lambda i, n: say("search", i, n))
+        uni.supernet_acc = search.score(tuple(uni.widths))
+        record["settings"] = search.settings()
+        record["supernet_log"] = log.to_dict()
+        record["uniform_front"] = uniform_front(search)
+        if isinstance(search, AOWSSearch):
+            record["unary_scores"] = {"result": search.unary_score(result.widths),
+                                      "uniform": search.unary_score(uni.widths)}  # fmt: skip
+    if lat_model is not None:
+        _measured(result, space, setup, device)
+        _measured(uni, space, setup, device)
+    record["result"] = result.to_dict()
+    record["uniform"] = uni.to_dict()
     atomic_write_json(out / SEARCH_FILE, record)
-    plot_search_front(record, out / "search_front.png")
-    assert search.supernet is not None
-    # The weights carry the identity of the run that trained them (as every checkpoint).
-    identity = {k: record[k] for k in ("backbone", "dataset", "data_seed", "limit", "data")}
-    identity.update(sharing=sharing, recipe=recipe.to_dict(), settings=record["settings"])
-    atomic_torch_save(
-        {"format": FORMAT, "identity": identity, "state_dict": search.supernet.net.state_dict()},
-        out / "supernet.pt",
-    )
+    if algo != "uniform-width":
+        plot_search_front(record, out / "search_front.png")
+        assert search.supernet is not None
+        # The weights carry the identity of the run that trained them (as every checkpoint).
+        identity = {k: record[k] for k in ("backbone", "dataset", "data_seed", "limit", "data")}
+        identity.update(
+            method=method, sharing=record["sharing"], recipe=recipe.to_dict(),
+            settings=record["settings"],
+        )  # fmt: skip
+        atomic_torch_save(
+            {
+                "format": FORMAT,
+                "identity": identity,
+                "state_dict": search.supernet.net.state_dict(),
+            },
+            out / "supernet.pt",
+        )
     return record
 
 

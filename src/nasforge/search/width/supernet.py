@@ -14,6 +14,7 @@ sub-network on training batches, and measures its accuracy on the validation spl
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from nasforge.data import DatasetSplits, DeviceLoader
 from nasforge.errors import SearchError
@@ -39,8 +41,9 @@ from nasforge.train import Recipe, evaluate
 from nasforge.train.device import default_channels_last, resolve_device
 
 Sharing = FixedSharing | LocallyFreeSharing
-#: Training batches on which the full-width net's BN statistics are estimated after training.
-BN_CALIB_BATCHES = 8
+#: Training images on which the full-width net's BN statistics are estimated after training
+#: (>= 2,000, as for every scored sub-network).
+BN_CALIB_IMAGES = 2048
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,17 @@ class SupernetSettings:
 
     ``num_random``: random widths per step besides the largest and smallest (sandwich rule;
     Yu & Huang use 2). ``num_placements``: candidate placements per width for min-min
-    (ignored by fixed sharing, which has one).
+    (ignored by fixed sharing, which has one). ``distill``: in-place distillation
+    (Yu & Huang 2019; AutoSlim, BigNAS; AOWS ``train_nas.py:198-219``): the largest width
+    learns from the labels, every other width from the largest one's softmax (soft
+    cross-entropy against its detached probabilities) on the same batch. ``None``: the
+    search method's own default (fixed sharing and AOWS distil, CafeNet does not); a bare
+    ``train_supernet`` call treats it as False.
     """
 
     num_random: int = 2
     num_placements: int = 3
+    distill: bool | None = None
 
     def __post_init__(self) -> None:
         if self.num_random < 0:
@@ -81,12 +90,28 @@ class SupernetLog:
         }
 
 
+#: ``sampler(rng, n, epoch, step, steps)`` -> ``n`` random width configurations, shape (n, G).
+Sampler = Callable[[np.random.Generator, int, int, int, int], np.ndarray]
+#: ``on_step(epoch, step, steps, widths, per_sample_losses)`` after each optimiser step:
+#: the sandwich's widths and each one's per-sample cross-entropy on the batch (detached).
+StepHook = Callable[[int, int, int, list[tuple[int, ...]], list[torch.Tensor]], None]
+
+
 def sandwich_widths(
-    space: WidthSpace, rng: np.random.Generator, num_random: int
+    space: WidthSpace,
+    rng: np.random.Generator,
+    num_random: int,
+    sampler: Callable[[np.random.Generator, int], np.ndarray] | None = None,
 ) -> list[tuple[int, ...]]:
-    """Largest, smallest and ``num_random`` uniformly random widths."""
-    rand = [tuple(int(v) for v in w) for w in space.sample(rng, num_random)] if num_random else []
+    """Largest, smallest and ``num_random`` random widths (uniform, or from ``sampler``)."""
+    draw = sampler or space.sample
+    rand = [tuple(int(v) for v in w) for w in draw(rng, num_random)] if num_random else []
     return [space.largest(), space.smallest(), *rand]
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` against soft targets (in-place distillation)."""
+    return -(target_probs * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 def train_supernet(
@@ -100,6 +125,9 @@ def train_supernet(
     device: str | torch.device = "cpu",
     channels_last: bool | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    sampler: Sampler | None = None,
+    on_step: StepHook | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SupernetLog:
     """Train ``supernet`` in place on ``data.train`` with the optimiser of ``recipe``.
 
@@ -107,7 +135,10 @@ def train_supernet(
     (``Recipe.lr_at``, per step), epochs, batch size and gradient clipping. Randomness: the loader's own generator
     and a numpy Generator seeded by ``seed`` for the widths and placements. ``channels_last``
     (default: :func:`nasforge.train.device.default_channels_last`, as in
-    ``nasforge.train.Trainer``) only changes the memory layout.
+    ``nasforge.train.Trainer``) only changes the memory layout. ``sampler`` replaces the
+    uniform draw of the random widths (AOWS samples from its MRF marginals); ``on_step``
+    sees every step's widths and per-sample losses; ``progress(done, total)`` is called
+    after every step (total = epochs x steps per epoch).
     """
     device = resolve_device(device, SearchError)
     settings = settings or SupernetSettings()
@@ -140,7 +171,14 @@ def train_supernet(
             for group in opt.param_groups:
                 group["lr"] = recipe.lr_at(epoch, step, steps)
             opt.zero_grad(set_to_none=True)
-            for j, w in enumerate(sandwich_widths(space, rng, settings.num_random)):
+            draw = None
+            if sampler is not None:
+                draw = functools.partial(_call_sampler, sampler, epoch=epoch, step=step,
+                                         steps=steps)  # fmt: skip
+            widths = sandwich_widths(space, rng, settings.num_random, draw)
+            teacher: torch.Tensor | None = None
+            per_sample: list[torch.Tensor] = []
+            for j, w in enumerate(widths):
                 cands = sharing.placements(w, rng, settings.num_placements)
                 # Min-min: every candidate's loss on this batch (kept in the graph, so the
                 # winner needs no second forward pass); only the lowest one is back-propagated.
@@ -149,7 +187,14 @@ def train_supernet(
                     log.selections += 1
                     log.free_wins += int(not cands[best].is_prefix)
                 logits, loss = outs[best], losses[best]
-                loss.backward()
+                if on_step is not None:
+                    per_sample.append(F.cross_entropy(logits.detach(), y, reduction="none"))
+                if bool(settings.distill) and j == 0:
+                    teacher = torch.softmax(logits.detach(), dim=1)
+                train_loss = (
+                    loss if teacher is None or j == 0 else soft_cross_entropy(logits, teacher)
+                )
+                train_loss.backward()
                 if j < 2:
                     key = "largest" if j == 0 else "smallest"
                     sums[f"loss_{key}"] += float(loss.detach()) * len(y)
@@ -159,6 +204,10 @@ def train_supernet(
                 torch.nn.utils.clip_grad_norm_(supernet.parameters(), recipe.grad_clip)
             opt.step()
             n += len(y)
+            if on_step is not None:
+                on_step(epoch, step, steps, widths, per_sample)
+            if progress is not None:
+                progress(epoch * steps + step + 1, int(recipe.epochs) * steps)
         rec = {"epoch": epoch, "lr": lr, **{k: v / max(n, 1) for k, v in sums.items()}}
         rec["time"] = time.perf_counter() - t0
         log.epochs.append(rec)
@@ -169,11 +218,24 @@ def train_supernet(
     # estimate them on training batches (un-augmented) so ``supernet.net`` is usable as is.
     recalibrate_bn(
         supernet.net,
-        _batches(data, "train", int(recipe.batch_size), BN_CALIB_BATCHES, device, channels_last),
+        _batches(
+            data,
+            "train",
+            int(recipe.batch_size),
+            -(-BN_CALIB_IMAGES // int(recipe.batch_size)),
+            device,
+            channels_last,
+        ),
     )
     log.train_time = time.perf_counter() - t0
     supernet.eval()
     return log
+
+
+def _call_sampler(
+    sampler: Sampler, rng: np.random.Generator, n: int, *, epoch: int, step: int, steps: int
+) -> np.ndarray:
+    return sampler(rng, n, epoch, step, steps)
 
 
 def _batches(
