@@ -8,6 +8,9 @@ python3 -m venv .venv
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
 # The ray extra is installed so the Ray executor is tested for real (a local instance).
 .venv/bin/pip install -q -e ".[test,ray]"
+# The official NB201 reference code, for side-by-side tests of the one-shot methods. It pins
+# numpy<=1.19.5 (which does not build here) but runs with ours: install it without its pins.
+.venv/bin/python -c "import xautodl" 2>/dev/null || .venv/bin/pip install -q --no-deps xautodl==1.0.0
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python -m pytest -q "$@"

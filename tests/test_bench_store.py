@@ -156,8 +156,8 @@ def test_torn_tail_ignored_and_mid_corruption_refused(tmp_path):
     half = encode_record({"t": "entry", "arch": 5})[:-7]
     journal.write_bytes(good + half)
     assert len(Benchmark.open(path)) == 3  # torn record ignored
-    journal.write_bytes(good + b"\0" * 100)
-    assert len(Benchmark.open(path)) == 3  # zero-filled tail after a crash
+    journal.write_bytes(good + half[:3])
+    assert len(Benchmark.open(path)) == 3  # torn inside the record header
     # flip one byte inside the first record's payload: records follow, so it is corruption
     bad = bytearray(good)
     bad[len(JOURNAL_MAGIC) + 20] ^= 0xFF
@@ -281,3 +281,228 @@ def test_crash_between_the_two_renames_of_an_overwrite_is_undone(tmp_path):
     os.replace(path, tmp_path / ".run[1].old-4244")
     with TableWriter(path) as w:
         assert w.has(3, "cifar100", "final", 0)
+
+
+# -- a damaged journal is refused, never silently cut, and repaired on demand --------------
+def _six_record_table(tmp_path):
+    """A table whose journal holds six entries (archs 0..5) and the records' offsets."""
+    path = tmp_path / "t"
+    w = TableWriter(path)
+    for i in range(6):
+        w.append(ResultEntry(i, "cifar10", "200", 1, curves=_curves(i, 1)))
+    w.close(compact=False)
+    journal = path / json.loads((path / "manifest.json").read_text())["journal"]
+    blob = journal.read_bytes()
+    offsets, pos = [], len(JOURNAL_MAGIC)
+    while pos < len(blob):
+        offsets.append(pos)
+        pos += 12 + int.from_bytes(blob[pos + 4 : pos + 8], "little")
+    assert len(offsets) == 6
+    return path, journal, blob, offsets
+
+
+def _set_length(blob, at, length):
+    out = bytearray(blob)
+    out[at + 4 : at + 8] = length.to_bytes(4, "little")
+    return bytes(out)
+
+
+def _flip(blob, at):
+    out = bytearray(blob)
+    out[at] ^= 0xFF
+    return bytes(out)
+
+
+# name -> (damage(blob, offsets), offset named in the error, archs that survive repair)
+_DAMAGE = {
+    "length 0x7fffffff in record #2 of 6": (
+        lambda b, o: _set_length(b, o[1], 0x7FFFFFFF),
+        1,
+        {0, 2, 3, 4, 5},
+    ),
+    "zero-filled from record #3": (
+        lambda b, o: b[: o[2]] + b"\0" * (len(b) - o[2]),
+        2,
+        {0, 1},
+    ),
+    "record #2's length stretched to the end of the file": (
+        lambda b, o: _set_length(b, o[1], len(b) - o[1] - 12),
+        1,
+        {0, 2, 3, 4, 5},
+    ),
+    "bad CRC in record #3": (lambda b, o: _flip(b, o[2] + 30), 2, {0, 1, 3, 4, 5}),
+    "bad CRC in the last record": (lambda b, o: _flip(b, len(b) - 2), 5, {0, 1, 2, 3, 4}),
+    "zeros after the last record": (lambda b, o: b + b"\0" * 64, None, {0, 1, 2, 3, 4, 5}),
+    "truncated to 5 bytes": (lambda b, o: b[:5], 0, set()),
+}
+
+
+@pytest.mark.parametrize("damage", list(_DAMAGE))
+def test_damaged_journal_is_refused_kept_and_repaired(tmp_path, damage):
+    from nasforge.bench.writer import repair_table
+
+    path, journal, blob, offsets = _six_record_table(tmp_path)
+    fn, rec_no, survivors = _DAMAGE[damage]
+    damaged = fn(blob, offsets)
+    journal.write_bytes(damaged)
+    where = len(blob) if rec_no is None else (0 if damage.startswith("trunc") else offsets[rec_no])
+    for opener in (Benchmark.open, verify, TableWriter):
+        with pytest.raises(BenchError, match=f"corrupt at byte {where}\\b.*bench repair"):
+            opener(path)
+    assert journal.read_bytes() == damaged  # no writer cut the good records off
+
+    out = repair_table(path)
+    assert out["damaged"] and out["kept"] == len(survivors)
+    assert (path / out["aside"]).read_bytes() == damaged  # the evidence is kept
+    bench = Benchmark.open(path)
+    verify(path)
+    assert bench.info()["journal_records"] == 0  # salvaged into a new generation
+    got = {a.to_index() for a in bench}
+    assert got == survivors
+    for i in survivors:
+        np.testing.assert_array_equal(
+            bench.query(i, "cifar10", hp="200").curves["valid_acc"], _curves(i, 1)["valid_acc"]
+        )
+    with TableWriter(path) as w:  # writable again; the damaged file survives compaction
+        w.append(ResultEntry(9, "cifar10", "200", 1, curves=_curves(9, 1)))
+    assert len(Benchmark.open(path)) == len(survivors) + 1
+    assert (path / out["aside"]).exists()
+    assert repair_table(path)["damaged"] is False  # an intact table is left alone
+
+
+def test_only_a_short_last_record_is_a_torn_tail(tmp_path):
+    path, journal, blob, _ = _six_record_table(tmp_path)
+    journal.write_bytes(blob[:-10])  # the last write was cut short by a crash
+    assert len(Benchmark.open(path)) == 5
+    assert verify(path)["journal_torn_tail"]
+    with TableWriter(path) as w:  # the next writer drops the torn record, keeps the rest
+        w.append(ResultEntry(9, "cifar10", "200", 1, curves=_curves(9, 1)))
+    assert len(Benchmark.open(path)) == 6
+
+
+def _cli(monkeypatch, capsys, *args):
+    """Run the console entry point in-process: (exit code, stdout, stderr)."""
+    from nasforge.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["nasforge", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_cli_verify_reports_damage_and_repair_salvages(tmp_path, monkeypatch, capsys):
+    path, journal, blob, offsets = _six_record_table(tmp_path)
+    journal.write_bytes(_set_length(blob, offsets[1], 0x7FFFFFFF))
+    code, out, err = _cli(monkeypatch, capsys, "bench", "verify", path)
+    assert code == 2 and f"corrupt at byte {offsets[1]}" in err and "Traceback" not in err
+    code, out, err = _cli(monkeypatch, capsys, "bench", "repair", path)
+    assert code == 0, err
+    assert "kept 5 journal records" in out and "damaged-journal-000000.log" in out
+    code, out, err = _cli(monkeypatch, capsys, "bench", "verify", path)
+    assert code == 0 and out.startswith("ok")
+    code, out, _ = _cli(monkeypatch, capsys, "bench", "repair", path)
+    assert code == 0 and "nothing to repair" in out
+
+
+# -- every writer takes the lock; damaged manifests; a full disk ----------------------------
+def test_overwrite_import_refuses_a_table_a_writer_holds(tmp_path):
+    from nasforge.bench.importers import import_table
+
+    path = tmp_path / "t"
+    src = tmp_path / "runs.csv"
+    src.write_text("index,valid_acc\n3,50.0\n")
+    with TableWriter(path) as w:  # a build appending to the table
+        w.append(ResultEntry(0, "cifar10", "200", 1, curves=_curves(0, 1)))
+        with pytest.raises(BenchError, match="held by another writer"):
+            import_table(src, path, dataset="cifar10", overwrite=True)
+        w.append(ResultEntry(1, "cifar10", "200", 1, curves=_curves(1, 1)))
+    bench = Benchmark.open(path)  # the build's work is whole, nothing was swapped under it
+    assert [a.to_index() for a in bench] == [0, 1] and bench.datasets == ["cifar10"]
+    assert not list(tmp_path.glob(".t.*"))  # no half-built import left beside it
+    import_table(src, path, dataset="cifar10", overwrite=True)  # lock free: replaced
+    assert [a.to_index() for a in Benchmark.open(path)] == [3]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m.pop("groups"),
+        lambda m: m.pop("journal"),
+        lambda m: m["groups"][0].pop("files"),
+        lambda m: m["groups"][0].update(seeds="1"),
+        lambda m: m["files"].update({"../../etc/passwd": {"bytes": 1, "sha256": "x"}}),
+        lambda m: m.update(journal="../elsewhere.log"),
+        lambda m: m.update(costs=[]),
+    ],
+)
+def test_manifest_with_valid_checksum_but_bad_structure_is_refused(tmp_path, edit):
+    from nasforge.bench import make_synthetic_table
+    from nasforge.bench.store import _manifest_digest
+
+    path = make_synthetic_table(
+        tmp_path / "t", datasets=("cifar100",), hps={"12": 4}, seeds=(1,), archs=[0, 1]
+    )
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    manifest["checksum"] = _manifest_digest(manifest)  # as a buggy tool would write it
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    for opener in (Benchmark.open, verify, TableWriter):
+        with pytest.raises(BenchError, match=r"manifest\.json' is malformed"):
+            opener(path)
+
+
+def test_full_disk_during_compaction_leaves_no_files_and_keeps_the_journal(tmp_path, monkeypatch):
+    import errno
+
+    from nasforge.bench import store
+
+    path = tmp_path / "t"
+    with TableWriter(path) as w:
+        w.append(ResultEntry(0, "cifar10", "200", 1, curves=_curves(0, 1)))
+    before = sorted(p.relative_to(path).as_posix() for p in path.rglob("*"))
+    w = TableWriter(path)
+    for i in (1, 2):
+        w.append(ResultEntry(i, "cifar10", "200", 1, curves=_curves(i, 1)))
+    real_save = np.save
+    calls = []
+
+    def save(f, arr, **kw):  # the disk fills up while the second column file is written
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"\x93NUMPY partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(f, arr, **kw)
+
+    monkeypatch.setattr(store.np, "save", save)
+    with pytest.raises(BenchError, match=r"No space left on device.*table is unchanged"):
+        w.compact()
+    after = sorted(p.relative_to(path).as_posix() for p in path.rglob("*"))
+    assert after == before  # no .tmp, no file of the aborted generation
+    assert len(Benchmark.open(path)) == 3  # the journal still serves the two appends
+    monkeypatch.setattr(store.np, "save", real_save)
+    w.close()  # space again: the same writer compacts
+    bench = Benchmark.open(path)
+    assert len(bench) == 3 and bench.info()["journal_records"] == 0
+    verify(path)
+
+
+def test_failed_journal_append_leaves_no_partial_record(tmp_path, monkeypatch):
+    from nasforge.bench import writer as writer_mod
+
+    path = tmp_path / "t"
+    w = TableWriter(path)
+    w.append(ResultEntry(0, "cifar10", "200", 1, curves=_curves(0, 1)))
+    real_write = os.write
+
+    def short_write(fd, blob):  # a full disk: only part of the record lands
+        return real_write(fd, blob[:10])
+
+    monkeypatch.setattr(writer_mod.os, "write", short_write)
+    with pytest.raises(BenchError, match="cannot append"):
+        w.append(ResultEntry(1, "cifar10", "200", 1, curves=_curves(1, 1)))
+    monkeypatch.setattr(writer_mod.os, "write", real_write)
+    w.append(ResultEntry(2, "cifar10", "200", 1, curves=_curves(2, 1)))  # caller carries on
+    w.close(compact=False)
+    verify(path)  # no torn record in the middle of the journal
+    assert [a.to_index() for a in Benchmark.open(path)] == [0, 2]

@@ -355,3 +355,81 @@ def test_archs_with_cost_is_the_vectorised_mask(tmp_path):
     assert _archs_with_cost(path, "cifar10-valid") == {3, 7}
     assert _archs_with_cost(path, "cifar10") == {3, 7}  # same network as cifar10-valid
     assert _archs_with_cost(path, "digits") == set()
+
+
+# -- bad requests fail before any work; failures give a non-zero exit ----------------------
+def _cli(monkeypatch, capsys, *args):
+    """Run the console entry point in-process: (exit code, stdout, stderr)."""
+    from nasforge.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["nasforge", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    # rich wraps long lines at the (test) terminal's width: compare words, not layout.
+    return exc.value.code, " ".join(out.out.split()), " ".join(out.err.split())
+
+
+TINY_ARGS = ["--limit", "64", "--C", "4", "--N", "1", "--epochs", "1", "--no-progress"]
+
+
+def test_bad_build_requests_fail_before_any_work(tmp_path, monkeypatch, capsys):
+    import torch
+
+    import nasforge.bench.build as build_mod
+
+    started = []
+    monkeypatch.setattr(build_mod, "run_train_task", lambda task: started.append(task))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    binary = tmp_path / "archs.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    out = tmp_path / "out"
+    cases = [
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+        (["--dataset", "digits", "--device", "gpu"], "device 'gpu' invalid"),
+        (["--dataset", "digits", "--workers", "0"], "--workers 0 must be >= 1"),
+        (["--dataset", "digits", "--archs", binary], "is not a text file"),
+        (["--dataset", " cifar10"], "dataset ' cifar10' must be a non-empty name"),
+        (["--dataset", "digits", "--hp", "a/b"], "hp 'a/b' must be a non-empty"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--dataset", "digits", "--device", "cuda"], "CUDA is not available"))
+    for args, message in cases:
+        code, _, err = _cli(monkeypatch, capsys, "bench", "build", *args, "-o", out, *TINY_ARGS)
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)
+        assert not out.exists(), args  # no table of failures left behind
+    for target, message in ((a_file, "is a file"), (a_file / "sub", "which is a file")):
+        code, _, err = _cli(
+            monkeypatch, capsys, "bench", "build", "--dataset", "digits", "-o", target, *TINY_ARGS
+        )
+        assert code == 2 and message in err, err
+    assert started == []
+
+
+def test_a_build_with_failed_entries_exits_non_zero(tmp_path, monkeypatch, capsys):
+    import nasforge.train
+
+    def broken(arch, data, recipe, **kw):
+        raise RuntimeError("simulated failure [not markup]")
+
+    monkeypatch.setattr(nasforge.train, "train_arch", broken)
+    args = ["--dataset", "digits", "--archs", "1", "--max-retries", "0", *TINY_ARGS]
+    code, out, err = _cli(monkeypatch, capsys, "bench", "build", *args, "-o", tmp_path / "t")
+    assert code == 1, err
+    assert "1 failed" in out and "simulated failure [not markup]" in out
+    code, out, _ = _cli(
+        monkeypatch, capsys, "bench", "build", *args, "-o", tmp_path / "t", "--json"
+    )
+    assert code == 1 and json.loads(out)["failed"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_kill_9_of_a_parallel_build_leaves_no_process_behind(tmp_path):
+    from test_run import kill_9_and_check_no_process_survives
+
+    cmd = [sys.executable, "-c", CLI, "bench", "build", "--dataset", "digits", "--archs", "50"]
+    cmd += ["--workers", "2", *TINY_ARGS, "-o", str(tmp_path / "t")]
+    # The driver's two pool workers and multiprocessing's resource tracker.
+    kill_9_and_check_no_process_survives(cmd, 3, within=5.0)

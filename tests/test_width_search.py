@@ -129,10 +129,9 @@ def test_train_step_applies_only_the_min_loss_placement(tiny_data) -> None:
     torch.manual_seed(0)
     net = SlimmableNetwork(space.spec)
     init = copy.deepcopy(net)
-    log = train_supernet(net, sharing, tiny_data, recipe, seed=3, settings=settings,
-                         channels_last=False)  # fmt: skip
+    log = train_supernet(net, sharing, tiny_data, recipe, seed=3, settings=settings)
     assert log.selections > 0
-    loader = DeviceLoader(tiny_data.train, tiny_data, bs, train=True, seed=3, channels_last=False)
+    loader = DeviceLoader(tiny_data.train, tiny_data, bs, train=True, seed=3)
     loader.set_epoch(0)
     (x, y), *rest = list(loader)
     assert not rest

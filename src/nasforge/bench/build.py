@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge.bench.query import ANSWER_BY_CLASS, Benchmark
-from nasforge.bench.schema import ResultEntry
+from nasforge.bench.schema import ResultEntry, check_dataset, check_hp
+from nasforge.bench.store import MANIFEST, read_manifest
 from nasforge.bench.writer import TableWriter
 from nasforge.errors import ArchError, BenchError, NasforgeError
 from nasforge.spaces.nb201 import NUM_ARCHS, Arch, all_archs, unique_archs
@@ -86,7 +87,17 @@ def resolve_archs(spec: str | int | Sequence[Any], *, order_seed: int = 0) -> li
         raise ArchError(
             f"archs {str(spec)!r} is neither 'all', 'unique', a number nor an existing file"
         )
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    except OSError as exc:
+        raise ArchError(f"arch file {str(path)!r} cannot be read: {exc.strerror}") from None
+    if "\0" in text:
+        raise ArchError(
+            f"arch file {str(path)!r} is not a text file; expected one arch string or index "
+            "per line, or a JSON list of them"
+        )
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
@@ -261,6 +272,10 @@ class BuildConfig:
     retry_failed: bool = True
 
     def __post_init__(self) -> None:
+        # The same name rules as the importers and the table itself: one validation.
+        check_dataset(self.dataset)
+        if self.hp is not None:
+            check_hp(self.hp)
         if self.space not in SPACES:
             raise NasforgeError(f"unknown space {self.space!r}; expected one of {list(SPACES)}")
         if not self.seeds:
@@ -326,27 +341,34 @@ def build(
     """
     from nasforge.run import create_executor
 
+    # Everything that can be wrong with the request is checked before the table is touched
+    # or anything trained: a bad dataset or device must not become a table of failures.
     recipe = config.get_recipe()
-    hp = config.hp_key()
+    hp = check_hp(config.hp_key())
     archs = resolve_archs(config.archs, order_seed=config.order_seed)
     path = Path(path)
-    costed = _archs_with_cost(path, config.dataset)
+    check_output_path(path)
+    engine = executor.name if executor is not None else executor_name
+    check_device(config.device, here=engine == "local")
+    base = dict(
+        dataset=config.dataset,
+        recipe=recipe.to_dict(),
+        data_dir=None if config.data_dir is None else str(config.data_dir),
+        limit=config.limit,
+        data_seed=config.data_seed,
+        C=config.C,
+        N=config.N,
+        device=config.device,
+    )
+    # Unknown dataset, missing data files: they fail here, once, not in every task.
+    _load_data(TrainTask(arch=Arch.from_index(0).to_string(), seed=config.seeds[0], **base))
     owns_executor = executor is None
+    costed = _archs_with_cost(path, config.dataset)
     t_start = time.perf_counter()
     with TableWriter(path, space=config.space, create=True) as writer:
         _record_meta(writer, config, recipe, hp)
         pending: deque[TrainTask] = deque()
         skipped = 0
-        base = dict(
-            dataset=config.dataset,
-            recipe=recipe.to_dict(),
-            data_dir=None if config.data_dir is None else str(config.data_dir),
-            limit=config.limit,
-            data_seed=config.data_seed,
-            C=config.C,
-            N=config.N,
-            device=config.device,
-        )
         for arch in archs:
             need_cost = arch.to_index() not in costed
             for seed in config.seeds:
@@ -361,6 +383,8 @@ def build(
         total = len(archs) * len(config.seeds)
         if owns_executor:
             executor = create_executor(executor_name, **(executor_kwargs or {}))
+        if not executor.in_process:
+            _DATA_CACHE.clear()  # the workers load their own copy; free the driver's
         try:
             report = _drive(executor, writer, pending, config, hp, total, skipped, progress)
         finally:
@@ -370,6 +394,48 @@ def build(
     report.elapsed_s = time.perf_counter() - t_start
     report.executor = repr(executor)
     return report
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse a table path that cannot be written, before any work: a file, a path under a
+    file, a directory holding something else than a table, or a foreign / corrupt table."""
+    if path.exists() and not path.is_dir():
+        raise BenchError(f"output {str(path)!r} is a file; expected a table directory")
+    if (path / MANIFEST).exists():
+        read_manifest(path)
+        return
+    if path.is_dir() and any(path.iterdir()):
+        raise BenchError(
+            f"output {str(path)!r} exists and is not empty but holds no table; "
+            "refusing to write into it"
+        )
+    parent = path if path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BenchError(f"output {str(path)!r} lies under {str(parent)!r}, which is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BenchError(f"output {str(path)!r} cannot be created: {str(parent)!r} is read-only")
+
+
+def check_device(device: str, *, here: bool) -> None:
+    """Refuse a malformed device name; when tasks run on this machine (``here``), also one
+    it does not have (``cuda`` without CUDA)."""
+    if device == "auto":
+        return
+    import torch
+
+    from nasforge.train.device import resolve_device
+
+    if here:
+        resolve_device(device, BenchError)
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise BenchError(
+            f"device {device!r} invalid ({exc}); expected auto, cpu, cuda or cuda:N"
+        ) from None
 
 
 def _drive(

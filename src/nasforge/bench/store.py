@@ -12,7 +12,8 @@ A table is a directory::
                              and per dataset <gen>-cost-<d>.npy float64 [15625, costs]
       errors-<gen>.json      messages of failed / diverged entries (only if any)
       journal-<gen>.log      append-only records written since the last compaction
-      .lock                  held (flock) by the one writer
+      .lock                  held (flock) by the one writer: an appending builder, a repair,
+                             or an importer replacing the table
 
 Read path: parse the small manifest, ``np.load(mmap_mode="r")`` each column (only the .npy
 header is read), replay the journal tail (normally empty). No byte of the data is read
@@ -20,8 +21,11 @@ until it is queried.
 
 Write path: every record is appended to the journal as ``magic | length | crc32 | JSON``
 with a single ``write`` followed by ``fsync``; a process killed at any moment leaves a
-journal whose complete records all pass their CRC and at most one torn record at the tail,
-which readers ignore and the next writer truncates. Compaction writes the merged columns
+journal whose complete records all pass their CRC and at most one torn record at the tail
+(shorter than its header says), which readers ignore and the next writer truncates. Any
+other damage (a failed CRC, zeros, a wrong length while good records follow) is refused
+with its byte offset and never truncated: :func:`salvage_journal` (``nasforge bench
+repair``) recovers every record that checks out. Compaction writes the merged columns
 under new generation-numbered names, fsyncs them, then atomically replaces the manifest
 (which names the new files and a fresh journal); files the manifest no longer names are
 removed afterwards, so a crash at any point leaves either the old or the new table.
@@ -49,9 +53,16 @@ from typing import Any
 
 import numpy as np
 
+try:  # POSIX advisory locks keep two writers off one table
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 from nasforge.bench.schema import (
     STATUS_CODES,
     TRAIN_TIME,
+    check_dataset,
+    check_hp,
     cost_order,
     metric_order,
 )
@@ -98,6 +109,9 @@ class GroupData:
         return (self.dataset, self.hp)
 
     def check(self) -> None:
+        # The same name rules as every other writer (builds, appends): one validation.
+        check_dataset(self.dataset)
+        check_hp(self.hp)
         S, R, M, E = len(self.seeds), len(self.rows), len(self.metrics), self.epochs
         if self.data.shape != (R, S, M, E) or self.status.shape != (R, S):
             raise BenchError(
@@ -145,14 +159,25 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def _removed_on_error(path: Path):
+    """Remove ``path`` (a temporary) if the block raises: a full disk leaves nothing."""
+    try:
+        yield path
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write a file so that it is either absent/old or completely new, never half-written."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with _removed_on_error(path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     _fsync_dir(path.parent)
 
 
@@ -172,13 +197,13 @@ class _HashingWriter:
 
 def _save_array(root: Path, rel: str, arr: np.ndarray) -> dict[str, Any]:
     path = root / rel
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        hw = _HashingWriter(f)
-        np.save(hw, np.ascontiguousarray(arr), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with _removed_on_error(path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
+        with open(tmp, "wb") as f:
+            hw = _HashingWriter(f)
+            np.save(hw, np.ascontiguousarray(arr), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     return {"bytes": hw.nbytes, "sha256": hw.sha.hexdigest()}
 
 
@@ -197,6 +222,34 @@ def _manifest_digest(manifest: dict[str, Any]) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
+def lock_table(root: Path) -> int:
+    """Take the writer lock of the table at ``root`` without waiting; returns the file
+    descriptor whose closing releases it. Every writer of a table (appending builder,
+    repair, an importer replacing the table) holds it, so none erases another's work."""
+    while True:
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is None:  # pragma: no cover - no advisory locks on this platform
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BenchError(
+                f"table {str(root)!r} is held by another writer (its .lock is taken); "
+                "wait for that build / import to finish"
+            ) from None
+        # An overwrite may have swapped the directory between open and flock: then this
+        # lock guards a table that is gone; lock the one now at ``root`` instead.
+        try:
+            now = os.stat(root / LOCK_FILE)
+        except FileNotFoundError:
+            now = None
+        mine = os.fstat(fd)
+        if now is not None and (now.st_ino, now.st_dev) == (mine.st_ino, mine.st_dev):
+            return fd
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------
@@ -233,7 +286,85 @@ def read_manifest(root: Path) -> dict[str, Any]:
             f"{str(path)!r} is corrupt: its sha256 does not match its content "
             "(edited by hand or damaged on disk)"
         )
+    _check_manifest(manifest, path)
     return manifest
+
+
+def _is_int(v: Any, lo: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _own_file_name(rel: Any, pattern: str) -> bool:
+    """A file name the manifest may point to: ours, inside the table, no ``..``."""
+    return (
+        isinstance(rel, str)
+        and re.fullmatch(pattern, rel) is not None
+        and ".." not in Path(rel).parts
+        and not Path(rel).is_absolute()
+    )
+
+
+def _check_manifest(m: dict[str, Any], path: Path) -> None:
+    """Refuse a manifest whose checksum matches but whose structure does not (written by a
+    buggy or foreign tool): one clear error here instead of a KeyError at some later use."""
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise BenchError(f"{str(path)!r} is malformed: {what}")
+
+    need(isinstance(m.get("space"), str), "'space' must be a string")
+    need(_is_int(m.get("num_archs"), 1), "'num_archs' must be a positive int")
+    need(_is_int(m.get("generation")), "'generation' must be an int >= 0")
+    files = m.get("files")
+    need(isinstance(files, dict), "'files' must be an object")
+    for rel, info in files.items():
+        need(_own_file_name(rel, r"(arrays/)?\d{6}-[^/]+\.npy"), f"file name {rel!r} is not ours")
+        need(
+            isinstance(info, dict)
+            and _is_int(info.get("bytes"))
+            and isinstance(info.get("sha256"), str),
+            f"entry of {rel!r} in 'files' needs 'bytes' (int) and 'sha256' (string)",
+        )
+    groups = m.get("groups")
+    need(isinstance(groups, list), "'groups' must be a list")
+    for k, g in enumerate(groups):
+        need(isinstance(g, dict), f"group #{k} must be an object")
+        need(
+            isinstance(g.get("dataset"), str) and isinstance(g.get("hp"), str),
+            f"group #{k} needs 'dataset' and 'hp' strings",
+        )
+        where = f"group {g['dataset']}/{g['hp']}"
+        need(
+            isinstance(g.get("seeds"), list) and all(_is_int(x, -(2**63)) for x in g["seeds"]),
+            f"{where} needs 'seeds' (a list of ints)",
+        )
+        need(_is_str_list(g.get("metrics")), f"{where} needs 'metrics' (a list of strings)")
+        need(_is_int(g.get("epochs"), 1), f"{where} needs 'epochs' (an int >= 1)")
+        need(isinstance(g.get("final_only"), bool), f"{where} needs 'final_only' (a bool)")
+        need(_is_int(g.get("num_rows")), f"{where} needs 'num_rows' (an int >= 0)")
+        need(g.get("dtype") in ("float32", "float64"), f"{where}: 'dtype' must be float32/64")
+        gf = g.get("files")
+        need(
+            isinstance(gf, dict) and all(gf.get(r) in files for r in ("rows", "status", "data")),
+            f"{where} needs 'files' naming its rows, status and data among 'files'",
+        )
+    costs = m.get("costs")
+    need(isinstance(costs, dict), "'costs' must be an object")
+    for ds, c in costs.items():
+        need(
+            isinstance(c, dict) and c.get("file") in files and _is_str_list(c.get("metrics")),
+            f"costs of {ds!r} need 'file' (among 'files') and 'metrics' (a list of strings)",
+        )
+    need(_own_file_name(m.get("journal"), r"journal-\d{6}\.log"), "'journal' is not ours")
+    need(
+        m.get("errors") is None or _own_file_name(m["errors"], r"errors-\d{6}\.json"),
+        "'errors' is not ours",
+    )
+    need(isinstance(m.get("meta", {}), dict), "'meta' must be an object")
 
 
 def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
@@ -250,47 +381,102 @@ def encode_record(record: dict[str, Any]) -> bytes:
     return _REC_HEAD.pack(_REC_MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
+def _record_at(buf: bytes, pos: int) -> tuple[dict[str, Any] | None, int, str]:
+    """Parse the record starting at ``pos``: ``(record, offset after it, "")`` or
+    ``(None, its claimed end, why it is unusable)``."""
+    if len(buf) - pos < _REC_HEAD.size:
+        return None, pos + _REC_HEAD.size, "incomplete record header"
+    magic, length, crc = _REC_HEAD.unpack_from(buf, pos)
+    if magic != _REC_MAGIC:
+        return None, pos, "bad record magic"
+    stop = pos + _REC_HEAD.size + length
+    if stop > len(buf):
+        return None, stop, f"record claims {length} bytes, past the end of the file"
+    payload = buf[pos + _REC_HEAD.size : stop]
+    if zlib.crc32(payload) != crc:
+        return None, stop, "record fails its CRC"
+    try:
+        record = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # CRC passed: written wrong
+        return None, stop, f"record unreadable ({exc})"
+    if not isinstance(record, dict) or record.get("t") not in ("entry", "cost"):
+        return None, stop, "record of unknown type"
+    return record, stop, ""
+
+
+def _next_good_record(buf: bytes, start: int) -> int | None:
+    """Offset of the first record at or after ``start`` that passes its CRC, if any.
+
+    A record header can never occur inside a payload (payloads are ASCII JSON and every
+    header holds a NUL byte in its length field), so a hit is a real record."""
+    while (pos := buf.find(_REC_MAGIC, start)) != -1:
+        if _record_at(buf, pos)[0] is not None:
+            return pos
+        start = pos + 1
+    return None
+
+
 def read_journal(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
     """Records of a journal, the byte offset after the last complete one, and whether a
-    torn record follows it. A damaged record *followed by* valid data is corruption, not a
-    crash, and is refused."""
+    torn record follows it.
+
+    A writer appends each record with one ``write`` + ``fsync``, so a crash can only leave
+    the *last* record incomplete: shorter than its header says. That, and only that, is a
+    torn tail (ignored here, dropped by the next writer). Anything else -- a record that
+    fails its CRC, a bad header, zeros, a length running past the end while good records
+    follow -- is damage that would silently lose completed results, so it is refused with
+    the record's offset; ``nasforge bench repair`` salvages every record that checks out.
+    """
     try:
         buf = path.read_bytes()
     except FileNotFoundError:
         raise BenchError(f"journal {str(path)!r} named by the manifest is missing") from None
     if not buf.startswith(JOURNAL_MAGIC):
-        if JOURNAL_MAGIC.startswith(buf):  # creation itself was torn: no records yet
-            return [], len(buf), len(buf) != len(JOURNAL_MAGIC)
-        raise BenchError(f"{str(path)!r} is not a nasforge journal (bad header)")
+        # Journals are created complete (atomic write), so a short header is damage too.
+        raise _journal_corrupt(path, 0, "bad journal header")
     pos, end = len(JOURNAL_MAGIC), len(buf)
     records: list[dict[str, Any]] = []
     while pos < end:
-        if end - pos < _REC_HEAD.size:
-            return records, pos, True
-        magic, length, crc = _REC_HEAD.unpack_from(buf, pos)
-        if magic != _REC_MAGIC:
-            if not any(buf[pos:]):  # zero-filled tail left by a crash
+        record, stop, why = _record_at(buf, pos)
+        if record is None:
+            torn = stop > end and _REC_MAGIC.startswith(buf[pos : pos + len(_REC_MAGIC)])
+            if torn and _next_good_record(buf, pos + 1) is None:
                 return records, pos, True
-            raise BenchError(f"journal {str(path)!r} is corrupt at byte {pos} (bad record magic)")
-        stop = pos + _REC_HEAD.size + length
-        if stop > end:
-            return records, pos, True
-        payload = buf[pos + _REC_HEAD.size : stop]
-        if zlib.crc32(payload) != crc:
-            if stop == end:
-                return records, pos, True
-            raise BenchError(
-                f"journal {str(path)!r} is corrupt at byte {pos}: a record fails its CRC "
-                "and more records follow"
-            )
-        try:
-            records.append(json.loads(payload))
-        except json.JSONDecodeError as exc:  # CRC passed, so this was written wrong
-            raise BenchError(
-                f"journal {str(path)!r} record at byte {pos} unreadable: {exc}"
-            ) from None
+            raise _journal_corrupt(path, pos, why)
+        records.append(record)
         pos = stop
     return records, pos, False
+
+
+def _journal_corrupt(path: Path, pos: int, why: str) -> BenchError:
+    return BenchError(
+        f"journal {str(path)!r} is corrupt at byte {pos}: {why}; run "
+        f"`nasforge bench repair {str(path.parent)!r}` to keep every record that checks out"
+    )
+
+
+def salvage_journal(path: Path) -> tuple[list[dict[str, Any]], list[tuple[int, int]]]:
+    """Every record of a (damaged) journal that passes its CRC, in order, and the byte
+    ranges ``[start, stop)`` that had to be skipped. Never raises on content."""
+    try:
+        buf = path.read_bytes()
+    except FileNotFoundError:
+        return [], []
+    pos = len(JOURNAL_MAGIC) if buf.startswith(JOURNAL_MAGIC) else 0
+    records: list[dict[str, Any]] = []
+    skipped: list[tuple[int, int]] = []
+    while pos < len(buf):
+        record, stop, _ = _record_at(buf, pos)
+        if record is not None:
+            records.append(record)
+            pos = stop
+            continue
+        nxt = _next_good_record(buf, pos + 1)
+        skipped.append((pos, len(buf) if nxt is None else nxt))
+        if nxt is None:
+            break
+        pos = nxt
+    return records, skipped
 
 
 # ---------------------------------------------------------------------------------------
@@ -623,6 +809,16 @@ class GenerationWriter:
         self.costs[ds] = entry
         self.files[entry["file"]] = files[entry["file"]]
 
+    def abort(self) -> None:
+        """Remove every file this generation wrote (after a failure before the manifest
+        was replaced: the table stays the previous generation, with nothing left over)."""
+        prefix = f"{self.gen:06d}-"
+        own = [rel for rel in self.files if Path(rel).name.startswith(prefix)]
+        own += [f"errors-{self.gen:06d}.json", f"journal-{self.gen:06d}.log"]
+        for rel in own:
+            with contextlib.suppress(OSError):
+                (self.root / rel).unlink()
+
     def commit(
         self, *, errors: list[dict[str, Any]], meta: dict[str, Any], space: str = "nb201"
     ) -> dict[str, Any]:
@@ -649,6 +845,54 @@ class GenerationWriter:
         }
         _write_manifest(self.root, manifest)
         return manifest
+
+
+def _write_error(root: Path, exc: OSError) -> BenchError:
+    return BenchError(
+        f"cannot write table {str(root)!r}: {exc.strerror or exc}"
+        + (f" ({exc.filename})" if exc.filename else "")
+    )
+
+
+def commit_generation(
+    root: Path,
+    state: TableState,
+    *,
+    touched: set[tuple[str, str]] | None = None,
+    touched_costs: set[str] | None = None,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """Publish ``state`` as the next generation of the table at ``root`` and return its
+    manifest. Groups / costs not in ``touched`` / ``touched_costs`` (``None``: all are
+    rewritten) and unchanged since the previous generation reuse its files.
+
+    All or nothing: on any failure (a full disk) every file of the new generation is
+    removed and the table stays the previous generation, journal included."""
+    old = state.manifest
+    gw = GenerationWriter(root, int(old["generation"]) + 1)
+    old_groups = {(g["dataset"], g["hp"]): g for g in old["groups"]}
+    try:
+        for key, g in sorted(state.groups.items()):
+            if touched is None or key in touched or key not in old_groups:
+                gw.add_group(g)
+            else:
+                gw.keep_group(old_groups[key], old["files"])
+        for ds, c in sorted(state.costs.items()):
+            if touched_costs is None or ds in touched_costs or ds not in old["costs"]:
+                gw.add_cost(c)
+            else:
+                gw.keep_cost(ds, old["costs"][ds], old["files"])
+        new = gw.commit(errors=state.errors, meta=meta, space=old.get("space", "nb201"))
+    except BaseException as exc:
+        gw.abort()
+        if isinstance(exc, OSError):
+            raise BenchError(
+                f"{_write_error(root, exc)}; the table is unchanged and its journal keeps "
+                "every record (free space and retry)"
+            ) from None
+        raise
+    collect_garbage(root, new)
+    return new
 
 
 def collect_garbage(root: Path, manifest: dict[str, Any]) -> None:
@@ -688,6 +932,29 @@ def write_table(
     recover_interrupted_overwrite(root)
     if root.exists() and not overwrite:
         raise BenchError(f"{str(root)!r} already exists; pass overwrite=True (--overwrite)")
+    lock_fd = None
+    if root.exists():
+        read_manifest(root)  # only ever replace one of our own tables
+        # The table's writer lock, held until the old table is gone: a build appending to
+        # it would otherwise compact its columns back over the new table.
+        lock_fd = lock_table(root)
+    try:
+        _write_new_table(root, groups, costs, errors, meta)
+    except OSError as exc:
+        raise _write_error(root, exc) from None
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+    return root
+
+
+def _write_new_table(
+    root: Path,
+    groups: Iterable[GroupData],
+    costs: Iterable[CostData],
+    errors: list[dict[str, Any]] | None,
+    meta: dict[str, Any] | None,
+) -> None:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.with_name(f".{root.name}.building-{os.getpid()}")
     if tmp.exists():
@@ -705,7 +972,6 @@ def write_table(
             gw.add_cost(c)
         gw.commit(errors=errors or [], meta=meta or {})
         if root.exists():
-            _ = read_manifest(root)  # only ever replace one of our own tables
             old = root.with_name(f".{root.name}.old-{os.getpid()}")
             os.replace(root, old)
             os.replace(tmp, root)
@@ -716,12 +982,12 @@ def write_table(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return root
 
 
 def verify(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Full check of a table: manifest checksum, every column file's size and sha256, and
-    the journal's record CRCs. Raises :class:`BenchError` on the first problem."""
+    """Full check of a table: manifest checksum and structure, every column file's size and
+    sha256, and the journal's record CRCs (only a short last record is a tolerated torn
+    tail). Raises :class:`BenchError` on the first problem."""
     root = Path(path)
     recover_interrupted_overwrite(root)
     manifest = read_manifest(root)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,19 +27,18 @@ from nasforge.bench.store import (
     TableState,
     apply_records,
     collect_garbage,
+    commit_generation,
     encode_record,
     load_table,
+    lock_table,
+    read_journal,
     read_manifest,
     record_epochs,
     recover_interrupted_overwrite,
+    salvage_journal,
 )
 from nasforge.errors import BenchError
 from nasforge.spaces.nb201 import Arch
-
-try:  # POSIX advisory locks keep two writers off one table
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 
 def _num(v: Any) -> float | None:
@@ -118,26 +119,28 @@ class TableWriter:
 
     # -- locking ----------------------------------------------------------------------------
     def _lock(self) -> None:
-        self._lock_fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(self._lock_fd)
-                self._lock_fd = None
-                raise BenchError(
-                    f"table {str(self.path)!r} is held by another writer (its .lock is taken)"
-                ) from None
+        self._lock_fd = lock_table(self.path)
 
     # -- writing ----------------------------------------------------------------------------
     def _write(self, record: dict[str, Any]) -> None:
         if self._fd is None:
             raise BenchError(f"writer of {str(self.path)!r} is closed")
         blob = encode_record(record)
-        n = os.write(self._fd, blob)
-        if n != len(blob):  # disk full etc.: the torn tail is ignored by readers
-            raise BenchError(f"short write to the journal of {str(self.path)!r} ({n}/{len(blob)})")
-        os.fsync(self._fd)
+        end = os.fstat(self._fd).st_size
+        try:
+            n = os.write(self._fd, blob)
+            if n != len(blob):
+                raise OSError(errno.ENOSPC, f"short write ({n}/{len(blob)} bytes)")
+            os.fsync(self._fd)
+        except OSError as exc:
+            # Drop the partial record now: a later append after it would turn this torn
+            # tail into damage in the middle of the journal.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, end)
+            raise BenchError(
+                f"cannot append to the journal of {str(self.path)!r}: "
+                f"{exc.strerror or exc}; the record was not written"
+            ) from None
         self._new.append(record)
         self._touch(record)
         if record["t"] == "entry":
@@ -248,28 +251,19 @@ class TableWriter:
         self._commit(self.meta)
 
     def _commit(self, meta: dict[str, Any]) -> None:
-        old = self._state.manifest
         if self._new:  # the one merge of everything appended since the last compaction
             apply_records(self._state, self._new)
             self._new = []
-        touched, touched_costs = self._touched, self._touched_costs
-        gw = GenerationWriter(self.path, int(old["generation"]) + 1)
-        old_groups = {(g["dataset"], g["hp"]): g for g in old["groups"]}
-        for key, g in sorted(self._state.groups.items()):
-            if key in touched or key not in old_groups:
-                gw.add_group(g)
-            else:
-                gw.keep_group(old_groups[key], old["files"])
-        for ds, c in sorted(self._state.costs.items()):
-            if ds in touched_costs or ds not in old["costs"]:
-                gw.add_cost(c)
-            else:
-                gw.keep_cost(ds, old["costs"][ds], old["files"])
-        new = gw.commit(errors=self._state.errors, meta=meta)
+        new = commit_generation(
+            self.path,
+            self._state,
+            touched=self._touched,
+            touched_costs=self._touched_costs,
+            meta=meta,
+        )
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        collect_garbage(self.path, new)
         self._state = load_table(self.path)
         self._fd = os.open(self.path / new["journal"], os.O_WRONLY | os.O_APPEND)
         self._reset_overlay()
@@ -306,3 +300,71 @@ class TableWriter:
         if getattr(self, "_fd", None) is not None or getattr(self, "_lock_fd", None) is not None:
             with contextlib.suppress(Exception):
                 self.close(compact=False)
+
+
+def repair_table(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Salvage a table whose journal is damaged; returns what was done.
+
+    Every journal record that passes its CRC is kept and merged, in order, into a new
+    generation of the columns, published atomically like any compaction. The damaged
+    journal itself is kept aside as ``damaged-journal-<gen>[-N].log`` in the table directory
+    (a hard link made before the new generation is published, so a crash at any point
+    leaves either the old table or the repaired one, and the damaged bytes in both cases).
+    A table whose journal is intact is left untouched. Takes the table's writer lock.
+
+    Returns ``{"damaged": bool, "kept": records kept, "skipped": [[start, stop], ...]
+    byte ranges dropped, "aside": file name of the kept damaged journal or None}``.
+    """
+    root = Path(path)
+    recover_interrupted_overwrite(root)
+    read_manifest(root)  # refuse foreign / corrupt manifests before locking
+    lock_fd = lock_table(root)
+    try:
+        state = load_table(root, replay=False)
+        journal = root / state.manifest["journal"]
+        try:
+            read_journal(journal)
+        except BenchError:
+            pass
+        else:
+            return {"damaged": False, "kept": 0, "skipped": [], "aside": None}
+        records, skipped = salvage_journal(journal)
+        apply_records(state, records)  # may refuse (inconsistent records): nothing written yet
+        aside = (
+            _keep_aside(journal, int(state.manifest["generation"])) if journal.exists() else None
+        )
+        touched = {(r["dataset"], r["hp"]) for r in records if r["t"] == "entry"}
+        touched_costs = {r["dataset"] for r in records if r["t"] == "cost"}
+        commit_generation(
+            root,
+            state,
+            touched=touched,
+            touched_costs=touched_costs,
+            meta=dict(state.manifest.get("meta") or {}),
+        )
+        return {
+            "damaged": True,
+            "kept": len(records),
+            "skipped": [list(r) for r in skipped],
+            "aside": None if aside is None else aside.name,
+        }
+    finally:
+        os.close(lock_fd)
+
+
+def _keep_aside(journal: Path, gen: int) -> Path:
+    """Hard-link (or copy) the damaged journal to a name the garbage collector never
+    touches; never overwrite an earlier one."""
+    for n in range(1000):
+        suffix = "" if n == 0 else f"-{n}"
+        aside = journal.with_name(f"damaged-journal-{gen:06d}{suffix}.log")
+        try:
+            os.link(journal, aside)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links on this filesystem: copy
+            if aside.exists():
+                continue
+            shutil.copyfile(journal, aside)
+        return aside
+    raise BenchError(f"too many damaged journals kept in {str(journal.parent)!r}; remove some")

@@ -1,80 +1,98 @@
-"""``nasforge arch ...`` and ``nasforge space ...``."""
+"""``nasforge arch ...`` and ``nasforge space ...``: any registered space (``--space``)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from nasforge.spaces import nb201
+from nasforge.spaces import DEFAULT_SPACE, SPACES, get_space
 
-arch_app = typer.Typer(help="Inspect one NB201 architecture.", no_args_is_help=True)
-space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True)
+arch_app = typer.Typer(help="Inspect one architecture of a search space.", no_args_is_help=True)
+space_app = typer.Typer(help="Inspect the search spaces.", no_args_is_help=True)
+
+_SPACE_HELP = "Search space name (see `nasforge space list`)."
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+def _print_info(title: str, info: dict[str, Any]) -> None:
+    """One row per field; a list of records (NB201's edges) gets one row per record."""
+    table = Table(title=title, show_header=False)
+    for key, value in info.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:
+                first, *rest = item.values()
+                table.add_row(f"{key[:-1] if key.endswith('s') else key} {first}", _cell(rest))
+        else:
+            table.add_row(key, _cell(value))
+    Console().print(table)
 
 
 @arch_app.command("info")
 def arch_info(
-    arch: str = typer.Argument(..., help="Official arch string or index 0..15624."),
-    dataset: str = typer.Option("cifar10", help="cifar10, cifar10-valid, cifar100, ImageNet16-120"),
+    arch: str = typer.Argument(
+        ..., help="The arch in its space's string form (NB201: official string or index)."
+    ),
+    space: str = typer.Option(DEFAULT_SPACE, "--space", help=_SPACE_HELP),
+    dataset: str = typer.Option(
+        "cifar10", help="Dataset the cost is counted for (NB201: cifar10, cifar100, ...)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Ops, official index, canonical form, params and FLOPs of an arch."""
-    from nasforge.cost import arch_cost
+    """The arch's string, the space's details of it (NB201: index, ops, canonical form) and
+    its params and FLOPs where the space counts them."""
+    from nasforge.cost import space_cost
 
-    a = nb201.Arch.parse(arch)
-    canon = a.canonical()
-    cost = arch_cost(a, dataset)
-    info = {
-        "arch": a.to_string(),
-        "index": a.to_index(),
-        "ops": [
-            {"edge": f"{dst}<-{src}", "op": op}
-            for (dst, src), op in zip(nb201.EDGES, a.ops, strict=False)
-        ],
-        "canonical": canon.to_string(),
-        "canonical_index": canon.to_index(),
-        "is_canonical": canon == a,
-        "dataset": dataset,
-        "params_m": cost.params_m,
-        "flops_m": cost.flops_m,
-    }
+    sp = get_space(space)
+    a = sp.from_string(arch)
+    info: dict[str, Any] = {"space": sp.name, "arch": sp.to_string(a), **sp.describe_arch(a)}
+    cost = space_cost(sp.name, a, dataset)
+    if cost is not None:
+        info.update({"dataset": dataset, "params_m": cost.params_m, "flops_m": cost.flops_m})
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    table = Table(title=info["arch"], show_header=False)
-    table.add_row("index", str(info["index"]))
-    for e in info["ops"]:
-        table.add_row(f"edge {e['edge']}", e["op"])
-    table.add_row("canonical", f"{info['canonical']} (index {info['canonical_index']})")
-    table.add_row(f"params ({dataset})", f"{cost.params_m:.6f} M")
-    table.add_row(f"FLOPs ({dataset})", f"{cost.flops_m:.6f} M")
-    Console().print(table)
+    title = info.pop("arch")
+    _print_info(title, info)
 
 
 @space_app.command("info")
 def space_info(
-    space: str = typer.Argument("nb201", help="Search space name."),
+    space: str = typer.Argument(DEFAULT_SPACE, help=_SPACE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Size, number of unique (non-isomorphic) archs and op set of a space."""
-    if space != "nb201":
-        raise typer.BadParameter(f"unknown space {space!r}; expected 'nb201'")
-    info = {
-        "space": "nb201",
-        "nodes": nb201.NUM_NODES,
-        "edges": nb201.NUM_EDGES,
-        "ops": list(nb201.OPS),
-        "size": nb201.NUM_ARCHS,
-        "unique": nb201.num_unique(),
-    }
+    """Size, encodings and structure of a space (NB201: nodes, ops, unique archs)."""
+    info = get_space(space).describe()
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    table = Table(title="NB201 search space", show_header=False)
-    for k, v in info.items():
-        table.add_row(k, ", ".join(v) if isinstance(v, list) else str(v))
+    _print_info(f"search space {info.get('space', space)}", info)
+
+
+@space_app.command("list")
+def space_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every registered space with its size (None: too large to enumerate)."""
+    rows = [{"space": n, "size": get_space(n).size()} for n in SPACES.names()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="search spaces")
+    table.add_column("space")
+    table.add_column("size", justify="right")
+    for r in rows:
+        table.add_row(r["space"], "astronomical" if r["size"] is None else f"{r['size']:,}")
     Console().print(table)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nasforge.errors import BenchError
@@ -93,7 +94,7 @@ def bench_info(
         return
     console = Console()
     console.print(
-        f"[bold]{info['path']}[/]  {info['format']}  space={info['space']}  "
+        f"[bold]{escape(str(info['path']))}[/]  {info['format']}  space={info['space']}  "
         f"archs={info['archs']}/{info['space_size']}  journal={info['journal_records']} pending"
     )
     t = Table("dataset", "hp", "epochs", "seeds", "archs", "runs ok", "failed", "time", "metrics")
@@ -194,6 +195,28 @@ def bench_verify(table: Path = typer.Argument(..., help="Table directory.")) -> 
         f"ok: {out['files']} files, {out['bytes']} bytes, {out['journal_records']} journal "
         f"records{' (torn tail ignored)' if out['journal_torn_tail'] else ''}"
     )
+
+
+@bench_app.command("repair")
+def bench_repair(table: Path = typer.Argument(..., help="Table directory.")) -> None:
+    """Salvage a table whose journal is damaged: keep every record that passes its CRC.
+
+    The records are compacted into a new generation (atomically); the damaged journal is
+    kept aside in the table directory. An intact table is left untouched.
+    """
+    from nasforge.bench.writer import repair_table
+
+    out = repair_table(table)
+    if not out["damaged"]:
+        typer.echo(f"{table}: journal intact, nothing to repair")
+        return
+    dropped = ", ".join(f"bytes {a}-{b}" for a, b in out["skipped"]) or "none"
+    typer.echo(
+        f"{table}: repaired; kept {out['kept']} journal records that pass their CRC, "
+        f"dropped {dropped}"
+    )
+    if out["aside"] is not None:
+        typer.echo(f"the damaged journal is kept as {Path(table) / out['aside']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -69,13 +70,14 @@ def build_command(
     """Train every (arch, seed) into the table at -o; re-running the same command resumes.
 
     Each finished training is appended at once (crash-safe); completed entries are skipped
-    on resume; failures are recorded and retried, never stopping the build.
+    on resume; failures are recorded and retried, never stopping the build. Exits 1 when
+    any entry still failed after its retries (they are in the table; re-run to retry them).
     """
-    from rich.console import Console
-
     from nasforge.bench.build import BuildConfig, build
 
     all_seeds = _seeds(ctx, seeds)
+    if workers is not None and workers < 1:
+        raise NasforgeError(f"--workers {workers} must be >= 1")
     config = BuildConfig(
         dataset=dataset,
         space=space,
@@ -94,7 +96,7 @@ def build_command(
         retry_failed=retry_failed,
     )
     if executor == "local":
-        kwargs: dict = {"workers": workers or 1}
+        kwargs: dict = {"workers": 1 if workers is None else workers}
         if address is not None:
             raise NasforgeError("--address is for --executor ray; the local executor has none")
     elif executor == "ray":
@@ -106,10 +108,19 @@ def build_command(
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
-        return
+    else:
+        _print_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
     console = Console()
     console.print(
-        f"[bold]{report.path}[/] {report.dataset}/hp={report.hp}: "
+        f"[bold]{escape(report.path)}[/] {escape(report.dataset)}/hp={escape(report.hp)}: "
         f"{report.skipped + report.trained}/{report.total} done "
         f"({report.skipped} already there, {report.ok} trained ok, {report.failed} failed "
         f"after retries), {report.archs_per_min:.1f} trainings/min on {report.executor}",
@@ -117,7 +128,7 @@ def build_command(
     )
     for err in report.errors[:5]:
         last = (err["error"] or "").strip().splitlines()[-1:] or [""]
-        console.print(f"  [red]failed[/] {err['arch']} seed {err['seed']}: {last[0]}")
+        console.print(f"  [red]failed[/] {err['arch']} seed {err['seed']}: {escape(last[0])}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
-"""``nasforge search`` and ``nasforge compare``: the NAS-Bench-201 protocol from the shell.
+"""``nasforge search`` and ``nasforge compare``: the NAS-Bench-201 protocol from the shell,
+on any registered space (``--space``, default nb201).
 
     nasforge search --algo rea --bench TABLE --dataset cifar10-valid --budget 12000s \\
         --runs 100 --seed 0 -o DIR
@@ -25,6 +26,10 @@ from rich.table import Table
 from nasforge.errors import SearchError
 
 _EVALUATOR_HELP = "'table' (needs --bench; simulated clock) or 'train' (real training; wall clock)."
+_SPACE_HELP = (
+    "Search space (see `nasforge space list`). Tables answer for nb201; any space with a "
+    "network builder can be searched by real training."
+)
 
 
 def _parse_params(params: list[str] | None) -> dict[str, Any]:
@@ -43,6 +48,7 @@ def _parse_params(params: list[str] | None) -> dict[str, Any]:
 
 def _make_evaluator(
     evaluator: str | None,
+    space: str,
     bench: Path | None,
     dataset: str,
     hp: str,
@@ -51,17 +57,25 @@ def _make_evaluator(
     recipe: str | None,
     data_dir: Path | None,
     limit: int | None,
-    channels: int,
-    cells: int,
+    channels: int | None,
+    cells: int | None,
     device: str,
     epochs: int | None,
 ) -> Any:
     from nasforge.evaluate import EVALUATORS
+    from nasforge.spaces import get_space
 
+    space = get_space(space).name  # an unknown name fails here, listing the spaces
     kind = evaluator or ("table" if bench is not None else "train")
     if kind in ("table", "tabular"):
         if bench is None:
             raise SearchError("--evaluator table needs --bench PATH (a benchmark table)")
+        table_space = EVALUATORS.get("tabular").SPACE
+        if space != table_space:
+            raise SearchError(
+                f"--space {space!r} cannot be searched on a benchmark table (tables answer "
+                f"for {table_space!r} archs); use --evaluator train"
+            )
         return EVALUATORS.create(
             "tabular", bench, dataset, hp=hp, seed_policy=seed_policy, report_hp=report_hp
         )
@@ -73,6 +87,7 @@ def _make_evaluator(
             dataset,
             data_dir=data_dir,
             limit=limit,
+            space=space,
             C=channels,
             N=cells,
             device=device,
@@ -135,6 +150,7 @@ def search(
     out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
     bench: Path | None = typer.Option(None, "--bench", help="Benchmark table directory."),
     evaluator: str | None = typer.Option(None, "--evaluator", help=_EVALUATOR_HELP),
+    space: str = typer.Option("nb201", "--space", help=_SPACE_HELP),
     budget: str | None = typer.Option(
         None,
         help="'12000s', '30m', '1h' (simulated or wall seconds, as the evaluator's clock) or "
@@ -154,8 +170,12 @@ def search(
     recipe: str | None = typer.Option(None, help="Training recipe (train evaluator / one-shot)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
-    channels: int = typer.Option(16, "--channels", help="Network width C (train evaluator)."),
-    cells: int = typer.Option(5, "--cells", help="Cells per stage N (train evaluator)."),
+    channels: int | None = typer.Option(
+        None, "--channels", help="Network width C (train evaluator; NB201 default 16)."
+    ),
+    cells: int | None = typer.Option(
+        None, "--cells", help="Cells per stage N (train evaluator; NB201 default 5)."
+    ),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(
         None, help="Epochs: of each trained arch (train evaluator) / of the supernet (one-shot)."
@@ -181,6 +201,11 @@ def search(
     factory = ALGORITHMS.get(algo)
     if getattr(factory, "kind", None) == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
+
+        if space != "nb201":
+            raise SearchError(
+                f"one-shot algorithm {algo!r} searches the nb201 space only; got --space {space!r}"
+            )
 
         # --recipe is passed only when given, so run_oneshot keeps its own default
         extra: dict[str, Any] = {} if recipe is None else {"recipe": recipe}
@@ -234,7 +259,12 @@ def search(
     finally:
         if executor is not None:
             executor.shutdown()
-    meta = {"command": "search", "evaluator": ev.describe(), "params": params}
+    meta = {
+        "command": "search",
+        "space": ev.space.name,
+        "evaluator": ev.describe(),
+        "params": params,
+    }
     paths = save_search(out, results, meta=meta, title=f"{algo} on {dataset} ({b})")
     _print_summaries(console, [summarize(results)])
     console.print(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}")
@@ -248,6 +278,7 @@ def compare(
     out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
     bench: Path | None = typer.Option(None, "--bench", help="Benchmark table directory."),
     evaluator: str | None = typer.Option(None, "--evaluator", help=_EVALUATOR_HELP),
+    space: str = typer.Option("nb201", "--space", help=_SPACE_HELP),
     budget: str | None = typer.Option(None, help="As for `search` (default per dataset)."),
     runs: int = typer.Option(1, help="Independent runs per algorithm."),
     seed: int = typer.Option(0, help="Seed of the first run (same seeds for every algorithm)."),
@@ -257,8 +288,12 @@ def compare(
     recipe: str | None = typer.Option(None, help="Training recipe (train evaluator)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
-    channels: int = typer.Option(16, "--channels", help="Network width C (train evaluator)."),
-    cells: int = typer.Option(5, "--cells", help="Cells per stage N (train evaluator)."),
+    channels: int | None = typer.Option(
+        None, "--channels", help="Network width C (train evaluator; NB201 default 16)."
+    ),
+    cells: int | None = typer.Option(
+        None, "--cells", help="Cells per stage N (train evaluator; NB201 default 5)."
+    ),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(None, help="Epochs of each trained arch (train evaluator)."),
     max_evals: int | None = typer.Option(None, help="Safety cap on evaluations per run."),
@@ -295,7 +330,7 @@ def compare(
             max_evals=max_evals,
             progress=lambda algo, i, r: bar.advance(task),
         )
-    meta = {"command": "compare", "evaluator": ev.describe()}
+    meta = {"command": "compare", "space": ev.space.name, "evaluator": ev.describe()}
     paths = save_comparison(out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs")
     _print_summaries(console, [summarize(r) for r in results.values()])
     console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}")

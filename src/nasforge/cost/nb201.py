@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from nasforge.cost.counter import DATASET_SHAPES, Cost, module_cost
+from nasforge.cost.registry import ARCH_COSTS
 from nasforge.errors import NasforgeError
 from nasforge.spaces.nb201 import NUM_EDGES, OPS, Arch
 
@@ -46,6 +47,7 @@ def _op_table(dataset: str, C: int, N: int) -> tuple[Cost, dict[str, Cost]]:
     return base, per_op
 
 
+@ARCH_COSTS.register("nb201")
 def arch_cost(arch: Arch | str | int, dataset: str = "cifar10", C: int = 16, N: int = 5) -> Cost:
     """Params and FLOPs (millions) of an NB201 arch for a dataset's input size and classes.
 

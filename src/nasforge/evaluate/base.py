@@ -14,7 +14,10 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from nasforge.spaces.nb201 import Arch
+from nasforge.spaces import SearchSpace, get_space
+
+#: An architecture: a value of the evaluator's space (:attr:`Evaluator.space`).
+Arch = Hashable
 
 __all__ = ["Evaluator", "Observation", "Reported"]
 
@@ -56,10 +59,16 @@ class Evaluator(ABC):
     ``clock`` says what a seconds budget means with this evaluator: "simulated" (costs are
     recorded training times, summed) or "wall" (real elapsed time). ``fidelities`` lists the
     epoch counts it can answer (empty: one fixed fidelity only) and ``default_fidelity`` what
-    ``fidelity=None`` means.
+    ``fidelity=None`` means. ``space`` is the search space whose archs it evaluates: the
+    search loop hands it to the searcher, so the two always agree.
     """
 
     clock: ClassVar[Literal["simulated", "wall"]] = "simulated"
+
+    @property
+    def space(self) -> SearchSpace[Any]:
+        """The space of the archs this evaluator answers for (default: NB201)."""
+        return get_space()
 
     @property
     def fidelities(self) -> Sequence[int]:

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from nasforge.errors import BenchError, SearchError
-from nasforge.evaluate.base import Evaluator, Observation, Reported
-from nasforge.spaces.nb201 import Arch
+from nasforge.evaluate.base import Arch, Evaluator, Observation, Reported
+from nasforge.spaces import SearchSpace, get_space
 
 __all__ = ["TabularEvaluator"]
 
@@ -56,6 +56,9 @@ class TabularEvaluator(Evaluator):
     """
 
     clock = "simulated"
+    #: Benchmark tables are indexed by the official NB201 index: a table answers for NB201
+    #: archs, located through the space's index and printed with its strings.
+    SPACE = "nb201"
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class TabularEvaluator(Evaluator):
     ) -> None:
         from nasforge.bench import Benchmark
 
+        self._space = get_space(self.SPACE)
         if isinstance(bench, (str, Path)):
             bench = Benchmark.open(bench)
         self.bench = bench
@@ -159,6 +163,10 @@ class TabularEvaluator(Evaluator):
 
     # -- what this evaluator can answer ---------------------------------------------------
     @property
+    def space(self) -> SearchSpace[Any]:
+        return self._space
+
+    @property
     def fidelities(self) -> Sequence[int]:
         if self._num_epochs is None:
             return ()
@@ -203,11 +211,12 @@ class TabularEvaluator(Evaluator):
             if cand.size == 0:
                 if self.table.has_entry(index):
                     raise _FailedRun(
-                        f"arch {arch} (index {index}) has no ok run for "
+                        f"arch {self._space.to_string(arch)} (index {index}) has no ok run for "
                         f"{self.dataset}/hp={self.hp}: every recorded seed failed or diverged"
                     )
                 raise BenchError(
-                    f"arch {arch} (index {index}) has no entry for {self.dataset}/hp={self.hp}"
+                    f"arch {self._space.to_string(arch)} (index {index}) has no entry for "
+                    f"{self.dataset}/hp={self.hp}"
                 )
             self._ok_seeds_cache[index] = cand
         return cand
@@ -216,7 +225,7 @@ class TabularEvaluator(Evaluator):
         self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
     ) -> Observation:
         e = self._epoch_pos(fidelity)
-        index = arch.to_index()
+        index = self._space.index(arch)
         try:
             cand = self._ok_seeds(index, arch)
         except _FailedRun as exc:
@@ -237,7 +246,7 @@ class TabularEvaluator(Evaluator):
             s = self._fixed_seed
             if not self._ok[s, index]:
                 raise BenchError(
-                    f"seed {self.seeds[s]} has no ok run of arch {arch} on "
+                    f"seed {self.seeds[s]} has no ok run of arch {self._space.to_string(arch)} on "
                     f"{self.dataset}/hp={self.hp}"
                 )
         else:
@@ -296,7 +305,7 @@ class TabularEvaluator(Evaluator):
         """The seed-averaged final valid / test accuracy of ``arch`` under the report recipe
         (NaN where the table has none)."""
         rv, rt = self._report_arrays()
-        i = arch.to_index()
+        i = self._space.index(arch)
         return Reported(float(rv[i]), float(rt[i]))
 
     def best_possible(self) -> Reported:

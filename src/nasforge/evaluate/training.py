@@ -8,6 +8,10 @@ from scratch (a shorter schedule is not a prefix of a longer one, so there is no
 to continue from): the cost of every rung is its own full wall time, as in the original
 BOHB.
 
+The network comes from the space: ``nasforge.nn.build_network(space, arch, ...)`` with the
+builder's options (NB201: ``C``, ``N``), so any space that registered a network builder can
+be searched by real training.
+
 One evaluation is the pure function :func:`train_task` of picklable arguments, so a batch of
 asked archs can be handed to an executor (``evaluate_batch(..., executor=...)``, any
 :class:`nasforge.run.Executor`); without one it runs in-process, one after the other. When
@@ -27,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge.errors import SearchError
-from nasforge.evaluate.base import Evaluator, Observation
-from nasforge.spaces.nb201 import Arch
+from nasforge.evaluate.base import Arch, Evaluator, Observation
+from nasforge.spaces import SearchSpace, get_space
 
 if TYPE_CHECKING:  # run/ sits below evaluate/: the executor is only called, never imported
     from nasforge.run import Executor
@@ -58,31 +62,34 @@ def train_task(
     recipe: Any,
     fidelity: int,
     seed: int,
-    C: int,
-    N: int,
+    network: dict[str, Any],
     device: str,
     valid_split: str,
     test_split: str | None,
+    space: str = "nb201",
 ) -> dict[str, Any]:
-    """Train ``arch`` for ``fidelity`` epochs and return its accuracies and wall time.
+    """Train ``arch`` (a string of the registered space ``space``) for ``fidelity`` epochs
+    and return its accuracies and wall time.
 
+    ``network`` are the options of the space's network builder (NB201: ``C``, ``N``).
     ``data`` is a ``DatasetSplits`` or a :data:`DataSpec` (loaded in the worker, cached).
     Module-level and picklable so an executor can run it in a worker.
     """
-    from nasforge.train import train_arch
+    from nasforge.nn import build_network
+    from nasforge.train import Trainer, set_seed
 
+    value = get_space(space).from_string(arch)
     data = _resolve_data(data, recipe, arch, seed)
     t0 = time.perf_counter()
-    result = train_arch(
-        Arch.parse(arch),
-        data,
+    # seeded initialisation, then the one trainer (as nasforge.train.train_arch does)
+    set_seed(seed)
+    model = build_network(space, value, num_classes=data.num_classes, **network)
+    trainer = Trainer(
         recipe.replace(epochs=fidelity, warmup_epochs=min(recipe.warmup_epochs, fidelity - 1)),
-        seed=seed,
-        C=C,
-        N=N,
         device=device,
         quiet=True,
     )
+    result = trainer.fit(model, data, seed=seed)
     wall = time.perf_counter() - t0
     valid = test = math.nan
     if result.epochs:
@@ -114,7 +121,9 @@ class TrainingEvaluator(Evaluator):
     :class:`nasforge.data.DatasetSplits` or a dataset name for
     :func:`nasforge.data.load_splits` (with ``data_dir`` and ``limit``). The search sees the
     accuracy on the ``valid_split`` evaluation split; the ``test_split`` accuracy is kept for
-    reporting only. ``C`` / ``N`` set the network size (NB201: 16 / 5).
+    reporting only. ``space`` names the search space (a registered name or a space with a
+    network builder registered under its name); ``C`` / ``N`` set the network size where
+    given (NB201 defaults: 16 / 5) and ``network`` any other option of the space's builder.
     """
 
     clock = "wall"
@@ -124,8 +133,10 @@ class TrainingEvaluator(Evaluator):
         recipe: Any,
         data: Any,
         *,
-        C: int = 16,
-        N: int = 5,
+        space: str | SearchSpace[Any] = "nb201",
+        C: int | None = None,
+        N: int | None = None,
+        network: dict[str, Any] | None = None,
         device: str = "cpu",
         data_dir: str | Path | None = None,
         limit: int | None = None,
@@ -134,7 +145,26 @@ class TrainingEvaluator(Evaluator):
         recipe_overrides: dict[str, Any] | None = None,
     ) -> None:
         from nasforge.data import DatasetSplits, load_splits
+        from nasforge.nn import NETWORKS, network_options
         from nasforge.train import Recipe, get_recipe
+
+        self._space = get_space(space)
+        if self._space.name not in NETWORKS:
+            raise SearchError(
+                f"space {self._space.name!r} has no network builder, so it cannot be trained; "
+                f"spaces with one: {NETWORKS.names()}"
+            )
+        options = network_options(self._space.name)
+        given = {**(network or {}), **{k: v for k, v in (("C", C), ("N", N)) if v is not None}}
+        unknown = sorted(set(given) - set(options))
+        if unknown:
+            raise SearchError(
+                f"the {self._space.name} network has no option {', '.join(map(repr, unknown))}; "
+                f"it accepts {sorted(options)}"
+            )
+        self.network = given
+        #: every option of the builder, with the value this evaluator trains with
+        self.network_config = {**options, **given}
 
         if isinstance(recipe, str):
             recipe = get_recipe(recipe, **(recipe_overrides or {}))
@@ -158,12 +188,23 @@ class TrainingEvaluator(Evaluator):
             test_split = None
         self.recipe = recipe
         self.data = data
-        self.C, self.N = int(C), int(N)
         self.device = str(device)
         self.valid_split = valid_split
         self.test_split = test_split
         self._rng = np.random.default_rng(0)
         self._trial_seed: dict[Hashable, int] = {}
+
+    @property
+    def space(self) -> SearchSpace[Any]:
+        return self._space
+
+    @property
+    def C(self) -> Any:  # the network builder option (NB201 width)
+        return self.network_config.get("C")
+
+    @property
+    def N(self) -> Any:  # the network builder option (NB201 depth)
+        return self.network_config.get("N")
 
     @property
     def fidelities(self) -> Sequence[int]:
@@ -198,17 +239,17 @@ class TrainingEvaluator(Evaluator):
             if resume_key is not None:
                 self._trial_seed[resume_key] = seed
         args = (
-            arch.to_string(),
+            self._space.to_string(arch),
             # in-process: the loaded dataset; to a worker: its name, loaded there once
             self._data_spec if remote and self._data_spec is not None else self.data,
             self.recipe,
             f,
             seed,
-            self.C,
-            self.N,
+            self.network,
             self.device,
             self.valid_split,
             self.test_split,
+            self._space.name,
         )
         return f, seed, args
 
@@ -274,8 +315,8 @@ class TrainingEvaluator(Evaluator):
             "dataset": self.data.name,
             "recipe": self.recipe.name,
             "epochs": int(self.recipe.epochs),
-            "C": self.C,
-            "N": self.N,
+            "space": self._space.name,
+            **self.network_config,
             "device": self.device,
             "valid_split": self.valid_split,
             "test_split": self.test_split,

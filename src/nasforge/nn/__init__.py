@@ -1,4 +1,8 @@
-"""Torch modules built from search-space values."""
+"""Torch modules built from search-space values.
+
+``build_network(space_name, arch, num_classes=...)`` builds the fixed network of an arch of
+any space that registered a builder in ``NETWORKS`` (one line in the space's nn module).
+"""
 
 from nasforge.nn.nb201 import InferCell, NB201Network
 from nasforge.nn.ops import (
@@ -11,8 +15,10 @@ from nasforge.nn.ops import (
     Zero,
     build_op,
 )
+from nasforge.nn.registry import NETWORKS, build_network, network_options
 
 __all__ = [
+    "NETWORKS",
     "OP_FACTORIES",
     "FactorizedReduce",
     "Identity",
@@ -22,5 +28,7 @@ __all__ = [
     "ReLUConvBN",
     "ResNetBasicBlock",
     "Zero",
+    "build_network",
     "build_op",
+    "network_options",
 ]

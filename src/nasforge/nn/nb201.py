@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nasforge.nn.ops import ResNetBasicBlock, build_op
+from nasforge.nn.registry import NETWORKS
 from nasforge.spaces.nb201 import Arch
 
 
@@ -87,3 +88,9 @@ class NB201Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x))
+
+
+@NETWORKS.register("nb201")
+def build_nb201_network(arch: Arch, *, num_classes: int, C: int = 16, N: int = 5) -> NB201Network:
+    """The NB201 network of ``arch``: width ``C``, ``N`` cells per stage (official: 16, 5)."""
+    return NB201Network(arch, C=C, N=N, num_classes=num_classes)

@@ -120,6 +120,12 @@ class Executor(ABC):
         """How many tasks can run at the same time."""
 
     @property
+    def in_process(self) -> bool:
+        """Whether tasks run inside the driver's own process (then they share its memory,
+        e.g. a dataset the driver already loaded)."""
+        return False
+
+    @property
     def default_in_flight(self) -> int:
         """How many tasks :meth:`map` keeps submitted ahead: enough to keep workers busy."""
         return 2 * max(1, self.num_workers)

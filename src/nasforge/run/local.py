@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -14,12 +17,49 @@ from nasforge.errors import NasforgeError
 from nasforge.run.base import EXECUTORS, Executor, Job, _Reply, _run_task
 
 
+def _exit_when_parent_dies() -> None:
+    """Make this worker process end as soon as the process that started it dies.
+
+    A ``kill -9`` of the driver gives it no chance to shut its pool down, and a pool worker
+    on its own never notices: it would train on (or wait for work) for ever, and keep
+    multiprocessing's resource tracker alive too, which exits only once every process
+    holding its pipe is gone. multiprocessing hands each child a *sentinel*, a pipe whose
+    other end only the parent holds, so it becomes readable exactly when the parent is gone
+    (on every platform and start method); a daemon thread waits on it and exits the
+    process. The thread blocks without polling and needs the GIL only to exit, which torch
+    releases inside its kernels. Where no sentinel exists, the thread polls ``getppid()``.
+
+    Linux's ``prctl(PR_SET_PDEATHSIG)`` is not used: it fires when the *thread* that
+    spawned the worker ends, and a pool spawns workers from whichever thread submits,
+    which would kill healthy workers of a live driver.
+    """
+    parent = mp.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if sentinel is not None:
+
+        def watch() -> None:
+            multiprocessing.connection.wait([sentinel])
+            os._exit(1)
+
+    else:  # pragma: no cover - every start method of CPython >= 3.8 provides a sentinel
+        ppid = os.getppid()
+
+        def watch() -> None:
+            while os.getppid() == ppid:
+                time.sleep(0.5)
+            os._exit(1)
+
+    threading.Thread(target=watch, name="nasforge-parent-watch", daemon=True).start()
+
+
 def _init_worker(threads: int | None) -> None:
-    """Pool initializer: cap intra-op threads so K workers don't oversubscribe the cores.
+    """Pool initializer: end with the parent; cap intra-op threads so K workers don't
+    oversubscribe the cores.
 
     torch reads ``OMP_NUM_THREADS`` when it is first imported, so setting the variable here
     covers tasks that import torch later without making every worker pay for importing it.
     """
+    _exit_when_parent_dies()
     if threads is not None:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
@@ -88,6 +128,10 @@ class LocalExecutor(Executor):
     @property
     def num_workers(self) -> int:
         return self._workers
+
+    @property
+    def in_process(self) -> bool:
+        return self._pool is None
 
     @property
     def default_in_flight(self) -> int:

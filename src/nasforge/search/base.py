@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 
 from nasforge.errors import SearchError
-from nasforge.spaces.nb201 import Arch
+from nasforge.spaces import SearchSpace, get_space
 
 # Where the types live: the Evaluator interface and its Observation are defined in
 # ``nasforge.evaluate.base`` (which imports only ``spaces``), and the ask/tell messages and
 # Budget here. Neither package imports the other at run time: this module names the
-# evaluator types for type checking only, and ``evaluate`` needs nothing from ``search``
-# (arch indices are memoised by ``Arch.to_index`` itself), so there is no import cycle.
+# evaluator types for type checking only, and ``evaluate`` needs nothing from ``search``,
+# so there is no import cycle. Archs are values of the evaluator's space: this module
+# handles them only through the :class:`SearchSpace` protocol.
 if TYPE_CHECKING:
     from nasforge.evaluate.base import Evaluator, Observation
     from nasforge.run.base import Executor
@@ -114,7 +115,7 @@ class Ask:
     a higher fidelity charges only the extra epochs (and keeps the same seed / weights).
     """
 
-    arch: Arch
+    arch: Hashable
     fidelity: int | None = None
     resume_key: Hashable | None = None
 
@@ -127,7 +128,7 @@ class Told:
     of a network that learned nothing), so every searcher can compare values plainly.
     """
 
-    arch: Arch
+    arch: Hashable
     valid_acc: float
     fidelity: int
     cost: float
@@ -140,12 +141,15 @@ class SearchContext:
     """What a searcher may know about the evaluator before it starts.
 
     ``fidelities`` are the epoch counts the evaluator can answer (empty when it answers only
-    at one, final, fidelity); ``default_fidelity`` is what ``Ask(fidelity=None)`` means.
+    at one, final, fidelity); ``default_fidelity`` is what ``Ask(fidelity=None)`` means;
+    ``space`` is the search space of the evaluator's archs (default: NB201), the only way a
+    searcher makes, changes or reads an arch.
     """
 
     fidelities: tuple[int, ...]
     default_fidelity: int | None
     seed: int
+    space: SearchSpace[Any] = field(default_factory=get_space)
 
     @property
     def max_fidelity(self) -> int | None:
@@ -257,6 +261,13 @@ class Searcher(ABC):
         """Hook: check the evaluator suits the algorithm (raise :class:`SearchError`) and
         reset any per-run state, so a searcher started again runs afresh."""
 
+    @property
+    def space(self) -> SearchSpace[Any]:
+        """The space of the current run (set by :meth:`start`)."""
+        if self.context is None:
+            raise SearchError(f"{self.name}: call start(context) before using the space")
+        return self.context.space
+
     def ask(self) -> Ask:
         """The next arch (and fidelity) to evaluate."""
         if self.context is None:
@@ -302,7 +313,9 @@ class RunResult:
     simulated or wall seconds), ``valid`` (the search-time validation accuracy of the arch the
     algorithm would return at that point), ``test`` (the reported test accuracy of that arch,
     never seen by the searcher), ``report_valid`` (its reported validation accuracy) and
-    ``best_index`` (its official index).
+    ``best_index`` (its index in the space, the official index for NB201; -1 before any
+    result or when the space has no index). ``history["arch"]`` holds the space's string of
+    every evaluated arch and ``history["arch_index"]`` its index (-1 where none).
     """
 
     algo: str
@@ -429,14 +442,21 @@ def run_search(
         raise SearchError(f"parallel={parallel!r} must be an int >= 1")
     budget = check_budget(budget, evaluator)
     clock_kind = evaluator.clock
+    space = evaluator.space
     evaluator.reset(seed)
     searcher.start(
         SearchContext(
             fidelities=tuple(evaluator.fidelities),
             default_fidelity=evaluator.default_fidelity,
             seed=searcher.seed,
+            space=space,
         )
     )
+
+    def index_of(arch: Hashable) -> int:
+        i = space.index(arch)
+        return -1 if i is None else i
+
     # a time budget still gets a (huge) evaluation cap: a table whose entries cost 0 s
     # (failed runs) must not make a run loop forever
     limit_evals = int(budget.amount) if budget.kind == "evals" else _SAFETY_EVALS
@@ -451,6 +471,7 @@ def run_search(
     report_valid: list[float] = []
     best_index: list[int] = []
     h_arch: list[int] = []
+    h_str: list[str] = []
     h_fid: list[int] = []
     h_valid: list[float] = []
     h_cost: list[float] = []
@@ -482,8 +503,9 @@ def run_search(
         valid.append(rec.valid_acc if rec is not None else math.nan)
         test.append(rep_test)
         report_valid.append(rep_valid)
-        best_index.append(rec.arch.to_index() if rec is not None else -1)
-        h_arch.append(obs.arch.to_index())
+        best_index.append(index_of(rec.arch) if rec is not None else -1)
+        h_arch.append(index_of(obs.arch))
+        h_str.append(space.to_string(obs.arch))
         h_fid.append(obs.fidelity)
         h_valid.append(obs.valid_acc if ok else math.nan)
         h_cost.append(obs.cost)
@@ -531,15 +553,20 @@ def run_search(
         best_index=np.asarray(best_index, dtype=np.int64),
         history={
             "arch_index": h_arch,
+            "arch": h_str,
             "fidelity": h_fid,
             "valid": [_json_float(v) for v in h_valid],
             "cost": h_cost,
             "ok": h_ok,
         },
-        final_arch=final.arch.to_string() if final is not None else None,
+        final_arch=space.to_string(final.arch) if final is not None else None,
         final_valid=final.valid_acc if final is not None else math.nan,
         final_test=test[-1] if test else math.nan,
         total_cost=float(sum(h_cost)),
         wall_seconds=wall_seconds,
-        config={"searcher": searcher.config(), "evaluator": evaluator.describe()},
+        config={
+            "searcher": searcher.config(),
+            "evaluator": evaluator.describe(),
+            "space": space.name,
+        },
     )

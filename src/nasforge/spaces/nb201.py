@@ -21,10 +21,13 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from nasforge.errors import ArchError
+from nasforge.spaces.base import Choice, check_kind
+from nasforge.spaces.registry import SPACES
 
 #: The official op names, in the official order (their position is the op id).
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -314,3 +317,185 @@ def index_of_code() -> np.ndarray:
 def product_order() -> Iterator[tuple[str, ...]]:
     """The un-shuffled product order (code order) as op tuples."""
     return itertools.product(OPS, repeat=NUM_EDGES)
+
+
+# ---------------------------------------------------------------------------------------
+# encodings
+# ---------------------------------------------------------------------------------------
+#: Input-to-output paths of the cell as edge positions in the official order: 0->3,
+#: 0->1->3, 0->2->3, 0->1->2->3. NASLib's ``path_blueprints`` (naslib/search_spaces/
+#: nasbench201/encodings.py, ``get_paths``: ``[[3], [0, 4], [1, 5], [0, 2, 5]]``) are these
+#: positions; they are paths only in this (official) edge order.
+PATHS: tuple[tuple[int, ...], ...] = ((3,), (0, 4), (1, 5), (0, 2, 5))
+#: Length of the path encoding: every op sequence of length 1..3, ``5 + 25 + 125``
+#: (NASLib ``encode_paths``: ``sum(num_ops ** i for i in range(1, longest_path_length + 1))``
+#: with ``longest_path_length=3``).
+PATH_ENCODING_LENGTH = sum(NUM_OPS**i for i in range(1, NUM_NODES))  # 155
+#: Vertices of the op-on-node form of the cell: input, one per edge (official order), output.
+NUM_VERTICES = NUM_EDGES + 2
+
+
+@lru_cache(maxsize=1)
+def vertex_adjacency() -> np.ndarray:
+    """The op-on-node DAG of the cell (8 x 8, read-only): input -> every edge leaving node 0,
+    edge ``j->i`` -> every edge leaving node ``i``, edges entering node 3 -> output.
+
+    It is NASLib's NB201 matrix (``encode_gcn_nasbench201``) with the edge vertices in the
+    official order instead of NASLib's ``EDGE_LIST`` order; the official order is
+    topological, so the matrix is strictly upper triangular.
+    """
+    m = np.zeros((NUM_VERTICES, NUM_VERTICES), dtype=np.float32)
+    out = NUM_VERTICES - 1
+    for v, (dst, src) in enumerate(EDGES, start=1):
+        if src == 0:
+            m[0, v] = 1.0
+        if dst == NUM_NODES - 1:
+            m[v, out] = 1.0
+        for w, (_, src2) in enumerate(EDGES, start=1):
+            if src2 == dst:
+                m[v, w] = 1.0
+    m.flags.writeable = False
+    return m
+
+
+def encode_onehot(arch: Arch) -> np.ndarray:
+    """30 bits: per edge (official order) a one-hot over :data:`OPS` (official op order)."""
+    out = np.zeros((NUM_EDGES, NUM_OPS), dtype=np.float32)
+    out[np.arange(NUM_EDGES), arch.op_ids] = 1.0
+    return out.ravel()
+
+
+def encode_adjacency(arch: Arch) -> np.ndarray:
+    """BANANAS' adjacency encoding of the op-on-node cell: the strict upper triangle of
+    :func:`vertex_adjacency` (28 bits, row-major) followed by the one-hot op of each edge
+    vertex (30 bits): 58 in all.
+
+    Every NB201 edge exists (``none`` is an op, as in NASLib's matrix), so the 28 adjacency
+    bits are the same for every arch: the encoding orders as much as :func:`encode_onehot`,
+    in the layout cell-space predictors expect.
+    """
+    upper = vertex_adjacency()[np.triu_indices(NUM_VERTICES, k=1)]
+    return np.concatenate([upper, encode_onehot(arch)])
+
+
+def path_indices(arch: Arch) -> tuple[int, ...]:
+    """The bit of each input-to-output path in the path encoding (NASLib
+    ``get_path_indices``): paths of length ``L`` start after the ``5 + ... + 5**(L-1)`` bits
+    of the shorter ones, and a path's ops are the base-5 digits of its offset there, first
+    op least significant. Op ids are the official ones (NASLib numbers ops differently, so
+    the bits are a permutation of NASLib's)."""
+    ids = arch.op_ids
+    out = []
+    for path in PATHS:
+        index = sum(NUM_OPS**i for i in range(1, len(path)))
+        for j, edge in enumerate(path):
+            index += ids[edge] * NUM_OPS**j
+        out.append(index)
+    return tuple(out)
+
+
+def encode_path(arch: Arch) -> np.ndarray:
+    """BANANAS path encoding (White et al., AAAI 2021) as NASLib computes it for NB201
+    (``encode_paths``): 155 bits, one per op sequence of length 1..3, set for each of the 4
+    input-to-output paths. Paths through ``none`` are kept, as in NASLib; two paths with the
+    same op sequence share one bit, so the encoding is not injective."""
+    out = np.zeros(PATH_ENCODING_LENGTH, dtype=np.float32)
+    out[list(path_indices(arch))] = 1.0
+    return out
+
+
+_ENCODERS = {"onehot": encode_onehot, "adjacency": encode_adjacency, "path": encode_path}
+
+
+# ---------------------------------------------------------------------------------------
+# the registered space
+# ---------------------------------------------------------------------------------------
+@SPACES.register("nb201")
+class NB201Space:
+    """The NAS-Bench-201 cell space behind the :class:`SearchSpace` protocol.
+
+    Every method delegates to :class:`Arch`, so sampling, mutation and the neighbourhood
+    draw exactly what they drew before the protocol existed (search runs are unchanged).
+    The index is the official NAS-Bench-201 index; ``canonical`` the official
+    de-duplication (6,466 classes). Positions are the 6 edges, named ``"dst<-src"``.
+    """
+
+    name = "nb201"
+
+    def size(self) -> int:
+        return NUM_ARCHS
+
+    def sample(self, rng: np.random.Generator) -> Arch:
+        return Arch.sample(rng)
+
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
+        return arch.mutate(rng)
+
+    def neighbors(self, arch: Arch) -> list[Arch]:
+        return arch.neighbors()
+
+    def to_string(self, arch: Arch) -> str:
+        return arch.to_string()
+
+    def from_string(self, text: str) -> Arch:
+        """The official arch string, or an official index written as digits."""
+        if not isinstance(text, str):
+            raise ArchError(f"arch string must be a str, got {type(text).__name__} {text!r}")
+        return Arch.parse(text)
+
+    def encodings(self) -> tuple[str, ...]:
+        return tuple(_ENCODERS)
+
+    def encode(self, arch: Arch, kind: str = "onehot") -> np.ndarray:
+        check_kind(self, kind)
+        return _ENCODERS[kind](arch)
+
+    def canonical(self, arch: Arch) -> Arch:
+        return arch.canonical()
+
+    def enumerate(self) -> Iterator[Arch]:
+        return all_archs()
+
+    def index(self, arch: Arch) -> int:
+        return arch.to_index()
+
+    def from_index(self, index: int) -> Arch:
+        return Arch.from_index(index)
+
+    def choices(self) -> tuple[Choice, ...]:
+        return tuple(Choice(f"{dst}<-{src}", OPS) for dst, src in EDGES)
+
+    def to_choices(self, arch: Arch) -> tuple[int, ...]:
+        return arch.op_ids
+
+    def from_choices(self, picks: Sequence[int]) -> Arch:
+        return Arch.from_op_ids(picks)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "space": self.name,
+            "nodes": NUM_NODES,
+            "edges": NUM_EDGES,
+            "ops": list(OPS),
+            "size": NUM_ARCHS,
+            "unique": num_unique(),
+            "index": "official NAS-Bench-201 index 0..15624",
+            "encodings": {
+                "onehot": NUM_EDGES * NUM_OPS,
+                "adjacency": NUM_VERTICES * (NUM_VERTICES - 1) // 2 + NUM_EDGES * NUM_OPS,
+                "path": PATH_ENCODING_LENGTH,
+            },
+        }
+
+    def describe_arch(self, arch: Arch) -> dict[str, Any]:
+        canon = arch.canonical()
+        return {
+            "index": arch.to_index(),
+            "ops": [
+                {"edge": f"{dst}<-{src}", "op": op}
+                for (dst, src), op in zip(EDGES, arch.ops, strict=True)
+            ],
+            "canonical": canon.to_string(),
+            "canonical_index": canon.to_index(),
+            "is_canonical": canon == arch,
+        }

@@ -21,15 +21,18 @@ This module is pure Python + numpy (the spaces layer imports no torch).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from nasforge.errors import ArchError, SearchError
+from nasforge.spaces.base import CategoricalBase, Choice
+from nasforge.spaces.registry import SPACES
 
 LayerKind = Literal["conv", "dwconv", "bn", "linear"]
 #: Names of the two fixed groups every spec has: the RGB input and the class logits.
@@ -587,6 +590,56 @@ def make_space(
     return WidthSpace(spec, bins=bins, levels=levels, min_ratio=min_ratio)
 
 
+class WidthChainSpace(CategoricalBase):
+    """A backbone's width chain behind the :class:`SearchSpace` protocol.
+
+    An arch is a tuple of channel counts, one per searchable group (a
+    :class:`WidthSpace` configuration); the positions are the groups and their options the
+    group's candidate widths, so every black-box searcher (REINFORCE and BOHB included)
+    runs on it. The string form is ``group=width,...``. Registered as
+    ``width-<backbone>``; settings (``bins``, ``levels``, ``min_ratio``, ``num_classes``,
+    ``resolution``) go to :func:`make_space`.
+    """
+
+    def __init__(self, backbone: str, **settings: Any) -> None:
+        self.width = make_space(backbone, **settings)
+        self.name = f"width-{backbone}"
+        self._choices = tuple(
+            Choice(g, tuple(str(int(w)) for w in c))
+            for g, c in zip(self.width.groups, self.width.candidates, strict=True)
+        )
+
+    def choices(self) -> tuple[Choice, ...]:
+        return self._choices
+
+    def to_choices(self, arch: Sequence[int]) -> tuple[int, ...]:
+        return tuple(int(i) for i in self.width.encode(arch))
+
+    def from_choices(self, picks: Sequence[int]) -> tuple[int, ...]:
+        return tuple(int(w) for w in self.width.decode(list(picks)))
+
+    def describe(self) -> dict[str, Any]:
+        # the width space's own summary lists the candidates ("groups"): no second copy
+        base = {k: v for k, v in super().describe().items() if k != "positions"}
+        return {**base, **self.width.describe()}
+
+    def describe_arch(self, arch: Sequence[int]) -> dict[str, Any]:
+        w = tuple(int(x) for x in arch)
+        return {
+            "widths": self.width.to_dict(w),
+            "flops_m": float(self.width.flops(w)),
+            "params_m": float(self.width.params(w)),
+        }
+
+
+def _register_width_chains() -> None:
+    for backbone in BACKBONE_NAMES:
+        SPACES.register(f"width-{backbone}")(functools.partial(WidthChainSpace, backbone))
+
+
+_register_width_chains()
+
+
 __all__ = [
     "BACKBONE_NAMES",
     "CLASSES_GROUP",
@@ -595,6 +648,7 @@ __all__ = [
     "BackboneSpec",
     "GroupSpec",
     "LayerSpec",
+    "WidthChainSpace",
     "WidthSpace",
     "backbone_spec",
     "make_space",

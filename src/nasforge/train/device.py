@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 from nasforge.errors import NasforgeError
@@ -33,3 +35,48 @@ def resolve_device(
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise error(f"device {str(dev)!r} requested but MPS is not available; use 'cpu'")
     return dev
+
+
+def narrow_strided_pointwise(model: torch.nn.Module) -> list[str]:
+    """Names of the 1x1 convolutions with a stride above 1 in ``model``.
+
+    oneDNN's channels_last weight-gradient kernel for a 1x1 stride-2 convolution with
+    fewer than 8 input channels writes past its buffer on AVX2 CPUs (uxlfoundation/oneDNN
+    #6035: heap corruption, or a hang with several threads). Reproduced here on an AVX2
+    EPYC for 3, 4 and 6 input channels; 3x3 convolutions and stride 1 are unaffected, and
+    contiguous (NCHW) tensors never hit it. Slimmable networks run such a conv narrower
+    than its declared ``in_channels``, so every strided 1x1 conv counts, whatever its width.
+    """
+    names = []
+    for name, m in model.named_modules():
+        weight = getattr(m, "weight", None)
+        stride = getattr(m, "stride", None)
+        if (
+            isinstance(weight, torch.Tensor)
+            and weight.dim() == 4
+            and tuple(weight.shape[2:]) == (1, 1)
+            and stride is not None
+            and any(int(s) > 1 for s in (stride if isinstance(stride, tuple) else (stride,)))
+        ):
+            names.append(name)
+    return names
+
+
+def default_channels_last(model: torch.nn.Module, device: str | torch.device) -> bool:
+    """The memory layout a model trains in when the caller does not choose one.
+
+    CUDA: channels_last (cuDNN's NHWC kernels, with bf16 autocast, are the fast path).
+    CPU: channels_last only on x86-64, where it is measured faster for NB201 networks
+    (``benchmarks/train_throughput.py``), and only for models without a strided 1x1
+    convolution (see :func:`narrow_strided_pointwise`): ResNet shortcuts, DARTS's
+    FactorizedReduce and every slimmable backbone train in NCHW, which is safe on every CPU
+    family. Other CPU architectures (aarch64) get NCHW: channels_last is not measured there.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return True
+    if dev.type != "cpu":
+        return False
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    return not narrow_strided_pointwise(model)

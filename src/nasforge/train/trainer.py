@@ -22,7 +22,7 @@ from torch import nn
 from nasforge.data import DatasetSplits, DeviceLoader
 from nasforge.errors import DataError, RecipeError
 from nasforge.io import atomic_torch_save, atomic_write_json
-from nasforge.train.device import resolve_device
+from nasforge.train.device import default_channels_last, resolve_device
 from nasforge.train.recipe import Recipe, get_recipe
 
 log = logging.getLogger(__name__)
@@ -241,10 +241,12 @@ class _Progress:
 class Trainer:
     """Trains any ``nn.Module`` (returning logits) with a :class:`Recipe` on a dataset.
 
-    ``amp`` (bf16 autocast) and ``channels_last`` default to on for CUDA; on CPU ``amp``
-    defaults to off (exact float32, reproducible) and ``channels_last`` to on, because
-    oneDNN's NHWC convolutions train NB201 networks about 1.5-2x faster on CPU (see
-    benchmarks/train_throughput.py). ``compile=True`` wraps the model in ``torch.compile``.
+    ``amp`` (bf16 autocast) defaults to on for CUDA and off on CPU (exact float32,
+    reproducible). ``channels_last=None`` picks the layout per model with
+    :func:`nasforge.train.device.default_channels_last`: on for CUDA; on CPU on for x86-64
+    models without a strided 1x1 conv (oneDNN's NHWC convolutions train NB201 networks
+    about 1.5-2x faster there, see benchmarks/train_throughput.py), off otherwise, because
+    oneDNN's NHWC weight gradient of a narrow 1x1 stride-2 conv corrupts memory on AVX2. ``compile=True`` wraps the model in ``torch.compile``.
     """
 
     def __init__(
@@ -262,7 +264,7 @@ class Trainer:
         cuda = self.device.type == "cuda"
         self.quiet = quiet
         self.amp = cuda if amp is None else bool(amp)
-        self.channels_last = True if channels_last is None else bool(channels_last)
+        self.channels_last = None if channels_last is None else bool(channels_last)
         self.compile = compile
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -305,7 +307,10 @@ class Trainer:
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         model.to(dev)
-        if self.channels_last:
+        channels_last = (
+            default_channels_last(model, dev) if self.channels_last is None else self.channels_last
+        )
+        if channels_last:
             model.to(memory_format=torch.channels_last)
         optimizer = recipe.build_optimizer(model.parameters())
         train_loader = DeviceLoader(
@@ -315,7 +320,7 @@ class Trainer:
             train=True,
             seed=seed,
             device=dev,
-            channels_last=self.channels_last,
+            channels_last=channels_last,
         )
         eval_loaders = {
             n: DeviceLoader(
@@ -324,7 +329,7 @@ class Trainer:
                 recipe.batch_size,
                 train=False,
                 device=dev,
-                channels_last=self.channels_last,
+                channels_last=channels_last,
             )
             for n in names
         }
@@ -341,7 +346,7 @@ class Trainer:
             device=str(dev),
             meta={
                 "amp": self.amp,
-                "channels_last": self.channels_last,
+                "channels_last": channels_last,
                 "compile": self.compile,
                 "threads": torch.get_num_threads(),
             },

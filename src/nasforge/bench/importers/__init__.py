@@ -59,7 +59,15 @@ def import_table(
     if fmt in ("nb201", "nats-tss"):
         return import_official(src, out, kind=fmt, overwrite=overwrite)
     return import_plain(
-        src, out, dataset=dataset, hp=hp, columns=columns, acc_scale=acc_scale, overwrite=overwrite
+        src,
+        out,
+        dataset=dataset,
+        hp=hp,
+        columns=columns,
+        acc_scale=acc_scale,
+        overwrite=overwrite,
+        # An explicit --format is checked against the content; "auto" follows the content.
+        format=None if format == "auto" else fmt,
     )
 
 

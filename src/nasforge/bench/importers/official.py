@@ -16,13 +16,14 @@ Formats (read from the official ``nas_201_api`` / ``nats_bench`` sources):
 An ``ArchResults`` state maps ``(dataset, seed)`` to a ``ResultsCount`` state whose
 ``train_losses`` / ``train_acc1es`` / ``train_times`` are keyed by 0-based epoch and whose
 ``eval_*`` dicts are keyed ``"<set>@<epoch>"``. Every file is read through the restricted
-unpickler of :mod:`nasforge.bench.safe_pickle`. The official index is kept: the file's
-``meta_archs`` must list the archs in the official order.
+parser of :mod:`nasforge.bench.safe_pickle` (restricted unpickler, our own reading of the
+torch zip / legacy containers; never ``torch.load``). The official index is kept: the file's
+``meta_archs`` must list the archs in the official order. A malformed file of any kind is a
+one-line :class:`BenchError` naming it.
 """
 
 from __future__ import annotations
 
-import bz2
 import math
 import os
 import re
@@ -32,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.bench.safe_pickle import RESTRICTED_PICKLE, DroppedTensor, as_state
-from nasforge.bench.safe_pickle import load as restricted_load
+from nasforge.bench.safe_pickle import as_state, load_bz2_pickle, load_torch_file, oneline
 from nasforge.bench.schema import STATUS_CODES, TRAIN_TIME, metric_order
 from nasforge.bench.store import CostData, GroupData, write_table
 from nasforge.errors import ArchError, BenchError
@@ -45,13 +45,15 @@ _NATS_EXT = ".pickle.pbz2"
 
 
 def _f(v: Any) -> float:
-    """A float, NaN for missing (None, absent, dropped)."""
-    if v is None or isinstance(v, DroppedTensor):
+    """A float, NaN for missing (None, absent); one-element tensors and arrays give their
+    value."""
+    if v is None:
         return math.nan
     try:
         return float(v)
-    except (TypeError, ValueError):
-        raise BenchError(f"expected a number in the official file, found {v!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        found = repr(v[:80]) if isinstance(v, (str, bytes)) else type(v).__name__
+        raise BenchError(f"expected a number in the official file, found {found}") from None
 
 
 def _series(values: Any, epochs: int) -> np.ndarray:
@@ -92,8 +94,10 @@ def results_count_curves(dataset: str, rc: dict[str, Any]) -> tuple[int, dict[st
     rc = as_state(rc)
     try:
         epochs = int(rc["epochs"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise BenchError(f"a {dataset} result has no valid 'epochs' field") from None
+    if not 0 < epochs <= MAX_EPOCHS:
+        raise BenchError(f"a {dataset} result claims {epochs} epochs; expected 1..{MAX_EPOCHS}")
     curves = {
         "train_loss": _series(rc.get("train_losses"), epochs),
         "train_acc": _series(rc.get("train_acc1es"), epochs),
@@ -137,16 +141,35 @@ class _Collector:
         self.costs: dict[str, dict[int, dict[str, float]]] = {}
         self.cost_hp: dict[tuple[str, int], str] = {}
 
-    def add_arch(self, index: int, hp2state: dict[str, Any]) -> None:
+    def add_arch(self, index: int, hp2state: Any, source: str) -> None:
+        """Add one arch's ``{hp: ArchResults state}``; a malformed one is a BenchError."""
+        if not 0 <= index < NUM_ARCHS:
+            raise BenchError(f"{source}: arch index {index} is outside 0..{NUM_ARCHS - 1}")
+        if not isinstance(hp2state, dict):
+            raise BenchError(f"{source}: arch {index}: expected a dict of hp -> ArchResults state")
+        try:
+            self._add_arch(index, {str(k): v for k, v in hp2state.items()})
+        except BenchError as exc:
+            raise BenchError(f"{source}: arch {index}: {oneline(exc)}") from None
+        except _MALFORMED as exc:
+            raise BenchError(
+                f"{source}: arch {index}: malformed result ({type(exc).__name__}: {oneline(exc)})"
+            ) from None
+
+    def _add_arch(self, index: int, hp2state: dict[str, Any]) -> None:
         # Costs: from the longest recipe that has the dataset (they agree across recipes).
         ordered = sorted(hp2state.items(), key=lambda kv: -int(kv[0]) if kv[0].isdigit() else 0)
         for hp, state in ordered:
+            if not _NAME.fullmatch(hp):
+                raise BenchError(f"recipe name {hp[:40]!r} is not a plain name")
             state = as_state(state)
             if not isinstance(state, dict) or "all_results" not in state:
                 raise BenchError(f"arch {index} hp {hp!r}: not an ArchResults state")
             all_results = state["all_results"]
             dataset_seed = state.get("dataset_seed") or {}
             for (dataset, seed), rc in all_results.items():
+                if not isinstance(dataset, str) or not _NAME.fullmatch(dataset):
+                    raise BenchError(f"dataset name {str(dataset)[:40]!r} is not a plain name")
                 epochs, curves = results_count_curves(dataset, rc)
                 self.entries.setdefault((dataset, hp), {})[(index, int(seed))] = (epochs, curves)
             for dataset, seeds in dataset_seed.items():
@@ -216,45 +239,45 @@ def check_meta_archs(meta_archs: Any, source: str) -> None:
         n = len(meta_archs) if isinstance(meta_archs, (list, tuple)) else type(meta_archs).__name__
         raise BenchError(f"{source}: 'meta_archs' has {n} entries; expected {NUM_ARCHS}")
     for i, s in enumerate(meta_archs):
+        if not isinstance(s, str):
+            raise BenchError(f"{source}: meta_archs[{i}] is a {type(s).__name__}, not a string")
         try:
             ok = Arch.from_string(s).to_index() == i
         except ArchError as exc:
             raise BenchError(
-                f"{source}: meta_archs[{i}] = {s!r} is not an NB201 arch ({exc})"
+                f"{source}: meta_archs[{i}] = {s[:80]!r} is not an NB201 arch ({oneline(exc)})"
             ) from None
         if not ok:
             raise BenchError(
-                f"{source}: meta_archs[{i}] = {s!r} is not the arch of official index {i}; "
+                f"{source}: meta_archs[{i}] = {s[:80]!r} is not the arch of official index {i}; "
                 "the file does not follow the official NAS-Bench-201 order"
             )
 
 
-def _torch_load(path: Path) -> Any:
-    import torch
+#: Exceptions a malformed (not malicious: those are refused while loading) structure of plain
+#: containers raises in the conversion below; they become one-line BenchErrors.
+_MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)
 
-    try:
-        return torch.load(
-            path, map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False
-        )
-    except BenchError:
-        raise
-    except Exception as exc:  # torch wraps format problems in many exception types
-        raise BenchError(f"cannot read {str(path)!r} as a torch-saved file: {exc}") from None
+#: Dataset and recipe names: the official ones are like "ImageNet16-120" and "200".
+_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,63}")
+
+#: Longest training curve accepted (the official recipes go to 200 epochs).
+MAX_EPOCHS = 10_000
 
 
-def _bz2_load(path: Path) -> Any:
-    try:
-        with bz2.BZ2File(path, "rb") as f:
-            return restricted_load(f)
-    except BenchError:
-        raise
-    except (OSError, EOFError, ValueError) as exc:
-        raise BenchError(f"cannot read {str(path)!r} as a bz2 pickle: {exc}") from None
+def _keys(obj: dict) -> list[str]:
+    return [repr(k)[:40] for k in list(obj)[:5]]
+
+
+def _hp_map(infos: Any, hp_of: Callable[[str], str], where: str) -> dict[str, Any]:
+    if not isinstance(infos, dict) or not all(isinstance(k, str) for k in infos):
+        raise BenchError(f"{where}: expected a dict of recipe name -> ArchResults state")
+    return {hp_of(k): v for k, v in infos.items()}
 
 
 def _convert_whole(obj: Any, source: str, hp_of: Callable[[str], str]) -> _Collector:
     if not isinstance(obj, dict) or not {"meta_archs", "arch2infos"} <= set(obj):
-        keys = sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
+        keys = _keys(obj) if isinstance(obj, dict) else type(obj).__name__
         raise BenchError(
             f"{source} is not a NAS-Bench-201 / NATS-Bench file: expected a dict with "
             f"'meta_archs' and 'arch2infos', got {keys}"
@@ -262,16 +285,18 @@ def _convert_whole(obj: Any, source: str, hp_of: Callable[[str], str]) -> _Colle
     check_meta_archs(obj["meta_archs"], source)
     col = _Collector()
     arch2infos = obj["arch2infos"]
+    if not isinstance(arch2infos, dict) or not all(type(k) is int for k in arch2infos):
+        raise BenchError(f"{source}: 'arch2infos' is not a dict keyed by arch index")
     for index in sorted(arch2infos):
-        infos = arch2infos[index]
-        col.add_arch(int(index), {hp_of(k): v for k, v in infos.items()})
+        where = f"{source}: arch {index}"
+        col.add_arch(index, _hp_map(arch2infos[index], hp_of, where), source)
         arch2infos[index] = None  # free as we go: the official v1.1 dict is ~25 GB in RAM
     return col
 
 
 def _nb201_hp(key: str) -> str:
     if key not in NB201_HP_KEYS:
-        raise BenchError(f"NB201 result key {key!r} unknown; expected {list(NB201_HP_KEYS)}")
+        raise BenchError(f"NB201 result key {key[:40]!r} unknown; expected {list(NB201_HP_KEYS)}")
     return NB201_HP_KEYS[key]
 
 
@@ -284,14 +309,14 @@ def read_nb201(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]
             raise BenchError(f"{str(src)!r} holds no NNNNNN-FULL.pth files of an NB201 archive")
         col = _Collector()
         for p in files:
-            obj = _torch_load(p)
+            obj = load_torch_file(p)
             if not isinstance(obj, dict) or not {"less", "full"} <= set(obj):
                 raise BenchError(f"{str(p)!r}: expected a dict with 'less' and 'full'")
-            col.add_arch(int(p.name[:6]), {_nb201_hp(k): v for k, v in obj.items()})
+            col.add_arch(int(p.name[:6]), _hp_map(obj, _nb201_hp, repr(str(p))), repr(str(p)))
         return col, {"source_format": "nb201-archive", "source": src.name}
     if not src.is_file():
         raise BenchError(f"NB201 source {str(src)!r} does not exist")
-    obj = _torch_load(src)
+    obj = load_torch_file(src)
     col = _convert_whole(obj, repr(str(src)), _nb201_hp)
     return col, {"source_format": "nb201", "source": src.name}
 
@@ -300,28 +325,26 @@ def read_nats_tss(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, An
     """Read a NATS-Bench topology directory (``-simple`` / ``-full``) or single pickle."""
     src = Path(src)
     if src.is_file():
-        col = _convert_whole(_bz2_load(src), repr(str(src)), str)
+        col = _convert_whole(load_bz2_pickle(src), repr(str(src)), str)
         return col, {"source_format": "nats-tss", "source": src.name}
     meta_path = src / f"meta{_NATS_EXT}"
     if not meta_path.is_file():
         raise BenchError(
             f"{str(src)!r} is not a NATS-Bench topology directory (no meta{_NATS_EXT})"
         )
-    meta = _bz2_load(meta_path)
+    meta = load_bz2_pickle(meta_path)
     if not isinstance(meta, dict) or "meta_archs" not in meta:
         raise BenchError(f"{str(meta_path)!r}: expected a dict with 'meta_archs'")
     check_meta_archs(meta["meta_archs"], repr(str(meta_path)))
     col = _Collector()
-    pattern = re.compile(r"(\d+)" + re.escape(_NATS_EXT))
+    pattern = re.compile(r"(\d{1,6})" + re.escape(_NATS_EXT))
     found = 0
     for p in sorted(src.iterdir()):
         m = pattern.fullmatch(p.name)
         if not m:
             continue
-        obj = _bz2_load(p)
-        if not isinstance(obj, dict):
-            raise BenchError(f"{str(p)!r}: expected a dict of hp -> ArchResults state")
-        col.add_arch(int(m.group(1)), {str(k): v for k, v in obj.items()})
+        obj = load_bz2_pickle(p)
+        col.add_arch(int(m.group(1)), _hp_map(obj, str, repr(str(p))), repr(str(p)))
         found += 1
     if not found:
         raise BenchError(f"{str(src)!r} holds no per-arch NNNNNN{_NATS_EXT} files")

@@ -15,9 +15,14 @@ lower-casing and mapping ``-``, `` `` and ``.`` to ``_``:
 
 A wide table names the dataset in the column instead: ``cifar100_valid_acc``,
 ``valid_acc_cifar100``, ``cifar10-valid/test_acc``... Any role can be given explicitly with
-``columns={"valid_acc": "my column"}``. Accuracies given as fractions (all <= 1) are scaled to
-percent unless ``acc_scale`` says otherwise; latencies in columns ending ``_ms`` are converted
-to seconds.
+``columns={"valid_acc": "my column"}``. Whether accuracies are fractions or percent is decided
+once for the whole table, over every accuracy column together (``acc_scale``); fractions are
+scaled to percent. Latencies in columns ending ``_ms`` are converted to seconds.
+
+Values are checked as they are read: accuracies must lie in [0, 100] (percent) or [0, 1]
+(fractions), losses, times and costs must be >= 0, no value may be infinite, and the keys of a
+row (arch, dataset, seed) must be present. Errors name the file, the line (CSV) or row
+(Parquet), and the column. A missing metric value (empty cell, ``nan``) stays missing.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.bench.schema import STATUS_CODES, metric_order
+from nasforge.bench.schema import STATUS_CODES, check_dataset, check_hp, metric_order
 from nasforge.bench.store import CostData, GroupData, write_table
 from nasforge.errors import ArchError, BenchError
 from nasforge.spaces.nb201 import NUM_ARCHS, Arch
@@ -85,14 +90,38 @@ _KNOWN_DATASETS = {
 }
 
 
+PARQUET_MAGIC = b"PAR1"
+_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet"}
+#: Above this share of accuracies <= 1, a table that also holds larger values is ambiguous
+#: (fractions with a typo, or percent of archs at chance level?): the user must say.
+_AMBIGUOUS_SHARE = 0.5
+
+
 def _norm(name: str) -> str:
     return re.sub(r"[-\s./@:]+", "_", name.strip().lower()).strip("_")
 
 
-def _read(src: Path) -> dict[str, list[Any]]:
+def sniff_format(src: Path) -> str:
+    """``"parquet"`` if ``src`` starts with the Parquet magic bytes, else ``"csv"``."""
+    with open(src, "rb") as f:
+        return "parquet" if f.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC else "csv"
+
+
+class _Source:
+    """The columns of a plain table and how to name a cell of it in an error."""
+
+    def __init__(self, src: Path, fmt: str, cols: dict[str, list[Any]], lines: list[int]):
+        self.src, self.fmt, self.cols, self.lines = src, fmt, cols, lines
+
+    def where(self, r: int, col: str) -> str:
+        """``r`` is the 0-based data row."""
+        pos = f"row {r + 1}" + (f" (line {self.lines[r]})" if self.fmt == "csv" else "")
+        return f"{str(self.src)!r} {pos}, column {col!r}"
+
+
+def _read(src: Path, fmt: str) -> _Source:
     """Columns of a CSV (stdlib) or Parquet (pyarrow) file as lists."""
-    suffix = src.suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    if fmt == "parquet":
         try:
             import pyarrow.parquet as pq
         except ImportError:
@@ -103,7 +132,9 @@ def _read(src: Path) -> dict[str, list[Any]]:
             table = pq.read_table(src)
         except Exception as exc:
             raise BenchError(f"cannot read {str(src)!r} as Parquet: {exc}") from None
-        return {name: table.column(name).to_pylist() for name in table.column_names}
+        cols = {name: table.column(name).to_pylist() for name in table.column_names}
+        return _Source(src, fmt, cols, list(range(2, table.num_rows + 2)))
+    lines: list[int] = []
     try:
         with open(src, newline="", encoding="utf-8-sig") as f:
             sample = f.read(8192)
@@ -126,22 +157,73 @@ def _read(src: Path) -> dict[str, list[Any]]:
                     )
                 for h, cell in zip(header, row, strict=True):
                     cols[h].append(cell)
+                lines.append(reader.line_num)
     except UnicodeDecodeError as exc:
         raise BenchError(f"{str(src)!r} is not a UTF-8 text CSV: {exc}") from None
-    return cols
+    except csv.Error as exc:
+        raise BenchError(f"{str(src)!r} is not a readable CSV: {exc}") from None
+    return _Source(src, fmt, cols, lines)
 
 
-def _number(v: Any, col: str, row: int) -> float:
-    if v is None:
+def _is_blank(v: Any) -> bool:
+    return (
+        v is None
+        or (isinstance(v, str) and v.strip().lower() in _BLANK)
+        or (isinstance(v, float) and math.isnan(v))
+    )
+
+
+_BLANK = ("", "nan", "na", "none", "null", "-")
+
+
+def _number(v: Any, where: str) -> float:
+    """A cell as a float; a blank cell is NaN (missing); infinities are refused."""
+    if _is_blank(v):
         return math.nan
-    if isinstance(v, str):
-        v = v.strip()
-        if v == "" or v.lower() in ("nan", "na", "none", "null", "-"):
-            return math.nan
     try:
-        return float(v)
+        x = float(v.strip() if isinstance(v, str) else v)
     except (TypeError, ValueError):
-        raise BenchError(f"column {col!r} row {row}: {v!r} is not a number") from None
+        raise BenchError(f"{where}: {v!r} is not a number") from None
+    if math.isinf(x):
+        raise BenchError(f"{where}: {v!r} is not a finite number")
+    return x
+
+
+def _key_int(v: Any, where: str, what: str) -> int:
+    """A key cell (seed, index) as an int: required, integral."""
+    if _is_blank(v):
+        raise BenchError(f"{where}: the {what} is empty; every row needs one")
+    x = _number(v, where)
+    if not x.is_integer():
+        raise BenchError(f"{where}: {what} {v!r} is not an integer")
+    return int(x)
+
+
+def _acc_fraction(acc: list[tuple[float, str]], acc_scale: str) -> bool:
+    """Whether the table's accuracies are fractions, decided once over all of them (every
+    accuracy column of every dataset: a row must never mix scales), and range-checked."""
+    finite = [(x, w) for x, w in acc if not math.isnan(x)]
+    if acc_scale == "auto":
+        big = [(x, w) for x, w in finite if x > 1.0]
+        small = len(finite) - len(big)
+        if big and small > _AMBIGUOUS_SHARE * len(finite):
+            x, w = max(big)
+            raise BenchError(
+                f"cannot tell whether accuracies are fractions or percent: {small} of "
+                f"{len(finite)} are <= 1 but {w} is {x:g}; fix that value or pass "
+                "--acc-scale fraction / percent"
+            )
+        fraction = not big
+    else:
+        fraction = acc_scale == "fraction"
+    hi = 1.0 if fraction else 100.0
+    for x, w in finite:
+        if not 0.0 <= x <= hi:
+            scale = "fractions" if fraction else "percent"
+            raise BenchError(
+                f"{w}: accuracy {x:g} is outside [0, {hi:g}] (accuracies of this table are {scale})"
+            )
+    return fraction
 
 
 def _dataset_in(norm: str) -> tuple[str | None, str]:
@@ -178,20 +260,39 @@ def import_plain(
     columns: dict[str, str] | None = None,
     acc_scale: str = "auto",
     overwrite: bool = False,
+    format: str | None = None,
 ) -> Path:
     """Import a CSV / Parquet table of final metrics; returns the table path.
 
     ``dataset`` names the dataset of a single-dataset table without a dataset column;
     ``columns`` maps roles (``arch``, ``index``, ``dataset``, ``seed``, a metric or a cost) to
-    column names; ``acc_scale`` is ``"auto"`` (fractions if every value is <= 1),
-    ``"percent"`` or ``"fraction"``.
+    column names; ``acc_scale`` is ``"auto"`` (fractions if every accuracy of the table is
+    <= 1), ``"percent"`` or ``"fraction"``. ``format`` (``"csv"`` / ``"parquet"``) is checked
+    against the file's content; ``None`` takes what the content says.
     """
     src = Path(src)
     if not src.is_file():
         raise BenchError(f"plain table {str(src)!r} does not exist")
     if acc_scale not in ("auto", "percent", "fraction"):
         raise BenchError(f"acc_scale {acc_scale!r} invalid; expected auto, percent or fraction")
-    cols = _read(src)
+    if format not in (None, "csv", "parquet"):
+        raise BenchError(f"plain table format {format!r} invalid; expected csv or parquet")
+    if dataset is not None:
+        check_dataset(dataset)
+    check_hp(hp)
+    actual = sniff_format(src)
+    if format is not None and format != actual:
+        raise BenchError(
+            f"{str(src)!r} is not a {_FORMAT_NAMES[format]} file"
+            + (
+                f" (it lacks the Parquet magic bytes {PARQUET_MAGIC.decode()!r})"
+                if format == "parquet"
+                else " (it is a Parquet file)"
+            )
+            + f"; pass --format {actual} or --format auto"
+        )
+    source = _read(src, actual)
+    cols = source.cols
     n_rows = len(next(iter(cols.values()), []))
     if n_rows == 0:
         raise BenchError(f"{str(src)!r} has no data rows")
@@ -245,63 +346,91 @@ def import_plain(
     if ("index", None) in assigned and ("arch", None) not in assigned:
         col = assigned[("index", None)]
         indices = []
-        for r, v in enumerate(cols[col], start=1):
+        for r, v in enumerate(cols[col]):
+            where = source.where(r, col)
             try:
-                indices.append(Arch.from_index(int(_number(v, col, r))).to_index())
-            except (ArchError, ValueError) as exc:
-                raise BenchError(f"column {col!r} row {r}: {exc}") from None
+                indices.append(Arch.from_index(_key_int(v, where, "arch index")).to_index())
+            except ArchError as exc:
+                raise BenchError(f"{where}: {exc}") from None
     else:
         col = assigned[("arch", None)]
         indices = []
-        for r, v in enumerate(cols[col], start=1):
+        for r, v in enumerate(cols[col]):
+            if _is_blank(v):
+                raise BenchError(f"{source.where(r, col)}: the arch is empty; every row needs one")
             try:
-                indices.append(Arch.parse(str(v)).to_index())
+                indices.append(Arch.parse(str(v).strip()).to_index())
             except ArchError as exc:
-                raise BenchError(f"column {col!r} row {r}: {exc}") from None
-    if ("dataset", None) in assigned:
-        ds_col = assigned[("dataset", None)]
-        row_ds: list[str | None] = [str(v).strip() for v in cols[ds_col]]
-    else:
-        row_ds = [dataset] * n_rows
+                raise BenchError(f"{source.where(r, col)}: {exc}") from None
     wide_datasets = sorted({ds for _, ds in assigned if ds is not None})
     if wide_datasets and ("dataset", None) in assigned:
         raise BenchError("a table has either a dataset column or dataset-named columns, not both")
-    if not wide_datasets and row_ds[0] is None:
+    if ("dataset", None) in assigned:
+        ds_col = assigned[("dataset", None)]
+        row_ds: list[str] = []
+        for r, v in enumerate(cols[ds_col]):
+            name = "" if _is_blank(v) else str(v).strip()
+            if not name:
+                raise BenchError(
+                    f"{source.where(r, ds_col)}: the dataset is empty; every row needs one"
+                )
+            try:
+                row_ds.append(check_dataset(name))
+            except BenchError as exc:
+                raise BenchError(f"{source.where(r, ds_col)}: {exc}") from None
+        targets = sorted(set(row_ds))
+    elif wide_datasets:
+        row_ds, targets = [], wide_datasets
+    elif dataset is not None:
+        row_ds, targets = [dataset] * n_rows, [dataset]
+    else:
         raise BenchError(
             f"{str(src)!r} has no dataset column and no dataset-named columns; pass --dataset"
         )
     if ("seed", None) in assigned:
         scol = assigned[("seed", None)]
-        seeds_of_row = [int(_number(v, scol, r)) for r, v in enumerate(cols[scol], start=1)]
+        seeds_of_row = [
+            _key_int(v, source.where(r, scol), "seed") for r, v in enumerate(cols[scol])
+        ]
     else:
         seeds_of_row = [0] * n_rows
+
+    # -- numbers: parsed and checked once, accuracies on one scale for the whole table -------
+    nums_of: dict[str, list[float]] = {}
+    for (role, _), col in assigned.items():
+        if role in ("arch", "index", "dataset", "seed"):
+            continue
+        nums = [_number(v, source.where(r, col)) for r, v in enumerate(cols[col])]
+        if not role.endswith("_acc"):
+            for r, x in enumerate(nums):
+                if x < 0:
+                    raise BenchError(f"{source.where(r, col)}: {role} {x:g} is negative")
+        nums_of[col] = nums
+    acc_cols = [c for (role, _), c in assigned.items() if role.endswith("_acc")]
+    acc = [(x, source.where(r, c)) for c in acc_cols for r, x in enumerate(nums_of[c])]
+    if _acc_fraction(acc, acc_scale):
+        for c in acc_cols:
+            nums_of[c] = [x * 100.0 for x in nums_of[c]]
 
     # -- gather values: (dataset) -> {(index, seed): {metric: v}} ---------------------------
     values: dict[str, dict[tuple[int, int], dict[str, float]]] = {}
     cost_vals: dict[str, dict[int, dict[str, float]]] = {}
-    targets = wide_datasets or sorted({d for d in row_ds if d is not None})
     for (role, ds_of_col), col in assigned.items():
-        if role in ("arch", "index", "dataset", "seed"):
+        if col not in nums_of:
             continue
-        nums = [_number(v, col, r) for r, v in enumerate(cols[col], start=1)]
-        if role.endswith("_acc"):
-            finite = [x for x in nums if not math.isnan(x)]
-            frac = acc_scale == "fraction" or (
-                acc_scale == "auto" and finite and max(finite) <= 1.0
-            )
-            if frac:
-                nums = [x * 100.0 for x in nums]
+        nums = nums_of[col]
         if role.startswith("latency") and _norm(col).endswith("_ms"):
             nums = [x / 1000.0 for x in nums]
         for r in range(n_rows):
-            for ds in [ds_of_col] if ds_of_col else ([row_ds[r]] if row_ds[r] else targets):
+            for ds in [ds_of_col] if ds_of_col else ([row_ds[r]] if row_ds else targets):
                 if role in _METRICS or role == "train_time":
                     key = (indices[r], seeds_of_row[r])
                     cell = values.setdefault(ds, {}).setdefault(key, {})
                     if role in cell:
                         raise BenchError(
                             f"{str(src)!r}: two rows give {role} of arch index {indices[r]}, "
-                            f"seed {seeds_of_row[r]} on {ds} (row {r + 1}); add a seed column"
+                            f"seed {seeds_of_row[r]} on {ds} ({source.where(r, col)}); "
+                            "add a seed column"
                         )
                     cell[role] = nums[r]
                 else:
@@ -336,7 +465,7 @@ def import_plain(
                 arr[index, k] = c.get(n, math.nan)
         costs.append(CostData(ds, names, arr))
     meta = {
-        "source_format": "parquet" if src.suffix.lower() in (".parquet", ".pq") else "csv",
+        "source_format": actual,
         "source": src.name,
         "columns": {f"{r}@{d}" if d else r: c for (r, d), c in assigned.items()},
         "ignored_columns": ignored,

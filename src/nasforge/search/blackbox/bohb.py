@@ -18,7 +18,8 @@ at ``max_budget * eta ** -linspace(S-1, 0, S)`` with ``S = -int(log(min/max) / l
 worker trains ``iepoch = int(budget) - 1``, so the rungs are 1, 4 and 12 epochs
 (:func:`rung_budgets`). The model is used once ``min_points_in_model`` observations exist,
 hpbandster's default being ``dims + 1`` = 7 for the 6 edges (``hpbandster/optimizers/
-config_generators/bohb.py``), hence ``n_startup_trials=7``; 4 candidates per acquisition
+config_generators/bohb.py``), hence ``n_startup_trials=7`` (by default positions + 1 of
+whatever categorical space is searched); 4 candidates per acquisition
 (``n_ei_candidates=4``), reduction factor 3.
 
 Optuna's Hyperband pruner runs ``floor(log_eta(max/min)) + 1`` brackets (3 here, as
@@ -49,7 +50,7 @@ import numpy as np
 from nasforge.errors import SearchError
 from nasforge.search.base import Ask, SearchContext, Searcher, Told, require_bool, require_int
 from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import EDGES, OPS, Arch
+from nasforge.spaces import CategoricalSpace, get_space, require_categorical
 
 
 def rung_budgets(min_epochs: int, max_epochs: int, eta: int) -> list[int]:
@@ -78,7 +79,8 @@ def rung_budgets(min_epochs: int, max_epochs: int, eta: int) -> list[int]:
 
 @ALGORITHMS.register("bohb")
 class BOHB(Searcher):
-    """TPE + Hyperband (Optuna) over the 6 edges, epochs as the fidelity."""
+    """TPE + Hyperband (Optuna) over the positions of a categorical space (NB201: the 6
+    edges, one categorical hyperparameter ``"dst<-src"`` each), epochs as the fidelity."""
 
     kind = "blackbox"
     name = "bohb"
@@ -93,7 +95,7 @@ class BOHB(Searcher):
         max_epochs: int | None = None,
         eta: int = 3,
         n_ei_candidates: int = 4,
-        n_startup_trials: int = 7,
+        n_startup_trials: int | None = None,
         multivariate: bool = True,
         resume: bool = True,
     ) -> None:
@@ -104,13 +106,18 @@ class BOHB(Searcher):
         )
         self.eta = require_int("bohb", "eta", eta, minimum=2)
         self.n_ei_candidates = require_int("bohb", "n_ei_candidates", n_ei_candidates, minimum=1)
-        self.n_startup_trials = require_int("bohb", "n_startup_trials", n_startup_trials, minimum=0)
+        self._n_startup_setting = (
+            None
+            if n_startup_trials is None
+            else require_int("bohb", "n_startup_trials", n_startup_trials, minimum=0)
+        )
         self.multivariate = require_bool("bohb", "multivariate", multivariate)
         self.resume = require_bool("bohb", "resume", resume)
         self.rungs: list[int] = []
         self.study: Any = None
         self._trial: Any = None
-        self._arch: Arch | None = None
+        self._arch: Any = None
+        self.categorical: CategoricalSpace | None = None
         self._rung = 0
         self.num_trials = 0
         self.num_pruned = 0
@@ -120,6 +127,7 @@ class BOHB(Searcher):
     def _start(self, context: SearchContext) -> None:
         import optuna
 
+        self.categorical = require_categorical(context.space, "bohb")
         if not context.multi_fidelity:
             raise SearchError(
                 "bohb needs results at several epoch budgets (a table with per-epoch "
@@ -164,6 +172,15 @@ class BOHB(Searcher):
         self.num_pruned = 0
         self.start_rung = {}
 
+    @property
+    def n_startup_trials(self) -> int:
+        """Random trials before TPE models: the setting, else hpbandster's
+        ``min_points_in_model`` default ``dims + 1`` (7 for NB201's 6 edges)."""
+        if self._n_startup_setting is not None:
+            return self._n_startup_setting
+        space = self.categorical or require_categorical(get_space(), "bohb")
+        return len(space.choices()) + 1
+
     def _first_rung(self, trial: Any) -> int:
         """Index of the first rung of ``trial``'s Hyperband bracket.
 
@@ -188,11 +205,15 @@ class BOHB(Searcher):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 trial = self.study.ask()
-                ops = tuple(
-                    trial.suggest_categorical(f"{dst}<-{src}", list(OPS)) for dst, src in EDGES
-                )
+                assert self.categorical is not None
+                choices = self.categorical.choices()
+                picks = [
+                    c.options.index(trial.suggest_categorical(c.name, list(c.options)))
+                    for c in choices
+                ]
             first = self._first_rung(trial)
-            self._trial, self._arch, self._rung = trial, Arch(ops), first
+            arch = self.categorical.from_choices(picks)
+            self._trial, self._arch, self._rung = trial, arch, first
             self.start_rung[trial.number] = first
             self.num_trials += 1
         assert self._arch is not None

@@ -2,7 +2,8 @@
 
 White, Nolen, Savani, "Exploring the loss landscape in neural architecture search" (UAI
 2021) show this simple method is competitive on NAS-Bench-201. From a uniformly random
-arch, evaluate all 24 one-edge neighbours (``Arch.neighbors()``, in a random order), move to
+arch, evaluate all its neighbours (``space.neighbors``: for NB201 the 24 one-edge changes,
+in a random order), move to
 the best of them if it beats the current arch, else restart from a new random arch. An arch
 already evaluated in this run is not evaluated again: its first validation accuracy is
 reused, so the budget is spent only on new archs.
@@ -10,11 +11,11 @@ reused, so the budget is spent only on new archs.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from nasforge.search.base import Ask, SearchContext, Searcher, Told
 from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import Arch
 
 # After this many consecutive proposals that were all answered from the cache, evaluate a
 # random arch anyway, so a tiny or fully explored space cannot stall the loop.
@@ -32,10 +33,10 @@ class LocalSearch(Searcher):
 
     def __init__(self, *, seed: int = 0) -> None:
         super().__init__(seed=seed)
-        self.cache: dict[Arch, float] = {}
-        self.current: tuple[Arch, float] | None = None
-        self.best_neighbor: tuple[Arch, float] | None = None
-        self.queue: list[Arch] = []
+        self.cache: dict[Hashable, float] = {}
+        self.current: tuple[Hashable, float] | None = None
+        self.best_neighbor: tuple[Hashable, float] | None = None
+        self.queue: list[Hashable] = []
         self.restarts = 0
         self.moves = 0
 
@@ -47,22 +48,26 @@ class LocalSearch(Searcher):
         self.restarts = 0
         self.moves = 0
 
-    def _set_current(self, arch: Arch, value: float) -> None:
+    def _set_current(self, arch: Hashable, value: float) -> None:
         self.current = (arch, value)
         self.best_neighbor = None
-        neigh = arch.neighbors()
+        neigh = self.space.neighbors(arch)
         order = self.rng.permutation(len(neigh))
         # popped from the end: reversed so the permutation's first is evaluated first
         self.queue = [neigh[int(i)] for i in order[::-1]]
 
-    def _consider(self, arch: Arch, value: float) -> None:
+    def _consider(self, arch: Hashable, value: float) -> None:
         if self.best_neighbor is None or value > self.best_neighbor[1]:
             self.best_neighbor = (arch, value)
 
     def _ask(self) -> Ask:
+        size = self.space.size()
+        if size is not None and len(self.cache) >= size:
+            # every arch of a (small) space is known: nothing new to climb to
+            return Ask(self.space.sample(self.rng))
         for _ in range(_MAX_CACHED_STEPS):
             if self.current is None:
-                arch = Arch.sample(self.rng)
+                arch = self.space.sample(self.rng)
                 if arch not in self.cache:
                     return Ask(arch)
                 self._set_current(arch, self.cache[arch])
@@ -79,7 +84,7 @@ class LocalSearch(Searcher):
             else:
                 self.restarts += 1
                 self.current = None
-        return Ask(Arch.sample(self.rng))
+        return Ask(self.space.sample(self.rng))
 
     def _tell(self, told: Told) -> None:
         self.cache.setdefault(told.arch, told.valid_acc)
@@ -89,4 +94,7 @@ class LocalSearch(Searcher):
             self._consider(told.arch, told.valid_acc)
 
     def config(self) -> dict[str, Any]:
-        return {"neighbourhood": "one edge (24 neighbours)", "restart": "uniform random"}
+        return {
+            "neighbourhood": "one position changed (space.neighbors)",
+            "restart": "uniform random",
+        }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from nasforge.search.base import Ask, Searcher, Told
 from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import Arch
 
 
 @ALGORITHMS.register("random")
@@ -21,7 +20,7 @@ class RandomSearch(Searcher):
     name = "random"
 
     def _ask(self) -> Ask:
-        return Ask(Arch.sample(self.rng))
+        return Ask(self.space.sample(self.rng))
 
     def _tell(self, told: Told) -> None:
         pass  # the base class keeps the best-so-far; random search learns nothing

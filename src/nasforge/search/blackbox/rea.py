@@ -4,7 +4,7 @@ Settings of the official scripts (``exps/NATS-algos/regularized_ea.py`` and
 ``exps/algos/R_EA.py`` of D-X-Y/AutoDL-Projects, run with ``--ea_population 10
 --ea_sample_size 3``): a population of 10 random archs; each cycle draws a tournament of 3
 members uniformly *with replacement* (``random.choice`` three times), mutates the best of
-them by switching one uniformly chosen edge to a different op, evaluates the child, appends
+them (``space.mutate``: for NB201, one uniformly chosen edge switched to a different op), evaluates the child, appends
 it and removes the oldest member. The search ends on the time budget only (``ea_cycles`` is
 unused once a time budget is given). The returned arch is the best validation accuracy in
 the whole history.
@@ -13,16 +13,16 @@ the whole history.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
 
 from nasforge.search.base import Ask, SearchContext, Searcher, Told, require_int
 from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import Arch
 
 
-def _accuracy(member: tuple[Arch, float]) -> float:
+def _accuracy(member: tuple[Hashable, float]) -> float:
     return member[1]
 
 
@@ -37,9 +37,9 @@ class RegularizedEvolution(Searcher):
         super().__init__(seed=seed)
         self.population_size = require_int("rea", "population_size", population_size, minimum=1)
         self.sample_size = require_int("rea", "sample_size", sample_size, minimum=1)
-        self.population: deque[tuple[Arch, float]] = deque()
+        self.population: deque[tuple[Hashable, float]] = deque()
         #: the tournament winner the last child was mutated from (``None``: random init)
-        self.last_parent: Arch | None = None
+        self.last_parent: Hashable | None = None
 
     def _start(self, context: SearchContext) -> None:
         self.population.clear()
@@ -47,7 +47,7 @@ class RegularizedEvolution(Searcher):
 
     def _ask(self) -> Ask:
         if len(self.population) < self.population_size:
-            return Ask(Arch.sample(self.rng))
+            return Ask(self.space.sample(self.rng))
         members = self.population
         # uniform picks with replacement; floor(u * n) is one vectorised draw, several
         # times cheaper than Generator.integers(n, size=k) in this hot loop
@@ -55,7 +55,7 @@ class RegularizedEvolution(Searcher):
         # max() keeps the first of equal values, like the official max(sample, key=accuracy)
         parent = max((members[i] for i in picks), key=_accuracy)[0]
         self.last_parent = parent
-        return Ask(parent.mutate(self.rng))
+        return Ask(self.space.mutate(parent, self.rng))
 
     def _tell(self, told: Told) -> None:
         self.population.append((told.arch, told.valid_acc))

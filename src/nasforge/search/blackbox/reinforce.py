@@ -1,4 +1,4 @@
-"""REINFORCE (Williams, 1992) over the NB201 cell, as run with NAS-Bench-201 / NATS-Bench.
+"""REINFORCE (Williams, 1992) over a categorical space, as run with NAS-Bench-201 / NATS-Bench.
 
 Settings of the official script (``exps/NATS-algos/reinforce.py``, run with
 ``--learning_rate 0.01 --EMA_momentum 0.9``): the policy is one categorical distribution per
@@ -11,6 +11,11 @@ arch is the best validation accuracy seen (``max(trace)``), not the policy's arg
 
 Implemented in numpy: the gradient of ``log softmax`` is ``onehot(a) - p`` per edge, so a
 step is a few 6 x 5 array operations — far cheaper than building a torch graph per step.
+
+Any :class:`nasforge.spaces.CategoricalSpace` works: ``theta`` has one row per position
+(``space.choices()``) and as many columns as the largest position has options; the columns
+a position lacks are masked out of its softmax (``-inf`` logits). With equal option counts
+(NB201) nothing is masked and the run is the official one.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from nasforge.errors import SearchError
 from nasforge.search.base import Ask, SearchContext, Searcher, Told, require_float
 from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
+from nasforge.spaces import CategoricalSpace, get_space, require_categorical
 
 
 class _EMA:
@@ -71,41 +76,48 @@ class Reinforce(Searcher):
             require_float("reinforce", "betas[1]", betas[1], low=0.0, high=1.0, high_open=True),
         )
         self.eps = require_float("reinforce", "eps", eps, low=0.0, low_open=True)
+        self.categorical: CategoricalSpace = require_categorical(get_space(), "reinforce")
         self._reset_policy()
 
     def _reset_policy(self) -> None:
+        radices = np.asarray([len(c.options) for c in self.categorical.choices()])
+        # False where a position has fewer options than the widest one
+        self._valid = np.arange(radices.max())[None, :] < radices[:, None]
+        self._radices = radices
         # drawn first from the (re)seeded stream, as the official script initialises theta
-        self.theta = 1e-3 * self.rng.standard_normal((NUM_EDGES, NUM_OPS))
+        self.theta = 1e-3 * self.rng.standard_normal(self._valid.shape)
         self._m = np.zeros_like(self.theta)
         self._v = np.zeros_like(self.theta)
         self._step = 0
         self.baseline = _EMA(self.ema_momentum)
 
     def _start(self, context: SearchContext) -> None:
+        self.categorical = require_categorical(context.space, "reinforce")
         self._reset_policy()
 
     def probs(self) -> np.ndarray:
-        """The policy: per-edge op probabilities (6 x 5)."""
-        z = self.theta - self.theta.max(axis=1, keepdims=True)
+        """The policy: per-position option probabilities (positions x options; 6 x 5 for
+        NB201), zero where a position has fewer options."""
+        z = np.where(self._valid, self.theta, -np.inf)
+        z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
     def _ask(self) -> Ask:
         p = self.probs()
-        # inverse-CDF sampling of the 6 categoricals from one uniform draw each
-        u = self.rng.random(NUM_EDGES)[:, None]
-        actions = (p.cumsum(axis=1) < u).sum(axis=1).clip(max=NUM_OPS - 1)
-        arch = Arch.from_op_ids(actions)
-        return Ask(arch)
+        # inverse-CDF sampling of the categoricals from one uniform draw each
+        u = self.rng.random(len(p))[:, None]
+        actions = np.minimum((p.cumsum(axis=1) < u).sum(axis=1), self._radices - 1)
+        return Ask(self.categorical.from_choices(actions.tolist()))
 
     def _tell(self, told: Told) -> None:
-        actions = np.asarray(told.arch.op_ids)
+        actions = np.asarray(self.categorical.to_choices(told.arch))
         reward = told.valid_acc
         self.baseline.update(reward)
         advantage = reward - self.baseline.value()
         # d/dtheta of -log pi(a) * advantage = -(onehot(a) - p) * advantage
         grad = self.probs()
-        grad[np.arange(NUM_EDGES), actions] -= 1.0
+        grad[np.arange(len(grad)), actions] -= 1.0
         grad *= advantage
         self._adam(grad)
 
@@ -118,9 +130,9 @@ class Reinforce(Searcher):
         v_hat = self._v / (1 - b2**self._step)
         self.theta -= self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
 
-    def policy_arch(self) -> Arch:
+    def policy_arch(self) -> Any:
         """The policy's most likely arch (the official ``genotype()``)."""
-        return Arch.from_op_ids(self.theta.argmax(axis=1))
+        return self.categorical.from_choices(self.probs().argmax(axis=1).tolist())
 
     def config(self) -> dict[str, Any]:
         return {

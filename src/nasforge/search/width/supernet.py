@@ -36,7 +36,7 @@ from nasforge.nn.slimmable import (
 )
 from nasforge.spaces.width import WidthSpace
 from nasforge.train import Recipe, evaluate
-from nasforge.train.device import resolve_device
+from nasforge.train.device import default_channels_last, resolve_device
 
 Sharing = FixedSharing | LocallyFreeSharing
 #: Training batches on which the full-width net's BN statistics are estimated after training.
@@ -81,10 +81,6 @@ class SupernetLog:
         }
 
 
-def _channels_last(device: str | torch.device, flag: bool | None) -> bool:
-    return True if flag is None else bool(flag)
-
-
 def sandwich_widths(
     space: WidthSpace, rng: np.random.Generator, num_random: int
 ) -> list[tuple[int, ...]]:
@@ -110,15 +106,16 @@ def train_supernet(
     ``recipe`` is a ``nasforge.train.Recipe``: its optimiser, learning-rate schedule
     (``Recipe.lr_at``, per step), epochs, batch size and gradient clipping. Randomness: the loader's own generator
     and a numpy Generator seeded by ``seed`` for the widths and placements. ``channels_last``
-    (default on, as in ``nasforge.train.Trainer``: oneDNN's NHWC convolutions are faster on
-    CPU, and cuDNN's on recent GPUs) only changes the memory layout.
+    (default: :func:`nasforge.train.device.default_channels_last`, as in
+    ``nasforge.train.Trainer``) only changes the memory layout.
     """
     device = resolve_device(device, SearchError)
     settings = settings or SupernetSettings()
     space = sharing.space
     rng = np.random.default_rng([int(seed), 1])
     supernet.to(device).train()
-    channels_last = _channels_last(device, channels_last)
+    if channels_last is None:
+        channels_last = default_channels_last(supernet, device)
     if channels_last:
         supernet.to(memory_format=torch.channels_last)
     loader = DeviceLoader(
@@ -249,7 +246,7 @@ class SupernetScorer:
         self.sharing = sharing
         self.seed = int(seed)
         self.num_placements = int(num_placements)
-        cl = _channels_last(device, channels_last)
+        cl = default_channels_last(supernet, device) if channels_last is None else channels_last
         train = _batches(data, "train", batch_size, max(calib_batches, select_batches), device, cl)
         self.calib = train[:calib_batches]
         self.select = train[:select_batches]

@@ -1,0 +1,23 @@
+"""Params and FLOPs of an arch, by space: one cost function per registered search space.
+
+Each space counts in its own published convention (NB201: the benchmark's ``params`` /
+``flops`` fields); a cost function is registered under the space's name
+(``@ARCH_COSTS.register("nb201")``) and called as ``fn(arch, dataset)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nasforge.cost.counter import Cost
+from nasforge.registry import Registry
+
+ARCH_COSTS: Registry[Cost] = Registry("arch cost (by search space)")
+
+
+def space_cost(space: str, arch: Any, dataset: str) -> Cost | None:
+    """Params and FLOPs (millions) of ``arch`` of space ``space`` on ``dataset``, or
+    ``None`` when the space registered no cost function."""
+    if space not in ARCH_COSTS:
+        return None
+    return ARCH_COSTS.create(space, arch, dataset)
