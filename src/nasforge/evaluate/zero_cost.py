@@ -326,6 +326,10 @@ class WithZeroCost(Evaluator):
         return self.base.clock
 
     @property
+    def space(self) -> Any:
+        return self.base.space
+
+    @property
     def fidelities(self) -> Sequence[int]:
         return (0, *[f for f in self.base.fidelities if f != 0])
 
