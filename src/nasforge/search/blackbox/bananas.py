@@ -25,6 +25,7 @@ the same computation as five separate trainings, at a fifth of the Python overhe
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable
 from typing import Any
 
@@ -69,7 +70,7 @@ class MLPEnsemble:
     def _init(self, in_dim: int) -> None:
         dims = [in_dim] + [self.width] * self.num_layers + [1]
         self.weights, self.biases = [], []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
+        for a, b in itertools.pairwise(dims):
             bound = float(np.sqrt(6.0 / (a + b)))  # Xavier uniform
             w = (torch.rand(self.num_members, a, b, generator=self.gen) * 2 - 1) * bound
             self.weights.append(w.requires_grad_(True))
