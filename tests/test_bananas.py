@@ -70,6 +70,7 @@ def test_registered_as_blackbox_searchers():
         assert cls.kind == "blackbox" and issubclass(cls, Searcher)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ALGOS)
 def test_budget_is_respected(evaluator, with_proxy, algo):
     for ev in (evaluator, with_proxy):
@@ -81,6 +82,7 @@ def test_budget_is_respected(evaluator, with_proxy, algo):
     assert e.num_evals == 13
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ALGOS)
 def test_same_seed_same_run_and_no_repeated_archs(evaluator, algo):
     a = run_protocol(algo, evaluator, "3000s", runs=2, seed=11)
