@@ -27,6 +27,7 @@ _FAMILIES = [
     "nasforge.cli.train",
     "nasforge.cli.search",
     "nasforge.cli.width",
+    "nasforge.cli.zc",
 ]
 
 for _name in _FAMILIES:

@@ -23,6 +23,9 @@ _ALGORITHM_MODULES: list[str] = [
     "nasforge.search.blackbox.reinforce",
     "nasforge.search.blackbox.bohb",
     "nasforge.search.blackbox.local_search",
+    "nasforge.search.blackbox.bananas",
+    "nasforge.search.blackbox.zc_bananas",
+    "nasforge.search.blackbox.zc_local_search",
     "nasforge.search.width.algorithms",
 ]
 

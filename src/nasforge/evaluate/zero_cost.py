@@ -1,0 +1,463 @@
+"""Evaluate an arch by a zero-cost proxy: :class:`ZeroCostEvaluator`.
+
+A proxy scores the *untrained* network of an arch on one (or a few) batches of real data
+(:mod:`nasforge.evaluate.proxies` defines them). The evaluator answers with the score as the
+signal (``Observation.valid_acc``, fidelity 0: zero epochs trained) and charges the measured
+compute seconds as the cost, so a searcher that uses proxies pays for them on the run's
+clock like for any evaluation.
+
+:class:`WithZeroCost` puts a proxy and a real evaluator (a table, training) behind one
+interface: fidelity 0 is the proxy, every other fidelity the real evaluator. A searcher that
+knows about proxies (``zc-bananas``) asks fidelity 0 for its warm start; the costs of both
+add up on one clock.
+
+Determinism: for a seed, the batch drawn from the data and every network's initial weights
+are fixed (``torch.manual_seed(seed)`` before each build and before each proxy), so a score
+is a pure function of (arch, data, seed, batch size).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from nasforge.errors import NasforgeError, SearchError
+from nasforge.evaluate.base import Evaluator, Observation, Reported
+from nasforge.evaluate.proxies import PROXIES
+from nasforge.spaces.nb201 import Arch
+
+__all__ = [
+    "ProxyBatch",
+    "WithZeroCost",
+    "ZeroCostEvaluator",
+    "check_rows",
+    "compute_proxies",
+    "parse_proxies",
+    "proxy_batch",
+    "read_rows",
+    "score_archs",
+]
+
+#: The batch size of the published NB201 zero-cost scores (NAS-Bench-Suite-Zero / NASLib
+#: ``naslib/runners/zc/zc_config.yaml``: ``batch_size: 64``, one batch, "random" dataload).
+DEFAULT_BATCH_SIZE = 64
+
+
+class ProxyBatch:
+    """The normalised images and labels every proxy of one evaluation sees (on ``device``)."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, num_classes: int) -> None:
+        if inputs.dim() != 4 or inputs.shape[0] != targets.shape[0] or inputs.shape[0] < 2:
+            raise NasforgeError(
+                f"a proxy batch needs N >= 2 images N x C x H x W and N labels, got "
+                f"{tuple(inputs.shape)} and {tuple(targets.shape)}"
+            )
+        self.inputs = inputs
+        self.targets = targets
+        self.num_classes = int(num_classes)
+
+    def to(self, device: str | torch.device) -> ProxyBatch:
+        return ProxyBatch(self.inputs.to(device), self.targets.to(device), self.num_classes)
+
+
+def proxy_batch(
+    data: Any,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_batches: int = 1,
+    seed: int = 0,
+    split: str = "train",
+    root: str | Path | None = None,
+) -> ProxyBatch:
+    """``batch_size * num_batches`` training images drawn with ``seed``, normalised with the
+    dataset's mean/std (no augmentation: a proxy is a function of fixed data).
+
+    ``data`` is a :class:`nasforge.data.DatasetSplits` or a dataset name for
+    :func:`nasforge.data.load_splits` (with ``root``).
+    """
+    from nasforge.data import load_splits
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise NasforgeError(f"batch_size {batch_size!r} must be an integer >= 2")
+    if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
+        raise NasforgeError(f"num_batches {num_batches!r} must be an integer >= 1")
+    if isinstance(data, str):
+        data = load_splits(data, root, seed=seed)
+    part = data.split(split)
+    n = batch_size * num_batches
+    if len(part) < n:
+        raise NasforgeError(
+            f"{data.name} split {split!r} has {len(part)} images, fewer than the {n} asked "
+            f"(batch_size {batch_size} x num_batches {num_batches})"
+        )
+    gen = torch.Generator().manual_seed(int(seed))
+    idx = torch.randperm(len(part), generator=gen)[:n]
+    images = part.images[idx].float().div_(255.0)
+    mean = torch.tensor(data.mean).view(1, 3, 1, 1)
+    std = torch.tensor(data.std).view(1, 3, 1, 1)
+    return ProxyBatch((images - mean) / std, part.labels[idx].clone(), data.num_classes)
+
+
+def parse_proxies(names: str | Iterable[str]) -> list[str]:
+    """``"all"``, a comma-separated string or a list of registered proxy names, checked."""
+    if isinstance(names, str):
+        names = PROXIES.names() if names.strip() == "all" else names.split(",")
+    out: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if name not in PROXIES:
+            raise NasforgeError(
+                f"unknown zero-cost proxy {name!r}; expected 'all' or some of: "
+                f"{', '.join(PROXIES.names())}"
+            )
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise NasforgeError("no zero-cost proxy given; expected 'all' or a comma-separated list")
+    return out
+
+
+def _nb201_builder(C: int, N: int) -> Callable[[Any, int], nn.Module]:
+    def build(arch: Any, num_classes: int) -> nn.Module:
+        from nasforge.nn.nb201 import NB201Network
+
+        return NB201Network(Arch.parse(arch), C=C, N=N, num_classes=num_classes)
+
+    return build
+
+
+def compute_proxies(
+    arch: Any,
+    proxies: Sequence[str],
+    batch: ProxyBatch,
+    *,
+    seed: int = 0,
+    build: Callable[[Any, int], nn.Module] | None = None,
+    C: int = 16,
+    N: int = 5,
+    device: str | torch.device = "cpu",
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Every proxy of ``proxies`` for ``arch``: ``(scores, seconds)`` by proxy name.
+
+    ``build(arch, num_classes)`` makes the network (default: the NB201 network, C/N as
+    given; any space whose value builds a network works). The network is built once under
+    ``torch.manual_seed(seed)``; each proxy scores it from those initial weights (restored
+    before each one, as NASLib scores a fresh ``get_prunable_copy``) with the global
+    generator reseeded; the network is left with its initial weights.
+    ``seconds[name]`` is the proxy's wall time plus its share of the build.
+    """
+    build = build or _nb201_builder(C, N)
+    batch = batch.to(device)
+    t0 = time.perf_counter()
+    torch.manual_seed(int(seed))
+    net = build(arch, batch.num_classes).to(device)
+    # the proxies change weights (and synflow the dtype): restore these before each one,
+    # cheaper than a deepcopy of the network per proxy
+    initial = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    dtype = next((p.dtype for p in net.parameters()), torch.float32)
+    flags = [p.requires_grad for p in net.parameters()]
+    build_s = time.perf_counter() - t0
+    scores: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+
+    def restore() -> None:
+        net.to(dtype)
+        net.load_state_dict(initial)
+        for p, flag in zip(net.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+            p.grad = None
+        net.train()
+
+    try:
+        for name in proxies:
+            fn = PROXIES.get(name)
+            t = time.perf_counter()
+            restore()
+            torch.manual_seed(int(seed))
+            scores[name] = float(fn(net, batch.inputs, batch.targets))
+            seconds[name] = time.perf_counter() - t + build_s / len(proxies)
+    finally:
+        restore()
+    return scores, seconds
+
+
+class ZeroCostEvaluator(Evaluator):
+    """Answer an evaluation with a zero-cost proxy score, charging the measured seconds.
+
+    ``proxy``: a name in :data:`nasforge.evaluate.proxies.PROXIES`. ``data``: a
+    :class:`nasforge.data.DatasetSplits`, a dataset name (with ``data_dir``) or a ready
+    :class:`ProxyBatch`; data-free proxies (synflow, l2_norm, params, flops) still take the
+    input shape and class count from it. ``scores``: known ``arch string -> (score,
+    seconds)`` (e.g. the rows of ``nasforge zc``), answered without recomputing but charged
+    their recorded seconds. ``cache``: keep what was computed in this process for later
+    runs, likewise charged again each time (a run must pay for a proxy as if it had
+    computed it).
+
+    The clock is "simulated": a run's clock is the sum of the charged seconds (measured
+    here), so a search's decisions do not depend on its own bookkeeping time.
+    """
+
+    clock: ClassVar[Literal["simulated", "wall"]] = "simulated"
+
+    def __init__(
+        self,
+        proxy: str = "synflow",
+        data: Any = None,
+        *,
+        data_dir: str | Path | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        num_batches: int = 1,
+        seed: int = 0,
+        C: int = 16,
+        N: int = 5,
+        device: str = "cpu",
+        build: Callable[[Any, int], nn.Module] | None = None,
+        scores: Mapping[str, tuple[float, float]] | None = None,
+        cache: bool = True,
+    ) -> None:
+        (self.proxy,) = parse_proxies([proxy])
+        self.seed = int(seed)
+        self.C, self.N, self.device = int(C), int(N), device
+        self._build = build
+        self._batch_size, self._num_batches = batch_size, num_batches
+        self._data, self._data_dir = data, data_dir
+        self._batch: ProxyBatch | None = data if isinstance(data, ProxyBatch) else None
+        self._known: dict[str, tuple[float, float]] = dict(scores or {})
+        self._cache = bool(cache)
+        if self._batch is None and data is None and not self._known:
+            raise SearchError("ZeroCostEvaluator needs data (a dataset, its name or a batch)")
+
+    @property
+    def default_fidelity(self) -> int:
+        return 0  # zero epochs trained: the network at initialisation
+
+    @property
+    def fidelities(self) -> Sequence[int]:
+        return (0,)
+
+    def batch(self) -> ProxyBatch:
+        """The batch every arch is scored on (drawn once, with the evaluator's seed)."""
+        if self._batch is None:
+            self._batch = proxy_batch(
+                self._data,
+                batch_size=self._batch_size,
+                num_batches=self._num_batches,
+                seed=self.seed,
+                root=self._data_dir,
+            )
+        return self._batch
+
+    def score(self, arch: Arch) -> tuple[float, float]:
+        """``(score, seconds)`` of ``arch``: recorded, or computed now and timed."""
+        key = arch.to_string()
+        if key in self._known:
+            return self._known[key]
+        scores, seconds = compute_proxies(
+            arch,
+            [self.proxy],
+            self.batch(),
+            seed=self.seed,
+            build=self._build,
+            C=self.C,
+            N=self.N,
+            device=self.device,
+        )
+        out = (scores[self.proxy], seconds[self.proxy])
+        if self._cache:
+            self._known[key] = out
+        return out
+
+    def evaluate(
+        self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
+    ) -> Observation:
+        if fidelity not in (None, 0):
+            raise SearchError(
+                f"a zero-cost proxy scores untrained networks: fidelity {fidelity!r} asked, "
+                "expected 0 (or None)"
+            )
+        value, seconds = self.score(arch)
+        status = "ok" if math.isfinite(value) else "failed"
+        return Observation(
+            arch, value, 0, seconds, status=status, info={"proxy": self.proxy, "seed": self.seed}
+        )
+
+    def report(self, arch: Arch, observation: Observation) -> Reported:
+        # a proxy knows no accuracy: nothing to report but the score itself as the signal
+        return Reported(observation.valid_acc, math.nan)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": "ZeroCostEvaluator",
+            "clock": self.clock,
+            "proxy": self.proxy,
+            "seed": self.seed,
+            "batch_size": self._batch_size,
+            "num_batches": self._num_batches,
+            "C": self.C,
+            "N": self.N,
+        }
+
+
+class WithZeroCost(Evaluator):
+    """A real evaluator plus a proxy at fidelity 0, on one clock.
+
+    ``fidelities`` are 0 followed by the base evaluator's; ``Ask(fidelity=0)`` goes to the
+    proxy, everything else (``None`` included) to ``base``. Reports come from ``base``
+    (NaN while the recommendation rests on a proxy alone: a proxy knows no accuracy).
+    """
+
+    def __init__(self, base: Evaluator, zero_cost: ZeroCostEvaluator) -> None:
+        if base.default_fidelity in (0, None):
+            raise SearchError(
+                "WithZeroCost needs a base evaluator whose default fidelity is a number of "
+                f"epochs >= 1 (fidelity 0 is the proxy), got {base.default_fidelity!r}"
+            )
+        self.base = base
+        self.zero_cost = zero_cost
+
+    @property
+    def clock(self) -> Literal["simulated", "wall"]:  # type: ignore[override]
+        return self.base.clock
+
+    @property
+    def space(self) -> Any:
+        return self.base.space
+
+    @property
+    def fidelities(self) -> Sequence[int]:
+        return (0, *[f for f in self.base.fidelities if f != 0])
+
+    @property
+    def default_fidelity(self) -> int | None:
+        return self.base.default_fidelity
+
+    @property
+    def has_cost(self) -> bool:
+        return self.base.has_cost
+
+    def reset(self, seed: int) -> None:
+        self.base.reset(seed)
+        self.zero_cost.reset(seed)
+
+    def evaluate(
+        self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
+    ) -> Observation:
+        if fidelity == 0:
+            return self.zero_cost.evaluate(arch, 0)
+        return self.base.evaluate(arch, fidelity, resume_key=resume_key)
+
+    def report(self, arch: Arch, observation: Observation) -> Reported:
+        if observation.fidelity == 0:
+            # recommended on a proxy alone (before any real evaluation): no accuracy is known
+            return Reported(math.nan, math.nan)
+        return self.base.report(arch, observation)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": "WithZeroCost",
+            "clock": self.clock,
+            "base": self.base.describe(),
+            "zero_cost": self.zero_cost.describe(),
+        }
+
+
+# ----------------------------------------------------------------------------------------
+# scoring many archs into a resumable table (``nasforge zc``)
+# ----------------------------------------------------------------------------------------
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a proxy table written by :func:`score_archs` (CSV or JSON by suffix);
+    ``[]`` when the file does not exist."""
+    import csv
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    if path.suffix == ".json":
+        rows = json.loads(path.read_text())
+        if not isinstance(rows, list):
+            raise NasforgeError(f"{path}: expected a JSON list of rows")
+        return rows
+    with path.open(newline="") as fh:
+        out = []
+        for row in csv.DictReader(fh):
+            out.append({k: (v if k == "arch" else float(v)) for k, v in row.items()})
+        return out
+
+
+def check_rows(path: str | Path, proxies: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows already in ``path``, checked to have the columns of ``proxies``."""
+    columns = {"arch", *proxies, "seconds"}
+    rows = read_rows(path)
+    if rows and set(rows[0]) != columns:
+        raise NasforgeError(
+            f"{path} has columns {sorted(rows[0])}, not those asked {sorted(columns)}; "
+            "use another output file or the same --proxies"
+        )
+    return rows
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    import csv
+    import io as _io
+
+    from nasforge.io import atomic_write_json, atomic_write_text
+
+    if path.suffix == ".json":
+        atomic_write_json(path, rows)
+        return
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def score_archs(
+    archs: Sequence[Any],
+    proxies: Sequence[str],
+    batch: ProxyBatch,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    C: int = 16,
+    N: int = 5,
+    device: str = "cpu",
+    build: Callable[[Any, int], nn.Module] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Score ``archs`` with every proxy into ``out`` (``.csv`` or ``.json``), resumably.
+
+    One row per arch: ``arch`` (string), each proxy's score, ``seconds`` (all proxies and
+    the build). After every arch the whole file is rewritten atomically, so an interrupted
+    run leaves only complete rows, and running again skips the archs already in the file
+    (their rows must have the same proxy columns).
+    """
+    out = Path(out)
+    if out.suffix not in (".csv", ".json"):
+        raise NasforgeError(f"output {str(out)!r} must end in .csv or .json")
+    columns = ["arch", *proxies, "seconds"]
+    rows = check_rows(out, proxies)
+    done = {r["arch"] for r in rows}
+    for arch in archs:
+        arch = Arch.parse(arch)
+        key = arch.to_string()
+        if key in done:
+            continue
+        scores, seconds = compute_proxies(
+            arch, proxies, batch, seed=seed, build=build, C=C, N=N, device=device
+        )
+        row: dict[str, Any] = {"arch": key, **scores, "seconds": sum(seconds.values())}
+        rows.append(row)
+        done.add(key)
+        _write_rows(out, rows, columns)
+        if on_row is not None:
+            on_row(row)
+    return rows
