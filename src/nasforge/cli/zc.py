@@ -37,7 +37,7 @@ def _select_archs(spec: str, seed: int) -> list[str]:
     out = []
     for item in items:
         value = item.get("arch") if isinstance(item, dict) else item
-        out.append(Arch.parse(int(value) if str(value).isdigit() else value).to_string())
+        out.append(Arch.parse(value).to_string())
     if not out:
         raise NasforgeError(f"--archs file {path} lists no architecture")
     return out

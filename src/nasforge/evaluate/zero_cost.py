@@ -30,7 +30,7 @@ from torch import nn
 from nasforge.errors import NasforgeError, SearchError
 from nasforge.evaluate.base import Evaluator, Observation, Reported
 from nasforge.evaluate.proxies import PROXIES
-from nasforge.spaces.nb201 import Arch
+from nasforge.spaces import get_space
 
 __all__ = [
     "ProxyBatch",
@@ -123,11 +123,15 @@ def parse_proxies(names: str | Iterable[str]) -> list[str]:
     return out
 
 
-def _nb201_builder(C: int, N: int) -> Callable[[Any, int], nn.Module]:
-    def build(arch: Any, num_classes: int) -> nn.Module:
-        from nasforge.nn.nb201 import NB201Network
+def _space_builder(space: str, C: int, N: int) -> Callable[[Any, int], nn.Module]:
+    """The registered network of ``space`` (``nasforge.nn.build_network``) at C / N."""
 
-        return NB201Network(Arch.parse(arch), C=C, N=N, num_classes=num_classes)
+    def build(arch: Any, num_classes: int) -> nn.Module:
+        from nasforge.nn.registry import build_network
+        from nasforge.spaces import get_space
+
+        value = get_space(space).from_string(arch) if isinstance(arch, str) else arch
+        return build_network(space, value, num_classes=num_classes, C=C, N=N)
 
     return build
 
@@ -142,17 +146,18 @@ def compute_proxies(
     C: int = 16,
     N: int = 5,
     device: str | torch.device = "cpu",
+    space: str = "nb201",
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Every proxy of ``proxies`` for ``arch``: ``(scores, seconds)`` by proxy name.
 
-    ``build(arch, num_classes)`` makes the network (default: the NB201 network, C/N as
-    given; any space whose value builds a network works). The network is built once under
+    ``build(arch, num_classes)`` makes the network (default: the registered network of
+    ``space``, C/N as given; any space whose value builds a network works). The network is built once under
     ``torch.manual_seed(seed)``; each proxy scores it from those initial weights (restored
     before each one, as NASLib scores a fresh ``get_prunable_copy``) with the global
     generator reseeded; the network is left with its initial weights.
     ``seconds[name]`` is the proxy's wall time plus its share of the build.
     """
-    build = build or _nb201_builder(C, N)
+    build = build or _space_builder(space, C, N)
     batch = batch.to(device)
     t0 = time.perf_counter()
     torch.manual_seed(int(seed))
@@ -253,7 +258,7 @@ class ZeroCostEvaluator(Evaluator):
             )
         return self._batch
 
-    def score(self, arch: Arch) -> tuple[float, float]:
+    def score(self, arch: Any) -> tuple[float, float]:
         """``(score, seconds)`` of ``arch``: recorded, or computed now and timed."""
         key = arch.to_string()
         if key in self._known:
@@ -274,7 +279,7 @@ class ZeroCostEvaluator(Evaluator):
         return out
 
     def evaluate(
-        self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
+        self, arch: Any, fidelity: int | None = None, *, resume_key: Hashable | None = None
     ) -> Observation:
         if fidelity not in (None, 0):
             raise SearchError(
@@ -287,7 +292,7 @@ class ZeroCostEvaluator(Evaluator):
             arch, value, 0, seconds, status=status, info={"proxy": self.proxy, "seed": self.seed}
         )
 
-    def report(self, arch: Arch, observation: Observation) -> Reported:
+    def report(self, arch: Any, observation: Observation) -> Reported:
         # a proxy knows no accuracy: nothing to report but the score itself as the signal
         return Reported(observation.valid_acc, math.nan)
 
@@ -346,13 +351,13 @@ class WithZeroCost(Evaluator):
         self.zero_cost.reset(seed)
 
     def evaluate(
-        self, arch: Arch, fidelity: int | None = None, *, resume_key: Hashable | None = None
+        self, arch: Any, fidelity: int | None = None, *, resume_key: Hashable | None = None
     ) -> Observation:
         if fidelity == 0:
             return self.zero_cost.evaluate(arch, 0)
         return self.base.evaluate(arch, fidelity, resume_key=resume_key)
 
-    def report(self, arch: Arch, observation: Observation) -> Reported:
+    def report(self, arch: Any, observation: Observation) -> Reported:
         if observation.fidelity == 0:
             # recommended on a proxy alone (before any real evaluation): no accuracy is known
             return Reported(math.nan, math.nan)
@@ -432,6 +437,7 @@ def score_archs(
     device: str = "cpu",
     build: Callable[[Any, int], nn.Module] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    space: str = "nb201",
 ) -> list[dict[str, Any]]:
     """Score ``archs`` with every proxy into ``out`` (``.csv`` or ``.json``), resumably.
 
@@ -446,13 +452,14 @@ def score_archs(
     columns = ["arch", *proxies, "seconds"]
     rows = check_rows(out, proxies)
     done = {r["arch"] for r in rows}
+    sp = get_space(space)
     for arch in archs:
-        arch = Arch.parse(arch)
-        key = arch.to_string()
+        arch = sp.from_string(arch) if isinstance(arch, str) else arch
+        key = sp.to_string(arch)
         if key in done:
             continue
         scores, seconds = compute_proxies(
-            arch, proxies, batch, seed=seed, build=build, C=C, N=N, device=device
+            arch, proxies, batch, seed=seed, build=build, C=C, N=N, device=device, space=space
         )
         row: dict[str, Any] = {"arch": key, **scores, "seconds": sum(seconds.values())}
         rows.append(row)

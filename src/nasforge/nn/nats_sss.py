@@ -25,8 +25,11 @@ from nasforge.spaces.nb201 import Arch
 class NATSSizeNetwork(NB201Network):
     """``DynamicShapeTinyNet(channels, CELL, num_classes)``; forward as NB201Network's."""
 
-    def __init__(self, channels: Sequence[int], num_classes: int = 10) -> None:
+    def __init__(
+        self, channels: Sequence[int], num_classes: int = 10, *, return_features: bool = False
+    ) -> None:
         nn.Module.__init__(self)
+        self.return_features = return_features
         channels = [int(c) for c in channels]
         if len(channels) != NUM_LAYERS or min(channels) < 1 or num_classes < 1:
             raise ArchError(
