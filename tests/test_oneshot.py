@@ -38,7 +38,7 @@ TINY = {
 }
 TINY_EXTRA = {
     "setn": {"select_num": 4},
-    "rsps": {"select_num": 4, "derive_samples": 2, "select_batches": 1},
+    "rsps": {"select_num": 4},
     "enas": {
         "controller_train_steps": 2,
         "controller_num_aggregate": 2,
