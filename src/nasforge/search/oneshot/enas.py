@@ -106,7 +106,8 @@ class Controller(nn.Module):
                 op = int(probs.argmax())
             else:
                 # ``Categorical(logits).sample()`` draws ``multinomial(probs, 1, True)``: the
-                # same draw for the same generator state (tests/test_oneshot_official.py).
+                # same draw for the same generator state (checked side by side with the official
+                # controller in tests/test_oneshot_official.py).
                 op = int(torch.multinomial(probs.detach().cpu(), 1, True, generator=generator))
             ops.append(op)
             log_probs.append(log_p[op])
