@@ -245,3 +245,31 @@ def test_method_runs_one_epoch_from_the_cli(algo: str, tmp_path: Path) -> None:
     assert record["status"] == "done" and record["algo"] == algo and len(record["epochs"]) == 1
     assert Arch.parse(record["arch"])
     assert (tmp_path / "search.png").exists() and (tmp_path / "checkpoint.pt").exists()
+
+
+def _strip_time(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", NEW)
+def test_resume_continues_identically(algo: str, digits, tmp_path: Path) -> None:
+    # Two epochs: FP-NAS switches to the joint distribution and DA-NAS leaves its warm-up
+    # at the epoch boundary the run is cut at.
+    params = {**TINY, **TINY_EXTRA[algo], "epochs": 2, "valid_batches": 1}
+    full = run_search(ALGORITHMS.create(algo, **params), digits, tmp_path / "full", plot=False)
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(event: str, info: dict) -> None:
+        if event == "epoch" and info["epoch"] == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_search(
+            ALGORITHMS.create(algo, **params), digits, tmp_path / "cut", plot=False, callback=crash
+        )
+    resumed = run_search(ALGORITHMS.create(algo, **params), digits, tmp_path / "cut", plot=False)
+    assert resumed.arch == full.arch
+    assert _strip_time(resumed.epochs) == _strip_time(full.epochs)
