@@ -273,3 +273,47 @@ def test_resume_continues_identically(algo: str, digits, tmp_path: Path) -> None
     resumed = run_search(ALGORITHMS.create(algo, **params), digits, tmp_path / "cut", plot=False)
     assert resumed.arch == full.arch
     assert _strip_time(resumed.epochs) == _strip_time(full.epochs)
+
+
+# -- the weight-sharing ranking study ----------------------------------------------------------
+
+
+def test_study_tau_and_rho_match_scipy() -> None:
+    from scipy.stats import kendalltau, spearmanr
+
+    from nasforge.study.ranking import kendall_tau, spearman_rho, top_k_truth_ranks
+
+    x = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0]
+    y = [2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0, 2.0, 8.0]
+    assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic, abs=1e-12)
+    assert spearman_rho(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert kendall_tau(x, x) == pytest.approx(1.0)
+    assert math.isnan(kendall_tau(x, [1.0] * len(x)))
+    assert top_k_truth_ranks([0.1, 0.9, 0.5], [30.0, 10.0, 20.0], 2) == [3, 2]
+
+
+@pytest.mark.slow
+def test_study_ranking_cli_writes_json_and_figure(tmp_path: Path) -> None:
+    from nasforge.bench import make_synthetic_table
+
+    table = make_synthetic_table(
+        tmp_path / "t",
+        datasets=("cifar10-valid",),
+        hps={"12": 12},
+        archs=list(range(0, 15625, 997)),
+    )
+    out = tmp_path / "study"
+    args = ["study", "ranking", "--bench", str(table), "--dataset", "digits", "--limit", "64"]
+    args += ["--epochs", "1", "--archs", "6", "--partition", "random", "--groups", "2"]
+    args += ["--step-every", "1", "--eval-batches", "1", "-o", str(out), "--hp", "12"]
+    for key, value in {**TINY, "steps_per_epoch": 3}.items():
+        args += ["--param", f"{key}={value}"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "ranking.json").read_text())
+    assert len(result["archs"]) == 6 and result["groups"] == 2
+    # Steps 1 and 2 of the (last) epoch, then its end.
+    assert [s["label"] for s in result["snapshots"]] == ["e1s1", "e1s2", "e1"]
+    assert set(result["parts"]) <= {0, 1}
+    assert -1 <= result["snapshots"][-1]["tau"] <= 1
+    assert (out / "ranking.png").exists()

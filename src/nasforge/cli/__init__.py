@@ -27,6 +27,7 @@ _FAMILIES = [
     "nasforge.cli.train",
     "nasforge.cli.search",
     "nasforge.cli.width",
+    "nasforge.cli.study",
 ]
 
 for _name in _FAMILIES:
