@@ -144,8 +144,11 @@ def test_bnnas_trains_only_bn_parameters(digits) -> None:
     m = ALGORITHMS.create("bn-nas", **TINY)
     m.setup(digits.num_classes, seed=0)
     net = m.supernet
-    bn_ids = {id(p) for p in bn_parameters(net)}
+    # The official rule: only the BN closing each candidate op (2 convs x 6 edges x 3 cells).
+    bn_ids = {id(p) for bn in m.closing_bns() for p in bn.parameters()}
+    assert len(m.closing_bns()) == 2 * NUM_EDGES * 3
     assert {id(p) for p in net.parameters() if p.requires_grad} == bn_ids
+    assert bn_ids < {id(p) for p in bn_parameters(net)}  # the stem's BN stays frozen
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
     x, y = digits.train.images[:16].float() / 255, digits.train.labels[:16]
     for _ in range(2):
