@@ -177,16 +177,25 @@ class BNNAS(OneShotSearch):
         return [p for p in self.supernet.parameters() if p.requires_grad]
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
+        sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()
+        return self.train_path(base, sampled)
+
+    def train_path(self, base: Batch, path: list[int]) -> StepStats:
+        """One BN-only SGD step on the single path ``path`` (one op id per edge)."""
         assert self.supernet is not None
         x, y = base
-        sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()
         self.w_optimizer.zero_grad(set_to_none=True)
-        logits = self.supernet(x, index=sampled)
+        logits = self.supernet(x, index=path)
         loss = nn.functional.cross_entropy(
             logits,
             y,
             label_smoothing=self.config.label_smoothing,  # type: ignore[attr-defined]
         )
+        if not loss.requires_grad:
+            # A path without any convolution (only none / skip / pooling) holds no trainable
+            # BN under train_bn="closing": nothing to update (never the case in the
+            # official space, where every block has its closing BN).
+            return step_stats(loss, logits, y)
         loss.backward()
         params = self.trainable()
         for p in params:
