@@ -159,6 +159,9 @@ def test_bnnas_trains_only_bn_parameters(digits) -> None:
     after = {n: p.detach().clone() for n, p in net.named_parameters()}
     m.train_path((x, y), [OPS.index(o) for o in ("none", "skip_connect", "avg_pool_3x3") * 2])
     assert all(torch.equal(p, after[n]) for n, p in net.named_parameters())
+    # A conv fed only through ``none`` edges gets all-zero gradients: dropped, no step.
+    m.train_path((x, y), [0, 0, OPS.index("nor_conv_3x3"), 0, 0, 0])
+    assert all(torch.equal(p, after[n]) for n, p in net.named_parameters())
     # The candidate ops' BNs are affine here (the indicator is their scale).
     edge_bn = net.cells[0].edges[0].ops[OPS.index("nor_conv_3x3")].op[-1]
     assert isinstance(edge_bn, nn.BatchNorm2d) and edge_bn.weight is not None

@@ -197,12 +197,15 @@ class BNNAS(OneShotSearch):
             # official space, where every block has its closing BN).
             return step_stats(loss, logits, y)
         loss.backward()
-        params = self.trainable()
-        for p in params:
+        for p in self.trainable():
             # BNNAS/supernet/train.py "Fix a bug of pytorch": an all-zero gradient (a BN
             # off the path) is dropped, so the step gives it no decay and no momentum.
             if p.grad is not None and not bool(p.grad.any()):
                 p.grad = None
+        params = [p for p in self.trainable() if p.grad is not None]
+        if not params:
+            # Every gradient was zero (e.g. a conv fed only by a ``none`` edge).
+            return step_stats(loss, logits, y)
         if self.config.grad_clip > 0:
             nn.utils.clip_grad_value_(params, self.config.grad_clip)
         self.w_optimizer.step()
