@@ -12,9 +12,10 @@ random arch + weight step). Both sides compute the same updates
 draw the same archs (seeded generators / our draw handed to the official model), so the
 sampled methods are compared on the same paths.
 
-Time: the median over ``--repeats`` steps per side, measured round-robin (ours, official,
-ours, ...) after one warm-up step each, so a change in machine load hits both alike; the
-ratio ours / official is taken within the same run.
+Time: the median over ``--repeats`` steps per side, measured round-robin after one warm-up
+step each, the side that goes first alternating (ours-official, official-ours, ...), so a
+change in machine load hits both alike; the ratio ours / official is taken within the same
+run.
 
 Memory (CPU has no allocator statistics): ``peak_saved_bytes`` is the peak over the step of
 the bytes of the distinct tensor storages autograd holds for backward passes
@@ -194,8 +195,11 @@ def bench_method(name: str, args: argparse.Namespace, device: torch.device) -> d
     times: dict[str, list[float]] = {"ours": [], "official": []}
     for k in range(args.repeats):
         align(2 + k)
-        times["ours"].append(_timed(ours, device))
-        times["official"].append(_timed(theirs, device))
+        # Alternate which side goes first, so a machine load that drifts during the run
+        # does not favour one side.
+        order = (("ours", ours), ("official", theirs))
+        for side, step in order if k % 2 == 0 else order[::-1]:
+            times[side].append(_timed(step, device))
     med = {k: statistics.median(v) for k, v in times.items()}
     out: dict[str, Any] = {
         "step_seconds": med,
