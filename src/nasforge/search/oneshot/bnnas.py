@@ -28,13 +28,14 @@ have no BN (``none``, ``skip_connect``, ``avg_pool_3x3`` with equal in/out chann
 
 ``none`` always scores 0 (it has no path). Measured (a throwaway script, not shipped): the
 indicator of all 15,625 archs against the real NB201 CIFAR-100 200-epoch test accuracy,
-Kendall tau. Supernet C=8, N=1, trained BN-only for 3 epochs on the 10k-image CIFAR-10
-subset (a different dataset from the truth's, and a far smaller network and budget):
-``zero`` 0.52, ``mean`` 0.20 (vs the 12-epoch valid accuracy: 0.34 / 0.12). On digits,
-8 epochs at lr 0.025 / 0.25: ``zero`` 0.53 / 0.54, ``mean`` 0.20 / 0.20. Hence ``zero``.
-Caveat, stated plainly: in these small runs BN-only training stayed near chance accuracy
-(10-13 %) and the gammas barely moved, so the indicator was close to its value at
-initialisation (every gamma 1), where ``zero`` simply counts convolutions -- which alone
+Kendall tau. Supernet C=8, N=1 (the truth's networks are C=16, N=5, trained on another
+dataset): trained 3 epochs on the 10k-image CIFAR-10 subset with every BN trainable, lr
+0.025: ``zero`` 0.52, ``mean`` 0.20 (vs the 12-epoch valid accuracy: 0.34 / 0.12); on
+digits, 8 epochs, every BN at lr 0.025 / 0.25: ``zero`` 0.53 / 0.54, ``mean`` 0.20 / 0.20;
+on digits, 8 epochs, the official rule (closing BNs only, lr 0.25): ``zero`` 0.54, ``mean``
+0.20. Hence ``zero``. Caveat, stated plainly: in these small CPU runs BN-only training
+stayed near chance accuracy (9-13 %) and the gammas barely moved from 1, so the indicator
+was close to its value at initialisation, where ``zero`` counts convolutions -- which alone
 gives tau 0.60 on the same truth. These runs do not show the trained indicator adding
 information beyond the conv count; a larger-budget check is still to do.
 
