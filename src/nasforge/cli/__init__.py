@@ -28,6 +28,7 @@ _FAMILIES = [
     "nasforge.cli.search",
     "nasforge.cli.width",
     "nasforge.cli.zc",
+    "nasforge.cli.study",
 ]
 
 for _name in _FAMILIES:

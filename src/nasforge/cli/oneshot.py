@@ -36,6 +36,11 @@ QUICK_PER_ALGO: dict[str, dict[str, Any]] = {
     "gdas": {"epochs": 10},
     "setn": {"epochs": 10, "select_num": 20},
     "rsps": {"epochs": 10, "select_num": 20},
+    # DDPNAS' full schedule with one round per pruning: 5 + 4 + 3 + 2 = 14 epochs.
+    "ddpnas": {"epochs": 14, "steps": 1},
+    "fp-nas": {"epochs": 10},
+    "bn-nas": {"epochs": 5},
+    "da-nas": {"epochs": 10, "warmup_epochs": 2, "eval_paths": 10},
     "enas": {
         "epochs": 10,
         "controller_train_steps": 10,

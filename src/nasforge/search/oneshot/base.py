@@ -319,6 +319,10 @@ class OneShotSearch(ABC):
         """Whether the mixed op follows its pooling op with a BN(affine=False) (PC-DARTS)."""
         return False
 
+    def affine_bn(self) -> bool:
+        """Whether the candidate ops' BatchNorms carry a scale and shift (BN-NAS)."""
+        return False
+
     def setup(self, num_classes: int, seed: int, device: str | torch.device = "cpu") -> None:
         """Build the supernet (weights initialised from ``seed``), optimizers and arch state."""
         self.device = torch.device(device)
@@ -333,7 +337,7 @@ class OneShotSearch(ABC):
                 num_classes,
                 partial_k=self.partial_k(),
                 pool_bn=self.pool_bn(),
-                affine=False,
+                affine=self.affine_bn(),
                 track_running_stats=cfg.track_running_stats,
             ).to(self.device)
             self.generator = torch.Generator().manual_seed(seed + 1)
