@@ -559,3 +559,33 @@ def test_loader_errors():
         DeviceLoader(d.train, d, 64, train=True, drop_last=True)
     with pytest.raises(DataError, match="no split 'xtest'"):
         d.split("xtest")
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_searches_never_draw_the_split_from_their_seed(monkeypatch, tmp_path, seed) -> None:
+    """One-shot and width searches load splits with the fixed data seed, whatever their
+    search seed: two seeds (or two methods) validate on the same images."""
+    import nasforge.data
+    import nasforge.search.width.protocol as wp
+    from nasforge.cli.oneshot import run_oneshot
+
+    seen: list[int] = []
+
+    def capture(*args, seed=None, **kwargs):
+        seen.append(seed)
+        raise _Captured
+
+    monkeypatch.setattr(nasforge.data, "load_splits", capture)
+    with pytest.raises(_Captured):
+        run_oneshot("rsps", "digits", tmp_path / "o", seed=seed, epochs=1, quiet=True)
+    monkeypatch.setattr(wp, "load_data", capture)
+    with pytest.raises(_Captured):
+        wp.run_search(
+            backbone="resnet20", dataset="digits", out_dir=tmp_path / "w",
+            recipe=nasforge.train.get_recipe("nb201-12e", epochs=1), seed=seed,
+        )  # fmt: skip
+    assert seen == [0, 0]

@@ -147,7 +147,9 @@ def run_oneshot(
     if n_train < 0:
         raise SearchError(f"train_epochs={n_train} invalid; expected >= 0")
     rec = get_recipe(recipe or "nb201-12e", epochs=n_train) if n_train > 0 else None
-    data = load_splits(dataset, data_dir, seed=seed, limit=limit)
+    # Splits without an official file or rule use data seed 0, never the search seed: two
+    # seeds of a method (and two methods) are compared on the same validation images.
+    data = load_splits(dataset, data_dir, seed=0, limit=limit)
     bench_obj = None
     if bench is not None:
         from nasforge.bench import Benchmark
