@@ -85,8 +85,8 @@ def test_budget_is_respected(evaluator, with_proxy, algo):
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ALGOS)
 def test_same_seed_same_run_and_no_repeated_archs(evaluator, algo):
-    a = run_protocol(algo, evaluator, "3000s", runs=2, seed=11)
-    b = run_protocol(algo, evaluator, "3000s", runs=2, seed=11)
+    a = run_protocol(algo, evaluator, "1500s", runs=2, seed=11)
+    b = run_protocol(algo, evaluator, "1500s", runs=2, seed=11)
     for x, y in zip(a, b, strict=True):
         assert x.history == y.history and x.final_arch == y.final_arch
         # on a table a repeat costs budget and teaches nothing: never asked twice
@@ -107,8 +107,8 @@ def test_no_test_leak(table, evaluator, algo):
 @pytest.mark.slow
 def test_bananas_beats_random_search_on_the_synthetic_table(evaluator):
     # averaged over runs: the predictor must find better archs than uniform sampling
-    ban = run_protocol("bananas", evaluator, "6000s", runs=4, seed=0)
-    rnd = run_protocol("random", evaluator, "6000s", runs=4, seed=0)
+    ban = run_protocol("bananas", evaluator, "3000s", runs=3, seed=0)
+    rnd = run_protocol("random", evaluator, "3000s", runs=3, seed=0)
     assert np.mean([r.final_valid for r in ban]) > np.mean([r.final_valid for r in rnd])
 
 
