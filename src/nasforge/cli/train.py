@@ -1,20 +1,71 @@
-"""``nasforge train``: train one NB201 architecture with a recipe and write its record."""
+"""``nasforge train``: train one architecture of a space with a recipe and write its record."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
 
+class _SpaceTraining:
+    """How ``train`` parses ``--arch`` (before any data is loaded) and trains it."""
+
+    def __init__(self, parse: Callable[[str], tuple[Any, str]], fit: Callable[..., Any]) -> None:
+        self.parse, self.fit = parse, fit
+
+
+def _nb201_parse(arch: str) -> tuple[Any, str]:
+    from nasforge.spaces.nb201 import Arch
+
+    a = Arch.parse(int(arch) if arch.isdigit() else arch)
+    return a, a.to_string()
+
+
+def _nb201_fit(a: Any, data: Any, rec: Any, C: int | None, cells: int | None, **kw: Any) -> Any:
+    from nasforge.train import train_arch
+
+    return train_arch(a, data, rec, C=C or 16, N=cells or 5, **kw)
+
+
+def _darts_parse(arch: str) -> tuple[Any, str]:
+    from nasforge.cli.darts import read_genotype
+
+    g = read_genotype(arch)
+    return g, g.to_string()
+
+
+def _darts_fit(g: Any, data: Any, rec: Any, C: int | None, cells: int | None, **kw: Any) -> Any:
+    from nasforge.train.darts import train_genotype
+
+    return train_genotype(g, data, rec, C=C, layers=cells, **kw)
+
+
+_SPACES: dict[str, _SpaceTraining] = {
+    "nb201": _SpaceTraining(_nb201_parse, _nb201_fit),
+    "darts": _SpaceTraining(_darts_parse, _darts_fit),
+}
+
+
 def train(
-    arch: str = typer.Option(..., "--arch", help="Official NB201 arch string or index."),
+    arch: str = typer.Option(
+        ...,
+        "--arch",
+        help="nb201: official arch string or index. darts: a published genotype name "
+        "(PC_DARTS_cifar, DARTS_V2, ...), a Genotype(...) repr, JSON, or a file holding one.",
+    ),
+    space: str = typer.Option("nb201", "--space", help="Search space: nb201 or darts."),
     dataset: str = typer.Option(
         "digits",
         "--dataset",
         help="digits, synthetic[-<R>px][-<K>c], cifar10-valid, cifar10, cifar100, ImageNet16-120",
     ),
-    recipe: str = typer.Option("nb201-12e", "--recipe", help="nb201-12e or nb201-200e"),
+    recipe: str = typer.Option(
+        "nb201-12e",
+        "--recipe",
+        help="nb201-12e, nb201-200e, darts-cifar-600e, darts-imagenet-250e",
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Override batch size."),
     lr: float | None = typer.Option(None, "--lr", help="Override the learning rate."),
@@ -23,23 +74,28 @@ def train(
     split_dir: Path | None = typer.Option(None, "--split-dir", help="NB201 split files."),
     download: bool = typer.Option(False, "--download", help="Fetch CIFAR if absent."),
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
-    channels: int = typer.Option(16, "--C", help="Channels of the first stage (NB201: 16)."),
-    cells: int = typer.Option(5, "--N", help="Cells per stage (NB201: 5)."),
+    channels: int | None = typer.Option(
+        None, "--C", help="Channels of the first stage (NB201: 16; DARTS: 36, ImageNet 48)."
+    ),
+    cells: int | None = typer.Option(
+        None, "--N", help="NB201: cells per stage (5). DARTS: total cells (20, ImageNet 14)."
+    ),
     device: str = typer.Option("cpu", "--device"),
     checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir"),
     resume: bool = typer.Option(False, "--resume", help="Continue from --checkpoint-dir."),
     out: Path | None = typer.Option(None, "--out", help="Write the run record as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Train an NB201 network; print a per-epoch table and optionally write JSON."""
+    """Train one network of a space; print a per-epoch table and optionally write JSON."""
     from rich.console import Console
     from rich.table import Table
 
     from nasforge.data import load_splits
-    from nasforge.spaces.nb201 import Arch
-    from nasforge.train import get_recipe, train_arch
+    from nasforge.train import get_recipe
 
-    a = Arch.parse(int(arch) if arch.isdigit() else arch)
+    if space not in _SPACES:
+        raise typer.BadParameter(f"unknown space {space!r}; expected one of {sorted(_SPACES)}")
+    value, arch_text = _SPACES[space].parse(arch)
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     if resume and checkpoint_dir is None:
         raise typer.BadParameter("--resume needs --checkpoint-dir")
@@ -48,16 +104,16 @@ def train(
     )
     console = Console()
     console.print(
-        f"[bold]{a.to_string()}[/] on {data.name} {data.summary()} with {rec.name}, seed {seed}",
+        f"[bold]{arch_text}[/] on {data.name} {data.summary()} with {rec.name}, seed {seed}",
         highlight=False,
     )
-    result = train_arch(
-        a,
+    result = _SPACES[space].fit(
+        value,
         data,
         rec,
+        channels,
+        cells,
         seed=seed,
-        C=channels,
-        N=cells,
         device=device,
         quiet=quiet,
         checkpoint_dir=checkpoint_dir,

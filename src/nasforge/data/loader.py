@@ -3,7 +3,8 @@
 Each batch is gathered by index and augmented in a few batched tensor ops (zero-pad +
 random crop and horizontal flip fused into two ``gather`` calls, then one fused
 normalisation), which is what NAS-Bench-201's torchvision pipeline does per sample
-(``RandomHorizontalFlip``, ``RandomCrop(size, padding)``, ``ToTensor``, ``Normalize``).
+(``RandomHorizontalFlip``, ``RandomCrop(size, padding)``, ``ToTensor``, ``Normalize``),
+optionally followed by DARTS's cutout (one batched mask multiply).
 All randomness of an epoch comes from one ``torch.Generator`` seeded by ``(seed, epoch)``,
 so an epoch is reproducible on its own: resuming at epoch k needs no saved loader state.
 """
@@ -49,12 +50,30 @@ def crop_flip(
     return torch.gather(out, 3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
 
+def cutout(images: torch.Tensor, length: int, cy: torch.Tensor, cx: torch.Tensor) -> torch.Tensor:
+    """Batched cutout: zero a ``length`` square centred at per-sample ``(cy, cx)``.
+
+    As DARTS's ``utils.Cutout`` (PC-DARTS utils.py:40-59), applied after normalisation:
+    rows ``clip(cy - length // 2, 0, H) .. clip(cy + length // 2, 0, H)`` (end exclusive),
+    columns likewise, all channels. ``cy``, ``cx`` are int64 (B,) in ``[0, H)``, ``[0, W)``.
+    """
+    b, _, h, w = images.shape
+    half = length // 2
+    dev = images.device
+    rows = torch.arange(h, device=dev).view(1, h)
+    cols = torch.arange(w, device=dev).view(1, w)
+    in_rows = (rows >= (cy.view(b, 1) - half)) & (rows < (cy.view(b, 1) + half))
+    in_cols = (cols >= (cx.view(b, 1) - half)) & (cols < (cx.view(b, 1) + half))
+    keep = ~(in_rows.view(b, 1, h, 1) & in_cols.view(b, 1, 1, w))
+    return images * keep.to(images.dtype)
+
+
 class DeviceLoader:
     """Iterable of ``(x, y)`` batches: ``x`` float32 normalised B x 3 x H x W, ``y`` int64.
 
     With ``train=True`` each epoch is a fresh permutation plus pad/crop (``meta.pad``) and,
-    when ``meta.flip``, random flips; with ``train=False`` batches are in split order and not
-    augmented. Call :meth:`set_epoch` before iterating an epoch (iterating also advances it).
+    when ``meta.flip``, random flips, and with ``cutout > 0`` DARTS's cutout of that side
+    length; with ``train=False`` batches are in split order and not augmented. Call :meth:`set_epoch` before iterating an epoch (iterating also advances it).
     """
 
     def __init__(
@@ -68,6 +87,7 @@ class DeviceLoader:
         device: str | torch.device = "cpu",
         drop_last: bool = False,
         channels_last: bool = False,
+        cutout: int = 0,
     ) -> None:
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1, got {batch_size}")
@@ -83,6 +103,9 @@ class DeviceLoader:
         self.pad = int(meta.pad)
         self.flip = bool(meta.flip)
         self.channels_last = bool(channels_last)
+        if cutout < 0:
+            raise DataError(f"cutout must be a side length >= 0, got {cutout}")
+        self.cutout = int(cutout)
         mean = torch.tensor(meta.mean, dtype=torch.float32)
         std = torch.tensor(meta.std, dtype=torch.float32)
         # (x/255 - mean)/std == x * scale + bias: one fused op on the uint8 -> float batch.
@@ -130,6 +153,16 @@ class DeviceLoader:
         offs = torch.randint(0, span, (2, n), generator=g)
         flips = torch.rand(n, generator=g) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)
         perm, offs, flips = (t.to(self.device, non_blocking=True) for t in (perm, offs, flips))
+        if self.cutout:
+            # Its own stream, so turning cutout on leaves the order, crops and flips as they were.
+            g_cut = epoch_generator(self.seed, epoch, stream=1)
+            h, w = self.images.shape[2:]
+            centres = torch.stack(
+                [
+                    torch.randint(0, h, (n,), generator=g_cut),
+                    torch.randint(0, w, (n,), generator=g_cut),
+                ]
+            ).to(self.device, non_blocking=True)
         for s in range(0, self.num_samples, bs):
             idx = perm[s : s + bs]
             x = self.images.index_select(0, idx)
@@ -137,4 +170,7 @@ class DeviceLoader:
                 x = crop_flip(
                     x, self.pad, offs[0, s : s + bs], offs[1, s : s + bs], flips[s : s + bs]
                 )
-            yield self.normalize(x), self.labels.index_select(0, idx)
+            x = self.normalize(x)
+            if self.cutout:
+                x = cutout(x, self.cutout, centres[0, s : s + bs], centres[1, s : s + bs])
+            yield x, self.labels.index_select(0, idx)

@@ -5,6 +5,10 @@ The official NAS-Bench-201 hyper-parameters (xautodl ``configs/nas-benchmark/hyp
 batch 256, cross-entropy ("Softmax"), cosine schedule with eta_min 0 and no warm-up, over
 200 or 12 epochs. Smaller recipes (tiny CPU runs, tests) are these with fields replaced via
 :meth:`Recipe.replace` -- one code path for all.
+
+The DARTS evaluation recipes (``darts-cifar-600e``, ``darts-imagenet-250e``) are PC-DARTS's
+``train.py`` / ``train_imagenet.py`` defaults with the flags its README runs them with
+(``--auxiliary --cutout``); each value cites its file and line below.
 """
 
 from __future__ import annotations
@@ -19,7 +23,21 @@ import torch
 from nasforge.errors import RecipeError
 from nasforge.registry import Registry
 
-SCHEDULERS = ("cosine", "constant")
+SCHEDULERS = ("cosine", "constant", "linear")
+WARMUP_STYLES = ("step", "epoch")
+#: PC-DARTS's linear decay keeps a gentler slope for its last 5 epochs
+#: (train_imagenet.py:186-194, adjust_lr).
+LINEAR_TAIL_EPOCHS = 5
+#: Fields added for the DARTS recipes, with the defaults that leave a recipe as it was;
+#: :meth:`Recipe.to_dict` omits them at these values, so the dicts (and run identities)
+#: of recipes written before the fields existed are unchanged.
+_LATER_FIELDS: dict[str, Any] = {
+    "cutout": 0,
+    "drop_path_prob": 0.0,
+    "auxiliary_weight": 0.0,
+    "label_smoothing": 0.0,
+    "warmup_style": "step",
+}
 OPTIMIZERS = ("sgd",)
 LOSSES = ("ce",)
 
@@ -33,6 +51,17 @@ class Recipe:
     constant within an epoch and follows ``eta_min + (lr - eta_min) * (1 + cos(pi * e / T)) / 2``
     for the e-th post-warm-up epoch, ``T = epochs - warmup_epochs``. So the last epoch trains
     at a small positive rate, exactly as the benchmark did.
+
+    ``scheduler="linear"`` is PC-DARTS's ImageNet decay: ``lr * (E - 5 - e) / (E - 5)``,
+    then ``lr * (E - e) / ((E - 5) * 5)`` over the last 5 epochs (fewer when ``E <= 5``).
+    ``warmup_style="epoch"`` is PC-DARTS's warm-up, ``lr * (e + 1) / warmup_epochs`` for
+    the whole of epoch ``e``, instead of xautodl's per-step ramp from 0.
+
+    DARTS additions, all off by default: ``cutout`` (side of the square zeroed at a random
+    centre of each normalised training image, clipped at the border; 0 = off),
+    ``drop_path_prob`` (final drop-path rate, ramped linearly: epoch ``e`` uses
+    ``drop_path_prob * e / epochs``), ``auxiliary_weight`` (weight of the auxiliary head's
+    loss when the network has one) and ``label_smoothing`` (of the training loss only).
     """
 
     name: str
@@ -48,6 +77,11 @@ class Recipe:
     loss: str = "ce"
     optimizer: str = "sgd"
     grad_clip: float | None = None
+    cutout: int = 0
+    drop_path_prob: float = 0.0
+    auxiliary_weight: float = 0.0
+    label_smoothing: float = 0.0
+    warmup_style: str = "step"
 
     def __post_init__(self) -> None:
         def bad(field: str, expected: str) -> RecipeError:
@@ -85,6 +119,17 @@ class Recipe:
             isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0
         ):
             raise bad("grad_clip", "None or a number > 0")
+        if isinstance(self.cutout, bool) or not isinstance(self.cutout, int) or self.cutout < 0:
+            raise bad("cutout", "an int >= 0 (the side of the cut square in pixels; 0 = off)")
+        for f in ("drop_path_prob", "label_smoothing"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise bad(f, "a number in [0, 1)")
+        w = self.auxiliary_weight
+        if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise bad("auxiliary_weight", "a finite number >= 0")
+        if self.warmup_style not in WARMUP_STYLES:
+            raise bad("warmup_style", f"one of {WARMUP_STYLES}")
 
     def replace(self, **overrides: Any) -> Recipe:
         """A new, validated recipe with ``overrides``.
@@ -103,8 +148,12 @@ class Recipe:
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict of all fields."""
-        return dataclasses.asdict(self)
+        """Plain JSON-serialisable dict of the fields (DARTS-era fields only when set)."""
+        d = dataclasses.asdict(self)
+        for k, default in _LATER_FIELDS.items():
+            if d[k] == default:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Recipe:
@@ -116,6 +165,9 @@ class Recipe:
 
     def lr_at(self, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
         """Learning rate of ``step`` (0-based) within ``epoch`` (0-based)."""
+        if epoch < self.warmup_epochs and self.warmup_style == "epoch":
+            # PC-DARTS train_imagenet.py:156-158: lr * (epoch + 1) / 5 for the whole epoch.
+            return self.lr * (epoch + 1) / self.warmup_epochs
         if epoch < self.warmup_epochs:
             # xautodl: (current_epoch + current_iter) / warmup * base_lr, per step.
             return self.lr * (epoch + step / max(steps_per_epoch, 1)) / self.warmup_epochs
@@ -123,6 +175,13 @@ class Recipe:
             return self.lr
         if epoch >= self.epochs:
             return self.eta_min
+        if self.scheduler == "linear":
+            # PC-DARTS train_imagenet.py:186-194 (adjust_lr); the epoch counts from 0
+            # including the warm-up epochs, whose rate the warm-up overrides.
+            tail = min(LINEAR_TAIL_EPOCHS, self.epochs - 1)
+            if self.epochs - epoch > tail:
+                return self.lr * (self.epochs - tail - epoch) / (self.epochs - tail)
+            return self.lr * (self.epochs - epoch) / ((self.epochs - tail) * tail)
         # xautodl CosineAnnealingLR.get_lr: cos(pi * (epoch - warmup) / T_max) with
         # T_max = epochs (get_optim_scheduler's default), not epochs - warmup.
         e = epoch - self.warmup_epochs
@@ -154,6 +213,63 @@ def nb201_200e() -> Recipe:
 def nb201_12e() -> Recipe:
     """NAS-Bench-201's short schedule (xautodl configs/nas-benchmark/hyper-opts/12E.config)."""
     return Recipe("nb201-12e", epochs=12)
+
+
+@RECIPES.register("darts-cifar-600e")
+def darts_cifar_600e() -> Recipe:
+    """DARTS / PC-DARTS CIFAR-10 evaluation (yuhuixu1993/PC-DARTS train.py, run as its
+    README says with ``--auxiliary --cutout``).
+
+    batch 96 (train.py:23), lr 0.025 (:24), momentum 0.9 (:25), weight decay 3e-4 (:26),
+    600 epochs (:29), auxiliary weight 0.4 (:34), cutout length 16 (:36), drop-path 0.3
+    (:37) ramped as ``0.3 * epoch / epochs`` (:108), grad clip 5 (:41, :138), plain SGD
+    without Nesterov (:80-85), ``CosineAnnealingLR(optimizer, epochs)`` to 0 stepped at
+    each epoch start (:103-106; with the PyTorch 0.3 it was written for, epoch e trains at
+    ``0.0125 * (1 + cos(pi * e / 600))``, which is :meth:`Recipe.lr_at`).
+    """
+    return Recipe(
+        "darts-cifar-600e",
+        epochs=600,
+        batch_size=96,
+        lr=0.025,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=3e-4,
+        scheduler="cosine",
+        grad_clip=5.0,
+        cutout=16,
+        drop_path_prob=0.3,
+        auxiliary_weight=0.4,
+    )
+
+
+@RECIPES.register("darts-imagenet-250e")
+def darts_imagenet_250e() -> Recipe:
+    """PC-DARTS ImageNet (mobile) evaluation (yuhuixu1993/PC-DARTS train_imagenet.py, run
+    with ``--auxiliary`` as its README says).
+
+    batch 1024 (train_imagenet.py:24), lr 0.5 (:25), momentum 0.9 (:26), weight decay 3e-5
+    (:27), 250 epochs (:29), auxiliary weight 0.4 (:33), drop-path 0 (:34), grad clip 5
+    (:38, :215), label smoothing 0.1 on the training loss (:39, :100, :165), linear decay
+    (:40, :150-151, adjust_lr :186-194), warm-up ``lr * (epoch + 1) / 5`` over the first 5
+    epochs (:156-158; the official code skips it for batches <= 256, this recipe always
+    warms up), plain SGD without Nesterov (:103-108). No cutout.
+    """
+    return Recipe(
+        "darts-imagenet-250e",
+        epochs=250,
+        batch_size=1024,
+        lr=0.5,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=3e-5,
+        scheduler="linear",
+        warmup_epochs=5,
+        warmup_style="epoch",
+        grad_clip=5.0,
+        auxiliary_weight=0.4,
+        label_smoothing=0.1,
+    )
 
 
 NB201_200E = nb201_200e()

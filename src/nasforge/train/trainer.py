@@ -321,6 +321,7 @@ class Trainer:
             seed=seed,
             device=dev,
             channels_last=channels_last,
+            cutout=recipe.cutout,
         )
         eval_loaders = {
             n: DeviceLoader(
@@ -366,6 +367,9 @@ class Trainer:
             for epoch in range(start_epoch, recipe.epochs):
                 bar.epoch(epoch + 1)
                 train_loader.set_epoch(epoch)
+                if hasattr(model, "drop_path_prob"):
+                    # DARTS train.py:108: the rate ramps linearly from 0 over the run.
+                    model.drop_path_prob = recipe.drop_path_prob * epoch / recipe.epochs
                 lr0 = recipe.lr_at(epoch, 0, steps)
                 self._sync()
                 t0 = time.perf_counter()
@@ -452,10 +456,20 @@ class Trainer:
         correct: torch.Tensor,
     ) -> None:
         """One optimisation step on a batch; adds the batch's summed loss and number of
-        correct predictions to the on-device accumulators ``loss_sum`` and ``correct``."""
+        correct predictions to the on-device accumulators ``loss_sum`` and ``correct``.
+
+        A model may return ``(logits, logits_aux)`` (DARTS networks training with their
+        auxiliary head): the loss is then ``ce(logits) + auxiliary_weight * ce(logits_aux)``
+        as in DARTS train.py:132-136, and that total is what ``loss_sum`` records.
+        """
+        smooth = self.recipe.label_smoothing
         with self._autocast():
-            logits = forward(x)
-            loss = F.cross_entropy(logits.float(), y)
+            out = forward(x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=smooth)
+            if aux is not None and self.recipe.auxiliary_weight > 0:
+                aux_loss = F.cross_entropy(aux.float(), y, label_smoothing=smooth)
+                loss = loss + self.recipe.auxiliary_weight * aux_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.grad_clip is not None:

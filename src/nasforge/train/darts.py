@@ -1,0 +1,89 @@
+"""Training a DARTS genotype's evaluation network with the one :class:`Trainer`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasforge.data import DatasetSplits
+from nasforge.errors import RecipeError
+from nasforge.spaces.darts import Genotype
+from nasforge.train.recipe import Recipe, get_recipe
+from nasforge.train.trainer import Trainer, TrainResult, set_seed
+
+#: Inputs from this size up get the ImageNet network (two-stage stem); smaller ones CIFAR's.
+IMAGENET_MIN_RESOLUTION = 128
+
+
+def aux_head_fits(resolution: int) -> bool:
+    """Whether NetworkCIFAR's auxiliary head (5x5 pool stride 3, then a 2x2 conv, built for
+    an 8x8 map after two reductions) yields a 1x1 map for inputs of ``resolution``."""
+    side = resolution // 4
+    return side >= 5 and (side - 5) // 3 + 1 == 2
+
+
+def build_darts_network(
+    genotype: Genotype | str,
+    data: DatasetSplits,
+    *,
+    C: int | None = None,
+    layers: int | None = None,
+    auxiliary: bool = True,
+) -> torch.nn.Module:
+    """The evaluation network of ``genotype`` for ``data``'s resolution and classes.
+
+    Inputs of :data:`IMAGENET_MIN_RESOLUTION` px or more get ``NetworkImageNet`` (default
+    C=48, 14 cells), smaller ones ``NetworkCIFAR`` (C=36, 20 cells). An auxiliary head that
+    cannot fit the input size is refused here, before any training starts.
+    """
+    from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet
+
+    g = Genotype.parse(genotype)
+    if data.resolution >= IMAGENET_MIN_RESOLUTION:
+        return NetworkImageNet(g, C or 48, data.num_classes, layers or 14, auxiliary)
+    if auxiliary and not aux_head_fits(data.resolution):
+        raise RecipeError(
+            f"the DARTS CIFAR auxiliary head needs 32..43 px inputs, {data.name} has "
+            f"{data.resolution} px; use a recipe with auxiliary_weight=0"
+        )
+    return NetworkCIFAR(g, C or 36, data.num_classes, layers or 20, auxiliary)
+
+
+def train_genotype(
+    genotype: Genotype | str,
+    data: DatasetSplits,
+    recipe: Recipe | str,
+    *,
+    seed: int,
+    C: int | None = None,
+    layers: int | None = None,
+    device: str | torch.device = "cpu",
+    quiet: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    eval_splits: list[str] | None = None,
+    **trainer_kwargs: Any,
+) -> TrainResult:
+    """Build ``genotype``'s evaluation network (seeded init) and train it with ``recipe``.
+
+    The auxiliary head is built when the recipe weights its loss (``auxiliary_weight >
+    0``), as DARTS's ``--auxiliary`` does. ``trainer_kwargs`` go to :class:`Trainer`.
+    """
+    rec = get_recipe(recipe)
+    g = Genotype.parse(genotype)
+    set_seed(seed)
+    model = build_darts_network(g, data, C=C, layers=layers, auxiliary=rec.auxiliary_weight > 0)
+    trainer = Trainer(rec, device=device, quiet=quiet, **trainer_kwargs)
+    result = trainer.fit(
+        model,
+        data,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        eval_splits=eval_splits,
+    )
+    result.model = g.to_string()
+    result.meta.update({"space": "darts", "C": model.init_channels, "layers": len(model.cells)})
+    return result
