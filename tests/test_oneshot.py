@@ -17,7 +17,7 @@ from nasforge.data import load_splits
 from nasforge.errors import SearchError
 from nasforge.nn.supernet import NB201Supernet
 from nasforge.search import ALGORITHMS
-from nasforge.search.oneshot import OneShotConfig, cosine_lr, run_search
+from nasforge.search.oneshot import OneShotConfig, SearchContext, cosine_lr, run_search
 from nasforge.search.oneshot.darts import finite_difference_hvp, unrolled_arch_gradients
 from nasforge.search.oneshot.pcdarts import normalise_edges
 from nasforge.search.oneshot.setn import top_k_archs
@@ -38,7 +38,7 @@ TINY = {
 }
 TINY_EXTRA = {
     "setn": {"select_num": 4},
-    "rsps": {"select_num": 4, "derive_samples": 2, "select_batches": 1},
+    "rsps": {"select_num": 4},
     "enas": {
         "controller_train_steps": 2,
         "controller_num_aggregate": 2,
@@ -192,6 +192,89 @@ def test_top_k_archs_orders_by_probability() -> None:
     assert len(set(top)) == 3
 
 
+# -- candidate scoring ---------------------------------------------------------------------------
+
+
+class _Batches:
+    """A validation stream that counts the batches drawn from it."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches, self.drawn = batches, 0
+
+    def __call__(self):
+        for batch in self.batches:
+            self.drawn += 1
+            yield batch
+
+
+def _trained_method(name: str, **kw: object):
+    method = _tiny(name, **kw)
+    method.setup(10, seed=0)
+    g = torch.Generator().manual_seed(0)
+    base = (torch.randn(8, 3, 16, 16, generator=g), torch.randint(0, 10, (8,), generator=g))
+    for _ in range(3):  # move the BN running statistics away from their initial values
+        method.train_step(base, base, epoch=0)
+    return method, base
+
+
+def test_candidates_are_scored_with_running_statistics_by_default() -> None:
+    # SETN.py:119, RANDOM-NAS.py:109, ENAS.py:123,206: network.eval() when scoring.
+    method, (x, y) = _trained_method("rsps")
+    arch = Arch.from_op_ids([3, 2, 1, 3, 2, 3])
+    net = method.supernet
+    before = [b.clone() for b in net.buffers()]
+    acc = method.evaluate_arch(arch, [(x, y)])
+    net.eval()
+    with torch.no_grad():
+        expected = 100.0 * float((net.forward_arch(x, arch).argmax(1) == y).float().mean())
+        net.train()
+        batch_mode = 100.0 * float((net.forward_arch(x, arch).argmax(1) == y).float().mean())
+    for a, b in zip(before, net.buffers(), strict=False):
+        b.copy_(a)
+    assert acc == pytest.approx(expected)
+    # The option: the scored batch's own statistics, buffers untouched.
+    method_b, _ = _trained_method("rsps", score_bn="batch")
+    saved = [b.clone() for b in method_b.supernet.buffers()]
+    assert method_b.evaluate_arch(arch, [(x, y)]) == pytest.approx(batch_mode)
+    for a, b in zip(saved, method_b.supernet.buffers(), strict=True):
+        assert torch.equal(a, b)
+    assert method.supernet.training  # the train/eval flag is restored
+
+
+def test_rsps_scores_select_num_random_archs_one_batch_each() -> None:
+    # RANDOM-NAS.py:107-131 search_find_best: select_num archs, each on the next valid batch,
+    # every epoch (derive) and at the end (finalize).
+    method, base = _trained_method("rsps", select_num=5)
+    stream = _Batches([base] * 50)
+    ctx = SearchContext(stream, lambda: iter(()))
+    scored: list[Arch] = []
+    real = method.evaluate_arch
+    method.evaluate_arch = lambda arch, batches: (scored.append(arch), real(arch, batches))[1]
+    method.derive(ctx)
+    assert len(scored) == 5 and stream.drawn == 5
+    method.finalize(ctx)
+    assert len(scored) == 10
+
+
+def test_enas_baseline_is_carried_per_epoch() -> None:
+    # ENAS.py:145-150,199,411: within an epoch each sample's baseline is
+    # B - (1 - bl_dec) * (B - reward) with B fixed; the last one becomes the next epoch's B.
+    method = _tiny("enas", controller_train_steps=2, controller_num_aggregate=2)
+    method.setup(10, seed=0)
+    g = torch.Generator().manual_seed(1)
+    valid = [(torch.randn(8, 3, 16, 16, generator=g), torch.randint(0, 10, (8,), generator=g))]
+    ctx = SearchContext(lambda: iter(()), lambda: iter(valid * 8))
+    method.end_epoch(0, ctx)
+    first = method.baseline
+    # First epoch: no baseline yet, each sample's baseline is its own accuracy.
+    assert first is not None and 0.0 <= first <= 1.0
+    rewards: list[float] = []
+    last = method.train_controller(iter(valid * 8), 4, 2, first, rewards, [])
+    assert len(rewards) == 4 and len(set(rewards)) > 1  # the samples differ
+    # Only the last sample's reward matters: B itself did not move within the epoch.
+    assert last == pytest.approx(first - 0.01 * (first - rewards[-1]), rel=1e-6)
+
+
 # -- determinism, resume ------------------------------------------------------------------------
 
 
@@ -291,6 +374,9 @@ def test_lr_is_set_once_per_epoch_with_t_max(digits, tmp_path: Path) -> None:
 
 def test_config_fields_are_validated() -> None:
     for name, field, value in [
+        ("setn", "score_bn", "moving"),
+        ("rsps", "select_batches", None),
+        ("pc-darts", "pool_bn", 1),
         ("gdas", "tau_min", "a"),
         ("gdas", "tau_max", float("nan")),
         ("enas", "arch_eps", 0.0),
@@ -319,7 +405,13 @@ def test_configs_are_published_and_overridable() -> None:
     pc = ALGORITHMS.create("pc-darts")
     assert (pc.config.partial_k, pc.config.warmup_epochs, pc.config.arch_lr) == (4, 15, 6e-4)
     assert ALGORITHMS.create("gdas").config.tau_max == 10.0
+    # configs/nas-benchmark/algos/{GDAS,ENAS}.config: 250 epochs each.
+    assert ALGORITHMS.create("gdas").config.epochs == 250
+    assert ALGORITHMS.create("enas").config.epochs == 250
     assert ALGORITHMS.create("enas").config.controller_train_steps == 50
+    # PC-DARTS train_search.py: learning_rate_min 0, BN after the pooling op.
+    assert (pc.config.eta_min, pc.config.pool_bn) == (0.0, True)
+    assert ALGORITHMS.create("rsps").config.select_batches == 1
     assert ALGORITHMS.create("setn", epochs=3).config.epochs == 3
     with pytest.raises(SearchError, match="unknown config field"):
         ALGORITHMS.create("darts-v1", epoch=3)

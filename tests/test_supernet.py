@@ -7,7 +7,14 @@ import torch
 
 from nasforge.errors import ArchError
 from nasforge.nn.nb201 import NB201Network, stage_layout
-from nasforge.nn.supernet import MixedEdge, NB201Supernet, SearchCell, channel_shuffle
+from nasforge.nn.supernet import (
+    MixedEdge,
+    NB201Supernet,
+    SearchCell,
+    channel_shuffle,
+    from_xautodl_state_dict,
+    to_xautodl_state_dict,
+)
 from nasforge.spaces.nb201 import OPS, Arch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -142,3 +149,55 @@ def test_edge_scale_with_partial_channels_equals_scaled_output() -> None:
     s = torch.tensor(0.37)
     with torch.no_grad():
         torch.testing.assert_close(edge(x, w, scale=s), edge(x, w) * s)
+
+
+def test_pool_bn_follows_pooling_as_pc_darts() -> None:
+    # PC-DARTS model_search.py:34-35: BatchNorm2d(C // k, affine=False) after each pooling op.
+    edge = MixedEdge(8, partial_k=4, pool_bn=True).train()
+    pool = edge.ops[OPS.index("avg_pool_3x3")]
+    assert isinstance(pool, torch.nn.Sequential) and isinstance(pool[1], torch.nn.BatchNorm2d)
+    assert pool[1].num_features == 2 and not pool[1].affine
+    x = torch.randn(4, 2, 5, 5)
+    y = pool(x)
+    # Normalised per channel over the batch.
+    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(2), atol=1e-5, rtol=0)
+    assert not isinstance(MixedEdge(8).ops[OPS.index("avg_pool_3x3")], torch.nn.Sequential)
+    # The PC-DARTS method builds its supernet with it.
+    from nasforge.search import ALGORITHMS
+
+    method = ALGORITHMS.create("pc-darts", C=8, N=1, partial_k=4)
+    method.setup(3, seed=0)
+    cell = next(c for c in method.supernet.cells if isinstance(c, SearchCell))
+    assert isinstance(cell.edges[0].ops[OPS.index("avg_pool_3x3")], torch.nn.Sequential)
+
+
+def test_xautodl_state_dict_names_round_trip() -> None:
+    net = _net()
+    alphas = torch.randn(6, 5)
+    theirs = to_xautodl_state_dict(net.state_dict(), alphas)
+    assert "cells.0.edges.3<-1.2.op.1.weight" in theirs  # edge 4 = 3<-1, op 2 = nor_conv_1x1
+    assert torch.equal(theirs["arch_parameters"], alphas)
+    back, a = from_xautodl_state_dict(theirs)
+    assert a is alphas and list(back) == list(net.state_dict())
+
+
+def test_path_parameters_are_the_sampled_ops() -> None:
+    net = _net()
+    index = [
+        OPS.index(o)
+        for o in (
+            "nor_conv_3x3",
+            "none",
+            "skip_connect",
+            "nor_conv_1x1",
+            "avg_pool_3x3",
+            "nor_conv_3x3",
+        )
+    ]
+    chosen = {id(p) for p in net.path_parameters(index)}
+    cell = next(c for c in net.cells if isinstance(c, SearchCell))
+    assert all(id(p) in chosen for p in cell.edges[0].ops[index[0]].parameters())
+    assert not any(
+        id(p) in chosen for p in cell.edges[0].ops[OPS.index("nor_conv_1x1")].parameters()
+    )
+    assert all(id(p) in chosen for p in net.classifier.parameters())

@@ -17,6 +17,14 @@ every method:
 
 With ``partial_k = K > 1`` (PC-DARTS) an edge's ops see only the first ``C/K`` channels; the
 other channels bypass the edge and a channel shuffle mixes the two parts (Xu et al., 2020).
+``pool_bn`` follows the pooling op with a ``BatchNorm2d(affine=False)``, as PC-DARTS' (and
+DARTS') mixed op does (PC-DARTS ``model_search.py:34-35``); the NB201 search models of
+xautodl have no such BN.
+
+The module names follow xautodl's search models except for the edge container: our
+``cells.i.edges.<e>.ops.<k>`` is xautodl's ``cells.i.edges.<j<-i>.<k>``, and xautodl keeps
+the architecture logits in the model (``arch_parameters``); :func:`to_xautodl_state_dict` /
+:func:`from_xautodl_state_dict` translate between the two.
 
 The macro skeleton is :class:`~nasforge.nn.nb201.NB201Network`'s (C=16, N=5 in the official
 NB201 search runs): the supernet is built by composition, swapping its cells for
@@ -55,6 +63,7 @@ class MixedEdge(nn.Module):
         channels: int,
         *,
         partial_k: int = 1,
+        pool_bn: bool = False,
         affine: bool = False,
         track_running_stats: bool = True,
     ) -> None:
@@ -65,10 +74,15 @@ class MixedEdge(nn.Module):
             )
         self.channels, self.partial_k = channels, partial_k
         self.op_channels = channels // partial_k
-        self.ops = nn.ModuleList(
-            build_op(name, self.op_channels, self.op_channels, 1, affine, track_running_stats)
-            for name in OPS
-        )
+        ops = []
+        for name in OPS:
+            op = build_op(name, self.op_channels, self.op_channels, 1, affine, track_running_stats)
+            if pool_bn and name.endswith("pool_3x3"):
+                # PC-DARTS model_search.py:34-35: ``nn.BatchNorm2d(C // k, affine=False)``
+                # after every pooling op (default running statistics).
+                op = nn.Sequential(op, nn.BatchNorm2d(self.op_channels, affine=False))
+            ops.append(op)
+        self.ops = nn.ModuleList(ops)
 
     def forward(
         self,
@@ -119,6 +133,7 @@ class SearchCell(nn.Module):
         channels: int,
         *,
         partial_k: int = 1,
+        pool_bn: bool = False,
         affine: bool = False,
         track_running_stats: bool = True,
     ) -> None:
@@ -127,6 +142,7 @@ class SearchCell(nn.Module):
             MixedEdge(
                 channels,
                 partial_k=partial_k,
+                pool_bn=pool_bn,
                 affine=affine,
                 track_running_stats=track_running_stats,
             )
@@ -165,6 +181,7 @@ class NB201Supernet(nn.Module):
         C, N: channels of the first stage and cells per stage (official search: 16, 5).
         num_classes: classifier outputs.
         partial_k: PC-DARTS partial-channel factor (1 = every channel through every op).
+        pool_bn: a BN(affine=False) after each pooling op (PC-DARTS' mixed op).
         affine, track_running_stats: of the candidate ops' BatchNorms (official search
             models: ``affine=False``; the NB201 search scripts pass ``track_running_stats 1``).
     """
@@ -176,6 +193,7 @@ class NB201Supernet(nn.Module):
         num_classes: int = 10,
         *,
         partial_k: int = 1,
+        pool_bn: bool = False,
         affine: bool = False,
         track_running_stats: bool = True,
     ) -> None:
@@ -192,6 +210,7 @@ class NB201Supernet(nn.Module):
                 self.cells[i] = SearchCell(
                     channels,
                     partial_k=partial_k,
+                    pool_bn=pool_bn,
                     affine=affine,
                     track_running_stats=track_running_stats,
                 )
@@ -234,6 +253,57 @@ class NB201Supernet(nn.Module):
         feature = self.global_pooling(self.lastact(feature)).flatten(1)
         return self.classifier(feature)
 
+    def path_parameters(self, index: Sequence[int]) -> list[nn.Parameter]:
+        """The parameters of the single path ``index`` (one op id per edge): the sampled ops
+        of every searched cell plus every parameter outside the searched cells."""
+        index = [int(i) for i in index]
+        out: list[nn.Parameter] = []
+        for module in (self.stem, self.lastact, self.classifier):
+            out.extend(module.parameters())
+        for cell in self.cells:
+            if isinstance(cell, SearchCell):
+                for edge, k in zip(cell.edges, index, strict=True):
+                    out.extend(edge.ops[k].parameters())
+            else:
+                out.extend(cell.parameters())
+        return out
+
     def forward_arch(self, x: torch.Tensor, arch: Arch | str | int) -> torch.Tensor:
         """Logits of the single path of ``arch`` through the shared weights."""
         return self(x, index=Arch.parse(arch).op_ids)
+
+
+_EDGE_KEYS = tuple(f"{dst}<-{src}" for dst, src in EDGES)
+
+
+def _edge_key_map(name: str, to_xautodl: bool) -> str:
+    parts = name.split(".")
+    # cells.<i>.edges.<e>.ops.<k>... <-> cells.<i>.edges.<dst<-src>.<k>...
+    if len(parts) > 4 and parts[0] == "cells" and parts[2] == "edges":
+        if to_xautodl and parts[4] == "ops":
+            return ".".join([*parts[:3], _EDGE_KEYS[int(parts[3])], *parts[5:]])
+        if not to_xautodl and parts[3] in _EDGE_KEYS:
+            return ".".join([*parts[:3], str(_EDGE_KEYS.index(parts[3])), "ops", *parts[4:]])
+    return name
+
+
+def to_xautodl_state_dict(
+    state: dict[str, torch.Tensor], alphas: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """An :class:`NB201Supernet` state dict (``partial_k=1``, no ``pool_bn``) under the module
+    names of xautodl's NB201 search models (``TinyNetworkDarts`` / ``GDAS`` / ``SETN`` /
+    ``ENAS`` / ``RANDOM``), with ``alphas`` as their ``arch_parameters`` if given."""
+    out = {_edge_key_map(k, True): v for k, v in state.items()}
+    if alphas is not None:
+        out["arch_parameters"] = alphas
+    return out
+
+
+def from_xautodl_state_dict(
+    state: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """(our state dict, xautodl's ``arch_parameters`` or None): the inverse of
+    :func:`to_xautodl_state_dict`."""
+    alphas = state.get("arch_parameters")
+    ours = {_edge_key_map(k, False): v for k, v in state.items() if k != "arch_parameters"}
+    return ours, alphas

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +31,8 @@ from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, OPS, Arch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 _SKIP_ID = OPS.index("skip_connect")
+#: The values of ``OneShotConfig.score_bn`` (see its docstring).
+SCORE_BN = ("running", "batch")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class OneShotConfig:
     of each per-epoch evaluation (None = the whole split, as published). ``t_max`` is the
     cosine period in epochs (None = ``epochs``; xautodl ``get_optim_scheduler`` reads
     ``T_max = getattr(config, "T_max", config.epochs)``).
+
+    ``score_bn`` is how BatchNorm normalises when a single path is scored (SETN / RSPS /
+    ENAS candidate selection, ENAS' reward, the one-shot accuracy of a derived arch):
+    ``"running"`` (default, official) puts the supernet in eval mode, so the running
+    statistics accumulated during the search are used (``SETN.py:119``,
+    ``RANDOM-NAS.py:109``, ``ENAS.py:123,206``); ``"batch"`` normalises with the scored
+    batch's own statistics and restores the buffers afterwards -- our option: the running
+    statistics average over many paths and describe no single one, which can blur a
+    ranking of single paths.
     """
 
     epochs: int = 50
@@ -69,8 +80,13 @@ class OneShotConfig:
     steps_per_epoch: int | None = None
     valid_batches: int | None = None
     t_max: int | None = None
+    score_bn: str = "running"
 
     def __post_init__(self) -> None:
+        if self.score_bn not in SCORE_BN:
+            raise SearchError(
+                f"config field score_bn={self.score_bn!r} invalid; expected one of {SCORE_BN}"
+            )
         positive_ints = ("epochs", "batch_size", "C", "N", "eval_batch_size")
         for name in positive_ints:
             value = getattr(self, name)
@@ -244,6 +260,15 @@ class SearchContext:
         return self._arch_batches()
 
 
+def fill_missing_grads(params: Iterator[nn.Parameter] | Sequence[nn.Parameter]) -> None:
+    """Give every parameter without a gradient a zero one, so the optimizer applies weight
+    decay and momentum to it from now on (as the official runs did for every weight an
+    earlier backward reached)."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+
+
 @contextlib.contextmanager
 def preserved_buffers(net: nn.Module) -> Iterator[None]:
     """Snapshot every buffer of ``net`` (BatchNorm running statistics, ...) and restore it on
@@ -288,6 +313,10 @@ class OneShotSearch(ABC):
     def partial_k(self) -> int:
         return 1
 
+    def pool_bn(self) -> bool:
+        """Whether the mixed op follows its pooling op with a BN(affine=False) (PC-DARTS)."""
+        return False
+
     def setup(self, num_classes: int, seed: int, device: str | torch.device = "cpu") -> None:
         """Build the supernet (weights initialised from ``seed``), optimizers and arch state."""
         self.device = torch.device(device)
@@ -301,6 +330,7 @@ class OneShotSearch(ABC):
                 cfg.N,
                 num_classes,
                 partial_k=self.partial_k(),
+                pool_bn=self.pool_bn(),
                 affine=False,
                 track_running_stats=cfg.track_running_stats,
             ).to(self.device)
@@ -342,17 +372,29 @@ class OneShotSearch(ABC):
         """Hook after the epoch's steps, e.g. ENAS' controller training."""
 
     def weight_step(
-        self, logits_fn: Callable[[torch.Tensor], torch.Tensor], batch: Batch
+        self,
+        logits_fn: Callable[[torch.Tensor], torch.Tensor],
+        batch: Batch,
+        clip_also: Sequence[torch.Tensor] = (),
     ) -> StepStats:
-        """SGD step on the shared weights for the loss of ``logits_fn`` on ``batch``."""
+        """SGD step on the shared weights for the loss of ``logits_fn`` on ``batch``.
+
+        Gradients are zero-filled, not dropped (``set_to_none=False``): the official runs
+        (PyTorch 1.x, whose ``zero_grad`` zero-filled) give every weight that has ever had
+        a gradient weight decay and momentum at every step, including the ops a
+        single-path step does not use. The clipping norm covers the shared weights plus
+        ``clip_also`` (the architecture parameters where the official code clips
+        ``network.parameters()`` of a model that holds them).
+        """
         x, y = batch
         assert self.supernet is not None
-        self.w_optimizer.zero_grad(set_to_none=True)
+        self.w_optimizer.zero_grad(set_to_none=False)
         logits = logits_fn(x)
         loss = nn.functional.cross_entropy(logits, y)
         loss.backward()
         if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.grad_clip)
+            params = [*self.supernet.parameters(), *clip_also]
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         self.w_optimizer.step()
         return step_stats(loss, logits, y)
 
@@ -380,6 +422,24 @@ class OneShotSearch(ABC):
         return {}
 
     @contextlib.contextmanager
+    def scoring_statistics(self) -> Iterator[None]:
+        """The BatchNorm mode single paths are scored in (``config.score_bn``): eval mode
+        (running statistics, official) or :meth:`batch_statistics`; the supernet's
+        train/eval flag is restored on exit."""
+        assert self.supernet is not None
+        if self.config.score_bn == "batch":
+            with self.batch_statistics():
+                yield
+            return
+        net = self.supernet
+        was_training = net.training
+        net.eval()
+        try:
+            yield
+        finally:
+            net.train(was_training)
+
+    @contextlib.contextmanager
     def batch_statistics(self) -> Iterator[None]:
         """Evaluate with BatchNorm on batch statistics, leaving the running ones untouched.
 
@@ -399,11 +459,11 @@ class OneShotSearch(ABC):
                 net.train(was_training)
 
     def evaluate_arch(self, arch: Arch, batches: list[Batch]) -> float:
-        """Top-1 accuracy (percent) of ``arch``'s single path over ``batches`` (BN on batch
-        statistics, see :meth:`batch_statistics`)."""
+        """Top-1 accuracy (percent) of ``arch``'s single path over ``batches`` (BN as
+        :meth:`scoring_statistics`)."""
         assert self.supernet is not None
         correct = total = 0
-        with self.batch_statistics(), torch.no_grad():
+        with self.scoring_statistics(), torch.no_grad():
             for x, y in batches:
                 correct += top1_correct(self.supernet.forward_arch(x, arch), y)
                 total += int(y.shape[0])
@@ -417,6 +477,9 @@ class OneShotSearch(ABC):
             "w_optimizer": self.w_optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "rng": self.rng.bit_generator.state,
+            # Which weights hold a (zero-filled) gradient: they get weight decay and momentum
+            # at every step, so a resumed run must know them to continue identically.
+            "has_grad": [p.grad is not None for p in self.supernet.parameters()],
             "arch": self.arch_state(),
         }
 
@@ -426,6 +489,8 @@ class OneShotSearch(ABC):
         self.w_optimizer.load_state_dict(state["w_optimizer"])
         self.generator.set_state(state["generator"])
         self.rng.bit_generator.state = state["rng"]
+        for p, has in zip(self.supernet.parameters(), state["has_grad"], strict=True):
+            p.grad = torch.zeros_like(p) if has else None
         self.load_arch_state(state["arch"])
 
     @abstractmethod
@@ -465,12 +530,18 @@ class AlphaSearch(OneShotSearch):
         return loss.detach()
 
     def arch_state(self) -> dict[str, Any]:
+        grad = self.alphas.grad
         return {
             "alphas": self.alphas.detach().clone(),
+            # The gradient left by the last arch step enters the next weight step's clipping
+            # norm (DARTS, GDAS), so it is part of the state.
+            "alphas_grad": None if grad is None else grad.detach().clone(),
             "a_optimizer": self.a_optimizer.state_dict(),
         }
 
     def load_arch_state(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
             self.alphas.copy_(state["alphas"])
+        grad = state["alphas_grad"]
+        self.alphas.grad = None if grad is None else grad.to(self.alphas.device).clone()
         self.a_optimizer.load_state_dict(state["a_optimizer"])

@@ -12,10 +12,18 @@ the Hessian-vector product being the central finite difference of DARTS eq. 8, t
 the weights (``exps/NAS-Bench-201-algos/DARTS-V2.py``). Hyper-parameters:
 ``configs/nas-benchmark/algos/DARTS.config`` + ``scripts-search/algos/DARTS-V1.sh`` (the
 defaults of :class:`~nasforge.search.oneshot.base.OneShotConfig`).
+
+As in the official scripts, the weight step's forward keeps alpha in the graph and its
+gradient clipping covers ``network.parameters()`` -- the shared weights *and* the model's
+``arch_parameters`` (``DARTS-V1.py:56-58``, ``DARTS-V2.py:165-166``), whose gradient there is
+the one left from the architecture step plus this step's: the official weight-step
+``w_optimizer.zero_grad()`` clears only the weights. That gradient only enters the clipping
+norm; the architecture step replaces it before Adam reads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -81,12 +89,17 @@ def unrolled_arch_gradients(
     momentum: float = 0.0,
     momentum_buffers: Sequence[torch.Tensor | None] | None = None,
     r: float = 1e-2,
+    virtual_buffers: nn.Module | None = None,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """DARTS' second-order architecture gradient and the validation loss at ``w'``.
 
-    The virtual step follows xautodl's ``backward_step_unrolled``: the SGD update with the
-    current momentum buffers (``momentum * buf``) and weight decay, ignoring Nesterov. The
-    weights are restored exactly afterwards.
+    The virtual step follows xautodl's ``backward_step_unrolled`` (``DARTS-V2.py:52-113``):
+    the SGD update with the current momentum buffers (``momentum * buf``) and weight decay,
+    ignoring Nesterov. The weights are restored exactly afterwards. Official forwards: the
+    train loss at ``w`` and the two finite-difference forwards run on the network itself
+    (in train mode, so they move its BatchNorm running statistics, as here), the forward at
+    ``w'`` on a deep copy (``DARTS-V2.py:84-99``); pass the module as ``virtual_buffers``
+    to leave its buffers as that forward found them.
     """
     weights = list(weights)
     alphas = list(alphas)
@@ -102,8 +115,14 @@ def unrolled_arch_gradients(
                 if buf is not None and momentum:
                     step = step + momentum * buf
                 w.sub_(step, alpha=lr)
-        valid_loss = valid_loss_fn()
-        all_grads = torch.autograd.grad(valid_loss, alphas + weights, allow_unused=True)
+        keep = (
+            preserved_buffers(virtual_buffers)
+            if virtual_buffers is not None
+            else contextlib.nullcontext()
+        )
+        with keep:
+            valid_loss = valid_loss_fn()
+            all_grads = torch.autograd.grad(valid_loss, alphas + weights, allow_unused=True)
     finally:
         with torch.no_grad():
             for w, b in zip(weights, backup, strict=True):
@@ -127,11 +146,19 @@ class DartsV1(AlphaSearch):
     name = "darts-v1"
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
-        assert self.supernet is not None and arch is not None
         net = self.supernet
-        stats = self.weight_step(lambda x: net(x, weights=self.mix_weights(detach=True)), base)
+        assert net is not None and arch is not None
+        stats = self.mixed_weight_step(base)
         self.arch_step(lambda x: net(x, weights=self.mix_weights()), arch)
         return stats
+
+    def mixed_weight_step(self, base: Batch) -> StepStats:
+        """The official weight step: alpha in the graph, clipping over weights + alpha."""
+        net = self.supernet
+        assert net is not None
+        return self.weight_step(
+            lambda x: net(x, weights=self.mix_weights()), base, clip_also=[self.alphas]
+        )
 
     @torch.no_grad()
     def eval_logits(self, x: torch.Tensor, derived: object) -> torch.Tensor:
@@ -167,21 +194,18 @@ class DartsV2(DartsV1):
         def valid_loss() -> torch.Tensor:
             return nn.functional.cross_entropy(net(xa, weights=self.mix_weights()), ya)
 
-        self.a_optimizer.zero_grad(set_to_none=True)
-        # The extra forwards of the virtual step and of the finite difference must not move
-        # the BatchNorm running statistics (xautodl runs the virtual step on a deep copy).
-        with preserved_buffers(net):
-            (grad,), _ = unrolled_arch_gradients(
-                weights,
-                [self.alphas],
-                train_loss,
-                valid_loss,
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                momentum=group["momentum"],
-                momentum_buffers=buffers,
-                r=self.config.unroll_r,  # type: ignore[attr-defined]
-            )
+        (grad,), _ = unrolled_arch_gradients(
+            weights,
+            [self.alphas],
+            train_loss,
+            valid_loss,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            momentum_buffers=buffers,
+            r=self.config.unroll_r,  # type: ignore[attr-defined]
+            virtual_buffers=net,
+        )
         self.alphas.grad = grad
         self.a_optimizer.step()
-        return self.weight_step(lambda x: net(x, weights=self.mix_weights(detach=True)), base)
+        return self.mixed_weight_step(base)

@@ -1,20 +1,33 @@
 """ENAS (Pham et al., "Efficient Neural Architecture Search via Parameter Sharing",
-ICML 2018) on the NB201 space, as run for NAS-Bench-201.
+ICML 2018) on the NB201 space, as run for NAS-Bench-201 (``exps/NAS-Bench-201-algos/ENAS.py``).
 
 An LSTM controller samples one op per edge (xautodl ``search_model_enas_utils.Controller``:
-2-layer LSTM of 32 units, logits ``2.5 * tanh(logits / 5)``). Each epoch: the shared
-weights are trained on the train half, one controller-sampled arch per batch; then the
-controller is trained by REINFORCE on validation batches for ``controller_train_steps x
-controller_num_aggregate`` samples (gradients averaged over ``num_aggregate``, clipped to
-5), reward = accuracy + ``entropy_weight`` x entropy, baseline an exponential moving average
-(decay ``bl_dec``) of the reward. The epoch's arch is the best of 10 controller samples on a
-validation batch each; the final one, the best of ``num_samples`` = 100
-(``exps/NAS-Bench-201-algos/ENAS.py``).
+2-layer LSTM of 32 units, logits ``2.5 * tanh(logits / 5)``). Each epoch:
 
-Settings: ``configs/nas-benchmark/algos/ENAS.config`` (310 epochs, SGD lr 0.05 cosine to
-0.0005, wd 2.5e-4, batch 128; controller Adam lr 1e-3, betas (0, 0.999), eps 1e-3) and
-``scripts-search/algos/ENAS.sh`` (entropy weight 1e-4, bl_dec 0.99, 50 train steps x 20
-aggregated, 100 samples). The config's ``T_max`` is not used by its cosine schedule.
+* the shared weights are trained on the train half, one controller-sampled arch per batch,
+  gradient clip 5 (``ENAS.py:46-64``);
+* the controller is trained by REINFORCE (``train_controller``, ``ENAS.py:91-200``) on
+  ``controller_train_steps x controller_num_aggregate`` = 50 x 20 samples, each scored on
+  the next batch of the *augmented* validation half (128 images, ``ENAS.py:281-284``) with
+  the shared CNN in eval mode (running BN statistics, ``ENAS.py:123``); gradients are
+  averaged over ``num_aggregate`` samples and clipped to 5 (``ENAS.py:162-172``). The
+  reward is ``acc + entropy_weight * entropy`` (entropy gradient included,
+  ``ENAS.py:144``). The baseline (``ENAS.py:145-150``) is, for every sample of an epoch,
+  ``B - (1 - bl_dec) * (B - reward)`` with ``B`` the baseline carried from the previous
+  epoch -- ``B`` is not updated within an epoch; the epoch's last value becomes the next
+  epoch's ``B`` (``ENAS.py:199,403,411``) -- and, in the first epoch (``B`` None), the
+  sample's own accuracy;
+* the epoch's arch is the best of 10 controller samples, each on the next augmented
+  validation batch (``get_best_arch``, ``ENAS.py:203-228``, eval mode); the final one, the
+  best of ``controller_num_samples`` = 100 (``ENAS.py:502-504``).
+
+Settings: ``configs/nas-benchmark/algos/ENAS.config`` (250 epochs, SGD lr 0.05 nesterov
+cosine to 0.0005 with ``T_max`` 10, wd 2.5e-4, batch 128; controller Adam lr 1e-3, betas
+(0, 0.999), eps 1e-3, no weight decay, ``ENAS.py:313-318``) and
+``scripts-search/NAS-Bench-201-algos/ENAS.sh`` (entropy weight 1e-4, bl_dec 0.99, 50 train
+steps x 20 aggregated, 100 samples). xautodl's ``get_optim_scheduler`` passes ``T_max`` to
+its cosine schedule, so the learning rate restarts every 10 epochs (see
+:func:`~nasforge.search.oneshot.base.cosine_lr`).
 """
 
 from __future__ import annotations
@@ -92,7 +105,10 @@ class Controller(nn.Module):
             if greedy:
                 op = int(probs.argmax())
             else:
-                op = int(torch.multinomial(probs.detach().cpu(), 1, generator=generator))
+                # ``Categorical(logits).sample()`` draws ``multinomial(probs, 1, True)``: the
+                # same draw for the same generator state (checked side by side with the official
+                # controller in tests/test_oneshot_official.py).
+                op = int(torch.multinomial(probs.detach().cpu(), 1, True, generator=generator))
             ops.append(op)
             log_probs.append(log_p[op])
             entropies.append(-(probs * log_p).sum())
@@ -105,7 +121,7 @@ class Controller(nn.Module):
 class ENASConfig(OneShotConfig):
     """ENAS' NB201 settings; the ``arch_*`` fields configure the controller's Adam."""
 
-    epochs: int = 310
+    epochs: int = 250
     batch_size: int = 128
     lr: float = 0.05
     eta_min: float = 0.0005
@@ -179,50 +195,54 @@ class ENAS(OneShotSearch):
         aggregate = cfg.controller_num_aggregate  # type: ignore[attr-defined]
         total = cfg.controller_train_steps * aggregate  # type: ignore[attr-defined]
         self.controller.train()
-        self.c_optimizer.zero_grad(set_to_none=True)
-        batches = ctx.arch_batches()
+        self.c_optimizer.zero_grad(set_to_none=False)
         rewards, accs = [], []
-        # The sampled archs are scored like every single path (BN on batch statistics, see
-        # ``batch_statistics``); xautodl uses the running statistics of the shared CNN.
-        with self.batch_statistics():
-            self._train_controller(batches, total, aggregate, rewards, accs)
+        with self.scoring_statistics():
+            self.baseline = self.train_controller(
+                ctx.arch_batches(), total, aggregate, self.baseline, rewards, accs
+            )
         self.last_controller = {
             "reward": float(np.mean(rewards)),
             "sampled_acc": 100.0 * float(np.mean(accs)),
             "baseline": float(self.baseline if self.baseline is not None else 0.0),
         }
 
-    def _train_controller(
+    def train_controller(
         self,
         batches: Any,
         total: int,
         aggregate: int,
+        baseline: float | None,
         rewards: list[float],
         accs: list[float],
-    ) -> None:
+    ) -> float:
+        """``total`` REINFORCE samples against the epoch's fixed baseline ``baseline`` (None
+        in the first epoch); returns the baseline of the last sample, the next epoch's."""
         assert self.supernet is not None
         cfg = self.config
+        decay = 1 - cfg.controller_bl_dec  # type: ignore[attr-defined]
+        last = baseline
         for step in range(total):
             x, y = next(batches)
             log_prob, ent, ops, _ = self.controller(self.generator)
             with torch.no_grad():
                 acc = top1_correct(self.supernet(x, index=ops), y) / int(y.shape[0])
-            # As in xautodl the entropy bonus is part of the reward (its gradient included);
-            # the moving-average baseline is kept as a plain number.
             reward = acc + cfg.controller_entropy_weight * ent  # type: ignore[attr-defined]
-            r = float(reward.detach())
-            if self.baseline is None:
-                self.baseline = acc
-            else:
-                self.baseline = self.baseline - (1 - cfg.controller_bl_dec) * (self.baseline - r)  # type: ignore[attr-defined]
-            loss = -log_prob * (reward - self.baseline) / aggregate
+            # ENAS.py:145-150: both terms are tensors, so the entropy's gradient flows through
+            # the reward and (scaled by 1 - bl_dec) through the baseline.
+            step_baseline = (
+                torch.tensor(acc) if baseline is None else baseline - decay * (baseline - reward)
+            )
+            loss = -log_prob * (reward - step_baseline) / aggregate
             loss.backward()
-            rewards.append(r)
+            rewards.append(float(reward.detach()))
             accs.append(acc)
+            last = float(step_baseline.detach())
             if (step + 1) % aggregate == 0:
                 nn.utils.clip_grad_norm_(self.controller.parameters(), 5.0)
                 self.c_optimizer.step()
-                self.c_optimizer.zero_grad(set_to_none=True)
+                self.c_optimizer.zero_grad(set_to_none=False)
+        return float(last) if last is not None else 0.0
 
     def probabilities(self) -> np.ndarray:
         """Per-edge op distribution along the controller's greedy decoding."""
@@ -235,11 +255,14 @@ class ENAS(OneShotSearch):
             return [Arch.from_op_ids(self.controller(self.generator)[2]) for _ in range(n)]
 
     def derive(self, ctx: SearchContext) -> Arch:
-        return best_of(self, self._samples(self.config.derive_samples), ctx, 1)  # type: ignore[attr-defined]
+        """``get_best_arch``: the best of ``derive_samples`` controller samples, each on the
+        next augmented validation batch."""
+        samples = self._samples(self.config.derive_samples)  # type: ignore[attr-defined]
+        return best_of(self, samples, ctx, 1, ctx.arch_batches())
 
     def finalize(self, ctx: SearchContext) -> Arch:
         n = self.config.controller_num_samples  # type: ignore[attr-defined]
-        return best_of(self, self._samples(n), ctx, 1)
+        return best_of(self, self._samples(n), ctx, 1, ctx.arch_batches())
 
     def extra_record(self) -> dict[str, Any]:
         return {"controller": dict(self.last_controller)}

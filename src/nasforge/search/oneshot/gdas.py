@@ -5,10 +5,14 @@ Every forward draws one op per edge by the Gumbel-max trick on ``log_softmax(alp
 hard one-hot sample is made differentiable with the straight-through estimator
 (``one_hot - probs.detach() + probs``, xautodl ``search_model_gdas.py``), so only the
 sampled op is computed. The temperature anneals linearly from ``tau_max`` = 10 to
-``tau_min`` = 0.1 over the epochs (``exps/NAS-Bench-201-algos/GDAS.py``,
-``scripts-search/algos/GDAS.sh``). Weight step (train half) then alpha step (valid half).
-Schedule from ``configs/nas-benchmark/algos/GDAS.config``: 240 epochs (+0 warm-up), SGD lr
-0.025 cosine to 0.001, batch 64, weight decay 5e-4; arch Adam lr 3e-4, wd 1e-3.
+``tau_min`` = 0.1 over the epochs, ``tau_max - (tau_max - tau_min) * epoch / (epochs - 1)``
+(``exps/NAS-Bench-201-algos/GDAS.py:237-239``; 10 and 0.1 from
+``scripts-search/NAS-Bench-201-algos/GDAS.sh``). Weight step (train half) then alpha step
+(valid half), as ``GDAS.py:49-69``: the weight step's forward samples with alpha in the
+graph and clips ``network.parameters()``, which include the alphas (``GDAS.py:54``).
+Schedule from ``configs/nas-benchmark/algos/GDAS.config``: 250 epochs (+0 warm-up), SGD lr
+0.025 nesterov cosine to 0.001, batch 64, weight decay 5e-4; arch Adam lr 3e-4, wd 1e-3
+(``GDAS.sh``), betas (0.5, 0.999).
 """
 
 from __future__ import annotations
@@ -19,15 +23,22 @@ from typing import Any
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, StepStats, check_float
+from nasforge.search.oneshot.base import (
+    AlphaSearch,
+    Batch,
+    OneShotConfig,
+    StepStats,
+    check_float,
+    fill_missing_grads,
+)
 from nasforge.search.registry import ALGORITHMS
 
 
 @dataclass(frozen=True)
 class GDASConfig(OneShotConfig):
-    """GDAS' NB201 settings (``GDAS.config`` says 240 epochs; the NB201 paper text, 250)."""
+    """GDAS' NB201 settings (``configs/nas-benchmark/algos/GDAS.config``: 250 epochs)."""
 
-    epochs: int = 240
+    epochs: int = 250
     tau_max: float = 10.0
     tau_min: float = 0.1
 
@@ -79,12 +90,19 @@ class GDAS(AlphaSearch):
     def _forward(self, x: torch.Tensor, detach: bool) -> torch.Tensor:
         assert self.supernet is not None
         weights, index = self.sample(detach)
+        self._last_index = index
         return self.supernet(x, weights=weights, index=index)
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
-        assert arch is not None
-        stats = self.weight_step(lambda x: self._forward(x, detach=True), base)
+        assert arch is not None and self.supernet is not None
+        stats = self.weight_step(
+            lambda x: self._forward(x, detach=False), base, clip_also=[self.alphas]
+        )
         self.arch_step(lambda x: self._forward(x, detach=False), arch)
+        # The official arch step back-propagates into the weights too, so a weight sampled
+        # only there has a (zero-filled) gradient, hence weight decay and momentum, from
+        # then on; we skip computing it and give it the zero gradient it would keep.
+        fill_missing_grads(self.supernet.path_parameters(self._last_index))
         return stats
 
     def extra_record(self) -> dict[str, Any]:

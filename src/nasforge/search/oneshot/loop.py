@@ -290,7 +290,9 @@ def run_search(
         derived = method.derive(ctx)
         valid = list(valid_pass())
         if method.eval_is_derived:
-            with method.batch_statistics():
+            # The derived arch's single path, scored as the method scores candidates
+            # (``score_bn``; default: eval mode, as the official ``valid_func``).
+            with method.scoring_statistics():
                 valid_loss, valid_acc = _evaluate(valid, method, derived)
         else:
             # The weighted-sum supernet is evaluated as the official ``valid_func`` does it:

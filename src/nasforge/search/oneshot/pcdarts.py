@@ -7,11 +7,16 @@ softmax over the betas of its input edges. The derived op of an edge is the argm
 ``softmax(alpha) * beta`` (in NB201 every edge is kept, so beta, one positive factor per
 edge, scales but does not reorder an edge's ops; it is recorded per epoch).
 
+The mixed op follows its pooling op with a ``BatchNorm2d(C/K, affine=False)``
+(``model_search.py:34-35``; ``pool_bn``, default on).
+
 Settings from the official ``train_search.py`` (github.com/yuhuixu1993/PC-DARTS): K=4,
-50 epochs, arch updates from epoch 15 on (``if epoch >= 15``), first order, the alpha step
-before the weight step; SGD lr 0.1 (momentum 0.9, no Nesterov) cosine to 0.001, weight
-decay 3e-4, batch 256, gradient clip 5; arch Adam lr 6e-4, betas (0.5, 0.999), weight
-decay 1e-3.
+50 epochs, arch updates from epoch 15 on (``if epoch>=15``, ``train_search.py:156-157``),
+first order, the alpha step before the weight step; SGD lr 0.1 (momentum 0.9, no Nesterov,
+``train_search.py:81-85``) cosine to ``learning_rate_min`` = 0 (``train_search.py:26,107-108``),
+weight decay 3e-4, batch 256, gradient clip 5 over ``model.parameters()``, which do not hold
+the alphas/betas (``train_search.py:164``); arch Adam lr 6e-4, betas (0.5, 0.999), weight
+decay 1e-3 (``architect.py:17-18``).
 """
 
 from __future__ import annotations
@@ -36,18 +41,20 @@ _NODE_EDGES: tuple[tuple[int, ...], ...] = tuple(
 @dataclass(frozen=True)
 class PCDartsConfig(OneShotConfig):
     """PC-DARTS' published settings; ``partial_k`` = K, ``warmup_epochs`` = epochs before
-    the first architecture update, ``edge_norm`` toggles the betas."""
+    the first architecture update, ``edge_norm`` toggles the betas, ``pool_bn`` the BN after
+    the pooling op."""
 
     epochs: int = 50
     batch_size: int = 256
     lr: float = 0.1
-    eta_min: float = 0.001
+    eta_min: float = 0.0
     nesterov: bool = False
     weight_decay: float = 3e-4
     arch_lr: float = 6e-4
     partial_k: int = 4
     warmup_epochs: int = 15
     edge_norm: bool = True
+    pool_bn: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,6 +73,7 @@ class PCDartsConfig(OneShotConfig):
         ):
             raise SearchError(f"warmup_epochs={self.warmup_epochs!r} invalid; expected an int >= 0")
         check_bool(self, "edge_norm")
+        check_bool(self, "pool_bn")
 
 
 def normalise_edges(betas: torch.Tensor) -> torch.Tensor:
@@ -86,6 +94,9 @@ class PCDarts(AlphaSearch):
 
     def partial_k(self) -> int:
         return int(self.config.partial_k)  # type: ignore[attr-defined]
+
+    def pool_bn(self) -> bool:
+        return bool(self.config.pool_bn)  # type: ignore[attr-defined]
 
     def setup_arch(self) -> None:
         self.alphas = self.new_alphas()

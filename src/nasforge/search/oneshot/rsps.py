@@ -2,15 +2,17 @@
 Reproducibility for Neural Architecture Search", UAI 2019), as run for NAS-Bench-201.
 
 Each step trains the shared weights on one uniformly random arch (xautodl
-``random_genotype(True)``, ``exps/algos/RANDOM-NAS.py``). At the end ``select_num`` = 100
-random archs are evaluated with the shared weights on the validation split and the best is
-kept. Per epoch, the recorded "current" arch is the best of ``derive_samples`` random archs
-on one batch each (the official script only logs the mean accuracy of random archs).
+``random_genotype(True)``, ``exps/NAS-Bench-201-algos/RANDOM-NAS.py:44-50``, gradient clip 5
+over ``network.parameters()``, which hold no architecture parameters). Every epoch and at
+the end, ``search_find_best`` (``RANDOM-NAS.py:107-131``, called at ``:264-266`` and
+``:320``) scores ``select_num`` = 100 random archs in eval mode (running BN statistics), each
+on the next 512-image validation batch, and keeps the best: that is the epoch's arch and,
+at the end, the result.
 
-Settings: ``configs/nas-benchmark/algos/RANDOM.config`` (250 epochs, SGD lr 0.025 cosine to
-0.001, batch 64, wd 5e-4), ``scripts-search/algos/RANDOM-NAS.sh`` (select_num 100), gradient
-clip 5. ``select_batches=None`` scores every candidate on the whole validation split, as
-the official ``valid_func`` does.
+Settings: ``configs/nas-benchmark/algos/RANDOM.config`` (250 epochs, SGD lr 0.025 nesterov
+cosine to 0.001, batch 64, wd 5e-4, test batch 512),
+``scripts-search/NAS-Bench-201-algos/RANDOM-NAS.sh`` (select_num 100). ``select_batches``
+(default 1, official) is the number of validation batches each candidate is scored on.
 """
 
 from __future__ import annotations
@@ -39,18 +41,14 @@ class RSPSConfig(OneShotConfig):
 
     epochs: int = 250
     select_num: int = 100
-    select_batches: int | None = None
-    derive_samples: int = 10
+    select_batches: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("select_num", "derive_samples"):
+        for name in ("select_num", "select_batches"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
-        sb = self.select_batches
-        if sb is not None and (isinstance(sb, bool) or not isinstance(sb, int) or sb < 1):
-            raise SearchError(f"select_batches={sb!r} invalid; expected None or an int >= 1")
 
 
 @ALGORITHMS.register("rsps")
@@ -78,21 +76,11 @@ class RSPS(OneShotSearch):
         return np.full((NUM_EDGES, NUM_OPS), 1.0 / NUM_OPS)
 
     def derive(self, ctx: SearchContext) -> Arch:
-        candidates = [self.random_arch() for _ in range(self.config.derive_samples)]  # type: ignore[attr-defined]
-        return best_of(self, candidates, ctx, 1)
-
-    def finalize(self, ctx: SearchContext) -> Arch:
+        """``search_find_best``: the best of ``select_num`` random archs (every epoch and,
+        through :meth:`finalize`, at the end)."""
         cfg = self.config
         candidates = [self.random_arch() for _ in range(cfg.select_num)]  # type: ignore[attr-defined]
-        if cfg.select_batches is not None:  # type: ignore[attr-defined]
-            return best_of(self, candidates, ctx, cfg.select_batches)  # type: ignore[attr-defined]
-        batches = ctx.full_valid()
-        best, best_acc = candidates[0], -1.0
-        for arch in candidates:
-            acc = self.evaluate_arch(arch, batches)
-            if acc > best_acc:
-                best, best_acc = arch, acc
-        return best
+        return best_of(self, candidates, ctx, cfg.select_batches)  # type: ignore[attr-defined]
 
     def arch_state(self) -> dict[str, Any]:
         return {}

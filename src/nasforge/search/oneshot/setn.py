@@ -2,19 +2,26 @@
 Network", ICCV 2019) as run for NAS-Bench-201.
 
 The shared weights are trained on one uniformly sampled op per edge (``dync_genotype(True)``
-in xautodl ``search_model_setn.py``); the architecture distribution softmax(alpha) is
-learned on the valid half with the weighted-sum ("joint") forward. To choose, the
-``select_num`` most probable archs under that distribution (the template candidates) are
-each evaluated with the shared weights on a validation batch and the best is kept
-(``get_best_arch`` in ``exps/algos/SETN.py``), every epoch and at the end.
+in xautodl ``search_model_setn.py``, ``exps/NAS-Bench-201-algos/SETN.py:54-61``); the
+architecture distribution softmax(alpha) is learned on the valid half with the
+weighted-sum ("joint") forward (``SETN.py:71-76``). To choose, the ``select_num`` most
+probable archs under that distribution (``return_topK``) are each evaluated with the shared
+weights in eval mode (running BN statistics) on the next 512-image validation batch and
+the best is kept (``get_best_arch``, ``SETN.py:117-140``), every epoch and at the end
+(``SETN.py:329,389``).
 
-Settings: ``configs/nas-benchmark/algos/SETN.config`` (250 epochs, SGD lr 0.025 cosine to
-0.001, batch 64, wd 5e-4, test batch 512) and ``scripts-search/algos/SETN.sh`` (arch Adam
-lr 3e-4, wd 1e-3, select_num 100). The official weight step has no gradient clipping.
+Settings: ``configs/nas-benchmark/algos/SETN.config`` (250 epochs, SGD lr 0.025 nesterov
+cosine to 0.001, batch 64, wd 5e-4, test batch 512) and
+``scripts-search/NAS-Bench-201-algos/SETN.sh`` (arch Adam lr 3e-4, wd 1e-3, select_num
+100); betas (0.5, 0.999) at ``SETN.py:231-236``. The official weight step has no gradient
+clipping (``SETN.py:57-61``). Its ``network.zero_grad()`` zero-filled every gradient
+(PyTorch 1.x), and the joint arch step reaches every weight, so from the second step on
+every shared weight gets weight decay and momentum at each step, as here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -22,7 +29,14 @@ import numpy as np
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, SearchContext, StepStats
+from nasforge.search.oneshot.base import (
+    AlphaSearch,
+    Batch,
+    OneShotConfig,
+    SearchContext,
+    StepStats,
+    fill_missing_grads,
+)
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_ARCHS, NUM_EDGES, NUM_OPS, Arch
 
@@ -65,11 +79,16 @@ def top_k_archs(log_probs: np.ndarray, k: int) -> list[Arch]:
 
 
 def best_of(
-    method: AlphaSearch | object, candidates: list[Arch], ctx: SearchContext, batches_each: int
+    method: AlphaSearch | object,
+    candidates: list[Arch],
+    ctx: SearchContext,
+    batches_each: int,
+    batches: Iterator[Batch] | None = None,
 ) -> Arch:
-    """The candidate of highest one-shot accuracy, each on the next ``batches_each`` valid
-    batches (the official ``get_best_arch``); the first best wins ties."""
-    it = ctx.valid_batches()
+    """The candidate of highest one-shot accuracy, each on the next ``batches_each`` batches
+    of ``batches`` (default: the un-augmented validation batches) -- the official
+    ``get_best_arch`` / ``search_find_best``; the first best wins ties (``np.argmax``)."""
+    it = ctx.valid_batches() if batches is None else batches
     best, best_acc = candidates[0], -1.0
     for arch in candidates:
         batches = [next(it) for _ in range(batches_each)]
@@ -93,6 +112,9 @@ class SETN(AlphaSearch):
         sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()
         stats = self.weight_step(lambda x: net(x, index=sampled), base)
         self.arch_step(lambda x: net(x, weights=self.mix_weights()), arch)
+        # The official joint-mode ``arch_loss.backward()`` reaches every weight; we compute
+        # only alpha's gradient and give the weights the zero gradient they would keep.
+        fill_missing_grads(net.parameters())
         return stats
 
     def derive(self, ctx: SearchContext) -> Arch:
