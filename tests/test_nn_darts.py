@@ -321,6 +321,7 @@ def test_arch_info_and_genotype_files(tmp_path: Path) -> None:
     assert info["flops_m"] == pytest.approx(556.670602, abs=1e-6)
     assert info["in_space"] and info["network"] == "NetworkCIFAR"
     assert Genotype.from_dict(info["genotype"]) == PUBLISHED["PC_DARTS_cifar"]
+    assert info["published_as"] == ["PCDARTS", "PC_DARTS_cifar"]
     f = tmp_path / "g.json"
     f.write_text(json.dumps(PUBLISHED["DARTS_V2"].to_dict()))
     assert read_genotype(str(f)) == PUBLISHED["DARTS_V2"]

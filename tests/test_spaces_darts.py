@@ -243,3 +243,16 @@ def test_genotype_is_frozen_and_hashable() -> None:
         g.normal = ()  # type: ignore[misc]
     assert {g: 1}[Genotype.from_string(g.to_string())] == 1
     assert Genotype(list(g.normal), range(2, 6), list(g.reduce), [2, 3, 4, 5]) == g
+
+
+def test_describe_and_index_for_the_cli() -> None:
+    d = SPACE.describe()
+    assert d["space"] == "darts" and d["ops"] == list(PRIMITIVES) and d["size"] is None
+    assert d["count"] == SPACE.count()
+    g = SPACE.from_string("PC_DARTS_cifar")  # arch info passes names straight through
+    assert g == PUBLISHED["PC_DARTS_cifar"] and SPACE.index(g) is None
+    assert d["encodings"] == {k: SPACE.encode(g, k).size for k in SPACE.encodings()}
+    info = SPACE.describe_arch(g)
+    assert Genotype.from_dict(info["genotype"]) == g and not info["is_canonical"]
+    assert info["published_as"] == ["PCDARTS", "PC_DARTS_cifar"]
+    assert SPACE.from_string(info["canonical"]) == SPACE.canonical(g)

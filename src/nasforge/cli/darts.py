@@ -41,17 +41,16 @@ def darts_arch_info_dict(arch: str, dataset: str = "cifar10") -> dict[str, Any]:
     g = read_genotype(arch)
     res, classes, kind, c, layers = darts_setting(dataset)
     cost = darts_cost(g, dataset)
-    space = DartsSpace()
     try:
-        canonical: str | None = space.canonical(g).to_string()
-    except GenotypeError:
-        canonical = None  # e.g. NASNet: 5 nodes, ops outside the 8 primitives
+        details = DartsSpace().describe_arch(g)
+        in_space = True
+    except GenotypeError:  # e.g. NASNet: 5 nodes, ops outside the 8 primitives
+        details, in_space = {"genotype": g.to_dict()}, False
     return {
         "space": "darts",
         "arch": g.to_string(),
-        "genotype": g.to_dict(),
-        "in_space": canonical is not None,
-        "canonical": canonical,
+        **details,
+        "in_space": in_space,
         "dataset": dataset,
         "network": f"Network{'ImageNet' if kind == 'imagenet' else 'CIFAR'}",
         "C": c,

@@ -41,11 +41,17 @@ def darts_setting(dataset: str) -> tuple[int, int, str, int, int]:
 
 @lru_cache(maxsize=64)
 def _cost(genotype: Genotype, dataset: str, C: int, layers: int) -> Cost:
-    from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet  # torch off the spaces path
+    from nasforge.nn.darts import darts_network  # torch off the spaces path
 
     res, classes, kind, _, _ = darts_setting(dataset)
-    net_cls = NetworkImageNet if kind == "imagenet" else NetworkCIFAR
-    net = net_cls(genotype, C=C, num_classes=classes, layers=layers, auxiliary=False)
+    net = darts_network(
+        genotype,
+        num_classes=classes,
+        C=C,
+        layers=layers,
+        auxiliary=False,
+        imagenet=kind == "imagenet",
+    )
     cost = module_cost(net, (1, 3, res, res))
     # True values are whole numbers of parameters / multiply-adds: round away float noise.
     return Cost(round(cost.params_m, 6), round(cost.flops_m, 6))

@@ -238,3 +238,18 @@ class NetworkImageNet(_DartsNetwork):
     def _stem(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s0 = self.stem0(x)
         return s0, self.stem1(s0)
+
+
+def darts_network(
+    genotype: Genotype,
+    *,
+    num_classes: int,
+    C: int = 36,
+    layers: int = 20,
+    auxiliary: bool = True,
+    imagenet: bool = False,
+) -> NetworkCIFAR | NetworkImageNet:
+    """The evaluation network of a genotype (a space's network builder signature):
+    ``NetworkCIFAR`` by default, ``NetworkImageNet`` with ``imagenet=True``."""
+    net_cls = NetworkImageNet if imagenet else NetworkCIFAR
+    return net_cls(genotype, C=C, num_classes=num_classes, layers=layers, auxiliary=auxiliary)

@@ -612,14 +612,49 @@ class DartsSpace:
         return self.check(arch).to_string()
 
     def from_string(self, text: str) -> Genotype:
-        """DARTS's repr (or, for convenience, the JSON form), checked to be in the space."""
-        if isinstance(text, str) and text.lstrip().startswith("{"):
-            return self.check(Genotype.from_json(text))
-        return self.check(Genotype.from_string(text))
+        """DARTS's repr, checked to be in the space; for convenience (``arch info``,
+        ``--arch``) also the JSON form or a published name such as ``PC_DARTS_cifar``."""
+        if not isinstance(text, str):
+            raise GenotypeError(f"genotype must be a str, got {type(text).__name__}")
+        return self.check(Genotype.parse(text))
 
     def parse(self, value: Genotype | str | Mapping[str, Any]) -> Genotype:
         """Like :meth:`Genotype.parse` (name, repr, JSON), checked to be in the space."""
         return self.check(Genotype.parse(value))
+
+    def index(self, arch: Genotype) -> int | None:
+        """``None``: the DARTS space has no index (it is never enumerated)."""
+        self.check(arch)
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Structure of the space, for ``nasforge space info darts``."""
+        return {
+            "space": self.name,
+            "cells": ["normal", "reduce"],
+            "nodes_per_cell": STEPS,
+            "inputs_per_node": 2,
+            "ops": list(PRIMITIVES),
+            "concat": list(DARTS_CONCAT),
+            "size": None,
+            "count": NUM_GENOTYPES,
+            "index": None,
+            "encodings": {
+                "onehot": 2 * 2 * STEPS * (len(PRIMITIVES) + STEPS + 1),
+                "adjacency": 2 * len(CELL_EDGES) * len(PRIMITIVES),
+            },
+            "published": sorted(PUBLISHED),
+        }
+
+    def describe_arch(self, arch: Genotype) -> dict[str, Any]:
+        """The genotype's JSON form and canonical repr, for ``nasforge arch info``."""
+        canon = self.canonical(arch)
+        return {
+            "genotype": arch.to_dict(),
+            "canonical": canon.to_string(),
+            "is_canonical": canon == arch,
+            "published_as": sorted(n for n, g in PUBLISHED.items() if g == arch),
+        }
 
     def encodings(self) -> tuple[str, ...]:
         return ("onehot", "adjacency")

@@ -38,17 +38,20 @@ def build_darts_network(
     C=48, 14 cells), smaller ones ``NetworkCIFAR`` (C=36, 20 cells). An auxiliary head that
     cannot fit the input size is refused here, before any training starts.
     """
-    from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet
+    from nasforge.nn.darts import darts_network
 
     g = Genotype.parse(genotype)
+    n = data.num_classes
     if data.resolution >= IMAGENET_MIN_RESOLUTION:
-        return NetworkImageNet(g, C or 48, data.num_classes, layers or 14, auxiliary)
+        return darts_network(
+            g, num_classes=n, C=C or 48, layers=layers or 14, auxiliary=auxiliary, imagenet=True
+        )
     if auxiliary and not aux_head_fits(data.resolution):
         raise RecipeError(
             f"the DARTS CIFAR auxiliary head needs 32..43 px inputs, {data.name} has "
             f"{data.resolution} px; use a recipe with auxiliary_weight=0"
         )
-    return NetworkCIFAR(g, C or 36, data.num_classes, layers or 20, auxiliary)
+    return darts_network(g, num_classes=n, C=C or 36, layers=layers or 20, auxiliary=auxiliary)
 
 
 def train_genotype(
