@@ -26,9 +26,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +40,7 @@ from nasforge.data import DatasetSplits, DeviceLoader, make_synthetic
 from nasforge.nn.darts import NetworkCIFAR
 from nasforge.spaces.darts import PUBLISHED
 from nasforge.train import Recipe, Trainer, get_recipe, set_seed
-from train_throughput import PerSampleDataset
+from train_throughput import PerSampleDataset, images_per_s, interleave
 
 DROP_PATH = 0.15
 
@@ -143,23 +141,10 @@ def main() -> None:
         "reference": reference_steps(data, recipe, args.seed, device),
         "ours": ours_steps(data, recipe, args.seed, device),
     }
-    names = list(pipes)
-    wall: dict[str, list[float]] = {k: [] for k in names}
-    cpu: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(args.warmup + args.steps):
-        for name in names[r % 2 :] + names[: r % 2]:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            next(pipes[name])
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if r >= args.warmup:
-                wall[name].append(time.perf_counter() - t0)
-                cpu[name].append(time.process_time() - c0)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    wall, cpu = interleave(pipes, args.warmup, args.steps, sync=sync)
     bs = args.batch_size
-    ips = {k: bs / statistics.median(v) for k, v in wall.items()}
-    cpu_ips = {k: bs * len(v) / sum(v) for k, v in cpu.items()}
+    ips, cpu_ips = images_per_s(wall, cpu, bs)
     out = {
         "benchmark": "darts_eval_throughput",
         "command": " ".join(["python benchmarks/darts_eval_throughput.py", *sys.argv[1:]]),

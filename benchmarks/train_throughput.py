@@ -26,7 +26,7 @@ import json
 import platform
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -119,6 +119,44 @@ def ours_steps(arch, data, recipe, seed, channels_last: bool) -> Iterator[None]:
             yield
 
 
+def interleave(
+    pipes: dict[str, Iterator[None]],
+    warmup: int,
+    steps: int,
+    *,
+    sync: Callable[[], None] = lambda: None,
+    on_timed_start: Callable[[], None] = lambda: None,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Advance the step generators in turn (rotating their order every round) for
+    ``warmup`` untimed then ``steps`` timed rounds; ``(wall, cpu)`` seconds per timed step
+    of each pipeline. ``sync`` waits for the device around each step."""
+    names = list(pipes)
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(warmup + steps):
+        if r == warmup:
+            on_timed_start()
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            sync()
+            t0, c0 = time.perf_counter(), time.process_time()
+            next(pipes[name])
+            sync()
+            if r >= warmup:
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+    return wall, cpu
+
+
+def images_per_s(
+    wall: dict[str, list[float]], cpu: dict[str, list[float]], batch: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Images/s from the median step wall time, and per second of process CPU time."""
+    ips = {k: batch / statistics.median(v) for k, v in wall.items()}
+    cpu_ips = {k: batch * len(v) / sum(v) for k, v in cpu.items()}
+    return ips, cpu_ips
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--arch", default=DEFAULT_ARCH)
@@ -145,21 +183,11 @@ def main() -> None:
         "ours": ours_steps(args.arch, data, recipe, args.seed, True),
         "ours_nchw": ours_steps(args.arch, data, recipe, args.seed, False),
     }
-    names = list(pipes)
-    wall: dict[str, list[float]] = {k: [] for k in names}
-    cpu: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(args.warmup + args.steps):
-        if r == args.warmup:
-            ref_stats["data_s"] = 0.0
-        for name in names[r % 3 :] + names[: r % 3]:
-            t0, c0 = time.perf_counter(), time.process_time()
-            next(pipes[name])
-            if r >= args.warmup:
-                wall[name].append(time.perf_counter() - t0)
-                cpu[name].append(time.process_time() - c0)
+    wall, cpu = interleave(
+        pipes, args.warmup, args.steps, on_timed_start=lambda: ref_stats.update(data_s=0.0)
+    )
     bs = args.batch_size
-    ips = {k: bs / statistics.median(v) for k, v in wall.items()}
-    cpu_ips = {k: bs * len(v) / sum(v) for k, v in cpu.items()}
+    ips, cpu_ips = images_per_s(wall, cpu, bs)
     out = {
         "benchmark": "train_throughput",
         "setup": {

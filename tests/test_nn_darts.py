@@ -339,7 +339,8 @@ def test_train_cli_one_epoch_of_a_darts_genotype_on_cifar(tmp_path: Path) -> Non
     out = tmp_path / "run.json"
     args = ["train", "--space", "darts", "--arch", "PC_DARTS_cifar", "--dataset", "cifar10"]
     args += ["--data-dir", str(SHARED_CIFAR), "--recipe", "darts-cifar-600e", "--epochs", "1"]
-    args += ["--limit", "96", "--batch-size", "48", "--C", "4", "--N", "5", "--quiet"]
+    # 192 images: two steps of the recipe's batch of 96.
+    args += ["--limit", "192", "--C", "4", "--N", "5", "--quiet"]
     res = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert res.exit_code == 0, res.output
     record = json.loads(out.read_text())
@@ -359,3 +360,7 @@ def test_train_cli_rejects_a_bad_genotype_before_loading_data() -> None:
     assert isinstance(res.exception, GenotypeError) and "'sep_conv_9x9'" in str(res.exception)
     res = CliRunner().invoke(app, ["train", "--space", "nope", "--arch", "x", "--quiet"])
     assert res.exit_code == 2 and "nope" in res.output
+    # The CIFAR auxiliary head cannot fit 16 px inputs: refused before any training.
+    args = ["train", "--space", "darts", "--arch", "DARTS_V2", "--dataset", "synthetic-16px-4c"]
+    res = CliRunner().invoke(app, [*args, "--recipe", "darts-cifar-600e", "--epochs", "1"])
+    assert isinstance(res.exception, RecipeError) and "16 px" in str(res.exception)
