@@ -1,5 +1,5 @@
 """Side by side with the official code: from the same weights and the same batches, one
-nasforge step of DARTS-V1 / DARTS-V2 / GDAS / SETN / ENAS gives the same loss, the same
+nasforge step of DARTS-V1 / DARTS-V2 / GDAS / SETN / ENAS / RSPS gives the same loss, the same
 parameter (and BatchNorm buffer) updates and the same architecture update as the official
 search model of xautodl driven as ``exps/NAS-Bench-201-algos/<METHOD>.py`` drives it.
 
@@ -151,3 +151,15 @@ def test_enas_steps_match_official() -> None:
         _assert_same(method, model)
         for key, value in method.controller.state_dict().items():
             torch.testing.assert_close(value, controller.state_dict()[key], atol=1e-6, rtol=1e-5)
+
+
+def test_rsps_step_matches_official() -> None:
+    method, model = _setup("rsps")
+    w_opt, _ = official.official_optimizers(method, model)
+    base = _batches(0, 3)
+    for it in range(3):
+        sampled = copy.deepcopy(method.rng).integers(0, len(OPS), size=len(EDGES)).tolist()
+        theirs = official.rsps_weight_step(model, w_opt, *base[it], sampled)
+        ours = _our_loss(method.train_step(base[it], None, epoch=0))
+        assert ours == pytest.approx(theirs, rel=1e-5)
+        _assert_same(method, model)

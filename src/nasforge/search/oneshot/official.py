@@ -237,10 +237,18 @@ def enas_weight_step(
 
 
 def rsps_weight_step(
-    model: nn.Module, w_opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+    model: nn.Module,
+    w_opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    op_ids: Sequence[int] | None = None,
 ) -> float:
-    """RANDOM-NAS.py:44-50: a uniform arch (Python's ``random``), the clip-5 weight step."""
-    model.random_genotype(True)
+    """RANDOM-NAS.py:44-50: a uniform arch (Python's ``random``; or ``op_ids``, set as the
+    model's ``arch_cache`` as ``random_genotype(True)`` would), the clip-5 weight step."""
+    if op_ids is None:
+        model.random_genotype(True)
+    else:
+        model.arch_cache = structure(op_ids)
     return weight_step(model, w_opt, x, y, 5.0)[0]
 
 
