@@ -103,9 +103,15 @@ class DartsMixedOp(nn.Module):
             y = self.ops[index](x_op)
             if weights is not None:
                 y = y * weights[index] + (weights.sum() - weights[index])
+            if scale is not None:
+                y = y * scale
         else:
             if weights is None:
                 raise ValueError("DartsMixedOp needs mixing weights or an op index")
+            if scale is not None:
+                # sum_k (w_k * s) op_k(x) == s * sum_k w_k op_k(x), and autograd then keeps no
+                # extra copy of the op sum for the scale's gradient (PC-DARTS' memory).
+                weights = weights * scale
             # ``none`` outputs zeros: its term adds neither a value nor a gradient, so
             # skipping it is exact (the official sum includes ``w * 0``).
             y = None
@@ -114,13 +120,11 @@ class DartsMixedOp(nn.Module):
                     continue
                 term = op(x_op) * weights[k]
                 y = term if y is None else y + term
-        if scale is not None:
-            # Scaling both parts before the shuffle (a permutation) equals scaling the edge
-            # output (model_search.py:85) and keeps autograd from saving a full-width copy.
-            y = y * scale
-            if x_bypass is not None:
-                x_bypass = x_bypass * scale
         if x_bypass is not None:
+            if scale is not None:
+                # Scaling both parts before the shuffle (a permutation) equals scaling the
+                # edge output (model_search.py:85) without saving a full-width copy.
+                x_bypass = x_bypass * scale
             if self.bypass_pool is not None:
                 x_bypass = self.bypass_pool(x_bypass)
             y = channel_shuffle(torch.cat([y, x_bypass], dim=1), self.partial_k)
