@@ -14,7 +14,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from nasforge.cli import app
-from nasforge.cli.darts import darts_arch_info_dict, read_genotype
+from nasforge.cli.darts import read_genotype
 from nasforge.cost.counter import count_params
 from nasforge.cost.darts import darts_cost
 from nasforge.data import DatasetSplits, DeviceLoader
@@ -316,11 +316,12 @@ def test_nb201_recipes_keep_their_dict() -> None:
 
 
 def test_arch_info_and_genotype_files(tmp_path: Path) -> None:
-    info = darts_arch_info_dict("PC_DARTS_cifar", "cifar10")
+    res = CliRunner().invoke(app, ["arch", "info", "--space", "darts", "PC_DARTS_cifar", "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
     assert info["params_m"] == pytest.approx(3.634678, abs=1e-6)
     assert info["flops_m"] == pytest.approx(556.670602, abs=1e-6)
-    assert info["in_space"] and info["network"] == "NetworkCIFAR"
-    assert Genotype.from_dict(info["genotype"]) == PUBLISHED["PC_DARTS_cifar"]
+    assert Genotype.from_string(info["arch"]) == PUBLISHED["PC_DARTS_cifar"]
     assert info["published_as"] == ["PCDARTS", "PC_DARTS_cifar"]
     f = tmp_path / "g.json"
     f.write_text(json.dumps(PUBLISHED["DARTS_V2"].to_dict()))
@@ -364,3 +365,27 @@ def test_train_cli_rejects_a_bad_genotype_before_loading_data() -> None:
     args = ["train", "--space", "darts", "--arch", "DARTS_V2", "--dataset", "synthetic-16px-4c"]
     res = CliRunner().invoke(app, [*args, "--recipe", "darts-cifar-600e", "--epochs", "1"])
     assert isinstance(res.exception, RecipeError) and "16 px" in str(res.exception)
+
+
+@pytest.mark.slow  # two real (tiny) trainings of sampled DARTS networks
+def test_rea_with_the_training_evaluator_on_the_darts_space() -> None:
+    from nasforge.evaluate import TrainingEvaluator
+    from nasforge.search.base import run_search
+    from nasforge.search.protocol import build_searcher
+    from nasforge.spaces import get_space
+
+    ev = TrainingEvaluator(
+        "darts-cifar-600e",
+        "synthetic-32px-4c",
+        space="darts",
+        C=4,
+        network={"layers": 3},  # the fewest cells: two reductions, the head after the second
+        limit=32,
+        recipe_overrides={"epochs": 1, "batch_size": 32},
+    )
+    r = run_search(build_searcher("rea", 0), ev, "2evals", seed=0)
+    assert r.num_evals == 2 and all(r.history["ok"])
+    space = get_space("darts")
+    archs = [space.from_string(s) for s in r.history["arch"]]
+    assert len(set(archs)) == 2 and all(space.canonical(a) == a for a in archs)
+    assert all(0.0 <= v <= 100.0 for v in r.history["valid"])

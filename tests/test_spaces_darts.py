@@ -253,6 +253,8 @@ def test_describe_and_index_for_the_cli() -> None:
     assert g == PUBLISHED["PC_DARTS_cifar"] and SPACE.index(g) is None
     assert d["encodings"] == {k: SPACE.encode(g, k).size for k in SPACE.encodings()}
     info = SPACE.describe_arch(g)
-    assert Genotype.from_dict(info["genotype"]) == g and not info["is_canonical"]
+    assert len(info["nodes"]) == 8 and not info["is_canonical"]
+    assert info["nodes"][0] == {"node": "normal 2", "inputs": "sep_conv_3x3<-1 + skip_connect<-0"}
+    assert info["nodes"][7] == {"node": "reduce 5", "inputs": "sep_conv_3x3<-1 + sep_conv_3x3<-2"}
     assert info["published_as"] == ["PCDARTS", "PC_DARTS_cifar"]
     assert SPACE.from_string(info["canonical"]) == SPACE.canonical(g)

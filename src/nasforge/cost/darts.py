@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from nasforge.cost.counter import Cost, module_cost
+from nasforge.cost.registry import ARCH_COSTS
 from nasforge.errors import NasforgeError
 from nasforge.spaces.darts import Genotype
 
@@ -57,6 +58,7 @@ def _cost(genotype: Genotype, dataset: str, C: int, layers: int) -> Cost:
     return Cost(round(cost.params_m, 6), round(cost.flops_m, 6))
 
 
+@ARCH_COSTS.register("darts")
 def darts_cost(
     genotype: Genotype | str,
     dataset: str = "cifar10",

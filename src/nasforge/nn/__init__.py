@@ -4,6 +4,7 @@
 any space that registered a builder in ``NETWORKS`` (one line in the space's nn module).
 """
 
+from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet, darts_network
 from nasforge.nn.nb201 import InferCell, NB201Network
 from nasforge.nn.ops import (
     OP_FACTORIES,
@@ -24,11 +25,14 @@ __all__ = [
     "Identity",
     "InferCell",
     "NB201Network",
+    "NetworkCIFAR",
+    "NetworkImageNet",
     "Pooling",
     "ReLUConvBN",
     "ResNetBasicBlock",
     "Zero",
     "build_network",
     "build_op",
+    "darts_network",
     "network_options",
 ]

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from nasforge.nn.darts_ops import FactorizedReduce, Identity, ReLUConvBN, build_darts_op
+from nasforge.nn.registry import NETWORKS
 from nasforge.spaces.darts import Genotype
 
 
@@ -240,6 +241,7 @@ class NetworkImageNet(_DartsNetwork):
         return s0, self.stem1(s0)
 
 
+@NETWORKS.register("darts")
 def darts_network(
     genotype: Genotype,
     *,

@@ -24,6 +24,7 @@ from nasforge.spaces.registry import DEFAULT_SPACE, SPACES, get_space
 _SPACE_MODULES: list[str] = [
     "nasforge.spaces.nb201",
     "nasforge.spaces.width",
+    "nasforge.spaces.darts",
 ]
 
 for _name in _SPACE_MODULES:

@@ -647,10 +647,19 @@ class DartsSpace:
         }
 
     def describe_arch(self, arch: Genotype) -> dict[str, Any]:
-        """The genotype's JSON form and canonical repr, for ``nasforge arch info``."""
+        """Per node its two ``op<-input`` pairs, the canonical repr and the published names
+        of the genotype, for ``nasforge arch info`` (the repr itself is the arch string)."""
         canon = self.canonical(arch)
+        nodes = [
+            {
+                "node": f"{kind} {k // 2 + 2}",
+                "inputs": " + ".join(f"{op}<-{i}" for op, i in getattr(arch, kind)[k : k + 2]),
+            }
+            for kind in ("normal", "reduce")
+            for k in range(0, 2 * STEPS, 2)
+        ]
         return {
-            "genotype": arch.to_dict(),
+            "nodes": nodes,
             "canonical": canon.to_string(),
             "is_canonical": canon == arch,
             "published_as": sorted(n for n, g in PUBLISHED.items() if g == arch),
