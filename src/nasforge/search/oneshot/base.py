@@ -39,11 +39,13 @@ SCORE_BN = ("running", "batch")
 class OneShotConfig:
     """Hyper-parameters shared by the one-shot methods.
 
-    Defaults are the NAS-Bench-201 DARTS settings (xautodl
-    ``configs/nas-benchmark/algos/DARTS.config``: 50 epochs, SGD lr 0.025 nesterov momentum
-    0.9, cosine to 0.001, batch 64, weight decay 5e-4; ``scripts-search/algos/DARTS-V1.sh``:
-    C=16, N=5, track_running_stats 1, arch Adam lr 3e-4, weight decay 1e-3, betas
-    (0.5, 0.999) as in ``exps/NAS-Bench-201-algos/DARTS-V1.py``; gradient clip 5). Each
+    Defaults are the NAS-Bench-201 DARTS settings of D-X-Y/AutoDL-Projects
+    (``configs/nas-benchmark/algos/DARTS.config``: 50 epochs, SGD lr 0.025 nesterov momentum
+    0.9, cosine to 0.001, batch 64, weight decay 5e-4;
+    ``scripts-search/NAS-Bench-201-algos/DARTS-V1.sh``: C=16, N=5 (lines 20-21), arch Adam
+    lr 3e-4, weight decay 1e-3, ``track_running_stats`` from its second argument, 1 in
+    ``docs/NAS-Bench-201.md:227``; betas (0.5, 0.999) and ``--gradient_clip`` default 5 in
+    ``exps/NAS-Bench-201-algos/DARTS-V1.py:383``). Each
     method's subclass overrides what its own published config changes. ``replace`` makes
     a validated copy, which is how tiny CPU runs shrink a published config.
 
@@ -178,7 +180,7 @@ def check_bool(config: Any, name: str) -> None:
 def cosine_lr(config: OneShotConfig, epoch: int) -> float:
     """The weight learning rate of (0-based) ``epoch``, constant within the epoch.
 
-    xautodl ``lib/procedures/optimizers.py`` ``CosineAnnealingLR.get_lr``: without warm-up
+    xautodl ``xautodl/procedures/optimizers.py:70-100`` ``CosineAnnealingLR.get_lr``: without warm-up
     the cosine uses only the integer ``current_epoch`` (``current_iter``, updated every
     step by ``scheduler.update(None, step / len(loader))``, matters only during warm-up):
     ``eta_min + (lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` with ``T_max`` =
@@ -491,11 +493,19 @@ class OneShotSearch(ABC):
                 net.train(was_training)
 
     def evaluate_arch(self, arch: Arch, batches: list[Batch]) -> float:
-        """Top-1 accuracy (percent) of ``arch``'s single path over ``batches`` (BN as
-        :meth:`scoring_statistics`)."""
+        """Top-1 accuracy (percent) of ``arch``'s single path over ``batches``.
+
+        Single-path methods (``eval_is_derived``: GDAS, SETN, ENAS, RSPS) score as
+        :meth:`scoring_statistics` says -- how the official code scores candidates. The
+        weighted-sum methods (DARTS, PC-DARTS, single-level DARTS) never score single paths
+        in the official code; their running statistics were gathered on the mixture of all
+        ops, so the derived arch's one-shot accuracy (our own diagnostic) is measured with
+        :meth:`batch_statistics`.
+        """
         assert self.supernet is not None
         correct = total = 0
-        with self.scoring_statistics(), torch.no_grad():
+        mode = self.scoring_statistics() if self.eval_is_derived else self.batch_statistics()
+        with mode, torch.no_grad():
             for x, y in batches:
                 correct += top1_correct(self.supernet.forward_arch(x, arch), y)
                 total += int(y.shape[0])

@@ -10,7 +10,8 @@ validation loss *after* a virtual SGD step of the weights,
 
 the Hessian-vector product being the central finite difference of DARTS eq. 8, then steps
 the weights (``exps/NAS-Bench-201-algos/DARTS-V2.py``). Hyper-parameters:
-``configs/nas-benchmark/algos/DARTS.config`` + ``scripts-search/algos/DARTS-V1.sh`` (the
+``configs/nas-benchmark/algos/DARTS.config`` +
+``scripts-search/NAS-Bench-201-algos/DARTS-V1.sh`` (the
 defaults of :class:`~nasforge.search.oneshot.base.OneShotConfig`).
 
 As in the official scripts, the weight step's forward keeps alpha in the graph and its

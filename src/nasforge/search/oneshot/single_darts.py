@@ -1,9 +1,20 @@
-"""Single-level DARTS (Hou & Jin, "Single-DARTS: Towards Stable Architecture Search", 2021).
+"""Single-level DARTS (Hou, Jin & Chen, "Single-DARTS: Towards Stable Architecture Search",
+arXiv:2108.08128, 2021).
 
-Weights and alphas are updated together from the same batch of the training split: one
-forward, one backward, then an SGD step on the weights and an Adam step on alpha. The
-authors show that dropping the bi-level split avoids DARTS' collapse onto skip
-connections. Hyper-parameters are DARTS' NB201 settings (they change only the update rule).
+Weights and alphas are updated together from the same batch: one forward, one backward,
+then an SGD step on the weights and an Adam step on alpha. The paper attributes DARTS'
+performance collapse to the bi-level optimisation and reports that the single-level update
+alleviates it.
+
+What is verified and what is not: the update rule (weights and architecture parameters
+"updated simultaneously with the same data batch") is from the paper's abstract. The
+authors' code (github.com/PencilAndBike/Single-DARTS) could not be read from this project's
+sources, so its NB201 hyper-parameters and which data it trains on (the 25k ``train`` half
+or all 50k CIFAR-10 training images) are unverified. Until they are, this method keeps
+DARTS' NB201 settings (:class:`~nasforge.search.oneshot.base.OneShotConfig`) and, like
+every nasforge one-shot method, trains on the weights split of the search loop (the
+``train`` half of ``cifar10-valid``); the ``valid`` half is used only for the per-epoch
+evaluation.
 """
 
 from __future__ import annotations
