@@ -40,14 +40,15 @@ from torch import nn
 
 from nasforge.errors import ArchError
 from nasforge.nn.darts_ops import FactorizedReduce, ReLUConvBN, build_darts_op
-from nasforge.nn.supernet import channel_shuffle
+from nasforge.nn.supernet import MixedEdge
 from nasforge.spaces.darts import CELL_EDGES, PRIMITIVES, STEPS, Genotype
 
 NUM_CELL_EDGES = len(CELL_EDGES)  # 14
 NUM_DARTS_OPS = len(PRIMITIVES)  # 8
 #: Rows of the architecture tensors: the normal cell's edges then the reduction cell's.
 NUM_ARCH_ROWS = 2 * NUM_CELL_EDGES
-_NONE_ID = PRIMITIVES.index("none")
+# MixedEdge skips op 0 of a weighted sum: ``none`` in both spaces.
+assert PRIMITIVES.index("none") == 0
 
 
 def _bias_free(module: nn.Module) -> nn.Module:
@@ -65,11 +66,17 @@ def reduction_layers(layers: int) -> tuple[int, ...]:
     return tuple(sorted({layers // 3, 2 * layers // 3}))
 
 
-class DartsMixedOp(nn.Module):
-    """One edge of a DARTS search cell: the 8 primitives on ``C / partial_k`` channels."""
+class DartsMixedOp(MixedEdge):
+    """One edge of a DARTS search cell: the 8 primitives on ``C / partial_k`` channels.
+
+    The forward (weighted sum, single op, GDAS' straight-through form, edge scale, partial
+    channels and shuffle) is :class:`~nasforge.nn.supernet.MixedEdge`'s; what differs is the
+    op set and, with ``partial_k > 1`` on a stride-2 edge, the 2x2 max pool of the bypassed
+    channels (PC-DARTS ``model_search.py:30,46-49``).
+    """
 
     def __init__(self, channels: int, stride: int, *, partial_k: int = 1, pool_bn: bool = True):
-        super().__init__()
+        nn.Module.__init__(self)
         if partial_k < 1 or channels % partial_k:
             raise ValueError(
                 f"partial_k={partial_k} must be >= 1 and divide the edge's {channels} channels"
@@ -84,51 +91,7 @@ class DartsMixedOp(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(self.op_channels, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
-        # PC-DARTS model_search.py:30,46-49: the bypass of a stride-2 edge is max-pooled.
         self.bypass_pool = nn.MaxPool2d(2, 2) if partial_k > 1 and stride == 2 else None
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        weights: torch.Tensor | None = None,
-        index: int | None = None,
-        scale: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The edge output; ``scale`` (a 0-d tensor) multiplies all of it (edge weights)."""
-        if self.partial_k > 1:
-            x_op, x_bypass = x[:, : self.op_channels], x[:, self.op_channels :]
-        else:
-            x_op, x_bypass = x, None
-        if index is not None:
-            y = self.ops[index](x_op)
-            if weights is not None:
-                y = y * weights[index] + (weights.sum() - weights[index])
-            if scale is not None:
-                y = y * scale
-        else:
-            if weights is None:
-                raise ValueError("DartsMixedOp needs mixing weights or an op index")
-            if scale is not None:
-                # sum_k (w_k * s) op_k(x) == s * sum_k w_k op_k(x), and autograd then keeps no
-                # extra copy of the op sum for the scale's gradient (PC-DARTS' memory).
-                weights = weights * scale
-            # ``none`` outputs zeros: its term adds neither a value nor a gradient, so
-            # skipping it is exact (the official sum includes ``w * 0``).
-            y = None
-            for k, op in enumerate(self.ops):
-                if k == _NONE_ID:
-                    continue
-                term = op(x_op) * weights[k]
-                y = term if y is None else y + term
-        if x_bypass is not None:
-            if scale is not None:
-                # Scaling both parts before the shuffle (a permutation) equals scaling the
-                # edge output (model_search.py:85) without saving a full-width copy.
-                x_bypass = x_bypass * scale
-            if self.bypass_pool is not None:
-                x_bypass = self.bypass_pool(x_bypass)
-            y = channel_shuffle(torch.cat([y, x_bypass], dim=1), self.partial_k)
-        return y
 
 
 class DartsSearchCell(nn.Module):
