@@ -18,7 +18,6 @@ from nasforge.cli.darts import read_genotype
 from nasforge.data import load_splits
 from nasforge.errors import SearchError
 from nasforge.nn.darts_supernet import DartsMixedOp, DartsSupernet
-from nasforge.search.oneshot import run_search
 from nasforge.search.oneshot.darts_space import (
     DARTS_ALGORITHMS,
     derive_genotype,
@@ -234,43 +233,13 @@ def test_official_configs_and_shifted_cosine() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["pc-darts"])
+@pytest.mark.parametrize("name", ["pc-darts", "gdas"])
 def test_resume_after_kill_equals_uninterrupted(name: str, digits, tmp_path: Path) -> None:
-    full = run_search(_tiny(name), digits, tmp_path / "full", seed=1, plot=False)
+    from test_oneshot import assert_resume_identical
 
-    class Kill(RuntimeError):
-        pass
-
-    def kill_after_first_epoch(event: str, info: dict) -> None:
-        if event == "epoch" and info["epoch"] == 1:
-            raise Kill
-
-    with pytest.raises(Kill):
-        run_search(
-            _tiny(name),
-            digits,
-            tmp_path / "cut",
-            seed=1,
-            plot=False,
-            callback=kill_after_first_epoch,
-        )
-    events: list[str] = []
-    resumed = run_search(
-        _tiny(name),
-        digits,
-        tmp_path / "cut",
-        seed=1,
-        plot=False,
-        callback=lambda e, i: events.append(e),
-    )
-    assert events.count("epoch") == 1
-
-    def strip(records: list[dict]) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
-
-    assert resumed.arch == full.arch and isinstance(resumed.arch, Genotype)
-    assert strip(resumed.epochs) == strip(full.epochs)
-    assert full.epochs[-1]["arch_index"] is None and len(full.epochs[-1]["probs"]) == 28
+    full = assert_resume_identical(lambda: _tiny(name), digits, tmp_path)
+    assert isinstance(full.arch, Genotype) and full.epochs[-1]["arch_index"] is None
+    assert len(full.epochs[-1]["probs"]) == 28
 
 
 # -- CLI ---------------------------------------------------------------------------------------
