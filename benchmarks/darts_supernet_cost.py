@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=2, help="timed steps per variant")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="timed steps per variant (0: memory only)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--official", type=Path, default=None, help="PC-DARTS checkout")
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             run["step"](x, y)
             sync(device)
             report[key]["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device) - base
-        run["step"](x, y)  # warm-up (momentum buffers, oneDNN primitives)
+        if args.repeats:
+            run["step"](x, y)  # warm-up (momentum buffers, oneDNN primitives)
     # Round-robin, so a change in the (shared) machine's load hits every variant alike.
     for _ in range(args.repeats):
         for key, run in runs.items():
@@ -198,19 +201,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             sync(device)
             report[key]["times_s"].append(time.perf_counter() - t0)
     for r in report.values():
-        r["step_time_s"] = statistics.median(r["times_s"])
-    ref = report["darts"]
-    for key, r in report.items():
-        r["ratio_to_darts"] = {
+        r["step_time_s"] = statistics.median(r["times_s"]) if r["times_s"] else None
+
+    def ratios(r: dict[str, Any], ref: dict[str, Any]) -> dict[str, float | None]:
+        timed = r["step_time_s"] is not None
+        return {
             "activation": r["activation_bytes"] / ref["activation_bytes"],
-            "step_time": r["step_time_s"] / ref["step_time_s"],
+            "step_time": r["step_time_s"] / ref["step_time_s"] if timed else None,
         }
+
+    for key, r in report.items():
+        r["ratio_to_darts"] = ratios(r, report["darts"])
         off = report.get(f"official-k{r['partial_k']}")
         if off is not None and not key.startswith("official"):
-            r["ratio_to_official"] = {
-                "activation": r["activation_bytes"] / off["activation_bytes"],
-                "step_time": r["step_time_s"] / off["step_time_s"],
-            }
+            r["ratio_to_official"] = ratios(r, off)
     k4 = report["pc-darts-k4"]["ratio_to_darts"]["activation"]
     result = {
         "benchmark": "darts_supernet_cost",

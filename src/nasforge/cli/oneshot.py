@@ -1,6 +1,12 @@
 """The one-shot half of ``nasforge search``: search, derive an arch, then train or look it up.
 
     nasforge search --algo pc-darts --dataset digits [--bench TABLE] [--epochs E] -o DIR
+    nasforge search --space darts --algo pc-darts --dataset cifar10 -o DIR
+
+In the DARTS space (``--space darts``: ``pc-darts``, ``darts-v1``, ``darts-v2``, ``gdas``,
+:mod:`nasforge.search.oneshot.darts_space`) the derived genotype is printed in DARTS's repr
+and written to ``DIR/genotype.json`` (read by ``nasforge train --space darts --arch``) and
+``DIR/genotype.txt``; it is not retrained by ``search``.
 
 The shared ``search`` command (:mod:`nasforge.cli.search`) hands one-shot algorithms to
 :func:`run_oneshot`, which does the whole job with progress bars and returns a summary.
