@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "param_bytes": pbytes,
             "times_s": [],
         }
+        print(f"{key}: activations {acts / 2**20:.1f} MB", file=sys.stderr, flush=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
