@@ -29,6 +29,11 @@ reported as ``official_model_copy_bytes``. On CUDA, ``cuda_peak_bytes`` =
     PYTHONPATH=src python benchmarks/oneshot_vs_official.py --repeats 3 --threads 1 \\
         --out benchmarks/results/oneshot_vs_official.json
 
+The committed ``benchmarks/results/oneshot_vs_official.json`` merges three concurrent runs of
+this command on a busy 2-core machine, one per group of methods (``--methods darts-v2``,
+``--methods darts-v1 gdas``, ``--methods setn enas rsps``); its ``command`` field lists
+them. Absolute seconds there reflect that load; the ratios are what compare.
+
 Needs ``xautodl`` (``pip install --no-deps xautodl`` plus ``pyyaml``).
 """
 
