@@ -34,6 +34,7 @@ DARTS-space search models; xautodl's NASNet-space GDAS model has none).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -118,6 +119,14 @@ class DartsSearchCell(nn.Module):
             else ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False)
         )
         self.preprocess1 = _bias_free(ReLUConvBN(c_prev, c, 1, 1, 0, affine=False))
+        # Both preprocessing ops start with a ReLU of a previous cell's output, and every
+        # output feeds two later cells: the network applies that ReLU once per output
+        # (DartsSupernet._cells) instead of once per use, so autograd keeps one copy.
+        if isinstance(self.preprocess0, FactorizedReduce):
+            self.preprocess0.relu = nn.Identity()
+        else:
+            self.preprocess0.op[0] = nn.Identity()
+        self.preprocess1.op[0] = nn.Identity()
         # Only the edges from the two cell inputs stride in a reduction cell (model_search.py:74).
         self.edges = nn.ModuleList(
             DartsMixedOp(c, 2 if reduction and j < 2 else 1, partial_k=partial_k, pool_bn=pool_bn)
@@ -265,30 +274,36 @@ class DartsSupernet(nn.Module):
             raise ValueError(
                 f"edge weights have shape {tuple(edge_weights.shape)}; expected ({NUM_ARCH_ROWS},)"
             )
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            r = cell.reduction
-            s0, s1 = (
+        return self._cells(
+            x,
+            lambda cell, s0, s1: cell(
+                s0,
                 s1,
-                cell(
-                    s0,
-                    s1,
-                    self._rows(weights, r),
-                    self._rows(index, r),
-                    self._rows(edge_weights, r),
-                ),
-            )
-        return self.classifier(self.global_pooling(s1).flatten(1))
+                self._rows(weights, cell.reduction),
+                self._rows(index, cell.reduction),
+                self._rows(edge_weights, cell.reduction),
+            ),
+        )
+
+    def _cells(self, x: torch.Tensor, run: Any) -> torch.Tensor:
+        """Stem, ``run(cell, s0, s1)`` for every cell, pooling and classifier; each cell
+        output is ReLU-ed once for the two later cells that read it (the preprocessing ops
+        have no ReLU of their own)."""
+        s0 = s1 = torch.relu(self.stem(x))
+        out = s1
+        for i, cell in enumerate(self.cells):
+            out = run(cell, s0, s1)
+            s0, s1 = s1, (torch.relu(out) if i < len(self.cells) - 1 else None)
+        return self.classifier(self.global_pooling(out).flatten(1))
 
     def forward_arch(self, x: torch.Tensor, arch: Genotype | str) -> torch.Tensor:
         """Logits of the derived genotype's single path through the shared weights (the
         edges it does not name are left out)."""
         g = Genotype.parse(arch)
         cells = {r: [(PRIMITIVES.index(op), j) for op, j in g.cell(r)[0]] for r in (False, True)}
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell.forward_pairs(s0, s1, cells[cell.reduction])
-        return self.classifier(self.global_pooling(s1).flatten(1))
+        return self._cells(
+            x, lambda cell, s0, s1: cell.forward_pairs(s0, s1, cells[cell.reduction])
+        )
 
     def path_parameters(self, index: Sequence[int]) -> list[nn.Parameter]:
         """The parameters of the single path ``index`` (28 op ids): the chosen op of every
