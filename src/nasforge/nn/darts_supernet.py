@@ -67,6 +67,18 @@ def reduction_layers(layers: int) -> tuple[int, ...]:
     return tuple(sorted({layers // 3, 2 * layers // 3}))
 
 
+class MaxPool2x2(nn.Module):
+    """``nn.MaxPool2d(2, 2)`` as a max over a 2x2-blocked view on even sizes: autograd then
+    keeps the float output instead of int64 indices (half the bytes; gradient ties, of
+    measure zero here, are shared instead of routed to one element)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        if h % 2 or w % 2:
+            return nn.functional.max_pool2d(x, 2, 2)
+        return x.view(b, c, h // 2, 2, w // 2, 2).amax(dim=(3, 5))
+
+
 class DartsMixedOp(MixedEdge):
     """One edge of a DARTS search cell: the 8 primitives on ``C / partial_k`` channels.
 
@@ -92,7 +104,7 @@ class DartsMixedOp(MixedEdge):
                 op = nn.Sequential(op, nn.BatchNorm2d(self.op_channels, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
-        self.bypass_pool = nn.MaxPool2d(2, 2) if partial_k > 1 and stride == 2 else None
+        self.bypass_pool = MaxPool2x2() if partial_k > 1 and stride == 2 else None
 
 
 class DartsSearchCell(nn.Module):
