@@ -12,9 +12,10 @@ random arch + weight step). Both sides compute the same updates
 draw the same archs (seeded generators / our draw handed to the official model), so the
 sampled methods are compared on the same paths.
 
-Time: the median over ``--repeats`` steps per side, measured round-robin (ours, official,
-ours, ...) after one warm-up step each, so a change in machine load hits both alike; the
-ratio ours / official is taken within the same run.
+Time: the median over ``--repeats`` steps per side, measured round-robin after one warm-up
+step each, the side that goes first alternating (ours-official, official-ours, ...), so a
+change in machine load hits both alike; the ratio ours / official is taken within the same
+run.
 
 Memory (CPU has no allocator statistics): ``peak_saved_bytes`` is the peak over the step of
 the bytes of the distinct tensor storages autograd holds for backward passes
@@ -29,7 +30,7 @@ reported as ``official_model_copy_bytes``. On CUDA, ``cuda_peak_bytes`` =
     PYTHONPATH=src python benchmarks/oneshot_vs_official.py --repeats 3 --threads 1 \\
         --out benchmarks/results/oneshot_vs_official.json
 
-The committed ``benchmarks/results/oneshot_vs_official.json`` merges three concurrent runs of
+The committed ``benchmarks/results/oneshot_vs_official.json`` merges three runs of
 this command on a busy 2-core machine, one per group of methods (``--methods darts-v2``,
 ``--methods darts-v1 gdas``, ``--methods setn enas rsps``); its ``command`` field lists
 them. Absolute seconds there reflect that load; the ratios are what compare.
@@ -194,8 +195,11 @@ def bench_method(name: str, args: argparse.Namespace, device: torch.device) -> d
     times: dict[str, list[float]] = {"ours": [], "official": []}
     for k in range(args.repeats):
         align(2 + k)
-        times["ours"].append(_timed(ours, device))
-        times["official"].append(_timed(theirs, device))
+        # Alternate which side goes first, so a machine load that drifts during the run
+        # does not favour one side.
+        order = (("ours", ours), ("official", theirs))
+        for side, step in order if k % 2 == 0 else order[::-1]:
+            times[side].append(_timed(step, device))
     med = {k: statistics.median(v) for k, v in times.items()}
     out: dict[str, Any] = {
         "step_seconds": med,
