@@ -299,7 +299,13 @@ def test_same_seed_same_result_and_foreign_checkpoint_rejected(
 
 @pytest.mark.parametrize("name", RESUME_METHODS)
 def test_resume_continues_identically(name: str, digits, tmp_path: Path) -> None:
-    full = run_search(_tiny(name), digits, tmp_path / "full", seed=1, plot=False)
+    assert_resume_identical(lambda: _tiny(name), digits, tmp_path)
+
+
+def assert_resume_identical(make, digits, tmp_path: Path):
+    """A run killed after its first epoch and resumed equals an uninterrupted one (``make``
+    builds the method; also used by the DARTS-space tests). Returns the full run."""
+    full = run_search(make(), digits, tmp_path / "full", seed=1, plot=False)
 
     class Crash(RuntimeError):
         pass
@@ -310,7 +316,7 @@ def test_resume_continues_identically(name: str, digits, tmp_path: Path) -> None
 
     with pytest.raises(Crash):
         run_search(
-            _tiny(name),
+            make(),
             digits,
             tmp_path / "cut",
             seed=1,
@@ -321,7 +327,7 @@ def test_resume_continues_identically(name: str, digits, tmp_path: Path) -> None
     assert partial["status"] == "running" and len(partial["epochs"]) == 1
     events: list[str] = []
     resumed = run_search(
-        _tiny(name),
+        make(),
         digits,
         tmp_path / "cut",
         seed=1,
@@ -332,6 +338,7 @@ def test_resume_continues_identically(name: str, digits, tmp_path: Path) -> None
     assert resumed.arch == full.arch
     assert _strip_time(resumed.epochs) == _strip_time(full.epochs)
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "cut").iterdir())
+    return full
 
 
 # -- configs, registry, CLI ---------------------------------------------------------------------

@@ -1,6 +1,12 @@
 """The one-shot half of ``nasforge search``: search, derive an arch, then train or look it up.
 
     nasforge search --algo pc-darts --dataset digits [--bench TABLE] [--epochs E] -o DIR
+    nasforge search --space darts --algo pc-darts --dataset cifar10 -o DIR
+
+In the DARTS space (``--space darts``: ``pc-darts``, ``darts-v1``, ``darts-v2``, ``gdas``,
+:mod:`nasforge.search.oneshot.darts_space`) the derived genotype is printed in DARTS's repr
+and written to ``DIR/genotype.json`` (read by ``nasforge train --space darts --arch``) and
+``DIR/genotype.txt``; it is not retrained by ``search``.
 
 The shared ``search`` command (:mod:`nasforge.cli.search`) hands one-shot algorithms to
 :func:`run_oneshot`, which does the whole job with progress bars and returns a summary.
@@ -54,14 +60,20 @@ QUICK_TRAIN_EPOCHS = 10
 QUICK_TRAIN_SHAPE = {"C": 16, "N": 2}
 
 
-def _oneshot_class(algo: str) -> Any:
-    from nasforge.search import ALGORITHMS
+#: Per space, the skeleton of the scaled-down embedded-data runs (DARTS space: C=8, 5 cells).
+QUICK_COMMON_BY_SPACE: dict[str, dict[str, Any]] = {
+    "nb201": QUICK_COMMON,
+    "darts": {"C": 8, "N": 5, "batch_size": 64, "eval_batch_size": 512},
+}
 
-    cls = ALGORITHMS.get(algo)
+
+def _oneshot_class(algo: str, space: str = "nb201") -> Any:
+    from nasforge.search.oneshot.darts_space import oneshot_registry
+
+    registry = oneshot_registry(space)
+    cls = registry.get(algo)
     if getattr(cls, "kind", None) != "oneshot":
-        names = [
-            n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "kind", "") == "oneshot"
-        ]
+        names = [n for n in registry.names() if getattr(registry.get(n), "kind", "") == "oneshot"]
         raise SearchError(
             f"algorithm {algo!r} is not a one-shot method; expected one of: {', '.join(names)}"
         )
@@ -75,15 +87,19 @@ def is_embedded(dataset: str) -> bool:
 
 
 def resolve_overrides(
-    algo: str, dataset: str, epochs: int | None, overrides: dict[str, Any] | None
+    algo: str,
+    dataset: str,
+    epochs: int | None,
+    overrides: dict[str, Any] | None,
+    space: str = "nb201",
 ) -> dict[str, Any]:
     """The config overrides a run uses: the quick profile for embedded datasets, then
     ``epochs``, then the caller's ``overrides`` (which win)."""
-    cls = _oneshot_class(algo)
+    cls = _oneshot_class(algo, space)
     fields = cls.config_class.field_names()
     out: dict[str, Any] = {}
     if is_embedded(dataset):
-        out.update(QUICK_COMMON)
+        out.update(QUICK_COMMON_BY_SPACE[space])
         out.update(QUICK_PER_ALGO.get(algo, {}))
     if epochs is not None:
         if epochs < 1:
@@ -113,6 +129,7 @@ def run_oneshot(
     quiet: bool = False,
     overrides: dict[str, Any] | None = None,
     device: str = "cpu",
+    space: str = "nb201",
 ) -> dict[str, Any]:
     """Run one-shot ``algo`` on ``dataset``; derive an arch; train it and/or look it up.
 
@@ -131,19 +148,24 @@ def run_oneshot(
     from nasforge.data import load_splits
     from nasforge.io import check_output_dir
     from nasforge.search.oneshot import run_search
-    from nasforge.search.oneshot.base import skip_share
     from nasforge.train import get_recipe, train_arch
 
     console = Console(quiet=quiet)
-    cls = _oneshot_class(algo)
+    cls = _oneshot_class(algo, space)
     out = check_output_dir(out)
-    config_overrides = resolve_overrides(algo, dataset, epochs, overrides)
+    config_overrides = resolve_overrides(algo, dataset, epochs, overrides, space)
     method = cls(**config_overrides)
+    if space != "nb201" and train_epochs:
+        # Checked before the search starts: retraining a derived cell is `nasforge train`'s.
+        raise SearchError(
+            f"--train-epochs {train_epochs}: the derived {space} arch is not retrained by "
+            f"search; run `nasforge train --space {space} --arch {out}/genotype.json`"
+        )
     # The retraining's settings are checked now: finding them wrong after the search
     # would waste it.
     n_train = train_epochs
     if n_train is None:
-        n_train = QUICK_TRAIN_EPOCHS if is_embedded(dataset) else 0
+        n_train = QUICK_TRAIN_EPOCHS if is_embedded(dataset) and space == "nb201" else 0
     if n_train < 0:
         raise SearchError(f"train_epochs={n_train} invalid; expected >= 0")
     rec = get_recipe(recipe or "nb201-12e", epochs=n_train) if n_train > 0 else None
@@ -171,11 +193,11 @@ def run_oneshot(
     arch = result.arch
     summary: dict[str, Any] = {
         "algo": algo,
+        "space": space,
         "dataset": dataset,
         "seed": seed,
-        "arch": arch.to_string(),
-        "arch_index": arch.to_index(),
-        "skip_share": skip_share(arch),
+        **method.arch_fields(arch),
+        "arch_files": method.write_arch(arch, out),
         "oneshot_valid_acc": result.final_valid_acc,
         "search_time": search_wall,
         "table": result.table,
@@ -203,6 +225,8 @@ def run_oneshot(
             highlight=False,
         )
 
+    for kind, path in summary["arch_files"].items():
+        console.print(escape(f"  {kind}: {path}"), highlight=False)
     if rec is not None:
         shape = QUICK_TRAIN_SHAPE if is_embedded(dataset) else {"C": 16, "N": 5}
         console.print(

@@ -229,11 +229,6 @@ def search(
     if getattr(factory, "kind", None) == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
 
-        if space != "nb201":
-            raise SearchError(
-                f"one-shot algorithm {algo!r} searches the nb201 space only; got --space {space!r}"
-            )
-
         # --recipe is passed only when given, so run_oneshot keeps its own default
         extra: dict[str, Any] = {} if recipe is None else {"recipe": recipe}
         run_oneshot(
@@ -249,6 +244,7 @@ def search(
             quiet=quiet,
             device=device,
             overrides=_parse_params(param) or None,
+            space=space,
             **extra,
         )
         return

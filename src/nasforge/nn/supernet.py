@@ -83,6 +83,8 @@ class MixedEdge(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(self.op_channels, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
+        #: Applied to the bypassed channels (DARTS-space reduction edges max-pool them).
+        self.bypass_pool: nn.Module | None = None
 
     def forward(
         self,
@@ -96,6 +98,7 @@ class MixedEdge(nn.Module):
             x_op, x_bypass = x[:, : self.op_channels], x[:, self.op_channels :]
         else:
             x_op, x_bypass = x, None
+        scale_y = scale
         if index is not None:
             y = self.ops[index](x_op)
             if weights is not None:
@@ -105,6 +108,10 @@ class MixedEdge(nn.Module):
         else:
             if weights is None:
                 raise ValueError("MixedEdge needs mixing weights or an op index")
+            if scale is not None:
+                # sum_k (w_k s) op_k(x) == s sum_k w_k op_k(x), and autograd then keeps no
+                # extra copy of the op sum for the scale's gradient.
+                weights, scale_y = weights * scale, None
             # The ``none`` op's output is identically zero, so its term contributes neither a
             # value nor a gradient (d/dw of w*0 is 0): skipping it is exact and saves memory.
             y = None
@@ -117,10 +124,13 @@ class MixedEdge(nn.Module):
             # Scaling the two parts before the shuffle (a permutation) is the same as scaling
             # the edge output, but autograd then keeps only the C/K-channel op output (and a
             # view of the input) for the scale's gradient, not a new full-width tensor.
-            y = y * scale
+            if scale_y is not None:
+                y = y * scale_y
             if x_bypass is not None:
                 x_bypass = x_bypass * scale
         if x_bypass is not None:
+            if self.bypass_pool is not None:
+                x_bypass = self.bypass_pool(x_bypass)
             y = channel_shuffle(torch.cat([y, x_bypass], dim=1), self.partial_k)
         return y
 

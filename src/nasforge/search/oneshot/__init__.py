@@ -1,4 +1,5 @@
-"""One-shot (weight-sharing) search on the NAS-Bench-201 space.
+"""One-shot (weight-sharing) search on the NAS-Bench-201 space and, through the same loop,
+the DARTS cell space (:mod:`nasforge.search.oneshot.darts_space`).
 
 Methods (registered in :data:`nasforge.search.registry.ALGORITHMS`, ``kind = "oneshot"``):
 ``darts-v1``, ``darts-v2``, ``gdas``, ``setn``, ``enas``, ``rsps``, ``pc-darts``,

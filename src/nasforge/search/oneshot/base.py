@@ -293,6 +293,8 @@ class OneShotSearch(ABC):
 
     kind: ClassVar[str] = "oneshot"
     name: ClassVar[str] = ""
+    #: The search space whose supernet the method builds.
+    space_name: ClassVar[str] = "nb201"
     config_class: ClassVar[type[OneShotConfig]] = OneShotConfig
     #: Whether ``train_step`` consumes a batch of the arch (valid) split every step.
     uses_arch_batches: ClassVar[bool] = True
@@ -331,15 +333,7 @@ class OneShotSearch(ABC):
         # back, so the search is a function of ``seed`` alone and leaves no trace.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.supernet = NB201Supernet(
-                cfg.C,
-                cfg.N,
-                num_classes,
-                partial_k=self.partial_k(),
-                pool_bn=self.pool_bn(),
-                affine=self.affine_bn(),
-                track_running_stats=cfg.track_running_stats,
-            ).to(self.device)
+            self.supernet = self.build_supernet(num_classes).to(self.device)
             self.generator = torch.Generator().manual_seed(seed + 1)
             self.rng = np.random.default_rng(seed + 2)
             self.w_optimizer = torch.optim.SGD(
@@ -350,6 +344,20 @@ class OneShotSearch(ABC):
                 nesterov=cfg.nesterov and cfg.momentum > 0,
             )
             self.setup_arch()
+
+    def build_supernet(self, num_classes: int) -> nn.Module:
+        """The supernet of the method's space (here NB201; a space's method variant
+        overrides it, with :meth:`new_alphas`' shape, :meth:`derive` and :meth:`arch_fields`)."""
+        cfg = self.config
+        return NB201Supernet(
+            cfg.C,
+            cfg.N,
+            num_classes,
+            partial_k=self.partial_k(),
+            pool_bn=self.pool_bn(),
+            affine=self.affine_bn(),
+            track_running_stats=cfg.track_running_stats,
+        )
 
     @abstractmethod
     def setup_arch(self) -> None:
@@ -367,6 +375,10 @@ class OneShotSearch(ABC):
         )
 
     # -- per step / epoch -----------------------------------------------------------------------
+    def epoch_lr(self, epoch: int) -> float:
+        """The weight learning rate of (0-based) ``epoch`` (default :func:`cosine_lr`)."""
+        return cosine_lr(self.config, epoch)
+
     def begin_epoch(self, epoch: int) -> None:  # noqa: B027 (an optional hook)
         """Hook at the start of epoch ``epoch`` (0-based), e.g. GDAS' temperature."""
 
@@ -416,6 +428,35 @@ class OneShotSearch(ABC):
     def finalize(self, ctx: SearchContext) -> Arch:
         """The arch returned at the end of the search (default: :meth:`derive`)."""
         return self.derive(ctx)
+
+    def arch_fields(self, arch: Any) -> dict[str, Any]:
+        """What records and results say of a derived arch: its string, index and
+        ``skip_connect`` share (the collapse indicator)."""
+        return {
+            "arch": arch.to_string(),
+            "arch_index": arch.to_index(),
+            "skip_share": skip_share(arch),
+        }
+
+    def write_arch(self, arch: Any, out_dir: Any) -> dict[str, str]:
+        """Write the final arch in the space's own file formats into ``out_dir``; returns
+        {kind: path} (none for NB201, whose arch string is in the records)."""
+        return {}
+
+    def plot(
+        self,
+        records: list[dict[str, Any]],
+        path: Any,
+        title: str = "",
+        *,
+        warmup: int = 0,
+        trained: dict[str, float] | None = None,
+    ) -> Any:
+        """Draw the per-epoch ``records`` to ``path`` (default: the NB201 per-edge plot,
+        warm-up epochs shaded, ``trained`` accuracies of the derived arch as lines)."""
+        from nasforge.search.oneshot.loop import plot_search
+
+        return plot_search(records, path, title=title, warmup=warmup, trained=trained)
 
     @torch.no_grad()
     def eval_logits(self, x: torch.Tensor, derived: Arch) -> torch.Tensor:

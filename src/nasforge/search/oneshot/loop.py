@@ -36,7 +36,6 @@ from nasforge.search.oneshot.base import (
     Batch,
     OneShotSearch,
     SearchContext,
-    cosine_lr,
     entropy,
     skip_share,
 )
@@ -74,6 +73,8 @@ class SearchResult:
     final_valid_acc: float
     table: dict[str, Any] | None = None
     paths: dict[str, str] = field(default_factory=dict)
+    #: The method's ``arch_fields(arch)`` (string, index, skip share); NB201's if empty.
+    arch_fields: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(
@@ -81,9 +82,14 @@ class SearchResult:
                 "algo": self.algo,
                 "dataset": self.dataset,
                 "seed": self.seed,
-                "arch": self.arch.to_string(),
-                "arch_index": self.arch.to_index(),
-                "skip_share": skip_share(self.arch),
+                **(
+                    self.arch_fields
+                    or {
+                        "arch": self.arch.to_string(),
+                        "arch_index": self.arch.to_index(),
+                        "skip_share": skip_share(self.arch),
+                    }
+                ),
                 "final_valid_acc": self.final_valid_acc,
                 "search_time": self.search_time,
                 "table": self.table,
@@ -207,6 +213,7 @@ def run_search(
 
     identity = {
         "algo": method.name,
+        "space": method.space_name,
         "dataset": data.name,
         "seed": int(seed),
         "config": cfg.to_dict(),
@@ -271,7 +278,7 @@ def run_search(
         correct_acc = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
         # Set once per epoch: xautodl's cosine ignores the within-epoch step (base.cosine_lr).
-        lr = cosine_lr(cfg, epoch)
+        lr = method.epoch_lr(epoch)
         for group in method.w_optimizer.param_groups:
             group["lr"] = lr
         for step, base in enumerate(train_loader):
@@ -317,10 +324,8 @@ def run_search(
             "train_acc": 100.0 * correct / max(seen, 1),
             "valid_loss": valid_loss,
             "valid_acc": valid_acc,
-            "arch": derived.to_string(),
-            "arch_index": derived.to_index(),
+            **method.arch_fields(derived),
             "derived_valid_acc": derived_acc,
-            "skip_share": skip_share(derived),
             "entropy": entropy(probs).tolist(),
             "probs": probs.tolist(),
             "elapsed": elapsed,
@@ -370,18 +375,24 @@ def run_search(
         final_valid_acc=final_acc,
         table=table,
         paths=paths,
+        arch_fields=method.arch_fields(final),
     )
     payload = {**identity, "status": "done", **result.to_dict()}
     atomic_write_json(out / RESULT_NAME, payload)
     if plot:
-        plot_result(result)
+        plot_result(result, plotter=method.plot)
     return result
 
 
-def plot_result(result: SearchResult, trained: dict[str, float] | None = None) -> Path | None:
+def plot_result(
+    result: SearchResult,
+    trained: dict[str, float] | None = None,
+    plotter: Callable[..., Any] | None = None,
+) -> Path | None:
     """(Re)draw ``result``'s search plot (``result.paths["png"]``; None when it has none):
     warm-up epochs from its config, the table's accuracy of the derived arch when known, and
-    ``trained`` (label -> accuracy, e.g. of a retraining done after the search)."""
+    ``trained`` (label -> accuracy, e.g. of a retraining done after the search).
+    ``plotter`` is the method's ``plot`` (its space's figure); default the NB201 one."""
     png = result.paths.get("png")
     if not png:
         return None
@@ -390,7 +401,8 @@ def plot_result(result: SearchResult, trained: dict[str, float] | None = None) -
     if table is not None and table.get("test_acc") is not None:
         known[f"table {table['dataset']} {table['hp']}-epoch test"] = float(table["test_acc"])
     known.update(trained or {})
-    return plot_search(
+    draw = plotter or plot_search
+    return draw(
         result.epochs,
         png,
         title=f"{result.algo} on {result.dataset}",
