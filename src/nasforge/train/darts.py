@@ -11,7 +11,7 @@ from nasforge.data import DatasetSplits
 from nasforge.errors import RecipeError
 from nasforge.spaces.darts import Genotype
 from nasforge.train.recipe import Recipe, get_recipe
-from nasforge.train.trainer import Trainer, TrainResult, set_seed
+from nasforge.train.trainer import TrainResult, fit_fresh
 
 #: Inputs from this size up get the ImageNet network (two-stage stem); smaller ones CIFAR's.
 IMAGENET_MIN_RESOLUTION = 128
@@ -77,18 +77,21 @@ def train_genotype(
     """
     rec = get_recipe(recipe)
     g = Genotype.parse(genotype)
-    set_seed(seed)
-    model = build_darts_network(g, data, C=C, layers=layers, auxiliary=rec.auxiliary_weight > 0)
-    trainer = Trainer(rec, device=device, quiet=quiet, **trainer_kwargs)
-    result = trainer.fit(
-        model,
+    result, model = fit_fresh(
+        lambda: build_darts_network(
+            g, data, C=C, layers=layers, auxiliary=rec.auxiliary_weight > 0
+        ),
         data,
+        rec,
         seed=seed,
+        device=device,
+        quiet=quiet,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         eval_splits=eval_splits,
         # The genotype is the run's identity: a checkpoint of another genotype is refused.
         identity={"genotype": g.to_string(), **(identity or {})},
+        **trainer_kwargs,
     )
     result.model = g.to_string()
     result.meta.update({"space": "darts", "C": model.init_channels, "layers": len(model.cells)})

@@ -598,8 +598,44 @@ def train_arch(
     """
     from nasforge.nn.nb201 import NB201Network
 
+    def build() -> nn.Module:
+        return NB201Network(arch, C=C, N=N, num_classes=data.num_classes)
+
+    result, _ = fit_fresh(
+        build,
+        data,
+        recipe,
+        seed=seed,
+        device=device,
+        quiet=quiet,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        eval_splits=eval_splits,
+        identity=identity,
+        **trainer_kwargs,
+    )
+    result.meta.update({"C": C, "N": N})
+    return result
+
+
+def fit_fresh(
+    build: Callable[[], nn.Module],
+    data: DatasetSplits,
+    recipe: Recipe | str,
+    *,
+    seed: int,
+    device: str | torch.device = "cpu",
+    quiet: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    eval_splits: list[str] | None = None,
+    identity: dict[str, Any] | None = None,
+    **trainer_kwargs: Any,
+) -> tuple[TrainResult, nn.Module]:
+    """Seed, build a fresh model with ``build()`` (so its initial weights follow ``seed``)
+    and train it with :class:`Trainer`: the one path every ``train_*`` helper takes."""
     set_seed(seed)
-    model = NB201Network(arch, C=C, N=N, num_classes=data.num_classes)
+    model = build()
     trainer = Trainer(recipe, device=device, quiet=quiet, **trainer_kwargs)
     result = trainer.fit(
         model,
@@ -610,5 +646,4 @@ def train_arch(
         eval_splits=eval_splits,
         identity=identity,
     )
-    result.meta.update({"C": C, "N": N})
-    return result
+    return result, model
