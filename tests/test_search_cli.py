@@ -257,7 +257,9 @@ def test_oneshot_algorithms_are_delegated(monkeypatch, tmp_path):
         "limit",
         "quiet",
         "overrides",
+        "space",
     }
+    assert kw["space"] == "nb201"
     assert kw["overrides"] is None
     res = runner.invoke(
         app,
