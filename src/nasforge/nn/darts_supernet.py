@@ -39,9 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasforge.errors import ArchError
 from nasforge.nn.darts_ops import FactorizedReduce, ReLUConvBN, build_darts_op
-from nasforge.nn.supernet import MixedEdge
+from nasforge.nn.supernet import MixedEdge, check_mixing
 from nasforge.spaces.darts import CELL_EDGES, PRIMITIVES, STEPS, Genotype
 
 NUM_CELL_EDGES = len(CELL_EDGES)  # 14
@@ -268,24 +267,9 @@ class DartsSupernet(nn.Module):
     ) -> torch.Tensor:
         """Logits; ``weights`` (28 x 8), ``index`` (28) and ``edge_weights`` (28) mix the ops
         as the module docstring says (rows 0..13 normal cells, 14..27 reduction cells)."""
-        if weights is not None and tuple(weights.shape) != (NUM_ARCH_ROWS, NUM_DARTS_OPS):
-            raise ValueError(
-                f"mixing weights have shape {tuple(weights.shape)}; expected "
-                f"({NUM_ARCH_ROWS}, {NUM_DARTS_OPS})"
-            )
-        if index is not None:
-            index = [int(i) for i in index]
-            if len(index) != NUM_ARCH_ROWS or any(not 0 <= i < NUM_DARTS_OPS for i in index):
-                raise ArchError(
-                    f"op index {index} invalid; expected {NUM_ARCH_ROWS} ints in "
-                    f"0..{NUM_DARTS_OPS - 1}"
-                )
-        if weights is None and index is None:
-            raise ValueError("DartsSupernet.forward needs mixing weights and/or an op index")
-        if edge_weights is not None and tuple(edge_weights.shape) != (NUM_ARCH_ROWS,):
-            raise ValueError(
-                f"edge weights have shape {tuple(edge_weights.shape)}; expected ({NUM_ARCH_ROWS},)"
-            )
+        index = check_mixing(
+            weights, index, edge_weights, NUM_ARCH_ROWS, NUM_DARTS_OPS, "DartsSupernet"
+        )
         return self._cells(
             x,
             lambda cell, s0, s1: cell(

@@ -237,23 +237,7 @@ class NB201Supernet(nn.Module):
         edge_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits; see the module docstring for how ``weights`` / ``index`` mix the ops."""
-        if weights is not None and tuple(weights.shape) != (NUM_EDGES, NUM_OPS):
-            raise ValueError(
-                f"mixing weights have shape {tuple(weights.shape)}; expected "
-                f"({NUM_EDGES}, {NUM_OPS})"
-            )
-        if index is not None:
-            index = [int(i) for i in index]
-            if len(index) != NUM_EDGES or any(not 0 <= i < NUM_OPS for i in index):
-                raise ArchError(
-                    f"op index {index} invalid; expected {NUM_EDGES} ints in 0..{NUM_OPS - 1}"
-                )
-        if weights is None and index is None:
-            raise ValueError("NB201Supernet.forward needs mixing weights and/or an op index")
-        if edge_weights is not None and tuple(edge_weights.shape) != (NUM_EDGES,):
-            raise ValueError(
-                f"edge weights have shape {tuple(edge_weights.shape)}; expected ({NUM_EDGES},)"
-            )
+        index = check_mixing(weights, index, edge_weights, NUM_EDGES, NUM_OPS, "NB201Supernet")
         feature = self.stem(x)
         for cell in self.cells:
             if isinstance(cell, SearchCell):
@@ -317,3 +301,28 @@ def from_xautodl_state_dict(
     alphas = state.get("arch_parameters")
     ours = {_edge_key_map(k, False): v for k, v in state.items() if k != "arch_parameters"}
     return ours, alphas
+
+
+def check_mixing(
+    weights: torch.Tensor | None,
+    index: Sequence[int] | None,
+    edge_weights: torch.Tensor | None,
+    rows: int,
+    ops: int,
+    owner: str,
+) -> list[int] | None:
+    """Check a supernet forward's mixing arguments (``rows`` edges x ``ops`` ops) and return
+    ``index`` as a list of ints; one check for every supernet of every space."""
+    if weights is not None and tuple(weights.shape) != (rows, ops):
+        raise ValueError(
+            f"mixing weights have shape {tuple(weights.shape)}; expected ({rows}, {ops})"
+        )
+    if index is not None:
+        index = [int(i) for i in index]
+        if len(index) != rows or any(not 0 <= i < ops for i in index):
+            raise ArchError(f"op index {index} invalid; expected {rows} ints in 0..{ops - 1}")
+    if weights is None and index is None:
+        raise ValueError(f"{owner}.forward needs mixing weights and/or an op index")
+    if edge_weights is not None and tuple(edge_weights.shape) != (rows,):
+        raise ValueError(f"edge weights have shape {tuple(edge_weights.shape)}; expected ({rows},)")
+    return None if index is None else list(index)
