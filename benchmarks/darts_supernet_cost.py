@@ -46,7 +46,7 @@ from nasforge.io import atomic_write_json
 from nasforge.search.oneshot.darts_space import DARTS_ALGORITHMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supernet_cost import logits_fn, sync
+from supernet_cost import fixed_batch, logits_fn, sync
 
 VARIANTS: dict[str, tuple[str, int]] = {
     "darts": ("darts-v1", 1),
@@ -159,12 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--official", type=Path, default=None, help="PC-DARTS checkout")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen).to(device)
-    y = torch.randint(0, args.classes, (args.batch,), generator=gen).to(device)
+    device, x, y = fixed_batch(args)
 
     runs: dict[str, dict[str, Any]] = {}
     for key, (name, k) in VARIANTS.items():

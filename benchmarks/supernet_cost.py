@@ -100,6 +100,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def fixed_batch(args: argparse.Namespace) -> tuple[torch.device, torch.Tensor, torch.Tensor]:
+    """Apply ``--threads`` and make the seeded random batch (``--batch``, ``--resolution``,
+    ``--classes``) on ``--device`` that every supernet benchmark times its steps on."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen).to(device)
+    y = torch.randint(0, args.classes, (args.batch,), generator=gen).to(device)
+    return device, x, y
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--C", type=int, default=16)
@@ -112,12 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen).to(device)
-    y = torch.randint(0, args.classes, (args.batch,), generator=gen).to(device)
+    device, x, y = fixed_batch(args)
 
     methods = {
         k: build(n, o, args.C, args.N, args.classes, device) for k, (n, o) in VARIANTS.items()

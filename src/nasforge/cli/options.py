@@ -40,3 +40,23 @@ def seed_option(default: int | None = 0, help: str = "Random seed.", name: str =
     """A seed option (``--seed`` unless ``name`` says otherwise) refusing what numpy and
     torch cannot take (negative, > 63 bits)."""
     return typer.Option(default, name, callback=_check_seed, help=f"{help} (0..2**63-1)")
+
+
+def channels_option() -> Any:
+    """``--channels``: network width C of the trained networks (None: the space's default)."""
+    return typer.Option(
+        None,
+        "--channels",
+        callback=at_least(1),
+        help="Network width C (train evaluator; NB201 default 16).",
+    )
+
+
+def cells_option() -> Any:
+    """``--cells``: cells per stage N of the trained networks (None: the space's default)."""
+    return typer.Option(
+        None,
+        "--cells",
+        callback=at_least(1),
+        help="Cells per stage N (train evaluator; NB201 default 5).",
+    )

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nasforge.cli.options import at_least, seed_option
+from nasforge.cli.options import at_least, cells_option, channels_option, seed_option
 from nasforge.errors import SearchError
 
 _EVALUATOR_HELP = "'table' (needs --bench; simulated clock) or 'train' (real training; wall clock)."
@@ -183,18 +183,8 @@ def search(
     recipe: str | None = typer.Option(None, help="Training recipe (train evaluator / one-shot)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
-    channels: int | None = typer.Option(
-        None,
-        "--channels",
-        callback=at_least(1),
-        help="Network width C (train evaluator; NB201 default 16).",
-    ),
-    cells: int | None = typer.Option(
-        None,
-        "--cells",
-        callback=at_least(1),
-        help="Cells per stage N (train evaluator; NB201 default 5).",
-    ),
+    channels: int | None = channels_option(),
+    cells: int | None = cells_option(),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(
         None, help="Epochs: of each trained arch (train evaluator) / of the supernet (one-shot)."
@@ -314,18 +304,8 @@ def compare(
     recipe: str | None = typer.Option(None, help="Training recipe (train evaluator)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
-    channels: int | None = typer.Option(
-        None,
-        "--channels",
-        callback=at_least(1),
-        help="Network width C (train evaluator; NB201 default 16).",
-    ),
-    cells: int | None = typer.Option(
-        None,
-        "--cells",
-        callback=at_least(1),
-        help="Cells per stage N (train evaluator; NB201 default 5).",
-    ),
+    channels: int | None = channels_option(),
+    cells: int | None = cells_option(),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(None, help="Epochs of each trained arch (train evaluator)."),
     max_evals: int | None = typer.Option(
