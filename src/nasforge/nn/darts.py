@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasforge.nn.darts_ops import FactorizedReduce, Identity, ReLUConvBN, build_darts_op
+from nasforge.nn.ops import FactorizedReduce, Identity, ReLUConvBN, build_darts_op
 from nasforge.nn.registry import NETWORKS
 from nasforge.spaces.darts import Genotype
 
@@ -53,12 +53,13 @@ class Cell(nn.Module):
         reduction_prev: bool,
     ) -> None:
         super().__init__()
+        # Bias-free as every DARTS convolution (operations.py:28,96-97).
         self.preprocess0: nn.Module = (
-            FactorizedReduce(c_prev_prev, c, 2)
+            FactorizedReduce(c_prev_prev, c, 2, bias=False)
             if reduction_prev
-            else ReLUConvBN(c_prev_prev, c, 1, 1, 0)
+            else ReLUConvBN(c_prev_prev, c, 1, 1, 0, bias=False)
         )
-        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
+        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, bias=False)
         pairs, concat = genotype.cell(reduction)
         self.reduction = reduction
         self._steps = len(pairs) // 2

@@ -11,7 +11,7 @@ the last ``multiplier`` = 4 nodes concatenated; global average pooling and a lin
 classifier. Every BatchNorm of a cell is ``affine=False`` (the official ``OPS[...](C,
 stride, False)``, ``model_search.py:33`` / ``:16``); the stem BN is affine, as in both
 official search models (``model_search.py:104-107``). Convolutions are bias-free as in the
-official ``operations.py`` (:func:`_bias_free`).
+official ``operations.py`` (``bias=False`` on every op, :data:`~nasforge.nn.ops.DARTS_OPS`).
 
 Architecture tensors cover both cell types in one array of ``2 * 14`` rows: rows
 ``0..13`` the normal cell's edges, rows ``14..27`` the reduction cell's (the official
@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasforge.nn.darts_ops import FactorizedReduce, ReLUConvBN, build_darts_op
+from nasforge.nn.ops import FactorizedReduce, ReLUConvBN, build_darts_op
 from nasforge.nn.supernet import MixedEdge, check_mixing
 from nasforge.spaces.darts import CELL_EDGES, PRIMITIVES, STEPS, Genotype
 
@@ -49,16 +49,6 @@ NUM_DARTS_OPS = len(PRIMITIVES)  # 8
 NUM_ARCH_ROWS = 2 * NUM_CELL_EDGES
 # MixedEdge skips op 0 of a weighted sum: ``none`` in both spaces.
 assert PRIMITIVES.index("none") == 0
-
-
-def _bias_free(module: nn.Module) -> nn.Module:
-    """Drop the convolution biases of ``module``: NB201's ``ReLUConvBN`` /
-    ``FactorizedReduce`` (reused by :mod:`nasforge.nn.darts_ops`) add a bias when
-    ``affine=False``, the official DARTS ones never do (``operations.py``: ``bias=False``)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d) and m.bias is not None:
-            m.register_parameter("bias", None)
-    return module
 
 
 def reduction_layers(layers: int) -> tuple[int, ...]:
@@ -97,7 +87,7 @@ class DartsMixedOp(MixedEdge):
         self.op_channels = channels // partial_k
         ops = []
         for name in PRIMITIVES:
-            op = _bias_free(build_darts_op(name, self.op_channels, stride, affine=False))
+            op = build_darts_op(name, self.op_channels, stride, affine=False)
             if pool_bn and "pool" in name:
                 # model_search.py:34-35 (PC-DARTS) / :17-18 (DARTS)
                 op = nn.Sequential(op, nn.BatchNorm2d(self.op_channels, affine=False))
@@ -124,12 +114,12 @@ class DartsSearchCell(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
-        self.preprocess0 = _bias_free(
-            FactorizedReduce(c_prev_prev, c, 2, affine=False)
+        self.preprocess0 = (
+            FactorizedReduce(c_prev_prev, c, 2, affine=False, bias=False)
             if reduction_prev
-            else ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False)
+            else ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False, bias=False)
         )
-        self.preprocess1 = _bias_free(ReLUConvBN(c_prev, c, 1, 1, 0, affine=False))
+        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, affine=False, bias=False)
         # Both preprocessing ops start with a ReLU of a previous cell's output, and every
         # output feeds two later cells: the network applies that ReLU once per output
         # (DartsSupernet._cells) instead of once per use, so autograd keeps one copy.

@@ -1,22 +1,70 @@
-"""NAS-Bench-201 primitives.
+"""The cell primitives of the NAS-Bench-201 and DARTS spaces: one set of building blocks and
+each space's op table.
 
-Faithful to the official reference code (``xautodl/models/cell_operations.py``): the same
-layer order, padding, ``bias=not affine`` for convolutions, ``count_include_pad=False`` for
-the 3x3 average pool, and the ResNet basic block with an avg-pool + 1x1 conv shortcut for
-the reduction cells. The structure (module names included) is the one the official
-checkpoints use, so their ``state_dict`` keys line up.
+Both official op files build the same few blocks -- ReLU -> conv(s) -> BN, a 3x3 pooling, the
+factorized stride-2 ``skip_connect``, zero and identity -- with the same layer order, padding
+and ``count_include_pad=False``. They differ only in settings, which are explicit parameters
+of the blocks here and are fixed by each space's table:
+
+* NB201 (:data:`OP_FACTORIES`, xautodl ``models/cell_operations.py``): a convolution followed
+  by a BN has a bias exactly when the BN has no affine parameters (``bias=not affine``,
+  ``cell_operations.py:137,173,334,340``), and every BN takes ``affine`` and
+  ``track_running_stats`` from the caller (the search models pass ``affine=False``). Ops map
+  ``C_in -> C_out`` (``factory(C_in, C_out, stride, affine, track_running_stats)``).
+* DARTS (:data:`DARTS_OPS`, quark0/darts ``cnn/operations.py``, identical in PC-DARTS):
+  convolutions never have a bias (``operations.py:16-17,28,41-42,56-61,96-97``), every BN
+  tracks running statistics, and ops keep ``C`` channels (``factory(C, stride, affine)``).
+
+Neither file sets a BN momentum or eps: both use PyTorch's defaults (0.1, 1e-5), as here.
+
+The blocks default to xautodl's rule (``bias=None``: ``not affine``); the DARTS table and the
+DARTS networks pass ``bias=False``. With ``affine=True`` (every evaluation network) the two
+rules agree. Module names are the ones our checkpoints use (``op.<i>`` for the conv ops, as
+both official codes; ``preprocess`` / ``op`` for pooling and ``convs.<i>`` / ``bn`` for
+``FactorizedReduce``, as xautodl), so ``state_dict`` keys line up with the official NB201
+checkpoints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
 
-class ReLUConvBN(nn.Module):
-    """ReLU -> Conv -> BN (the ``nor_conv_*`` ops)."""
+def _conv_bias(bias: bool | None, affine: bool) -> bool:
+    """The bias of a convolution feeding a BN: ``None`` is xautodl's rule (``not affine``)."""
+    return not affine if bias is None else bias
+
+
+def _check_stride(stride: int, owner: str) -> None:
+    if stride not in (1, 2):
+        raise ValueError(f"{owner} needs stride 1 or 2, got {stride}")
+
+
+class _ReLUConvsBN(nn.Module):
+    """ReLU -> ``convs`` -> BN as one ``op`` Sequential: the shape of every convolutional
+    primitive of both spaces. ``op.0`` is the ReLU, ``op.1..`` the convolutions, then the BN
+    (the module names of both official codes)."""
+
+    def __init__(
+        self, convs: Sequence[nn.Conv2d], c_out: int, affine: bool, track_running_stats: bool
+    ) -> None:
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            *convs,
+            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class ReLUConvBN(_ReLUConvsBN):
+    """ReLU -> Conv -> BN: NB201's ``nor_conv_*`` ops and both spaces' 1x1 preprocessing."""
 
     def __init__(
         self,
@@ -28,28 +76,110 @@ class ReLUConvBN(nn.Module):
         dilation: int = 1,
         affine: bool = True,
         track_running_stats: bool = True,
+        *,
+        bias: bool | None = None,
+    ) -> None:
+        conv = nn.Conv2d(
+            c_in,
+            c_out,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            bias=_conv_bias(bias, affine),
+        )
+        super().__init__([conv], c_out, affine, track_running_stats)
+
+
+class DilConv(_ReLUConvsBN):
+    """ReLU -> depthwise k x k (dilated) conv -> pointwise 1x1 conv -> BN: DARTS's ``DilConv``
+    (``operations.py:35-47``), xautodl's ``SepConv`` (``cell_operations.py:148-180``). The
+    depthwise conv never has a bias in either."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        dilation: int,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        bias: bool | None = None,
+    ) -> None:
+        depthwise = nn.Conv2d(
+            c_in,
+            c_in,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=c_in,
+            bias=False,
+        )
+        pointwise = nn.Conv2d(c_in, c_out, 1, padding=0, bias=_conv_bias(bias, affine))
+        super().__init__([depthwise, pointwise], c_out, affine, track_running_stats)
+
+
+class SepConv(nn.Module):
+    """Two stacked :class:`DilConv` (dilation 1); only the first strides: DARTS's ``sep_conv_*``
+    (``operations.py:50-66``), xautodl's ``DualSepConv``. The first half keeps ``c_in``
+    channels, the second maps to ``c_out``."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        bias: bool | None = None,
     ) -> None:
         super().__init__()
         self.op = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(
-                c_in,
-                c_out,
-                kernel_size,
-                stride=stride,
-                padding=padding,
-                dilation=dilation,
-                bias=not affine,
+            DilConv(
+                c_in, c_in, kernel_size, stride, padding, 1, affine, track_running_stats, bias=bias
             ),
-            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
+            DilConv(
+                c_in, c_out, kernel_size, 1, padding, 1, affine, track_running_stats, bias=bias
+            ),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
 
 
+class Conv7x1x1x7(_ReLUConvsBN):
+    """ReLU -> 1x7 conv -> 7x1 conv -> BN, AmoebaNet's ``conv_7x1_1x7`` (DARTS
+    ``operations.py:14-19``); the 1x7 conv has no bias (it does not feed the BN)."""
+
+    def __init__(
+        self,
+        c: int,
+        stride: int,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        bias: bool | None = None,
+    ) -> None:
+        convs = [
+            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(
+                c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=_conv_bias(bias, affine)
+            ),
+        ]
+        super().__init__(convs, c, affine, track_running_stats)
+
+
 class Pooling(nn.Module):
-    """3x3 average pooling (``count_include_pad=False``), with a 1x1 ReLUConvBN when C changes."""
+    """3x3 pooling, stride ``stride``, padding 1 (average: ``count_include_pad=False``), after a
+    1x1 :class:`ReLUConvBN` when C changes: xautodl's ``POOLING`` (``cell_operations.py:262-285``);
+    with ``c_in == c_out`` DARTS's ``avg_pool_3x3`` / ``max_pool_3x3`` (``operations.py:6-7``)."""
 
     def __init__(
         self,
@@ -58,14 +188,22 @@ class Pooling(nn.Module):
         stride: int,
         affine: bool = True,
         track_running_stats: bool = True,
+        *,
+        mode: Literal["avg", "max"] = "avg",
+        bias: bool | None = None,
     ) -> None:
         super().__init__()
         self.preprocess = (
             None
             if c_in == c_out
-            else ReLUConvBN(c_in, c_out, 1, 1, 0, 1, affine, track_running_stats)
+            else ReLUConvBN(c_in, c_out, 1, 1, 0, 1, affine, track_running_stats, bias=bias)
         )
-        self.op = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+        if mode == "avg":
+            self.op: nn.Module = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+        elif mode == "max":
+            self.op = nn.MaxPool2d(3, stride=stride, padding=1)
+        else:
+            raise ValueError(f"Pooling mode {mode!r} invalid; expected 'avg' or 'max'")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.preprocess is not None:
@@ -98,9 +236,15 @@ class Zero(nn.Module):
 
 
 class FactorizedReduce(nn.Module):
-    """``skip_connect`` that changes the shape. Stride 2: two offset 1x1 convs concatenated
-    (supernets); stride 1 (a width change, NATS size-space cells): one 1x1 conv, no ReLU,
-    as the official ``FactorizedReduce`` (xautodl ``cell_operations.py``)."""
+    """``skip_connect`` that changes the shape. Stride 2: ReLU, two offset 1x1 convs
+    concatenated, BN (both spaces; DARTS ``operations.py:90-104``); stride 1 (a width change,
+    NATS size-space cells): one 1x1 conv and BN, no ReLU, as xautodl's ``FactorizedReduce``
+    (``cell_operations.py:320-356``).
+
+    xautodl pads one row/column before the offset conv; DARTS does not, which only matters
+    for odd sizes (where DARTS's shapes do not line up): the function is the same on the even
+    sizes DARTS networks use.
+    """
 
     def __init__(
         self,
@@ -109,24 +253,23 @@ class FactorizedReduce(nn.Module):
         stride: int,
         affine: bool = True,
         track_running_stats: bool = True,
+        *,
+        bias: bool | None = None,
     ) -> None:
         super().__init__()
-        if stride not in (1, 2):
-            raise ValueError(f"FactorizedReduce needs stride 1 or 2, got {stride}")
+        _check_stride(stride, "FactorizedReduce")
         self.stride = stride
+        conv_bias = _conv_bias(bias, affine)
         if stride == 1:
-            self.conv = nn.Conv2d(c_in, c_out, 1, stride=1, padding=0, bias=not affine)
-            self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats)
-            return
-        self.relu = nn.ReLU(inplace=False)
-        c_half = c_out // 2
-        self.convs = nn.ModuleList(
-            [
-                nn.Conv2d(c_in, c_half, 1, stride=stride, padding=0, bias=not affine),
-                nn.Conv2d(c_in, c_out - c_half, 1, stride=stride, padding=0, bias=not affine),
-            ]
-        )
-        self.pad = nn.ConstantPad2d((0, 1, 0, 1), 0)
+            self.conv = nn.Conv2d(c_in, c_out, 1, stride=1, padding=0, bias=conv_bias)
+        else:
+            self.relu = nn.ReLU(inplace=False)
+            c_half = c_out // 2
+            self.convs = nn.ModuleList(
+                nn.Conv2d(c_in, c, 1, stride=stride, padding=0, bias=conv_bias)
+                for c in (c_half, c_out - c_half)
+            )
+            self.pad = nn.ConstantPad2d((0, 1, 0, 1), 0)
         self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,8 +293,7 @@ class ResNetBasicBlock(nn.Module):
         track_running_stats: bool = True,
     ) -> None:
         super().__init__()
-        if stride not in (1, 2):
-            raise ValueError(f"ResNetBasicBlock stride must be 1 or 2, got {stride}")
+        _check_stride(stride, "ResNetBasicBlock")
         self.conv_a = ReLUConvBN(c_in, c_out, 3, stride, 1, 1, affine, track_running_stats)
         self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1, 1, affine, track_running_stats)
         self.downsample: nn.Module | None
@@ -174,7 +316,8 @@ class ResNetBasicBlock(nn.Module):
 
 OpFactory = Callable[[int, int, int, bool, bool], nn.Module]
 
-#: op name -> factory(c_in, c_out, stride, affine, track_running_stats)
+#: NB201 op name -> factory(c_in, c_out, stride, affine, track_running_stats), as xautodl's
+#: ``OPS`` (``cell_operations.py:9-92``).
 OP_FACTORIES: dict[str, OpFactory] = {
     "none": lambda ci, co, s, a, t: Zero(ci, co, s),
     "avg_pool_3x3": lambda ci, co, s, a, t: Pooling(ci, co, s, a, t),
@@ -184,6 +327,32 @@ OP_FACTORIES: dict[str, OpFactory] = {
         Identity() if s == 1 and ci == co else FactorizedReduce(ci, co, s, a, t)
     ),
 }
+
+DartsOpFactory = Callable[[int, int, bool], nn.Module]
+
+#: DARTS op name -> factory(C, stride, affine), as the official ``OPS`` table
+#: (``operations.py:4-20``): bias-free convolutions, BNs tracking running statistics.
+DARTS_OPS: dict[str, DartsOpFactory] = {
+    "none": lambda c, s, a: Zero(c, c, s),
+    "avg_pool_3x3": lambda c, s, a: Pooling(c, c, s, mode="avg"),
+    "max_pool_3x3": lambda c, s, a: Pooling(c, c, s, mode="max"),
+    "skip_connect": lambda c, s, a: (
+        Identity() if s == 1 else FactorizedReduce(c, c, s, a, bias=False)
+    ),
+    "sep_conv_3x3": lambda c, s, a: SepConv(c, c, 3, s, 1, a, bias=False),
+    "sep_conv_5x5": lambda c, s, a: SepConv(c, c, 5, s, 2, a, bias=False),
+    "sep_conv_7x7": lambda c, s, a: SepConv(c, c, 7, s, 3, a, bias=False),
+    "dil_conv_3x3": lambda c, s, a: DilConv(c, c, 3, s, 2, 2, a, bias=False),
+    "dil_conv_5x5": lambda c, s, a: DilConv(c, c, 5, s, 4, 2, a, bias=False),
+    "conv_7x1_1x7": lambda c, s, a: Conv7x1x1x7(c, s, a, bias=False),
+}
+
+
+def _factory(table: Mapping[str, Callable[..., nn.Module]], name: str, space: str):
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {space} op {name!r}; expected one of {sorted(table)}") from None
 
 
 def build_op(
@@ -195,8 +364,9 @@ def build_op(
     track_running_stats: bool = True,
 ) -> nn.Module:
     """Build the NB201 primitive ``name``."""
-    try:
-        factory = OP_FACTORIES[name]
-    except KeyError:
-        raise ValueError(f"unknown op {name!r}; expected one of {sorted(OP_FACTORIES)}") from None
-    return factory(c_in, c_out, stride, affine, track_running_stats)
+    return _factory(OP_FACTORIES, name, "NB201")(c_in, c_out, stride, affine, track_running_stats)
+
+
+def build_darts_op(name: str, c: int, stride: int, affine: bool = True) -> nn.Module:
+    """The DARTS primitive ``name`` on ``c`` channels with ``stride``."""
+    return _factory(DARTS_OPS, name, "DARTS")(c, stride, affine)
