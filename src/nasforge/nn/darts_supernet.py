@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from nasforge.nn.ops import FactorizedReduce, ReLUConvBN, build_darts_op
-from nasforge.nn.supernet import MixedEdge, check_mixing
+from nasforge.nn.supernet import MixedEdge, check_mixing, mixed_nodes
 from nasforge.spaces.darts import CELL_EDGES, PRIMITIVES, STEPS, Genotype
 
 NUM_CELL_EDGES = len(CELL_EDGES)  # 14
@@ -79,21 +79,15 @@ class DartsMixedOp(MixedEdge):
 
     def __init__(self, channels: int, stride: int, *, partial_k: int = 1, pool_bn: bool = True):
         nn.Module.__init__(self)
-        if partial_k < 1 or channels % partial_k:
-            raise ValueError(
-                f"partial_k={partial_k} must be >= 1 and divide the edge's {channels} channels"
-            )
-        self.channels, self.partial_k, self.stride = channels, partial_k, stride
-        self.op_channels = channels // partial_k
-        ops = []
-        for name in PRIMITIVES:
-            op = build_darts_op(name, self.op_channels, stride, affine=False)
-            if pool_bn and "pool" in name:
-                # model_search.py:34-35 (PC-DARTS) / :17-18 (DARTS)
-                op = nn.Sequential(op, nn.BatchNorm2d(self.op_channels, affine=False))
-            ops.append(op)
-        self.ops = nn.ModuleList(ops)
-        self.bypass_pool = MaxPool2x2() if partial_k > 1 and stride == 2 else None
+        self.stride = stride
+        self._build_ops(
+            channels,
+            partial_k,
+            pool_bn,
+            PRIMITIVES,
+            lambda name, c: build_darts_op(name, c, stride, affine=False),
+            MaxPool2x2() if partial_k > 1 and stride == 2 else None,
+        )
 
 
 class DartsSearchCell(nn.Module):
@@ -144,19 +138,7 @@ class DartsSearchCell(nn.Module):
         edge_weights: torch.Tensor | None,
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        e = 0
-        for _ in range(self.steps):
-            total = None
-            for h in list(states):
-                y = self.edges[e](
-                    h,
-                    None if weights is None else weights[e],
-                    None if index is None else index[e],
-                    None if edge_weights is None else edge_weights[e],
-                )
-                total = y if total is None else total + y
-                e += 1
-            states.append(total)
+        states = mixed_nodes(self.edges, states, self.steps, weights, index, edge_weights)
         return torch.cat(states[-self.multiplier :], dim=1)
 
     def forward_pairs(

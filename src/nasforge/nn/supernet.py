@@ -33,7 +33,7 @@ NB201 search runs): the supernet is built by composition, swapping its cells for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -56,7 +56,12 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 class MixedEdge(nn.Module):
-    """One edge holding the five NB201 ops (in the official order :data:`OPS`)."""
+    """One edge holding the five NB201 ops (in the official order :data:`OPS`).
+
+    The forward serves every space's supernet; a space's edge (e.g.
+    :class:`~nasforge.nn.darts_supernet.DartsMixedOp`) only builds another op set through
+    :meth:`_build_ops`, whose op 0 must be ``none``.
+    """
 
     def __init__(
         self,
@@ -68,6 +73,26 @@ class MixedEdge(nn.Module):
         track_running_stats: bool = True,
     ) -> None:
         super().__init__()
+        self._build_ops(
+            channels,
+            partial_k,
+            pool_bn,
+            OPS,
+            lambda name, c: build_op(name, c, c, 1, affine, track_running_stats),
+        )
+
+    def _build_ops(
+        self,
+        channels: int,
+        partial_k: int,
+        pool_bn: bool,
+        names: Sequence[str],
+        build: Callable[[str, int], nn.Module],
+        bypass_pool: nn.Module | None = None,
+    ) -> None:
+        """``ops``: ``build(name, C / partial_k)`` for each op name, each pooling op followed
+        by a ``BatchNorm2d(affine=False)`` when ``pool_bn``; ``bypass_pool`` is applied to the
+        channels that bypass the ops."""
         if partial_k < 1 or channels % partial_k:
             raise ValueError(
                 f"partial_k={partial_k} must be >= 1 and divide the edge's {channels} channels"
@@ -75,16 +100,16 @@ class MixedEdge(nn.Module):
         self.channels, self.partial_k = channels, partial_k
         self.op_channels = channels // partial_k
         ops = []
-        for name in OPS:
-            op = build_op(name, self.op_channels, self.op_channels, 1, affine, track_running_stats)
+        for name in names:
+            op = build(name, self.op_channels)
             if pool_bn and name.endswith("pool_3x3"):
-                # PC-DARTS model_search.py:34-35: ``nn.BatchNorm2d(C // k, affine=False)``
-                # after every pooling op (default running statistics).
+                # PC-DARTS model_search.py:34-35 (DARTS :17-18): ``nn.BatchNorm2d(C // k,
+                # affine=False)`` after every pooling op (default running statistics).
                 op = nn.Sequential(op, nn.BatchNorm2d(self.op_channels, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
         #: Applied to the bypassed channels (DARTS-space reduction edges max-pool them).
-        self.bypass_pool: nn.Module | None = None
+        self.bypass_pool = bypass_pool
 
     def forward(
         self,
@@ -135,29 +160,42 @@ class MixedEdge(nn.Module):
         return y
 
 
+def mixed_nodes(
+    edges: Sequence[nn.Module],
+    states: list[torch.Tensor],
+    steps: int,
+    weights: torch.Tensor | None,
+    index: Sequence[int] | None,
+    edge_weights: torch.Tensor | None,
+) -> list[torch.Tensor]:
+    """The dense DAG of a search cell, in both spaces: append ``steps`` nodes to ``states``,
+    each the sum of the mixed edges from every earlier state. Edge ``e`` (and row ``e`` of
+    ``weights`` / ``index`` / ``edge_weights``) runs node by node, source by source: NB201's
+    ``(1<-0), (2<-0), (2<-1), ...`` and DARTS's :data:`~nasforge.spaces.darts.CELL_EDGES`."""
+    e = 0
+    for _ in range(steps):
+        total = None
+        for h in list(states):
+            y = edges[e](
+                h,
+                None if weights is None else weights[e],
+                None if index is None else index[e],
+                None if edge_weights is None else edge_weights[e],
+            )
+            total = y if total is None else total + y
+            e += 1
+        states.append(total)
+    return states
+
+
 class SearchCell(nn.Module):
     """A searched NB201 cell: node i = sum over j < i of edge_{i<-j}(node j)."""
 
-    def __init__(
-        self,
-        channels: int,
-        *,
-        partial_k: int = 1,
-        pool_bn: bool = False,
-        affine: bool = False,
-        track_running_stats: bool = True,
-    ) -> None:
+    def __init__(self, edges: Sequence[MixedEdge], channels: int) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(
-            MixedEdge(
-                channels,
-                partial_k=partial_k,
-                pool_bn=pool_bn,
-                affine=affine,
-                track_running_stats=track_running_stats,
-            )
-            for _ in EDGES
-        )
+        if len(edges) != NUM_EDGES:
+            raise ValueError(f"an NB201 cell has {NUM_EDGES} edges, got {len(edges)}")
+        self.edges = nn.ModuleList(edges)
         self.out_dim = channels
 
     def forward(
@@ -167,21 +205,7 @@ class SearchCell(nn.Module):
         index: Sequence[int] | None = None,
         edge_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        nodes = [x]
-        e = 0
-        for node in range(1, NUM_NODES):
-            total = None
-            for src in range(node):  # the order of EDGES: (1<-0), (2<-0), (2<-1), ...
-                y = self.edges[e](
-                    nodes[src],
-                    None if weights is None else weights[e],
-                    None if index is None else index[e],
-                    None if edge_weights is None else edge_weights[e],
-                )
-                total = y if total is None else total + y
-                e += 1
-            nodes.append(total)
-        return nodes[-1]
+        return mixed_nodes(self.edges, [x], NUM_NODES - 1, weights, index, edge_weights)[-1]
 
 
 class NB201Supernet(nn.Module):
@@ -217,13 +241,17 @@ class NB201Supernet(nn.Module):
         for i, (channels, reduction) in enumerate(stage_layout(C, N)):
             if not reduction:
                 assert isinstance(self.cells[i], InferCell)
-                self.cells[i] = SearchCell(
-                    channels,
-                    partial_k=partial_k,
-                    pool_bn=pool_bn,
-                    affine=affine,
-                    track_running_stats=track_running_stats,
-                )
+                edges = [
+                    MixedEdge(
+                        channels,
+                        partial_k=partial_k,
+                        pool_bn=pool_bn,
+                        affine=affine,
+                        track_running_stats=track_running_stats,
+                    )
+                    for _ in EDGES
+                ]
+                self.cells[i] = SearchCell(edges, channels)
         self.lastact = skeleton.lastact
         self.global_pooling = skeleton.global_pooling
         self.classifier = skeleton.classifier
