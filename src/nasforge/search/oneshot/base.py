@@ -89,19 +89,10 @@ class OneShotConfig:
             raise SearchError(
                 f"config field score_bn={self.score_bn!r} invalid; expected one of {SCORE_BN}"
             )
-        positive_ints = ("epochs", "batch_size", "C", "N", "eval_batch_size")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
+        for name in ("epochs", "batch_size", "C", "N", "eval_batch_size"):
+            check_int(self, name)
         for name in ("steps_per_epoch", "valid_batches", "t_max"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise SearchError(
-                    f"config field {name}={value!r} invalid; expected None or an int >= 1"
-                )
+            check_int(self, name, optional=True)
         for name in (
             "lr",
             "eta_min",
@@ -167,6 +158,17 @@ def check_float(config: Any, name: str, *, positive: bool = False) -> None:
         or value < 0
         or (positive and value == 0)
     ):
+        raise SearchError(f"config field {name}={value!r} invalid; expected {expected}")
+
+
+def check_int(config: Any, name: str, *, minimum: int = 1, optional: bool = False) -> None:
+    """Raise a :class:`SearchError` naming ``config.<name>`` unless it is an int >=
+    ``minimum`` (or None, with ``optional``); bools are rejected."""
+    value = getattr(config, name)
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = f"None or an int >= {minimum}" if optional else f"an int >= {minimum}"
         raise SearchError(f"config field {name}={value!r} invalid; expected {expected}")
 
 

@@ -47,6 +47,7 @@ from nasforge.search.oneshot.base import (
     SearchContext,
     StepStats,
     check_float,
+    check_int,
     top1_correct,
 )
 from nasforge.search.oneshot.setn import best_of
@@ -149,9 +150,7 @@ class ENASConfig(OneShotConfig):
             "controller_num_samples",
             "derive_samples",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
+            check_int(self, name)
         check_float(self, "controller_bl_dec")
         if not 0 <= self.controller_bl_dec <= 1:
             raise SearchError(

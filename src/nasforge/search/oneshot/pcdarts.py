@@ -28,7 +28,14 @@ import numpy as np
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import AlphaSearch, Batch, OneShotConfig, StepStats, check_bool
+from nasforge.search.oneshot.base import (
+    AlphaSearch,
+    Batch,
+    OneShotConfig,
+    StepStats,
+    check_bool,
+    check_int,
+)
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import EDGES, NUM_EDGES, Arch
 
@@ -66,12 +73,7 @@ class PCDartsConfig(OneShotConfig):
             raise SearchError(
                 f"partial_k={self.partial_k!r} invalid; expected an int >= 1 dividing C={self.C}"
             )
-        if (
-            isinstance(self.warmup_epochs, bool)
-            or not isinstance(self.warmup_epochs, int)
-            or self.warmup_epochs < 0
-        ):
-            raise SearchError(f"warmup_epochs={self.warmup_epochs!r} invalid; expected an int >= 0")
+        check_int(self, "warmup_epochs", minimum=0)
         check_bool(self, "edge_norm")
         check_bool(self, "pool_bn")
 

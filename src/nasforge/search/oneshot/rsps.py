@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     Batch,
     OneShotConfig,
     OneShotSearch,
     SearchContext,
     StepStats,
+    check_int,
 )
 from nasforge.search.oneshot.setn import best_of
 from nasforge.search.registry import ALGORITHMS
@@ -46,9 +46,7 @@ class RSPSConfig(OneShotConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("select_num", "select_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
+            check_int(self, name)
 
 
 @ALGORITHMS.register("rsps")

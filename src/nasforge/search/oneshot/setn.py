@@ -28,13 +28,13 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     AlphaSearch,
     Batch,
     OneShotConfig,
     SearchContext,
     StepStats,
+    check_int,
     fill_missing_grads,
 )
 from nasforge.search.registry import ALGORITHMS
@@ -54,9 +54,7 @@ class SETNConfig(OneShotConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("select_num", "select_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
+            check_int(self, name)
 
 
 @lru_cache(maxsize=1)
