@@ -40,6 +40,26 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     return x * mask / keep
 
 
+def reduction_layers(layers: int) -> tuple[int, ...]:
+    """Indices of the reduction cells of a ``layers``-cell network, search and evaluation
+    alike (quark0/darts model.py:129,185, model_search.py:82)."""
+    return tuple(sorted({layers // 3, 2 * layers // 3}))
+
+
+def cell_inputs(
+    c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool, affine: bool = True
+) -> tuple[nn.Module, nn.Module]:
+    """A DARTS cell's two preprocessing ops (model.py:14-18, model_search.py:31-35): the older
+    input is factorized-reduced after a reduction cell, else a 1x1 ``ReLUConvBN``, as is the
+    newer one; bias-free as every DARTS convolution (operations.py:28,96-97)."""
+    preprocess0: nn.Module = (
+        FactorizedReduce(c_prev_prev, c, 2, affine, bias=False)
+        if reduction_prev
+        else ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=affine, bias=False)
+    )
+    return preprocess0, ReLUConvBN(c_prev, c, 1, 1, 0, affine=affine, bias=False)
+
+
 class Cell(nn.Module):
     """One evaluation cell built from a genotype (model.py:8-60)."""
 
@@ -53,13 +73,7 @@ class Cell(nn.Module):
         reduction_prev: bool,
     ) -> None:
         super().__init__()
-        # Bias-free as every DARTS convolution (operations.py:28,96-97).
-        self.preprocess0: nn.Module = (
-            FactorizedReduce(c_prev_prev, c, 2, bias=False)
-            if reduction_prev
-            else ReLUConvBN(c_prev_prev, c, 1, 1, 0, bias=False)
-        )
-        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, bias=False)
+        self.preprocess0, self.preprocess1 = cell_inputs(c_prev_prev, c_prev, c, reduction_prev)
         pairs, concat = genotype.cell(reduction)
         self.reduction = reduction
         self._steps = len(pairs) // 2
@@ -143,7 +157,7 @@ class _DartsNetwork(nn.Module):
         self.cells = nn.ModuleList()
         c_aux = c_prev
         for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+            reduction = i in reduction_layers(layers)
             if reduction:
                 c_curr *= 2
             cell = Cell(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)

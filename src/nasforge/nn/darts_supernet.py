@@ -39,7 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasforge.nn.ops import FactorizedReduce, ReLUConvBN, build_darts_op
+from nasforge.nn.darts import cell_inputs, reduction_layers
+from nasforge.nn.ops import FactorizedReduce, build_darts_op
 from nasforge.nn.supernet import MixedEdge, check_mixing, mixed_nodes
 from nasforge.spaces.darts import CELL_EDGES, PRIMITIVES, STEPS, Genotype
 
@@ -49,11 +50,6 @@ NUM_DARTS_OPS = len(PRIMITIVES)  # 8
 NUM_ARCH_ROWS = 2 * NUM_CELL_EDGES
 # MixedEdge skips op 0 of a weighted sum: ``none`` in both spaces.
 assert PRIMITIVES.index("none") == 0
-
-
-def reduction_layers(layers: int) -> tuple[int, ...]:
-    """Indices of the reduction cells (``model_search.py:113``)."""
-    return tuple(sorted({layers // 3, 2 * layers // 3}))
 
 
 class MaxPool2x2(nn.Module):
@@ -108,12 +104,9 @@ class DartsSearchCell(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
-        self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, c, 2, affine=False, bias=False)
-            if reduction_prev
-            else ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False, bias=False)
+        self.preprocess0, self.preprocess1 = cell_inputs(
+            c_prev_prev, c_prev, c, reduction_prev, affine=False
         )
-        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, affine=False, bias=False)
         # Both preprocessing ops start with a ReLU of a previous cell's output, and every
         # output feeds two later cells: the network applies that ReLU once per output
         # (DartsSupernet._cells) instead of once per use, so autograd keeps one copy.

@@ -317,18 +317,7 @@ class DartsSpacePCDarts(DartsCellMethod, PCDarts):
 
     config_class = DartsSpacePCConfig
 
-    def setup_arch(self) -> None:
-        self.alphas = self.new_alphas()
-        # model_search.py:172-175: 1e-3 * randn for the betas as for the alphas.
-        init = 1e-3 * torch.randn(NUM_ARCH_ROWS, generator=self.generator)
-        self.betas = nn.Parameter(init.to(self.device))
-        params = [self.alphas, self.betas] if self.config.edge_norm else [self.alphas]  # type: ignore[attr-defined]
-        self.a_optimizer = self.arch_adam(params)
-
-    def edge_weights(self, detach: bool = False) -> torch.Tensor | None:
-        if not self.config.edge_norm:  # type: ignore[attr-defined]
-            return None
-        return normalise_cell_edges(self.betas.detach() if detach else self.betas)
+    normalise_betas = staticmethod(normalise_cell_edges)
 
     def derive_edge_weights(self) -> np.ndarray | None:
         ew = self.edge_weights(detach=True)

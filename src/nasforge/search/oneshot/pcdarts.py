@@ -37,7 +37,7 @@ from nasforge.search.oneshot.base import (
     check_int,
 )
 from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import EDGES, NUM_EDGES, Arch
+from nasforge.spaces.nb201 import EDGES, Arch
 
 # Edge ids grouped by their destination node (the inputs a beta softmax normalises over).
 _NODE_EDGES: tuple[tuple[int, ...], ...] = tuple(
@@ -102,18 +102,22 @@ class PCDarts(AlphaSearch):
 
     def setup_arch(self) -> None:
         self.alphas = self.new_alphas()
-        # Official init 1e-3 * randn for the betas as for the alphas.
-        self.betas = torch.nn.Parameter(
-            (1e-3 * torch.randn(NUM_EDGES, generator=self.generator)).to(self.device)
-        )
+        # One beta per alpha row (edge), drawn after the alphas with the same official init
+        # 1e-3 * randn (PC-DARTS model_search.py:172-175).
+        init = 1e-3 * torch.randn(self.alphas.shape[0], generator=self.generator)
+        self.betas = torch.nn.Parameter(init.to(self.device))
         params = [self.alphas, self.betas] if self.config.edge_norm else [self.alphas]  # type: ignore[attr-defined]
         self.a_optimizer = self.arch_adam(params)
+
+    @staticmethod
+    def normalise_betas(betas: torch.Tensor) -> torch.Tensor:
+        """The space's edge normalisation of the betas (NB201: :func:`normalise_edges`)."""
+        return normalise_edges(betas)
 
     def edge_weights(self, detach: bool = False) -> torch.Tensor | None:
         if not self.config.edge_norm:  # type: ignore[attr-defined]
             return None
-        betas = self.betas.detach() if detach else self.betas
-        return normalise_edges(betas)
+        return self.normalise_betas(self.betas.detach() if detach else self.betas)
 
     def _forward(self, x: torch.Tensor, detach: bool) -> torch.Tensor:
         assert self.supernet is not None

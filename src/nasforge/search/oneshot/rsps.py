@@ -24,29 +24,20 @@ import numpy as np
 
 from nasforge.search.oneshot.base import (
     Batch,
-    OneShotConfig,
     OneShotSearch,
     SearchContext,
     StepStats,
-    check_int,
 )
-from nasforge.search.oneshot.setn import best_of
+from nasforge.search.oneshot.setn import SelectConfig, best_of
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
 
 
 @dataclass(frozen=True)
-class RSPSConfig(OneShotConfig):
+class RSPSConfig(SelectConfig):
     """RSPS' NB201 settings (no architecture optimizer)."""
 
     epochs: int = 250
-    select_num: int = 100
-    select_batches: int = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("select_num", "select_batches"):
-            check_int(self, name)
 
 
 @ALGORITHMS.register("rsps")

@@ -42,12 +42,11 @@ from nasforge.spaces.nb201 import NUM_ARCHS, NUM_EDGES, NUM_OPS, Arch
 
 
 @dataclass(frozen=True)
-class SETNConfig(OneShotConfig):
-    """SETN's NB201 settings; ``select_num`` candidates, each scored on ``select_batches``
-    validation batch(es)."""
+class SelectConfig(OneShotConfig):
+    """Settings of a search that picks its arch by :func:`best_of` (SETN, RSPS):
+    ``select_num`` candidates (official: 100), each scored on ``select_batches`` validation
+    batch(es) (official: 1)."""
 
-    epochs: int = 250
-    grad_clip: float = 0.0
     select_num: int = 100
     select_batches: int = 1
 
@@ -55,6 +54,14 @@ class SETNConfig(OneShotConfig):
         super().__post_init__()
         for name in ("select_num", "select_batches"):
             check_int(self, name)
+
+
+@dataclass(frozen=True)
+class SETNConfig(SelectConfig):
+    """SETN's NB201 settings."""
+
+    epochs: int = 250
+    grad_clip: float = 0.0
 
 
 @lru_cache(maxsize=1)
