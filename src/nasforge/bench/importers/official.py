@@ -1,4 +1,5 @@
-"""Importers of the official NAS-Bench-201 (``.pth``) and NATS-Bench topology files.
+"""Importers of the official NAS-Bench-201 (``.pth``) and NATS-Bench (topology and size)
+files.
 
 Formats (read from the official ``nas_201_api`` / ``nats_bench`` sources):
 
@@ -12,6 +13,11 @@ Formats (read from the official ``nas_201_api`` / ``nats_bench`` sources):
   ``meta.pickle.pbz2`` (``{"meta_archs": ...}``) and one bz2 pickle ``NNNNNN.pickle.pbz2`` per
   arch holding ``{hp: ArchResults state}`` (hp ``"01"``, ``"12"``, ``"90"``, ``"200"``); or
   the single file ``NATS-tss-v1_0-3ffb9.pickle.pbz2`` shaped like the NB201 dict.
+* NATS-Bench size: the same layout (``NATS-sss-v1_0-50262-simple`` / ``-full`` directories,
+  the single ``NATS-sss-v1_0-50262.pickle.pbz2``) over the 32,768 channel configurations
+  (``meta_archs`` like ``"64:32:16:48:8"``), recipes ``"01"``, ``"12"``, ``"90"``
+  (AutoDL-Projects ``exps/NATS-Bench/sss-collect.py``, ``simplify``: ``hps = ["01", "12",
+  "90"]``). Its table holds the ``nats-sss`` space.
 
 An ``ArchResults`` state maps ``(dataset, seed)`` to a ``ResultsCount`` state whose
 ``train_losses`` / ``train_acc1es`` / ``train_times`` are keyed by 0-based epoch and whose
@@ -35,9 +41,9 @@ import numpy as np
 
 from nasforge.bench.safe_pickle import as_state, load_bz2_pickle, load_torch_file, oneline
 from nasforge.bench.schema import STATUS_CODES, TRAIN_TIME, metric_order
+from nasforge.bench.spaces import TableSpace, table_space
 from nasforge.bench.store import CostData, GroupData, write_table
-from nasforge.errors import ArchError, BenchError
-from nasforge.spaces.nb201 import NUM_ARCHS, Arch
+from nasforge.errors import BenchError
 
 #: NB201 file keys -> recipe keys the official API uses for them (api_201.py).
 NB201_HP_KEYS = {"less": "12", "full": "200"}
@@ -135,7 +141,8 @@ def _legacy_fix(values: list[float], seeds: list[int]) -> float:
 class _Collector:
     """Gathers entries arch by arch and turns them into dense groups."""
 
-    def __init__(self) -> None:
+    def __init__(self, space: str = "nb201") -> None:
+        self.space: TableSpace = table_space(space)
         # (dataset, hp) -> {(index, seed): (epochs, curves)}
         self.entries: dict[tuple[str, str], dict[tuple[int, int], tuple[int, dict]]] = {}
         self.costs: dict[str, dict[int, dict[str, float]]] = {}
@@ -143,8 +150,9 @@ class _Collector:
 
     def add_arch(self, index: int, hp2state: Any, source: str) -> None:
         """Add one arch's ``{hp: ArchResults state}``; a malformed one is a BenchError."""
-        if not 0 <= index < NUM_ARCHS:
-            raise BenchError(f"{source}: arch index {index} is outside 0..{NUM_ARCHS - 1}")
+        size = self.space.size
+        if not 0 <= index < size:
+            raise BenchError(f"{source}: arch index {index} is outside 0..{size - 1}")
         if not isinstance(hp2state, dict):
             raise BenchError(f"{source}: arch {index}: expected a dict of hp -> ArchResults state")
         try:
@@ -225,7 +233,7 @@ class _Collector:
         for dataset, per_arch in sorted(self.costs.items()):
             names = metric_order(set().union(*per_arch.values()))
             names = [n for n in ("params_m", "flops_m", "latency_s") if n in names]
-            values = np.full((NUM_ARCHS, len(names)), np.nan)
+            values = np.full((self.space.size, len(names)), np.nan)
             for index, cost in per_arch.items():
                 for k, n in enumerate(names):
                     values[index, k] = cost.get(n, math.nan)
@@ -233,25 +241,25 @@ class _Collector:
         return out
 
 
-def check_meta_archs(meta_archs: Any, source: str) -> None:
-    """The file's arch list must be the official index order (so indices agree)."""
-    if not isinstance(meta_archs, (list, tuple)) or len(meta_archs) != NUM_ARCHS:
-        n = len(meta_archs) if isinstance(meta_archs, (list, tuple)) else type(meta_archs).__name__
-        raise BenchError(f"{source}: 'meta_archs' has {n} entries; expected {NUM_ARCHS}")
-    for i, s in enumerate(meta_archs):
-        if not isinstance(s, str):
-            raise BenchError(f"{source}: meta_archs[{i}] is a {type(s).__name__}, not a string")
-        try:
-            ok = Arch.from_string(s).to_index() == i
-        except ArchError as exc:
-            raise BenchError(
-                f"{source}: meta_archs[{i}] = {s[:80]!r} is not an NB201 arch ({oneline(exc)})"
-            ) from None
-        if not ok:
-            raise BenchError(
-                f"{source}: meta_archs[{i}] = {s[:80]!r} is not the arch of official index {i}; "
-                "the file does not follow the official NAS-Bench-201 order"
-            )
+def check_meta_archs(meta_archs: Any, source: str, space: str = "nb201") -> None:
+    """The file's arch list must be the official index order of ``space`` (so indices
+    agree)."""
+    table_space(space).check_meta_archs(meta_archs, source)
+
+
+def space_of_meta_archs(meta_archs: Any, source: str) -> str:
+    """The table space an official ``meta_archs`` list belongs to, told by its length
+    (15,625 topology cells or 32,768 size configurations)."""
+    n = len(meta_archs) if isinstance(meta_archs, (list, tuple)) else None
+    for name in ("nb201", "nats-sss"):
+        if n == table_space(name).size:
+            return name
+    sizes = {name: table_space(name).size for name in ("nb201", "nats-sss")}
+    what = n if n is not None else type(meta_archs).__name__
+    raise BenchError(
+        f"{source}: 'meta_archs' has {what} entries; expected one of {sizes} "
+        "(NATS-Bench topology or size)"
+    )
 
 
 #: Exceptions a malformed (not malicious: those are refused while loading) structure of plain
@@ -275,15 +283,20 @@ def _hp_map(infos: Any, hp_of: Callable[[str], str], where: str) -> dict[str, An
     return {hp_of(k): v for k, v in infos.items()}
 
 
-def _convert_whole(obj: Any, source: str, hp_of: Callable[[str], str]) -> _Collector:
+def _convert_whole(
+    obj: Any, source: str, hp_of: Callable[[str], str], space: str | None = "nb201"
+) -> _Collector:
+    """Convert a whole official dict; ``space=None`` tells it from ``meta_archs``."""
     if not isinstance(obj, dict) or not {"meta_archs", "arch2infos"} <= set(obj):
         keys = _keys(obj) if isinstance(obj, dict) else type(obj).__name__
         raise BenchError(
             f"{source} is not a NAS-Bench-201 / NATS-Bench file: expected a dict with "
             f"'meta_archs' and 'arch2infos', got {keys}"
         )
-    check_meta_archs(obj["meta_archs"], source)
-    col = _Collector()
+    if space is None:
+        space = space_of_meta_archs(obj["meta_archs"], source)
+    check_meta_archs(obj["meta_archs"], source, space)
+    col = _Collector(space)
     arch2infos = obj["arch2infos"]
     if not isinstance(arch2infos, dict) or not all(type(k) is int for k in arch2infos):
         raise BenchError(f"{source}: 'arch2infos' is not a dict keyed by arch index")
@@ -321,22 +334,27 @@ def read_nb201(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]
     return col, {"source_format": "nb201", "source": src.name}
 
 
-def read_nats_tss(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]:
-    """Read a NATS-Bench topology directory (``-simple`` / ``-full``) or single pickle."""
+def read_nats(
+    src: str | os.PathLike[str], space: str | None = None
+) -> tuple[_Collector, dict[str, Any]]:
+    """Read a NATS-Bench directory (``-simple`` / ``-full``) or single pickle, topology or
+    size. ``space`` (``"nb201"`` or ``"nats-sss"``) is what the caller expects; ``None``
+    takes the file's (told by its ``meta_archs``)."""
     src = Path(src)
     if src.is_file():
-        col = _convert_whole(load_bz2_pickle(src), repr(str(src)), str)
-        return col, {"source_format": "nats-tss", "source": src.name}
+        col = _convert_whole(load_bz2_pickle(src), repr(str(src)), str, space)
+        return col, {"source_format": _nats_format(col.space.name), "source": src.name}
     meta_path = src / f"meta{_NATS_EXT}"
     if not meta_path.is_file():
-        raise BenchError(
-            f"{str(src)!r} is not a NATS-Bench topology directory (no meta{_NATS_EXT})"
-        )
+        raise BenchError(f"{str(src)!r} is not a NATS-Bench directory (no meta{_NATS_EXT})")
     meta = load_bz2_pickle(meta_path)
     if not isinstance(meta, dict) or "meta_archs" not in meta:
         raise BenchError(f"{str(meta_path)!r}: expected a dict with 'meta_archs'")
-    check_meta_archs(meta["meta_archs"], repr(str(meta_path)))
-    col = _Collector()
+    if space is None:
+        space = space_of_meta_archs(meta["meta_archs"], repr(str(meta_path)))
+    check_meta_archs(meta["meta_archs"], repr(str(meta_path)), space)
+    del meta  # 32,768 strings for the size space: not kept while the archs are read
+    col = _Collector(space)
     pattern = re.compile(r"(\d{1,6})" + re.escape(_NATS_EXT))
     found = 0
     for p in sorted(src.iterdir()):
@@ -348,7 +366,29 @@ def read_nats_tss(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, An
         found += 1
     if not found:
         raise BenchError(f"{str(src)!r} holds no per-arch NNNNNN{_NATS_EXT} files")
-    return col, {"source_format": "nats-tss", "source": src.name}
+    return col, {"source_format": _nats_format(space), "source": src.name}
+
+
+def _nats_format(space: str) -> str:
+    return "nats-sss" if space == "nats-sss" else "nats-tss"
+
+
+def read_nats_tss(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]:
+    """Read a NATS-Bench topology directory (``-simple`` / ``-full``) or single pickle."""
+    return read_nats(src, "nb201")
+
+
+def read_nats_sss(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]:
+    """Read a NATS-Bench size directory (``-simple`` / ``-full``) or single pickle."""
+    return read_nats(src, "nats-sss")
+
+
+#: Official formats -> their reader.
+OFFICIAL_READERS: dict[str, Callable[[str | os.PathLike[str]], tuple[_Collector, dict]]] = {
+    "nb201": lambda src: read_nb201(src),
+    "nats-tss": read_nats_tss,
+    "nats-sss": read_nats_sss,
+}
 
 
 def import_official(
@@ -358,11 +398,21 @@ def import_official(
     kind: str,
     overwrite: bool = False,
 ) -> Path:
-    """Import an official file (``kind`` ``"nb201"`` or ``"nats-tss"``) into a table."""
-    reader = {"nb201": read_nb201, "nats-tss": read_nats_tss}.get(kind)
+    """Import an official file (``kind`` ``"nb201"``, ``"nats-tss"`` or ``"nats-sss"``) into
+    a table (of space ``nb201`` for the first two, ``nats-sss`` for the size space)."""
+    reader = OFFICIAL_READERS.get(kind)
     if reader is None:
-        raise BenchError(f"official format {kind!r} unknown; expected 'nb201' or 'nats-tss'")
+        raise BenchError(
+            f"official format {kind!r} unknown; expected one of {list(OFFICIAL_READERS)}"
+        )
     col, meta = reader(src)
     if not col.entries:
         raise BenchError(f"{str(src)!r} holds no results")
-    return write_table(out, col.groups(), col.cost_data(), meta=meta, overwrite=overwrite)
+    return write_table(
+        out,
+        col.groups(),
+        col.cost_data(),
+        meta=meta,
+        overwrite=overwrite,
+        space=col.space.name,
+    )
