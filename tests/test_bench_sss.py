@@ -231,3 +231,21 @@ def test_table_index_is_the_space_index():
     assert ts.index(" 8: 8:8:8:16") == 1  # spacing is parsed by the space
     with pytest.raises(Exception, match="channel count '12'"):
         ts.index("8:8:8:8:12")
+
+
+def test_cli_imports_shows_and_exports_a_size_table(sss_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from nasforge.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "250"})
+    table = tmp_path / "sss.table"
+    res = runner.invoke(app, ["bench", "import", str(sss_dir), "-o", str(table)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["bench", "info", str(table)])
+    assert res.exit_code == 0 and "space=nats-sss" in res.output, res.output
+    out = tmp_path / "sss.csv"
+    res = runner.invoke(app, ["bench", "export", str(table), "-o", str(out), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert "64:64:64:64:64" in text and "|nor_conv" not in text

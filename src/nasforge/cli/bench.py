@@ -46,7 +46,7 @@ def bench_import(
     src: Path = typer.Argument(..., help="Official .pth / NATS directory / CSV / Parquet."),
     output: Path = typer.Option(..., "-o", "--output", help="Table directory to create."),
     fmt: str = typer.Option(
-        "auto", "--format", help="auto | nb201 | nats-tss | nb201-export | csv | parquet"
+        "auto", "--format", help="auto | nb201 | nats-tss | nats-sss | nb201-export | csv | parquet"
     ),
     dataset: str | None = typer.Option(
         None, help="Dataset of a single-dataset plain table without a dataset column."
