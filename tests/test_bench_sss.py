@@ -249,3 +249,5 @@ def test_cli_imports_shows_and_exports_a_size_table(sss_dir, tmp_path):
     assert res.exit_code == 0, res.output
     text = out.read_text()
     assert "64:64:64:64:64" in text and "|nor_conv" not in text
+    res = runner.invoke(app, ["bench", "top", str(table), "--dataset", "cifar100", "--json"])
+    assert res.exit_code == 0 and ":" in res.output, res.output

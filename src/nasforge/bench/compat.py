@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.bench.query import Benchmark
+from nasforge.bench.query import OFFICIAL_LATENCY_BATCH, Benchmark
 from nasforge.bench.schema import OFFICIAL_DATASETS, TRAIN_TIME
 from nasforge.errors import ArchError, BenchError
 from nasforge.spaces.nats_sss import CELL as _SSS_CELL
@@ -435,6 +435,10 @@ class ArchResults:
         block = g.data[r].tolist()  # [seeds][metrics][epochs], one read
         m, E = g.m_pos, g.g.epochs
         cost = bench.cost(index, dataset)
+        if bench.latency_batch(dataset) not in (None, OFFICIAL_LATENCY_BATCH):
+            # A latency at another batch (a nasforge build measures at batch 1) is not the
+            # official quantity: reported unknown, as the official files would.
+            cost.pop("latency_s", None)
         src.costs[dataset] = cost
         build = (bench.meta.get("build") or {}).get(f"{dataset}/{src.hp}") or {}
         cfg = _ARCH_CONFIGS[bench.space](self.arch_str, dataset, build)
@@ -1149,8 +1153,9 @@ class NASBench201API:
         return info.get_compute_costs(dataset)
 
     def get_latency(self, index: Any, dataset: str, hp: str = "12") -> float | None:
-        """The official latency (``latency_s``: batch 256, nas_201_api api_utils.py); ``None``
-        for tables built by nasforge, whose ``latency_b1_s`` is a different measurement."""
+        """The official latency (``latency_s`` at batch 256, nas_201_api api_utils.py);
+        ``None`` for tables built by nasforge, whose ``latency_s`` is measured at batch 1,
+        a different quantity."""
         return self.get_cost_info(index, dataset, hp)["latency"]
 
     def get_net_param(self, index: Any, dataset: str, seed: int | None, hp: str = "12") -> Any:

@@ -28,6 +28,9 @@ from nasforge.errors import ArchError, BenchError
 Arch = Any
 
 _OK = STATUS_CODES["ok"]
+#: Batch size of the official files' latency (nas_201_api api_utils.py ``get_latency``:
+#: "the latency with the batch size of 256").
+OFFICIAL_LATENCY_BATCH = 256
 #: Manifest metadata flag: archs without an entry answer through their equivalence class.
 ANSWER_BY_CLASS = "answer_by_class"
 
@@ -41,8 +44,9 @@ class Record:
 
     ``curves[m][e]`` is metric ``m`` after epoch ``e + 1`` (NaN where not recorded);
     ``final`` holds the values after the last queried epoch plus ``train_time`` (total
-    training seconds); ``cost`` the known costs (``params_m``, ``flops_m``, ``latency_s`` from official files,
-    ``latency_b1_s`` measured by the builder at batch 1).
+    training seconds); ``cost`` the known costs (``params_m``, ``flops_m``, ``latency_s``:
+    seconds per batch of :meth:`Benchmark.latency_batch` images -- 256 in official files,
+    1 when measured by ``nasforge bench build``).
     Accuracies are in percent. With several seeds and ``seed=None`` the values are the mean
     over ``seeds``. ``arch`` is the value of the table's ``space`` (an ``Arch`` for
     ``nb201``, a tuple of 5 channel counts for ``nats-sss``).
@@ -230,6 +234,7 @@ class Benchmark:
         self._present: np.ndarray | None = None
         self._tables: dict[tuple[str, str], Table] = {}
         self._costs: dict[tuple[str, int], dict[str, float]] = {}
+        self._latency_batch: dict[str, int | None] = {}
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -276,6 +281,29 @@ class Benchmark:
     def space_size(self) -> int:
         """Number of archs in the table's space (15,625 / 32,768)."""
         return self._space.size
+
+    def latency_batch(self, dataset: str) -> int | None:
+        """Batch size of the ``latency_s`` measurement on ``dataset``: what the build
+        recorded (1; tables built before it was recorded measured at 1 too), 256 for tables
+        imported from the official files, ``None`` where the table does not say."""
+        if dataset not in self._latency_batch:
+            self._latency_batch[dataset] = self._find_latency_batch(dataset)
+        return self._latency_batch[dataset]
+
+    def _find_latency_batch(self, dataset: str) -> int | None:
+        meta = self.meta
+        for key, build in sorted((meta.get("build") or {}).items()):
+            if key.split("/")[0] == dataset and isinstance(build, dict):
+                return int(build.get("latency_batch", 1))
+        if "latency_batch" in meta:
+            return int(meta["latency_batch"])
+        if meta.get("source_format") in ("nb201", "nb201-archive", "nats-tss", "nats-sss"):
+            return OFFICIAL_LATENCY_BATCH
+        return None
+
+    def arch_index(self, arch: object) -> int:
+        """The official index of an arch (value, string or index) of the table's space."""
+        return self._index(arch)
 
     def arch_string(self, arch: object) -> str:
         """The official string of an arch (value, string or index) of the table's space."""
@@ -402,8 +430,9 @@ class Benchmark:
     def cost(self, arch: Arch | str | int, dataset: str) -> dict[str, float]:
         """The known costs of an arch on a dataset (absent keys = unknown).
 
-        ``latency_s`` is the official files' latency (batch 256, nas_201_api api_utils.py);
-        ``latency_b<N>_s`` one measured by ``nasforge bench build`` at batch N."""
+        ``latency_s`` is seconds per batch of :meth:`latency_batch` images: 256 in the
+        official files (nas_201_api api_utils.py), 1 when ``nasforge bench build`` measured
+        it."""
         index = self._index(arch)
         cached = self._costs.get((dataset, index))
         if cached is None:
@@ -660,6 +689,7 @@ class Benchmark:
             "space_size": self._space.size,
             "groups": groups,
             "costs": costs,
+            "latency_batch": {ds: self.latency_batch(ds) for ds in costs},
             "journal_records": len(self._state.journal_records),
             "meta": self.meta,
         }

@@ -64,6 +64,7 @@ from nasforge.bench.schema import (
     check_dataset,
     check_hp,
     cost_order,
+    current_cost_names,
     metric_order,
 )
 from nasforge.bench.spaces import DEFAULT_TABLE_SPACE, table_space
@@ -621,7 +622,7 @@ def _load(root: Path, manifest: dict[str, Any], replay: bool) -> TableState:
         values = _open_npy(
             root, c["file"], files[c["file"]], (size, len(c["metrics"])), "float64", True
         )
-        costs[ds] = CostData(ds, list(c["metrics"]), values)
+        costs[ds] = CostData(ds, current_cost_names(list(c["metrics"])), values)
     errors: list[dict[str, Any]] = []
     if manifest.get("errors"):
         try:
@@ -761,7 +762,9 @@ def apply_records(state: TableState, records: Iterable[dict[str, Any]]) -> set:
     for ds, recs in cost_recs.items():
         old = state.costs.get(ds)
         names = set(old.metrics) if old else set()
-        for r in recs:
+        for r in recs:  # old journals (an interrupted older build) use old cost names
+            names_now = current_cost_names(list(r["values"]))
+            r["values"] = dict(zip(names_now, r["values"].values(), strict=True))
             names.update(r["values"])
         metrics = cost_order(names)
         values = np.full((state.num_archs, len(metrics)), np.nan)

@@ -120,9 +120,14 @@ def bench_info(
         )
     console.print(t)
     if info["costs"]:
-        c = Table("dataset", "cost coverage (archs)")
+        c = Table("dataset", "cost coverage (archs)", "latency_s batch")
         for ds, cov in info["costs"].items():
-            c.add_row(ds, ", ".join(f"{k}={v}" for k, v in cov.items()))
+            batch = info["latency_batch"].get(ds)
+            c.add_row(
+                ds,
+                ", ".join(f"{k}={v}" for k, v in cov.items()),
+                "-" if batch is None or "latency_s" not in cov else str(batch),
+            )
         console.print(c)
 
 
@@ -181,7 +186,7 @@ def bench_top(
         hp = max(hps, key=lambda h: (bench.num_epochs(dataset, h) or 0, h))
     top = bench.top(dataset, metric, hp=hp, k=k)
     rows = [
-        {"rank": i + 1, "index": a.to_index(), "arch": a.to_string(), metric: v}
+        {"rank": i + 1, "index": bench.arch_index(a), "arch": bench.arch_string(a), metric: v}
         for i, (a, v) in enumerate(top)
     ]
     if as_json:

@@ -24,7 +24,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nasforge.cli.options import at_least, cells_option, channels_option, seed_option
+from nasforge.cli.options import (
+    at_least,
+    cells_option,
+    channels_option,
+    seed_option,
+    threads_option,
+)
 from nasforge.errors import SearchError
 
 _EVALUATOR_HELP = "'table' (needs --bench; simulated clock) or 'train' (real training; wall clock)."
@@ -185,6 +191,7 @@ def search(
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
     channels: int | None = channels_option(),
     cells: int | None = cells_option(),
+    threads: int | None = threads_option(),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(
         None, help="Epochs: of each trained arch (train evaluator) / of the supernet (one-shot)."
@@ -306,6 +313,7 @@ def compare(
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
     channels: int | None = channels_option(),
     cells: int | None = cells_option(),
+    threads: int | None = threads_option(),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(None, help="Epochs of each trained arch (train evaluator)."),
     max_evals: int | None = typer.Option(

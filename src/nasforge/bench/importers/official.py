@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from nasforge.bench.query import OFFICIAL_LATENCY_BATCH
 from nasforge.bench.safe_pickle import as_state, load_bz2_pickle, load_torch_file, oneline
 from nasforge.bench.schema import STATUS_CODES, TRAIN_TIME, metric_order
 from nasforge.bench.spaces import TableSpace, table_space
@@ -408,6 +409,7 @@ def import_official(
     col, meta = reader(src)
     if not col.entries:
         raise BenchError(f"{str(src)!r} holds no results")
+    meta["latency_batch"] = OFFICIAL_LATENCY_BATCH
     return write_table(
         out,
         col.groups(),
