@@ -14,8 +14,10 @@ Black-box algorithms run through :mod:`nasforge.search.protocol`; a one-shot alg
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +163,27 @@ def _progress(console: Console) -> Any:
     )
 
 
+@contextlib.contextmanager
+def _training_progress(bar: Any, ev: Any, evals_total: int | None) -> Iterator[Any]:
+    """With real training (a wall-clock evaluator): two more lines on ``bar`` -- the
+    evaluations answered so far and the epochs of the training in progress (in-process
+    trainings; with --workers they run in workers and only evaluations are counted). Yields
+    the evaluator to search with."""
+    if ev.clock != "wall":
+        yield ev
+        return
+    from nasforge.progress import CountingEvaluator, epoch_listener
+
+    evals = bar.add_task("evaluations", total=evals_total)
+    epochs = bar.add_task("epochs of this training", total=None)
+
+    def on_epoch(done: int, total: int) -> None:
+        bar.update(epochs, completed=done, total=total)
+
+    with epoch_listener(on_epoch):
+        yield CountingEvaluator(ev, lambda k: bar.advance(evals, k))
+
+
 def search(
     algo: str = typer.Option(..., "--algo", help="Registered algorithm name."),
     dataset: str = typer.Option("cifar10-valid", help="Dataset (as the table / loader names it)."),
@@ -262,20 +285,25 @@ def search(
 
         executor = create_executor("local", workers=workers)
     try:
+        # evaluations to expect, where the budget or --max-evals says (else the bar counts up)
+        caps = [int(b.amount)] if b.kind == "evals" else []
+        caps += [] if max_evals is None else [max_evals]
+        evals_total = min(caps) * runs if caps else None
         with _progress(console) as bar:
             task = bar.add_task(f"{algo} on {dataset}", total=runs)
-            results = run_protocol(
-                algo,
-                ev,
-                b,
-                runs=runs,
-                seed=seed,
-                algo_kwargs=params,
-                max_evals=max_evals,
-                progress=lambda i, r: bar.advance(task),
-                parallel=workers,
-                executor=executor,
-            )
+            with _training_progress(bar, ev, evals_total) as run_ev:
+                results = run_protocol(
+                    algo,
+                    run_ev,
+                    b,
+                    runs=runs,
+                    seed=seed,
+                    algo_kwargs=params,
+                    max_evals=max_evals,
+                    progress=lambda i, r: bar.advance(task),
+                    parallel=workers,
+                    executor=executor,
+                )
     finally:
         if executor is not None:
             executor.shutdown()
