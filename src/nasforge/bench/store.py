@@ -206,16 +206,38 @@ class _HashingWriter:
         return self._f.write(b)
 
 
-def _save_array(root: Path, rel: str, arr: np.ndarray) -> dict[str, Any]:
+def _save_array(root: Path, rel: str, arr: Any) -> dict[str, Any]:
+    """Write one column file. ``arr`` is an array, or a streamed column (``shape``,
+    ``dtype`` and ``iter_blocks()`` yielding its leading-axis blocks in order, as importers
+    produce them) written block by block so it is never whole in memory."""
     path = root / rel
     with _removed_on_error(path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
         with open(tmp, "wb") as f:
             hw = _HashingWriter(f)
-            np.save(hw, np.ascontiguousarray(arr), allow_pickle=False)
+            if hasattr(arr, "iter_blocks"):
+                _save_streamed(hw, arr)
+            else:
+                np.save(hw, np.ascontiguousarray(arr), allow_pickle=False)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     return {"bytes": hw.nbytes, "sha256": hw.sha.hexdigest()}
+
+
+def _save_streamed(hw: _HashingWriter, arr: Any) -> None:
+    """The ``.npy`` file ``np.save`` would write for ``arr``, from its blocks."""
+    dtype = np.dtype(arr.dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
+    np.lib.format.write_array_header_1_0(hw, {**header, "shape": tuple(arr.shape)})
+    rows = 0
+    for block in arr.iter_blocks():
+        block = np.ascontiguousarray(block, dtype=dtype)
+        if block.shape != tuple(arr.shape[1:]):
+            raise BenchError(f"streamed block of shape {block.shape}; expected {arr.shape[1:]}")
+        hw.write(block.tobytes())
+        rows += 1
+    if rows != arr.shape[0]:
+        raise BenchError(f"streamed column gave {rows} rows; expected {arr.shape[0]}")
 
 
 def file_sha256(path: Path) -> str:

@@ -30,9 +30,12 @@ one-line :class:`BenchError` naming it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -139,15 +142,102 @@ def _legacy_fix(values: list[float], seeds: list[int]) -> float:
     return sum(values) / len(values)
 
 
-class _Collector:
-    """Gathers entries arch by arch and turns them into dense groups."""
+class _GroupSpill:
+    """The entries of one (dataset, hp) group, spilled to a file as they are read.
 
-    def __init__(self, space: str = "nb201") -> None:
+    Each entry's curves go to disk at once (one ``.npy`` record of ``[metrics, epochs]``);
+    memory keeps only where each record lies, so an import holds one arch at a time whatever
+    the size of the source. Read back row by row (:meth:`blocks`) into the table's columns.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = open(path, "w+b")  # noqa: SIM115 - closed by close()
+        # (index, seed) -> (offset, epochs, metric names); a later entry replaces an earlier
+        self.where: dict[tuple[int, int], tuple[int, int, tuple[str, ...]]] = {}
+        self.names: set[str] = set()
+        self.epochs = 0
+
+    def put(self, index: int, seed: int, epochs: int, curves: dict[str, np.ndarray]) -> None:
+        names = tuple(curves)
+        offset = self.file.seek(0, os.SEEK_END)
+        np.save(self.file, np.stack([curves[n] for n in names]), allow_pickle=False)
+        self.where[(index, seed)] = (offset, epochs, names)
+        self.names.update(names)
+        self.epochs = max(self.epochs, epochs)
+
+    def blocks(
+        self, rows: np.ndarray, seeds: list[int], metrics: list[str]
+    ) -> Iterator[np.ndarray]:
+        """``[seeds, metrics, epochs]`` of each row in turn (NaN where nothing was read)."""
+        m_pos = {m: k for k, m in enumerate(metrics)}
+        by_row: dict[int, list[tuple[int, int, int, tuple[str, ...]]]] = {}
+        for (index, seed), (offset, e, names) in self.where.items():
+            by_row.setdefault(index, []).append((seeds.index(seed), offset, e, names))
+        for index in rows.tolist():
+            block = np.full((len(seeds), len(metrics), self.epochs), np.nan)
+            for s, offset, e, names in sorted(by_row[index], key=lambda x: x[1]):
+                self.file.seek(offset)
+                values = np.load(self.file, allow_pickle=False)
+                for k, n in enumerate(names):
+                    block[s, m_pos[n], :e] = values[k]
+                if "epoch_time" in names:
+                    block[s, m_pos[TRAIN_TIME], :e] = np.cumsum(values[names.index("epoch_time")])
+            yield block
+
+    def close(self) -> None:
+        self.file.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+class _StreamedRows:
+    """A group's ``[rows, seeds, metrics, epochs]`` column as the store writes it: shape,
+    dtype and its rows in order (:meth:`iter_blocks`), never all in memory at once."""
+
+    def __init__(self, shape: tuple[int, ...], blocks: Callable[[], Iterator[np.ndarray]]) -> None:
+        self.shape = shape
+        self.dtype = np.dtype(np.float64)
+        self._blocks = blocks
+
+    def iter_blocks(self) -> Iterator[np.ndarray]:
+        return self._blocks()
+
+
+class _Collector:
+    """Gathers entries arch by arch (their curves spilled to ``spill_dir`` at once) and
+    turns them into groups whose columns are written row by row."""
+
+    def __init__(self, space: str = "nb201", spill_dir: Path | None = None) -> None:
         self.space: TableSpace = table_space(space)
-        # (dataset, hp) -> {(index, seed): (epochs, curves)}
-        self.entries: dict[tuple[str, str], dict[tuple[int, int], tuple[int, dict]]] = {}
+        self._spill_dir = spill_dir
+        self._own_dir: str | None = None
+        # (dataset, hp) -> its spilled entries
+        self.entries: dict[tuple[str, str], _GroupSpill] = {}
         self.costs: dict[str, dict[int, dict[str, float]]] = {}
         self.cost_hp: dict[tuple[str, int], str] = {}
+
+    def _group(self, dataset: str, hp: str) -> _GroupSpill:
+        g = self.entries.get((dataset, hp))
+        if g is None:
+            if self._spill_dir is None:
+                self._own_dir = tempfile.mkdtemp(prefix="nasforge-import-")
+                self._spill_dir = Path(self._own_dir)
+            g = _GroupSpill(self._spill_dir / f"g{len(self.entries):04d}.spill")
+            self.entries[(dataset, hp)] = g
+        return g
+
+    def close(self) -> None:
+        """Remove the spill files (every import ends with it, failed or not)."""
+        for g in self.entries.values():
+            g.close()
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None
+
+    def __del__(self) -> None:  # a collector dropped without close() leaves no file behind
+        with contextlib.suppress(Exception):
+            self.close()
 
     def add_arch(self, index: int, hp2state: Any, source: str) -> None:
         """Add one arch's ``{hp: ArchResults state}``; a malformed one is a BenchError."""
@@ -180,7 +270,7 @@ class _Collector:
                 if not isinstance(dataset, str) or not _NAME.fullmatch(dataset):
                     raise BenchError(f"dataset name {str(dataset)[:40]!r} is not a plain name")
                 epochs, curves = results_count_curves(dataset, rc)
-                self.entries.setdefault((dataset, hp), {})[(index, int(seed))] = (epochs, curves)
+                self._group(dataset, hp).put(index, int(seed), epochs, curves)
             for dataset, seeds in dataset_seed.items():
                 if (dataset, index) in self.cost_hp:
                     continue
@@ -205,29 +295,22 @@ class _Collector:
                 self.cost_hp[(dataset, index)] = hp
 
     def groups(self) -> Iterator[GroupData]:
-        for (dataset, hp), entries in sorted(self.entries.items()):
-            seeds = sorted({s for _, s in entries})
-            rows = np.array(sorted({i for i, _ in entries}), np.int64)
-            epochs = max(e for e, _ in entries.values())
-            names: set[str] = set()
-            for _, curves in entries.values():
-                names.update(curves)
+        for (dataset, hp), spill in sorted(self.entries.items()):
+            seeds = sorted({s for _, s in spill.where})
+            rows = np.array(sorted({i for i, _ in spill.where}), np.int64)
+            names = set(spill.names)
             if "epoch_time" in names:
                 names.add(TRAIN_TIME)
             metrics = metric_order(names)
-            m_pos = {m: k for k, m in enumerate(metrics)}
-            s_pos = {s: k for k, s in enumerate(seeds)}
-            r_pos = {int(i): k for k, i in enumerate(rows)}
-            data = np.full((len(rows), len(seeds), len(metrics), epochs), np.nan)
             status = np.zeros((len(rows), len(seeds)), np.uint8)
-            for (index, seed), (e, curves) in entries.items():
-                r, s = r_pos[index], s_pos[seed]
-                status[r, s] = STATUS_CODES["ok"]
-                for m, values in curves.items():
-                    data[r, s, m_pos[m], :e] = values
-                if "epoch_time" in curves:
-                    data[r, s, m_pos[TRAIN_TIME], :e] = np.cumsum(curves["epoch_time"])
-            yield GroupData(dataset, hp, seeds, rows, metrics, epochs, False, status, data)
+            r_pos = {int(i): k for k, i in enumerate(rows)}
+            for index, seed in spill.where:
+                status[r_pos[index], seeds.index(seed)] = STATUS_CODES["ok"]
+            shape = (len(rows), len(seeds), len(metrics), spill.epochs)
+            data = _StreamedRows(
+                shape, lambda s=spill, r=rows, sd=seeds, m=metrics: s.blocks(r, sd, m)
+            )
+            yield GroupData(dataset, hp, seeds, rows, metrics, spill.epochs, False, status, data)
 
     def cost_data(self) -> list[CostData]:
         out = []
@@ -285,7 +368,11 @@ def _hp_map(infos: Any, hp_of: Callable[[str], str], where: str) -> dict[str, An
 
 
 def _convert_whole(
-    obj: Any, source: str, hp_of: Callable[[str], str], space: str | None = "nb201"
+    obj: Any,
+    source: str,
+    hp_of: Callable[[str], str],
+    space: str | None = "nb201",
+    spill_dir: Path | None = None,
 ) -> _Collector:
     """Convert a whole official dict; ``space=None`` tells it from ``meta_archs``."""
     if not isinstance(obj, dict) or not {"meta_archs", "arch2infos"} <= set(obj):
@@ -297,7 +384,7 @@ def _convert_whole(
     if space is None:
         space = space_of_meta_archs(obj["meta_archs"], source)
     check_meta_archs(obj["meta_archs"], source, space)
-    col = _Collector(space)
+    col = _Collector(space, spill_dir)
     arch2infos = obj["arch2infos"]
     if not isinstance(arch2infos, dict) or not all(type(k) is int for k in arch2infos):
         raise BenchError(f"{source}: 'arch2infos' is not a dict keyed by arch index")
@@ -314,14 +401,17 @@ def _nb201_hp(key: str) -> str:
     return NB201_HP_KEYS[key]
 
 
-def read_nb201(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]:
-    """Read an official NB201 ``.pth`` (or the per-arch archive directory)."""
+def read_nb201(
+    src: str | os.PathLike[str], spill_dir: Path | None = None
+) -> tuple[_Collector, dict[str, Any]]:
+    """Read an official NB201 ``.pth`` (or the per-arch archive directory); curves are
+    spilled to ``spill_dir`` (default: a temporary directory) as they are read."""
     src = Path(src)
     if src.is_dir():
         files = sorted(p for p in src.iterdir() if re.fullmatch(r"\d{6}-FULL\.pth", p.name))
         if not files:
             raise BenchError(f"{str(src)!r} holds no NNNNNN-FULL.pth files of an NB201 archive")
-        col = _Collector()
+        col = _Collector("nb201", spill_dir)
         for p in files:
             obj = load_torch_file(p)
             if not isinstance(obj, dict) or not {"less", "full"} <= set(obj):
@@ -331,19 +421,19 @@ def read_nb201(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]
     if not src.is_file():
         raise BenchError(f"NB201 source {str(src)!r} does not exist")
     obj = load_torch_file(src)
-    col = _convert_whole(obj, repr(str(src)), _nb201_hp)
+    col = _convert_whole(obj, repr(str(src)), _nb201_hp, "nb201", spill_dir)
     return col, {"source_format": "nb201", "source": src.name}
 
 
 def read_nats(
-    src: str | os.PathLike[str], space: str | None = None
+    src: str | os.PathLike[str], space: str | None = None, spill_dir: Path | None = None
 ) -> tuple[_Collector, dict[str, Any]]:
     """Read a NATS-Bench directory (``-simple`` / ``-full``) or single pickle, topology or
     size. ``space`` (``"nb201"`` or ``"nats-sss"``) is what the caller expects; ``None``
     takes the file's (told by its ``meta_archs``)."""
     src = Path(src)
     if src.is_file():
-        col = _convert_whole(load_bz2_pickle(src), repr(str(src)), str, space)
+        col = _convert_whole(load_bz2_pickle(src), repr(str(src)), str, space, spill_dir)
         return col, {"source_format": _nats_format(col.space.name), "source": src.name}
     meta_path = src / f"meta{_NATS_EXT}"
     if not meta_path.is_file():
@@ -355,7 +445,7 @@ def read_nats(
         space = space_of_meta_archs(meta["meta_archs"], repr(str(meta_path)))
     check_meta_archs(meta["meta_archs"], repr(str(meta_path)), space)
     del meta  # 32,768 strings for the size space: not kept while the archs are read
-    col = _Collector(space)
+    col = _Collector(space, spill_dir)
     pattern = re.compile(r"(\d{1,6})" + re.escape(_NATS_EXT))
     found = 0
     for p in sorted(src.iterdir()):
@@ -374,19 +464,23 @@ def _nats_format(space: str) -> str:
     return "nats-sss" if space == "nats-sss" else "nats-tss"
 
 
-def read_nats_tss(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]:
+def read_nats_tss(
+    src: str | os.PathLike[str], spill_dir: Path | None = None
+) -> tuple[_Collector, dict[str, Any]]:
     """Read a NATS-Bench topology directory (``-simple`` / ``-full``) or single pickle."""
-    return read_nats(src, "nb201")
+    return read_nats(src, "nb201", spill_dir)
 
 
-def read_nats_sss(src: str | os.PathLike[str]) -> tuple[_Collector, dict[str, Any]]:
+def read_nats_sss(
+    src: str | os.PathLike[str], spill_dir: Path | None = None
+) -> tuple[_Collector, dict[str, Any]]:
     """Read a NATS-Bench size directory (``-simple`` / ``-full``) or single pickle."""
-    return read_nats(src, "nats-sss")
+    return read_nats(src, "nats-sss", spill_dir)
 
 
-#: Official formats -> their reader.
-OFFICIAL_READERS: dict[str, Callable[[str | os.PathLike[str]], tuple[_Collector, dict]]] = {
-    "nb201": lambda src: read_nb201(src),
+#: Official formats -> their reader ``(src, spill_dir) -> (collector, table metadata)``.
+OFFICIAL_READERS: dict[str, Callable[..., tuple[_Collector, dict[str, Any]]]] = {
+    "nb201": read_nb201,
     "nats-tss": read_nats_tss,
     "nats-sss": read_nats_sss,
 }
@@ -406,15 +500,27 @@ def import_official(
         raise BenchError(
             f"official format {kind!r} unknown; expected one of {list(OFFICIAL_READERS)}"
         )
-    col, meta = reader(src)
-    if not col.entries:
-        raise BenchError(f"{str(src)!r} holds no results")
-    meta["latency_batch"] = OFFICIAL_LATENCY_BATCH
-    return write_table(
-        out,
-        col.groups(),
-        col.cost_data(),
-        meta=meta,
-        overwrite=overwrite,
-        space=col.space.name,
-    )
+    # Curves are spilled next to the output (same filesystem, not a RAM-backed /tmp) while
+    # the source is read, then written into the table row by row: an import holds one arch
+    # at a time in memory (plus, for a single-file source, the parsed file itself).
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spill_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
+    col = None
+    try:
+        col, meta = reader(src, spill_dir)
+        if not col.entries:
+            raise BenchError(f"{str(src)!r} holds no results")
+        meta["latency_batch"] = OFFICIAL_LATENCY_BATCH
+        return write_table(
+            out,
+            col.groups(),
+            col.cost_data(),
+            meta=meta,
+            overwrite=overwrite,
+            space=col.space.name,
+        )
+    finally:
+        if col is not None:
+            col.close()
+        shutil.rmtree(spill_dir, ignore_errors=True)
