@@ -251,3 +251,42 @@ def test_cli_imports_shows_and_exports_a_size_table(sss_dir, tmp_path):
     assert "64:64:64:64:64" in text and "|nor_conv" not in text
     res = runner.invoke(app, ["bench", "top", str(table), "--dataset", "cifar100", "--json"])
     assert res.exit_code == 0 and ":" in res.output, res.output
+
+
+def test_black_box_search_runs_on_a_size_table(tmp_path):
+    """nats-sss tables serve the black-box protocol like topology tables (issue 17: black-box
+    searchers run on the size space); the space must match the table's."""
+    from typer.testing import CliRunner
+
+    from nasforge.bench.store import GroupData, write_table
+    from nasforge.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "250"})
+    # a complete size table (every one of the 32,768 archs; 12-epoch curves of 2 metrics)
+    rng = np.random.default_rng(0)
+    n = 32768
+    data = rng.uniform(10, 90, (n, 1, 3, 12))
+    data[:, :, 2, :] = np.cumsum(np.full((n, 1, 12), 5.0), axis=-1)  # train_time
+    group = GroupData(
+        "cifar100",
+        "12",
+        [777],
+        np.arange(n),
+        ["valid_acc", "test_acc", "train_time"],
+        12,
+        False,
+        np.ones((n, 1), np.uint8),
+        data,
+    )
+    table = write_table(tmp_path / "sss.table", [group], space="nats-sss")
+    args = ["search", "--algo", "random", "--bench", str(table), "--dataset", "cifar100"]
+    args += ["--hp", "12", "--budget", "3evals", "--quiet", "--seed", "1"]
+    res = runner.invoke(app, [*args, "--space", "nats-sss", "-o", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    assert "search results" in res.output
+    import json
+
+    run = json.loads((tmp_path / "s" / "trajectories.jsonl").read_text().splitlines()[0])
+    assert ":" in json.dumps(run)  # archs recorded as channel strings
+    res = runner.invoke(app, [*args, "-o", str(tmp_path / "t")])  # default --space nb201
+    assert "answers for 'nats-sss' archs: pass --space nats-sss" in str(res.exception)

@@ -80,11 +80,20 @@ def _make_evaluator(
     if kind in ("table", "tabular"):
         if bench is None:
             raise SearchError("--evaluator table needs --bench PATH (a benchmark table)")
-        table_space = EVALUATORS.get("tabular").SPACE
-        if space != table_space:
+        from nasforge.bench import Benchmark
+        from nasforge.bench.spaces import table_space_names
+
+        names = table_space_names()
+        if space not in names:  # before the table is opened: the space is the first check
             raise SearchError(
                 f"--space {space!r} cannot be searched on a benchmark table (tables answer "
-                f"for {table_space!r} archs); use --evaluator train"
+                f"for {' or '.join(map(repr, names))} archs); use --evaluator train"
+            )
+        table_space = Benchmark.open(bench).space
+        if space != table_space:
+            raise SearchError(
+                f"--space {space!r} cannot be searched on the table {str(bench)!r} (it answers "
+                f"for {table_space!r} archs: pass --space {table_space}, or --evaluator train)"
             )
         return EVALUATORS.create(
             "tabular", bench, dataset, hp=hp, seed_policy=seed_policy, report_hp=report_hp
