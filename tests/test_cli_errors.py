@@ -45,10 +45,19 @@ def _usage_error(res, option: str, text: str) -> None:
 
 
 # -- values -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("option", ["--C", "--N"])
-def test_train_zero_channels_or_cells_is_a_usage_error(option, no_work):
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [
+        ("--channels", "--channels"),
+        ("--cells", "--cells"),
+        ("--C", "--channels"),
+        ("--N", "--cells"),
+    ],
+)
+def test_train_zero_channels_or_cells_is_a_usage_error(option, name, no_work):
+    # the old spellings --C / --N are read as --channels / --cells, and errors name those
     res = runner.invoke(app, ["train", "--arch", "1", option, "0", "--quiet"])
-    _usage_error(res, option, "0 is invalid; expected an integer >= 1")
+    _usage_error(res, name, "0 is invalid; expected an integer >= 1")
     with pytest.raises(ArchError, match=r"C=0"):  # the library refuses it with our type too
         NB201Network(1, C=0)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import random
 import re
 import sys
@@ -44,16 +45,41 @@ EVAL_SETS = {
 HPS = {"12": 12, "200": 200}
 NB201_FILE = "NAS-Bench-201-v1_1-096897.pth"
 NATS_DIR = "NATS-tss-v1_0-3ffb9-simple"
+SSS_DIR = "NATS-sss-v1_0-50262-simple"
+# The size space: recipes of 1, 12 and 90 epochs (AutoDL-Projects sss-collect.py,
+# hps = ["01", "12", "90"]); archs spread over the index, first and last included.
+SSS_HPS = {"01": 1, "12": 12, "90": 90}
+SSS_INDICES = (0, 4096, 9000, 32767)
+#: The fixed cell of every size-space network (main-sss.py: arch-index 9930).
+SSS_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-def _trial(mod, dataset, seed, epochs, rng, index):
-    """One trial, built with the official ResultsCount class."""
-    cfg = {
-        "channel": 16,
-        "num_cells": 5,
-        "arch_str": Arch.from_index(index).to_string(),
-        "class_num": {"cifar100": 100, "ImageNet16-120": 120}.get(dataset, 10),
-    }
+def sss_meta_archs() -> list[str]:
+    """The official size-space order, written out as ``traverse_net`` builds it (first
+    layer outermost over ascending candidates) -- independently of nasforge's space."""
+    candidates = (8, 16, 24, 32, 40, 48, 56, 64)
+    return [":".join(map(str, c)) for c in itertools.product(candidates, repeat=5)]
+
+
+def _trial(mod, dataset, seed, epochs, rng, index, arch_str=None):
+    """One trial, built with the official ResultsCount class (a size-space trial when
+    ``arch_str`` is a channel string: its config is the one sss-collect.py writes)."""
+    classes = {"cifar100": 100, "ImageNet16-120": 120}.get(dataset, 10)
+    if arch_str is None:
+        cfg = {
+            "channel": 16,
+            "num_cells": 5,
+            "arch_str": Arch.from_index(index).to_string(),
+            "class_num": classes,
+        }
+    else:
+        cfg = {
+            "name": "infer.shape.tiny",
+            "channels": arch_str,
+            "arch_str": arch_str,
+            "genotype": SSS_CELL,
+            "class_num": classes,
+        }
     train_acc = dict(enumerate(rng.uniform(10, 99, epochs).tolist()))
     train_loss = dict(enumerate(rng.uniform(0.01, 2.3, epochs).tolist()))
     train_times = dict(enumerate(rng.uniform(5, 20, epochs).tolist()))
@@ -74,11 +100,11 @@ def _trial(mod, dataset, seed, epochs, rng, index):
     return rc
 
 
-def _arch_results(mod, index, epochs, rng, salt):
-    ar = mod.ArchResults(index, Arch.from_index(index).to_string())
+def _arch_results(mod, index, epochs, rng, salt, arch_str=None):
+    ar = mod.ArchResults(index, arch_str or Arch.from_index(index).to_string())
     for ds in DATASETS:
         for seed in (777, 888, 999)[: 1 + (index + len(ds) + salt) % 3]:
-            ar.update(ds, seed, _trial(mod, ds, seed, epochs, rng, index))
+            ar.update(ds, seed, _trial(mod, ds, seed, epochs, rng, index, arch_str))
         # The official files set one latency per arch and dataset for every seed
         # (ArchResults.reset_latency(dataset, None, latency)).
         ar.reset_latency(ds, None, 0.004 + index * 1e-7 + len(ds) * 1e-5)
@@ -113,7 +139,26 @@ def torch_home(tmp_path_factory):
         pickle_save(obj, str(nats / f"{i:06d}.pickle"))
     import_table(home / NB201_FILE, compat.sibling_table(home / NB201_FILE))
     import_table(nats, compat.sibling_table(nats))
+    write_sss_dir(home / SSS_DIR, np.random.default_rng(3))
+    import_table(home / SSS_DIR, compat.sibling_table(home / SSS_DIR))
     return home
+
+
+def write_sss_dir(root, rng, indices=SSS_INDICES):
+    """An official-format NATS-Bench size ``-simple`` directory, written with nats_bench's
+    own classes and ``pickle_save`` (meta.pickle.pbz2 + one NNNNNN.pickle.pbz2 per arch)."""
+    from nats_bench.api_utils import pickle_save
+
+    root.mkdir()
+    meta = sss_meta_archs()
+    pickle_save({"meta_archs": meta, "total_archs": len(meta)}, str(root / "meta.pickle"))
+    for i in indices:
+        obj = {
+            hp: _arch_results(nats_bench, i, e, rng, 2, arch_str=meta[i]).state_dict()
+            for hp, e in SSS_HPS.items()
+        }
+        pickle_save(obj, str(root / f"{i:06d}.pickle"))
+    return root
 
 
 def _run(script: str, *, ours: bool, monkeypatch, torch_home) -> str:
@@ -274,11 +319,53 @@ print(accs, sorted(range(len(accs)), key=accs.__getitem__))
 """
 
 
+# The NATS-Bench size tour (nats_bench, fast mode over the -simple directory): the same
+# query surface as topology on channel strings, recipes 01 / 12 / 90.
+README_SSS = """
+from nats_bench import create
+
+api = create(None, 'sss', fast_mode=True, verbose=False)
+print(len(api), api[12], api.arch(4096), api.is_size, api.is_topology, api.full_epochs_in_paper)
+for arch in ['8:8:8:8:8', '64:64:64:64:64', '16:8:8:8:8', '8:8:8:8:16', 9000, 77]:
+    index = api.query_index_by_arch(arch)
+    try:
+        info = api.get_more_info(index, 'cifar10', hp='90', is_random=False)
+    except Exception:
+        print('not in this benchmark', arch, index)
+        continue
+    print(arch, index, info)
+    print(api.get_more_info(arch, 'cifar10-valid', iepoch=3, hp='12', is_random=777))
+    print(api.get_more_info(index, 'cifar100', hp='01', is_random=False))
+    print(api.get_more_info(index, 'ImageNet16-120', iepoch=40, hp='90', is_random=True))
+    print(api.get_cost_info(index, 'cifar100', hp='90'))
+    print(api.get_latency(index, 'ImageNet16-120', hp='12'))
+    print(api.simulate_train_eval(index, dataset='cifar10', hp='12'))
+    print(api.simulate_train_eval(arch, dataset='ImageNet16-120', iepoch=5, hp='90'))
+    print(api.get_net_config(index, 'cifar100'))
+    print(api.query_by_arch(api.arch(index), '90'))
+    api.show(index)
+    for seed, rc in api.query_by_index(index, 'cifar100', hp='90').items():
+        print(seed, rc.eval_acc1es['ori-test@89'], rc.eval_losses['x-valid@89'], rc.eval_times['x-test@0'])
+        print(rc.get_times(), rc.get_total_epoch(), rc.get_config(None), rc.get_train(50))
+    meta = api.query_meta_info_by_index(index, hp='12')
+    print(meta.get_dataset_names(), meta.get_dataset_seeds('cifar100'), meta.get_total_epoch())
+    print(meta.get_metrics('ImageNet16-120', 'ori-test', iepoch=7, is_random=False))
+    print(meta.get_metrics('cifar10-valid', 'x-valid', is_random=True))
+    print(meta.get_compute_costs('cifar10'))
+for dataset in ['cifar10', 'cifar100', 'ImageNet16-120']:
+    for xset in ['train', 'test', 'valid']:
+        print(dataset, xset, api.find_best(dataset, xset, hp='90', enforce_all=False))
+print(api.find_best('cifar100', 'x-test', flop_max=12.0, hp='12', enforce_all=False))
+print(api.query_index_by_arch('64:64:64:64:65'), api.query_index_by_arch('|nor_conv_3x3~0|+|'))
+print(api.used_time)
+"""
+
+
 @pytest.mark.slow  # ~5 s each: the official API loads and deep-copies the whole file
 @pytest.mark.parametrize(
     "script",
-    [README_NB201, README_NATS, DUMP_NB201],
-    ids=["nb201-readme", "nats-readme", "nb201-dump"],
+    [README_NB201, README_NATS, DUMP_NB201, README_SSS],
+    ids=["nb201-readme", "nats-readme", "nb201-dump", "sss-readme"],
 )
 def test_official_scripts_print_the_same_numbers(script, monkeypatch, torch_home):
     _check(script, monkeypatch, torch_home)
@@ -329,8 +416,21 @@ def test_official_objects_on_the_table(monkeypatch, torch_home):
         type(nats.query_meta_info_by_index(0, "12").get_metrics("cifar100", "train")["loss"])
         is float
     )
-    with pytest.raises(BenchError, match="NATS-Bench size"):
-        compat.create(None, "sss")
+    # size space: create(None, 'sss') through $TORCH_HOME, the official class's surface
+    sss = compat.create(None, "sss", fast_mode=True, verbose=False)
+    assert isinstance(sss, compat.NATSsizeAPI) and sss.filename == "NATS-sss-v1_0-50262.table"
+    assert len(sss) == 32768 and sss.evaluated_indexes == list(SSS_INDICES)
+    assert sss.query_index_by_arch("64:64:64:64:64") == 32767
+    assert sss.avaliable_hps == ["01", "12", "90"]
+    with pytest.raises(BenchError, match="hyper-parameters"):
+        sss.query_meta_info_by_index(0, "200")
+    # a table of one space is refused by the other space's API, naming both
+    with pytest.raises(BenchError, match=r"holds the nats-sss space.*create\(path, 'sss'\)"):
+        compat.create(torch_home / "NATS-sss-v1_0-50262.table", "tss")
+    with pytest.raises(BenchError, match="holds the nb201 space"):
+        compat.create(torch_home / "NATS-tss-v1_0-3ffb9.table", "sss")
+    with pytest.raises(BenchError, match="invalid search space"):
+        compat.create(None, "xss")
     # an official file without its table: the exact import command
     (torch_home / "other").mkdir(exist_ok=True)
     lone = torch_home / "other" / NB201_FILE

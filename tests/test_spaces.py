@@ -429,5 +429,5 @@ def test_search_cli_checks_the_space_first(tmp_path) -> None:
         ],
     )
     assert isinstance(res.exception, SearchError)
-    assert "tables answer for 'nb201'" in str(res.exception)
+    assert "tables answer for 'nats-sss' or 'nb201'" in str(res.exception)
     assert not (tmp_path / "out").exists()

@@ -10,7 +10,7 @@ command resumes: finished entries are skipped, none is trained twice.
 A training that raises or diverges is recorded as ``failed`` / ``diverged`` with its error
 and resubmitted, up to ``max_retries`` more times; it never stops the build. Costs (params,
 FLOPs in the NB201 convention, latency at batch 1 measured on the worker's device, stored
-as ``latency_b1_s``) are recorded once per arch, measured by the task that trains the
+as ``latency_s`` with ``latency_batch: 1`` in the build metadata) are recorded once per arch, measured by the task that trains the
 arch's first pending seed.
 
 Which archs (``archs``):
@@ -56,9 +56,11 @@ if TYPE_CHECKING:  # the executors sit below bench in the layering; imported at 
 SPACES: tuple[str, ...] = ("nb201",)
 #: Batch size of the builder's latency measurement.
 LATENCY_BATCH = 1
-#: Cost column of that measurement. Not ``latency_s``: official tables fill that one with a
-#: latency at batch 256 (nas_201_api api_utils.py ``get_latency``), a different quantity.
-LATENCY_COST = f"latency_b{LATENCY_BATCH}_s"
+#: Cost column of that measurement: ``latency_s``, the one latency name of every table (the
+#: batch it was measured at is in the table's metadata, :meth:`Benchmark.latency_batch`:
+#: official tables measured at batch 256, nas_201_api api_utils.py ``get_latency``).
+#: Tables built before that name was unified hold ``latency_b1_s``, read as ``latency_s``.
+LATENCY_COST = "latency_s"
 
 
 # ---------------------------------------------------------------------------------------
@@ -319,9 +321,14 @@ class BuildReport:
     failed: int  # ended failed or diverged after all retries
     attempts: int  # trainings started this run, retries included
     elapsed_s: float
-    archs_per_min: float  # finished trainings per minute this run
+    trainings_per_min: float  # finished trainings (arch x seed) per minute this run
     executor: str
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def archs_per_min(self) -> float:
+        """The old name of :attr:`trainings_per_min` (one unit everywhere: trainings)."""
+        return self.trainings_per_min
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -463,7 +470,7 @@ def _drive(
         failed=0,
         attempts=0,
         elapsed_s=0.0,
-        archs_per_min=0.0,
+        trainings_per_min=0.0,
         executor="",
     )
     window = max(1, executor.default_in_flight)
@@ -487,7 +494,7 @@ def _drive(
                     else:
                         report.trained += 1
                     elapsed = time.perf_counter() - t0
-                    report.archs_per_min = 60.0 * report.trained / max(elapsed, 1e-9)
+                    report.trainings_per_min = 60.0 * report.trained / max(elapsed, 1e-9)
                     bar.update(report)
     finally:
         for _, job in in_flight.values():
@@ -637,7 +644,7 @@ class _Progress:
         self.progress = make_progress(
             "[bold]build",
             "[red]{task.fields[failed]} failed",
-            "{task.fields[rate]:.1f} archs/min",
+            "{task.fields[rate]:.1f} trainings/min",
             console=Console(stderr=True),  # stdout stays clean for --json reports
         )
         self.task = self.progress.add_task("build", total=total, completed=done, failed=0, rate=0.0)
@@ -659,5 +666,5 @@ class _Progress:
             self.task,
             completed=report.skipped + report.trained,
             failed=report.failed,
-            rate=report.archs_per_min,
+            rate=report.trainings_per_min,
         )

@@ -55,14 +55,67 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.bench.query import Benchmark
+from nasforge.bench.query import OFFICIAL_LATENCY_BATCH, Benchmark
 from nasforge.bench.schema import OFFICIAL_DATASETS, TRAIN_TIME
 from nasforge.errors import ArchError, BenchError
-from nasforge.spaces.nb201 import NUM_ARCHS, OPS, Arch
+from nasforge.spaces.nats_sss import CELL as _SSS_CELL
+from nasforge.spaces.nb201 import OPS, Arch
 
 _CLASSES = {"cifar10-valid": 10, "cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 #: The NB201 network the official files were trained with (api_utils ``arch_config``).
 _OFFICIAL_C, _OFFICIAL_N = 16, 5
+
+
+def _tiny_config(arch_str: str, dataset: str, build: dict[str, Any]) -> dict[str, Any]:
+    """``arch_config`` of a topology trial (api_utils ``ResultsCount.arch_config``)."""
+    return {
+        "channel": build.get("C", _OFFICIAL_C),
+        "num_cells": build.get("N", _OFFICIAL_N),
+        "arch_str": arch_str,
+        "class_num": _CLASSES.get(dataset, build.get("num_classes")),
+    }
+
+
+def _shape_config(arch_str: str, dataset: str, build: dict[str, Any]) -> dict[str, Any]:
+    """``arch_config`` of a size-space trial, as AutoDL-Projects
+    ``exps/NATS-Bench/sss-collect.py`` (``account_one_arch``) writes it."""
+    return {
+        "name": "infer.shape.tiny",
+        "channels": arch_str,
+        "arch_str": arch_str,
+        "genotype": _SSS_CELL,
+        "class_num": _CLASSES.get(dataset, build.get("num_classes")),
+    }
+
+
+#: Table space -> the ``arch_config`` its trials carry.
+_ARCH_CONFIGS: dict[str, Callable[[str, str, dict[str, Any]], dict[str, Any]]] = {
+    "nb201": _tiny_config,
+    "nats-sss": _shape_config,
+}
+
+
+def _net_config(cfg: dict[str, Any], str2structure: Callable[[str], Any] | None) -> dict[str, Any]:
+    """``ResultsCount.get_config`` (nats_bench api_utils.py): ``infer.shape.tiny`` for a
+    size-space trial, ``infer.tiny`` otherwise (``genotype`` via ``str2structure`` if
+    given, else the arch string)."""
+    if cfg.get("name") == "infer.shape.tiny":
+        genotype = cfg["genotype"]
+        return {
+            "name": "infer.shape.tiny",
+            "channels": cfg["channels"],
+            "genotype": genotype if str2structure is None else str2structure(genotype),
+            "num_classes": cfg["class_num"],
+        }
+    out: dict[str, Any] = {"name": "infer.tiny", "C": cfg["channel"], "N": cfg["num_cells"]}
+    if str2structure is None:
+        out["arch_str"] = cfg["arch_str"]
+    else:
+        out["genotype"] = str2structure(cfg["arch_str"])
+    out["num_classes"] = cfg["class_num"]
+    return out
+
+
 #: Base names of the newest official files (nas_201_api/api_201.py ALL_BENCHMARK_FILES,
 #: nats_bench/api_topology.py ALL_BASE_NAMES, nats_bench/api_size.py ALL_BASE_NAMES).
 NB201_BASE_NAME = "NAS-Bench-201-v1_1-096897"
@@ -292,15 +345,9 @@ class ResultsCount:
         return copy.deepcopy(self.net_state_dict) if clone else self.net_state_dict
 
     def get_config(self, str2structure: Callable[[str], Any] | None) -> dict[str, Any]:
-        """The ``infer.tiny`` network config (``genotype`` via ``str2structure`` if given)."""
-        cfg = self.arch_config
-        out: dict[str, Any] = {"name": "infer.tiny", "C": cfg["channel"], "N": cfg["num_cells"]}
-        if str2structure is None:
-            out["arch_str"] = cfg["arch_str"]
-        else:
-            out["genotype"] = str2structure(cfg["arch_str"])
-        out["num_classes"] = cfg["class_num"]
-        return out
+        """The network config: ``infer.tiny`` (topology; ``genotype`` via ``str2structure``
+        if given) or ``infer.shape.tiny`` (size space: ``channels`` and the fixed cell)."""
+        return _net_config(self.arch_config, str2structure)
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -362,7 +409,7 @@ class ArchResults:
     # -- construction from a table ------------------------------------------------------
     @classmethod
     def _from_table(cls, bench: Benchmark, index: int, hp: str, rng: Any) -> ArchResults:
-        self = cls(index, Arch.from_index(index).to_string())
+        self = cls(index, bench.arch_string(index))
         self._source = _Source(bench, index, hp, rng)
         names = [d for d in OFFICIAL_DATASETS if (d, hp) in bench._g]
         names += sorted(d for d, h in bench._g if h == hp and d not in OFFICIAL_DATASETS)
@@ -388,14 +435,13 @@ class ArchResults:
         block = g.data[r].tolist()  # [seeds][metrics][epochs], one read
         m, E = g.m_pos, g.g.epochs
         cost = bench.cost(index, dataset)
+        if bench.latency_batch(dataset) not in (None, OFFICIAL_LATENCY_BATCH):
+            # A latency at another batch (a nasforge build measures at batch 1) is not the
+            # official quantity: reported unknown, as the official files would.
+            cost.pop("latency_s", None)
         src.costs[dataset] = cost
         build = (bench.meta.get("build") or {}).get(f"{dataset}/{src.hp}") or {}
-        cfg = {
-            "channel": build.get("C", _OFFICIAL_C),
-            "num_cells": build.get("N", _OFFICIAL_N),
-            "arch_str": self.arch_str,
-            "class_num": _CLASSES.get(dataset, build.get("num_classes")),
-        }
+        cfg = _ARCH_CONFIGS[bench.space](self.arch_str, dataset, build)
         latency = [cost["latency_s"]] if "latency_s" in cost else None
         sets = [(p, _official_set(dataset, p)) for p in ("valid", "test", "valtest")]
         for seed in self.dataset_seed[dataset]:
@@ -628,10 +674,15 @@ class NB201ArchResults(ArchResults):
 
 
 def print_information(
-    information: ArchResults, extra_info: Any = None, show: bool = False, sep: str = " &"
+    information: ArchResults,
+    extra_info: Any = None,
+    show: bool = False,
+    sep: str = " &",
+    valid_test: bool = False,
 ) -> list[str]:
     """The official summary lines of an :class:`ArchResults` (``sep`` is ``", "`` in
-    nas_201_api, ``" &"`` in nats_bench)."""
+    nas_201_api, ``" &"`` in nats_bench; ``valid_test``: cifar10-valid's line also shows
+    the ``ori-test`` result, as nats_bench/api_size.py's ``print_information`` does)."""
     names = information.get_dataset_names()
     lines = [information.arch_str, f"datasets : {names}, extra-info : {extra_info}"]
 
@@ -648,7 +699,11 @@ def print_information(
         train = metric2str(information.get_metrics(ds, "train"))
         if ds == "cifar10-valid":
             valid = metric2str(information.get_metrics(ds, "x-valid"))
-            lines.append(f"{ds:14s} train : [{train}], valid : [{valid}]")
+            if valid_test:
+                test = metric2str(information.get_metrics(ds, "ori-test"))
+                lines.append(f"{ds:14s} train : [{train}], valid : [{valid}], test : [{test}]")
+            else:
+                lines.append(f"{ds:14s} train : [{train}], valid : [{valid}]")
         elif ds == "cifar10":
             test = metric2str(information.get_metrics(ds, "ori-test"))
             lines.append(f"{ds:14s} train : [{train}], test  : [{test}]")
@@ -716,7 +771,7 @@ def _open(path: Any) -> Benchmark:
             kind = detect_format(p)
         except BenchError:
             kind = None
-        if kind in ("nb201", "nats-tss"):
+        if kind in ("nb201", "nats-tss", "nats-sss"):
             table = sibling_table(p)
             if (table / "manifest.json").is_file():
                 return Benchmark.open(table)
@@ -740,6 +795,10 @@ class NASBench201API:
     _arch_results_cls: type[ArchResults] = NB201ArchResults
     _info_sep = ","
     _default_base = NB201_BASE_NAME
+    #: cifar10-valid's summary line shows ori-test too (only NATS-Bench size's does).
+    _valid_test = False
+    #: The space of the tables this flavour serves.
+    _table_space = "nb201"
 
     def __init__(
         self,
@@ -750,6 +809,12 @@ class NASBench201API:
         if path is None:
             path = _default_table(self._default_base)
         self._bench = _open(path)
+        if self._bench.space != self._table_space:
+            raise BenchError(
+                f"table {str(self._bench.path)!r} holds the {self._bench.space} space; "
+                f"{type(self).__name__} serves {self._table_space} tables"
+                + (" (use create(path, 'sss'))" if self._bench.space == "nats-sss" else "")
+            )
         self.verbose = verbose
         self.filename = os.path.basename(str(self._bench.path))
         self._rng = rng if rng is not None else random
@@ -761,7 +826,8 @@ class NASBench201API:
     @property
     def meta_archs(self) -> list[str]:
         if self._meta_archs is None:
-            self._meta_archs = [Arch.from_index(i).to_string() for i in range(NUM_ARCHS)]
+            space = self._bench._space
+            self._meta_archs = [space.string(i) for i in range(space.size)]
         return self._meta_archs
 
     @property
@@ -784,7 +850,7 @@ class NASBench201API:
         return sorted({hp for _, hp in self._bench._g}, key=lambda h: (len(h), h))
 
     def _has(self, index: int) -> bool:
-        return 0 <= index < NUM_ARCHS and bool(self._bench._present_mask()[index])
+        return 0 <= index < self._size and bool(self._bench._present_mask()[index])
 
     @property
     def avaliable_hps(self) -> list[str]:  # sic: the official spelling
@@ -794,43 +860,45 @@ class NASBench201API:
     def benchmark(self) -> Benchmark:
         return self._bench
 
+    @property
+    def _size(self) -> int:
+        return self._bench.space_size
+
     def __len__(self) -> int:
-        return NUM_ARCHS
+        return self._size
 
     def __getitem__(self, index: int) -> str:
         return self.meta_archs[index]
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({len(self._bench)}/{NUM_ARCHS} architectures, "
+            f"{type(self).__name__}({len(self._bench)}/{self._size} architectures, "
             f"file={self.filename})"
         )
 
     def arch(self, index: int) -> str:
         """The arch string of an index."""
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < NUM_ARCHS:
-            raise BenchError(f"invalid index : {index} vs. {NUM_ARCHS}.")
-        return Arch.from_index(int(index)).to_string()
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < self._size:
+            raise BenchError(f"invalid index : {index} vs. {self._size}.")
+        return self._bench.arch_string(int(index))
 
     def query_index_by_arch(self, arch: Any) -> int:
         """Index of an arch string / object with ``tostr()`` / index; -1 if not in the space."""
         if isinstance(arch, (int, np.integer)) and not isinstance(arch, bool):
-            if 0 <= arch < NUM_ARCHS:
+            if 0 <= arch < self._size:
                 return int(arch)
-            raise BenchError(f"Invalid architecture index {arch} vs [0, {NUM_ARCHS}].")
-        if isinstance(arch, Arch):
-            return arch.to_index()
+            raise BenchError(f"Invalid architecture index {arch} vs [0, {self._size}].")
         if not isinstance(arch, str) and hasattr(arch, "tostr"):
             arch = arch.tostr()
-        if isinstance(arch, str):
+        if isinstance(arch, (str, Arch, tuple)):  # strings, and the space's own arch values
             try:
-                return Arch.from_string(arch).to_index()
-            except ArchError:
+                return self._bench._space.index(arch)
+            except (ArchError, TypeError, ValueError):
                 return -1
         return -1
 
     def random(self) -> int:
-        return self._rng.randint(0, NUM_ARCHS - 1)
+        return self._rng.randint(0, self._size - 1)
 
     @staticmethod
     def str2lists(arch_str: str) -> list[tuple[tuple[str, int], ...]]:
@@ -882,7 +950,7 @@ class NASBench201API:
     def _resolve(self, index: Any, dataset: str, hp: Any) -> tuple[Any, int, int]:
         i = self.query_index_by_arch(index)
         if i < 0:
-            raise BenchError(f"arch {index!r} is not in the NB201 space")
+            raise BenchError(f"arch {index!r} is not in the {self._bench.space} space")
         g = self._bench._g.get((dataset, str(hp)))
         if g is None:
             have = sorted(self._bench._g)
@@ -959,7 +1027,10 @@ class NASBench201API:
             print(f"Find this arch-index : {i}, but this arch is not evaluated.")
             return None
         info = self.query_meta_info_by_index(i, hp)
-        return "\n".join(print_information(info, f"arch-index={i}", sep=self._info_sep))
+        lines = print_information(
+            info, f"arch-index={i}", sep=self._info_sep, valid_test=self._valid_test
+        )
+        return "\n".join(lines)
 
     def query_by_arch(self, arch: Any, hp: str = "12") -> str | None:
         """The old NB201 name of :meth:`query_info_str_by_arch`."""
@@ -975,7 +1046,8 @@ class NASBench201API:
                 except BenchError:
                     continue
                 print(">" * 40 + f" {info.get_total_epoch():03d} epochs " + ">" * 40)
-                print("\n".join(print_information(info, sep=self._info_sep)))
+                lines = print_information(info, sep=self._info_sep, valid_test=self._valid_test)
+                print("\n".join(lines))
             print("<" * 40 + "------------" + "<" * 40)
 
         if index < 0:
@@ -990,8 +1062,8 @@ class NASBench201API:
                 )
                 print(f"arch : {self.meta_archs[i]}")
                 one(i)
-        elif index >= NUM_ARCHS:
-            print(f"This index ({index}) is out of range (0~{NUM_ARCHS}).")
+        elif index >= self._size:
+            print(f"This index ({index}) is out of range (0~{self._size}).")
         elif not self._has(index):
             print(f"The {index}-th architecture has not been evaluated or not saved.")
         else:
@@ -1081,8 +1153,9 @@ class NASBench201API:
         return info.get_compute_costs(dataset)
 
     def get_latency(self, index: Any, dataset: str, hp: str = "12") -> float | None:
-        """The official latency (``latency_s``: batch 256, nas_201_api api_utils.py); ``None``
-        for tables built by nasforge, whose ``latency_b1_s`` is a different measurement."""
+        """The official latency (``latency_s`` at batch 256, nas_201_api api_utils.py);
+        ``None`` for tables built by nasforge, whose ``latency_s`` is measured at batch 1,
+        a different quantity."""
         return self.get_cost_info(index, dataset, hp)["latency"]
 
     def get_net_param(self, index: Any, dataset: str, seed: int | None, hp: str = "12") -> Any:
@@ -1149,7 +1222,7 @@ class NASBench201API:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are "missing"
             means = np.nanmean(final, axis=1)
-        values = np.full(NUM_ARCHS, np.nan)
+        values = np.full(self._size, np.nan)
         if g.inv is None:
             values[g.g.rows] = means
         else:
@@ -1207,8 +1280,9 @@ class NASBench201API:
         )
 
     def get_net_config(self, index: int, dataset: str) -> dict[str, Any]:
-        """The ``infer.tiny`` network config of an arch (the official C=16, N=5, or the
-        C / N a nasforge build recorded)."""
+        """The network config of an arch: ``infer.tiny`` for a topology table (the official
+        C=16, N=5, or the C / N a nasforge build recorded), ``infer.shape.tiny`` for a size
+        table (its channels and the fixed cell)."""
         i = self.query_index_by_arch(index)
         if dataset not in _CLASSES and not any(d == dataset for d, _ in self._bench._g):
             raise BenchError(f"dataset {dataset!r} unknown; expected one of {list(_CLASSES)}")
@@ -1217,20 +1291,14 @@ class NASBench201API:
             if key.split("/")[0] == dataset:
                 build = meta
                 break
-        return {
-            "name": "infer.tiny",
-            "C": build.get("C", _OFFICIAL_C),
-            "N": build.get("N", _OFFICIAL_N),
-            "arch_str": self.arch(i),
-            "num_classes": _CLASSES.get(dataset, build.get("num_classes")),
-        }
+        return _net_config(_ARCH_CONFIGS[self._bench.space](self.arch(i), dataset, build), None)
 
     def statistics(self, dataset: str, hp: str | int) -> dict[int, int]:
         """How many archs have 0, 1, 2, ... seeds on a dataset."""
         g = self._bench._g.get((dataset, str(hp)))
         if g is None:
             raise BenchError(f"no results for dataset={dataset!r} hp={hp!r}")
-        counts = np.zeros(NUM_ARCHS, np.int64)
+        counts = np.zeros(self._size, np.int64)
         counts[g.g.rows] = (np.asarray(g.status) == 1).sum(axis=1)
         values, freq = np.unique(counts, return_counts=True)
         return {int(v): int(f) for v, f in zip(values, freq, strict=True)}
@@ -1269,7 +1337,7 @@ class NATStopologyAPI(NASBench201API):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({len(self._bench)}/{NUM_ARCHS} architectures, "
+            f"{type(self).__name__}({len(self._bench)}/{self._size} architectures, "
             f"fast_mode={self._fast_mode}, file={self.filename})"
         )
 
@@ -1287,6 +1355,24 @@ class NATStopologyAPI(NASBench201API):
         return self._find_best(
             dataset, metric_on_set, flop_max, param_max, hp, ("flop_max", "param_max")
         )
+
+
+class NATSsizeAPI(NATStopologyAPI):
+    """The NATS-Bench size API (``nats_bench.create(path, 'sss')``, official class
+    ``NATSsize`` in nats_bench/api_size.py) on a table of the ``nats-sss`` space: the same
+    query surface as topology over the 32,768 channel configurations (arch strings like
+    ``"64:32:16:48:8"``, recipes ``"01"``, ``"12"``, ``"90"``), ``infer.shape.tiny``
+    network configs, and cifar10-valid's summary line with its test result.
+    ``path=None`` opens ``$TORCH_HOME/NATS-sss-v1_0-50262.table``."""
+
+    _default_base = NATS_SSS_BASE_NAME
+    _valid_test = True
+    _table_space = "nats-sss"
+
+    search_space_name = "size"
+    is_topology = False
+    is_size = True
+    full_epochs_in_paper = 90
 
 
 def _default_table(base: str) -> Path:
@@ -1314,6 +1400,15 @@ def _default_table(base: str) -> Path:
     )
 
 
+#: ``create``'s search-space names (nats_bench/__init__.py ``create``) -> facade class.
+_NATS_APIS: dict[str, type[NATStopologyAPI]] = {
+    "tss": NATStopologyAPI,
+    "topology": NATStopologyAPI,
+    "sss": NATSsizeAPI,
+    "size": NATSsizeAPI,
+}
+
+
 def create(
     file_path_or_dict: str | os.PathLike[str] | Benchmark | None,
     search_space: str,
@@ -1321,29 +1416,21 @@ def create(
     verbose: bool = True,
     **kwargs: Any,
 ) -> NATStopologyAPI:
-    """``nats_bench.create`` look-alike. ``None`` resolves ``$TORCH_HOME`` (else
-    ``$HOME/.torch``) as nats_bench does, to the table named after the official file
-    (``NATS-tss-v1_0-3ffb9.table``). The size space (``'sss'``) has no nasforge table yet:
-    a clear :class:`BenchError`."""
-    if search_space in ("sss", "size"):
-        where = (
-            f"{get_torch_home()}/{NATS_SSS_BASE_NAME}"
-            if file_path_or_dict is None
-            else str(file_path_or_dict)
-        )
-        raise BenchError(
-            f"search space {search_space!r} (NATS-Bench size, {where}) is not supported: "
-            "nasforge tables hold the topology space; use 'tss'"
-        )
-    if search_space not in ("tss", "topology"):
+    """``nats_bench.create`` look-alike: ``'tss'`` / ``'topology'`` gives a
+    :class:`NATStopologyAPI`, ``'sss'`` / ``'size'`` a :class:`NATSsizeAPI`. ``None``
+    resolves ``$TORCH_HOME`` (else ``$HOME/.torch``) as nats_bench does, to the table named
+    after the official file (``NATS-tss-v1_0-3ffb9.table``, ``NATS-sss-v1_0-50262.table``)."""
+    cls = _NATS_APIS.get(search_space)
+    if cls is None:
         raise BenchError(f"invalid search space : {search_space}; expected 'tss' or 'sss'")
-    return NATStopologyAPI(file_path_or_dict, fast_mode=fast_mode, verbose=verbose, **kwargs)
+    return cls(file_path_or_dict, fast_mode=fast_mode, verbose=verbose, **kwargs)
 
 
 __all__ = [
     "ArchResults",
     "CompatKeyError",
     "NASBench201API",
+    "NATSsizeAPI",
     "NATStopologyAPI",
     "NB201ArchResults",
     "NB201ResultsCount",

@@ -36,7 +36,6 @@ import numpy as np
 from nasforge.bench.schema import STATUS_NAMES, cost_order, metric_order
 from nasforge.errors import BenchError
 from nasforge.io import atomic_write
-from nasforge.spaces.nb201 import Arch
 
 if TYPE_CHECKING:  # pragma: no cover
     from nasforge.bench.query import Benchmark
@@ -93,7 +92,7 @@ def iter_batches(bench: Benchmark, *, curves: bool = False) -> Iterator[dict[str
         cols: dict[str, Any] = {
             "index": index.astype(np.int64),
             "arch": [
-                arch_str.get(i) or arch_str.setdefault(i, Arch.from_index(i).to_string())
+                arch_str.get(i) or arch_str.setdefault(i, bench.arch_string(i))
                 for i in index.tolist()
             ],
             "dataset": [ds] * n,

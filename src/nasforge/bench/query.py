@@ -19,11 +19,18 @@ from typing import Any
 import numpy as np
 
 from nasforge.bench.schema import STATUS_CODES, STATUS_NAMES, TRAIN_TIME
+from nasforge.bench.spaces import DEFAULT_TABLE_SPACE, TableSpace, table_space
 from nasforge.bench.store import GroupData, TableState, load_table, verify
 from nasforge.errors import ArchError, BenchError
-from nasforge.spaces.nb201 import NUM_ARCHS, Arch, canonical_indices
+
+#: The arch value of a table's space: an ``nasforge.spaces.nb201.Arch`` for NB201 tables,
+#: a tuple of channel counts for NATS-Bench size tables.
+Arch = Any
 
 _OK = STATUS_CODES["ok"]
+#: Batch size of the official files' latency (nas_201_api api_utils.py ``get_latency``:
+#: "the latency with the batch size of 256").
+OFFICIAL_LATENCY_BATCH = 256
 #: Manifest metadata flag: archs without an entry answer through their equivalence class.
 ANSWER_BY_CLASS = "answer_by_class"
 
@@ -37,10 +44,12 @@ class Record:
 
     ``curves[m][e]`` is metric ``m`` after epoch ``e + 1`` (NaN where not recorded);
     ``final`` holds the values after the last queried epoch plus ``train_time`` (total
-    training seconds); ``cost`` the known costs (``params_m``, ``flops_m``, ``latency_s`` from official files,
-    ``latency_b1_s`` measured by the builder at batch 1).
+    training seconds); ``cost`` the known costs (``params_m``, ``flops_m``, ``latency_s``:
+    seconds per batch of :meth:`Benchmark.latency_batch` images -- 256 in official files,
+    1 when measured by ``nasforge bench build``).
     Accuracies are in percent. With several seeds and ``seed=None`` the values are the mean
-    over ``seeds``.
+    over ``seeds``. ``arch`` is the value of the table's ``space`` (an ``Arch`` for
+    ``nb201``, a tuple of 5 channel counts for ``nats-sss``).
     """
 
     arch: Arch
@@ -50,6 +59,7 @@ class Record:
     curves: dict[str, np.ndarray]
     final: dict[str, float]
     cost: dict[str, float]
+    space: str = DEFAULT_TABLE_SPACE
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (NaN becomes ``None``)."""
@@ -57,9 +67,10 @@ class Record:
         def clean(x: float) -> float | None:
             return None if math.isnan(x) else x
 
+        space = table_space(self.space)
         return {
-            "arch": self.arch.to_string(),
-            "index": self.arch.to_index(),
+            "arch": space.to_string(self.arch),
+            "index": space.index(self.arch),
             "dataset": self.dataset,
             "hp": self.hp,
             "seeds": list(self.seeds),
@@ -103,7 +114,7 @@ class Table:
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def metric(self, name: str) -> np.ndarray:
-        """``[seeds, 15625, epochs]`` array of one metric (a read-only view when the table is
+        """``[seeds, space size, epochs]`` array of one metric (a read-only view when the table is
         dense, else a NaN-filled copy made once)."""
         if name not in self.metrics:
             raise BenchError(
@@ -117,7 +128,7 @@ class Table:
                 arr = g.data[:, :, m, :].transpose(1, 0, 2)
             else:
                 idx = np.flatnonzero(self._inv >= 0)
-                arr = np.full((len(g.seeds), NUM_ARCHS, g.epochs), np.nan, dtype=g.data.dtype)
+                arr = np.full((len(g.seeds), len(self._inv), g.epochs), np.nan, dtype=g.data.dtype)
                 arr[:, idx, :] = g.data[self._inv[idx], :, m, :].transpose(1, 0, 2)
                 arr.flags.writeable = False
             self._cache[name] = arr
@@ -145,11 +156,11 @@ class Table:
         return self.metric(TRAIN_TIME)
 
     def final(self, name: str) -> np.ndarray:
-        """``[seeds, 15625]``: the metric after the last epoch."""
+        """``[seeds, space size]``: the metric after the last epoch."""
         return self.metric(name)[:, :, -1]
 
     def mean_final(self, name: str) -> np.ndarray:
-        """``[15625]``: the last-epoch metric averaged over the ok seeds (NaN: none)."""
+        """``[space size]``: the last-epoch metric averaged over the ok seeds (NaN: none)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are "missing"
             return np.nanmean(self.final(name), axis=0)
@@ -171,7 +182,7 @@ class _G:
         "status",
     )
 
-    def __init__(self, g: GroupData, by_class: bool = False) -> None:
+    def __init__(self, g: GroupData, space: TableSpace, by_class: bool = False) -> None:
         self.g = g
         self.data = g.data
         self.status = g.status
@@ -179,20 +190,21 @@ class _G:
         self.m_pos = {m: i for i, m in enumerate(g.metrics)}
         self.seed_pos = {s: i for i, s in enumerate(g.seeds)}
         self.final_only = g.final_only
-        self.dense = len(g.rows) == NUM_ARCHS
+        size = space.size
+        self.dense = len(g.rows) == size
         self._all_ok: list[bool] | None = None
         if self.dense:
             self.inv = None
         else:
             rows = np.arange(len(g.rows))
-            inv = np.full(NUM_ARCHS, -1, np.int64)
+            inv = np.full(size, -1, np.int64)
             inv[g.rows] = rows
-            if by_class:
+            canon = space.canonical_indices() if by_class else None
+            if canon is not None:
                 # A table built from one member per equivalence class (``--archs unique``)
                 # answers for every arch through its class: isomorphic cells are the same
                 # network (NAS-Bench-201, Sec. 2.1).
-                canon = canonical_indices()
-                class_row = np.full(NUM_ARCHS, -1, np.int64)
+                class_row = np.full(size, -1, np.int64)
                 class_row[canon[g.rows]] = rows
                 missing = inv < 0
                 inv[missing] = class_row[canon[missing]]
@@ -214,13 +226,15 @@ class Benchmark:
     def __init__(self, state: TableState) -> None:
         self._state = state
         self.path = state.root
+        self._space = table_space(state.space)
         by_class = bool((state.manifest.get("meta") or {}).get(ANSWER_BY_CLASS))
-        self._g = {k: _G(g, by_class) for k, g in state.groups.items()}
-        self._arch_cache: list[Arch | None] = [None] * NUM_ARCHS
+        self._g = {k: _G(g, self._space, by_class) for k, g in state.groups.items()}
+        self._arch_cache: list[Arch | None] = [None] * self._space.size
         self._str_index: dict[str, int] = {}
         self._present: np.ndarray | None = None
         self._tables: dict[tuple[str, str], Table] = {}
         self._costs: dict[tuple[str, int], dict[str, float]] = {}
+        self._latency_batch: dict[str, int | None] = {}
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -258,9 +272,46 @@ class Benchmark:
     def meta(self) -> dict[str, Any]:
         return dict(self._state.manifest.get("meta") or {})
 
+    @property
+    def space(self) -> str:
+        """The search space of the table: ``"nb201"`` or ``"nats-sss"``."""
+        return self._space.name
+
+    @property
+    def space_size(self) -> int:
+        """Number of archs in the table's space (15,625 / 32,768)."""
+        return self._space.size
+
+    def latency_batch(self, dataset: str) -> int | None:
+        """Batch size of the ``latency_s`` measurement on ``dataset``: what the build
+        recorded (1; tables built before it was recorded measured at 1 too), 256 for tables
+        imported from the official files, ``None`` where the table does not say."""
+        if dataset not in self._latency_batch:
+            self._latency_batch[dataset] = self._find_latency_batch(dataset)
+        return self._latency_batch[dataset]
+
+    def _find_latency_batch(self, dataset: str) -> int | None:
+        meta = self.meta
+        for key, build in sorted((meta.get("build") or {}).items()):
+            if key.split("/")[0] == dataset and isinstance(build, dict):
+                return int(build.get("latency_batch", 1))
+        if "latency_batch" in meta:
+            return int(meta["latency_batch"])
+        if meta.get("source_format") in ("nb201", "nb201-archive", "nats-tss", "nats-sss"):
+            return OFFICIAL_LATENCY_BATCH
+        return None
+
+    def arch_index(self, arch: object) -> int:
+        """The official index of an arch (value, string or index) of the table's space."""
+        return self._index(arch)
+
+    def arch_string(self, arch: object) -> str:
+        """The official string of an arch (value, string or index) of the table's space."""
+        return self._space.string(self._index(arch))
+
     def _present_mask(self) -> np.ndarray:
         if self._present is None:
-            mask = np.zeros(NUM_ARCHS, bool)
+            mask = np.zeros(self._space.size, bool)
             for g in self._g.values():
                 ok_rows = (np.asarray(g.status) == _OK).any(axis=1)
                 if g.inv is None:
@@ -292,20 +343,18 @@ class Benchmark:
     def _arch(self, index: int) -> Arch:
         a = self._arch_cache[index]
         if a is None:
-            a = self._arch_cache[index] = Arch.from_index(index)
+            a = self._arch_cache[index] = self._space.arch(index)
         return a
 
     def _index(self, arch: object) -> int:
-        if type(arch) is int:
-            if 0 <= arch < NUM_ARCHS:
-                return arch
-            return Arch.from_index(arch).to_index()  # raises the ArchError
+        if type(arch) is int and 0 <= arch < self._space.size:
+            return arch
         if isinstance(arch, str):
             i = self._str_index.get(arch)
             if i is None:
-                i = self._str_index[arch] = Arch.parse(arch).to_index()
+                i = self._str_index[arch] = self._space.index(arch)
             return i
-        return Arch.parse(arch).to_index()  # Arch, numpy ints; raises on anything else
+        return self._space.index(arch)  # arch values, numpy ints; raises on anything else
 
     def _dataset(self, dataset: str, *, search_fallback: bool = False) -> str:
         """``dataset`` as the table names it. ``search_fallback`` applies the official
@@ -381,8 +430,9 @@ class Benchmark:
     def cost(self, arch: Arch | str | int, dataset: str) -> dict[str, float]:
         """The known costs of an arch on a dataset (absent keys = unknown).
 
-        ``latency_s`` is the official files' latency (batch 256, nas_201_api api_utils.py);
-        ``latency_b<N>_s`` one measured by ``nasforge bench build`` at batch N."""
+        ``latency_s`` is seconds per batch of :meth:`latency_batch` images: 256 in the
+        official files (nas_201_api api_utils.py), 1 when ``nasforge bench build`` measured
+        it."""
         index = self._index(arch)
         cached = self._costs.get((dataset, index))
         if cached is None:
@@ -393,10 +443,10 @@ class Benchmark:
         return dict(cached)
 
     def cost_known(self, dataset: str) -> np.ndarray:
-        """bool [15625]: which archs have at least one known cost on ``dataset``."""
+        """bool [space size]: which archs have at least one known cost on ``dataset``."""
         c = self._cost_data(dataset)
         if c is None or not len(c.metrics):
-            return np.zeros(NUM_ARCHS, bool)
+            return np.zeros(self._space.size, bool)
         return ~np.isnan(np.asarray(c.values)).all(axis=1)
 
     # -- queries ----------------------------------------------------------------------------
@@ -462,6 +512,7 @@ class Benchmark:
             dict(zip(names, block, strict=True)),
             final,
             self.cost(index, dataset),
+            self._space.name,
         )
 
     def simulate(
@@ -530,7 +581,7 @@ class Benchmark:
         key = (g.g.dataset, g.g.hp)
         t = self._tables.get(key)
         if t is None:
-            ok = np.zeros((len(g.g.seeds), NUM_ARCHS), bool)
+            ok = np.zeros((len(g.g.seeds), self._space.size), bool)
             if g.inv is None:
                 ok[:, g.g.rows] = (np.asarray(g.status) == _OK).T
             else:
@@ -635,9 +686,10 @@ class Benchmark:
             "space": man["space"],
             "generation": man["generation"],
             "archs": len(self),
-            "space_size": NUM_ARCHS,
+            "space_size": self._space.size,
             "groups": groups,
             "costs": costs,
+            "latency_batch": {ds: self.latency_batch(ds) for ds in costs},
             "journal_records": len(self._state.journal_records),
             "meta": self.meta,
         }

@@ -46,6 +46,20 @@ FINAL_METRICS: tuple[str, ...] = tuple(m for m in ALL_METRICS if m != "epoch_tim
 #: Per (arch, dataset) costs. ``latency_s`` is seconds per batch as the official files give
 #: it; tables imported from community files may add ``latency_<device>_s`` columns.
 COST_METRICS: tuple[str, ...] = ("params_m", "flops_m", "latency_s")
+#: Old cost names still read, as the current one: tables built before the latency name was
+#: unified stored the builder's batch-1 latency as ``latency_b1_s``; every table now calls
+#: it ``latency_s`` and states the batch in its metadata (``Benchmark.latency_batch``).
+LEGACY_COST_NAMES: dict[str, str] = {"latency_b1_s": "latency_s"}
+
+
+def current_cost_names(names: list[str]) -> list[str]:
+    """``names`` with old spellings replaced (one that would collide with a current name
+    present too is kept as it is: no value is dropped)."""
+    return [
+        LEGACY_COST_NAMES[n] if n in LEGACY_COST_NAMES and LEGACY_COST_NAMES[n] not in names else n
+        for n in names
+    ]
+
 
 #: Entry status codes stored per (seed, arch) of a group; 0 means "no entry".
 STATUS_MISSING = 0

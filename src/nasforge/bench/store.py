@@ -64,10 +64,11 @@ from nasforge.bench.schema import (
     check_dataset,
     check_hp,
     cost_order,
+    current_cost_names,
     metric_order,
 )
+from nasforge.bench.spaces import DEFAULT_TABLE_SPACE, table_space
 from nasforge.errors import BenchError
-from nasforge.spaces.nb201 import NUM_ARCHS
 
 FORMAT_NAME = "nasforge-bench"
 FORMAT_VERSION = 1
@@ -108,7 +109,8 @@ class GroupData:
     def key(self) -> tuple[str, str]:
         return (self.dataset, self.hp)
 
-    def check(self) -> None:
+    def check(self, num_archs: int) -> None:
+        """Refuse a malformed group of a table whose space has ``num_archs`` archs."""
         # The same name rules as every other writer (builds, appends): one validation.
         check_dataset(self.dataset)
         check_hp(self.hp)
@@ -118,7 +120,7 @@ class GroupData:
                 f"group {self.dataset}/{self.hp}: data {self.data.shape} / status "
                 f"{self.status.shape} do not match seeds={S} rows={R} metrics={M} epochs={E}"
             )
-        if R and (self.rows.min() < 0 or self.rows.max() >= NUM_ARCHS):
+        if R and (self.rows.min() < 0 or self.rows.max() >= num_archs):
             raise BenchError(f"group {self.dataset}/{self.hp}: arch index out of range")
         if R > 1 and np.any(np.diff(self.rows) <= 0):
             raise BenchError(f"group {self.dataset}/{self.hp}: rows must be strictly increasing")
@@ -130,7 +132,7 @@ class CostData:
 
     dataset: str
     metrics: list[str]
-    values: np.ndarray  # float64 [NUM_ARCHS, K]
+    values: np.ndarray  # float64 [num_archs of the table's space, K]
 
 
 @dataclass
@@ -145,6 +147,15 @@ class TableState:
     journal_records: list[dict[str, Any]] = field(default_factory=list)
     journal_valid_end: int = 0
     journal_torn: bool = False
+
+    @property
+    def space(self) -> str:
+        """The search space the table holds (``nb201`` for tables that predate spaces)."""
+        return str(self.manifest.get("space", DEFAULT_TABLE_SPACE))
+
+    @property
+    def num_archs(self) -> int:
+        return int(self.manifest["num_archs"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,16 +206,38 @@ class _HashingWriter:
         return self._f.write(b)
 
 
-def _save_array(root: Path, rel: str, arr: np.ndarray) -> dict[str, Any]:
+def _save_array(root: Path, rel: str, arr: Any) -> dict[str, Any]:
+    """Write one column file. ``arr`` is an array, or a streamed column (``shape``,
+    ``dtype`` and ``iter_blocks()`` yielding its leading-axis blocks in order, as importers
+    produce them) written block by block so it is never whole in memory."""
     path = root / rel
     with _removed_on_error(path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
         with open(tmp, "wb") as f:
             hw = _HashingWriter(f)
-            np.save(hw, np.ascontiguousarray(arr), allow_pickle=False)
+            if hasattr(arr, "iter_blocks"):
+                _save_streamed(hw, arr)
+            else:
+                np.save(hw, np.ascontiguousarray(arr), allow_pickle=False)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     return {"bytes": hw.nbytes, "sha256": hw.sha.hexdigest()}
+
+
+def _save_streamed(hw: _HashingWriter, arr: Any) -> None:
+    """The ``.npy`` file ``np.save`` would write for ``arr``, from its blocks."""
+    dtype = np.dtype(arr.dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
+    np.lib.format.write_array_header_1_0(hw, {**header, "shape": tuple(arr.shape)})
+    rows = 0
+    for block in arr.iter_blocks():
+        block = np.ascontiguousarray(block, dtype=dtype)
+        if block.shape != tuple(arr.shape[1:]):
+            raise BenchError(f"streamed block of shape {block.shape}; expected {arr.shape[1:]}")
+        hw.write(block.tobytes())
+        rows += 1
+    if rows != arr.shape[0]:
+        raise BenchError(f"streamed column gave {rows} rows; expected {arr.shape[0]}")
 
 
 def file_sha256(path: Path) -> str:
@@ -508,10 +541,21 @@ def _open_npy(root: Path, rel: str, info: dict[str, Any], shape: tuple, dtype: s
     return arr.view(np.ndarray) if mmap else arr
 
 
-def _load_group(root: Path, g: dict[str, Any], files: dict[str, Any]) -> GroupData:
+def _known_spaces() -> list[str]:
+    from nasforge.bench.spaces import table_space_names
+
+    return table_space_names()
+
+
+def _load_group(root: Path, g: dict[str, Any], files: dict[str, Any], size: int) -> GroupData:
     S, R, M, E = len(g["seeds"]), g["num_rows"], len(g["metrics"]), g["epochs"]
     f = g["files"]
     rows = _open_npy(root, f["rows"], files[f["rows"]], (R,), "int64", mmap=False)
+    if R and (rows.min() < 0 or rows.max() >= size):
+        raise BenchError(
+            f"table {str(root)!r} is damaged: group {g['dataset']}/{g['hp']} names an arch "
+            f"index outside 0..{size - 1}"
+        )
     status = _open_npy(root, f["status"], files[f["status"]], (R, S), "uint8", mmap=True)
     data = _open_npy(root, f["data"], files[f["data"]], (R, S, M, E), g["dtype"], mmap=True)
     return GroupData(
@@ -579,22 +623,28 @@ def load_table(root: str | os.PathLike[str], *, replay: bool = True) -> TableSta
 
 
 def _load(root: Path, manifest: dict[str, Any], replay: bool) -> TableState:
-    if manifest.get("space") != "nb201" or manifest.get("num_archs") != NUM_ARCHS:
+    space = manifest.get("space")
+    try:
+        size = table_space(space).size
+    except BenchError:
+        size = None
+    if size is None or manifest.get("num_archs") != size:
         raise BenchError(
-            f"table {str(root)!r} is for space {manifest.get('space')!r} with "
-            f"{manifest.get('num_archs')} archs; this nasforge reads 'nb201' ({NUM_ARCHS})"
+            f"table {str(root)!r} is for space {space!r} with "
+            f"{manifest.get('num_archs')} archs; this nasforge reads "
+            + ", ".join(f"{n!r} ({table_space(n).size})" for n in _known_spaces())
         )
     files = manifest["files"]
     groups: dict[tuple[str, str], GroupData] = {}
     for g in manifest["groups"]:
-        gd = _load_group(root, g, files)
+        gd = _load_group(root, g, files, size)
         groups[gd.key] = gd
     costs: dict[str, CostData] = {}
     for ds, c in manifest["costs"].items():
         values = _open_npy(
-            root, c["file"], files[c["file"]], (NUM_ARCHS, len(c["metrics"])), "float64", True
+            root, c["file"], files[c["file"]], (size, len(c["metrics"])), "float64", True
         )
-        costs[ds] = CostData(ds, list(c["metrics"]), values)
+        costs[ds] = CostData(ds, current_cost_names(list(c["metrics"])), values)
     errors: list[dict[str, Any]] = []
     if manifest.get("errors"):
         try:
@@ -734,10 +784,12 @@ def apply_records(state: TableState, records: Iterable[dict[str, Any]]) -> set:
     for ds, recs in cost_recs.items():
         old = state.costs.get(ds)
         names = set(old.metrics) if old else set()
-        for r in recs:
+        for r in recs:  # old journals (an interrupted older build) use old cost names
+            names_now = current_cost_names(list(r["values"]))
+            r["values"] = dict(zip(names_now, r["values"].values(), strict=True))
             names.update(r["values"])
         metrics = cost_order(names)
-        values = np.full((NUM_ARCHS, len(metrics)), np.nan)
+        values = np.full((state.num_archs, len(metrics)), np.nan)
         if old is not None:
             for k, m in enumerate(old.metrics):
                 values[:, metrics.index(m)] = old.values[:, k]
@@ -754,9 +806,11 @@ def apply_records(state: TableState, records: Iterable[dict[str, Any]]) -> set:
 class GenerationWriter:
     """Writes the column files of one generation; :meth:`commit` publishes them."""
 
-    def __init__(self, root: Path, gen: int) -> None:
+    def __init__(self, root: Path, gen: int, space: str = DEFAULT_TABLE_SPACE) -> None:
         self.root = root
         self.gen = gen
+        self.space = space
+        self.num_archs = table_space(space).size
         (root / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
         self.files: dict[str, Any] = {}
         self.groups: list[dict[str, Any]] = []
@@ -769,7 +823,7 @@ class GenerationWriter:
         return rel
 
     def add_group(self, g: GroupData) -> None:
-        g.check()
+        g.check(self.num_archs)
         if g.data.dtype not in (np.float32, np.float64):
             raise BenchError(f"group {g.dataset}/{g.hp}: dtype {g.data.dtype} not float32/64")
         self._n += 1
@@ -800,7 +854,7 @@ class GenerationWriter:
 
     def add_cost(self, c: CostData) -> None:
         values = np.asarray(c.values, np.float64)
-        if values.shape != (NUM_ARCHS, len(c.metrics)):
+        if values.shape != (self.num_archs, len(c.metrics)):
             raise BenchError(f"costs of {c.dataset}: shape {values.shape} invalid")
         rel = self._save(f"cost-{_slug(c.dataset)}", values)
         self.costs[c.dataset] = {"file": rel, "metrics": list(c.metrics)}
@@ -819,9 +873,7 @@ class GenerationWriter:
             with contextlib.suppress(OSError):
                 (self.root / rel).unlink()
 
-    def commit(
-        self, *, errors: list[dict[str, Any]], meta: dict[str, Any], space: str = "nb201"
-    ) -> dict[str, Any]:
+    def commit(self, *, errors: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
         """Write errors + an empty journal, fsync the directory, then replace the manifest."""
         errors_rel = None
         if errors:
@@ -833,8 +885,8 @@ class GenerationWriter:
         manifest = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
-            "space": space,
-            "num_archs": NUM_ARCHS,
+            "space": self.space,
+            "num_archs": self.num_archs,
             "generation": self.gen,
             "groups": sorted(self.groups, key=lambda g: (g["dataset"], g["hp"])),
             "costs": dict(sorted(self.costs.items())),
@@ -869,7 +921,7 @@ def commit_generation(
     All or nothing: on any failure (a full disk) every file of the new generation is
     removed and the table stays the previous generation, journal included."""
     old = state.manifest
-    gw = GenerationWriter(root, int(old["generation"]) + 1)
+    gw = GenerationWriter(root, int(old["generation"]) + 1, state.space)
     old_groups = {(g["dataset"], g["hp"]): g for g in old["groups"]}
     try:
         for key, g in sorted(state.groups.items()):
@@ -882,7 +934,7 @@ def commit_generation(
                 gw.add_cost(c)
             else:
                 gw.keep_cost(ds, old["costs"][ds], old["files"])
-        new = gw.commit(errors=state.errors, meta=meta, space=old.get("space", "nb201"))
+        new = gw.commit(errors=state.errors, meta=meta)
     except BaseException as exc:
         gw.abort()
         if isinstance(exc, OSError):
@@ -920,8 +972,9 @@ def write_table(
     errors: list[dict[str, Any]] | None = None,
     meta: dict[str, Any] | None = None,
     overwrite: bool = False,
+    space: str = DEFAULT_TABLE_SPACE,
 ) -> Path:
-    """Create a complete table in one go (importers, synthetic tables).
+    """Create a complete table of ``space`` in one go (importers, synthetic tables).
 
     It is built in a temporary sibling directory and renamed into place, so ``path`` never
     holds a partial table. Replacing an existing table takes two renames; a crash between
@@ -939,7 +992,7 @@ def write_table(
         # it would otherwise compact its columns back over the new table.
         lock_fd = lock_table(root)
     try:
-        _write_new_table(root, groups, costs, errors, meta)
+        _write_new_table(root, groups, costs, errors, meta, space)
     except OSError as exc:
         raise _write_error(root, exc) from None
     finally:
@@ -954,14 +1007,16 @@ def _write_new_table(
     costs: Iterable[CostData],
     errors: list[dict[str, Any]] | None,
     meta: dict[str, Any] | None,
+    space: str,
 ) -> None:
+    table_space(space)  # an unknown space is refused before anything is written
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.with_name(f".{root.name}.building-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        gw = GenerationWriter(tmp, 1)
+        gw = GenerationWriter(tmp, 1, space)
         seen: set[tuple[str, str]] = set()
         for g in groups:
             if g.key in seen:

@@ -21,6 +21,7 @@ from nasforge.bench.schema import (
     check_dataset,
     check_hp,
 )
+from nasforge.bench.spaces import DEFAULT_TABLE_SPACE, table_space
 from nasforge.bench.store import (
     FORMAT_NAME,
     GenerationWriter,
@@ -38,7 +39,6 @@ from nasforge.bench.store import (
     salvage_journal,
 )
 from nasforge.errors import BenchError
-from nasforge.spaces.nb201 import Arch
 
 
 def _num(v: Any) -> float | None:
@@ -64,10 +64,13 @@ class TableWriter:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, space: str = "nb201", create: bool = True
+        self,
+        path: str | os.PathLike[str],
+        *,
+        space: str = DEFAULT_TABLE_SPACE,
+        create: bool = True,
     ) -> None:
-        if space != "nb201":
-            raise BenchError(f"space {space!r} is not supported; expected 'nb201'")
+        self._space = table_space(space)  # refuses a space no table can hold
         self.path = Path(path)
         recover_interrupted_overwrite(self.path)
         self._lock_fd: int | None = None
@@ -83,11 +86,18 @@ class TableWriter:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock()
             if not (self.path / "manifest.json").exists():  # re-check under the lock
-                GenerationWriter(self.path, 0).commit(errors=[], meta={"created_by": "writer"})
+                GenerationWriter(self.path, 0, space).commit(
+                    errors=[], meta={"created_by": "writer"}
+                )
         else:
             read_manifest(self.path)  # refuse foreign / corrupt before locking
             self._lock()
         self._state: TableState = load_table(self.path)
+        if self._state.space != space:
+            self.close(compact=False)
+            raise BenchError(
+                f"table {str(self.path)!r} holds space {self._state.space!r}, not {space!r}"
+            )
         collect_garbage(self.path, self._state.manifest)
         journal = self.path / self._state.manifest["journal"]
         if self._state.journal_torn:  # a crashed writer left half a record: drop it
@@ -156,7 +166,7 @@ class TableWriter:
         if not isinstance(entry, ResultEntry):
             raise BenchError(f"append() takes a ResultEntry, got {type(entry).__name__}")
         entry.validate()
-        index = Arch.parse(entry.arch).to_index()
+        index = self._space.index(entry.arch)
         rec = {
             "t": "entry",
             "arch": index,
@@ -181,7 +191,7 @@ class TableWriter:
 
     def set_cost(
         self,
-        arch: Arch | str | int,
+        arch: object,
         dataset: str,
         *,
         params_m: float | None = None,
@@ -199,17 +209,17 @@ class TableWriter:
             raise BenchError("set_cost() needs at least one of params_m, flops_m, latency_s")
         rec = {
             "t": "cost",
-            "arch": Arch.parse(arch).to_index(),
+            "arch": self._space.index(arch),
             "dataset": dataset,
             "values": {k: _num(v) for k, v in values.items()},
         }
         self._write(rec)
 
     # -- reading back -----------------------------------------------------------------------
-    def status(self, arch: Arch | str | int, dataset: str, hp: str, seed: int) -> str | None:
+    def status(self, arch: object, dataset: str, hp: str, seed: int) -> str | None:
         """``"ok"`` / ``"failed"`` / ``"diverged"`` for a recorded run, ``None`` if absent."""
         check_hp(hp)
-        index = Arch.parse(arch).to_index()
+        index = self._space.index(arch)
         code = self._runs.get((dataset, hp), {}).get((index, int(seed)))
         if code is not None:
             return {v: k for k, v in STATUS_CODES.items()}.get(code)
@@ -222,7 +232,7 @@ class TableWriter:
         code = int(g.status[r, g.seeds.index(int(seed))])
         return {v: k for k, v in STATUS_CODES.items()}.get(code)
 
-    def has(self, arch: Arch | str | int, dataset: str, hp: str, seed: int) -> bool:
+    def has(self, arch: object, dataset: str, hp: str, seed: int) -> bool:
         """Whether a run (of any status) is recorded — what a resuming builder skips."""
         return self.status(arch, dataset, hp, seed) is not None
 

@@ -46,7 +46,7 @@ def bench_import(
     src: Path = typer.Argument(..., help="Official .pth / NATS directory / CSV / Parquet."),
     output: Path = typer.Option(..., "-o", "--output", help="Table directory to create."),
     fmt: str = typer.Option(
-        "auto", "--format", help="auto | nb201 | nats-tss | nb201-export | csv | parquet"
+        "auto", "--format", help="auto | nb201 | nats-tss | nats-sss | nb201-export | csv | parquet"
     ),
     dataset: str | None = typer.Option(
         None, help="Dataset of a single-dataset plain table without a dataset column."
@@ -120,9 +120,14 @@ def bench_info(
         )
     console.print(t)
     if info["costs"]:
-        c = Table("dataset", "cost coverage (archs)")
+        c = Table("dataset", "cost coverage (archs)", "latency_s batch")
         for ds, cov in info["costs"].items():
-            c.add_row(ds, ", ".join(f"{k}={v}" for k, v in cov.items()))
+            batch = info["latency_batch"].get(ds)
+            c.add_row(
+                ds,
+                ", ".join(f"{k}={v}" for k, v in cov.items()),
+                "-" if batch is None or "latency_s" not in cov else str(batch),
+            )
         console.print(c)
 
 
@@ -181,7 +186,7 @@ def bench_top(
         hp = max(hps, key=lambda h: (bench.num_epochs(dataset, h) or 0, h))
     top = bench.top(dataset, metric, hp=hp, k=k)
     rows = [
-        {"rank": i + 1, "index": a.to_index(), "arch": a.to_string(), metric: v}
+        {"rank": i + 1, "index": bench.arch_index(a), "arch": bench.arch_string(a), metric: v}
         for i, (a, v) in enumerate(top)
     ]
     if as_json:

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from nasforge.cli.options import OldSpellings, cells_option, channels_option, threads_option
 from nasforge.errors import NasforgeError
 
 
@@ -57,8 +58,9 @@ def build_command(
     hp: str | None = typer.Option(None, help="Table key of the recipe (default: its epochs)."),
     data_dir: Path | None = typer.Option(None, help="Dataset root (NB201 datasets)."),
     limit: int | None = typer.Option(None, help="Keep only the first LIMIT samples per split."),
-    C: int = typer.Option(16, "--C", help="Channels of the first stage (NB201: 16)."),
-    N: int = typer.Option(5, "--N", help="Cells per stage (NB201: 5)."),
+    channels: int = channels_option(16, "Channels of the first stage (NB201: 16)."),
+    cells: int = cells_option(5, "Cells per stage (NB201: 5)."),
+    threads: int | None = threads_option(),
     device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda, cuda:1."),
     max_retries: int = typer.Option(2, help="Retries of a failed or diverged training."),
     retry_failed: bool = typer.Option(
@@ -89,14 +91,16 @@ def build_command(
         hp=hp,
         data_dir=None if data_dir is None else str(data_dir),
         limit=limit,
-        C=C,
-        N=N,
+        C=channels,
+        N=cells,
         device=device,
         max_retries=max_retries,
         retry_failed=retry_failed,
     )
     if executor == "local":
         kwargs: dict = {"workers": 1 if workers is None else workers}
+        if threads is not None and kwargs["workers"] > 1:
+            kwargs["threads_per_worker"] = threads  # in-process: already set by --threads
         if address is not None:
             raise NasforgeError("--address is for --executor ray; the local executor has none")
     elif executor == "ray":
@@ -123,7 +127,7 @@ def _print_report(report: Any) -> None:
         f"[bold]{escape(report.path)}[/] {escape(report.dataset)}/hp={escape(report.hp)}: "
         f"{report.skipped + report.trained}/{report.total} done "
         f"({report.skipped} already there, {report.ok} trained ok, {report.failed} failed "
-        f"after retries), {report.archs_per_min:.1f} trainings/min on {report.executor}",
+        f"after retries), {report.trainings_per_min:.1f} trainings/min on {report.executor}",
         highlight=False,
     )
     for err in report.errors[:5]:
@@ -136,5 +140,7 @@ def register(app: typer.Typer) -> None:
     from nasforge.cli.bench import bench_app
 
     bench_app.command(
-        "build", context_settings={"allow_extra_args": True, "ignore_unknown_options": False}
+        "build",
+        cls=OldSpellings,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
     )(build_command)

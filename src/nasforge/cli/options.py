@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import click
 import typer
+from typer.core import TyperCommand
 
 #: Seeds reach numpy (``SeedSequence``: non-negative integers only) and torch
 #: (``manual_seed``: at most 64 bits); 2**63 - 1 leaves room for ``seed + k`` offsets.
@@ -42,21 +44,64 @@ def seed_option(default: int | None = 0, help: str = "Random seed.", name: str =
     return typer.Option(default, name, callback=_check_seed, help=f"{help} (0..2**63-1)")
 
 
-def channels_option() -> Any:
-    """``--channels``: network width C of the trained networks (None: the space's default)."""
+def channels_option(
+    default: int | None = None, help: str = "Network width C (train evaluator; NB201 default 16)."
+) -> Any:
+    """``--channels``: network width C of the trained networks (None: the space's default).
+    The old spelling ``--C`` is read too by commands registered with :class:`OldSpellings`."""
+    return typer.Option(default, "--channels", callback=at_least(1), help=help)
+
+
+def cells_option(
+    default: int | None = None, help: str = "Cells per stage N (train evaluator; NB201 default 5)."
+) -> Any:
+    """``--cells``: cells per stage N of the trained networks (None: the space's default).
+    The old spelling ``--N`` is read too by commands registered with :class:`OldSpellings`."""
+    return typer.Option(default, "--cells", callback=at_least(1), help=help)
+
+
+def _set_threads(value: int | None) -> int | None:
+    if value is None:
+        return None
+    at_least(1)(value)
+    import torch
+
+    torch.set_num_threads(value)
+    return value
+
+
+def threads_option() -> Any:
+    """``--threads``: torch intra-op threads of the command's process (and of each worker a
+    build starts), set as soon as the command line is read; None keeps torch's default (one
+    per core). 1 avoids OpenMP spin-wait collapse on an oversubscribed machine. Every
+    CPU-heavy command (bench build, train, search, compare, zc, study, width) takes it."""
     return typer.Option(
         None,
-        "--channels",
-        callback=at_least(1),
-        help="Network width C (train evaluator; NB201 default 16).",
+        "--threads",
+        callback=_set_threads,
+        help="torch intra-op threads (default: one per core; 1 on a shared machine).",
     )
 
 
-def cells_option() -> Any:
-    """``--cells``: cells per stage N of the trained networks (None: the space's default)."""
-    return typer.Option(
-        None,
-        "--cells",
-        callback=at_least(1),
-        help="Cells per stage N (train evaluator; NB201 default 5).",
-    )
+#: Old option spellings still accepted (not shown in --help): old -> current name.
+OLD_SPELLINGS: dict[str, str] = {"--C": "--channels", "--N": "--cells"}
+
+
+class OldSpellings(TyperCommand):
+    """A command that also reads the old spellings of its options (:data:`OLD_SPELLINGS`),
+    hidden from its help: ``--C 8`` is read as ``--channels 8`` (and errors name
+    ``--channels``). Register with ``app.command(name, cls=OldSpellings)``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        names = {opt for p in self.params for opt in getattr(p, "opts", ())}
+        out: list[str] = []
+        for k, arg in enumerate(args):
+            if arg == "--":  # everything after it is an argument, never an option
+                out += args[k:]
+                break
+            flag, eq, value = arg.partition("=")
+            new = OLD_SPELLINGS.get(flag)
+            if new is not None and new in names and flag not in names:
+                arg = new + eq + value
+            out.append(arg)
+        return super().parse_args(ctx, out)

@@ -14,8 +14,10 @@ Black-box algorithms run through :mod:`nasforge.search.protocol`; a one-shot alg
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nasforge.cli.options import at_least, cells_option, channels_option, seed_option
+from nasforge.cli.options import (
+    at_least,
+    cells_option,
+    channels_option,
+    seed_option,
+    threads_option,
+)
 from nasforge.errors import SearchError
 
 _EVALUATOR_HELP = "'table' (needs --bench; simulated clock) or 'train' (real training; wall clock)."
@@ -72,11 +80,20 @@ def _make_evaluator(
     if kind in ("table", "tabular"):
         if bench is None:
             raise SearchError("--evaluator table needs --bench PATH (a benchmark table)")
-        table_space = EVALUATORS.get("tabular").SPACE
-        if space != table_space:
+        from nasforge.bench import Benchmark
+        from nasforge.bench.spaces import table_space_names
+
+        names = table_space_names()
+        if space not in names:  # before the table is opened: the space is the first check
             raise SearchError(
                 f"--space {space!r} cannot be searched on a benchmark table (tables answer "
-                f"for {table_space!r} archs); use --evaluator train"
+                f"for {' or '.join(map(repr, names))} archs); use --evaluator train"
+            )
+        table_space = Benchmark.open(bench).space
+        if space != table_space:
+            raise SearchError(
+                f"--space {space!r} cannot be searched on the table {str(bench)!r} (it answers "
+                f"for {table_space!r} archs: pass --space {table_space}, or --evaluator train)"
             )
         return EVALUATORS.create(
             "tabular", bench, dataset, hp=hp, seed_policy=seed_policy, report_hp=report_hp
@@ -155,6 +172,27 @@ def _progress(console: Console) -> Any:
     )
 
 
+@contextlib.contextmanager
+def _training_progress(bar: Any, ev: Any, evals_total: int | None) -> Iterator[Any]:
+    """With real training (a wall-clock evaluator): two more lines on ``bar`` -- the
+    evaluations answered so far and the epochs of the training in progress (in-process
+    trainings; with --workers they run in workers and only evaluations are counted). Yields
+    the evaluator to search with."""
+    if ev.clock != "wall":
+        yield ev
+        return
+    from nasforge.progress import CountingEvaluator, epoch_listener
+
+    evals = bar.add_task("evaluations", total=evals_total)
+    epochs = bar.add_task("epochs of this training", total=None)
+
+    def on_epoch(done: int, total: int) -> None:
+        bar.update(epochs, completed=done, total=total)
+
+    with epoch_listener(on_epoch):
+        yield CountingEvaluator(ev, lambda k: bar.advance(evals, k))
+
+
 def search(
     algo: str = typer.Option(..., "--algo", help="Registered algorithm name."),
     dataset: str = typer.Option("cifar10-valid", help="Dataset (as the table / loader names it)."),
@@ -185,6 +223,7 @@ def search(
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
     channels: int | None = channels_option(),
     cells: int | None = cells_option(),
+    threads: int | None = threads_option(),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(
         None, help="Epochs: of each trained arch (train evaluator) / of the supernet (one-shot)."
@@ -255,20 +294,25 @@ def search(
 
         executor = create_executor("local", workers=workers)
     try:
+        # evaluations to expect, where the budget or --max-evals says (else the bar counts up)
+        caps = [int(b.amount)] if b.kind == "evals" else []
+        caps += [] if max_evals is None else [max_evals]
+        evals_total = min(caps) * runs if caps else None
         with _progress(console) as bar:
             task = bar.add_task(f"{algo} on {dataset}", total=runs)
-            results = run_protocol(
-                algo,
-                ev,
-                b,
-                runs=runs,
-                seed=seed,
-                algo_kwargs=params,
-                max_evals=max_evals,
-                progress=lambda i, r: bar.advance(task),
-                parallel=workers,
-                executor=executor,
-            )
+            with _training_progress(bar, ev, evals_total) as run_ev:
+                results = run_protocol(
+                    algo,
+                    run_ev,
+                    b,
+                    runs=runs,
+                    seed=seed,
+                    algo_kwargs=params,
+                    max_evals=max_evals,
+                    progress=lambda i, r: bar.advance(task),
+                    parallel=workers,
+                    executor=executor,
+                )
     finally:
         if executor is not None:
             executor.shutdown()
@@ -306,6 +350,7 @@ def compare(
     limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
     channels: int | None = channels_option(),
     cells: int | None = cells_option(),
+    threads: int | None = threads_option(),
     device: str = typer.Option("cpu", help="Device for real training."),
     epochs: int | None = typer.Option(None, help="Epochs of each trained arch (train evaluator)."),
     max_evals: int | None = typer.Option(

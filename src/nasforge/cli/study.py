@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from nasforge.cli.options import threads_option
 from nasforge.cli.search import _parse_params
 
 study_app = typer.Typer(help="Studies of search methods.", no_args_is_help=True)
@@ -33,6 +34,7 @@ def ranking(
     hp: str | None = typer.Option(None, "--hp", help="Table recipe of the truth."),
     seed: int = typer.Option(0, "--seed", help="Seed."),
     param: list[str] | None = typer.Option(None, "--param", help="Supernet KEY=VALUE."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train a uniform single-path supernet, score a fixed arch set every epoch (and every
     K steps of the last one) and compare with the table: tau, rho, stability, top-k."""

@@ -8,7 +8,13 @@ from typing import Any
 
 import typer
 
-from nasforge.cli.options import at_least, seed_option
+from nasforge.cli.options import (
+    OldSpellings,
+    cells_option,
+    channels_option,
+    seed_option,
+    threads_option,
+)
 
 
 class _SpaceTraining:
@@ -82,21 +88,14 @@ def train(
     split_dir: Path | None = typer.Option(None, "--split-dir", help="NB201 split files."),
     download: bool = typer.Option(False, "--download", help="Fetch CIFAR if absent."),
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
-    # --channels / --cells as in `search`; --C / --N kept as the old spellings.
-    channels: int | None = typer.Option(
-        None,
-        "--channels",
-        "--C",
-        callback=at_least(1),
-        help="Channels of the first stage (NB201: 16; DARTS: 36, ImageNet 48).",
+    # --channels / --cells as in `search`; --C / --N still read (OldSpellings), not shown.
+    channels: int | None = channels_option(
+        help="Channels of the first stage (NB201: 16; DARTS: 36, ImageNet 48)."
     ),
-    cells: int | None = typer.Option(
-        None,
-        "--cells",
-        "--N",
-        callback=at_least(1),
-        help="NB201: cells per stage (5). DARTS: total cells (20, ImageNet 14).",
+    cells: int | None = cells_option(
+        help="NB201: cells per stage (5). DARTS: total cells (20, ImageNet 14)."
     ),
+    threads: int | None = threads_option(),
     device: str = typer.Option("cpu", "--device"),
     checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir"),
     resume: bool = typer.Option(
@@ -164,7 +163,8 @@ def train(
         table.add_column(f"{n} acc", justify="right")
     table.add_column("time (s)", justify="right")
     for r in result.epochs:
-        cells_ = [str(r.epoch), f"{r.lr:.4f}", f"{r.train_loss:.4f}", f"{r.train_acc:.2f}"]
+        # Epochs are counted from 1 wherever nasforge prints them (as the progress bar does).
+        cells_ = [str(r.epoch + 1), f"{r.lr:.4f}", f"{r.train_loss:.4f}", f"{r.train_acc:.2f}"]
         for n in names:
             cells_ += [f"{r.eval[n]['loss']:.4f}", f"{r.eval[n]['acc']:.2f}"]
         cells_.append(f"{r.epoch_time + r.eval_time:.1f}")
@@ -185,4 +185,4 @@ def train(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command("train", cls=OldSpellings)(train)

@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from nasforge.cli.options import at_least, seed_option
+from nasforge.cli.options import seed_option, threads_option
 
 width_app = typer.Typer(
     help="Width search under a FLOPs budget or latency target: CafeNet, fixed sharing, "
@@ -147,9 +147,7 @@ def search_cmd(
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (training and latency)."),
-    threads: int | None = typer.Option(
-        None, "--threads", callback=at_least(1), help="torch intra-op threads."
-    ),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train a supernet and search the best widths within a FLOPs budget or latency target."""
     _threads(threads)
@@ -237,9 +235,7 @@ def retrain_cmd(
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    threads: int | None = typer.Option(
-        None, "--threads", callback=at_least(1), help="torch intra-op threads."
-    ),
+    threads: int | None = threads_option(),
 ) -> None:
     """Retrain the searched widths from scratch; write retrain.json."""
     _threads(threads)
@@ -287,9 +283,7 @@ def compare_cmd(
     limit: int | None = typer.Option(None, "--limit"),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
-    threads: int | None = typer.Option(
-        None, "--threads", callback=at_least(1), help="torch intra-op threads."
-    ),
+    threads: int | None = threads_option(),
 ) -> None:
     """CafeNet vs fixed sharing vs uniform scaling at the same budgets, all retrained."""
     _threads(threads)

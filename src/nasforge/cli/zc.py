@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from nasforge.cli.options import OldSpellings, cells_option, channels_option, threads_option
 from nasforge.errors import NasforgeError
 
 
@@ -53,8 +54,9 @@ def zc(
     batch_size: int = typer.Option(64, help="Images in the proxy batch."),
     num_batches: int = typer.Option(1, help="Batches (of batch-size images) per proxy."),
     seed: int = typer.Option(0, help="Seed of the batch, the arch sample and the weights."),
-    C: int = typer.Option(16, "--C", help="Channels of the first stage (official 16)."),
-    N: int = typer.Option(5, "--N", help="Cells per stage (official 5)."),
+    C: int = channels_option(16, "Channels of the first stage (official 16)."),
+    N: int = cells_option(5, "Cells per stage (official 5)."),
+    threads: int | None = threads_option(),
     device: str = typer.Option("cpu", help="torch device."),
 ) -> None:
     """Score archs with zero-cost proxies: one row per arch (arch, every proxy, seconds).
@@ -100,4 +102,4 @@ def zc(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("zc")(zc)
+    app.command("zc", cls=OldSpellings)(zc)

@@ -72,9 +72,10 @@ class TabularEvaluator(Evaluator):
     ) -> None:
         from nasforge.bench import Benchmark
 
-        self._space = get_space(self.SPACE)
         if isinstance(bench, (str, Path)):
             bench = Benchmark.open(bench)
+        # the table's space (nb201, or nats-sss for a NATS-Bench size table)
+        self._space = get_space(getattr(bench, "space", self.SPACE))
         self.bench = bench
         self.requested_dataset = dataset
         self.report_note = ""

@@ -22,6 +22,7 @@ from torch import nn
 from nasforge.data import DatasetSplits, DeviceLoader
 from nasforge.errors import CheckpointError, DataError, RecipeError
 from nasforge.io import atomic_torch_save, atomic_write_json, to_jsonable
+from nasforge.progress import report_epoch
 from nasforge.train.checkpoint import (
     check_identity,
     data_fingerprint,
@@ -401,6 +402,7 @@ class Trainer:
         with _Progress(
             self.quiet, recipe.epochs * steps, start_epoch * steps, recipe.epochs
         ) as bar:
+            report_epoch(start_epoch, recipe.epochs)  # a command's bar (nasforge.progress)
             for epoch in range(start_epoch, recipe.epochs):
                 bar.epoch(epoch + 1)
                 train_loader.set_epoch(epoch)
@@ -451,6 +453,7 @@ class Trainer:
                     acc=f"{train_acc:.1f}",
                     ips=f"{n_train / max(epoch_time, 1e-9):.0f}",
                 )
+                report_epoch(epoch + 1, recipe.epochs)
                 if callback is not None:
                     callback(record)
         return result
