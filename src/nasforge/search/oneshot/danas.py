@@ -26,7 +26,11 @@ pruning criterion for this space are not public in full; ours, and why:
 
 Runs shorter than the schedule prune what is left at the end, on the full data.
 ``probabilities()`` is the sampling distribution (uniform over the survivors); the derived
-arch is each edge's best-scored survivor.
+arch is each edge's best-scored survivor. Before the first pruning no op has a score yet:
+each epoch's arch is then that of a scoring done for the purpose (:meth:`op_scores` on the
+stage's classes, drawn from a copy of the method's generator so the search itself is
+unchanged; ``eval_paths`` validation batches per epoch until the first pruning) rather
+than op 0 (``none``) everywhere.
 """
 
 from __future__ import annotations
@@ -178,12 +182,19 @@ class DANAS(OneShotSearch):
         # Stable sort on -acc: ties keep class-id order.
         return [int(c) for c in np.argsort(-acc, kind="stable")]
 
-    def op_scores(self, ctx: SearchContext, classes: torch.Tensor | None) -> np.ndarray:
-        """Mean valid accuracy (fraction) of the scored paths through each surviving op."""
+    def op_scores(
+        self,
+        ctx: SearchContext,
+        classes: torch.Tensor | None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Mean valid accuracy (fraction) of the scored paths through each surviving op
+        (paths drawn from ``rng``, default the method's generator)."""
         assert self.supernet is not None
+        rng = self.rng if rng is None else rng
         total = np.zeros((NUM_EDGES, NUM_OPS))
         count = np.zeros((NUM_EDGES, NUM_OPS))
-        turns = [self.rng.permutation(np.flatnonzero(self.alive[e])) for e in range(NUM_EDGES)]
+        turns = [rng.permutation(np.flatnonzero(self.alive[e])) for e in range(NUM_EDGES)]
         batches = ctx.valid_batches()
         with self.scoring_statistics(), torch.no_grad():
             for i in range(self.config.eval_paths):  # type: ignore[attr-defined]
@@ -225,7 +236,14 @@ class DANAS(OneShotSearch):
         return self.derive(ctx)
 
     def derive(self, ctx: SearchContext) -> Arch:
-        masked = np.where(self.alive, self.scores, -np.inf)
+        """Each edge's best-scored survivor (scored now if no pruning has scored yet)."""
+        scores = self.scores
+        if self.prunings == 0:
+            # A copy of the generator: the scoring leaves the search's draws untouched.
+            rng = np.random.default_rng()
+            rng.bit_generator.state = self.rng.bit_generator.state
+            scores = self.op_scores(ctx, self._class_tensor(self.stage), rng)
+        masked = np.where(self.alive, scores, -np.inf)
         return Arch.from_op_ids(np.argmax(masked, axis=1).tolist())
 
     def probabilities(self) -> np.ndarray:

@@ -37,7 +37,10 @@ Differences, stated:
   statistics by default, which after a full epoch on one path describe that path).
 
 ``probabilities()`` reports ``theta`` restricted to the survivors and renormalised; the
-derived arch is its per-edge argmax. With ``epochs`` above the schedule length the
+derived arch is its per-edge argmax over the survivors, ties (every op before the first
+update, when ``theta`` is uniform) broken by the mean accuracy credited to the op in the
+rounds since the last pruning (not yet drawn = worst): the best path seen so far rather
+than op 0 (``none``) everywhere. With ``epochs`` above the schedule length the
 remaining epochs train the final arch; below it, the search stops early and the derived
 arch is the argmax over the survivors.
 """
@@ -179,6 +182,25 @@ class DDPNAS(OneShotSearch):
     def probabilities(self) -> np.ndarray:
         p = np.where(self.alive, self.theta, 0.0)
         return p / p.sum(axis=1, keepdims=True)
+
+    def credited(self) -> np.ndarray:
+        """Mean accuracy credited to each op in the rounds since the last pruning; -inf
+        where the op has not been drawn (or is pruned)."""
+        if not self.rounds:
+            return np.full((NUM_EDGES, NUM_OPS), -np.inf)
+        perf = np.stack(self.rounds)
+        drawn = (perf > 0).sum(axis=0)
+        mean = perf.sum(axis=0) / np.maximum(drawn, 1)
+        return np.where(self.alive & (drawn > 0), mean, -np.inf)
+
+    def derive(self, ctx: SearchContext) -> Arch:
+        """Per edge: the survivor of highest ``theta``, ties by :meth:`credited`."""
+        p, credit = self.probabilities(), self.credited()
+        ops = []
+        for e in range(NUM_EDGES):
+            best = np.flatnonzero(np.isclose(p[e], p[e].max(), rtol=0, atol=1e-12))
+            ops.append(int(best[int(np.argmax(credit[e, best]))]))
+        return Arch.from_op_ids(ops)
 
     def extra_record(self) -> dict[str, Any]:
         return {
