@@ -142,3 +142,52 @@ def test_cli_rejects_a_bad_prefix_before_training(tmp_path: Path, monkeypatch, c
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "partition='none'" in err and len(err.strip().splitlines()) == 1
+
+
+def _fake_study(variant: str, taus: list[float]) -> dict:
+    snaps = [
+        {"label": f"e{i + 1}", "tau": t, "rho": t, "tau_prev": None if i == 0 else 0.5}
+        | {"topk_true_ranks": [1, 2], "oneshot_acc": [10.0, 20.0, 30.0]}
+        for i, t in enumerate(taus)
+    ]
+    return {
+        "variant": variant,
+        "config": {"partition": "none"},
+        "groups": 1,
+        "archs": ["a", "b", "c"],
+        "truth": [1.0, 2.0, 3.0],
+        "snapshots": snaps,
+        "table": {"dataset": "cifar10", "hp": "3", "truth": "test_acc"},
+        "dataset": "cifar10",
+        "supernet": {"C": 8, "N": 1, "epochs": 2},
+        "seed": 0,
+        "timing": {"cpu_s": 1.0, "wall_s": 2.0},
+    }
+
+
+def test_compare_puts_variants_side_by_side(tmp_path: Path) -> None:
+    from nasforge.study.ranking import compare_variants
+
+    runs = [_fake_study("full sharing", [0.1, 0.4]), _fake_study("random 2", [0.2, 0.6])]
+    out = compare_variants(runs, tmp_path / "cmp.json", noise={"tau": 0.8}, meta={"k": 1})
+    assert [v["final"]["tau"] for v in out["variants"]] == [0.4, 0.6]
+    assert out["variants"][1]["tau"] == [0.2, 0.6] and out["truth_noise"]["tau"] == 0.8
+    assert json.loads((tmp_path / "cmp.json").read_text())["meta"] == {"k": 1}
+    assert (tmp_path / "cmp.png").stat().st_size > 0
+    other = _fake_study("other", [0.3, 0.3]) | {"archs": ["a", "b", "d"]}
+    with pytest.raises(SearchError, match="another arch set"):
+        compare_variants([runs[0], other], tmp_path / "bad.json")
+
+
+def test_truth_agreement_of_two_seeds(tmp_path: Path) -> None:
+    from nasforge.bench import Benchmark, make_synthetic_table
+    from nasforge.study.ranking import kendall_tau, truth_agreement
+
+    archs = [Arch.from_index(i) for i in (1, 50, 900, 4000, 12000)]
+    kw = {"datasets": ("cifar10-valid",), "hps": {"12": 12}, "archs": archs, "seeds": (777,)}
+    a = Benchmark.open(make_synthetic_table(tmp_path / "a", **kw))
+    b = Benchmark.open(make_synthetic_table(tmp_path / "b", seed=1, **kw))
+    got = truth_agreement(a, b, [*archs, Arch.from_index(7)], "cifar10-valid", "12", "test_acc")
+    assert len(got["archs"]) == 5  # the arch neither table holds is left out
+    assert got["tau"] == pytest.approx(kendall_tau(got["table"], got["replicate"]))
+    assert got["mean_abs_diff"] >= 0

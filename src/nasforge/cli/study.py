@@ -91,5 +91,51 @@ def ranking(
     )
 
 
+@study_app.command("compare")
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Study directories (or ranking.json files)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Combined JSON (the figure: .png)."),
+    bench: Path | None = typer.Option(None, "--bench", help="The studies' table."),
+    replicate: Path | None = typer.Option(
+        None, "--replicate", help="The same archs trained with another seed (needs --bench)."
+    ),
+    meta: Path | None = typer.Option(None, "--meta", help="A JSON object stored as 'meta'."),
+) -> None:
+    """Put sharing variants side by side: one JSON and one figure of tau / rho over
+    training per variant, with the table's seed-to-seed tau as its noise floor."""
+    import json
+
+    from nasforge.errors import SearchError
+    from nasforge.study.ranking import RESULT_NAME, compare_variants, truth_agreement
+
+    if (replicate is None) != (bench is None):
+        raise SearchError("--replicate and --bench go together; expected both or neither")
+    files = [r / RESULT_NAME if r.is_dir() else r for r in runs]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise SearchError(f"no study result at {missing[0]}; expected a ranking.json")
+    results = [json.loads(f.read_text()) for f in files]
+    extra = None if meta is None else json.loads(meta.read_text())
+    noise = None
+    if bench is not None and replicate is not None:
+        from nasforge.bench import Benchmark
+
+        table = results[0]["table"]
+        noise = truth_agreement(
+            Benchmark.open(bench),
+            Benchmark.open(replicate),
+            results[0]["archs"],
+            table["dataset"],
+            table["hp"],
+            table["truth"],
+        )
+    combined = compare_variants(results, out, noise=noise, meta=extra)
+    for v in combined["variants"]:
+        typer.echo(
+            f"{v['variant']}: final tau {v['final']['tau']:.3f}, rho {v['final']['rho']:.3f}"
+        )
+    typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(study_app, name="study")

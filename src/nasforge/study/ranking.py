@@ -448,3 +448,140 @@ def plot_ranking(result: dict[str, Any], path: str | Path) -> Path:
     bx.set_title(f"last snapshot: tau = {snaps[-1]['tau']:.3f}" if snaps else "no snapshot")
     fig.tight_layout()
     return atomic_save_figure(fig, Path(path), dpi=100)
+
+
+# -- several sharing variants side by side -------------------------------------------------------
+def truth_agreement(
+    table: Any, replicate: Any, archs: Sequence[Arch | str], dataset: str, hp: str, key: str
+) -> dict[str, Any]:
+    """How well a second training of the table's archs (another seed, ``replicate``)
+    agrees with the table on the archs both hold: the noise floor of the ground truth."""
+    from nasforge.search.oneshot.loop import table_lookup
+
+    parsed = [Arch.parse(a) for a in archs]
+    a = np.array([table_lookup(table, x, dataset, hp)[key] for x in parsed], dtype=float)
+    b = np.array([table_lookup(replicate, x, dataset, hp)[key] for x in parsed], dtype=float)
+    both = np.isfinite(a) & np.isfinite(b)
+    if both.sum() < 2:
+        raise SearchError(
+            f"the replicate table holds {int(both.sum())} arch(s) of the study's set with a "
+            f"{key} ({dataset}, hp={hp}); expected >= 2"
+        )
+    a, b = a[both], b[both]
+    return {
+        "archs": [x.to_string() for x, k in zip(parsed, both, strict=True) if k],
+        "table": a.tolist(),
+        "replicate": b.tolist(),
+        "tau": kendall_tau(a, b),
+        "mean_abs_diff": float(np.abs(a - b).mean()),
+        "truth_range": [float(a.min()), float(a.max())],
+    }
+
+
+def compare_variants(
+    results: Sequence[dict[str, Any]],
+    out_json: str | Path,
+    *,
+    noise: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """One JSON (``out_json``) and figure (same name, ``.png``) of several studies of the
+    same arch set: tau / rho / consecutive tau over training per sharing variant, each
+    variant's final figures and timing, the truth's own noise (``noise``, from
+    :func:`truth_agreement`) and ``meta`` (e.g. the table build's commands and times)."""
+    from nasforge.io import atomic_write_json, to_jsonable
+
+    if not results:
+        raise SearchError("no study to compare; expected one ranking.json per variant")
+    archs = results[0]["archs"]
+    for r in results[1:]:
+        if r["archs"] != archs or r["truth"] != results[0]["truth"]:
+            raise SearchError(
+                f"study {r.get('variant')!r} ranks another arch set or truth; expected "
+                "the same set in every study compared"
+            )
+    variants = []
+    for r in results:
+        snaps = r["snapshots"]
+        last = snaps[-1]
+        variants.append(
+            {
+                "variant": r.get("variant", RankingConfig(**r["config"]).label()),
+                "config": r["config"],
+                "groups": r["groups"],
+                "labels": [s["label"] for s in snaps],
+                "tau": [s["tau"] for s in snaps],
+                "rho": [s["rho"] for s in snaps],
+                "tau_prev": [s["tau_prev"] for s in snaps],
+                "final": {
+                    "tau": last["tau"],
+                    "rho": last["rho"],
+                    "topk_true_ranks": last["topk_true_ranks"],
+                    "mean_oneshot_acc": float(np.mean(last["oneshot_acc"])),
+                },
+                "timing": r.get("timing"),
+            }
+        )
+    first = results[0]
+    combined = to_jsonable(
+        {
+            "archs": len(archs),
+            "table": first["table"],
+            "dataset": first["dataset"],
+            "supernet": first["supernet"],
+            "splits": first.get("splits"),
+            "scored_images": first.get("scored_images"),
+            "seed": first["seed"],
+            "variants": variants,
+            "truth_noise": noise,
+            "meta": meta or {},
+        }
+    )
+    path = Path(out_json)
+    atomic_write_json(path, combined)
+    if plot:
+        plot_variants(combined, path.with_suffix(".png"))
+    return combined
+
+
+def plot_variants(combined: dict[str, Any], path: str | Path) -> Path:
+    """Kendall tau, Spearman rho and tau between consecutive snapshots over training, one
+    line per sharing variant; the truth's seed-to-seed tau as a reference line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nasforge.io import atomic_save_figure
+
+    panels = (
+        ("tau", "Kendall tau vs table"),
+        ("rho", "Spearman rho vs table"),
+        ("tau_prev", "tau vs previous snapshot"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharex=True)
+    labels = combined["variants"][0]["labels"]
+    xs = np.arange(len(labels))
+    noise = combined.get("truth_noise")
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for v in combined["variants"]:
+            ys = [np.nan if y is None else y for y in v[key]]
+            ax.plot(xs[: len(ys)], ys, marker=".", label=v["variant"])
+        if key == "tau" and noise:
+            ax.axhline(noise["tau"], color="black", ls="--", lw=1, label="table seed vs seed (tau)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xticks(xs, labels, rotation=60, fontsize=7)
+        ax.set_ylim(-0.5, 1)
+        ax.set_title(title)
+        ax.set_xlabel("snapshot (epoch e, step s of the last epoch)")
+    axes[0].set_ylabel("rank correlation")
+    axes[0].legend(fontsize=7, loc="lower right")
+    sup = combined["supernet"]
+    fig.suptitle(
+        f"Supernet ranking of {combined['archs']} NB201 archs vs a table trained on the same "
+        f"data ({combined['dataset']}, C={sup['C']}, N={sup['N']}, {sup['epochs']} epochs)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return atomic_save_figure(fig, Path(path), dpi=110)
