@@ -46,12 +46,12 @@ from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     Batch,
     OneShotConfig,
-    OneShotSearch,
     SearchContext,
     StepStats,
     check_float,
     top1_correct,
 )
+from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
 
@@ -70,22 +70,13 @@ class DANASConfig(OneShotConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        w = self.warmup_epochs
-        if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= self.epochs:
-            raise SearchError(
-                f"config field warmup_epochs={w!r} invalid; expected an int in 0..{self.epochs}"
-            )
+        check_int(self, "warmup_epochs", 0, self.epochs)
         check_float(self, "start_fraction", positive=True)
         if self.start_fraction > 1:
             raise SearchError(
                 f"config field start_fraction={self.start_fraction!r} invalid; expected in (0, 1]"
             )
-        n = self.eval_paths
-        if isinstance(n, bool) or not isinstance(n, int) or n < NUM_OPS:
-            raise SearchError(
-                f"config field eval_paths={n!r} invalid; expected an int >= {NUM_OPS} "
-                "(every op must be scored)"
-            )
+        check_int(self, "eval_paths", NUM_OPS, why="every op must be scored")
 
 
 def stage_ends(epochs: int, warmup: int, stages: int = NUM_STAGES) -> list[int]:
@@ -114,13 +105,11 @@ def restrict(batch: Batch, classes: torch.Tensor | None) -> Batch:
 
 
 @ALGORITHMS.register("da-nas")
-class DANAS(OneShotSearch):
+class DANAS(SinglePathSearch):
     """Easy-to-hard class curriculum; weakest survivors pruned at the end of each stage."""
 
     name = "da-nas"
     config_class = DANASConfig
-    uses_arch_batches = False
-    eval_is_derived = True
 
     def setup_arch(self) -> None:
         self.alive = np.ones((NUM_EDGES, NUM_OPS), dtype=bool)
@@ -162,8 +151,7 @@ class DANAS(OneShotSearch):
         if y.numel() == 0:
             zero = torch.zeros((), dtype=torch.float64, device=y.device)
             return zero, zero.long(), 0
-        net = self.supernet
-        return self.weight_step(lambda inp: net(inp, index=path), (x, y))
+        return self.path_step((x, y), path)
 
     # -- class ranking and pruning ---------------------------------------------------------
     def rank_classes(self, ctx: SearchContext) -> list[int]:

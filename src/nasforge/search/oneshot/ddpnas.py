@@ -56,11 +56,11 @@ from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     Batch,
     OneShotConfig,
-    OneShotSearch,
     SearchContext,
     StepStats,
     check_float,
 )
+from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
 
@@ -83,8 +83,7 @@ class DDPNASConfig(OneShotConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise SearchError(f"config field steps={self.steps!r} invalid; expected an int >= 1")
+        check_int(self, "steps", 1)
         check_float(self, "gamma")
         check_float(self, "temperature", positive=True)
         if self.gamma >= 1:
@@ -92,14 +91,12 @@ class DDPNASConfig(OneShotConfig):
 
 
 @ALGORITHMS.register("ddpnas")
-class DDPNAS(OneShotSearch):
+class DDPNAS(SinglePathSearch):
     """Rounds of without-replacement single paths; distribution update + pruning every
     ``steps`` rounds."""
 
     name = "ddpnas"
     config_class = DDPNASConfig
-    uses_arch_batches = False
-    eval_is_derived = True
 
     def setup_arch(self) -> None:
         self.theta = np.full((NUM_EDGES, NUM_OPS), 1.0 / NUM_OPS)
@@ -169,9 +166,7 @@ class DDPNAS(OneShotSearch):
             self.draw_path()
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
-        assert self.supernet is not None
-        net, path = self.supernet, self.path
-        return self.weight_step(lambda x: net(x, index=path), base)
+        return self.path_step(base, self.path)
 
     def end_epoch(self, epoch: int, ctx: SearchContext) -> None:
         if self.finished:
