@@ -144,7 +144,7 @@ def test_cli_rejects_a_bad_prefix_before_training(tmp_path: Path, monkeypatch, c
     assert "partition='none'" in err and len(err.strip().splitlines()) == 1
 
 
-def _fake_study(variant: str, taus: list[float]) -> dict:
+def _fake_study(variant: str, taus: list[float], seed: int = 0) -> dict:
     snaps = [
         {"label": f"e{i + 1}", "tau": t, "rho": t, "tau_prev": None if i == 0 else 0.5}
         | {"topk_true_ranks": [1, 2], "oneshot_acc": [10.0, 20.0, 30.0]}
@@ -160,7 +160,7 @@ def _fake_study(variant: str, taus: list[float]) -> dict:
         "table": {"dataset": "cifar10", "hp": "3", "truth": "test_acc"},
         "dataset": "cifar10",
         "supernet": {"C": 8, "N": 1, "epochs": 2},
-        "seed": 0,
+        "seed": seed,
         "timing": {"cpu_s": 1.0, "wall_s": 2.0},
     }
 
@@ -169,8 +169,10 @@ def test_compare_puts_variants_side_by_side(tmp_path: Path) -> None:
     from nasforge.study.ranking import compare_variants
 
     runs = [_fake_study("full sharing", [0.1, 0.4]), _fake_study("random 2", [0.2, 0.6])]
+    runs.append(_fake_study("full sharing", [0.0, 0.3], seed=1))  # a second study seed
     out = compare_variants(runs, tmp_path / "cmp.json", noise={"tau": 0.8}, meta={"k": 1})
-    assert [v["final"]["tau"] for v in out["variants"]] == [0.4, 0.6]
+    assert [v["final"]["tau"] for v in out["variants"]] == [0.4, 0.6, 0.3]
+    assert [v["seed"] for v in out["variants"]] == [0, 0, 1]
     assert out["variants"][1]["tau"] == [0.2, 0.6] and out["truth_noise"]["tau"] == 0.8
     assert json.loads((tmp_path / "cmp.json").read_text())["meta"] == {"k": 1}
     assert (tmp_path / "cmp.png").stat().st_size > 0

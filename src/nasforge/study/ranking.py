@@ -487,7 +487,8 @@ def compare_variants(
     plot: bool = True,
 ) -> dict[str, Any]:
     """One JSON (``out_json``) and figure (same name, ``.png``) of several studies of the
-    same arch set: tau / rho / consecutive tau over training per sharing variant, each
+    same arch set (variants, and seeds of a variant: one colour per variant, one line
+    style per seed): tau / rho / consecutive tau over training per sharing variant, each
     variant's final figures and timing, the truth's own noise (``noise``, from
     :func:`truth_agreement`) and ``meta`` (e.g. the table build's commands and times)."""
     from nasforge.io import atomic_write_json, to_jsonable
@@ -508,6 +509,7 @@ def compare_variants(
         variants.append(
             {
                 "variant": r.get("variant", RankingConfig(**r["config"]).label()),
+                "seed": r["seed"],
                 "config": r["config"],
                 "groups": r["groups"],
                 "labels": [s["label"] for s in snaps],
@@ -564,10 +566,22 @@ def plot_variants(combined: dict[str, Any], path: str | Path) -> Path:
     labels = combined["variants"][0]["labels"]
     xs = np.arange(len(labels))
     noise = combined.get("truth_noise")
+    names = list(dict.fromkeys(v["variant"] for v in combined["variants"]))
+    colours = {n: f"C{i % 10}" for i, n in enumerate(names)}
+    seeds = sorted({v["seed"] for v in combined["variants"]})
+    styles = ("-", ":", "-.", "--")
     for ax, (key, title) in zip(axes, panels, strict=True):
         for v in combined["variants"]:
             ys = [np.nan if y is None else y for y in v[key]]
-            ax.plot(xs[: len(ys)], ys, marker=".", label=v["variant"])
+            # One colour per variant, one line style per study seed.
+            ax.plot(
+                xs[: len(ys)],
+                ys,
+                marker=".",
+                color=colours[v["variant"]],
+                ls=styles[seeds.index(v["seed"]) % len(styles)],
+                label=v["variant"] + (f", seed {v['seed']}" if len(seeds) > 1 else ""),
+            )
         if key == "tau" and noise:
             ax.axhline(noise["tau"], color="black", ls="--", lw=1, label="table seed vs seed (tau)")
         ax.axhline(0, color="grey", lw=0.5)
