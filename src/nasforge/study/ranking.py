@@ -590,12 +590,14 @@ def plot_variants(combined: dict[str, Any], path: str | Path) -> Path:
         ax.set_title(title)
         ax.set_xlabel("snapshot (epoch e, step s of the last epoch)")
     axes[0].set_ylabel("rank correlation")
-    axes[0].legend(fontsize=7, loc="lower right")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=4, fontsize=8, frameon=False)
     sup = combined["supernet"]
     fig.suptitle(
         f"Supernet ranking of {combined['archs']} NB201 archs vs a table trained on the same "
         f"data ({combined['dataset']}, C={sup['C']}, N={sup['N']}, {sup['epochs']} epochs)",
         fontsize=10,
     )
-    fig.tight_layout()
+    rows = math.ceil(len(handles) / 4)
+    fig.tight_layout(rect=(0, 0.04 + 0.045 * rows, 1, 1))  # room for the legend below
     return atomic_save_figure(fig, Path(path), dpi=110)
