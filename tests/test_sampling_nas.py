@@ -89,6 +89,19 @@ def test_ddpnas_prunes_one_op_per_edge_per_round_and_keeps_the_accurate_ones() -
     np.testing.assert_allclose(m.probabilities().sum(axis=1), 1.0)
 
 
+def test_ddpnas_reports_the_best_credited_path_before_its_first_pruning() -> None:
+    m = _no_net("ddpnas")
+    paths = []
+    for epoch, acc in enumerate((0.3, 0.6, 0.4)):
+        m.begin_epoch(epoch)
+        paths.append(list(m.path))
+        m.credit(acc)
+    assert m.prunings == 0 and np.ptp(m.probabilities()) == 0  # theta still uniform
+    # The paths of a round differ on every edge; the 0.6 one is the best seen so far
+    # (the distribution alone would name op 0, ``none``, on every edge).
+    assert list(m.derive(None).op_ids) == paths[1]
+
+
 # -- FP-NAS ------------------------------------------------------------------------------------
 
 
@@ -236,6 +249,22 @@ def test_danas_prunes_to_one_op_per_edge_on_the_staged_classes(digits, tmp_path:
     assert [r["survivors"][0] for r in res.epochs] == [5, 4, 3, 2, 1]
     assert res.epochs[-1]["survivors"] == [1] * NUM_EDGES
     assert m.alive[np.arange(NUM_EDGES), list(res.arch.op_ids)].all()
+
+
+def test_danas_reports_its_best_scored_ops_before_the_first_pruning(digits) -> None:
+    m = ALGORITHMS.create("da-nas", **TINY, eval_paths=5)
+    m.setup(digits.num_classes, seed=0)
+    favoured = np.full((NUM_EDGES, NUM_OPS), 0.2)
+    favoured[:, 3] = 0.9
+
+    def scores(ctx, classes, rng=None):
+        (rng or m.rng).permutation(NUM_OPS)  # draws, as the real scoring does
+        return favoured
+
+    m.op_scores = scores
+    state = m.rng.bit_generator.state
+    assert m.derive(None).op_ids == (3,) * NUM_EDGES  # not ``none`` on every edge
+    assert m.rng.bit_generator.state == state  # the search's own draws are untouched
 
 
 # -- every method from the CLI -----------------------------------------------------------------

@@ -295,6 +295,42 @@ class NB201Supernet(nn.Module):
         return self(x, index=Arch.parse(arch).op_ids)
 
 
+def check_prefix(cells: int, C: int, N: int) -> None:
+    """Raise an :class:`ArchError` unless ``cells`` is a prefix length :func:`share_prefix`
+    accepts for a C, N skeleton: 0 (the stem only) to all cells but the last."""
+    total = len(stage_layout(C, N))
+    if isinstance(cells, bool) or not isinstance(cells, int) or not 0 <= cells < total:
+        raise ArchError(
+            f"prefix of {cells!r} cells invalid; expected an int in 0..{total - 1} "
+            f"(C={C}, N={N} has {total} cells incl. reduction blocks)"
+        )
+
+
+def share_prefix(supernets: Sequence[NB201Supernet], cells: int) -> None:
+    """Make every supernet of ``supernets`` use the first one's stem and first ``cells``
+    modules of the skeleton's cell list (searched cells and residual reduction blocks, in
+    network order): the same module objects, so the prefix's parameters and BN statistics
+    are shared and the rest (the suffix and the classifier) stays each supernet's own.
+
+    Partial weight sharing in a ranking study: g supernets over a partition of the space
+    that share only their first layers. ``cells`` is checked against the skeleton (0 =
+    the stem only; at most all cells but the last, so every supernet keeps a suffix).
+    """
+    if not supernets:
+        raise ArchError("share_prefix needs at least one supernet")
+    first = supernets[0]
+    check_prefix(cells, first.C, first.N)
+    for net in supernets[1:]:
+        if (net.C, net.N, net.num_classes) != (first.C, first.N, first.num_classes):
+            raise ArchError(
+                f"cannot share a prefix between a C={net.C}, N={net.N} supernet and a "
+                f"C={first.C}, N={first.N} one; expected the same skeleton"
+            )
+        net.stem = first.stem
+        for i in range(cells):
+            net.cells[i] = first.cells[i]
+
+
 _EDGE_KEYS = tuple(f"{dst}<-{src}" for dst, src in EDGES)
 
 

@@ -60,12 +60,12 @@ from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     Batch,
     OneShotConfig,
-    OneShotSearch,
     SearchContext,
     StepStats,
     check_float,
     step_stats,
 )
+from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, OPS, Arch
 
@@ -101,13 +101,9 @@ class BNNASConfig(OneShotConfig):
         if self.no_bn not in NO_BN:
             raise SearchError(f"config field no_bn={self.no_bn!r} invalid; expected one of {NO_BN}")
         for name in ("population", "generations", "parents"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 1")
+            check_int(self, name, 1)
         for name in ("mutations", "crossovers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise SearchError(f"config field {name}={value!r} invalid; expected an int >= 0")
+            check_int(self, name, 0)
         if self.train_bn not in TRAIN_BN:
             raise SearchError(
                 f"config field train_bn={self.train_bn!r} invalid; expected one of {TRAIN_BN}"
@@ -139,13 +135,11 @@ def closing_bn(op: nn.Module) -> nn.BatchNorm2d | None:
 
 
 @ALGORITHMS.register("bn-nas")
-class BNNAS(OneShotSearch):
+class BNNAS(SinglePathSearch):
     """BN-only single-path supernet training; evolution on the BN indicator."""
 
     name = "bn-nas"
     config_class = BNNASConfig
-    uses_arch_batches = False
-    eval_is_derived = True
 
     def affine_bn(self) -> bool:
         return True

@@ -26,7 +26,11 @@ pruning criterion for this space are not public in full; ours, and why:
 
 Runs shorter than the schedule prune what is left at the end, on the full data.
 ``probabilities()`` is the sampling distribution (uniform over the survivors); the derived
-arch is each edge's best-scored survivor.
+arch is each edge's best-scored survivor. Before the first pruning no op has a score yet:
+each epoch's arch is then that of a scoring done for the purpose (:meth:`op_scores` on the
+stage's classes, drawn from a copy of the method's generator so the search itself is
+unchanged; ``eval_paths`` validation batches per epoch until the first pruning) rather
+than op 0 (``none``) everywhere.
 """
 
 from __future__ import annotations
@@ -42,12 +46,12 @@ from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     Batch,
     OneShotConfig,
-    OneShotSearch,
     SearchContext,
     StepStats,
     check_float,
     top1_correct,
 )
+from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
 
@@ -66,22 +70,13 @@ class DANASConfig(OneShotConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        w = self.warmup_epochs
-        if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= self.epochs:
-            raise SearchError(
-                f"config field warmup_epochs={w!r} invalid; expected an int in 0..{self.epochs}"
-            )
+        check_int(self, "warmup_epochs", 0, self.epochs)
         check_float(self, "start_fraction", positive=True)
         if self.start_fraction > 1:
             raise SearchError(
                 f"config field start_fraction={self.start_fraction!r} invalid; expected in (0, 1]"
             )
-        n = self.eval_paths
-        if isinstance(n, bool) or not isinstance(n, int) or n < NUM_OPS:
-            raise SearchError(
-                f"config field eval_paths={n!r} invalid; expected an int >= {NUM_OPS} "
-                "(every op must be scored)"
-            )
+        check_int(self, "eval_paths", NUM_OPS, why="every op must be scored")
 
 
 def stage_ends(epochs: int, warmup: int, stages: int = NUM_STAGES) -> list[int]:
@@ -110,13 +105,11 @@ def restrict(batch: Batch, classes: torch.Tensor | None) -> Batch:
 
 
 @ALGORITHMS.register("da-nas")
-class DANAS(OneShotSearch):
+class DANAS(SinglePathSearch):
     """Easy-to-hard class curriculum; weakest survivors pruned at the end of each stage."""
 
     name = "da-nas"
     config_class = DANASConfig
-    uses_arch_batches = False
-    eval_is_derived = True
 
     def setup_arch(self) -> None:
         self.alive = np.ones((NUM_EDGES, NUM_OPS), dtype=bool)
@@ -158,8 +151,7 @@ class DANAS(OneShotSearch):
         if y.numel() == 0:
             zero = torch.zeros((), dtype=torch.float64, device=y.device)
             return zero, zero.long(), 0
-        net = self.supernet
-        return self.weight_step(lambda inp: net(inp, index=path), (x, y))
+        return self.path_step((x, y), path)
 
     # -- class ranking and pruning ---------------------------------------------------------
     def rank_classes(self, ctx: SearchContext) -> list[int]:
@@ -178,12 +170,19 @@ class DANAS(OneShotSearch):
         # Stable sort on -acc: ties keep class-id order.
         return [int(c) for c in np.argsort(-acc, kind="stable")]
 
-    def op_scores(self, ctx: SearchContext, classes: torch.Tensor | None) -> np.ndarray:
-        """Mean valid accuracy (fraction) of the scored paths through each surviving op."""
+    def op_scores(
+        self,
+        ctx: SearchContext,
+        classes: torch.Tensor | None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Mean valid accuracy (fraction) of the scored paths through each surviving op
+        (paths drawn from ``rng``, default the method's generator)."""
         assert self.supernet is not None
+        rng = self.rng if rng is None else rng
         total = np.zeros((NUM_EDGES, NUM_OPS))
         count = np.zeros((NUM_EDGES, NUM_OPS))
-        turns = [self.rng.permutation(np.flatnonzero(self.alive[e])) for e in range(NUM_EDGES)]
+        turns = [rng.permutation(np.flatnonzero(self.alive[e])) for e in range(NUM_EDGES)]
         batches = ctx.valid_batches()
         with self.scoring_statistics(), torch.no_grad():
             for i in range(self.config.eval_paths):  # type: ignore[attr-defined]
@@ -225,7 +224,14 @@ class DANAS(OneShotSearch):
         return self.derive(ctx)
 
     def derive(self, ctx: SearchContext) -> Arch:
-        masked = np.where(self.alive, self.scores, -np.inf)
+        """Each edge's best-scored survivor (scored now if no pruning has scored yet)."""
+        scores = self.scores
+        if self.prunings == 0:
+            # A copy of the generator: the scoring leaves the search's draws untouched.
+            rng = np.random.default_rng()
+            rng.bit_generator.state = self.rng.bit_generator.state
+            scores = self.op_scores(ctx, self._class_tensor(self.stage), rng)
+        masked = np.where(self.alive, scores, -np.inf)
         return Arch.from_op_ids(np.argmax(masked, axis=1).tolist())
 
     def probabilities(self) -> np.ndarray:

@@ -37,7 +37,10 @@ Differences, stated:
   statistics by default, which after a full epoch on one path describe that path).
 
 ``probabilities()`` reports ``theta`` restricted to the survivors and renormalised; the
-derived arch is its per-edge argmax. With ``epochs`` above the schedule length the
+derived arch is its per-edge argmax over the survivors, ties (every op before the first
+update, when ``theta`` is uniform) broken by the mean accuracy credited to the op in the
+rounds since the last pruning (not yet drawn = worst): the best path seen so far rather
+than op 0 (``none``) everywhere. With ``epochs`` above the schedule length the
 remaining epochs train the final arch; below it, the search stops early and the derived
 arch is the argmax over the survivors.
 """
@@ -53,11 +56,11 @@ from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     Batch,
     OneShotConfig,
-    OneShotSearch,
     SearchContext,
     StepStats,
     check_float,
 )
+from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
 
@@ -80,8 +83,7 @@ class DDPNASConfig(OneShotConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise SearchError(f"config field steps={self.steps!r} invalid; expected an int >= 1")
+        check_int(self, "steps", 1)
         check_float(self, "gamma")
         check_float(self, "temperature", positive=True)
         if self.gamma >= 1:
@@ -89,14 +91,12 @@ class DDPNASConfig(OneShotConfig):
 
 
 @ALGORITHMS.register("ddpnas")
-class DDPNAS(OneShotSearch):
+class DDPNAS(SinglePathSearch):
     """Rounds of without-replacement single paths; distribution update + pruning every
     ``steps`` rounds."""
 
     name = "ddpnas"
     config_class = DDPNASConfig
-    uses_arch_batches = False
-    eval_is_derived = True
 
     def setup_arch(self) -> None:
         self.theta = np.full((NUM_EDGES, NUM_OPS), 1.0 / NUM_OPS)
@@ -166,9 +166,7 @@ class DDPNAS(OneShotSearch):
             self.draw_path()
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
-        assert self.supernet is not None
-        net, path = self.supernet, self.path
-        return self.weight_step(lambda x: net(x, index=path), base)
+        return self.path_step(base, self.path)
 
     def end_epoch(self, epoch: int, ctx: SearchContext) -> None:
         if self.finished:
@@ -179,6 +177,25 @@ class DDPNAS(OneShotSearch):
     def probabilities(self) -> np.ndarray:
         p = np.where(self.alive, self.theta, 0.0)
         return p / p.sum(axis=1, keepdims=True)
+
+    def credited(self) -> np.ndarray:
+        """Mean accuracy credited to each op in the rounds since the last pruning; -inf
+        where the op has not been drawn (or is pruned)."""
+        if not self.rounds:
+            return np.full((NUM_EDGES, NUM_OPS), -np.inf)
+        perf = np.stack(self.rounds)
+        drawn = (perf > 0).sum(axis=0)
+        mean = perf.sum(axis=0) / np.maximum(drawn, 1)
+        return np.where(self.alive & (drawn > 0), mean, -np.inf)
+
+    def derive(self, ctx: SearchContext) -> Arch:
+        """Per edge: the survivor of highest ``theta``, ties by :meth:`credited`."""
+        p, credit = self.probabilities(), self.credited()
+        ops = []
+        for e in range(NUM_EDGES):
+            best = np.flatnonzero(np.isclose(p[e], p[e].max(), rtol=0, atol=1e-12))
+            ops.append(int(best[int(np.argmax(credit[e, best]))]))
+        return Arch.from_op_ids(ops)
 
     def extra_record(self) -> dict[str, Any]:
         return {

@@ -61,6 +61,7 @@ from nasforge.search.oneshot.base import (
     check_float,
     entropy,
 )
+from nasforge.search.oneshot.sampling import check_int
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, Arch
 
@@ -86,9 +87,7 @@ class FPNASConfig(OneShotConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_float(self, "samples_per_nat")
-        m = self.min_samples
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise SearchError(f"config field min_samples={m!r} invalid; expected an int >= 1")
+        check_int(self, "min_samples", 1)
         check_float(self, "coarse_fraction")
         if self.coarse_fraction > 1:
             raise SearchError(
