@@ -201,3 +201,43 @@ def test_zc_local_search_without_proxies_is_local_search(evaluator):
     a = run_search(ALGORITHMS.create("zc-local-search", seed=2), evaluator, "3000s", seed=2)
     b = run_search(ALGORITHMS.create("local-search", seed=2), evaluator, "3000s", seed=2)
     assert a.history == b.history
+
+
+def test_mlp_ensemble_gradient_equals_autograd():
+    # the hand-written backward pass against torch autograd on the same flat parameters
+    rng = np.random.default_rng(1)
+    ens = MLPEnsemble(seed=3, num_members=3, num_layers=4, width=7)
+    dims = ens._init(12)
+    x = (rng.random((3, 9, 12)) < 0.3).astype(np.float32)
+    y = rng.normal(size=(3, 9)).astype(np.float32)
+    loss, grad = ens.loss_and_grad(x, y)
+    theta = torch.tensor(ens.theta, dtype=torch.float64, requires_grad=True)
+    ws, bs = ens._views(theta, dims)
+    h = torch.tensor(x, dtype=torch.float64)
+    for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+        h = h @ w + b
+        if i < len(ws) - 1:
+            h = torch.relu(h)
+    ref = (h[..., 0] - torch.tensor(y, dtype=torch.float64)).abs().mean(1).sum()
+    ref.backward()
+    assert loss == pytest.approx(float(ref.detach()), rel=1e-5)
+    np.testing.assert_allclose(grad, theta.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_candidates_come_from_the_next_best_archs_once_the_best_are_spent(evaluator):
+    # naszilla/bananas get_candidates (patience_factor 5): when every mutant of the two
+    # best archs is known, the next-best are mutated, so a refit still has k candidates
+    s = ALGORITHMS.create("bananas", seed=0)
+    from nasforge.search.base import SearchContext
+
+    space = get_space("nb201")
+    s.start(SearchContext(fidelities=(), default_fidelity=12, seed=0, space=space))
+    archs = [Arch.from_index(i) for i in range(30)]
+    for rank, arch in enumerate(archs):
+        s.data[arch] = float(rank)
+    for parent in archs[-2:]:  # the two best: every neighbour already evaluated
+        for n in parent.neighbors():
+            s.data.setdefault(n, -1.0)
+    cands = s._candidates()
+    assert len(cands) >= s.k and not set(cands) & set(s.data)
+    assert s.config()["patience_factor"] == 5

@@ -276,7 +276,7 @@ def test_with_zero_cost_routes_fidelity_zero_to_the_proxy(tmp_path):
     assert real.fidelity == base.default_fidelity
     assert math.isnan(both.report(arch, proxy).test_acc)
     assert both.report(arch, real) == base.report(arch, real)
-    with pytest.raises(SearchError, match="default fidelity"):
+    with pytest.raises(SearchError, match="real evaluator"):
         WithZeroCost(zc, zc)
 
 
@@ -344,3 +344,33 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys, monkeypatch, extr
     assert exc.value.code == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_with_zero_cost_over_a_final_metrics_table_keeps_proxy_and_real_apart(tmp_path):
+    # a table of final metrics only (like the NB201 results export) answers at fidelity 0
+    # ("final"); next to a proxy its answers are relabelled, so a warm-started searcher
+    # never takes a real accuracy for a proxy score, nor recommends a proxy score
+    from nasforge.bench import make_synthetic_table
+    from nasforge.evaluate import TabularEvaluator
+    from nasforge.search import ALGORITHMS
+
+    table = make_synthetic_table(
+        tmp_path / "fin", datasets=("cifar10-valid",), hps={"12": 12}, final_only=True
+    )
+    base = TabularEvaluator(table, "cifar10-valid", seed_policy="mean")
+    assert base.default_fidelity == 0
+    known = {Arch.from_index(i).to_string(): (float(i % 97), 0.25) for i in range(15625)}
+    both = WithZeroCost(base, ZeroCostEvaluator("params", _tiny_batch(), scores=known))
+    label = base.recipe_epochs or 1
+    assert both.fidelities == (0, label) and both.default_fidelity == label
+    arch = Arch.from_index(7)
+    assert both.evaluate(arch, 0).fidelity == 0
+    real = both.evaluate(arch)
+    assert real.fidelity == label and real.valid_acc == base.evaluate(arch).valid_acc
+    s = ALGORITHMS.create("zc-local-search", seed=0, zc_pool=30)
+    r = run_search(s, both, "40evals", seed=0)
+    assert s.config()["warm_start"] is True
+    assert r.history["fidelity"][:30] == [0] * 30 and set(r.history["fidelity"][30:]) == {label}
+    assert r.final_valid == max(r.history["valid"][30:])
+    with pytest.raises(SearchError, match="final_fidelity"):
+        WithZeroCost(base, ZeroCostEvaluator("params", _tiny_batch()), final_fidelity=0)

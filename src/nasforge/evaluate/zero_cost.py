@@ -18,6 +18,7 @@ is a pure function of (arch, data, seed, batch size).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -315,16 +316,37 @@ class WithZeroCost(Evaluator):
     ``fidelities`` are 0 followed by the base evaluator's; ``Ask(fidelity=0)`` goes to the
     proxy, everything else (``None`` included) to ``base``. Reports come from ``base``
     (NaN while the recommendation rests on a proxy alone: a proxy knows no accuracy).
+
+    A base with final metrics only (a table imported from final numbers, e.g. the NB201
+    results export: its default fidelity is 0, "final, epochs unknown") is offered at
+    fidelity ``final_fidelity`` instead, so that its answers never pass for proxy scores:
+    by default the epochs of its recipe where the base knows them (``recipe_epochs``, e.g.
+    12 for NB201's "12" recipe), else 1. Its observations are relabelled with it.
     """
 
-    def __init__(self, base: Evaluator, zero_cost: ZeroCostEvaluator) -> None:
-        if base.default_fidelity in (0, None):
+    def __init__(
+        self, base: Evaluator, zero_cost: ZeroCostEvaluator, *, final_fidelity: int | None = None
+    ) -> None:
+        if isinstance(base, (ZeroCostEvaluator, WithZeroCost)):
             raise SearchError(
-                "WithZeroCost needs a base evaluator whose default fidelity is a number of "
-                f"epochs >= 1 (fidelity 0 is the proxy), got {base.default_fidelity!r}"
+                f"WithZeroCost needs a real evaluator (a table, training) as its base, got "
+                f"{type(base).__name__}: a proxy answers fidelity 0 only"
             )
         self.base = base
         self.zero_cost = zero_cost
+        self._final: int | None = None
+        if base.default_fidelity in (0, None):
+            label = final_fidelity
+            if label is None:
+                label = getattr(base, "recipe_epochs", None) or 1
+            if isinstance(label, bool) or not isinstance(label, int) or label < 1:
+                raise SearchError(f"final_fidelity {final_fidelity!r} must be an integer >= 1")
+            self._final = label
+        elif final_fidelity is not None:
+            raise SearchError(
+                "final_fidelity relabels a base with final metrics only; this base answers "
+                f"fidelities {list(base.fidelities)}"
+            )
 
     @property
     def clock(self) -> Literal["simulated", "wall"]:  # type: ignore[override]
@@ -336,11 +358,13 @@ class WithZeroCost(Evaluator):
 
     @property
     def fidelities(self) -> Sequence[int]:
+        if self._final is not None:
+            return (0, self._final)
         return (0, *[f for f in self.base.fidelities if f != 0])
 
     @property
     def default_fidelity(self) -> int | None:
-        return self.base.default_fidelity
+        return self._final if self._final is not None else self.base.default_fidelity
 
     @property
     def has_cost(self) -> bool:
@@ -355,7 +379,15 @@ class WithZeroCost(Evaluator):
     ) -> Observation:
         if fidelity == 0:
             return self.zero_cost.evaluate(arch, 0)
-        return self.base.evaluate(arch, fidelity, resume_key=resume_key)
+        if self._final is None:
+            return self.base.evaluate(arch, fidelity, resume_key=resume_key)
+        if fidelity not in (None, self._final):
+            raise SearchError(
+                f"fidelity {fidelity!r} asked of a base with final metrics only; expected 0 "
+                f"(the proxy), {self._final} or None"
+            )
+        obs = self.base.evaluate(arch, None, resume_key=resume_key)
+        return dataclasses.replace(obs, fidelity=self._final)
 
     def report(self, arch: Any, observation: Observation) -> Reported:
         if observation.fidelity == 0:
@@ -369,6 +401,7 @@ class WithZeroCost(Evaluator):
             "clock": self.clock,
             "base": self.base.describe(),
             "zero_cost": self.zero_cost.describe(),
+            "final_fidelity": self._final,
         }
 
 
