@@ -374,3 +374,54 @@ def test_with_zero_cost_over_a_final_metrics_table_keeps_proxy_and_real_apart(tm
     assert r.final_valid == max(r.history["valid"][30:])
     with pytest.raises(SearchError, match="final_fidelity"):
         WithZeroCost(base, ZeroCostEvaluator("params", _tiny_batch()), final_fidelity=0)
+
+
+# ---------------------------------------------------------------------------------------
+# nasforge search --zc-proxy: proxies on the search clock
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def syn_table(tmp_path_factory):
+    from nasforge.bench import make_synthetic_table
+
+    return make_synthetic_table(
+        tmp_path_factory.mktemp("zcsearch") / "syn", datasets=("cifar10-valid",), hps={"12": 12}
+    )
+
+
+def _search_zc(table, out, *extra: str) -> list:
+    from nasforge.search.protocol import load_runs
+
+    args = ["search", "--algo", "zc-local-search", "--bench", str(table), "--budget", "600s"]
+    args += ["--param", "zc_pool=12", "--zc-proxy", "synflow", "--zc-dataset", "synthetic-8px"]
+    args += ["--zc-batch-size", "4", "--channels", "2", "--cells", "1", "--seed", "3"]
+    args += ["--quiet", "-o", str(out), *extra]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return load_runs(out / "trajectories.jsonl")
+
+
+def test_search_cli_charges_proxy_time_to_the_clock(syn_table, tmp_path):
+    (run,) = _search_zc(syn_table, tmp_path / "measured")
+    h = run.history
+    assert h["fidelity"][:12] == [0] * 12 and 0 not in h["fidelity"][12:]
+    proxy_costs = h["cost"][:12]
+    assert all(c > 0 for c in proxy_costs)  # the measured compute seconds of each proxy
+    # the clock advanced by the proxy time before the first real evaluation
+    assert run.times[11] == pytest.approx(sum(proxy_costs))
+    assert run.total_cost == pytest.approx(sum(h["cost"])) and run.total_cost <= 600
+    assert run.config["searcher"]["warm_start"] is True
+
+
+@pytest.mark.slow
+def test_search_cli_with_a_fixed_proxy_charge_is_reproducible(syn_table, tmp_path):
+    (a,) = _search_zc(syn_table, tmp_path / "a", "--zc-charge", "5")
+    (b,) = _search_zc(syn_table, tmp_path / "b", "--zc-charge", "5")
+    assert a.history["cost"][:12] == [5.0] * 12 and a.times[11] == pytest.approx(60.0)
+    assert a.history == b.history and a.final_arch == b.final_arch
+
+
+def test_search_cli_rejects_a_bad_proxy_before_work(syn_table, tmp_path):
+    args = ["search", "--algo", "rea", "--bench", str(syn_table), "--zc-proxy", "nope"]
+    res = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "x")])
+    # a NasforgeError: `nasforge` prints its one line and exits 2
+    assert isinstance(res.exception, NasforgeError) and "'nope'" in str(res.exception)

@@ -124,15 +124,42 @@ def parse_proxies(names: str | Iterable[str]) -> list[str]:
     return out
 
 
-def _space_builder(space: str, C: int, N: int) -> Callable[[Any, int], nn.Module]:
-    """The registered network of ``space`` (``nasforge.nn.build_network``) at C / N."""
+def network_config(
+    space: str, C: int | None = None, N: int | None = None, network: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The builder options a proxy network of ``space`` is made with: ``network``, plus
+    ``C`` / ``N`` where given, checked against the space's builder (unknown options raise
+    :class:`NasforgeError` naming what it accepts). A builder with an ``auxiliary`` option
+    builds without it unless asked: an auxiliary head is a training-time loss, not part of
+    the network a proxy scores (nor of its parameter count)."""
+    from nasforge.nn.registry import NETWORKS, network_options
+
+    if space not in NETWORKS:
+        raise NasforgeError(
+            f"space {space!r} has no network builder, so no proxy can score it; spaces with "
+            f"one: {NETWORKS.names()}"
+        )
+    accepted = network_options(space)
+    given = {**(network or {}), **{k: v for k, v in (("C", C), ("N", N)) if v is not None}}
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise NasforgeError(
+            f"the {space} network has no option {', '.join(map(repr, unknown))}; it accepts "
+            f"{sorted(accepted)}"
+        )
+    if "auxiliary" in accepted and "auxiliary" not in given:
+        given["auxiliary"] = False
+    return given
+
+
+def _space_builder(space: str, options: Mapping[str, Any]) -> Callable[[Any, int], nn.Module]:
+    """The registered network of ``space`` (``nasforge.nn.build_network``) with ``options``."""
 
     def build(arch: Any, num_classes: int) -> nn.Module:
         from nasforge.nn.registry import build_network
-        from nasforge.spaces import get_space
 
         value = get_space(space).from_string(arch) if isinstance(arch, str) else arch
-        return build_network(space, value, num_classes=num_classes, C=C, N=N)
+        return build_network(space, value, num_classes=num_classes, **options)
 
     return build
 
@@ -144,21 +171,23 @@ def compute_proxies(
     *,
     seed: int = 0,
     build: Callable[[Any, int], nn.Module] | None = None,
-    C: int = 16,
-    N: int = 5,
+    C: int | None = None,
+    N: int | None = None,
     device: str | torch.device = "cpu",
     space: str = "nb201",
+    network: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Every proxy of ``proxies`` for ``arch``: ``(scores, seconds)`` by proxy name.
 
     ``build(arch, num_classes)`` makes the network (default: the registered network of
-    ``space``, C/N as given; any space whose value builds a network works). The network is built once under
+    ``space`` with the options of :func:`network_config`, e.g. NB201's C=16 N=5 unless
+    ``C`` / ``N`` say otherwise; any space whose value builds a network works). The network is built once under
     ``torch.manual_seed(seed)``; each proxy scores it from those initial weights (restored
     before each one, as NASLib scores a fresh ``get_prunable_copy``) with the global
     generator reseeded; the network is left with its initial weights.
     ``seconds[name]`` is the proxy's wall time plus its share of the build.
     """
-    build = build or _space_builder(space, C, N)
+    build = build or _space_builder(space, network_config(space, C, N, network))
     batch = batch.to(device)
     t0 = time.perf_counter()
     torch.manual_seed(int(seed))
@@ -203,7 +232,9 @@ class ZeroCostEvaluator(Evaluator):
     seconds)`` (e.g. the rows of ``nasforge zc``), answered without recomputing but charged
     their recorded seconds. ``cache``: keep what was computed in this process for later
     runs, likewise charged again each time (a run must pay for a proxy as if it had
-    computed it).
+    computed it). ``charge``: seconds charged per query instead of the measured ones (the
+    measured time stays in ``Observation.info["measured_s"]``), for runs that must be
+    reproducible under a seconds budget: a measured time differs from run to run.
 
     The clock is "simulated": a run's clock is the sum of the charged seconds (measured
     here), so a search's decisions do not depend on its own bookkeeping time.
@@ -220,16 +251,30 @@ class ZeroCostEvaluator(Evaluator):
         batch_size: int = DEFAULT_BATCH_SIZE,
         num_batches: int = 1,
         seed: int = 0,
-        C: int = 16,
-        N: int = 5,
+        C: int | None = None,
+        N: int | None = None,
         device: str = "cpu",
         build: Callable[[Any, int], nn.Module] | None = None,
         scores: Mapping[str, tuple[float, float]] | None = None,
         cache: bool = True,
+        charge: float | None = None,
+        space: str = "nb201",
+        network: Mapping[str, Any] | None = None,
     ) -> None:
         (self.proxy,) = parse_proxies([proxy])
+        self._space = get_space(space)
+        self.network = (
+            network_config(self._space.name, C, N, network)
+            if build is None
+            else dict(network or {})
+        )
+        if charge is not None and not (
+            isinstance(charge, (int, float)) and not isinstance(charge, bool) and charge >= 0
+        ):
+            raise SearchError(f"charge {charge!r} must be a number of seconds >= 0 (or None)")
+        self.charge = None if charge is None else float(charge)
         self.seed = int(seed)
-        self.C, self.N, self.device = int(C), int(N), device
+        self.device = device
         self._build = build
         self._batch_size, self._num_batches = batch_size, num_batches
         self._data, self._data_dir = data, data_dir
@@ -247,6 +292,10 @@ class ZeroCostEvaluator(Evaluator):
     def fidelities(self) -> Sequence[int]:
         return (0,)
 
+    @property
+    def space(self) -> Any:
+        return self._space
+
     def batch(self) -> ProxyBatch:
         """The batch every arch is scored on (drawn once, with the evaluator's seed)."""
         if self._batch is None:
@@ -261,7 +310,7 @@ class ZeroCostEvaluator(Evaluator):
 
     def score(self, arch: Any) -> tuple[float, float]:
         """``(score, seconds)`` of ``arch``: recorded, or computed now and timed."""
-        key = arch.to_string()
+        key = self._space.to_string(arch)
         if key in self._known:
             return self._known[key]
         scores, seconds = compute_proxies(
@@ -270,9 +319,9 @@ class ZeroCostEvaluator(Evaluator):
             self.batch(),
             seed=self.seed,
             build=self._build,
-            C=self.C,
-            N=self.N,
             device=self.device,
+            space=self._space.name,
+            network=self.network,
         )
         out = (scores[self.proxy], seconds[self.proxy])
         if self._cache:
@@ -289,9 +338,11 @@ class ZeroCostEvaluator(Evaluator):
             )
         value, seconds = self.score(arch)
         status = "ok" if math.isfinite(value) else "failed"
-        return Observation(
-            arch, value, 0, seconds, status=status, info={"proxy": self.proxy, "seed": self.seed}
-        )
+        info: dict[str, Any] = {"proxy": self.proxy, "seed": self.seed}
+        if self.charge is not None:
+            info["measured_s"] = seconds
+        cost = seconds if self.charge is None else self.charge
+        return Observation(arch, value, 0, cost, status=status, info=info)
 
     def report(self, arch: Any, observation: Observation) -> Reported:
         # a proxy knows no accuracy: nothing to report but the score itself as the signal
@@ -305,8 +356,9 @@ class ZeroCostEvaluator(Evaluator):
             "seed": self.seed,
             "batch_size": self._batch_size,
             "num_batches": self._num_batches,
-            "C": self.C,
-            "N": self.N,
+            "space": self._space.name,
+            "network": self.network,
+            "charge_s": self.charge if self.charge is not None else "measured",
         }
 
 
@@ -465,12 +517,13 @@ def score_archs(
     out: str | Path,
     *,
     seed: int = 0,
-    C: int = 16,
-    N: int = 5,
+    C: int | None = None,
+    N: int | None = None,
     device: str = "cpu",
     build: Callable[[Any, int], nn.Module] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     space: str = "nb201",
+    network: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Score ``archs`` with every proxy into ``out`` (``.csv`` or ``.json``), resumably.
 
@@ -492,7 +545,16 @@ def score_archs(
         if key in done:
             continue
         scores, seconds = compute_proxies(
-            arch, proxies, batch, seed=seed, build=build, C=C, N=N, device=device, space=space
+            arch,
+            proxies,
+            batch,
+            seed=seed,
+            build=build,
+            C=C,
+            N=N,
+            device=device,
+            space=space,
+            network=network,
         )
         row: dict[str, Any] = {"arch": key, **scores, "seconds": sum(seconds.values())}
         rows.append(row)
