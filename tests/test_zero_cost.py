@@ -425,3 +425,29 @@ def test_search_cli_rejects_a_bad_proxy_before_work(syn_table, tmp_path):
     res = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "x")])
     # a NasforgeError: `nasforge` prints its one line and exits 2
     assert isinstance(res.exception, NasforgeError) and "'nope'" in str(res.exception)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("space", "size"), [("darts", ["--C", "4", "--network", "layers=3"]), ("nats-sss", [])]
+)
+def test_cli_scores_any_space_with_a_network(tmp_path, space, size):
+    from nasforge.spaces import get_space
+
+    out = tmp_path / f"{space}.csv"
+    args = ["zc", "--space", space, "--dataset", "synthetic-8px", "--proxies", "params,synflow"]
+    args += ["--archs", "2", "--batch-size", "4", *size, "-o", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rows = read_rows(out)
+    sp = get_space(space)
+    assert len(rows) == 2 and len({r["arch"] for r in rows}) == 2
+    for row in rows:
+        assert sp.to_string(sp.from_string(row["arch"])) == row["arch"]
+        assert row["params"] > 0 and math.isfinite(row["synflow"]) and row["seconds"] > 0
+
+
+def test_cli_rejects_a_network_option_the_space_lacks(tmp_path):
+    args = ["zc", "--space", "darts", "--dataset", "synthetic-8px", "--N", "2"]
+    res = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "d.csv")])
+    assert isinstance(res.exception, NasforgeError) and "'N'" in str(res.exception)
