@@ -128,9 +128,24 @@ def main() -> None:
     ap.add_argument("--plot", default=None, help="PNG of mean test accuracy vs clock")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--merge", nargs="+", default=None, help="JSON reports to merge (no runs)")
+    ap.add_argument(
+        "--add-partial",
+        nargs="+",
+        default=[],
+        help="with --merge: OUT.partial.json files of runs stopped early",
+    )
+    ap.add_argument(
+        "--cpu-per-run",
+        action="append",
+        default=[],
+        help="with --add-partial: ALGO=SECONDS, the measured CPU seconds of one run",
+    )
     args = ap.parse_args()
     if args.merge:
         report = merge(args.merge)
+        per_run = {k: float(v) for k, _, v in (c.partition("=") for c in args.cpu_per_run)}
+        for partial in args.add_partial:
+            add_partial(report, partial, per_run)
         if args.out:
             atomic_write_json(args.out, report)
         if args.plot:
@@ -239,6 +254,38 @@ def merge(paths: list[str]) -> dict[str, Any]:
     out = {k: v for k, v in reports[0].items() if k != "results"}
     out["results"] = {k: v for r in reports for k, v in r["results"].items()}
     return out
+
+
+def add_partial(report: dict[str, Any], partial: str, cpu_s_per_run: dict[str, float]) -> None:
+    """Add the runs of an algorithm stopped before its run count (``OUT.partial.json``: the
+    final x-test accuracy of seeds 0..k-1) to ``report``, next to REA on the same seeds."""
+    runs = json.loads(Path(partial).read_text())
+    for key, entry in runs.items():
+        name, algo = key.split("/", 1)
+        res = report["results"].get(name)
+        if res is None or algo in res:
+            continue
+        tests = np.asarray(entry["test"], float)
+        n = len(tests)
+        stats = {
+            "runs": n,
+            "seeds": entry["seeds"],
+            "test_mean": round(float(tests.mean()), 3),
+            "test_std": round(float(tests.std()), 3),
+            "test_se": round(float(tests.std(ddof=1) / math.sqrt(n)), 3),
+            "note": "stopped early (CPU budget): runs of seeds 0..k-1 from the partial file",
+        }
+        if algo in cpu_s_per_run:
+            stats["cpu_s_per_run"] = cpu_s_per_run[algo]
+        rea = runs.get(f"{name}/rea")
+        if rea is not None:
+            same = np.asarray(rea["test"][:n], float)
+            stats["rea_same_seeds"] = {
+                "runs": n,
+                "test_mean": round(float(same.mean()), 3),
+                "test_se": round(float(same.std(ddof=1) / math.sqrt(n)), 3),
+            }
+        res[algo] = stats
 
 
 def _plot(report: dict[str, Any], path: str) -> None:

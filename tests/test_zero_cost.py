@@ -324,7 +324,8 @@ def test_cli_writes_one_row_per_arch_and_resumes(tmp_path):
         (["--proxies", "snip,bogus"], "bogus"),
         (["--archs", "nofile.txt"], "nofile.txt"),
         (["-o", "out.txt"], "out.txt"),
-        (["--space", "darts"], "darts"),
+        (["--space", "width-resnet20"], "width-resnet20"),  # no network builder
+        (["--space", "darts", "--N", "3"], "'N'"),  # an NB201-only option
     ],
 )
 def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys, monkeypatch, extra, match):
@@ -447,7 +448,14 @@ def test_cli_scores_any_space_with_a_network(tmp_path, space, size):
         assert row["params"] > 0 and math.isfinite(row["synflow"]) and row["seconds"] > 0
 
 
-def test_cli_rejects_a_network_option_the_space_lacks(tmp_path):
-    args = ["zc", "--space", "darts", "--dataset", "synthetic-8px", "--N", "2"]
-    res = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "d.csv")])
-    assert isinstance(res.exception, NasforgeError) and "'N'" in str(res.exception)
+def test_proxies_sharing_a_pass_score_as_on_their_own():
+    # snip / grad_norm / plain share one backward pass, jacov / epe_nas one input Jacobian,
+    # when scored together: the scores must equal those computed one proxy at a time
+    batch = _tiny_batch(n=8)
+    arch = Arch.parse(ARCH)
+    names = ["snip", "jacov", "grad_norm", "synflow", "plain", "epe_nas"]
+    together, secs = compute_proxies(arch, names, batch, C=4, N=1)
+    assert list(together) == names and all(secs[n] > 0 for n in names)
+    for name in names:
+        (alone, _) = compute_proxies(arch, [name], batch, C=4, N=1)
+        assert together[name] == pytest.approx(alone[name], rel=1e-12, abs=1e-12), name

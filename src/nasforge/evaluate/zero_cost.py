@@ -30,7 +30,7 @@ from torch import nn
 
 from nasforge.errors import NasforgeError, SearchError
 from nasforge.evaluate.base import Evaluator, Observation, Reported
-from nasforge.evaluate.proxies import PROXIES
+from nasforge.evaluate.proxies import PASSES, PROXIES, SHARED
 from nasforge.spaces import get_space
 
 __all__ = [
@@ -209,16 +209,37 @@ def compute_proxies(
             p.grad = None
         net.train()
 
+    # proxies sharing a pass (SHARED: the loss gradient, the input Jacobian) are scored
+    # from one run of it, each exactly as on its own; the pass's time is split among them
+    groups: dict[str, list[str]] = {}
+    for name in proxies:
+        PROXIES.get(name)  # an unknown name fails here
+        if name in SHARED:
+            groups.setdefault(SHARED[name][0], []).append(name)
+    done: set[str] = set()
     try:
         for name in proxies:
-            fn = PROXIES.get(name)
+            if name in done:
+                continue
             t = time.perf_counter()
             restore()
             torch.manual_seed(int(seed))
-            scores[name] = float(fn(net, batch.inputs, batch.targets))
-            seconds[name] = time.perf_counter() - t + build_s / len(proxies)
+            group = groups.get(SHARED[name][0], []) if name in SHARED else []
+            if len(group) < 2:
+                scores[name] = float(PROXIES.get(name)(net, batch.inputs, batch.targets))
+                seconds[name] = time.perf_counter() - t + build_s / len(proxies)
+                continue
+            state = PASSES[SHARED[name][0]](net, batch.inputs, batch.targets)
+            pass_s = (time.perf_counter() - t) / len(group)
+            for member in group:
+                t = time.perf_counter()
+                scores[member] = float(SHARED[member][1](net, state, batch.inputs, batch.targets))
+                seconds[member] = time.perf_counter() - t + pass_s + build_s / len(proxies)
+                done.add(member)
     finally:
         restore()
+    scores = {n: scores[n] for n in proxies}
+    seconds = {n: seconds[n] for n in proxies}
     return scores, seconds
 
 
