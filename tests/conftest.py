@@ -27,3 +27,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def params_proxy():
+    """The ``params`` proxy of every NB201 arch (the analytic count, equal to the proxy),
+    charged 0.5 s per query: a cheap zero-cost evaluator for searcher tests."""
+    import torch
+
+    from nasforge.cost import arch_cost
+    from nasforge.evaluate.zero_cost import ProxyBatch, ZeroCostEvaluator
+    from nasforge.spaces.nb201 import NUM_ARCHS, Arch
+
+    batch = ProxyBatch(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.int64), 10)
+    known = {
+        Arch.from_index(i).to_string(): (arch_cost(Arch.from_index(i)).params_m, 0.5)
+        for i in range(NUM_ARCHS)
+    }
+    return ZeroCostEvaluator("params", batch, scores=known)

@@ -276,7 +276,7 @@ def test_with_zero_cost_routes_fidelity_zero_to_the_proxy(tmp_path):
     assert real.fidelity == base.default_fidelity
     assert math.isnan(both.report(arch, proxy).test_acc)
     assert both.report(arch, real) == base.report(arch, real)
-    with pytest.raises(SearchError, match="default fidelity"):
+    with pytest.raises(SearchError, match="real evaluator"):
         WithZeroCost(zc, zc)
 
 
@@ -324,7 +324,8 @@ def test_cli_writes_one_row_per_arch_and_resumes(tmp_path):
         (["--proxies", "snip,bogus"], "bogus"),
         (["--archs", "nofile.txt"], "nofile.txt"),
         (["-o", "out.txt"], "out.txt"),
-        (["--space", "darts"], "darts"),
+        (["--space", "width-resnet20"], "width-resnet20"),  # no network builder
+        (["--space", "darts", "--N", "3"], "'N'"),  # an NB201-only option
     ],
 )
 def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys, monkeypatch, extra, match):
@@ -344,3 +345,117 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys, monkeypatch, extr
     assert exc.value.code == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_with_zero_cost_over_a_final_metrics_table_keeps_proxy_and_real_apart(tmp_path):
+    # a table of final metrics only (like the NB201 results export) answers at fidelity 0
+    # ("final"); next to a proxy its answers are relabelled, so a warm-started searcher
+    # never takes a real accuracy for a proxy score, nor recommends a proxy score
+    from nasforge.bench import make_synthetic_table
+    from nasforge.evaluate import TabularEvaluator
+    from nasforge.search import ALGORITHMS
+
+    table = make_synthetic_table(
+        tmp_path / "fin", datasets=("cifar10-valid",), hps={"12": 12}, final_only=True
+    )
+    base = TabularEvaluator(table, "cifar10-valid", seed_policy="mean")
+    assert base.default_fidelity == 0
+    known = {Arch.from_index(i).to_string(): (float(i % 97), 0.25) for i in range(15625)}
+    both = WithZeroCost(base, ZeroCostEvaluator("params", _tiny_batch(), scores=known))
+    label = base.recipe_epochs or 1
+    assert both.fidelities == (0, label) and both.default_fidelity == label
+    arch = Arch.from_index(7)
+    assert both.evaluate(arch, 0).fidelity == 0
+    real = both.evaluate(arch)
+    assert real.fidelity == label and real.valid_acc == base.evaluate(arch).valid_acc
+    s = ALGORITHMS.create("zc-local-search", seed=0, zc_pool=30)
+    r = run_search(s, both, "40evals", seed=0)
+    assert s.config()["warm_start"] is True
+    assert r.history["fidelity"][:30] == [0] * 30 and set(r.history["fidelity"][30:]) == {label}
+    assert r.final_valid == max(r.history["valid"][30:])
+    with pytest.raises(SearchError, match="final_fidelity"):
+        WithZeroCost(base, ZeroCostEvaluator("params", _tiny_batch()), final_fidelity=0)
+
+
+# ---------------------------------------------------------------------------------------
+# nasforge search --zc-proxy: proxies on the search clock
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def syn_table(tmp_path_factory):
+    from nasforge.bench import make_synthetic_table
+
+    return make_synthetic_table(
+        tmp_path_factory.mktemp("zcsearch") / "syn", datasets=("cifar10-valid",), hps={"12": 12}
+    )
+
+
+def _search_zc(table, out, *extra: str) -> list:
+    from nasforge.search.protocol import load_runs
+
+    args = ["search", "--algo", "zc-local-search", "--bench", str(table), "--budget", "600s"]
+    args += ["--param", "zc_pool=12", "--zc-proxy", "synflow", "--zc-dataset", "synthetic-8px"]
+    args += ["--zc-batch-size", "4", "--channels", "2", "--cells", "1", "--seed", "3"]
+    args += ["--quiet", "-o", str(out), *extra]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return load_runs(out / "trajectories.jsonl")
+
+
+def test_search_cli_charges_proxy_time_to_the_clock(syn_table, tmp_path):
+    (run,) = _search_zc(syn_table, tmp_path / "measured")
+    h = run.history
+    assert h["fidelity"][:12] == [0] * 12 and 0 not in h["fidelity"][12:]
+    proxy_costs = h["cost"][:12]
+    assert all(c > 0 for c in proxy_costs)  # the measured compute seconds of each proxy
+    # the clock advanced by the proxy time before the first real evaluation
+    assert run.times[11] == pytest.approx(sum(proxy_costs))
+    assert run.total_cost == pytest.approx(sum(h["cost"])) and run.total_cost <= 600
+    assert run.config["searcher"]["warm_start"] is True
+
+
+@pytest.mark.slow
+def test_search_cli_with_a_fixed_proxy_charge_is_reproducible(syn_table, tmp_path):
+    (a,) = _search_zc(syn_table, tmp_path / "a", "--zc-charge", "5")
+    (b,) = _search_zc(syn_table, tmp_path / "b", "--zc-charge", "5")
+    assert a.history["cost"][:12] == [5.0] * 12 and a.times[11] == pytest.approx(60.0)
+    assert a.history == b.history and a.final_arch == b.final_arch
+
+
+def test_search_cli_rejects_a_bad_proxy_before_work(syn_table, tmp_path):
+    args = ["search", "--algo", "rea", "--bench", str(syn_table), "--zc-proxy", "nope"]
+    res = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "x")])
+    # a NasforgeError: `nasforge` prints its one line and exits 2
+    assert isinstance(res.exception, NasforgeError) and "'nope'" in str(res.exception)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("space", "size"), [("darts", ["--C", "4", "--network", "layers=3"]), ("nats-sss", [])]
+)
+def test_cli_scores_any_space_with_a_network(tmp_path, space, size):
+    from nasforge.spaces import get_space
+
+    out = tmp_path / f"{space}.csv"
+    args = ["zc", "--space", space, "--dataset", "synthetic-8px", "--proxies", "params,synflow"]
+    args += ["--archs", "2", "--batch-size", "4", *size, "-o", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rows = read_rows(out)
+    sp = get_space(space)
+    assert len(rows) == 2 and len({r["arch"] for r in rows}) == 2
+    for row in rows:
+        assert sp.to_string(sp.from_string(row["arch"])) == row["arch"]
+        assert row["params"] > 0 and math.isfinite(row["synflow"]) and row["seconds"] > 0
+
+
+def test_proxies_sharing_a_pass_score_as_on_their_own():
+    # snip / grad_norm / plain share one backward pass, jacov / epe_nas one input Jacobian,
+    # when scored together: the scores must equal those computed one proxy at a time
+    batch = _tiny_batch(n=8)
+    arch = Arch.parse(ARCH)
+    names = ["snip", "jacov", "grad_norm", "synflow", "plain", "epe_nas"]
+    together, secs = compute_proxies(arch, names, batch, C=4, N=1)
+    assert list(together) == names and all(secs[n] > 0 for n in names)
+    for name in names:
+        (alone, _) = compute_proxies(arch, [name], batch, C=4, N=1)
+        assert together[name] == pytest.approx(alone[name], rel=1e-12, abs=1e-12), name

@@ -243,6 +243,22 @@ def search(
     quiet: bool = typer.Option(
         False, "--quiet", help="No progress output (the result table is still printed)."
     ),
+    zc_proxy: str | None = typer.Option(
+        None,
+        "--zc-proxy",
+        help="Zero-cost proxy answering fidelity 0 next to the evaluator, its compute time "
+        "charged to the search clock (used by zc-* searchers; see `nasforge zc`).",
+    ),
+    zc_dataset: str | None = typer.Option(
+        None, "--zc-dataset", help="Dataset of the proxy batch (default: --dataset)."
+    ),
+    zc_batch_size: int = typer.Option(64, "--zc-batch-size", help="Images in the proxy batch."),
+    zc_charge: float | None = typer.Option(
+        None,
+        "--zc-charge",
+        help="Seconds charged per proxy query instead of the measured time (reproducible "
+        "clocks under a seconds budget).",
+    ),
 ) -> None:
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
@@ -255,6 +271,10 @@ def search(
     out_console = Console()
     factory = ALGORITHMS.get(algo)
     check_output_dir(out)  # before any work: a bad -o found at the end would lose the run
+    if zc_proxy is not None and getattr(factory, "kind", None) != "blackbox":
+        raise SearchError(
+            f"--zc-proxy serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
+        )
     if getattr(factory, "kind", None) == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
 
@@ -277,9 +297,32 @@ def search(
             **extra,
         )
         return
+    if zc_proxy is not None:
+        from nasforge.evaluate.zero_cost import parse_proxies
+
+        parse_proxies([zc_proxy])  # bad values fail before any data is loaded
+        if zc_batch_size < 2 or (zc_charge is not None and zc_charge < 0):
+            raise SearchError(
+                f"--zc-batch-size {zc_batch_size} must be >= 2 and --zc-charge {zc_charge} >= 0"
+            )
     # locals(): the options as given (no option is rebound above this line).
     ev, b = _evaluator_and_budget(locals(), console)
     params = _parse_params(param)
+    if zc_proxy is not None:
+        from nasforge.cli.zc import with_proxy
+
+        ev = with_proxy(
+            ev,
+            zc_proxy,
+            dataset=zc_dataset or dataset,
+            data_dir=data_dir,
+            batch_size=zc_batch_size,
+            seed=seed,
+            C=channels,
+            N=cells,
+            device=device,
+            charge=zc_charge,
+        )
 
     if workers < 1:
         raise SearchError(f"--workers {workers} must be >= 1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -10,24 +11,39 @@ from nasforge.cli.options import OldSpellings, cells_option, channels_option, th
 from nasforge.errors import NasforgeError
 
 
-def _select_archs(spec: str, seed: int) -> list[str]:
-    """``all``, a number N (N distinct archs drawn with ``seed``) or a file of arch strings /
-    indices (one per line, or a JSON list)."""
+def _select_archs(spec: str, seed: int, space: Any) -> list[str]:
+    """``all`` (a space with a finite size), a number N (N distinct archs drawn with
+    ``seed``) or a file of arch strings (one per line, or a JSON list; NB201 also takes
+    official indices), all through the space's interface."""
     import json
 
     import numpy as np
 
-    from nasforge.spaces.nb201 import NUM_ARCHS, Arch, all_archs
-
     text = spec.strip()
+    size = space.size()
     if text == "all":
-        return [a.to_string() for a in all_archs()]
+        if size is None or size > 10**6:
+            raise NasforgeError(
+                f"--archs all: the {space.name} space is too large to enumerate; give a number"
+            )
+        return [space.to_string(a) for a in space.enumerate()]
     if text.isdigit():
         n = int(text)
-        if not 1 <= n <= NUM_ARCHS:
-            raise NasforgeError(f"--archs {spec!r}: a count must be in 1..{NUM_ARCHS}")
-        idx = np.random.default_rng(seed).permutation(NUM_ARCHS)[:n]
-        return [Arch.from_index(int(i)).to_string() for i in idx]
+        if n < 1 or (size is not None and n > size):
+            raise NasforgeError(f"--archs {spec!r}: a count must be in 1..{size or 'inf'}")
+        if size is not None and size <= 10**6:
+            # a space small enough to list: a seeded permutation of its archs (NB201: in
+            # official index order, so N is the same sample as a permutation of the indices)
+            every = list(space.enumerate())
+            idx = np.random.default_rng(seed).permutation(len(every))[:n]
+            return [space.to_string(every[int(i)]) for i in idx]
+        rng = np.random.default_rng(seed)
+        out: dict[str, None] = {}
+        for _ in range(100 * n):
+            out.setdefault(space.to_string(space.sample(rng)))
+            if len(out) == n:
+                break
+        return list(out)
     path = Path(text)
     if not path.is_file():
         raise NasforgeError(
@@ -35,17 +51,33 @@ def _select_archs(spec: str, seed: int) -> list[str]:
         )
     body = path.read_text()
     items = json.loads(body) if body.lstrip().startswith("[") else body.split()
-    out = []
+    out_list = []
     for item in items:
         value = item.get("arch") if isinstance(item, dict) else item
-        out.append(Arch.parse(value).to_string())
-    if not out:
+        out_list.append(space.to_string(space.from_string(str(value))))
+    if not out_list:
         raise NasforgeError(f"--archs file {path} lists no architecture")
+    return out_list
+
+
+def _network_options(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` network builder options; VALUE read as JSON where it parses."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NasforgeError(f"--network {item!r} must look like KEY=VALUE, e.g. layers=8")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
     return out
 
 
 def zc(
-    space: str = typer.Option("nb201", help="Search space (nb201)."),
+    space: str = typer.Option("nb201", help="Search space with a network builder."),
     dataset: str = typer.Option("cifar10", help="Dataset setting the batch is drawn from."),
     data_dir: Path | None = typer.Option(None, help="Dataset root (NB201 datasets)."),
     proxies: str = typer.Option("all", help="'all' or a comma-separated list of proxies."),
@@ -54,8 +86,11 @@ def zc(
     batch_size: int = typer.Option(64, help="Images in the proxy batch."),
     num_batches: int = typer.Option(1, help="Batches (of batch-size images) per proxy."),
     seed: int = typer.Option(0, help="Seed of the batch, the arch sample and the weights."),
-    C: int = channels_option(16, "Channels of the first stage (official 16)."),
-    N: int = cells_option(5, "Cells per stage (official 5)."),
+    C: int | None = channels_option(None, "Network width C (default: the space's; NB201 16)."),
+    N: int | None = cells_option(None, "NB201 cells per stage (default: official 5)."),
+    network: list[str] | None = typer.Option(
+        None, "--network", help="Other network builder option KEY=VALUE (repeatable)."
+    ),
     threads: int | None = threads_option(),
     device: str = typer.Option("cpu", help="torch device."),
 ) -> None:
@@ -66,16 +101,23 @@ def zc(
     """
     from rich.progress import Progress
 
-    from nasforge.evaluate.zero_cost import check_rows, parse_proxies, proxy_batch, score_archs
+    from nasforge.evaluate.zero_cost import (
+        check_rows,
+        network_config,
+        parse_proxies,
+        proxy_batch,
+        score_archs,
+    )
+    from nasforge.spaces import get_space
 
-    if space != "nb201":
-        raise NasforgeError(f"unknown space {space!r}; expected 'nb201'")
+    sp = get_space(space)  # an unknown name fails here, listing the spaces
     if out.suffix not in (".csv", ".json"):
         raise NasforgeError(f"--out {str(out)!r} must end in .csv or .json")
-    if C < 1 or N < 1:
-        raise NasforgeError(f"--C {C} and --N {N} must be >= 1")
+    if (C is not None and C < 1) or (N is not None and N < 1):
+        raise NasforgeError(f"--channels {C} and --cells {N} must be >= 1")
+    options = network_config(sp.name, C, N, _network_options(network))
     names = parse_proxies(proxies)
-    selected = _select_archs(archs, seed)
+    selected = _select_archs(archs, seed, sp)
     done = {r["arch"] for r in check_rows(out, names)}
     todo = [a for a in selected if a not in done]
     batch = proxy_batch(
@@ -93,12 +135,51 @@ def zc(
             batch,
             out,
             seed=seed,
-            C=C,
-            N=N,
             device=device,
+            space=sp.name,
+            network=options,
             on_row=lambda row: progress.advance(task),
         )
     typer.echo(f"{len(todo)} archs scored, {len(selected) - len(todo)} already in {out}")
+
+
+def with_proxy(
+    evaluator: Any,
+    proxy: str,
+    *,
+    dataset: str,
+    data_dir: Path | None,
+    batch_size: int,
+    seed: int,
+    C: int | None,
+    N: int | None,
+    device: str,
+    charge: float | None,
+) -> Any:
+    """``evaluator`` with zero-cost proxy ``proxy`` answering fidelity 0 on the same clock
+    (what ``nasforge search --zc-proxy`` runs): each proxy query is charged its measured
+    compute seconds, or ``charge`` seconds when given. The batch is drawn lazily from
+    ``dataset`` (under ``data_dir``) with ``seed``; the network is the space's at C / N
+    (default the space's published size)."""
+    from nasforge.evaluate.zero_cost import WithZeroCost, ZeroCostEvaluator
+
+    if isinstance(batch_size, bool) or batch_size < 2:
+        raise NasforgeError(f"--zc-batch-size {batch_size} must be >= 2")
+    if charge is not None and charge < 0:
+        raise NasforgeError(f"--zc-charge {charge} must be >= 0 seconds")
+    zc_ev = ZeroCostEvaluator(
+        proxy,
+        dataset,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        seed=seed,
+        C=C,
+        N=N,
+        device=device,
+        charge=charge,
+        space=evaluator.space.name,
+    )
+    return WithZeroCost(evaluator, zc_ev)
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,26 +112,41 @@ def synflow(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
     return _sum_over_weights(net, lambda layer: (layer.weight * layer.weight.grad).abs())
 
 
+def _loss_grad_pass(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    _loss_backward(net, inputs, targets)
+
+
+def _snip_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    return _sum_over_weights(net, lambda layer: (layer.weight * layer.weight.grad).abs())
+
+
+def _grad_norm_from(
+    net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor
+) -> float:
+    return _sum_over_weights(net, lambda layer: layer.weight.grad.norm())
+
+
+def _plain_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    return _sum_over_weights(net, lambda layer: layer.weight * layer.weight.grad)
+
+
 @PROXIES.register("snip")
 def snip(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Sum of |dL/dc| over a multiplicative mask c = 1 on every weight, i.e. |w * dL/dw|
     (Lee et al. 2019, eq. 6; the reference's weight_mask gradient is exactly this)."""
-    _loss_backward(net, inputs, targets)
-    return _sum_over_weights(net, lambda layer: (layer.weight * layer.weight.grad).abs())
+    return shared_proxy("snip", net, inputs, targets)
 
 
 @PROXIES.register("grad_norm")
 def grad_norm(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Sum over layers of the Euclidean norm of the loss gradient w.r.t. the layer's weight."""
-    _loss_backward(net, inputs, targets)
-    return _sum_over_weights(net, lambda layer: layer.weight.grad.norm())
+    return shared_proxy("grad_norm", net, inputs, targets)
 
 
 @PROXIES.register("plain")
 def plain(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Sum of w * dL/dw (signed; the first-order Taylor term, Mozer & Smolensky 1989)."""
-    _loss_backward(net, inputs, targets)
-    return _sum_over_weights(net, lambda layer: layer.weight * layer.weight.grad)
+    return shared_proxy("plain", net, inputs, targets)
 
 
 @PROXIES.register("grasp")
@@ -204,17 +220,21 @@ def l2_norm(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
 # ----------------------------------------------------------------------------------------
 # activation / Jacobian proxies
 # ----------------------------------------------------------------------------------------
-@PROXIES.register("jacov")
-def jacov(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    """-sum_i [log(l_i + k) + 1/(l_i + k)] over the eigenvalues l_i of the correlation
-    matrix of the per-sample input Jacobians (Mellor et al. 2020 v1, k = 1e-5)."""
-    jac, _ = _input_jacobian(net, inputs)
+def _jacov_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    jac, _ = state
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(jac)
     if not np.all(np.isfinite(corr)):
         return math.nan  # a constant Jacobian row (dead network): no correlation defined
     eig = np.linalg.eigvalsh(corr)
     return float(-np.sum(np.log(eig + _EPS) + 1.0 / (eig + _EPS)))
+
+
+@PROXIES.register("jacov")
+def jacov(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """-sum_i [log(l_i + k) + 1/(l_i + k)] over the eigenvalues l_i of the correlation
+    matrix of the per-sample input Jacobians (Mellor et al. 2020 v1, k = 1e-5)."""
+    return shared_proxy("jacov", net, inputs, targets)
 
 
 @PROXIES.register("nwot")
@@ -240,12 +260,8 @@ def nwot(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(logdet)
 
 
-@PROXIES.register("epe_nas")
-def epe_nas(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    """Per class c: s_c = sum log(|corr of the class's input Jacobians| + k); the score is
-    sum_c |s_c| for <= 100 classes, else the mean over classes of sum_c' |s_c - s_c'| with
-    s_c divided by the class's sample count (Lopes et al. 2021, eqs. 3-5; k = 1e-5)."""
-    jac, num_classes = _input_jacobian(net, inputs)
+def _epe_nas_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    jac, num_classes = state
     labels = targets.detach().cpu().numpy()
     scores: list[float] = []
     for c in np.unique(labels):
@@ -266,6 +282,14 @@ def epe_nas(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
         return float(sum(abs(s) for s in scores))
     arr = np.asarray(scores)
     return float(np.abs(arr[:, None] - arr[None, :]).sum() / len(arr))
+
+
+@PROXIES.register("epe_nas")
+def epe_nas(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Per class c: s_c = sum log(|corr of the class's input Jacobians| + k); the score is
+    sum_c |s_c| for <= 100 classes, else the mean over classes of sum_c' |s_c - s_c'| with
+    s_c divided by the class's sample count (Lopes et al. 2021, eqs. 3-5; k = 1e-5)."""
+    return shared_proxy("epe_nas", net, inputs, targets)
 
 
 @PROXIES.register("zen")
@@ -320,6 +344,34 @@ def zen(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     diff = (f1 - f2).abs().reshape(f1.shape[0], -1).sum(1).mean()
     bn_term = sum(0.5 * math.log(float(v.mean())) for v in variances if float(v.mean()) > 0)
     return float(math.log(float(diff)) + bn_term) if float(diff) > 0 else -math.inf
+
+
+# ----------------------------------------------------------------------------------------
+# proxies that are functions of one shared pass
+# ----------------------------------------------------------------------------------------
+#: proxy -> (pass name, finish(net, pass result, inputs, targets) -> score). Proxies with the
+#: same pass read the same quantity of the same initial network (snip, grad_norm and plain the
+#: loss gradient; jacov and epe_nas the input Jacobian), so scoring several of them together
+#: runs that pass once (:func:`nasforge.evaluate.zero_cost.compute_proxies`); each is
+#: computed exactly as on its own.
+SHARED: dict[str, tuple[str, Callable[..., float]]] = {
+    "snip": ("loss_grad", _snip_from),
+    "grad_norm": ("loss_grad", _grad_norm_from),
+    "plain": ("loss_grad", _plain_from),
+    "jacov": ("input_jacobian", _jacov_from),
+    "epe_nas": ("input_jacobian", _epe_nas_from),
+}
+#: pass name -> pass(net, inputs, targets) -> what the finishing functions read
+PASSES: dict[str, Callable[..., Any]] = {
+    "loss_grad": _loss_grad_pass,
+    "input_jacobian": lambda net, inputs, targets: _input_jacobian(net, inputs),
+}
+
+
+def shared_proxy(name: str, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Proxy ``name`` of :data:`SHARED` on its own: its pass, then its finishing step."""
+    pass_name, finish = SHARED[name]
+    return finish(net, PASSES[pass_name](net, inputs, targets), inputs, targets)
 
 
 # ----------------------------------------------------------------------------------------

@@ -186,6 +186,15 @@ class TabularEvaluator(Evaluator):
     def has_cost(self) -> bool:
         return self._has_time
 
+    @property
+    def recipe_epochs(self) -> int | None:
+        """The epochs of the searched recipe: the table's epoch count, or, for a table with
+        final metrics only, the recipe's name where it is a number of epochs (NB201 names
+        its recipes so: "12", "200"); None when unknown."""
+        if self._num_epochs is not None:
+            return self._num_epochs
+        return int(self.hp) if self.hp.isascii() and self.hp.isdigit() and int(self.hp) else None
+
     def reset(self, seed: int) -> None:
         # decorrelated from the searcher's stream, which is seeded with the same int
         self._rng = np.random.default_rng([int(seed), 0x7AB1E])

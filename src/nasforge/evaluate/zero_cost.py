@@ -18,6 +18,7 @@ is a pure function of (arch, data, seed, batch size).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -29,7 +30,7 @@ from torch import nn
 
 from nasforge.errors import NasforgeError, SearchError
 from nasforge.evaluate.base import Evaluator, Observation, Reported
-from nasforge.evaluate.proxies import PROXIES
+from nasforge.evaluate.proxies import PASSES, PROXIES, SHARED
 from nasforge.spaces import get_space
 
 __all__ = [
@@ -123,15 +124,42 @@ def parse_proxies(names: str | Iterable[str]) -> list[str]:
     return out
 
 
-def _space_builder(space: str, C: int, N: int) -> Callable[[Any, int], nn.Module]:
-    """The registered network of ``space`` (``nasforge.nn.build_network``) at C / N."""
+def network_config(
+    space: str, C: int | None = None, N: int | None = None, network: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The builder options a proxy network of ``space`` is made with: ``network``, plus
+    ``C`` / ``N`` where given, checked against the space's builder (unknown options raise
+    :class:`NasforgeError` naming what it accepts). A builder with an ``auxiliary`` option
+    builds without it unless asked: an auxiliary head is a training-time loss, not part of
+    the network a proxy scores (nor of its parameter count)."""
+    from nasforge.nn.registry import NETWORKS, network_options
+
+    if space not in NETWORKS:
+        raise NasforgeError(
+            f"space {space!r} has no network builder, so no proxy can score it; spaces with "
+            f"one: {NETWORKS.names()}"
+        )
+    accepted = network_options(space)
+    given = {**(network or {}), **{k: v for k, v in (("C", C), ("N", N)) if v is not None}}
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise NasforgeError(
+            f"the {space} network has no option {', '.join(map(repr, unknown))}; it accepts "
+            f"{sorted(accepted)}"
+        )
+    if "auxiliary" in accepted and "auxiliary" not in given:
+        given["auxiliary"] = False
+    return given
+
+
+def _space_builder(space: str, options: Mapping[str, Any]) -> Callable[[Any, int], nn.Module]:
+    """The registered network of ``space`` (``nasforge.nn.build_network``) with ``options``."""
 
     def build(arch: Any, num_classes: int) -> nn.Module:
         from nasforge.nn.registry import build_network
-        from nasforge.spaces import get_space
 
         value = get_space(space).from_string(arch) if isinstance(arch, str) else arch
-        return build_network(space, value, num_classes=num_classes, C=C, N=N)
+        return build_network(space, value, num_classes=num_classes, **options)
 
     return build
 
@@ -143,21 +171,23 @@ def compute_proxies(
     *,
     seed: int = 0,
     build: Callable[[Any, int], nn.Module] | None = None,
-    C: int = 16,
-    N: int = 5,
+    C: int | None = None,
+    N: int | None = None,
     device: str | torch.device = "cpu",
     space: str = "nb201",
+    network: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Every proxy of ``proxies`` for ``arch``: ``(scores, seconds)`` by proxy name.
 
     ``build(arch, num_classes)`` makes the network (default: the registered network of
-    ``space``, C/N as given; any space whose value builds a network works). The network is built once under
+    ``space`` with the options of :func:`network_config`, e.g. NB201's C=16 N=5 unless
+    ``C`` / ``N`` say otherwise; any space whose value builds a network works). The network is built once under
     ``torch.manual_seed(seed)``; each proxy scores it from those initial weights (restored
     before each one, as NASLib scores a fresh ``get_prunable_copy``) with the global
     generator reseeded; the network is left with its initial weights.
     ``seconds[name]`` is the proxy's wall time plus its share of the build.
     """
-    build = build or _space_builder(space, C, N)
+    build = build or _space_builder(space, network_config(space, C, N, network))
     batch = batch.to(device)
     t0 = time.perf_counter()
     torch.manual_seed(int(seed))
@@ -179,16 +209,37 @@ def compute_proxies(
             p.grad = None
         net.train()
 
+    # proxies sharing a pass (SHARED: the loss gradient, the input Jacobian) are scored
+    # from one run of it, each exactly as on its own; the pass's time is split among them
+    groups: dict[str, list[str]] = {}
+    for name in proxies:
+        PROXIES.get(name)  # an unknown name fails here
+        if name in SHARED:
+            groups.setdefault(SHARED[name][0], []).append(name)
+    done: set[str] = set()
     try:
         for name in proxies:
-            fn = PROXIES.get(name)
+            if name in done:
+                continue
             t = time.perf_counter()
             restore()
             torch.manual_seed(int(seed))
-            scores[name] = float(fn(net, batch.inputs, batch.targets))
-            seconds[name] = time.perf_counter() - t + build_s / len(proxies)
+            group = groups.get(SHARED[name][0], []) if name in SHARED else []
+            if len(group) < 2:
+                scores[name] = float(PROXIES.get(name)(net, batch.inputs, batch.targets))
+                seconds[name] = time.perf_counter() - t + build_s / len(proxies)
+                continue
+            state = PASSES[SHARED[name][0]](net, batch.inputs, batch.targets)
+            pass_s = (time.perf_counter() - t) / len(group)
+            for member in group:
+                t = time.perf_counter()
+                scores[member] = float(SHARED[member][1](net, state, batch.inputs, batch.targets))
+                seconds[member] = time.perf_counter() - t + pass_s + build_s / len(proxies)
+                done.add(member)
     finally:
         restore()
+    scores = {n: scores[n] for n in proxies}
+    seconds = {n: seconds[n] for n in proxies}
     return scores, seconds
 
 
@@ -202,7 +253,9 @@ class ZeroCostEvaluator(Evaluator):
     seconds)`` (e.g. the rows of ``nasforge zc``), answered without recomputing but charged
     their recorded seconds. ``cache``: keep what was computed in this process for later
     runs, likewise charged again each time (a run must pay for a proxy as if it had
-    computed it).
+    computed it). ``charge``: seconds charged per query instead of the measured ones (the
+    measured time stays in ``Observation.info["measured_s"]``), for runs that must be
+    reproducible under a seconds budget: a measured time differs from run to run.
 
     The clock is "simulated": a run's clock is the sum of the charged seconds (measured
     here), so a search's decisions do not depend on its own bookkeeping time.
@@ -219,16 +272,30 @@ class ZeroCostEvaluator(Evaluator):
         batch_size: int = DEFAULT_BATCH_SIZE,
         num_batches: int = 1,
         seed: int = 0,
-        C: int = 16,
-        N: int = 5,
+        C: int | None = None,
+        N: int | None = None,
         device: str = "cpu",
         build: Callable[[Any, int], nn.Module] | None = None,
         scores: Mapping[str, tuple[float, float]] | None = None,
         cache: bool = True,
+        charge: float | None = None,
+        space: str = "nb201",
+        network: Mapping[str, Any] | None = None,
     ) -> None:
         (self.proxy,) = parse_proxies([proxy])
+        self._space = get_space(space)
+        self.network = (
+            network_config(self._space.name, C, N, network)
+            if build is None
+            else dict(network or {})
+        )
+        if charge is not None and not (
+            isinstance(charge, (int, float)) and not isinstance(charge, bool) and charge >= 0
+        ):
+            raise SearchError(f"charge {charge!r} must be a number of seconds >= 0 (or None)")
+        self.charge = None if charge is None else float(charge)
         self.seed = int(seed)
-        self.C, self.N, self.device = int(C), int(N), device
+        self.device = device
         self._build = build
         self._batch_size, self._num_batches = batch_size, num_batches
         self._data, self._data_dir = data, data_dir
@@ -246,6 +313,10 @@ class ZeroCostEvaluator(Evaluator):
     def fidelities(self) -> Sequence[int]:
         return (0,)
 
+    @property
+    def space(self) -> Any:
+        return self._space
+
     def batch(self) -> ProxyBatch:
         """The batch every arch is scored on (drawn once, with the evaluator's seed)."""
         if self._batch is None:
@@ -260,7 +331,7 @@ class ZeroCostEvaluator(Evaluator):
 
     def score(self, arch: Any) -> tuple[float, float]:
         """``(score, seconds)`` of ``arch``: recorded, or computed now and timed."""
-        key = arch.to_string()
+        key = self._space.to_string(arch)
         if key in self._known:
             return self._known[key]
         scores, seconds = compute_proxies(
@@ -269,9 +340,9 @@ class ZeroCostEvaluator(Evaluator):
             self.batch(),
             seed=self.seed,
             build=self._build,
-            C=self.C,
-            N=self.N,
             device=self.device,
+            space=self._space.name,
+            network=self.network,
         )
         out = (scores[self.proxy], seconds[self.proxy])
         if self._cache:
@@ -288,9 +359,11 @@ class ZeroCostEvaluator(Evaluator):
             )
         value, seconds = self.score(arch)
         status = "ok" if math.isfinite(value) else "failed"
-        return Observation(
-            arch, value, 0, seconds, status=status, info={"proxy": self.proxy, "seed": self.seed}
-        )
+        info: dict[str, Any] = {"proxy": self.proxy, "seed": self.seed}
+        if self.charge is not None:
+            info["measured_s"] = seconds
+        cost = seconds if self.charge is None else self.charge
+        return Observation(arch, value, 0, cost, status=status, info=info)
 
     def report(self, arch: Any, observation: Observation) -> Reported:
         # a proxy knows no accuracy: nothing to report but the score itself as the signal
@@ -304,8 +377,9 @@ class ZeroCostEvaluator(Evaluator):
             "seed": self.seed,
             "batch_size": self._batch_size,
             "num_batches": self._num_batches,
-            "C": self.C,
-            "N": self.N,
+            "space": self._space.name,
+            "network": self.network,
+            "charge_s": self.charge if self.charge is not None else "measured",
         }
 
 
@@ -315,16 +389,37 @@ class WithZeroCost(Evaluator):
     ``fidelities`` are 0 followed by the base evaluator's; ``Ask(fidelity=0)`` goes to the
     proxy, everything else (``None`` included) to ``base``. Reports come from ``base``
     (NaN while the recommendation rests on a proxy alone: a proxy knows no accuracy).
+
+    A base with final metrics only (a table imported from final numbers, e.g. the NB201
+    results export: its default fidelity is 0, "final, epochs unknown") is offered at
+    fidelity ``final_fidelity`` instead, so that its answers never pass for proxy scores:
+    by default the epochs of its recipe where the base knows them (``recipe_epochs``, e.g.
+    12 for NB201's "12" recipe), else 1. Its observations are relabelled with it.
     """
 
-    def __init__(self, base: Evaluator, zero_cost: ZeroCostEvaluator) -> None:
-        if base.default_fidelity in (0, None):
+    def __init__(
+        self, base: Evaluator, zero_cost: ZeroCostEvaluator, *, final_fidelity: int | None = None
+    ) -> None:
+        if isinstance(base, (ZeroCostEvaluator, WithZeroCost)):
             raise SearchError(
-                "WithZeroCost needs a base evaluator whose default fidelity is a number of "
-                f"epochs >= 1 (fidelity 0 is the proxy), got {base.default_fidelity!r}"
+                f"WithZeroCost needs a real evaluator (a table, training) as its base, got "
+                f"{type(base).__name__}: a proxy answers fidelity 0 only"
             )
         self.base = base
         self.zero_cost = zero_cost
+        self._final: int | None = None
+        if base.default_fidelity in (0, None):
+            label = final_fidelity
+            if label is None:
+                label = getattr(base, "recipe_epochs", None) or 1
+            if isinstance(label, bool) or not isinstance(label, int) or label < 1:
+                raise SearchError(f"final_fidelity {final_fidelity!r} must be an integer >= 1")
+            self._final = label
+        elif final_fidelity is not None:
+            raise SearchError(
+                "final_fidelity relabels a base with final metrics only; this base answers "
+                f"fidelities {list(base.fidelities)}"
+            )
 
     @property
     def clock(self) -> Literal["simulated", "wall"]:  # type: ignore[override]
@@ -336,11 +431,13 @@ class WithZeroCost(Evaluator):
 
     @property
     def fidelities(self) -> Sequence[int]:
+        if self._final is not None:
+            return (0, self._final)
         return (0, *[f for f in self.base.fidelities if f != 0])
 
     @property
     def default_fidelity(self) -> int | None:
-        return self.base.default_fidelity
+        return self._final if self._final is not None else self.base.default_fidelity
 
     @property
     def has_cost(self) -> bool:
@@ -355,7 +452,15 @@ class WithZeroCost(Evaluator):
     ) -> Observation:
         if fidelity == 0:
             return self.zero_cost.evaluate(arch, 0)
-        return self.base.evaluate(arch, fidelity, resume_key=resume_key)
+        if self._final is None:
+            return self.base.evaluate(arch, fidelity, resume_key=resume_key)
+        if fidelity not in (None, self._final):
+            raise SearchError(
+                f"fidelity {fidelity!r} asked of a base with final metrics only; expected 0 "
+                f"(the proxy), {self._final} or None"
+            )
+        obs = self.base.evaluate(arch, None, resume_key=resume_key)
+        return dataclasses.replace(obs, fidelity=self._final)
 
     def report(self, arch: Any, observation: Observation) -> Reported:
         if observation.fidelity == 0:
@@ -369,6 +474,7 @@ class WithZeroCost(Evaluator):
             "clock": self.clock,
             "base": self.base.describe(),
             "zero_cost": self.zero_cost.describe(),
+            "final_fidelity": self._final,
         }
 
 
@@ -432,12 +538,13 @@ def score_archs(
     out: str | Path,
     *,
     seed: int = 0,
-    C: int = 16,
-    N: int = 5,
+    C: int | None = None,
+    N: int | None = None,
     device: str = "cpu",
     build: Callable[[Any, int], nn.Module] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     space: str = "nb201",
+    network: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Score ``archs`` with every proxy into ``out`` (``.csv`` or ``.json``), resumably.
 
@@ -459,7 +566,16 @@ def score_archs(
         if key in done:
             continue
         scores, seconds = compute_proxies(
-            arch, proxies, batch, seed=seed, build=build, C=C, N=N, device=device, space=space
+            arch,
+            proxies,
+            batch,
+            seed=seed,
+            build=build,
+            C=C,
+            N=N,
+            device=device,
+            space=space,
+            network=network,
         )
         row: dict[str, Any] = {"arch": key, **scores, "seconds": sum(seconds.values())}
         rows.append(row)
