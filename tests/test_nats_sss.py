@@ -105,3 +105,50 @@ def test_rea_searches_nats_sss_with_a_training_evaluator(one_torch_thread) -> No
     sp = get_space("nats-sss")
     assert all(sp.index(sp.from_string(s)) is not None for s in r.history["arch"])
     assert all(0.0 <= v <= 100.0 for v in r.history["valid"])
+
+
+@pytest.mark.slow  # importing xautodl alone takes seconds
+def test_costs_equal_the_official_counter(space) -> None:
+    """Params and FLOPs of ``space_cost('nats-sss', ...)`` equal xautodl's own counter
+    (``xautodl.utils.get_model_infos``, what NATS-Bench's ``main-sss.py`` records) on the
+    official ``DynamicShapeTinyNet``, at both input sizes of the benchmark (32 and 16 px)."""
+    pytest.importorskip("xautodl", reason="xautodl (official reference code) not installed")
+    from xautodl.config_utils import dict2config
+    from xautodl.models import get_cell_based_tiny_net
+    from xautodl.models.cell_searchs.genotypes import Structure
+    from xautodl.utils import get_model_infos
+
+    shapes = {"cifar100": (32, 100), "ImageNet16-120": (16, 120)}
+    for text, dataset in itertools.product(("8:8:8:8:8", "48:24:8:8:56", "16:40:64:8:32"), shapes):
+        res, classes = shapes[dataset]
+        cfg = dict(name="infer.shape.tiny", channels=text,
+                   genotype=Structure.str2structure(CELL), num_classes=classes)  # fmt: skip
+        flops, params = get_model_infos(get_cell_based_tiny_net(dict2config(cfg, None)),
+                                        (1, 3, res, res))  # fmt: skip
+        ours = space_cost("nats-sss", text, dataset)
+        assert ours.params_m == pytest.approx(params, rel=1e-9), (text, dataset)
+        assert ours.flops_m == pytest.approx(flops, rel=1e-9), (text, dataset)
+
+
+def test_width_backbone_is_the_benchmark_network() -> None:
+    """The nats-sss width backbone (``width search --backbone nats-sss``) builds the
+    benchmark's own network: analytic costs equal the counted ones (a skip projection
+    only where two widths differ), and a slimmable supernet's sub-network computes
+    exactly its extracted standalone network."""
+    from nasforge.nn.slimmable import Placement, SlimmableNetwork
+    from nasforge.spaces.width import make_space
+
+    width = make_space("nats-sss", resolution=32, num_classes=10)
+    assert width.spec.conditional
+    for arch in ((8, 8, 8, 8, 8), (48, 24, 8, 8, 56), (16, 40, 64, 8, 32)):
+        c = space_cost("nats-sss", arch, "cifar10")
+        assert float(width.flops(arch)) == pytest.approx(c.flops_m, rel=1e-12)
+        assert float(width.params(arch)) == pytest.approx(c.params_m, rel=1e-12)
+    torch.manual_seed(0)
+    supernet = SlimmableNetwork(width.spec).eval()
+    x = torch.randn(2, 3, 32, 32)
+    for arch in ((48, 24, 8, 8, 56), (16, 16, 16, 16, 16)):
+        p = Placement.prefix(arch)
+        sub = supernet.extract(p)
+        assert isinstance(sub, type(build_network("nats-sss", arch, num_classes=10)))
+        torch.testing.assert_close(supernet(x, p), sub(x))

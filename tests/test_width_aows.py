@@ -21,6 +21,7 @@ from nasforge.search.width.aows import (
 )
 from nasforge.search.width.mrf import PairwiseMRF
 from nasforge.search.width.protocol import read_json
+from nasforge.spaces import get_space
 from nasforge.spaces.width import make_space
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -212,3 +213,39 @@ def test_cli_aows_end_to_end_at_tiny_size(tmp_path) -> None:
     ):
         r = CliRunner().invoke(app, ["width", "search", "-o", str(tmp_path / "x"), *bad])
         assert r.exit_code != 0 and msg in str(r.exception or r.output)
+
+
+@pytest.mark.slow  # a latency model of the real network and a one-epoch supernet
+def test_aows_on_nats_sss_meets_the_target_under_the_fitted_model(tmp_path) -> None:
+    """`width search --backbone nats-sss --method aows`: the official candidates of every
+    layer, a latency model of the NATS-Bench network measured on this CPU, and a decoded
+    configuration that meets a binding target under that model."""
+    from nasforge.cli import app
+    from nasforge.cost.latency_model import LatencyFitSettings, MeasureSettings
+    from nasforge.search.width.protocol import LatencySetup, load_data, space_for
+
+    space = space_for("nats-sss", load_data("digits", limit=32))
+    assert [c.tolist() for c in space.candidates] == [[8, 16, 24, 32, 40, 48, 56, 64]] * 5
+    path = tmp_path / "latency.json"
+    timing = MeasureSettings(batch_size=4, warmup=1, repeats=2)
+    model = LatencySetup(path, LatencyFitSettings(samples=24, val_samples=4), timing).model(
+        space, device="cpu", seed=0
+    )
+    lo, hi = (float(model.predict(w)) for w in (space.smallest(), space.largest()))
+    target = lo + 0.4 * (hi - lo)  # binding: the largest configuration does not fit
+    out = tmp_path / "aows"
+    r = CliRunner().invoke(app, ["width", "search", "--backbone", "nats-sss", "--dataset",
+                                 "digits", "--method", "aows", "--latency-target", str(target),
+                                 "--latency-model", str(path), "--latency-batch", "4",
+                                 "--latency-warmup", "1", "--latency-repeats", "2",
+                                 "--limit", "32", "--batch-size", "16", "--epochs", "1",
+                                 "-o", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rec = read_json(out / "search.json", "width-search")
+    res = rec["result"]
+    assert rec["space"]["backbone"] == "nats-sss" and res["algorithm"] == "aows"
+    assert all(w in range(8, 65, 8) for w in res["widths"])
+    assert res["pred_latency_ms"] == pytest.approx(float(model.predict(res["widths"])))
+    assert res["pred_latency_ms"] <= target < hi
+    assert res["measured_latency_ms"] > 0
+    assert get_space("nats-sss").to_string(tuple(res["widths"]))  # a nats-sss arch

@@ -273,3 +273,34 @@ def test_baselines_settings_distillation_and_bn_calibration(tiny_data) -> None:
                        settings=SupernetSettings(num_random=1, distill=distill))  # fmt: skip
         states.append(net.net.stem.conv.weight.detach().clone())
     assert not torch.equal(states[0], states[1])
+
+
+@pytest.mark.slow  # a latency model, three one-epoch supernets and four tiny retrainings
+def test_compare_at_equal_measured_latency(tmp_path) -> None:
+    """`width compare --latency-target`: one measured latency model, every method (AOWS
+    included) searched under each target, every winner's latency measured and retrained."""
+    from nasforge.cli import app
+
+    out = tmp_path / "cmp"
+    args = ["width", "compare", "--latency-target", "1000", "--levels", "3",
+            "--latency-samples", "20", "--latency-val", "4", "--latency-batch", "4",
+            "--latency-warmup", "1", "--latency-repeats", "2", "--limit", "32",
+            "--batch-size", "32", "--epochs", "1", "--retrain-epochs", "1",
+            "--population", "2", "--generations", "0", "--parents", "1",
+            "--num-random", "0", "--placements", "2", "-o", str(out)]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    rec = read_json(out / "compare.json", "width-compare")
+    assert rec["mode"] == "latency" and rec["latency_targets_ms"] == [1000.0]
+    assert rec["budgets_mflops"] is None and rec["latency_model"]["val_rmse_ms"] >= 0
+    assert set(rec["methods"]) == {"cafenet", "fixed-width", "aows", "uniform-width"}
+    for rows in rec["methods"].values():
+        assert [row["latency_target_ms"] for row in rows] == [1000.0]
+        for row in rows:
+            assert row["pred_latency_ms"] <= row["latency_target_ms"]
+            assert row["measured_latency_ms"] > 0
+            assert row["status"] == "ok" and row["test_acc"] is not None
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    r = CliRunner().invoke(app, ["width", "compare", "--latency-target", "0,1", "-o",
+                                 str(tmp_path / "bad")])  # fmt: skip
+    assert r.exit_code != 0 and "latency target" in str(r.exception or r.output)

@@ -31,6 +31,42 @@ _DATASET_HELP = "digits, synthetic[-<R>px][-<K>c], cifar10-valid, cifar10, cifar
 _EPOCHS = 10
 _BATCH = 64
 
+# Options shared by several commands (one definition, one meaning).
+_BACKBONE = typer.Option("resnet20", "--backbone", help="resnet20, resnet56, mobilenetv2, nats-sss")
+_BINS = typer.Option(
+    None, "--bins", help="flops (FLOPs-sensitive) or uniform; default: the backbone's grid"
+)
+_LEVELS = typer.Option(
+    None, "--levels", help="Grid levels (default 10: 10%..100%; nats-sss: 8, its 8..64)."
+)
+_MIN_RATIO = typer.Option(None, "--min-ratio", help="Smallest width ratio (default 0.1).")
+_LATENCY_MODEL = typer.Option(
+    None, "--latency-model", help="Fitted latency model JSON: reused if it exists, else written."
+)
+_LATENCY_SAMPLES = typer.Option(
+    8000, "--latency-samples", help="Measured configurations to fit on (official: 8000)."
+)
+_LATENCY_VAL = typer.Option(200, "--latency-val", help="Held-out configurations.")
+_LATENCY_BATCH = typer.Option(64, "--latency-batch", help="Batch size when timing.")
+_LATENCY_WARMUP = typer.Option(10, "--latency-warmup", help="Untimed passes.")
+_LATENCY_REPEATS = typer.Option(60, "--latency-repeats", help="Timed passes (mean).")
+_LATENCY_PENALTY = typer.Option(100.0, "--latency-penalty", help="Monotonicity K.")
+_AOWS_WARMUP = typer.Option(5, "--aows-warmup", help="Epochs before adaptive sampling.")
+
+
+def _latency_setup(
+    path: Path | None, samples: int, val: int, batch: int, warmup: int, repeats: int,
+    penalty: float,
+):  # fmt: skip
+    from nasforge.cost.latency_model import LatencyFitSettings, MeasureSettings
+    from nasforge.search.width.protocol import LatencySetup
+
+    return LatencySetup(
+        model_path=path,
+        fit=LatencyFitSettings(samples=samples, val_samples=val, penalty=penalty),
+        measure=MeasureSettings(batch_size=batch, warmup=warmup, repeats=repeats),
+    )
+
 
 def _recipe(name: str, epochs: int | None, batch_size: int | None, lr: float | None):
     from nasforge.train import get_recipe
@@ -58,12 +94,12 @@ def _settings(num_random: int, placements: int, population: int, generations: in
 
 @width_app.command("space")
 def space_cmd(
-    backbone: str = typer.Option("resnet20", "--backbone", help="resnet20, resnet56, mobilenetv2"),
+    backbone: str = _BACKBONE,
     resolution: int = typer.Option(32, "--resolution", help="Input side in pixels."),
     num_classes: int = typer.Option(10, "--num-classes"),
-    bins: str = typer.Option("flops", "--bins", help="flops (FLOPs-sensitive) or uniform"),
-    levels: int = typer.Option(10, "--levels", help="Grid levels (10: 10%..100%)."),
-    min_ratio: float = typer.Option(0.1, "--min-ratio"),
+    bins: str | None = _BINS,
+    levels: int | None = _LEVELS,
+    min_ratio: float | None = _MIN_RATIO,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Channel groups, candidate widths, FLOPs per bin step and space size of a backbone."""
@@ -96,7 +132,7 @@ def space_cmd(
 @width_app.command("search")
 def search_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for search.json etc."),
-    backbone: str = typer.Option("resnet20", "--backbone", help="resnet20, resnet56, mobilenetv2"),
+    backbone: str = _BACKBONE,
     dataset: str = typer.Option("digits", "--dataset", help=_DATASET_HELP),
     method: str = typer.Option(
         "cafenet", "--method", help="cafenet, fixed (sharing), uniform (scaling) or aows"
@@ -109,20 +145,14 @@ def search_cmd(
         help="Latency target in ms per image (replaces --flops; required by aows); every "
         "method searches under the same measured latency model.",
     ),
-    latency_model: Path | None = typer.Option(
-        None,
-        "--latency-model",
-        help="Fitted latency model JSON: reused if it exists, else written.",
-    ),
-    latency_samples: int = typer.Option(
-        8000, "--latency-samples", help="Measured configurations to fit on (official: 8000)."
-    ),
-    latency_val: int = typer.Option(200, "--latency-val", help="Held-out configurations."),
-    latency_batch: int = typer.Option(64, "--latency-batch", help="Batch size when timing."),
-    latency_warmup: int = typer.Option(10, "--latency-warmup", help="Untimed passes."),
-    latency_repeats: int = typer.Option(60, "--latency-repeats", help="Timed passes (mean)."),
-    latency_penalty: float = typer.Option(100.0, "--latency-penalty", help="Monotonicity K."),
-    aows_warmup: int = typer.Option(5, "--aows-warmup", help="Epochs before adaptive sampling."),
+    latency_model: Path | None = _LATENCY_MODEL,
+    latency_samples: int = _LATENCY_SAMPLES,
+    latency_val: int = _LATENCY_VAL,
+    latency_batch: int = _LATENCY_BATCH,
+    latency_warmup: int = _LATENCY_WARMUP,
+    latency_repeats: int = _LATENCY_REPEATS,
+    latency_penalty: float = _LATENCY_PENALTY,
+    aows_warmup: int = _AOWS_WARMUP,
     distill: bool | None = typer.Option(
         None, "--distill/--no-distill", help="In-place distillation (default: the method's)."
     ),
@@ -140,9 +170,9 @@ def search_cmd(
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
     parents: int = typer.Option(8, "--parents"),
-    bins: str = typer.Option("flops", "--bins", help="flops (FLOPs-sensitive) or uniform"),
-    levels: int = typer.Option(10, "--levels"),
-    min_ratio: float = typer.Option(0.1, "--min-ratio"),
+    bins: str | None = _BINS,
+    levels: int | None = _LEVELS,
+    min_ratio: float | None = _MIN_RATIO,
     seed: int = seed_option(0),
     limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
@@ -155,11 +185,10 @@ def search_cmd(
 
     from rich.console import Console
 
-    from nasforge.cost.latency_model import LatencyFitSettings, MeasureSettings
     from nasforge.io import check_output_dir
     from nasforge.progress import make_progress
     from nasforge.search.width.aows import AOWSSettings
-    from nasforge.search.width.protocol import LatencySetup, check_method, run_search
+    from nasforge.search.width.protocol import check_method, run_search
 
     check_output_dir(out)  # before the supernet training, not after it
     console = Console()
@@ -170,13 +199,8 @@ def search_cmd(
         # AOWS's own sandwich (one random width, in-place distillation) unless overridden.
         sup = replace(sup, num_random=1 if num_random is None else num_random)
     rec = _recipe(recipe, epochs, batch_size, lr)
-    setup = LatencySetup(
-        model_path=latency_model,
-        fit=LatencyFitSettings(samples=latency_samples, val_samples=latency_val,
-                               penalty=latency_penalty),
-        measure=MeasureSettings(batch_size=latency_batch, warmup=latency_warmup,
-                                repeats=latency_repeats),
-    )  # fmt: skip
+    setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
+                           latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
     bar = make_progress("{task.description}", console=console, transient=False)
     tasks: dict[str, int] = {}
 
@@ -265,9 +289,24 @@ def retrain_cmd(
 @width_app.command("compare")
 def compare_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for compare.json/png."),
-    backbone: str = typer.Option("resnet20", "--backbone"),
+    backbone: str = _BACKBONE,
     dataset: str = typer.Option("digits", "--dataset", help=_DATASET_HELP),
     flops: str = typer.Option("30%,50%", "--flops", help="Comma-separated budgets."),
+    latency_target: str | None = typer.Option(
+        None,
+        "--latency-target",
+        help="Comma-separated latency targets in ms per image (replace --flops): cafenet, "
+        "fixed, aows and uniform under one measured latency model, compared at equal "
+        "measured latency.",
+    ),
+    latency_model: Path | None = _LATENCY_MODEL,
+    latency_samples: int = _LATENCY_SAMPLES,
+    latency_val: int = _LATENCY_VAL,
+    latency_batch: int = _LATENCY_BATCH,
+    latency_warmup: int = _LATENCY_WARMUP,
+    latency_repeats: int = _LATENCY_REPEATS,
+    latency_penalty: float = _LATENCY_PENALTY,
+    aows_warmup: int = _AOWS_WARMUP,
     recipe: str = typer.Option("nb201-200e", "--recipe", help="Recipe both phases derive from."),
     epochs: int = typer.Option(_EPOCHS, "--epochs", help="Supernet training epochs."),
     retrain_epochs: int = typer.Option(_EPOCHS, "--retrain-epochs"),
@@ -279,42 +318,58 @@ def compare_cmd(
     population: int = typer.Option(16, "--population"),
     generations: int = typer.Option(6, "--generations"),
     parents: int = typer.Option(8, "--parents"),
+    bins: str | None = _BINS,
+    levels: int | None = _LEVELS,
+    min_ratio: float | None = _MIN_RATIO,
     seed: int = seed_option(0),
     limit: int | None = typer.Option(None, "--limit"),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("cpu", "--device"),
     threads: int | None = threads_option(),
 ) -> None:
-    """CafeNet vs fixed sharing vs uniform scaling at the same budgets, all retrained."""
+    """CafeNet vs fixed sharing vs uniform scaling (and AOWS under latency targets) at the
+    same budgets, all retrained."""
     _threads(threads)
     from rich.console import Console
     from rich.table import Table
 
     from nasforge.io import check_output_dir
+    from nasforge.search.width.aows import AOWSSettings, parse_latency_target
     from nasforge.search.width.protocol import run_compare
 
     check_output_dir(out)
     console = Console()
     sup, evo = _settings(num_random, placements, population, generations, parents)
     budgets = [b.strip() for b in flops.split(",") if b.strip()]
+    targets = None
+    if latency_target is not None:
+        # Parsed here so a bad target fails before any measurement or training.
+        targets = [parse_latency_target(t) for t in latency_target.split(",") if t.strip()]
+    setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
+                           latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
     record = run_compare(
         backbone=backbone, dataset=dataset, budgets=budgets, out_dir=out,
         supernet_recipe=_recipe(recipe, epochs, batch_size, lr),
         retrain_recipe=_recipe(recipe, retrain_epochs, batch_size, lr),
         seed=seed, supernet=sup, evolution=evo, r_bins=r_bins, limit=limit,
+        bins=bins, levels=levels, min_ratio=min_ratio,  # type: ignore[arg-type]
         data_root=data_dir, device=device,
         progress=lambda m: console.print(escape(m), highlight=False),
+        latency_targets=targets, latency=setup, aows=AOWSSettings(warmup=aows_warmup),
     )  # fmt: skip
+    latency = record["mode"] == "latency"
+    unit = "ms measured" if latency else "MFLOPs"
     table = Table(title=escape(f"{backbone} on {dataset}: retrained accuracy (%)"))
     table.add_column("budget")
     for method in record["methods"]:
-        table.add_column(f"{method} (MFLOPs)", justify="right")
+        table.add_column(f"{method} ({unit})", justify="right")
         table.add_column(f"{method} test", justify="right")
     for i, b in enumerate(record["budgets"]):
-        row = [f"{b} = {record['budgets_mflops'][i]:.3f}M"]
+        row = [b if latency else f"{b} = {record['budgets_mflops'][i]:.3f}M"]
         for rows in record["methods"].values():
             r = rows[i]
-            row += [f"{r['flops_m']:.3f}", "-" if r["test_acc"] is None else f"{r['test_acc']:.2f}"]
+            cost = f"{r['measured_latency_ms']:.4f}" if latency else f"{r['flops_m']:.3f}"
+            row += [cost, "-" if r["test_acc"] is None else f"{r['test_acc']:.2f}"]
         table.add_row(*row)
     console.print(table)
     console.print(escape(f"wrote {out}/compare.json, compare.png"), highlight=False)

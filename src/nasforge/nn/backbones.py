@@ -1,4 +1,4 @@
-"""Width-configurable backbones: CIFAR ResNet-20/56 and a 32x32 MobileNetV2.
+"""Width-configurable backbones: CIFAR ResNet-20/56, a 32x32 MobileNetV2, NATS-Bench sss.
 
 A backbone is built from a :class:`~nasforge.spaces.width.BackboneSpec` and one width
 configuration; every Conv/BN/Linear takes its channel counts from the spec's layer of the
@@ -186,9 +186,29 @@ BACKBONES.register("resnet56")(ResNetCifar)
 BACKBONES.register("mobilenetv2")(MobileNetV2Cifar)
 
 
-def build_from_spec(spec: BackboneSpec, widths: Sequence[int] | None = None) -> nn.Module:
-    """The standalone module of ``spec`` at ``widths`` (full width when None)."""
+@BACKBONES.register("nats-sss")
+def _nats_sss(
+    spec: BackboneSpec, widths: Sequence[int] | None = None, *, all_projections: bool = False
+) -> nn.Module:
+    # The benchmark's own network class (xautodl's DynamicShapeTinyNet, same module names).
+    from nasforge.nn.nats_sss import NATSSizeNetwork
+
+    ch = spec.widths_dict(spec.full_widths if widths is None else widths)
+    return NATSSizeNetwork([ch[g] for g in spec.searchable], spec.num_classes,
+                           all_projections=all_projections)  # fmt: skip
+
+
+def build_from_spec(
+    spec: BackboneSpec, widths: Sequence[int] | None = None, *, all_projections: bool = False
+) -> nn.Module:
+    """The standalone module of ``spec`` at ``widths`` (full width when None).
+
+    ``all_projections``: for a spec with conditional layers (``LayerSpec.when_differ``),
+    build every one of them whatever the widths (the slimmable supernet's weights).
+    """
     factory: Callable[..., nn.Module] = BACKBONES.get(spec.name)
+    if all_projections and spec.conditional:
+        return factory(spec, widths, all_projections=True)
     return factory(spec, widths)
 
 

@@ -16,17 +16,26 @@ from torch import nn
 
 from nasforge.errors import ArchError
 from nasforge.nn.nb201 import InferCell, NB201Network
-from nasforge.nn.ops import ResNetBasicBlock
+from nasforge.nn.ops import FactorizedReduce, ResNetBasicBlock
 from nasforge.nn.registry import NETWORKS
 from nasforge.spaces.nats_sss import CELL, NUM_LAYERS
 from nasforge.spaces.nb201 import Arch
 
 
 class NATSSizeNetwork(NB201Network):
-    """``DynamicShapeTinyNet(channels, CELL, num_classes)``; forward as NB201Network's."""
+    """``DynamicShapeTinyNet(channels, CELL, num_classes)``; forward as NB201Network's.
+
+    ``all_projections``: the skip edges of cells 2 and 4 are 1x1 projections even where
+    the widths agree (the weights a slimmable supernet needs; not the benchmark's network).
+    """
 
     def __init__(
-        self, channels: Sequence[int], num_classes: int = 10, *, return_features: bool = False
+        self,
+        channels: Sequence[int],
+        num_classes: int = 10,
+        *,
+        return_features: bool = False,
+        all_projections: bool = False,
     ) -> None:
         nn.Module.__init__(self)
         self.return_features = return_features
@@ -46,9 +55,14 @@ class NATSSizeNetwork(NB201Network):
         for i, c in enumerate(channels):
             # Layers 1 and 3 are the stride-2 residual blocks between the stages.
             reduction = i % 2 == 1
-            self.cells.append(
-                ResNetBasicBlock(c_prev, c, 2) if reduction else InferCell(arch, c_prev, c, 1)
-            )
+            cell = ResNetBasicBlock(c_prev, c, 2) if reduction else InferCell(arch, c_prev, c, 1)
+            if all_projections and not reduction and i > 0:
+                # The slimmable supernet holds the projection of every skip edge that leaves
+                # another layer's output (used by the sub-networks whose widths differ there).
+                for k, (op, src) in enumerate(e for node in arch.nodes() for e in node):
+                    if op == "skip_connect" and src == 0:
+                        cell.layers[k] = FactorizedReduce(c_prev, c, 1)
+            self.cells.append(cell)
             c_prev = c
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)

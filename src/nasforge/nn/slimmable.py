@@ -278,7 +278,9 @@ class SlimmableNetwork(nn.Module):
     def __init__(self, spec: BackboneSpec, *, skeleton_cache: int = 64) -> None:
         super().__init__()
         self.spec = spec
-        self.net = build_from_spec(spec)
+        # A spec with conditional layers (NATS-Bench skip projections) keeps the weights of
+        # all of them; each sub-network uses those its widths call for.
+        self.net = build_from_spec(spec, all_projections=True)
         self._map = channel_map(spec)
         names = {n for n, _ in self.net.named_parameters()} | {
             n for n, _ in self.net.named_buffers()
@@ -290,22 +292,25 @@ class SlimmableNetwork(nn.Module):
                 f"spec-only {sorted(set(self._map) - names)}"
             )
         self._group_pos = {g: i for i, g in enumerate(spec.searchable)}
-        self._skeletons: OrderedDict[tuple[int, ...], nn.Module] = OrderedDict()
+        self._skeletons: OrderedDict[tuple[int, ...], tuple[nn.Module, frozenset[str]]] = (
+            OrderedDict()
+        )
         self._skeleton_cache = int(skeleton_cache)
 
-    def _skeleton(self, widths: tuple[int, ...]) -> nn.Module:
-        # A parameter-free (meta) module of the sub-network's shapes; all tensors are
-        # supplied at call time, so building it costs no memory and no init.
-        sk = self._skeletons.get(widths)
-        if sk is None:
+    def _skeleton(self, widths: tuple[int, ...]) -> tuple[nn.Module, frozenset[str]]:
+        # A parameter-free (meta) module of the sub-network's shapes and its tensor names;
+        # all tensors are supplied at call time, so building it costs no memory and no init.
+        hit = self._skeletons.get(widths)
+        if hit is None:
             with torch.device("meta"):
                 sk = build_from_spec(self.spec, widths)
-            self._skeletons[widths] = sk
+            hit = (sk, frozenset(sk.state_dict()))
+            self._skeletons[widths] = hit
             if len(self._skeletons) > self._skeleton_cache:
                 self._skeletons.popitem(last=False)
         else:
             self._skeletons.move_to_end(widths)
-        return sk
+        return hit
 
     def _check(self, placement: Placement) -> None:
         full = self.spec.full_widths
@@ -332,8 +337,10 @@ class SlimmableNetwork(nn.Module):
         """Every parameter/buffer of the sub-network, sliced out of the supernet.
 
         Parameters stay in the autograd graph (unless ``detach``); buffers are copies, so a
-        sub-network's BN statistics never overwrite the supernet's.
+        sub-network's BN statistics never overwrite the supernet's. Conditional layers the
+        placement's widths do not have are left out.
         """
+        names = self._skeleton(placement.widths)[1] if self.spec.conditional else None
         self._check(placement)
         device = next(self.net.parameters()).device
         idx: dict[str, torch.Tensor | int] = {}
@@ -349,10 +356,14 @@ class SlimmableNetwork(nn.Module):
 
         out: dict[str, torch.Tensor] = {}
         for name, p in self.net.named_parameters():
+            if names is not None and name not in names:
+                continue
             g0, g1 = self._map[name]
             t = cut(cut(p, 0, g0), 1, g1)
             out[name] = t.detach().clone() if detach else t
         for name, b in self.net.named_buffers():
+            if names is not None and name not in names:
+                continue
             g0, g1 = self._map[name]
             out[name] = cut(cut(b, 0, g0), 1, g1).detach().clone()
         return out
@@ -360,8 +371,10 @@ class SlimmableNetwork(nn.Module):
     def forward(self, x: torch.Tensor, placement: Placement | None = None) -> torch.Tensor:
         """Logits of the sub-network ``placement`` (the full network when None)."""
         if placement is None:
-            return self.net(x)
-        sk = self._skeleton(placement.widths)
+            if not self.spec.conditional:
+                return self.net(x)
+            placement = Placement.prefix(self.spec.full_widths)
+        sk = self._skeleton(placement.widths)[0]
         sk.train(self.training)
         return functional_call(sk, self.sliced_tensors(placement), (x,))
 

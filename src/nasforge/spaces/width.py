@@ -32,6 +32,10 @@ import numpy as np
 
 from nasforge.errors import ArchError, SearchError
 from nasforge.spaces.base import CategoricalBase, Choice
+from nasforge.spaces.nats_sss import CANDIDATES as NATS_CANDIDATES
+from nasforge.spaces.nats_sss import CELL as NATS_CELL
+from nasforge.spaces.nats_sss import NUM_LAYERS as NATS_LAYERS
+from nasforge.spaces.nb201 import Arch
 from nasforge.spaces.registry import SPACES
 
 LayerKind = Literal["conv", "dwconv", "bn", "linear"]
@@ -65,6 +69,10 @@ class LayerSpec:
     stride: int = 1
     out_size: int = 1
     bias: bool = False
+    #: ``(group a, group b)``: the layer exists only when those two groups have different
+    #: widths (a skip edge that needs a projection then, an identity otherwise: NATS-Bench
+    #: size-space cells). Its cost counts only for such configurations.
+    when_differ: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,21 @@ class BackboneSpec:
                     raise ArchError(f"layer {layer.name!r} names unknown group {g!r}")
             if layer.kind in ("dwconv", "bn") and layer.cin != layer.cout:
                 raise ArchError(f"{layer.kind} layer {layer.name!r} must map a group to itself")
+            if layer.when_differ is not None and not set(layer.when_differ) <= known:
+                raise ArchError(f"layer {layer.name!r}: unknown groups in {layer.when_differ}")
+
+    @property
+    def conditional(self) -> bool:
+        """True when some layer exists only for some widths (``LayerSpec.when_differ``)."""
+        return any(layer.when_differ is not None for layer in self.layers)
+
+    def present_layers(self, widths: Sequence[int]) -> tuple[LayerSpec, ...]:
+        """The layers of the standalone network of ``widths`` (conditional ones resolved)."""
+        ch = self.widths_dict(widths)
+        return tuple(
+            layer for layer in self.layers
+            if layer.when_differ is None or ch[layer.when_differ[0]] != ch[layer.when_differ[1]]
+        )  # fmt: skip
 
     # -- groups ---------------------------------------------------------------------------
     @property
@@ -140,16 +163,33 @@ class BackboneSpec:
         return out
 
     # -- cost -----------------------------------------------------------------------------
-    def _terms(self) -> dict[str, np.ndarray]:
-        """Coefficients of the bilinear cost forms over the all-groups width vector."""
+    def _terms(self) -> dict[str, Any]:
+        """Coefficients of the bilinear cost forms over the all-groups width vector: one set
+        for the layers always present, one per ``when_differ`` condition."""
         if "terms" in self._cache:
             return self._cache["terms"]
         gi = {g.name: i for i, g in enumerate(self.groups)}
+        always = [layer for layer in self.layers if layer.when_differ is None]
+        conds = sorted({layer.when_differ for layer in self.layers} - {None})  # type: ignore[type-var]
+        terms = self._forms(always, gi)
+        terms["searchable_pos"] = np.asarray(
+            [i for i, g in enumerate(self.groups) if g.searchable], dtype=np.int64
+        )
+        terms["fixed"] = np.asarray([g.full for g in self.groups], dtype=np.float64)
+        terms["conditional"] = [
+            ((gi[a], gi[b]),
+             self._forms([la for la in self.layers if la.when_differ == (a, b)], gi))
+            for a, b in conds
+        ]  # fmt: skip
+        self._cache["terms"] = terms
+        return terms
+
+    def _forms(self, layers: Sequence[LayerSpec], gi: dict[str, int]) -> dict[str, np.ndarray]:
         fq: list[tuple[int, int, float]] = []  # FLOPs: coef * w[a] * w[b]
         fl: list[tuple[int, float]] = []  # FLOPs: coef * w[a]
         pq: list[tuple[int, int, float]] = []
         pl: list[tuple[int, float]] = []
-        for layer in self.layers:
+        for layer in layers:
             a, b = gi[layer.cin], gi[layer.cout]
             pos = float(layer.out_size * layer.out_size)
             kk = float(layer.kernel * layer.kernel)
@@ -183,15 +223,19 @@ class BackboneSpec:
                 c[i] += v
             return c
 
-        terms = {
-            "fq": quad(fq), "fl": lin(fl), "pq": quad(pq), "pl": lin(pl),
-            "searchable_pos": np.asarray(
-                [i for i, g in enumerate(self.groups) if g.searchable], dtype=np.int64
-            ),
-            "fixed": np.asarray([g.full for g in self.groups], dtype=np.float64),
-        }  # fmt: skip
-        self._cache["terms"] = terms
-        return terms
+        return {"fq": quad(fq), "fl": lin(fl), "pq": quad(pq), "pl": lin(pl)}
+
+    def _cost(self, widths: np.ndarray, q: str, lin: str) -> np.ndarray:
+        t = self._terms()
+        a = self._all_groups(widths.astype(np.float64))
+
+        def form(f: dict[str, np.ndarray]) -> np.ndarray:
+            return ((a @ f[q]) * a).sum(-1) + a @ f[lin]
+
+        out = form(t)
+        for (i, j), f in t["conditional"]:
+            out = out + np.where(a[..., i] != a[..., j], form(f), 0.0)
+        return out
 
     def _all_groups(self, widths: np.ndarray) -> np.ndarray:
         t = self._terms()
@@ -205,18 +249,12 @@ class BackboneSpec:
         ``check=False`` skips validation (for hot loops over known-good configurations).
         """
         w = self.check_widths(widths) if check else np.asarray(widths)
-        t = self._terms()
-        a = self._all_groups(w.astype(np.float64))
-        out = ((a @ t["fq"]) * a).sum(-1) + a @ t["fl"]
-        return out / 1e6
+        return self._cost(w, "fq", "fl") / 1e6
 
     def params(self, widths: Sequence[int] | np.ndarray, *, check: bool = True) -> np.ndarray:
         """Parameters in millions (BN affine included, as ``nasforge.cost.count_params``)."""
         w = self.check_widths(widths) if check else np.asarray(widths)
-        t = self._terms()
-        a = self._all_groups(w.astype(np.float64))
-        out = ((a @ t["pq"]) * a).sum(-1) + a @ t["pl"]
-        return out / 1e6
+        return self._cost(w, "pq", "pl") / 1e6
 
     @property
     def full_flops(self) -> float:
@@ -346,16 +384,85 @@ def _mobilenetv2_cifar(num_classes: int, resolution: int) -> BackboneSpec:
     return BackboneSpec("mobilenetv2", resolution, num_classes, tuple(groups), tuple(layers))
 
 
+def _nats_sss(num_classes: int, resolution: int) -> BackboneSpec:
+    """The NATS-Bench size-space network (xautodl ``DynamicShapeTinyNet``; module names of
+    ``nasforge.nn.nats_sss.NATSSizeNetwork``): stem, cell, residual block, cell, residual
+    block, cell, each layer's output one group ``layer0..layer4`` (full width 64).
+
+    A cell maps its input group to its own: the edges leaving the input node are built
+    ``c_in -> c_out``, the others ``c_out -> c_out``; the skip edge is an identity when
+    ``c_in == c_out`` and a 1x1 conv + BN (stride-1 ``FactorizedReduce``) otherwise
+    (``when_differ``).
+    """
+    full = NATS_CANDIDATES[-1]
+    names = [f"layer{i}" for i in range(NATS_LAYERS)]
+    groups = [GroupSpec(INPUT_GROUP, 3, False), *(GroupSpec(n, full) for n in names)]
+    size = resolution
+    layers = [
+        LayerSpec("stem.0", "conv", INPUT_GROUP, names[0], 3, 1, size),
+        LayerSpec("stem.1", "bn", names[0], names[0], out_size=size),
+    ]
+    prev = names[0]
+    for i, g in enumerate(names):
+        p = f"cells.{i}"
+        if i % 2 == 1:  # the stride-2 residual block between stages (ResNetBasicBlock)
+            size = _out(size, 3, 2)
+            layers += [
+                LayerSpec(f"{p}.conv_a.op.1", "conv", prev, g, 3, 2, size),
+                LayerSpec(f"{p}.conv_a.op.2", "bn", g, g, out_size=size),
+                LayerSpec(f"{p}.conv_b.op.1", "conv", g, g, 3, 1, size),
+                LayerSpec(f"{p}.conv_b.op.2", "bn", g, g, out_size=size),
+                LayerSpec(f"{p}.downsample.1", "conv", prev, g, 1, 1, size),
+            ]
+        else:
+            k = 0
+            for node in Arch.parse(NATS_CELL).nodes():
+                for op, src in node:
+                    cin = prev if src == 0 else g
+                    e = f"{p}.layers.{k}"
+                    if op == "nor_conv_3x3":
+                        layers += [
+                            LayerSpec(f"{e}.op.1", "conv", cin, g, 3, 1, size),
+                            LayerSpec(f"{e}.op.2", "bn", g, g, out_size=size),
+                        ]
+                    elif cin != g:  # skip edge between two groups: projection if widths differ
+                        cond = (cin, g)
+                        layers += [
+                            LayerSpec(f"{e}.conv", "conv", cin, g, 1, 1, size, when_differ=cond),
+                            LayerSpec(f"{e}.bn", "bn", g, g, out_size=size, when_differ=cond),
+                        ]
+                    k += 1
+        prev = g
+    groups.append(GroupSpec(CLASSES_GROUP, num_classes, False))
+    layers += [
+        LayerSpec("lastact.0", "bn", prev, prev, out_size=size),
+        LayerSpec("classifier", "linear", prev, CLASSES_GROUP, bias=True),
+    ]
+    return BackboneSpec("nats-sss", resolution, num_classes, tuple(groups), tuple(layers))
+
+
 _SPEC_BUILDERS: dict[str, Callable[[int, int], BackboneSpec]] = {
     "resnet20": lambda k, r: _resnet_cifar(20, k, r),
     "resnet56": lambda k, r: _resnet_cifar(56, k, r),
     "mobilenetv2": _mobilenetv2_cifar,
+    "nats-sss": _nats_sss,
 }
+#: The width grid a backbone's space uses unless told otherwise: CafeNet's FLOPs-sensitive
+#: bins over 10%..100% for the classic backbones; for nats-sss the official candidates
+#: {8, 16, ..., 64} of every layer (a uniform grid of 8 levels from 1/8 of 64).
+DEFAULT_GRID: dict[str, dict[str, Any]] = {
+    "nats-sss": {
+        "bins": "uniform",
+        "levels": len(NATS_CANDIDATES),
+        "min_ratio": NATS_CANDIDATES[0] / NATS_CANDIDATES[-1],
+    },
+}
+_GRID = {"bins": "flops", "levels": 10, "min_ratio": 0.1}
 BACKBONE_NAMES: tuple[str, ...] = tuple(_SPEC_BUILDERS)
 
 
 def backbone_spec(name: str, *, num_classes: int = 10, resolution: int = 32) -> BackboneSpec:
-    """The spec of backbone ``name`` ("resnet20", "resnet56", "mobilenetv2")."""
+    """The spec of backbone ``name`` ("resnet20", "resnet56", "mobilenetv2", "nats-sss")."""
     if name not in _SPEC_BUILDERS:
         raise ArchError(f"unknown backbone {name!r}; expected one of: {', '.join(BACKBONE_NAMES)}")
     if int(num_classes) < 1:
@@ -581,13 +688,18 @@ def make_space(
     *,
     num_classes: int = 10,
     resolution: int = 32,
-    bins: BinMode = "flops",
-    levels: int = 10,
-    min_ratio: float = 0.1,
+    bins: BinMode | None = None,
+    levels: int | None = None,
+    min_ratio: float | None = None,
 ) -> WidthSpace:
-    """Convenience: ``WidthSpace(backbone_spec(backbone, ...), bins=..., ...)``."""
+    """Convenience: ``WidthSpace(backbone_spec(backbone, ...), bins=..., ...)``; a grid
+    setting left None is the backbone's (:data:`DEFAULT_GRID`; else FLOPs-sensitive bins,
+    10 levels, from 10%)."""
     spec = backbone_spec(backbone, num_classes=num_classes, resolution=resolution)
-    return WidthSpace(spec, bins=bins, levels=levels, min_ratio=min_ratio)
+    grid = {**_GRID, **DEFAULT_GRID.get(backbone, {})}
+    given = {"bins": bins, "levels": levels, "min_ratio": min_ratio}
+    grid.update({k: v for k, v in given.items() if v is not None})
+    return WidthSpace(spec, **grid)
 
 
 class WidthChainSpace(CategoricalBase):
@@ -634,7 +746,9 @@ class WidthChainSpace(CategoricalBase):
 
 def _register_width_chains() -> None:
     for backbone in BACKBONE_NAMES:
-        SPACES.register(f"width-{backbone}")(functools.partial(WidthChainSpace, backbone))
+        # A backbone that is a registered space already (nats-sss) keeps its own strings.
+        if backbone not in SPACES:
+            SPACES.register(f"width-{backbone}")(functools.partial(WidthChainSpace, backbone))
 
 
 _register_width_chains()
@@ -643,6 +757,7 @@ _register_width_chains()
 __all__ = [
     "BACKBONE_NAMES",
     "CLASSES_GROUP",
+    "DEFAULT_GRID",
     "INPUT_GROUP",
     "MOBILENETV2_CIFAR_SETTINGS",
     "BackboneSpec",

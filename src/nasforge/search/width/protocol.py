@@ -6,8 +6,9 @@
   evaluated configuration and of uniform width scaling) and ``supernet.pt`` to a directory.
 * :func:`run_retrain` -- retrain the searched configuration from scratch with a recipe
   (``nasforge.train.Trainer``) and write ``retrain.json``.
-* :func:`run_compare` -- cafenet, fixed sharing and uniform scaling at the same budgets,
-  every winner retrained with the same recipe and seed; ``compare.json`` + ``compare.png``.
+* :func:`run_compare` -- cafenet, fixed sharing and uniform scaling at the same FLOPs
+  budgets, or (latency targets) those and AOWS at equal measured latency; every winner
+  retrained with the same recipe and seed; ``compare.json`` + ``compare.png``.
 
 Every file is written atomically. Search decisions only ever read the validation split;
 the test split is reported after retraining.
@@ -94,9 +95,9 @@ def space_for(
     backbone: str,
     data: DatasetSplits,
     *,
-    bins: BinMode = "flops",
-    levels: int = 10,
-    min_ratio: float = 0.1,
+    bins: BinMode | None = None,
+    levels: int | None = None,
+    min_ratio: float | None = None,
 ) -> WidthSpace:
     """The width space of ``backbone`` at the dataset's resolution and class count."""
     return make_space(
@@ -107,6 +108,27 @@ def space_for(
         levels=levels,
         min_ratio=min_ratio,
     )
+
+
+def train_standalone(
+    space: WidthSpace,
+    widths: Sequence[int],
+    data: DatasetSplits,
+    recipe: Recipe,
+    *,
+    seed: int,
+    device: str | torch.device = "cpu",
+    quiet: bool = True,
+    eval_splits: list[str] | None = None,
+) -> tuple[torch.nn.Module, TrainResult]:
+    """Train the standalone network of ``widths`` from scratch (init seeded by ``seed``);
+    the trained module and its record. ``eval_splits``: evaluated after every epoch
+    (default all of ``data.evals``; ``[]`` for none, e.g. to evaluate once at the end)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_from_spec(space.spec, list(widths))
+    trainer = Trainer(recipe, device=device, quiet=quiet)
+    return model, trainer.fit(model, data, seed=seed, eval_splits=eval_splits)
 
 
 def retrain_widths(
@@ -120,10 +142,7 @@ def retrain_widths(
     quiet: bool = True,
 ) -> TrainResult:
     """Train the standalone network of ``widths`` from scratch (init seeded by ``seed``)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_from_spec(space.spec, list(widths))
-    return Trainer(recipe, device=device, quiet=quiet).fit(model, data, seed=seed)
+    return train_standalone(space, widths, data, recipe, seed=seed, device=device, quiet=quiet)[1]
 
 
 def uniform_front(search: WidthSearch, ratios: Sequence[float] = FRONT_RATIOS) -> list[dict]:
@@ -142,7 +161,14 @@ def uniform_front(search: WidthSearch, ratios: Sequence[float] = FRONT_RATIOS) -
     return out
 
 
-def _save_flops_plot(path: Path, draw: Callable[[Any], None], *, ylabel: str, title: str) -> Path:
+def _save_flops_plot(
+    path: Path,
+    draw: Callable[[Any], None],
+    *,
+    ylabel: str,
+    title: str,
+    xlabel: str = "MFLOPs",
+) -> Path:
     """One accuracy-vs-MFLOPs figure: ``draw(ax)`` adds the labelled series; saved atomically."""
     import matplotlib
 
@@ -152,7 +178,7 @@ def _save_flops_plot(path: Path, draw: Callable[[Any], None], *, ylabel: str, ti
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     try:
         draw(ax)
-        ax.set_xlabel("MFLOPs")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -280,9 +306,9 @@ def run_search(
     supernet: SupernetSettings | None = None,
     evolution: EvolutionSettings | None = None,
     r_bins: float | None = None,
-    bins: BinMode = "flops",
-    levels: int = 10,
-    min_ratio: float = 0.1,
+    bins: BinMode | None = None,
+    levels: int | None = None,
+    min_ratio: float | None = None,
     limit: int | None = None,
     data_root: str | Path | None = None,
     device: str | torch.device = "cpu",
@@ -456,27 +482,38 @@ def _retrain_entry(res: dict[str, Any], tr: TrainResult) -> dict[str, Any]:
 
 
 def plot_compare(record: dict[str, Any], path: Path) -> Path:
-    """Retrained test accuracy vs FLOPs of each method across budgets."""
+    """Retrained test accuracy of each method across budgets, against MFLOPs (FLOPs budgets)
+    or measured latency (latency targets)."""
+    latency = record.get("mode") == "latency"
+    key = "measured_latency_ms" if latency else "flops_m"
 
     def draw(ax: Any) -> None:
         for i, (method, rows) in enumerate(record["methods"].items()):
-            pts = sorted((r["flops_m"], r["test_acc"]) for r in rows if r["test_acc"] is not None)
+            pts = sorted((r[key], r["test_acc"]) for r in rows if r["test_acc"] is not None)
             if pts:
                 ax.plot(*zip(*pts, strict=False), "o-", color=f"C{i}", label=method)
+        for t in record.get("latency_targets_ms") or []:
+            ax.axvline(t, color="gray", ls="--", lw=0.8)
 
+    what = "at equal measured latency" if latency else "searched vs uniform widths"
     return _save_flops_plot(
         path,
         draw,
         ylabel="retrained test accuracy (%)",
-        title=f"{record['backbone']} on {record['dataset']}: searched vs uniform widths",
+        title=f"{record['backbone']} on {record['dataset']}: {what}",
+        xlabel=f"measured latency (ms per image, {record['device']})" if latency else "MFLOPs",
     )
+
+
+#: The supernet methods ``run_compare`` trains in each mode (uniform scaling is added).
+COMPARE_METHODS = {"flops": ("cafenet", "fixed"), "latency": ("cafenet", "fixed", "aows")}
 
 
 def run_compare(
     *,
     backbone: str,
     dataset: str,
-    budgets: Sequence[str],
+    budgets: Sequence[str] = (),
     out_dir: str | Path,
     supernet_recipe: Recipe,
     retrain_recipe: Recipe,
@@ -484,68 +521,109 @@ def run_compare(
     supernet: SupernetSettings | None = None,
     evolution: EvolutionSettings | None = None,
     r_bins: float | None = None,
-    bins: BinMode = "flops",
-    levels: int = 10,
-    min_ratio: float = 0.1,
+    bins: BinMode | None = None,
+    levels: int | None = None,
+    min_ratio: float | None = None,
     limit: int | None = None,
     data_root: str | Path | None = None,
     device: str | torch.device = "cpu",
     progress: Callable[[str], None] | None = None,
+    latency_targets: Sequence[str | float] | None = None,
+    latency: LatencySetup | None = None,
+    aows: AOWSSettings | None = None,
 ) -> dict[str, Any]:
     """CafeNet, fixed sharing and uniform scaling at the same budgets, all retrained alike.
 
-    Each supernet is trained once and searched at every budget; every winner (and the
-    uniform configuration of each budget) is retrained with ``retrain_recipe`` and ``seed``.
+    FLOPs mode (``budgets``): each supernet is trained once and searched at every budget.
+    Latency mode (``latency_targets``, ms per image): one latency model of the space is
+    measured on ``device`` (``latency``) and every method -- AOWS too -- searches under it
+    at each target; every winner's latency is then *measured*, so the methods compare at
+    equal measured latency. AOWS trains once, its adaptive sampling aimed at the middle
+    target, and decodes (OWS) at each target. Every winner (and the uniform configuration
+    of each budget) is retrained with ``retrain_recipe`` and ``seed``.
     """
     say = progress or (lambda _msg: None)
     out = Path(out_dir)
+    mode = "flops" if latency_targets is None else "latency"
+    targets = (
+        None if latency_targets is None else [parse_latency_target(t) for t in latency_targets]
+    )
+    if mode == "flops" and not budgets:
+        raise SearchError("compare needs at least one FLOPs budget or a latency target")
+    if targets is not None and not targets:
+        raise SearchError("compare needs at least one latency target")
+    device = resolve_device(device, SearchError)
     # The split never follows the search seed (DATA_SEED): every seed of a method, and every
     # method, is scored on the same validation images.
     data = load_data(dataset, seed=DATA_SEED, limit=limit, root=data_root)
     space = space_for(backbone, data, bins=bins, levels=levels, min_ratio=min_ratio)
-    mflops = [space.parse_budget(b) for b in budgets]
-    if not mflops:
-        raise SearchError("compare needs at least one FLOPs budget")
+    setup = latency or LatencySetup()
+    lat_model = None
+    if targets is None:
+        limits = [Budget.flops(space, b) for b in budgets]
+    else:
+        say("measuring the latency model")
+        lat_model = setup.model(space, device=device, seed=seed)
+        for t in targets:
+            check_latency_target(lat_model, t)
+        limits = [Budget.latency(lat_model, t) for t in targets]
     found: dict[str, list[WidthSearchResult]] = {}
     logs: dict[str, Any] = {}
-    for sharing in ("cafenet", "fixed"):
+    for method in COMPARE_METHODS[mode]:
+        extra: dict[str, Any] = {}
+        if method == "aows":
+            assert targets is not None and lat_model is not None
+            extra = {"latency_target": sorted(targets)[len(targets) // 2],
+                     "latency_model": lat_model, "aows": aows, "latency_fit": setup.fit,
+                     "measure": setup.measure}  # fmt: skip
         search = _make_search(
-            sharing,
+            method,
             space,
             supernet_recipe,
             seed=seed,
-            supernet=supernet or SupernetSettings(),
+            # AOWS keeps its own sandwich (one random width, in-place distillation).
+            supernet=None if method == "aows" else supernet,
             evolution=evolution or EvolutionSettings(),
             r_bins=r_bins,
             device=device,
+            **extra,
         )
         say(f"training the {search.name} supernet")
         logs[search.name] = search.fit(data).to_dict()
         found[search.name] = []
-        for b in mflops:
-            say(f"{search.name}: searching within {b:.3f} MFLOPs")
+        for b in limits:
+            say(f"{search.name}: searching within {b.limit:.4g} {b.unit}")
             found[search.name].append(search.search(b))
-    found["uniform-width"] = [UniformWidth(space).search(b) for b in mflops]
+    found["uniform-width"] = [UniformWidth(space).search(b) for b in limits]
     methods: dict[str, list[dict[str, Any]]] = {}
     for method, results in found.items():
         methods[method] = []
         for res in results:
-            say(f"retraining {method} at {res.budget_mflops:.3f} MFLOPs")
+            if lat_model is not None:
+                _measured(res, space, setup, device)
+            say(f"retraining {method} at {res.widths}")
             tr = retrain_widths(space, res.widths, data, retrain_recipe, seed=seed, device=device)
-            entry = _retrain_entry(res.to_dict(), tr)
+            d = res.to_dict()
+            entry = _retrain_entry(d, tr)
             entry["budget_mflops"] = res.budget_mflops
+            for k in ("latency_target_ms", "pred_latency_ms", "measured_latency_ms"):
+                entry[k] = d[k]
             entry["evaluated"] = len(res.evaluated)
             del entry["train"]["epochs"][:-1]  # keep the final epoch only
             methods[method].append(entry)
     record = {
         "format": FORMAT,
         "kind": "width-compare",
+        "mode": mode,
         "backbone": backbone,
         "dataset": dataset,
+        "device": str(device),
         "seed": seed,
         "limit": limit,
-        "budgets": list(budgets),
-        "budgets_mflops": mflops,
+        "budgets": list(budgets) if targets is None else [f"{t:g}ms" for t in targets],
+        "budgets_mflops": None if targets is not None else [b.limit for b in limits],
+        "latency_targets_ms": targets,
+        "latency_model": None if lat_model is None else lat_model.info,
         "space": space.describe(),
         "supernet_recipe": supernet_recipe.to_dict(),
         "retrain_recipe": retrain_recipe.to_dict(),
@@ -571,5 +649,6 @@ __all__ = [
     "run_retrain",
     "run_search",
     "space_for",
+    "train_standalone",
     "uniform_front",
 ]
