@@ -74,14 +74,6 @@ def _recipe(name: str, epochs: int | None, batch_size: int | None, lr: float | N
     return get_recipe(name, epochs=epochs, batch_size=batch_size, lr=lr)
 
 
-def _threads(threads: int | None) -> None:
-    # Intra-op threads; 1 avoids OpenMP spin-wait collapse on an oversubscribed machine.
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 def _settings(num_random: int, placements: int, population: int, generations: int, parents: int):
     from nasforge.search.width import EvolutionSettings, SupernetSettings
 
@@ -180,7 +172,6 @@ def search_cmd(
     threads: int | None = threads_option(),
 ) -> None:
     """Train a supernet and search the best widths within a FLOPs budget or latency target."""
-    _threads(threads)
     from dataclasses import replace
 
     from rich.console import Console
@@ -262,7 +253,6 @@ def retrain_cmd(
     threads: int | None = threads_option(),
 ) -> None:
     """Retrain the searched widths from scratch; write retrain.json."""
-    _threads(threads)
     from rich.console import Console
 
     from nasforge.io import check_output_file
@@ -329,7 +319,6 @@ def compare_cmd(
 ) -> None:
     """CafeNet vs fixed sharing vs uniform scaling (and AOWS under latency targets) at the
     same budgets, all retrained."""
-    _threads(threads)
     from rich.console import Console
     from rich.table import Table
 
