@@ -233,7 +233,7 @@ def test_official_configs_and_shifted_cosine() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["pc-darts", "gdas"])
+@pytest.mark.parametrize("name", ["pc-darts", "gdas", "ddpnas"])
 def test_resume_after_kill_equals_uninterrupted(name: str, digits, tmp_path: Path) -> None:
     from test_oneshot import assert_resume_identical
 

@@ -257,9 +257,12 @@ class DartsSupernet(nn.Module):
             s0, s1 = s1, (torch.relu(out) if i < len(self.cells) - 1 else None)
         return self.classifier(self.global_pooling(out).flatten(1))
 
-    def forward_arch(self, x: torch.Tensor, arch: Genotype | str) -> torch.Tensor:
+    def forward_arch(self, x: torch.Tensor, arch: Genotype | str | Sequence[int]) -> torch.Tensor:
         """Logits of the derived genotype's single path through the shared weights (the
-        edges it does not name are left out)."""
+        edges it does not name are left out); a sequence of 28 op ids is the single path
+        with that op on every edge (``forward(x, index=arch)``, as DDPNAS scores paths)."""
+        if not isinstance(arch, (Genotype, str)):
+            return self(x, index=list(arch))
         g = Genotype.parse(arch)
         cells = {r: [(PRIMITIVES.index(op), j) for op, j in g.cell(r)[0]] for r in (False, True)}
         return self._cells(

@@ -1,4 +1,4 @@
-"""The one-shot methods in the DARTS cell space: PC-DARTS, DARTS-V1/V2 and GDAS.
+"""The one-shot methods in the DARTS cell space: PC-DARTS, DARTS-V1/V2, GDAS and DDPNAS.
 
 Each method is its NB201 class (:mod:`~nasforge.search.oneshot.pcdarts`, ``darts``,
 ``gdas``) with :class:`DartsCellMethod` in front: the mixin swaps the supernet for
@@ -32,16 +32,28 @@ Official settings (cited per config class below):
   (``pool_bn=False`` here) and derives each node's two (op, input) pairs as the strongest
   of all its non-``none`` (op, input) weights (``:128-143``; two pairs may share an input).
   Not reproduced: that model's final BN + ReLU before the pooling (``:77``).
-
-Learning-rate schedule: both official DARTS-space scripts call ``scheduler.step()`` at the
-start of every epoch with PyTorch < 1.1 (``train_search.py:112-114``), whose scheduler had
-already stepped once on construction, so epoch ``e`` trains at the cosine value of
-``e + 1`` (the first epoch below 0.1 already, the last at ``lr_min``);
-``scheduler_first=True`` (default) reproduces that, ``False`` gives epoch ``e`` the value
-of ``e``. GDAS (xautodl's scheduler) has no such shift.
-
-Seeds: the official scripts default to seed 2; ``nasforge search`` takes ``--seed``
-(default 0 for every method and space) -- pass ``--seed 2`` for the published default.
+* DDPNAS (MAC-AutoML/XNAS ``xnas/algorithms/SNG/DDPNAS.py``, ``CategoricalDDPNAS``, and
+  ``configs/search/SNG/DDPNAS_darts_cifar10.yaml``): the NB201 method
+  (:mod:`~nasforge.search.oneshot.ddpnas`) on the 28 x 8 distribution, with XNAS'
+  DARTS-space pruning constraint (verified in ``CategoricalDDPNAS.update``): an edge never
+  loses its last parameter-free op (``none``, pooling, skip) nor its last parametric one
+  (the four convolutions) -- XNAS counts at most 3 prunings per group of 4
+  (``non_param_index_count[index] == 3``) and ends the search when 3 + 3 are done
+  (``training_finish``), so two ops per edge survive, one of each group: 3 rounds at each
+  survivor count 8..3, ``3 * (8 + 7 + 6 + 5 + 4 + 3) = 99`` epochs. The groups are the
+  ones of XNAS' ``NON_PARAMETER_OP`` / ``PARAMETER_OP`` (``xnas/spaces/DARTS/ops.py``), by
+  name; ``DDPNAS.py`` hard-codes the indices ``[0, 1, 2, 7]``, which name these four ops in
+  an op order with ``none`` last (``cnn.py``: ``none_idx = 7``) -- not verified against
+  the op list of the published run. Derivation: DARTS's rule
+  (:func:`parse_cell`) on the survivors' renormalised ``theta`` -- per node the 2 incoming
+  edges whose best non-``none`` survivor is strongest, with that op (ties, as before the
+  first update: the earlier edge and op). From the yaml: batch 256, SGD lr 0.025 cosine,
+  ``PRUNING_STEP: 3``, ``GAMMA: 0.9``; C=16 and 8 layers are XNAS' config defaults
+  (``_C.SPACE.CHANNEL``, ``_C.SPACE.LAYERS``). Not verified for the DARTS-space run, kept
+  from the NB201 DDPNAS: lr floor 1e-3, weight decay 5e-4, Nesterov, clip 5, the
+  unshifted cosine (``scheduler_first=False``: XNAS' own scheduler, not PyTorch < 1.1's)
+  and the BN after pooling (``pool_bn``); the yaml's 0.8 / 0.2 train/valid split is the
+  data split's business (``nasforge search`` options), not the config's.
 """
 
 from __future__ import annotations
@@ -67,6 +79,7 @@ from nasforge.search.oneshot.base import (
     cosine_lr,
 )
 from nasforge.search.oneshot.darts import DartsV1, DartsV2, DartsV2Config
+from nasforge.search.oneshot.ddpnas import DDPNAS, DDPNASConfig, schedule_epochs
 from nasforge.search.oneshot.gdas import GDAS, GDASConfig
 from nasforge.search.oneshot.pcdarts import PCDarts, PCDartsConfig
 from nasforge.search.registry import ALGORITHMS
@@ -232,6 +245,31 @@ class DartsSpaceGDASConfig(_DartsSpaceFields, GDASConfig):
         self._check_space_fields()
 
 
+#: XNAS' two op groups (``xnas/spaces/DARTS/ops.py`` ``NON_PARAMETER_OP`` / ``PARAMETER_OP``)
+#: as ids of :data:`PRIMITIVES`: DDPNAS never prunes the last survivor of either.
+DDPNAS_PRUNE_GROUPS: tuple[tuple[int, ...], ...] = (
+    tuple(PRIMITIVES.index(op) for op in ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect")),
+    tuple(
+        PRIMITIVES.index(op)
+        for op in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+    ),
+)
+
+
+@dataclass(frozen=True)
+class DartsSpaceDDPNASConfig(_DartsSpaceFields, DDPNASConfig):
+    """DDPNAS in the DARTS space (XNAS ``DDPNAS_darts_cifar10.yaml``; see the module
+    docstring): 99 epochs (until 2 ops per edge survive), batch 256, lr 0.025 cosine."""
+
+    epochs: int = schedule_epochs(NUM_DARTS_OPS, 3, last=len(DDPNAS_PRUNE_GROUPS))
+    nesterov: bool = True
+    scheduler_first: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_space_fields()
+
+
 # -- methods ------------------------------------------------------------------------------------
 
 
@@ -332,6 +370,39 @@ class DartsSpaceGDAS(DartsCellMethod, GDAS):
 
     def derive(self, ctx: Any) -> Genotype:
         return derive_genotype(self.probabilities(), rule=gdas_parse_cell)
+
+
+@DARTS_ALGORITHMS.register("ddpnas")
+class DartsSpaceDDPNAS(DartsCellMethod, DDPNAS):
+    """DDPNAS in the DARTS space: 28 x 8 distribution, XNAS' two-group pruning constraint,
+    DARTS's derivation; once finished, the derived genotype's path trains."""
+
+    config_class = DartsSpaceDDPNASConfig
+    arch_shape = (NUM_ARCH_ROWS, NUM_DARTS_OPS)
+    prune_groups = DDPNAS_PRUNE_GROUPS
+
+    def final_path(self) -> list[int]:
+        return genotype_path(self.derive(None))
+
+    def path_arch(self, path: list[int]) -> Any:
+        return list(path)  # DartsSupernet.forward_arch takes the 28 op ids
+
+    def describe_path(self, path: list[int]) -> str:
+        return " ".join(PRIMITIVES[k] for k in path)
+
+
+def genotype_path(g: Genotype) -> list[int]:
+    """The 28 op ids of ``g``'s single path: each named (op, input) on its edge, ``none``
+    on the edges ``g`` leaves out (two pairs on one edge keep the first)."""
+    path = [_NONE_ID] * NUM_ARCH_ROWS
+    for c, reduction in enumerate((False, True)):
+        pairs = g.cell(reduction)[0]
+        for node, rows in enumerate(node_edges()):
+            for op, j in pairs[2 * node : 2 * node + 2]:
+                row = c * NUM_CELL_EDGES + rows[j]
+                if path[row] == _NONE_ID:
+                    path[row] = PRIMITIVES.index(op)
+    return path
 
 
 def oneshot_registry(space: str) -> Any:

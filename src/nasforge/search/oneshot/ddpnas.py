@@ -31,7 +31,8 @@ Differences, stated:
 * XNAS takes the softmax over all ops, pruned ones at performance 0; we mask pruned ops
   out of it (their share is ``exp(-100 * acc)``, i.e. below 1e-20 for any accuracy > 0.5).
 * XNAS' DARTS-space rule "prune at most 3 parametric / 3 parameter-free ops" is specific
-  to the 8-op DARTS space and not applied here.
+  to the 8-op DARTS space and not applied here (it is in the DARTS-space version,
+  :class:`~nasforge.search.oneshot.darts_space.DartsSpaceDDPNAS`, via :attr:`DDPNAS.prune_groups`).
 * Not verified against the released search script: nesterov (we keep the NB201 default,
   on) and the BN mode of the path's validation (we score as ``score_bn`` says: running
   statistics by default, which after a full epoch on one path describe that path).
@@ -48,7 +49,7 @@ arch is the argmax over the survivors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -65,10 +66,10 @@ from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
 
 
-def schedule_epochs(num_ops: int, steps: int) -> int:
-    """Epochs until one op per edge remains: ``steps`` rounds at each survivor count
-    ``n = num_ops .. 2``, each round lasting ``n`` epochs."""
-    return steps * sum(range(2, num_ops + 1))
+def schedule_epochs(num_ops: int, steps: int, last: int = 1) -> int:
+    """Epochs until ``last`` ops per edge remain: ``steps`` rounds at each survivor count
+    ``n = num_ops .. last + 1``, each round lasting ``n`` epochs."""
+    return steps * sum(range(last + 1, num_ops + 1))
 
 
 @dataclass(frozen=True)
@@ -97,34 +98,50 @@ class DDPNAS(SinglePathSearch):
 
     name = "ddpnas"
     config_class = DDPNASConfig
+    #: The (edges, ops) shape of the distribution (a space's version overrides it).
+    arch_shape: ClassVar[tuple[int, int]] = (NUM_EDGES, NUM_OPS)
+    #: Groups of op ids of which pruning always leaves one survivor (empty: the ops form
+    #: one group, pruning goes on until one op per edge remains).
+    prune_groups: ClassVar[tuple[tuple[int, ...], ...]] = ()
 
     def setup_arch(self) -> None:
-        self.theta = np.full((NUM_EDGES, NUM_OPS), 1.0 / NUM_OPS)
-        self.velocity = np.zeros((NUM_EDGES, NUM_OPS))
-        self.alive = np.ones((NUM_EDGES, NUM_OPS), dtype=bool)
+        edges, ops = self.arch_shape
+        self.theta = np.full((edges, ops), 1.0 / ops)
+        self.velocity = np.zeros((edges, ops))
+        self.alive = np.ones((edges, ops), dtype=bool)
         #: Ops each edge has still to draw in the current round.
-        self.to_draw: list[list[int]] = [[] for _ in range(NUM_EDGES)]
+        self.to_draw: list[list[int]] = [[] for _ in range(edges)]
         #: One accuracy matrix per finished or running round since the last pruning.
         self.rounds: list[np.ndarray] = []
-        self.path: list[int] = [0] * NUM_EDGES
+        self.path: list[int] = [0] * edges
         self.prunings = 0
 
     # -- the round / pruning schedule ------------------------------------------------------
+    def prunable(self) -> np.ndarray:
+        """Which survivors pruning may remove: all but the last survivor of each group of
+        :attr:`prune_groups` (one group of all ops when it is empty)."""
+        groups = self.prune_groups or (tuple(range(self.arch_shape[1])),)
+        out = np.zeros_like(self.alive)
+        for g in groups:
+            cols = list(g)
+            out[:, cols] = self.alive[:, cols] & (self.alive[:, cols].sum(axis=1) > 1)[:, None]
+        return out
+
     @property
     def finished(self) -> bool:
-        """Whether one op per edge remains."""
-        return bool((self.alive.sum(axis=1) == 1).all())
+        """Whether no edge has an op left to prune (one op per edge without groups)."""
+        return not bool(self.prunable().any())
 
     def draw_path(self) -> list[int]:
         """The next path: each edge's next op of the current round (a new round when the
         last one is exhausted)."""
         if not self.to_draw[0]:
-            self.rounds.append(np.zeros((NUM_EDGES, NUM_OPS)))
+            self.rounds.append(np.zeros(self.alive.shape))
             self.to_draw = [
-                [int(k) for k in self.rng.permutation(np.flatnonzero(self.alive[e]))]
-                for e in range(NUM_EDGES)
+                [int(k) for k in self.rng.permutation(np.flatnonzero(alive))]
+                for alive in self.alive
             ]
-        self.path = [self.to_draw[e].pop() for e in range(NUM_EDGES)]
+        self.path = [d.pop() for d in self.to_draw]
         return self.path
 
     def credit(self, accuracy: float) -> None:
@@ -137,9 +154,9 @@ class DDPNAS(SinglePathSearch):
 
     def update_and_prune(self) -> None:
         """The XNAS update (module docstring): momentum on the mean of the rounds'
-        softmax(100 * accuracy), then each edge loses its weakest survivor."""
+        softmax(100 * accuracy), then each edge loses its weakest prunable survivor."""
         cfg = self.config
-        expectation = np.zeros((NUM_EDGES, NUM_OPS))
+        expectation = np.zeros(self.alive.shape)
         for perf in self.rounds:
             logits = np.where(self.alive, cfg.temperature * perf, -np.inf)  # type: ignore[attr-defined]
             logits -= logits.max(axis=1, keepdims=True)
@@ -148,20 +165,33 @@ class DDPNAS(SinglePathSearch):
         expectation /= len(self.rounds)
         self.velocity = cfg.gamma * self.velocity + (1 - cfg.gamma) * expectation  # type: ignore[attr-defined]
         self.theta = self.theta + self.velocity
-        for e in range(NUM_EDGES):
-            survivors = np.flatnonzero(self.alive[e])
+        prunable = self.prunable()
+        for e in range(len(self.alive)):
+            candidates = np.flatnonzero(prunable[e])
             # First minimum wins ties (np.nanargmin in XNAS).
-            weakest = survivors[int(np.argmin(self.theta[e, survivors]))]
+            weakest = candidates[int(np.argmin(self.theta[e, candidates]))]
             self.alive[e, weakest] = False
         self.theta = self.theta / self.theta.sum(axis=1, keepdims=True)
         self.rounds = []
-        self.to_draw = [[] for _ in range(NUM_EDGES)]
+        self.to_draw = [[] for _ in self.alive]
         self.prunings += 1
 
     # -- the loop's hooks ------------------------------------------------------------------
+    def final_path(self) -> list[int]:
+        """The path trained once the search has finished: each edge's sole survivor."""
+        return [int(np.flatnonzero(alive)[0]) for alive in self.alive]
+
+    def path_arch(self, path: list[int]) -> Any:
+        """What :meth:`evaluate_arch` takes for the single path ``path`` (op id per edge)."""
+        return Arch.from_op_ids(path)
+
+    def describe_path(self, path: list[int]) -> str:
+        """The single path ``path`` as the per-epoch record names it."""
+        return Arch.from_op_ids(path).to_string()
+
     def begin_epoch(self, epoch: int) -> None:
         if self.finished:
-            self.path = [int(np.flatnonzero(self.alive[e])[0]) for e in range(NUM_EDGES)]
+            self.path = self.final_path()
         else:
             self.draw_path()
 
@@ -171,7 +201,7 @@ class DDPNAS(SinglePathSearch):
     def end_epoch(self, epoch: int, ctx: SearchContext) -> None:
         if self.finished:
             return
-        acc = self.evaluate_arch(Arch.from_op_ids(self.path), ctx.full_valid())
+        acc = self.evaluate_arch(self.path_arch(self.path), ctx.full_valid())
         self.credit(acc / 100.0)
 
     def probabilities(self) -> np.ndarray:
@@ -182,7 +212,7 @@ class DDPNAS(SinglePathSearch):
         """Mean accuracy credited to each op in the rounds since the last pruning; -inf
         where the op has not been drawn (or is pruned)."""
         if not self.rounds:
-            return np.full((NUM_EDGES, NUM_OPS), -np.inf)
+            return np.full(self.alive.shape, -np.inf)
         perf = np.stack(self.rounds)
         drawn = (perf > 0).sum(axis=0)
         mean = perf.sum(axis=0) / np.maximum(drawn, 1)
@@ -192,14 +222,14 @@ class DDPNAS(SinglePathSearch):
         """Per edge: the survivor of highest ``theta``, ties by :meth:`credited`."""
         p, credit = self.probabilities(), self.credited()
         ops = []
-        for e in range(NUM_EDGES):
+        for e in range(len(p)):
             best = np.flatnonzero(np.isclose(p[e], p[e].max(), rtol=0, atol=1e-12))
             ops.append(int(best[int(np.argmax(credit[e, best]))]))
         return Arch.from_op_ids(ops)
 
     def extra_record(self) -> dict[str, Any]:
         return {
-            "path": Arch.from_op_ids(self.path).to_string(),
+            "path": self.describe_path(self.path),
             "survivors": self.alive.sum(axis=1).tolist(),
             "prunings": self.prunings,
         }
