@@ -13,6 +13,8 @@ import click
 import typer
 from typer.core import TyperCommand
 
+from nasforge.errors import NasforgeError
+
 #: Seeds reach numpy (``SeedSequence``: non-negative integers only) and torch
 #: (``manual_seed``: at most 64 bits); 2**63 - 1 leaves room for ``seed + k`` offsets.
 SEED_MAX = 2**63 - 1
@@ -105,3 +107,22 @@ class OldSpellings(TyperCommand):
                 arg = new + eq + value
             out.append(arg)
         return super().parse_args(ctx, out)
+
+
+def key_value_pairs(
+    items: list[str] | None, option: str, example: str, error: type[Exception] = NasforgeError
+) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs of a repeatable option (``--param``, ``--network``); VALUE is
+    read as JSON where it parses (numbers, booleans, lists), else kept as a string."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise error(f"{option} {item!r} must look like KEY=VALUE, e.g. {example}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

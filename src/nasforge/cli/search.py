@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from nasforge.cli.options import (
     at_least,
     cells_option,
     channels_option,
+    key_value_pairs,
     seed_option,
     threads_option,
 )
@@ -43,17 +43,8 @@ _SPACE_HELP = (
 
 
 def _parse_params(params: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; VALUE is read as JSON when it parses (numbers, booleans)."""
-    out: dict[str, Any] = {}
-    for item in params or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SearchError(f"--param {item!r} must look like KEY=VALUE, e.g. population_size=20")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
+    """``--param KEY=VALUE`` pairs (VALUE read as JSON when it parses)."""
+    return key_value_pairs(params, "--param", "population_size=20", SearchError)
 
 
 def _make_evaluator(

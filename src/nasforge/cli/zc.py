@@ -7,7 +7,13 @@ from typing import Any
 
 import typer
 
-from nasforge.cli.options import OldSpellings, cells_option, channels_option, threads_option
+from nasforge.cli.options import (
+    OldSpellings,
+    cells_option,
+    channels_option,
+    key_value_pairs,
+    threads_option,
+)
 from nasforge.errors import NasforgeError
 
 
@@ -60,22 +66,6 @@ def _select_archs(spec: str, seed: int, space: Any) -> list[str]:
     return out_list
 
 
-def _network_options(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` network builder options; VALUE read as JSON where it parses."""
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise NasforgeError(f"--network {item!r} must look like KEY=VALUE, e.g. layers=8")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def zc(
     space: str = typer.Option("nb201", help="Search space with a network builder."),
     dataset: str = typer.Option("cifar10", help="Dataset setting the batch is drawn from."),
@@ -115,7 +105,7 @@ def zc(
         raise NasforgeError(f"--out {str(out)!r} must end in .csv or .json")
     if (C is not None and C < 1) or (N is not None and N < 1):
         raise NasforgeError(f"--channels {C} and --cells {N} must be >= 1")
-    options = network_config(sp.name, C, N, _network_options(network))
+    options = network_config(sp.name, C, N, key_value_pairs(network, "--network", "layers=8"))
     names = parse_proxies(proxies)
     selected = _select_archs(archs, seed, sp)
     done = {r["arch"] for r in check_rows(out, names)}
