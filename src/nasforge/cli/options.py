@@ -1,6 +1,6 @@
 """Option checks several commands share, declared once so that they validate alike.
 
-They run while the command line is parsed, so a bad value is refused (click's usage error,
+They run while the command line is parsed, so a bad value is refused (a usage error,
 exit code 2, naming the option, the value and what was expected) before any work starts.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperCommand
 
@@ -94,7 +93,7 @@ class OldSpellings(TyperCommand):
     hidden from its help: ``--C 8`` is read as ``--channels 8`` (and errors name
     ``--channels``). Register with ``app.command(name, cls=OldSpellings)``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         names = {opt for p in self.params for opt in getattr(p, "opts", ())}
         out: list[str] = []
         for k, arg in enumerate(args):
