@@ -225,3 +225,67 @@ def test_a_new_task_and_space_train_end_to_end_from_the_cli(tmp_path: Any) -> No
     # A 3x3 conv can represent the blur: the error falls by an order of magnitude.
     assert last["eval"]["valid"]["mse"] < first["eval"]["valid"]["mse"] / 10
     assert np.isfinite(last["train_loss"])
+
+
+class _TryEveryKernel:
+    """A toy task search: train each kernel size briefly, keep the best valid mse."""
+
+    spaces = ("toy-kernel",)
+    tasks = ("toy-smoothing",)
+
+    def run(self, spec: Any, out: Any) -> Any:
+        from nasforge.nn import build_network
+        from nasforge.search.task_search import TaskSearchResult
+        from nasforge.spaces import get_space
+        from nasforge.train import fit_fresh
+
+        space, task = get_space(spec.space), spec.task
+        data = task.load(seed=spec.seed)
+        scores = {}
+        for arch in space.enumerate():
+            res, _ = fit_fresh(
+                lambda a=arch: build_network(spec.space, a, io=task.network_io(data)),
+                data,
+                "toy-mse",
+                seed=spec.seed,
+                task=task,
+            )
+            scores[space.to_string(arch)] = res.final("valid", "mse")
+        best = min(scores, key=scores.__getitem__)
+        return TaskSearchResult(best, {"mse": scores[best]}, extra={"scores": scores})
+
+
+def test_a_task_search_writes_an_arch_that_train_reads(tmp_path: Any) -> None:
+    from nasforge.search.task_search import TASK_SEARCHES
+    from nasforge.train import RECIPES, Recipe
+
+    out = tmp_path / "search"
+    with (
+        TASKS.temporary("toy-smoothing", _Smoothing),
+        SPACES.temporary("toy-kernel", _KernelSpace),
+        NETWORKS.temporary("toy-kernel", _kernel_net),
+        RECIPES.temporary(
+            "toy-mse", lambda: Recipe("toy-mse", 8, batch_size=16, lr=0.05, loss="mse")
+        ),
+        TASK_SEARCHES.temporary("try-every-kernel", _TryEveryKernel),
+    ):
+        base = ["--task", "toy-smoothing", "--space", "toy-kernel"]
+        bad = CliRunner().invoke(
+            app,
+            ["search", *base[:2], "--space", "nb201", "--algo", "try-every-kernel", "-o", str(out)],
+        )
+        assert bad.exit_code != 0 and "not --space 'nb201'" in str(bad.exception)
+        res = CliRunner().invoke(
+            app, ["search", *base, "--algo", "try-every-kernel", "-o", str(out)]
+        )
+        assert res.exit_code == 0, res.output
+        doc = json.loads((out / "arch.json").read_text())
+        summary = json.loads((out / "summary.json").read_text())
+        assert doc["arch"] == min(summary["scores"], key=summary["scores"].get)
+        assert doc["task"] == "toy-smoothing" and doc["space"] == "toy-kernel"
+        res = CliRunner().invoke(
+            app,
+            ["train", *base, "--arch", str(out / "arch.json"), "--recipe", "toy-mse", "--quiet"],
+        )
+        assert res.exit_code == 0, res.output
+        assert doc["arch"] in res.output
