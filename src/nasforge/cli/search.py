@@ -275,6 +275,12 @@ def search(
         None, "--zc-dataset", help="Dataset of the proxy batch (default: --dataset)."
     ),
     zc_batch_size: int = typer.Option(64, "--zc-batch-size", help="Images in the proxy batch."),
+    zc_scores: Path | None = typer.Option(
+        None,
+        "--zc-scores",
+        help="Rows of `nasforge zc` scored with the same settings (dataset, batch size, seed, "
+        "network): reused instead of recomputed, each run still charged their seconds.",
+    ),
     zc_charge: float | None = typer.Option(
         None,
         "--zc-charge",
@@ -362,6 +368,7 @@ def search(
             N=cells,
             device=device,
             charge=zc_charge,
+            scores_file=zc_scores,
         )
 
     if workers < 1:
