@@ -30,6 +30,7 @@ from nasforge.cli.options import (
     cells_option,
     channels_option,
     key_value_pairs,
+    objectives_option,
     seed_option,
     threads_option,
 )
@@ -184,6 +185,58 @@ def _training_progress(bar: Any, ev: Any, evals_total: int | None) -> Iterator[A
         yield CountingEvaluator(ev, lambda k: bar.advance(evals, k))
 
 
+def _require_objectives(names: list[str], objectives: str | None) -> None:
+    """Multi-objective algorithms need --objectives: refused before any data is loaded."""
+    from nasforge.search import ALGORITHMS
+
+    if objectives is not None:
+        return
+    needing = [n for n in names if getattr(ALGORITHMS.get(n), "multi_objective", False)]
+    if needing:
+        raise SearchError(
+            f"{', '.join(map(repr, needing))}: multi-objective, needs --objectives (e.g. "
+            "--objectives valid_acc,params_m)"
+        )
+
+
+def _save_fronts(
+    out: Path,
+    results: dict[str, Any],
+    ev: Any,
+    meta: dict[str, Any],
+    title: str,
+    console: Console,
+) -> None:
+    """With --objectives: the fronts and hypervolume of every algorithm's runs
+    (:func:`nasforge.search.fronts.save_mo`), printed and written to OUT."""
+    from nasforge.search.fronts import make_box, save_mo, summarize_mo
+
+    box = make_box(ev.objectives, ev, results)
+    paths = save_mo(out, results, box, meta=meta, title=title)
+    table = Table(
+        title=f"hypervolume ({', '.join(box.names)}; normalised, reference {box.ref}; "
+        f"max {box.max_hypervolume:.4g}){_synthetic_note(ev)}"
+    )
+    for col in ("algorithm", "runs", "evals", "hypervolume (95% CI)", "std", "front size"):
+        table.add_column(col, justify="left" if col == "algorithm" else "right")
+    for runs in results.values():
+        s = summarize_mo(runs, box)
+        table.add_row(
+            s["algo"],
+            str(s["runs"]),
+            f"{s['evals_mean']:.1f}",
+            f"{s['hv_mean']:.4f} ± {s['hv_ci95']:.4f}",
+            f"{s['hv_std']:.4f}",
+            f"{s['front_size_mean']:.1f}",
+        )
+    console.print(table)
+    console.print(
+        escape(
+            f"wrote {paths['json']}, {paths['markdown']}, {paths['fronts']}, {paths['hypervolume']}"
+        )
+    )
+
+
 def search(
     algo: str = typer.Option(..., "--algo", help="Registered algorithm name."),
     dataset: str = typer.Option("cifar10-valid", help="Dataset (as the table / loader names it)."),
@@ -250,6 +303,7 @@ def search(
         help="Seconds charged per proxy query instead of the measured time (reproducible "
         "clocks under a seconds budget).",
     ),
+    objectives: str | None = objectives_option(),
 ) -> None:
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
@@ -266,6 +320,11 @@ def search(
         raise SearchError(
             f"--zc-proxy serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
         )
+    if objectives is not None and getattr(factory, "kind", None) != "blackbox":
+        raise SearchError(
+            f"--objectives serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
+        )
+    _require_objectives([algo], objectives)
     if getattr(factory, "kind", None) == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
 
@@ -314,6 +373,10 @@ def search(
             device=device,
             charge=zc_charge,
         )
+    if objectives is not None:
+        from nasforge.evaluate.objectives import with_objectives
+
+        ev = with_objectives(ev, objectives)
 
     if workers < 1:
         raise SearchError(f"--workers {workers} must be >= 1")
@@ -362,6 +425,8 @@ def search(
     )
     _print_summaries(out_console, [summarize(results)], note)
     out_console.print(escape(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}"))
+    if objectives is not None:
+        _save_fronts(out, {algo: results}, ev, meta, f"{algo} on {dataset} ({b})", out_console)
 
 
 def compare(
@@ -393,6 +458,7 @@ def compare(
     quiet: bool = typer.Option(
         False, "--quiet", help="No progress output (the result table is still printed)."
     ),
+    objectives: str | None = objectives_option(),
 ) -> None:
     """Run several algorithms under the same protocol and seeds; write one comparison
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
@@ -413,11 +479,16 @@ def compare(
                 f"compare runs black-box algorithms; {name!r} is {kind!r} — run it with "
                 "`nasforge search`"
             )
+    _require_objectives(names, objectives)
     # --quiet silences progress and notes; the result table and paths are the output.
     console = Console(quiet=quiet)
     out_console = Console()
     # locals(): the options as given (no option is rebound above this line).
     ev, b = _evaluator_and_budget(locals(), console)
+    if objectives is not None:
+        from nasforge.evaluate.objectives import with_objectives
+
+        ev = with_objectives(ev, objectives)
 
     with _progress(console) as bar:
         task = bar.add_task(f"{len(names)} algorithms on {dataset}", total=runs * len(names))
@@ -437,6 +508,8 @@ def compare(
     )
     _print_summaries(out_console, [summarize(r) for r in results.values()], note)
     out_console.print(escape(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}"))
+    if objectives is not None:
+        _save_fronts(out, results, ev, meta, f"{dataset}, budget {b}, {runs} runs", out_console)
 
 
 def register(app: typer.Typer) -> None:

@@ -327,8 +327,9 @@ def plot_hypervolume(
 
 def _attainment_50(fronts: list[np.ndarray], maximise: Sequence[bool]) -> np.ndarray | None:
     """The 50%-attainment surface of 2-D fronts (raw values; moocore.eaf), or None."""
-    import moocore
+    from nasforge.search.pareto import load_moocore
 
+    moocore = load_moocore()
     sets = [f for f in fronts if len(f)]
     if len(sets) < 1:
         return None

@@ -40,6 +40,20 @@ __all__ = [
 ]
 
 
+def load_moocore() -> Any:
+    """The moocore module, or a one-line error saying how to install it."""
+    try:
+        import moocore
+    except ImportError:  # pragma: no cover - moocore is in the test extra
+        from nasforge.errors import NasforgeError
+
+        raise NasforgeError(
+            "multi-objective search needs moocore; install it with: "
+            "pip install 'nasforge[multiobjective]'"
+        ) from None
+    return moocore
+
+
 def to_minimisation(
     values: np.ndarray | Sequence[Sequence[float]], maximise: Sequence[bool]
 ) -> np.ndarray:
@@ -61,9 +75,7 @@ def pareto_ranks(F: np.ndarray) -> np.ndarray:
     F = np.asarray(F, dtype=np.float64)
     if len(F) == 0:
         return np.zeros(0, dtype=np.int64)
-    import moocore
-
-    return np.asarray(moocore.pareto_rank(F), dtype=np.int64)
+    return np.asarray(load_moocore().pareto_rank(F), dtype=np.int64)
 
 
 def nondominated_fronts(F: np.ndarray) -> list[np.ndarray]:
@@ -106,9 +118,7 @@ def hypervolume(F: np.ndarray, ref: Sequence[float]) -> float:
     pts = pts[(pts < ref_arr).all(axis=1)]
     if len(pts) == 0:
         return 0.0
-    import moocore
-
-    return float(moocore.hypervolume(pts, ref=ref_arr))
+    return float(load_moocore().hypervolume(pts, ref=ref_arr))
 
 
 def normalise(F: np.ndarray, ideal: Sequence[float], nadir: Sequence[float]) -> np.ndarray:

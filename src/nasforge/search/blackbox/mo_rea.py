@@ -37,6 +37,8 @@ class MultiObjectiveREA(RegularizedEvolution):
 
     kind = "blackbox"
     name = "mo-rea"
+    #: needs an evaluator with objectives (checked by the CLI before any work)
+    multi_objective = True
 
     def _start(self, context: SearchContext) -> None:
         self.maximise = require_objectives(context.objectives, self.name)

@@ -58,6 +58,8 @@ class NSGA2(Searcher):
 
     kind = "blackbox"
     name = "nsga2"
+    #: needs an evaluator with objectives (checked by the CLI before any work)
+    multi_objective = True
 
     def __init__(
         self,

@@ -30,6 +30,8 @@ class ScalarisedREA(RegularizedEvolution):
 
     kind = "blackbox"
     name = "rea-scalar"
+    #: needs an evaluator with objectives (checked by the CLI before any work)
+    multi_objective = True
 
     def __init__(
         self,
