@@ -248,8 +248,12 @@ class TabularEvaluator(Evaluator):
                     vals = vals + np.nan_to_num(np.nanmean(self._vtime[:, :, : e + 1], axis=2))
         else:
             present = np.flatnonzero(ok.any(axis=0))
-            got = [self.known_costs(self.bench.arch_string(int(i))).get(name) for i in present]
-            vals = np.asarray([math.nan if v is None else v for v in got], dtype=np.float64)
+            column = self.bench.cost_array(self.dataset, name)
+            if column is not None and np.isfinite(column[present]).all():
+                vals = column[present]  # the table's own column, one lookup
+            else:
+                got = [self.known_costs(self.bench.arch_string(int(i))).get(name) for i in present]
+                vals = np.asarray([math.nan if v is None else v for v in got], dtype=np.float64)
             if not np.isfinite(vals).all():
                 return None  # a cost known for some archs only: no space-wide range
         finite = vals[np.isfinite(vals)]
