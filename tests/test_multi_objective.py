@@ -305,12 +305,20 @@ def test_cli_compare_and_search_with_objectives(table, tmp_path):
     assert [o["name"] for o in doc["box"]["objectives"]] == ["valid_acc", "latency_s"]
     for s in doc["summaries"]:
         assert s["runs"] == 2 and 0 < s["hv_mean"] <= doc["box"]["max_hypervolume"]
+    base = TabularEvaluator(table, "cifar10-valid")
     for algo, runs in doc["fronts"].items():
         assert len(runs) == 2, algo
         for run in runs:
             pts = np.array([[m["valid_acc"], m["latency_s"]] for m in run["front"]])
             F = to_minimisation(pts, [True, False])
             assert len(nondominated_fronts(F)) == 1  # mutually non-dominated
+            # each member carries the test accuracy reported for it (never searched on)
+            for m in run["front"]:
+                arch = base.space.from_string(m["arch"])
+                want = base.report(arch, Observation(arch, 0.0, 12, 0.0)).test_acc
+                assert m["test_acc"] == pytest.approx(want)
+    assert doc["report_box"]["objectives"][0]["range_source"].startswith("space (reported")
+    assert all(0 < s["report_hv_mean"] for s in doc["summaries"])
     for png in ("fronts.png", "hypervolume.png", "comparison.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 

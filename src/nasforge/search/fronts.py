@@ -15,6 +15,11 @@ random or single-objective search is measured the same way as a Pareto searcher.
   ``TabularEvaluator.objective_range``), else the smallest and largest values seen in all
   the runs being compared (then hypervolumes are comparable within one comparison only).
   The box is recorded in every output.
+* The **reported** hypervolume re-scores a run's front the way NAS-Bench-201 reports a
+  returned arch: its ``valid_acc`` (the search signal) replaced by the accuracy the
+  evaluator reports for it (a table: the seed-averaged test accuracy after the report
+  recipe, e.g. 200 epochs), which the search never saw; the accuracy range is then the
+  reported test accuracies of the whole space (``objective_range("test_acc")``) where known.
 * The hypervolume **over the budget** is the run's hypervolume after each evaluation, on its
   clock; curves give the mean over runs and the 95% normal confidence interval of the mean
   (1.96 standard errors), as :func:`nasforge.search.protocol.plot_curves` does.
@@ -43,6 +48,9 @@ __all__ = [
     "mo_markdown",
     "plot_fronts",
     "plot_hypervolume",
+    "report_box",
+    "reported_front",
+    "reported_fronts",
     "run_front",
     "run_values",
     "save_mo",
@@ -160,6 +168,45 @@ def make_box(
     )
 
 
+def report_box(
+    box: HypervolumeBox, evaluator: Any, reported: Sequence[np.ndarray]
+) -> HypervolumeBox:
+    """``box`` with the accuracy range of reported values: the evaluator's range of the
+    reported test accuracy (``objective_range("test_acc")``) where it knows it, else the
+    smallest and largest of ``reported`` (rows of :func:`reported_front`)."""
+    if "valid_acc" not in box.names:
+        raise SearchError("a reported front re-scores valid_acc, which is not an objective")
+    j = box.names.index("valid_acc")
+    fn = getattr(evaluator, "objective_range", None)
+    known = fn("test_acc") if callable(fn) else None
+    if known is not None:
+        lo, hi, src = float(known[0]), float(known[1]), "space (reported test accuracy)"
+    else:
+        col = np.concatenate([r[:, j] for r in reported if len(r)] or [np.zeros(0)])
+        col = col[np.isfinite(col)]
+        if col.size == 0:
+            raise SearchError("the evaluator reports no test accuracy for any front member")
+        lo, hi, src = float(col.min()), float(col.max()), "observed (reported test accuracy)"
+    low, high, srcs = list(box.low), list(box.high), list(box.range_source)
+    low[j], high[j], srcs[j] = lo, hi, src
+    return HypervolumeBox(box.names, box.maximise, tuple(low), tuple(high), tuple(srcs), box.ref)
+
+
+def reported_front(run: RunResult, evaluator: Any) -> np.ndarray:
+    """The run's front (:func:`run_front`) with ``valid_acc`` replaced by the test accuracy
+    ``evaluator.report`` gives each member (rows in front order; NaN where none)."""
+    from nasforge.evaluate.base import Observation
+
+    names = [o["name"] for o in run.config.get("evaluator", {}).get("objectives", [])]
+    space = evaluator.space
+    rows = []
+    for m in run_front(run):
+        arch = space.from_string(m["arch"])
+        rep = evaluator.report(arch, Observation(arch, m.get("valid_acc", math.nan), 0, 0.0))
+        rows.append([rep.test_acc if n == "valid_acc" else m[n] for n in names])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
+
+
 def hv_trajectory(run: RunResult, box: HypervolumeBox) -> np.ndarray:
     """The run's hypervolume after each of its evaluations (recomputed only when an
     evaluation enters the front)."""
@@ -235,9 +282,16 @@ def _ci(values: np.ndarray) -> tuple[float, float, float]:
     return float(v.mean()), std, 1.96 * std / math.sqrt(v.size)
 
 
-def summarize_mo(runs: Sequence[RunResult], box: HypervolumeBox) -> dict[str, Any]:
+def summarize_mo(
+    runs: Sequence[RunResult],
+    box: HypervolumeBox,
+    *,
+    reported: Sequence[np.ndarray] | None = None,
+    rbox: HypervolumeBox | None = None,
+) -> dict[str, Any]:
     """Final hypervolume over runs (mean, sample std, 95% CI half-width), front sizes and
-    evaluations, of one algorithm's runs."""
+    evaluations, of one algorithm's runs; with ``reported`` (:func:`reported_front` of each
+    run) and its box ``rbox``, the reported hypervolume too (``report_hv_*``)."""
     if not runs:
         raise SearchError("cannot summarize zero runs")
     finals = np.asarray(
@@ -245,6 +299,16 @@ def summarize_mo(runs: Sequence[RunResult], box: HypervolumeBox) -> dict[str, An
     )
     mean, std, half = _ci(finals)
     sizes = np.asarray([len(run_front(r)) for r in runs], dtype=np.float64)
+    extra: dict[str, Any] = {}
+    if reported is not None and rbox is not None:
+        rep = np.asarray([rbox.hypervolume(v) if len(v) else 0.0 for v in reported])
+        r_mean, r_std, r_half = _ci(rep)
+        extra = {
+            "report_hv_mean": r_mean,
+            "report_hv_std": r_std,
+            "report_hv_ci95": r_half,
+            "report_hv_per_run": rep.tolist(),
+        }
     return {
         "algo": runs[0].algo,
         "runs": len(runs),
@@ -257,6 +321,7 @@ def summarize_mo(runs: Sequence[RunResult], box: HypervolumeBox) -> dict[str, An
         "hv_per_run": finals.tolist(),
         "front_size_mean": float(sizes.mean()),
         "evals_mean": float(np.mean([r.num_evals for r in runs])),
+        **extra,
     }
 
 
@@ -267,14 +332,19 @@ def mo_markdown(summaries: Sequence[dict[str, Any]], box: HypervolumeBox) -> str
         f"{box.ref} per objective (max {box.max_hypervolume:.4g})",
         "",
         "| algorithm | runs | budget | evaluations (mean) | hypervolume (mean ± 95% CI) | "
-        "std | front size (mean) |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "std | front size (mean) | reported hypervolume (mean ± 95% CI) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
+        rep = (
+            f"{s['report_hv_mean']:.4f} ± {s['report_hv_ci95']:.4f}"
+            if "report_hv_mean" in s
+            else "n/a"
+        )
         rows.append(
             f"| {s['algo']} | {s['runs']} | {s['budget']} | {s['evals_mean']:.1f} | "
             f"{s['hv_mean']:.4f} ± {s['hv_ci95']:.4f} | {s['hv_std']:.4f} | "
-            f"{s['front_size_mean']:.1f} |"
+            f"{s['front_size_mean']:.1f} | {rep} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -405,6 +475,21 @@ def plot_fronts(
     return atomic_save_figure(fig, path)
 
 
+def reported_fronts(
+    results: dict[str, Sequence[RunResult]], box: HypervolumeBox, evaluator: Any
+) -> tuple[dict[str, list[np.ndarray]], HypervolumeBox] | None:
+    """Every run's :func:`reported_front` and their common :func:`report_box`, or None when
+    there is nothing to report (no evaluator, no ``valid_acc`` objective, no test accuracy
+    reported for any member)."""
+    if evaluator is None or "valid_acc" not in box.names:
+        return None
+    fronts = {a: [reported_front(r, evaluator) for r in runs] for a, runs in results.items()}
+    j = box.names.index("valid_acc")
+    if not any(np.isfinite(f[:, j]).any() for fs in fronts.values() for f in fs if len(f)):
+        return None
+    return fronts, report_box(box, evaluator, [f for fs in fronts.values() for f in fs])
+
+
 def save_mo(
     out_dir: str | Path,
     results: dict[str, Sequence[RunResult]],
@@ -412,18 +497,35 @@ def save_mo(
     *,
     meta: dict[str, Any] | None = None,
     title: str = "",
+    evaluator: Any = None,
 ) -> dict[str, Path]:
     """Write ``pareto.json`` (box, per-algorithm hypervolume summary, every run's front),
-    ``pareto.md``, ``hypervolume.png`` and ``fronts.png`` into ``out_dir``."""
+    ``pareto.md``, ``hypervolume.png`` and ``fronts.png`` into ``out_dir``. With an
+    ``evaluator`` that reports test accuracies and ``valid_acc`` among the objectives, the
+    front members carry their reported ``test_acc`` and the summaries the reported
+    hypervolume (:func:`reported_front`)."""
     out = Path(out_dir)
-    summaries = [summarize_mo(runs, box) for runs in results.values()]
+    rep = reported_fronts(results, box, evaluator)
+    rbox = None if rep is None else rep[1]
+    summaries = [
+        summarize_mo(runs, box, reported=None if rep is None else rep[0][a], rbox=rbox)
+        for a, runs in results.items()
+    ]
+    fronts: dict[str, list[dict[str, Any]]] = {}
+    for algo, runs in results.items():
+        fronts[algo] = []
+        for i, r in enumerate(runs):
+            members = run_front(r)
+            if rep is not None:
+                j = box.names.index("valid_acc")
+                for m, row in zip(members, rep[0][algo][i], strict=True):
+                    m["test_acc"] = float(row[j])
+            fronts[algo].append({"seed": r.seed, "front": members})
     doc = {
         "box": box.to_dict(),
+        **({"report_box": rbox.to_dict()} if rbox is not None else {}),
         "summaries": summaries,
-        "fronts": {
-            algo: [{"seed": r.seed, "front": run_front(r)} for r in runs]
-            for algo, runs in results.items()
-        },
+        "fronts": fronts,
         **({"meta": meta} if meta else {}),
     }
     js = atomic_write_json(out / "pareto.json", doc)
