@@ -7,6 +7,8 @@ on any registered space (``--space``, default nb201).
         --dataset cifar10-valid --runs 100 -o DIR
     nasforge search --algo rea --evaluator train --dataset digits --recipe nb201-12e \\
         --budget 20evals -o DIR
+    nasforge compare --algos nsga2,mo-rea,random,rea-scalar --bench TABLE --dataset cifar100 \\
+        --objectives valid_acc,flops_m --runs 100 -o DIR     # fronts + hypervolume too
 
 Black-box algorithms run through :mod:`nasforge.search.protocol`; a one-shot algorithm
 (``kind == "oneshot"``) is handed to :func:`nasforge.cli.oneshot.run_oneshot`.

@@ -323,7 +323,9 @@ class RunResult:
     never seen by the searcher), ``report_valid`` (its reported validation accuracy) and
     ``best_index`` (its index in the space, the official index for NB201; -1 before any
     result or when the space has no index). ``history["arch"]`` holds the space's string of
-    every evaluated arch and ``history["arch_index"]`` its index (-1 where none).
+    every evaluated arch and ``history["arch_index"]`` its index (-1 where none); with an
+    evaluator that has objectives, ``history["objectives"]`` the objective values of every
+    evaluation (``None`` where unknown; see :mod:`nasforge.search.fronts`).
     """
 
     algo: str
