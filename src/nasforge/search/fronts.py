@@ -420,9 +420,11 @@ def plot_fronts(
     *,
     title: str = "",
 ) -> Path:
-    """The fronts: one panel per objective after the first (first objective on x). Each
-    algorithm's run fronts are drawn faintly; with two objectives its 50%-attainment
-    surface over runs (the front half the runs reach or beat; moocore.eaf) as a line."""
+    """The fronts: one panel per objective after the first (first objective on y). With two
+    objectives, each algorithm's run fronts are drawn faintly and its 50%-attainment surface
+    over runs (the front half the runs reach or beat; moocore.eaf) as a line. With more, a
+    front is a surface: each panel projects the front of the algorithm's median-hypervolume
+    run (one marker per algorithm)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -432,37 +434,46 @@ def plot_fronts(
     panels = max(m - 1, 1)
     fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.8), dpi=120, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "os^Dv<>p*h"
     for a_i, (algo, runs) in enumerate(results.items()):
         color = colors[a_i % len(colors)]
         fronts = []
         for r in runs:
             vals = run_values(r)
-            if not len(vals):
-                continue
-            ok = np.isfinite(vals).all(axis=1)
-            v = vals[ok]
-            F = to_minimisation(v, box.maximise)
-            fronts.append(v[nondominated_mask(F)] if len(v) else v)
-        allpts = np.vstack([f for f in fronts if len(f)] or [np.zeros((0, m))])
+            v = vals[np.isfinite(vals).all(axis=1)] if len(vals) else np.zeros((0, m))
+            fronts.append(v[nondominated_mask(to_minimisation(v, box.maximise))] if len(v) else v)
+        if m == 2:
+            ax = axes[0, 0]
+            allpts = np.vstack([f for f in fronts if len(f)] or [np.zeros((0, m))])
+            ax.scatter(allpts[:, 1], allpts[:, 0], s=6, alpha=0.15, color=color)
+            surf = _attainment_50(fronts, box.maximise)
+            if surf is not None:
+                # a point attains every x it beats: to its right for a minimised x
+                where = "pre" if box.maximise[1] else "post"
+                ax.step(
+                    surf[:, 1],
+                    surf[:, 0],
+                    where=where,
+                    color=color,
+                    linewidth=1.6,
+                    label=f"{algo}: 50%-attainment ({len(runs)} runs)",
+                )
+            continue
+        finals = [box.hypervolume(f) if len(f) else 0.0 for f in fronts]
+        if not finals:
+            continue
+        median = int(np.argsort(finals, kind="stable")[(len(finals) - 1) // 2])
+        front = fronts[median]
         for p in range(panels):
-            ax = axes[0, p]
-            j = min(p + 1, m - 1)
-            ax.scatter(allpts[:, j], allpts[:, 0], s=6, alpha=0.15, color=color)
-            if m == 2:
-                surf = _attainment_50([f[:, [0, 1]] for f in fronts], box.maximise)
-                if surf is not None:
-                    # a point attains every x it beats: to its right for a minimised x
-                    where = "pre" if box.maximise[1] else "post"
-                    ax.step(
-                        surf[:, 1],
-                        surf[:, 0],
-                        where=where,
-                        color=color,
-                        linewidth=1.6,
-                        label=f"{algo}: 50%-attainment ({len(runs)} runs)",
-                    )
-            else:
-                ax.scatter([], [], color=color, label=f"{algo} ({len(runs)} runs)")
+            axes[0, p].scatter(
+                front[:, p + 1],
+                front[:, 0],
+                s=22,
+                alpha=0.75,
+                color=color,
+                marker=markers[a_i % len(markers)],
+                label=f"{algo}: median-hypervolume run (seed {runs[median].seed})",
+            )
     for p in range(panels):
         ax = axes[0, p]
         j = min(p + 1, m - 1)
@@ -470,7 +481,7 @@ def plot_fronts(
         ax.set_ylabel(f"{box.names[0]} ({'max' if box.maximise[0] else 'min'})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    fig.suptitle(title or "fronts of the evaluated archs (dots: every run's front)", fontsize=10)
+    fig.suptitle(title or "fronts of the evaluated archs", fontsize=10)
     fig.tight_layout()
     return atomic_save_figure(fig, path)
 
