@@ -1,8 +1,11 @@
 """NSGA-II (Deb, Pratap, Agarwal, Meyarivan, IEEE TEC 6(2) 2002) on the ask/tell protocol.
 
-As in the paper (Sec. III-C, "main loop") and pymoo's ``NSGA2`` (the reference
-implementation we compared behaviour with: ``pymoo/algorithms/moo/nsga2.py``,
-``pymoo/operators/survival/rank_and_crowding``):
+As in the paper (Sec. III-C, "main loop") and pymoo's ``NSGA2``, the reference
+implementation whose code we read against ours (anyoptimization/pymoo,
+``pymoo/algorithms/moo/nsga2.py`` at 2d75cef: ``binary_tournament`` l. 22, ``NSGA2.__init__``
+with ``SBX(prob=0.9)``; ``pymoo/operators/survival/rank_and_crowding/classes.py``
+``RankAndCrowding._do``); it is not installed here, so runs were not compared number for
+number:
 
 * generation 0 is ``population_size`` archs drawn uniformly from the space;
 * each generation breeds ``population_size`` children. A parent is the winner of a binary
@@ -21,7 +24,9 @@ implementation we compared behaviour with: ``pymoo/algorithms/moo/nsga2.py``,
   crowding distance each survivor got here are what the next tournaments compare.
 
 Where we differ, and why: pymoo's default tournament (``comp_by_dom_and_crowding``) compares
-the two competitors by dominance rather than by rank; we use the paper's rank comparison.
+the two competitors by dominance rather than by rank; we use the paper's rank comparison. A
+mating gives one child (pymoo's SBX gives two per pair of parents), so each child has its own
+two tournaments.
 Continuous crossover / mutation operators (SBX, polynomial mutation) do not apply to
 categorical archs, so crossover is uniform over choices (spaces with no choices, e.g. none
 today, breed by mutation alone). ``population_size`` defaults to 20, not the paper's 100
