@@ -283,6 +283,17 @@ def test_nsga2_survival_is_elitist_rank_then_crowding():
     assert sorted(s.rank.tolist()) == [0, 0, 1, 1]
 
 
+def test_nsga2_ranks_a_failed_evaluation_last():
+    s = ALGORITHMS.create("nsga2", seed=2, population_size=3)
+    s.start(_context())
+    archs = [s.ask().arch for _ in range(3)]
+    # the failure reports the best objective values, but produced no network
+    s.tell(Told(archs[0], 0.0, 0, 1.0, ok=False, objectives=(0, 0)))
+    s.tell(Told(archs[1], 0.0, 0, 1.0, objectives=(5, 5)))
+    s.tell(Told(archs[2], 0.0, 0, 1.0, objectives=(6, 6)))
+    assert s.rank[s.population.index(archs[0])] == max(s.rank) == 2
+
+
 def test_mo_rea_tournament_prefers_the_pareto_front():
     s = ALGORITHMS.create("mo-rea", seed=0, population_size=5, sample_size=40)
     s.start(_context())
