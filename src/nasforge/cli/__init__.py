@@ -29,6 +29,7 @@ _FAMILIES = [
     "nasforge.cli.width",
     "nasforge.cli.zc",
     "nasforge.cli.study",
+    "nasforge.cli.explore",
 ]
 
 for _name in _FAMILIES:
