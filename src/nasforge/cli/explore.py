@@ -8,6 +8,7 @@ otherwise, prints the URL and serves until interrupted (Ctrl-C). Read-only.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -70,10 +71,8 @@ def explore(
         )
         sys.stdout.flush()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop
         serve(explorer, host=bind_host, port=port, on_ready=ready)
-    except KeyboardInterrupt:
-        pass
 
 
 def register(app: typer.Typer) -> None:

@@ -51,8 +51,7 @@ class CellView:
     def positions(self) -> list[dict[str, Any]]:
         """The filterable positions: ``[{"name", "options"}]`` (options as strings)."""
         return [
-            {"name": c.name, "options": [str(o) for o in c.options]}
-            for c in self._space.choices()
+            {"name": c.name, "options": [str(o) for o in c.options]} for c in self._space.choices()
         ]
 
     def picks(self, strings: list[str]) -> np.ndarray:

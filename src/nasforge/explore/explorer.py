@@ -7,6 +7,7 @@ at start, so nothing outside the opened paths can be named, let alone served.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,10 +60,9 @@ class Explorer:
             for view in self.tables.values():
                 view.warm()
             for rid in self._runs:
-                try:
+                # a damaged run is answered again, with its message, when the page asks
+                with contextlib.suppress(ExploreError):
                     self.run(rid)
-                except ExploreError:
-                    pass  # answered again (with its message) when the page asks
 
     # -- what the page lists ------------------------------------------------------------------
     def sources(self) -> dict[str, Any]:

@@ -247,7 +247,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(addr)
     except OSError as exc:
         sock.close()
-        raise ExploreError(f"cannot listen on {host}:{port} ({exc.strerror}); try --port 0") from None
+        raise ExploreError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); try --port 0"
+        ) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

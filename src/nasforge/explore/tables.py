@@ -358,9 +358,7 @@ class TableView:
                 {"index": int(i), "arch": strings[i], "values": vals}
                 for i, vals in zip(
                     top.tolist(),
-                    zip(*(_clean(cols[c][top]) for c in shown), strict=True)
-                    if len(top)
-                    else [],
+                    zip(*(_clean(cols[c][top]) for c in shown), strict=True) if len(top) else [],
                     strict=True,
                 )
             ],
@@ -413,9 +411,7 @@ class TableView:
                 rec = b.query(index, dataset, hp=hp, seed=s)
             except NasforgeError:
                 continue  # this seed failed or was never trained: no curve
-            curves = {
-                m: _clean(v) for m, v in rec.curves.items() if m.endswith(("_acc", "_loss"))
-            }
+            curves = {m: _clean(v) for m, v in rec.curves.items() if m.endswith(("_acc", "_loss"))}
             seeds.append({"seed": s, "curves": curves})
         finals = []
         for ds in b.datasets:

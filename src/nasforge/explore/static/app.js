@@ -66,6 +66,7 @@ function setReady(name) { document.body.dataset.state = name; }
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const SMALL_PLOT = { displayModeBar: false, responsive: true };
 
+let glBroken = false;
 function webglOk() {
   // a software fallback (no GPU) reports a major performance caveat: SVG is faster there
   try {
@@ -311,7 +312,7 @@ function listColumns(columns) {
 
 function renderScatter(pts) {
   const n = pts.index.length;
-  const type = n > 3000 && webglOk() ? "scattergl" : "scatter";
+  const type = n > 3000 && !glBroken && webglOk() ? "scattergl" : "scatter";
   const names = escapedNames.get(state.tid) || [];
   const text = pts.index.map((i) => names[i]);
   const hover = `%{text}<br>index %{customdata}<br>${esc(pts.x)} %{x}<br>${esc(pts.y)} %{y}<extra></extra>`;
@@ -342,6 +343,14 @@ function renderScatter(pts) {
   };
   const div = $("scatter");
   Plotly.react(div, traces, layout, PLOT_CONFIG);
+  if (type === "scattergl" && div.querySelector(".no-webgl")) {
+    // WebGL refused after all (e.g. a browser without GPU): draw SVG from now on
+    glBroken = true;
+    Plotly.purge(div);
+    delete div.dataset.bound;
+    renderScatter(pts);
+    return;
+  }
   if (!div.dataset.bound) {
     div.dataset.bound = "1";
     div.on("plotly_click", (ev) => {
