@@ -23,6 +23,7 @@ pytest.importorskip("starlette", reason="the explore extra (starlette) is not in
 pytest.importorskip("uvicorn", reason="the explore extra (uvicorn) is not installed")
 pytest.importorskip("plotly", reason="the explore extra (plotly) is not installed")
 
+pytest.register_assert_rewrite("explore_data")  # its asserts report like tests
 from explore_data import XSS_ALGO, XSS_ARCH, XSS_DIR  # noqa: E402
 from nasforge.explore import Explorer, create_app, pareto_front  # noqa: E402
 from nasforge.explore.server import ServerThread, bind  # noqa: E402
@@ -400,3 +401,37 @@ def test_nan_values_become_null():
         "b": [1.0, None],
         "c": [1, None],
     }
+
+
+# -- cells of the other spaces ------------------------------------------------------------------
+def test_width_configurations_draw_as_bars_and_filter_per_layer():
+    from nasforge.explore.cells import cell_view
+
+    view = cell_view("nats-sss")
+    bars = view.draw("64:32:16:48:8")
+    assert bars["kind"] == "bars" and bars["values"] == [64, 32, 16, 48, 8] and bars["max"] == 64
+    pos = view.positions()
+    assert len(pos) == 5 and pos[0]["options"] == ["8", "16", "24", "32", "40", "48", "56", "64"]
+    picks = view.picks(["64:32:16:48:8", "8:8:8:8:8"])
+    assert picks.tolist() == [[7, 3, 1, 5, 0], [0, 0, 0, 0, 0]]
+
+
+def test_darts_genotypes_draw_as_two_cell_dags():
+    from nasforge.explore.cells import cell_view
+    from nasforge.spaces.darts import PUBLISHED
+
+    view = cell_view("darts")
+    g = PUBLISHED["DARTS_V2"]
+    d = view.draw(g.to_string())
+    assert [x["title"] for x in d["graphs"]] == ["normal cell", "reduce cell"]
+    normal = d["graphs"][0]
+    assert normal["nodes"] == ["c_{k-2}", "c_{k-1}", "0", "1", "2", "3", "c_{k}"]
+    ops = [(e["op"], e["src"], e["dst"]) for e in normal["edges"] if e["op"]]
+    assert ops == [(op, i, 2 + k // 2) for k, (op, i) in enumerate(g.normal)]
+    concat = [e["src"] for e in normal["edges"] if not e["op"]]
+    assert concat == list(g.normal_concat)
+    labels = view.edge_labels(28)  # a DARTS-space one-shot run's probs: 2 cells x 14 edges
+    assert labels[0] == "normal 0<-c_{k-2}" and labels[14] == "reduce 0<-c_{k-2}"
+    assert labels[13] == "normal 3<-2" and view.op_names(8)[0] == "none"
+    with pytest.raises(Exception, match="genotype"):
+        view.draw("not a genotype")

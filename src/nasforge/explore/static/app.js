@@ -6,6 +6,7 @@
 
 const $ = (id) => document.getElementById(id);
 const MAX_SELECTED = 4;
+const MAX_SVG_POINTS = 4000;
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
   "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
 const state = {
@@ -320,9 +321,20 @@ function renderScatter(pts) {
   const sel = new Set(state.selected);
   const selIdx = [];
   pts.index.forEach((ix, k) => { if (sel.has(ix)) selIdx.push(k); });
+  // Without WebGL, SVG draws every point as an element: past MAX_SVG_POINTS the cloud is
+  // thinned to every k-th arch (the front and the selection are always drawn whole).
+  let cloud = null;
+  if (type === "scatter" && n > MAX_SVG_POINTS) {
+    const stride = Math.ceil(n / MAX_SVG_POINTS);
+    cloud = [];
+    for (let k = 0; k < n; k += stride) cloud.push(k);
+  }
+  const pick = (arr) => (cloud ? cloud.map((k) => arr[k]) : arr);
+  const cloudName = cloud ? `archs (1 in ${Math.ceil(n / MAX_SVG_POINTS)} of ${n} drawn: no WebGL)` : `archs (${n})`;
   const traces = [
-    { type, mode: "markers", name: `archs (${n})`, x: pts.xs, y: pts.ys, customdata: pts.index,
-      text, hovertemplate: hover, marker: { size: 5, color: "rgba(31,119,180,0.45)" } },
+    { type, mode: "markers", name: cloudName, x: pick(pts.xs), y: pick(pts.ys),
+      customdata: pick(pts.index), text: pick(text), hovertemplate: hover,
+      marker: { size: 5, color: "rgba(31,119,180,0.45)" } },
     { type: "scatter", mode: "lines+markers", name: `Pareto front (${front.length})`,
       x: front.map((k) => pts.xs[k]), y: front.map((k) => pts.ys[k]),
       customdata: front.map((k) => pts.index[k]), text: front.map((k) => text[k]),
@@ -336,7 +348,7 @@ function renderScatter(pts) {
   const dir = (m, up) => `${esc(m)} (${up ? "higher" : "lower"} is better)`;
   const layout = {
     margin: { l: 60, r: 10, t: 30, b: 50 }, height: 420,
-    title: { text: `${esc(state.ds)} / ${esc(state.hp)}`, font: { size: 13 } },
+    title: { text: `${esc(state.ds)} / recipe ${esc(state.hp)}`, font: { size: 13 }, x: 0.01, xanchor: "left" },
     xaxis: { title: { text: dir(pts.x, pts.maximize.x) } },
     yaxis: { title: { text: dir(pts.y, pts.maximize.y) } },
     legend: { orientation: "h", y: -0.18 }, hovermode: "closest",
@@ -415,7 +427,8 @@ function drawCurves(div, d) {
   Plotly.react(div, traces, {
     height: 230, margin: { l: 45, r: 10, t: 25, b: 35 },
     title: { text: `${esc(m)} per seed (${esc(d.dataset)}/${esc(d.hp)})`, font: { size: 12 } },
-    xaxis: { title: { text: "epoch" }, tickformat: "d" }, legend: { orientation: "h", y: -0.3 },
+    xaxis: { title: { text: "epoch" }, tickformat: "d" },
+    legend: { x: 1, xanchor: "right", y: 0.05, yanchor: "bottom", bgcolor: "rgba(255,255,255,0.7)" },
   }, SMALL_PLOT);
 }
 
