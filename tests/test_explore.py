@@ -320,6 +320,8 @@ def test_read_only_and_loopback_hosts_only(server, client):
     # DNS rebinding: a page on another origin resolving to 127.0.0.1 is refused
     assert _raw_get(server.url, "/api/sources", host="evil.example")[0] == 400
     assert _raw_get(server.url, "/api/sources", host="localhost")[0] == 200
+    assert _raw_get(server.url, "/api/sources", host="[::1]:80")[0] == 200
+    assert _raw_get(server.url, "/api/sources", host="127.0.0.1.evil.example")[0] == 400
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -110,7 +110,6 @@ def create_app(explorer: Explorer, *, allowed_hosts: list[str] | None = None) ->
     (default: loopback names only; ``["*"]`` answers any)."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
@@ -222,13 +221,30 @@ def create_app(explorer: Explorer, *, allowed_hosts: list[str] | None = None) ->
 
             await self.app(scope, receive, send_with_headers)
 
-    hosts = allowed_hosts or list(LOOPBACK_NAMES)
+    hosts = set(allowed_hosts or LOOPBACK_NAMES)
+
+    class HostCheck:
+        """Refuse (400) a ``Host`` header naming another machine: a page elsewhere whose
+        name resolves to 127.0.0.1 (DNS rebinding) must not read the answers. Unlike
+        Starlette's TrustedHostMiddleware, reads bracketed IPv6 hosts (``[::1]:8000``)."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and "*" not in hosts:
+                raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+                name = raw[: raw.find("]") + 1] if raw.startswith("[") else raw.split(":")[0]
+                if name not in hosts:
+                    await json_response({"error": f"host {name[:60]!r} refused"}, 400)(
+                        scope, receive, send
+                    )
+                    return
+            await self.app(scope, receive, send)
+
     return Starlette(
         routes=routes,
-        middleware=[
-            Middleware(SecurityHeaders),
-            Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
-        ],
+        middleware=[Middleware(SecurityHeaders), Middleware(HostCheck)],
         exception_handlers={404: not_found, 405: not_allowed},
     )
 
