@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.errors import NasforgeError
-from nasforge.explore.runs import RUN_KINDS, LoadContext, Root, walk
+from nasforge.explore.runs import MAX_DEPTH, RUN_KINDS, LoadContext, Root, walk
 from nasforge.explore.tables import ExploreError, NotFound, TableView
 
 
@@ -52,7 +52,7 @@ class Explorer:
             if len(self.tables) + len(self._runs) == before:
                 raise ExploreError(
                     f"{str(raw)!r} holds no table and no run directory (looked "
-                    f"{MAX_DEPTH_TEXT}); expected a table directory (manifest.json) or the "
+                    f"{MAX_DEPTH} levels deep); expected a table directory (manifest.json) or the "
                     f"output of a run ({', '.join(RUN_KINDS.names())})"
                 )
         self._context = LoadContext({v.path.resolve(): v for v in self.tables.values()})
@@ -99,7 +99,5 @@ class Explorer:
             self._loaded[rid] = cached
         return cached
 
-
-MAX_DEPTH_TEXT = "4 levels deep"
 
 __all__ = ["Explorer"]
