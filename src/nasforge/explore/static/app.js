@@ -632,10 +632,11 @@ function drawRanking(run, body) {
   const sc = el("div", { class: "plot", id: "ranking-scatter" });
   body.appendChild(taus);
   body.appendChild(sc);
+  const labels = run.labels.map(esc); // category ticks: Plotly reads tags in them
   Plotly.react(taus, [
-    { x: run.labels, y: run.tau, mode: "lines+markers", name: "Kendall tau vs table" },
-    { x: run.labels, y: run.rho, mode: "lines+markers", name: "Spearman rho vs table" },
-    { x: run.labels, y: run.tau_prev, mode: "lines+markers", name: "tau vs previous snapshot", line: { dash: "dot" } },
+    { x: labels, y: run.tau, mode: "lines+markers", name: "Kendall tau vs table" },
+    { x: labels, y: run.rho, mode: "lines+markers", name: "Spearman rho vs table" },
+    { x: labels, y: run.tau_prev, mode: "lines+markers", name: "tau vs previous snapshot", line: { dash: "dot" } },
   ], { height: 320, margin: { l: 50, r: 10, t: 30, b: 60 }, title: { text: "ranking over training", font: { size: 13 } },
     yaxis: { range: [-1, 1] } }, PLOT_CONFIG);
   Plotly.react(sc, [{ x: run.truth, y: run.final_oneshot, mode: "markers", text: run.archs.map(esc),
