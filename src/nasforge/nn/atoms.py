@@ -208,16 +208,24 @@ class AtomConvFactory:
         self.level, self.num_atoms, self.mode = level, num_atoms, mode
         self.max_channels = max_channels
         self._scope: str = "network"
+        self._scope_channels: int | None = None
         self.banks: dict[tuple[str, tuple[int, int], bool], Coefficients] = {}
 
     @contextlib.contextmanager
-    def scope(self, name: str) -> Iterator[None]:
-        """Convolutions built inside share one coefficient tensor at level ``"stage"``."""
-        previous, self._scope = self._scope, str(name)
+    def scope(self, name: str, channels: int | None = None) -> Iterator[None]:
+        """Convolutions built inside share one coefficient tensor at level ``"stage"``, of
+        width ``channels`` (the widest of them; default ``max_channels``)."""
+        previous = self._scope, self._scope_channels
+        self._scope, self._scope_channels = str(name), channels
         try:
             yield
         finally:
-            self._scope = previous
+            self._scope, self._scope_channels = previous
+
+    def _width(self) -> int:
+        if self.level == "stage" and self._scope_channels is not None:
+            return int(self._scope_channels)
+        return int(self.max_channels)  # type: ignore[arg-type]
 
     def _bank(self, kernel: tuple[int, int], depthwise: bool) -> Coefficients | None:
         if self.level == "layer":
@@ -225,7 +233,7 @@ class AtomConvFactory:
         scope = self._scope if self.level == "stage" else "network"
         key = (scope, kernel, depthwise)
         if key not in self.banks:
-            c = int(self.max_channels)  # type: ignore[arg-type]
+            c = self._width()
             self.banks[key] = Coefficients(c, 1 if depthwise else c, self.num_atoms)
         return self.banks[key]
 
@@ -249,10 +257,10 @@ class AtomConvFactory:
                 f"atom convolutions support dense or depth-wise convolutions, got groups="
                 f"{groups} for {c_in} -> {c_out} channels"
             )
-        if self.level != "layer" and max(c_in, c_out) > int(self.max_channels):  # type: ignore[arg-type]
+        if self.level != "layer" and max(c_in, c_out) > self._width():
             raise ArchError(
                 f"a {c_in} -> {c_out} convolution is wider than max_channels="
-                f"{self.max_channels} of the shared coefficients"
+                f"{self._width()} of the shared coefficients"
             )
         return AtomConv2d(
             c_in,
@@ -316,7 +324,7 @@ class ResNet18(nn.Module):
         stages = []
         c_prev = width
         for s, (c, stride) in enumerate(zip(widths, (1, 2, 2, 2), strict=True)):
-            with scope(f"stage{s}") if scope else contextlib.nullcontext():
+            with scope(f"stage{s}", c) if scope else contextlib.nullcontext():
                 if s == 0:
                     self.conv1 = conv(3, width, 3, stride=1, padding=1, bias=False)
                 blocks = [BasicBlock(c_prev, c, stride, conv), BasicBlock(c, c, 1, conv)]
