@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.errors import ArchError
+from nasforge.nn.ops import ConvFactory
 
 #: Sharing levels of the coefficients, narrowest first.
 SHARING_LEVELS: tuple[str, ...] = ("layer", "stage", "network")
@@ -300,10 +301,6 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-#: ``nn.Conv2d`` or anything called like it (an :class:`AtomConvFactory`).
-ConvFactory = type[nn.Conv2d] | AtomConvFactory
-
-
 class ResNet18(nn.Module):
     """CIFAR ResNet-18 (``resnet_dcf.py:76-110``): 3x3 stem at ``width``, four stages of two
     basic blocks at ``width * (1, 2, 4, 8)`` (strides 1, 2, 2, 2), global average pooling,
@@ -324,7 +321,9 @@ class ResNet18(nn.Module):
         stages = []
         c_prev = width
         for s, (c, stride) in enumerate(zip(widths, (1, 2, 2, 2), strict=True)):
-            with scope(f"stage{s}", c) if scope else contextlib.nullcontext():
+            # the stem (3 input channels) is in the first stage's scope
+            widest = max(c, 3) if s == 0 else c
+            with scope(f"stage{s}", widest) if scope else contextlib.nullcontext():
                 if s == 0:
                     self.conv1 = conv(3, width, 3, stride=1, padding=1, bias=False)
                 blocks = [BasicBlock(c_prev, c, stride, conv), BasicBlock(c, c, 1, conv)]
@@ -353,7 +352,7 @@ def atom_resnet18(
     (``None``: the standard network with ordinary convolutions)."""
     if level is None:
         return ResNet18(num_classes, width=width)
-    factory = AtomConvFactory(level, num_atoms=num_atoms, max_channels=8 * width, mode=mode)
+    factory = AtomConvFactory(level, num_atoms=num_atoms, max_channels=max(8 * width, 3), mode=mode)
     return ResNet18(num_classes, width=width, conv=factory)
 
 
