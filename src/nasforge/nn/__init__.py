@@ -4,6 +4,8 @@
 any space that registered a builder in ``NETWORKS`` (one line in the space's nn module).
 """
 
+from nasforge.nn import local_blocks as _local_blocks  # noqa: F401  (registers "local-stages")
+from nasforge.nn.atoms import AtomConv2d, AtomConvFactory, ResNet18, atom_resnet18
 from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet, darts_network
 from nasforge.nn.nats_sss import NATSSizeNetwork
 from nasforge.nn.nb201 import InferCell, NB201Network
@@ -22,6 +24,8 @@ from nasforge.nn.registry import NETWORKS, build_network, network_options
 __all__ = [
     "NETWORKS",
     "OP_FACTORIES",
+    "AtomConv2d",
+    "AtomConvFactory",
     "FactorizedReduce",
     "Identity",
     "InferCell",
@@ -31,8 +35,10 @@ __all__ = [
     "NetworkImageNet",
     "Pooling",
     "ReLUConvBN",
+    "ResNet18",
     "ResNetBasicBlock",
     "Zero",
+    "atom_resnet18",
     "build_network",
     "build_op",
     "darts_network",
