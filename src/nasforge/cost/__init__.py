@@ -1,6 +1,7 @@
 """Costs: parameters, FLOPs (NAS-Bench-201 convention) and measured latency."""
 
 from nasforge.cost import nats_sss as _nats_sss  # noqa: F401  (registers "nats-sss")
+from nasforge.cost import pvnas as _pvnas  # noqa: F401  (registers "pvnas")
 from nasforge.cost.counter import DATASET_SHAPES, Cost, count_flops, count_params, module_cost
 from nasforge.cost.darts import darts_cost
 from nasforge.cost.latency import latency

@@ -18,6 +18,7 @@ from nasforge.nn.ops import (
     build_op,
 )
 from nasforge.nn.registry import NETWORKS, build_network, network_options
+from nasforge.nn.video import PVNASNetwork, PVNASSupernet
 
 __all__ = [
     "NETWORKS",
@@ -27,6 +28,8 @@ __all__ = [
     "InferCell",
     "NATSSizeNetwork",
     "NB201Network",
+    "PVNASNetwork",
+    "PVNASSupernet",
     "NetworkCIFAR",
     "NetworkImageNet",
     "Pooling",
