@@ -141,6 +141,24 @@ class ArrayClips:
         return ArrayClips(self.name, self.clips[:n], self.labels[:n])
 
 
+class SubsetClips:
+    """The clips ``indices`` of another source, in that order (search halves)."""
+
+    def __init__(self, source: ClipSource, indices: np.ndarray) -> None:
+        self.source, self.indices = source, np.asarray(indices, dtype=np.int64)
+        self.name = f"{source.name}[{len(self.indices)}]"
+        self.labels = np.asarray(source.labels)[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def num_frames(self, i: int) -> int:
+        return self.source.num_frames(int(self.indices[i]))
+
+    def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
+        return self.source.frames(int(self.indices[i]), indices)
+
+
 @dataclass(frozen=True)
 class VideoRecord:
     """One line of an annotation list: the clip's path (file or folder, relative to the

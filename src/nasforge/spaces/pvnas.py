@@ -119,6 +119,34 @@ def _out(size: int, stride: int) -> int:
     return (size - 1) // stride + 1  # 'same' padding, odd kernels
 
 
+def layer_cost(
+    i: int, op: str, width: str, *, frames: int, size: int, C: int = 16
+) -> tuple[float, float]:
+    """``(multiply-adds, params)`` of searched layer ``i`` with ``op`` at ``width`` on
+    clips of ``frames`` x ``size`` x ``size`` at the network input (shortcut included)."""
+    cin, cout, stride = layer_plan(C)[i]
+    h = size
+    for _, s in SKELETON[: i + 1]:
+        h = _out(h, s)
+    pos = frames * h * h
+    inner = inner_channels(width, cout)
+    if op == "r21d3":
+        mid = r21d_mid(cin, inner)
+        w = 9 * cin * mid + 3 * mid * inner
+        params = w + 2 * mid
+    else:
+        kt, ks = KERNELS[op]
+        w = kt * ks * ks * cin * inner
+        params = w
+    macs = pos * w
+    params += 2 * inner + inner * cout + 2 * cout  # BN, 1x1x1 projection, BN
+    macs += pos * inner * cout
+    if stride != 1 or cin != cout:
+        params += cin * cout + 2 * cout
+        macs += pos * cin * cout
+    return float(macs), float(params)
+
+
 def pvnas_cost(
     arch: PVNASArch,
     *,
@@ -132,31 +160,15 @@ def pvnas_cost(
 
     ``frames`` x ``size`` x ``size`` is one clip. Convs have no bias (BN follows each);
     BN has 2 parameters per channel; the classifier has a bias."""
-    macs = frames * size * size * in_channels * C * 9  # stem 1x3x3
-    params = in_channels * C * 9 + 2 * C
-    h = size
-    for (cin, cout, stride), op, width in zip(layer_plan(C), arch.ops, arch.widths, strict=True):
-        inner = inner_channels(width, cout)
-        h = _out(h, stride)
-        pos = frames * h * h
-        if op == "r21d3":
-            mid = r21d_mid(cin, inner)
-            w = 9 * cin * mid + 3 * mid * inner
-            params += w + 2 * mid
-        else:
-            kt, ks = KERNELS[op]
-            w = kt * ks * ks * cin * inner
-            params += w
-        macs += pos * w
-        params += 2 * inner + inner * cout + 2 * cout  # BN, 1x1x1 projection, BN
-        macs += pos * inner * cout
-        if stride != 1 or cin != cout:
-            params += cin * cout + 2 * cout
-            macs += pos * cin * cout
+    macs = float(frames * size * size * in_channels * C * 9)  # stem 1x3x3
+    params = float(in_channels * C * 9 + 2 * C)
+    for i, (op, width) in enumerate(zip(arch.ops, arch.widths, strict=True)):
+        m, p = layer_cost(i, op, width, frames=frames, size=size, C=C)
+        macs, params = macs + m, params + p
     cfinal = layer_plan(C)[-1][1]
     params += cfinal * num_classes + num_classes
     macs += cfinal * num_classes
-    return {"macs": float(macs), "params": float(params)}
+    return {"macs": macs, "params": params}
 
 
 @SPACES.register("pvnas")
