@@ -80,7 +80,7 @@ def train_indices(num_frames: int, segments: int, rng: np.random.Generator) -> n
     return np.zeros(segments, dtype=np.int64)
 
 
-def test_indices(num_frames: int, segments: int, clip: int = 0, clips: int = 1) -> np.ndarray:
+def eval_indices(num_frames: int, segments: int, clip: int = 0, clips: int = 1) -> np.ndarray:
     """TSN test sampling, 0-based: the centre frame of each segment for one clip (TSM
     ``_get_test_indices``, ``ops/dataset.py:160-163``); with ``clips > 1`` clip ``c`` takes
     the point ``(c + 0.5) / clips`` of each segment instead of its centre."""
@@ -354,7 +354,9 @@ class VideoSplits:
         if name == "train":
             return self.train
         if name not in self.evals:
-            raise DataError(f"{self.name} has no split {name!r}; expected train or {list(self.evals)}")
+            raise DataError(
+                f"{self.name} has no split {name!r}; expected train or {list(self.evals)}"
+            )
         return self.evals[name]
 
     def summary(self) -> dict[str, int]:

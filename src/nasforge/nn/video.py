@@ -96,9 +96,7 @@ class VideoLayer(nn.Module):
             masks[i, : inner_channels(w, cout)] = 1.0
         self.register_buffer("masks", masks.view(len(widths), 1, self.inner, 1, 1, 1))
         self.searched = searched
-        self.proj = nn.Sequential(
-            nn.Conv3d(self.inner, cout, 1, bias=False), nn.BatchNorm3d(cout)
-        )
+        self.proj = nn.Sequential(nn.Conv3d(self.inner, cout, 1, bias=False), nn.BatchNorm3d(cout))
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(

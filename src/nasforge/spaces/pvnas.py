@@ -200,9 +200,7 @@ class PVNASSpace(CategoricalBase):
             k = len(OPS) if i % 2 == 0 else len(WIDTHS)
             if not 0 <= p < k:
                 raise ArchError(f"pvnas pick {p} at position {i}; expected 0..{k - 1}")
-        return PVNASArch(
-            tuple(OPS[p] for p in picks[0::2]), tuple(WIDTHS[p] for p in picks[1::2])
-        )
+        return PVNASArch(tuple(OPS[p] for p in picks[0::2]), tuple(WIDTHS[p] for p in picks[1::2]))
 
     def describe_arch(self, arch: PVNASArch) -> dict[str, Any]:
         return {

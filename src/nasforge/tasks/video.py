@@ -39,10 +39,10 @@ from nasforge.data.video import (
     MovingDigitsConfig,
     VideoSplits,
     check_segments,
+    eval_indices,
     limit_splits,
     load_list_dataset,
     make_moving_digits,
-    test_indices,
     train_indices,
 )
 from nasforge.errors import DataError, TaskError
@@ -153,7 +153,7 @@ class VideoLoader:
         d, n = self.data, self.source.num_frames(i)
         clips = []
         for c in range(self.test_clips):
-            x = self._frames(i, test_indices(n, self.segments, c, self.test_clips))
+            x = self._frames(i, eval_indices(n, self.segments, c, self.test_clips))
             h, w = x.shape[-2:]
             # GroupScale(scale_size): the shorter side to scale_size, aspect kept.
             s = d.scale_size / min(h, w)
@@ -227,7 +227,9 @@ class VideoTask(ClassificationTask):
             fields = set(MovingDigitsConfig.__dataclass_fields__) - {"label"}
             unknown = sorted(set(options) - fields)
             if unknown:
-                raise TaskError(f"moving-digits has no option {unknown}; expected some of {sorted(fields)}")
+                raise TaskError(
+                    f"moving-digits has no option {unknown}; expected some of {sorted(fields)}"
+                )
             label = "direction" if name == "moving-digits-motion" else "direction-parity"
             options.setdefault("frames", MOVING_DIGITS_FRAMES)
             data = make_moving_digits(seed, MovingDigitsConfig(label=label, **options))

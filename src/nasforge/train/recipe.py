@@ -294,7 +294,6 @@ def darts_imagenet_250e() -> Recipe:
     )
 
 
-
 @RECIPES.register("tsm-cos-50e")
 def tsm_cos_50e() -> Recipe:
     """TSM's Kinetics training (mit-han-lab/temporal-shift-module
@@ -313,6 +312,7 @@ def video_tiny() -> Recipe:
     """``tsm-cos-50e`` cut to CPU scale for the embedded moving digits: 12 epochs of
     batch 32 at lr 0.05 (the small batch trains from scratch, without ImageNet weights)."""
     return tsm_cos_50e().replace(name="video-tiny", epochs=12, batch_size=32, lr=0.05)
+
 
 NB201_200E = nb201_200e()
 NB201_12E = nb201_12e()

@@ -89,7 +89,9 @@ def _check_params(params: dict[str, Any], spec: TaskSearchSpec) -> dict[str, Any
     if spec.epochs is not None:
         p["epochs"] = spec.epochs
     if p["scheduler"] not in SCHEDULERS:
-        raise SearchError(f"--param scheduler={p['scheduler']!r}; expected one of {list(SCHEDULERS)}")
+        raise SearchError(
+            f"--param scheduler={p['scheduler']!r}; expected one of {list(SCHEDULERS)}"
+        )
     for k in ("cycles", "epochs", "batch_size", "C"):
         if isinstance(p[k], bool) or not isinstance(p[k], int) or p[k] < 1:
             raise SearchError(f"--param {k}={p[k]!r}; expected an int >= 1")
@@ -165,9 +167,13 @@ class PVNASSearch(TaskSearch):
         macs, macs_norm = _macs_table(int(io["frames"]), size, p["C"])
         loaders = {
             k: task.loader(
-                _View(data, src), "train", p["batch_size"], train=True, seed=spec.seed + i,
+                _View(data, src),
+                "train",
+                p["batch_size"],
+                train=True,
+                seed=spec.seed + i,
                 device=spec.device,
-            )  # fmt: skip
+            )
             for i, (k, src) in enumerate(halves.items())
         }
         epochs, steps = p["epochs"], min(len(loaders["weights"]), len(loaders["arch"]))
@@ -181,7 +187,9 @@ class PVNASSearch(TaskSearch):
                 ld.set_epoch(epoch)
             net.train()
             loss_sum, n_seen = 0.0, 0
-            for step, ((xw, yw), (xa, ya)) in enumerate(zip(loaders["weights"], loaders["arch"])):
+            for step, ((xw, yw), (xa, ya)) in enumerate(
+                zip(loaders["weights"], loaders["arch"], strict=False)
+            ):
                 if step >= steps:
                     break
                 lr = scheduled_lr(
@@ -220,7 +228,9 @@ class PVNASSearch(TaskSearch):
             if (epoch + 1) >= period * (len(cycle_archs) + 1) - 1e-9:
                 cycle_archs.append(derived)
             if not spec.quiet:
-                print(f"epoch {epoch + 1}/{epochs} lr {lr:.4f} loss {history[-1]['train_loss']:.4f} {derived}")
+                print(
+                    f"epoch {epoch + 1}/{epochs} lr {lr:.4f} loss {history[-1]['train_loss']:.4f} {derived}"
+                )
         search_time = time.perf_counter() - t0
         valid = task.evaluate(
             net, task.loader(data, "valid", p["batch_size"], train=False, device=spec.device)
