@@ -12,6 +12,7 @@ from nasforge.errors import NasforgeError
 #: at the video task's defaults (4 segments of 16x16 grey frames).
 VIDEO_SHAPES: dict[str, tuple[int, int, int, int]] = {
     "moving-digits": (4, 16, 1, 4),
+    "moving-digits-full": (4, 16, 1, 20),
     "moving-digits-motion": (4, 16, 1, 2),
 }
 

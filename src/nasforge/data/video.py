@@ -430,6 +430,12 @@ def load_list_dataset(
 
 #: Directions of the moving-digits clips (pixels per frame along x).
 DIRECTIONS = ("left", "right")
+#: Dataset name -> label of the moving-digits variants.
+LABELS = {
+    "moving-digits": "direction-parity",
+    "moving-digits-full": "direction-digit",
+    "moving-digits-motion": "direction",
+}
 
 
 @dataclass(frozen=True)
@@ -443,6 +449,7 @@ class MovingDigitsConfig:
     n_valid: int = 256
     n_test: int = 256
     #: ``"direction-parity"``: 4 classes (direction x even/odd digit);
+    #: ``"direction-digit"``: 20 classes (direction x digit);
     #: ``"direction"``: 2 classes (the motion alone).
     label: str = "direction-parity"
 
@@ -476,12 +483,13 @@ def make_moving_digits(seed: int = 0, config: MovingDigitsConfig | None = None) 
     (TSN's consensus) therefore cannot tell the directions apart better than chance, while
     the digit (its parity) is visible in every frame. Labels: ``"direction-parity"`` is
     ``2 * direction + (digit % 2)`` (left-even, left-odd, right-even, right-odd);
-    ``"direction"`` is the direction alone. Image pools of the splits are disjoint
+    ``"direction-digit"`` is ``10 * direction + digit``; ``"direction"`` is the direction
+    alone. Image pools of the splits are disjoint
     (60/20/20 of the 1797 digits, permuted by ``seed``); directions are balanced per split.
     """
     cfg = config or MovingDigitsConfig()
-    if cfg.label not in ("direction-parity", "direction"):
-        raise DataError(f"label={cfg.label!r}; expected 'direction-parity' or 'direction'")
+    if cfg.label not in LABELS.values():
+        raise DataError(f"label={cfg.label!r}; expected one of {list(LABELS.values())}")
     if cfg.canvas < 8 or cfg.frames < 1 or cfg.step < 1:
         raise DataError(
             f"canvas={cfg.canvas}, frames={cfg.frames}, step={cfg.step}; expected a canvas "
@@ -505,16 +513,20 @@ def make_moving_digits(seed: int = 0, config: MovingDigitsConfig | None = None) 
             for i in range(n):
                 x = (left[i] + cols) % cfg.canvas
                 clips[i, t, row[i] : row[i] + 8, x, 0] = digits[i]
-        parity = targets[pick] % 2
-        labels = 2 * direction + parity if cfg.label == "direction-parity" else direction
+        digit = targets[pick]
+        labels = {
+            "direction-parity": 2 * direction + digit % 2,
+            "direction-digit": 10 * direction + digit,
+            "direction": direction,
+        }[cfg.label]
         splits[split] = ArrayClips(split, clips, labels.astype(np.int64))
-    names = (
-        tuple(f"{d}-{p}" for d in DIRECTIONS for p in ("even", "odd"))
-        if cfg.label == "direction-parity"
-        else DIRECTIONS
-    )
+    names = {
+        "direction-parity": tuple(f"{d}-{p}" for d in DIRECTIONS for p in ("even", "odd")),
+        "direction-digit": tuple(f"{d}-{k}" for d in DIRECTIONS for k in range(10)),
+        "direction": DIRECTIONS,
+    }[cfg.label]
     return VideoSplits(
-        "moving-digits" if cfg.label == "direction-parity" else "moving-digits-motion",
+        {v: k for k, v in LABELS.items()}[cfg.label],
         splits["train"],
         {"valid": splits["valid"], "test": splits["test"]},
         num_classes=len(names),

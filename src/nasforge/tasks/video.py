@@ -1,8 +1,8 @@
 """Video recognition: clips in, one class out (top-1 accuracy, cross-entropy).
 
 Data are :class:`~nasforge.data.video.VideoSplits`: the embedded moving-digits clips
-(``moving-digits``: direction x digit parity, 4 classes; ``moving-digits-motion``: the
-direction alone), video files decoded with PyAV (``videos``: ``path label`` lists) or
+(``moving-digits``: direction x digit parity, 4 classes; ``moving-digits-full``:
+direction x digit, 20 classes; ``moving-digits-motion``: the direction alone, 2 classes), video files decoded with PyAV (``videos``: ``path label`` lists) or
 frame folders (``rawframes``: ``folder num_frames label`` lists) read from ``--data-dir``.
 
 Batches follow TSN/TSM (mit-han-lab/temporal-shift-module):
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.data.video import (
+    LABELS,
     ClipSource,
     MovingDigitsConfig,
     VideoSplits,
@@ -190,7 +191,13 @@ class VideoTask(ClassificationTask):
         "video recognition: TSN-sampled clips (top-1 accuracy, cross-entropy); embedded "
         "moving digits, PyAV-decoded video lists or frame-folder lists"
     )
-    datasets = ("moving-digits", "moving-digits-motion", "videos", "rawframes")
+    datasets = (
+        "moving-digits",
+        "moving-digits-full",
+        "moving-digits-motion",
+        "videos",
+        "rawframes",
+    )
     default_dataset = "moving-digits"
     default_recipe = "video-tiny"
     losses = ("ce",)
@@ -230,7 +237,7 @@ class VideoTask(ClassificationTask):
                 raise TaskError(
                     f"moving-digits has no option {unknown}; expected some of {sorted(fields)}"
                 )
-            label = "direction" if name == "moving-digits-motion" else "direction-parity"
+            label = LABELS[name]
             options.setdefault("frames", MOVING_DIGITS_FRAMES)
             data = make_moving_digits(seed, MovingDigitsConfig(label=label, **options))
             data = limit_splits(data, limit)
