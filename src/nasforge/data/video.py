@@ -283,8 +283,8 @@ class VideoFileClips:
         if not got:
             raise DataError(f"{self.name}: {self.records[i].path!r} decoded to no frames")
         # A stream shorter than its header says repeats its last decoded frame.
-        top = max(got)
-        return np.stack([got[min(int(k), top) if int(k) in got else top] for k in indices])
+        last_got = got[max(got)]
+        return np.stack([got.get(int(k), last_got) for k in indices])
 
 
 @dataclass
