@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import platform
 import statistics
 import subprocess
@@ -102,6 +101,10 @@ def main() -> None:
     ap.add_argument("--search-epochs", type=int, default=6)
     ap.add_argument("--search-limit", type=int, default=384, help="clips per split in search")
     ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--arch-lr", type=float, default=3e-4, help="pv-nas arch_lr (DARTS: 3e-4)")
+    ap.add_argument(
+        "--only-search", action="store_true", help="part 2 alone (the scheduler comparison)"
+    )
     ap.add_argument("--train-epochs", type=int, default=8)
     ap.add_argument("--motion-epochs", type=int, default=4)
     ap.add_argument("--latency-runs", type=int, default=30)
@@ -128,7 +131,7 @@ def main() -> None:
 
     # 1. TSN vs TSM on the motion alone.
     motion = {}
-    for name, op in (("TSN", "2d3"), ("TSM", "shift")):
+    for name, op in () if args.only_search else (("TSN", "2d3"), ("TSM", "shift")):
         r = _train(
             PVNASArch.uniform(op),
             "moving-digits-motion",
@@ -154,7 +157,7 @@ def main() -> None:
                 dataset="moving-digits-full",
                 epochs=args.search_epochs,
                 limit=args.search_limit,
-                params={"scheduler": scheduler, "cycles": args.cycles},
+                params={"scheduler": scheduler, "cycles": args.cycles, "arch_lr": args.arch_lr},
             )
             with tempfile.TemporaryDirectory() as tmp:
                 res = PVNASSearch().run(spec, Path(tmp))
@@ -188,6 +191,12 @@ def main() -> None:
             "positions": 2 * len(archs[0].ops),
         }
     doc["search"] = {"dataset": "moving-digits-full", "runs": searches, "spread": spread}
+
+    if args.only_search:
+        doc["wall_s"] = time.perf_counter() - t_start
+        atomic_write_json(args.out, doc)
+        print(f"wrote {args.out}")
+        return
 
     # 3. Searched vs baselines at matched multiply-adds.
     shape = {"frames": 4, "size": 16, "in_channels": 1, "num_classes": 20}
