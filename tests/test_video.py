@@ -337,3 +337,14 @@ def test_search_refuses_bad_params_before_work() -> None:
         _check_params({"lr_max": 1}, spec)
     with pytest.raises(SearchError, match="cycles=5 exceeds the 2 search epochs"):
         _check_params({"cycles": 5, "epochs": 2}, spec)
+
+
+def test_video_data_fingerprint_identifies_the_setting(video_dir: Path) -> None:
+    from nasforge.train.checkpoint import data_fingerprint
+
+    task = get_task("video-digits")
+    a, b = task.load(limit=8), task.load(limit=8)
+    assert data_fingerprint(a) == data_fingerprint(b)
+    assert data_fingerprint(a) != data_fingerprint(task.load(limit=8, seed=1))
+    assert data_fingerprint(a) != data_fingerprint(task.load(limit=8, segments=2))
+    assert data_fingerprint(task.load("videos", video_dir)) != data_fingerprint(a)

@@ -362,6 +362,26 @@ class VideoSplits:
     def summary(self) -> dict[str, int]:
         return {"train": len(self.train), **{k: len(v) for k, v in self.evals.items()}}
 
+    def fingerprint(self) -> str:
+        """A short hash of the setting (checkpoint identity): settings, every split's
+        labels, and its clips (array sources: a sample of the bytes; files: the paths)."""
+        import hashlib
+        import json
+
+        h = hashlib.blake2b(digest_size=12)
+        head = [self.name, self.num_classes, self.channels, self.crop_size, self.scale_size]
+        head += [list(self.mean), list(self.std), self.flip, list(self.scales)]
+        h.update(json.dumps([head, sorted(self.extra.items())], default=str).encode())
+        for name, src in [("train", self.train), *self.evals.items()]:
+            h.update(f"|{name}:{len(src)}|".encode())
+            h.update(np.asarray(src.labels, dtype=np.int64).tobytes())
+            if isinstance(src, ArrayClips):
+                flat = src.clips.reshape(len(src), -1)
+                h.update(np.ascontiguousarray(flat[:, :: max(1, flat.shape[1] // 64)]).tobytes())
+            else:
+                h.update("\n".join(r.path for r in getattr(src, "records", [])).encode())
+        return h.hexdigest()
+
 
 #: List files looked for in a data directory, per split (the first that exists is used).
 LIST_NAMES: dict[str, tuple[str, ...]] = {
