@@ -348,3 +348,12 @@ def test_video_data_fingerprint_identifies_the_setting(video_dir: Path) -> None:
     assert data_fingerprint(a) != data_fingerprint(task.load(limit=8, seed=1))
     assert data_fingerprint(a) != data_fingerprint(task.load(limit=8, segments=2))
     assert data_fingerprint(task.load("videos", video_dir)) != data_fingerprint(a)
+
+
+def test_a_file_that_is_not_a_video_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    (tmp_path / "train.txt").write_text("broken.mp4 0\n")
+    (tmp_path / "val.txt").write_text("broken.mp4 0\n")
+    data = get_task("video-digits").load("videos", tmp_path)
+    with pytest.raises(DataError, match=r"cannot decode .*broken\.mp4"):
+        data.train.num_frames(0)
