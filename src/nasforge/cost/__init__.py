@@ -2,6 +2,7 @@
 
 from nasforge.cost import blocks as _blocks  # noqa: F401  (atom / local-block MAC rules)
 from nasforge.cost import nats_sss as _nats_sss  # noqa: F401  (registers "nats-sss")
+from nasforge.cost import pvnas as _pvnas  # noqa: F401  (registers "pvnas")
 from nasforge.cost.counter import (
     DATASET_SHAPES,
     MAC_RULES,

@@ -20,6 +20,7 @@ from nasforge.nn.ops import (
     build_op,
 )
 from nasforge.nn.registry import NETWORKS, build_network, network_options
+from nasforge.nn.video import PVNASNetwork, PVNASSupernet
 
 __all__ = [
     "NETWORKS",
@@ -33,6 +34,8 @@ __all__ = [
     "NB201Network",
     "NetworkCIFAR",
     "NetworkImageNet",
+    "PVNASNetwork",
+    "PVNASSupernet",
     "Pooling",
     "ReLUConvBN",
     "ResNet18",

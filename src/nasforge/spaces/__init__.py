@@ -27,6 +27,7 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.darts",
     "nasforge.spaces.nats_sss",
     "nasforge.spaces.local_stages",
+    "nasforge.spaces.pvnas",
 ]
 
 for _name in _SPACE_MODULES:

@@ -294,6 +294,26 @@ def darts_imagenet_250e() -> Recipe:
     )
 
 
+@RECIPES.register("tsm-cos-50e")
+def tsm_cos_50e() -> Recipe:
+    """TSM's Kinetics training (mit-han-lab/temporal-shift-module
+    scripts/train_tsm_kinetics_rgb_8f.sh: lr 0.02, weight decay 1e-4, 50 epochs, batch 128,
+    gradient clipping 20) with its cosine option (main.py:355-357, ``--lr_type cos``:
+    ``0.5 * lr * (1 + cos(pi * epoch / epochs))``); the script itself steps at 20/40. Plain
+    SGD momentum 0.9 (opts.py:39, main.py builds ``torch.optim.SGD`` without Nesterov)."""
+    return Recipe(
+        "tsm-cos-50e", 50, batch_size=128, lr=0.02, nesterov=False, weight_decay=1e-4,
+        grad_clip=20.0,
+    )  # fmt: skip
+
+
+@RECIPES.register("video-tiny")
+def video_tiny() -> Recipe:
+    """``tsm-cos-50e`` cut to CPU scale for the embedded moving digits: 12 epochs of
+    batch 32 at lr 0.05 (the small batch trains from scratch, without ImageNet weights)."""
+    return tsm_cos_50e().replace(name="video-tiny", epochs=12, batch_size=32, lr=0.05)
+
+
 NB201_200E = nb201_200e()
 NB201_12E = nb201_12e()
 
