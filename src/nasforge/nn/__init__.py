@@ -18,6 +18,7 @@ from nasforge.nn.ops import (
     build_op,
 )
 from nasforge.nn.registry import NETWORKS, build_network, network_options
+from nasforge.nn.rev_transformer import RevTransformer
 
 __all__ = [
     "NETWORKS",
@@ -32,6 +33,7 @@ __all__ = [
     "Pooling",
     "ReLUConvBN",
     "ResNetBasicBlock",
+    "RevTransformer",
     "Zero",
     "build_network",
     "build_op",
