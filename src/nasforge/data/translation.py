@@ -127,14 +127,45 @@ def read_parallel_dir(directory: str | Path, src: str, tgt: str) -> dict[str, tu
 
 # -- the embedded language task ------------------------------------------------------------
 
-_EN_ONES = "zero one two three four five six seven eight nine".split()
-_EN_TEENS = (
-    "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
-)
-_EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_DE_ONES = "null ein zwei drei vier fünf sechs sieben acht neun".split()
-_DE_TEENS = "zehn elf zwölf dreizehn vierzehn fünfzehn sechzehn siebzehn achtzehn neunzehn".split()
-_DE_TENS = "_ _ zwanzig dreißig vierzig fünfzig sechzig siebzig achtzig neunzig".split()
+_EN_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+_EN_TEENS = [
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_EN_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_DE_ONES = ["null", "ein", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
+_DE_TEENS = [
+    "zehn",
+    "elf",
+    "zwölf",
+    "dreizehn",
+    "vierzehn",
+    "fünfzehn",
+    "sechzehn",
+    "siebzehn",
+    "achtzehn",
+    "neunzehn",
+]
+_DE_TENS = [
+    "_",
+    "_",
+    "zwanzig",
+    "dreißig",
+    "vierzig",
+    "fünfzig",
+    "sechzig",
+    "siebzig",
+    "achtzig",
+    "neunzig",
+]
 
 
 def english_number(n: int) -> str:
@@ -300,9 +331,7 @@ def numbers_en_de(
 # -- tokenizer -------------------------------------------------------------------------------
 
 
-def train_tokenizer(
-    texts: Sequence[str], vocab_size: int, *, model_type: str = "bpe"
-) -> bytes:
+def train_tokenizer(texts: Sequence[str], vocab_size: int, *, model_type: str = "bpe") -> bytes:
     """A SentencePiece model (its serialized proto) trained on ``texts``.
 
     ``vocab_size`` is an upper bound (``hard_vocab_limit=False``: a small corpus yields

@@ -322,8 +322,7 @@ class RevTransformer(Seq2Seq):
             tuple(best["enc", b, k] for k in range(ENCODER_SPLITS)) for b in range(BLOCK_LAYERS)
         )
         dec = tuple(
-            tuple(best["dec", b, k] for k in range(DECODER_SPLITS - 1))
-            for b in range(BLOCK_LAYERS)
+            tuple(best["dec", b, k] for k in range(DECODER_SPLITS - 1)) for b in range(BLOCK_LAYERS)
         )
         return RevArch(enc, dec)
 

@@ -114,7 +114,9 @@ class TranslationTask(Task):
             raise TaskError(f"limit={limit}; expected >= 1 pairs per split")
         if name == "numbers-en-de":
             vocab = int(opts.pop("vocab_size", 1000))
-            gen = {k: opts.pop(k) for k in ("n_train", "n_valid", "n_test", "max_number") if k in opts}
+            gen = {
+                k: opts.pop(k) for k in ("n_train", "n_valid", "n_test", "max_number") if k in opts
+            }
             self._no_more(opts, name)
             raw = numbers_en_de(**{k: int(v) for k, v in gen.items()}, seed=seed)
             src_lang, tgt_lang = "en", "de"
@@ -133,9 +135,15 @@ class TranslationTask(Task):
                 cut = len(s) - max(1, len(s) // 20)
                 if cut < 1:
                     raise DataError(f"{data_dir}: train has {len(s)} pair(s); need >= 2")
-                raw = {"train": (s[:cut], t[:cut]), "valid": (s[cut:], t[cut:]), "test": raw["test"]}
+                raw = {
+                    "train": (s[:cut], t[:cut]),
+                    "valid": (s[cut:], t[cut:]),
+                    "test": raw["test"],
+                }
         else:
-            raise TaskError(f"unknown translation dataset {name!r}; expected one of {self.datasets}")
+            raise TaskError(
+                f"unknown translation dataset {name!r}; expected one of {self.datasets}"
+            )
         if limit is not None:
             raw = {k: (s[:limit], t[:limit]) for k, (s, t) in raw.items()}
         train_src, train_tgt = raw["train"]
