@@ -253,3 +253,28 @@ class ReversibleStack(nn.Module):
         for layer in reversed(self.layers):
             xs = layer.inverse(xs, context)
         return xs
+
+
+def saved_activation_bytes(
+    step: Callable[[], torch.Tensor], exclude: Sequence[torch.Tensor] = ()
+) -> tuple[int, torch.Tensor]:
+    """Run ``step()`` (a forward pass returning the loss) and count the bytes autograd
+    keeps for the backward pass: the distinct storages of every tensor saved for backward
+    (``torch.autograd.graph.saved_tensors_hooks``), those of ``exclude`` (the parameters)
+    left out. This is the activation memory between forward and backward, exactly and
+    independently of the allocator and of other processes; it leaves out the transient
+    memory of the backward pass itself (a reversible stack's recomputation of one layer).
+    Returns the bytes and the loss (still differentiable)."""
+    excluded = {t.untyped_storage().data_ptr() for t in exclude}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        key = storage.data_ptr()
+        if key and key not in excluded:
+            seen[key] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = step()
+    return sum(seen.values()), loss

@@ -60,6 +60,15 @@ def sacrebleu_corpus_bleu(hyps: list[str], refs: list[str]) -> tuple[float, str]
     return float(score.score), str(bleu.get_signature())
 
 
+def _summed_token_ce(logits: torch.Tensor, y: Targets) -> float:
+    """Summed cross-entropy (nats) of the non-padding target tokens."""
+    return float(
+        F.cross_entropy(
+            logits.float().flatten(0, 1), y.ids.flatten(), ignore_index=PAD_ID, reduction="sum"
+        )
+    )
+
+
 class TranslationTask(Task):
     """Sequence-to-sequence translation scored by sacreBLEU."""
 
@@ -225,6 +234,17 @@ class TranslationTask(Task):
             hyps += y.tokenizer.decode(self.decode(model, src))
         return hyps
 
+    def evaluate_loss(self, model: Callable[..., Any], loader: Iterable[tuple[Any, Any]]) -> float:
+        """The teacher-forced per-token cross-entropy over ``loader`` (no decoding)."""
+        if isinstance(model, nn.Module):
+            model.eval()
+        loss_sum, ntok = 0.0, 0
+        with torch.no_grad():
+            for x, y in loader:
+                loss_sum += _summed_token_ce(self.forward(model, x), y)
+                ntok += int(y.ids.ne(PAD_ID).sum())
+        return loss_sum / max(ntok, 1)
+
     def evaluate(
         self,
         model: Callable[..., Any],
@@ -242,14 +262,7 @@ class TranslationTask(Task):
             for (src, tgt_in), y in loader:
                 with ctx():
                     logits = self.forward(model, (src, tgt_in))
-                loss_sum += float(
-                    F.cross_entropy(
-                        logits.float().flatten(0, 1),
-                        y.ids.flatten(),
-                        ignore_index=PAD_ID,
-                        reduction="sum",
-                    )
-                )
+                loss_sum += _summed_token_ce(logits, y)
                 ntok += int(y.ids.ne(PAD_ID).sum())
                 with ctx():
                     ids = self.decode(model, src)

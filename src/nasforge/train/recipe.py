@@ -300,8 +300,9 @@ def translation_adam() -> Recipe:
     section 3, as a third-party summary reports it): Adam with betas (0.9, 0.98), peak lr
     5e-4, no weight decay, label smoothing 0.1 (dropout 0.1 is the network's). The paper's
     inverse-square-root warm-up over 10k steps has no counterpart among the schedulers;
-    this recipe warms up linearly over its first epoch and decays by cosine over 30
-    epochs of batches of 64 sentences (CPU-scale, not the paper's token batches)."""
+    this recipe decays by cosine over 30 epochs of batches of 64 sentences, without
+    warm-up (so that one-epoch runs stay valid; CPU-scale, not the paper's token
+    batches)."""
     return Recipe(
         "translation-adam",
         epochs=30,
@@ -312,7 +313,6 @@ def translation_adam() -> Recipe:
         weight_decay=0.0,
         optimizer="adam",
         betas=(0.9, 0.98),
-        warmup_epochs=1,
         label_smoothing=0.1,
     )
 
