@@ -202,7 +202,8 @@ class RevTransformer(Seq2Seq):
 
     ``d_model`` must split evenly into 2 and 3 parts, each divisible by ``heads``;
     ``reversible=True`` trains with backpropagation by reconstruction, ``False`` with
-    ordinary autograd (the paper retrains the derived network that way).
+    ordinary autograd (the paper retrains the derived network that way). ``candidates``
+    restricts the supernet's mixed ops to a subset of the op set (memory studies).
     """
 
     def __init__(
@@ -219,8 +220,16 @@ class RevTransformer(Seq2Seq):
         reversible: bool = False,
         embed_dim: int | None = None,
         ffn_ratio: int = 4,
+        candidates: Sequence[str] | None = None,
     ) -> None:
         super().__init__(vocab_size, d_model, dropout, embed_dim)
+        if candidates is not None:
+            bad = sorted(set(candidates) - set(DECODER_OPS))
+            if bad or not candidates:
+                raise ArchError(
+                    f"candidates {bad or list(candidates)}; expected a non-empty subset of "
+                    f"{DECODER_OPS}"
+                )
         for s in (ENCODER_SPLITS, DECODER_SPLITS):
             if d_model % s or (d_model // s) % heads:
                 raise ArchError(
@@ -236,6 +245,7 @@ class RevTransformer(Seq2Seq):
         self.alphas = nn.ParameterList()
         kw = {"heads": heads, "memory_dim": d_model, "dropout": dropout, "ffn": ffn_ratio}
         shared: dict[tuple[str, int, int], nn.Parameter] = {}
+        self._alpha_names: dict[tuple[str, int, int], tuple[str, ...]] = {}
 
         def node(side: str, li: int, k: int, c: int, causal: bool) -> nn.Module:
             b = li % BLOCK_LAYERS
@@ -244,7 +254,14 @@ class RevTransformer(Seq2Seq):
             if arch is not None:
                 op = arch.encoder[b][k] if side == "enc" else arch.decoder[b][k]
                 return build_op(op, c, causal=causal, **kw)
-            names = ENCODER_OPS if side == "enc" else DECODER_OPS
+            names = tuple(
+                n
+                for n in (ENCODER_OPS if side == "enc" else DECODER_OPS)
+                if candidates is None or n in candidates
+            )
+            if not names:
+                raise ArchError(f"no candidate of {list(candidates or ())} is an encoder op")
+            self._alpha_names[side, b, k] = names
             if (side, b, k) not in shared:
                 shared[side, b, k] = nn.Parameter(1e-3 * torch.randn(len(names)))
                 self.alphas.append(shared[side, b, k])
@@ -305,7 +322,7 @@ class RevTransformer(Seq2Seq):
         """``softmax(alpha)`` of every searched position, by op name."""
         out = {}
         for (side, b, k), a in zip(self._alpha_keys, self.alphas, strict=True):
-            names = ENCODER_OPS if side == "enc" else DECODER_OPS
+            names = self._alpha_names[side, b, k]
             w = torch.softmax(a.detach().double(), 0).tolist()
             out[f"{side}.l{b}.s{k}"] = dict(zip(names, w, strict=True))
         return out
@@ -315,7 +332,7 @@ class RevTransformer(Seq2Seq):
         if not len(self.alphas):
             raise ArchError("derive() needs the supernet (a network built with arch=None)")
         best = {
-            key: (ENCODER_OPS if key[0] == "enc" else DECODER_OPS)[int(a.detach().argmax())]
+            key: self._alpha_names[key][int(a.detach().argmax())]
             for key, a in zip(self._alpha_keys, self.alphas, strict=True)
         }
         enc = tuple(
