@@ -427,6 +427,17 @@ class TranslationData:
     def summary(self) -> dict[str, int]:
         return {"train": len(self.train), **{k: len(v) for k, v in self.evals.items()}}
 
+    def fingerprint(self) -> str:
+        """A short hash of the tokenizer and of every split's text (checkpoint identity)."""
+        import hashlib
+
+        h = hashlib.blake2b(self.tokenizer.proto, digest_size=12)
+        for name, sp in [("train", self.train), *self.evals.items()]:
+            h.update(f"|{name}:{len(sp)}|".encode())
+            for s, r in zip(sp.src, sp.ref, strict=True):
+                h.update(f"{s}\t{r}\n".encode())
+        return h.hexdigest()
+
     def split(self, name: str) -> ParallelSplit:
         if name == "train":
             return self.train
