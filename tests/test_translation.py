@@ -155,7 +155,7 @@ def test_search_then_train_one_epoch_from_the_cli(tmp_path: Path) -> None:
             "--epochs",
             "1",
             "--limit",
-            "24",
+            "16",
             "--threads",
             "1",
             *[a for kv in [*tiny, "embed_dim=null"] for a in ("--param", kv)],
@@ -166,7 +166,7 @@ def test_search_then_train_one_epoch_from_the_cli(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     sp = get_space("rev-transformer")
     assert sp.to_string(sp.from_string(doc["arch"])) == doc["arch"]
-    assert summary["splits"] == {"weights": 13, "arch": 11}
+    assert summary["splits"] == {"weights": 9, "arch": 7}
     assert set(summary["alphas"]) == {p.name for p in sp.choices()}
     assert all(abs(sum(w.values()) - 1) < 1e-9 for w in summary["alphas"].values())
     run = tmp_path / "run.json"
@@ -180,7 +180,7 @@ def test_search_then_train_one_epoch_from_the_cli(tmp_path: Path) -> None:
             "--epochs",
             "1",
             "--limit",
-            "16",
+            "8",
             "--threads",
             "1",
             "--quiet",
