@@ -92,6 +92,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
+    ap.add_argument("--search-d-model", type=int, help="supernet width (default 48)")
+    ap.add_argument("--search-epochs", type=int, help=f"search epochs (default {SEARCH_EPOCHS})")
     ap.add_argument(
         "--with-transformer-like",
         action="store_true",
@@ -100,7 +102,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     data_opts = dict(DATA)
-    epochs, search_epochs, seeds = EPOCHS, SEARCH_EPOCHS, SEEDS
+    epochs, search_epochs, seeds = EPOCHS, args.search_epochs or SEARCH_EPOCHS, SEEDS
+    search = dict(SEARCH)
+    if args.search_d_model:
+        search["d_model"] = args.search_d_model
     if args.quick:
         data_opts = {"n_train": 200, "n_valid": 20, "n_test": 20}
         epochs, search_epochs, seeds = 1, 1, (0,)
@@ -114,7 +119,7 @@ def main() -> None:
             space="rev-transformer",
             seed=0,
             epochs=search_epochs,
-            params=dict(SEARCH),
+            params=search,
         )
         res = run_task_search("rev-darts", spec, Path(tmp) / "search")
     search_s = time.perf_counter() - t0
@@ -161,7 +166,7 @@ def main() -> None:
     doc = {
         "data": {"dataset": "numbers-en-de", **data_opts, "vocab_size": io["vocab_size"]},
         "search": {
-            "settings": SEARCH,
+            "settings": search,
             "epochs": search_epochs,
             "arch": res.arch,
             "wall_s": search_s,
