@@ -20,6 +20,7 @@ from nasforge.nn.ops import (
     build_op,
 )
 from nasforge.nn.registry import NETWORKS, build_network, network_options
+from nasforge.nn.rev_transformer import RevTransformer
 from nasforge.nn.video import PVNASNetwork, PVNASSupernet
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "ReLUConvBN",
     "ResNet18",
     "ResNetBasicBlock",
+    "RevTransformer",
     "Zero",
     "atom_resnet18",
     "build_network",

@@ -28,6 +28,7 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.nats_sss",
     "nasforge.spaces.local_stages",
     "nasforge.spaces.pvnas",
+    "nasforge.spaces.rev_transformer",
 ]
 
 for _name in _SPACE_MODULES:

@@ -6,6 +6,7 @@ task module is imported here so that its ``@TASKS.register`` line runs.
 
 from nasforge.tasks.base import LOSS, TASKS, Loader, Metric, Task, TaskData, get_task
 from nasforge.tasks.classification import ACCURACY, ClassificationTask, evaluate_classifier
+from nasforge.tasks.translation import TranslationTask
 from nasforge.tasks.video import VideoTask
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Metric",
     "Task",
     "TaskData",
+    "TranslationTask",
     "VideoTask",
     "evaluate_classifier",
     "get_task",
