@@ -6,9 +6,39 @@ can catch the whole family, and its message names the bad value and what was exp
 
 from __future__ import annotations
 
+import re
+
+#: Longest quoted value an error message keeps (characters; then ``…``), and the longest
+#: message (its head and tail are kept): a 1 MB arch string must not make a 1 MB line.
+#: A safety net for every message; values checked by :mod:`nasforge.inputs` are quoted
+#: shorter still (80 characters), while a path of a few hundred characters stays whole.
+QUOTE_CHARS = 256
+MESSAGE_CHARS = 4000
+
+_LONG = QUOTE_CHARS + 1
+_QUOTED = re.compile(f"'[^'\\n]{{{_LONG},}}'|\"[^\"\\n]{{{_LONG},}}\"")
+
+
+def bound_message(message: str) -> str:
+    """``message`` with each quoted value longer than :data:`QUOTE_CHARS` cut to that many
+    characters and ``…``, and the whole cut to :data:`MESSAGE_CHARS` (head and tail kept)."""
+    if len(message) <= QUOTE_CHARS:
+        return message
+    out = _QUOTED.sub(lambda m: m.group()[: QUOTE_CHARS + 1] + "…" + m.group()[0], message)
+    if len(out) > MESSAGE_CHARS:
+        tail = MESSAGE_CHARS // 4
+        out = out[: MESSAGE_CHARS - tail] + " … " + out[-tail:]
+    return out
+
 
 class NasforgeError(Exception):
-    """Base class of every error nasforge raises on purpose."""
+    """Base class of every error nasforge raises on purpose. A message's quoted values are
+    bounded (:func:`bound_message`), whatever the raiser passed."""
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            args = (bound_message(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class ArchError(NasforgeError, ValueError):

@@ -30,7 +30,6 @@ Which archs (``archs``):
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import socket
@@ -48,6 +47,7 @@ from nasforge.bench.schema import ResultEntry, check_dataset, check_hp
 from nasforge.bench.store import MANIFEST, read_manifest
 from nasforge.bench.writer import TableWriter
 from nasforge.errors import ArchError, BenchError, NasforgeError
+from nasforge.inputs import check_int_text, excerpt, parse_json, read_text
 from nasforge.spaces.nb201 import NUM_ARCHS, Arch, all_archs, unique_archs
 
 if TYPE_CHECKING:  # the executors sit below bench in the layering; imported at run time
@@ -75,6 +75,8 @@ def resolve_archs(spec: str | int | Sequence[Any], *, order_seed: int = 0) -> li
     if isinstance(spec, (int, np.integer)) or (
         isinstance(spec, str) and spec.strip().isascii() and spec.strip().isdigit()
     ):
+        if isinstance(spec, str):
+            check_int_text(spec, "archs N", ArchError)
         n = int(spec)
         if not 1 <= n <= NUM_ARCHS:
             raise ArchError(f"archs N={n} out of range; expected 1..{NUM_ARCHS}")
@@ -91,24 +93,15 @@ def resolve_archs(spec: str | int | Sequence[Any], *, order_seed: int = 0) -> li
         raise ArchError(
             f"archs {str(spec)!r} is neither 'all', 'unique', a number nor an existing file"
         )
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        text = "\0"
-    except OSError as exc:
-        raise ArchError(f"arch file {str(path)!r} cannot be read: {exc.strerror}") from None
-    if "\0" in text:
-        raise ArchError(
-            f"arch file {str(path)!r} is not a text file; expected one arch string or index "
-            "per line, or a JSON list of them"
-        )
+    text = read_text(path, "arch file", ArchError)
     if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArchError(f"arch file {str(path)!r} is not valid JSON: {exc}") from None
+        items = parse_json(text, f"arch file {excerpt(str(path), 256)}", ArchError)
+        if not isinstance(items, list):
+            raise ArchError(f"arch file {excerpt(str(path), 256)} holds JSON that is not a list")
     else:
         items = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        for s in items:
+            check_int_text(s, f"arch file {excerpt(str(path), 256)}", ArchError)
         # ASCII digits only: int() also reads other scripts' digits ("١٢").
         items = [int(s) if s.isascii() and s.isdigit() else s for s in items if s]
     if not items:

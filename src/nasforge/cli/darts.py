@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nasforge.spaces.darts import PUBLISHED, Genotype, GenotypeError
+from nasforge.inputs import excerpt, read_text
+from nasforge.spaces.darts import MAX_GENOTYPE_CHARS, PUBLISHED, Genotype, GenotypeError
 
 
 def read_genotype(value: str) -> Genotype:
@@ -15,13 +16,11 @@ def read_genotype(value: str) -> Genotype:
         return Genotype.parse(text)
     path = Path(text)
     if path.is_file():
-        try:
-            text = path.read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GenotypeError(f"cannot read genotype file {value!r} ({exc})") from None
+        text = read_text(path, "genotype file", GenotypeError, max_bytes=MAX_GENOTYPE_CHARS)
+        text = text.strip()
     elif "/" in text or path.suffix:
         raise GenotypeError(
-            f"genotype file {value!r} does not exist; expected a published name "
+            f"genotype file {excerpt(value)} does not exist; expected a published name "
             f"{sorted(PUBLISHED)}, a Genotype(...) repr, JSON, or a file holding one"
         )
     return Genotype.parse(text)

@@ -112,18 +112,17 @@ def key_value_pairs(
     items: list[str] | None, option: str, example: str, error: type[Exception] = NasforgeError
 ) -> dict[str, Any]:
     """``KEY=VALUE`` pairs of a repeatable option (``--param``, ``--network``); VALUE is
-    read as JSON where it parses (numbers, booleans, lists), else kept as a string."""
-    import json
+    read as JSON where it parses (numbers, booleans, lists), else kept as a string, within
+    the limits of :func:`nasforge.inputs.parse_setting` (digits, depth, magnitude, NaN)."""
+    from nasforge.inputs import excerpt, parse_setting
 
+    kind = error if isinstance(error, type) and issubclass(error, NasforgeError) else NasforgeError
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise error(f"{option} {item!r} must look like KEY=VALUE, e.g. {example}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+            raise error(f"{option} {excerpt(item)} must look like KEY=VALUE, e.g. {example}")
+        out[key.strip()] = parse_setting(value, f"{option} {excerpt(key.strip(), 40)}", kind)
     return out
 
 

@@ -21,9 +21,9 @@ def _select_archs(spec: str, seed: int, space: Any) -> list[str]:
     """``all`` (a space with a finite size), a number N (N distinct archs drawn with
     ``seed``) or a file of arch strings (one per line, or a JSON list; NB201 also takes
     official indices), all through the space's interface."""
-    import json
-
     import numpy as np
+
+    from nasforge.inputs import check_int_text, excerpt, parse_json, read_text
 
     text = spec.strip()
     size = space.size()
@@ -33,7 +33,8 @@ def _select_archs(spec: str, seed: int, space: Any) -> list[str]:
                 f"--archs all: the {space.name} space is too large to enumerate; give a number"
             )
         return [space.to_string(a) for a in space.enumerate()]
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
+        check_int_text(text, "--archs")
         n = int(text)
         if n < 1 or (size is not None and n > size):
             raise NasforgeError(f"--archs {spec!r}: a count must be in 1..{size or 'inf'}")
@@ -55,11 +56,24 @@ def _select_archs(spec: str, seed: int, space: Any) -> list[str]:
         raise NasforgeError(
             f"--archs {spec!r} is neither 'all', a number of archs nor an existing file"
         )
-    body = path.read_text()
-    items = json.loads(body) if body.lstrip().startswith("[") else body.split()
+    body = read_text(path, "--archs file")
+    if body.lstrip().startswith("["):
+        items = parse_json(body, f"--archs file {excerpt(str(path), 256)}")
+        if not isinstance(items, list):
+            raise NasforgeError(
+                f"--archs file {excerpt(str(path), 256)} holds JSON that is not a list"
+            )
+    else:
+        items = body.split()
     out_list = []
     for item in items:
         value = item.get("arch") if isinstance(item, dict) else item
+        if isinstance(value, str):
+            check_int_text(value, "--archs file entry")
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise NasforgeError(
+                f"--archs file entry {excerpt(value)} is not an arch string or index"
+            )
         out_list.append(space.to_string(space.from_string(str(value))))
     if not out_list:
         raise NasforgeError(f"--archs file {path} lists no architecture")

@@ -152,9 +152,42 @@ def network_config(
             f"the {space} network has no option {', '.join(map(repr, unknown))}; it accepts "
             f"{sorted(accepted)}"
         )
+    _check_network_types(space, given, accepted)
     if "auxiliary" in accepted and "auxiliary" not in given:
         given["auxiliary"] = False
     return given
+
+
+#: Largest integer a network option (width C, cells N, layers ...) may take here;
+#: ``NASFORGE_MAX_NETWORK_INT`` raises it (a proxy network of C=1e8 asks for ~10 GB).
+MAX_NETWORK_INT = 1024
+
+
+def _check_network_types(space: str, given: Mapping[str, Any], accepted: Mapping[str, Any]) -> None:
+    """Each option the type of its builder default (an int option an integer within
+    ``1..MAX_NETWORK_INT``, a float option a finite number, a bool option a boolean), so
+    ``C=NaN`` or ``C=[1, 2]`` is one line here rather than a torch error in the build."""
+    from nasforge.inputs import env_limit, excerpt
+
+    cap = env_limit("MAX_NETWORK_INT", MAX_NETWORK_INT)
+    for key, value in given.items():
+        default = accepted.get(key)
+        where = f"the {space} network option {key}={excerpt(value, 40)}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise NasforgeError(f"{where} is invalid; expected true or false")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= cap:
+                raise NasforgeError(
+                    f"{where} is invalid; expected an integer in 1..{cap} "
+                    "(NASFORGE_MAX_NETWORK_INT raises the maximum)"
+                )
+        elif isinstance(default, float) and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise NasforgeError(f"{where} is invalid; expected a finite number")
 
 
 def _space_builder(space: str, options: Mapping[str, Any]) -> Callable[[Any, int], nn.Module]:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.errors import ArchError
+from nasforge.inputs import excerpt, parse_json
 from nasforge.spaces import SPACES
 
 #: The 8 candidate ops of the DARTS space, in the official order (darts cnn/genotypes.py:5-14).
@@ -70,12 +71,24 @@ EXPECTED_FORM = (
 Pair = tuple[str, int]
 
 
+#: Most intermediate nodes a genotype cell may have (DARTS: 4); bounds what a parsed
+#: genotype can ask the network builder for.
+MAX_STEPS = 64
+#: Longest genotype text read (characters): a DARTS repr is about 400.
+MAX_GENOTYPE_CHARS = 100_000
+
+
 class GenotypeError(ArchError):
     """A DARTS genotype string, JSON or value that is malformed or outside the space."""
 
 
 def _check_cell(kind: str, pairs: Any, concat: Any) -> tuple[tuple[Pair, ...], tuple[int, ...]]:
     """Validated ``(pairs, concat)`` of one cell as tuples; raises :class:`GenotypeError`."""
+    if isinstance(pairs, (list, tuple)) and len(pairs) > 2 * MAX_STEPS:
+        raise GenotypeError(
+            f"{kind} has {len(pairs)} (op, input) pairs; expected at most {2 * MAX_STEPS} "
+            f"(2 per intermediate node, 8 in the DARTS space)"
+        )
     if not isinstance(pairs, (list, tuple)) or not pairs or len(pairs) % 2:
         n = len(pairs) if isinstance(pairs, (list, tuple)) else type(pairs).__name__
         raise GenotypeError(
@@ -107,6 +120,12 @@ def _check_cell(kind: str, pairs: Any, concat: Any) -> tuple[tuple[Pair, ...], t
             )
         out.append((op, inp))
     steps = len(out) // 2
+    if isinstance(concat, (list, tuple, range)) and len(concat) > steps + 2:
+        # before list(range(...)): range(0, 10**9) must not be built to be refused
+        raise GenotypeError(
+            f"{kind}_concat has {len(concat)} node ids ({excerpt(concat)}); a cell of {steps} "
+            f"intermediate nodes has {steps + 2} nodes, so at most {steps + 2} distinct ids"
+        )
     if isinstance(concat, range):
         concat = list(concat)
     if (
@@ -209,17 +228,15 @@ class Genotype:
 
     @classmethod
     def from_json(cls, text: str) -> Genotype:
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise GenotypeError(f"genotype JSON is malformed ({exc}); expected {{...}}") from None
-        return cls.from_dict(d)
+        _check_length(text)
+        return cls.from_dict(parse_json(text, "genotype JSON", GenotypeError))
 
     @classmethod
     def from_string(cls, text: str) -> Genotype:
         """Parse DARTS's repr (see the module docstring for what is accepted)."""
         if not isinstance(text, str):
             raise GenotypeError(f"genotype must be a str, got {type(text).__name__}")
+        _check_length(text)
         return cls.from_dict(_Parser(text).genotype())
 
     @classmethod
@@ -247,6 +264,15 @@ class Genotype:
 
 
 _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
+
+
+def _check_length(text: str) -> None:
+    if len(text) > MAX_GENOTYPE_CHARS:
+        raise GenotypeError(
+            f"genotype text of {len(text)} characters ({excerpt(text)}); expected at most "
+            f"{MAX_GENOTYPE_CHARS} (a DARTS genotype is about 400)"
+        )
+
 
 # -- the repr parser ----------------------------------------------------------------------
 
@@ -279,6 +305,12 @@ class _Parser:
                     f"expected the form {EXPECTED_FORM}"
                 )
             kind = m.lastgroup or ""
+            if kind == "int" and len(m.group(kind).lstrip("-")) > 6:
+                raise GenotypeError(
+                    f"integer {excerpt(m.group(kind), 20)} at position {m.start(kind)} of the "
+                    f"genotype has {len(m.group(kind).lstrip('-'))} digits; node ids are small "
+                    f"(0..{MAX_STEPS + 1})"
+                )
             if kind != "comment":
                 self.tokens.append((kind, m.group(kind), m.start(kind)))
             pos = m.end()
@@ -358,6 +390,8 @@ class _Parser:
         self._take("punct", "[", expected="'[' opening a list of ('op', input) pairs")
         out: list[list[Any]] = []
         while not self._is("punct", "]"):
+            if len(out) >= 2 * MAX_STEPS:
+                raise self._fail(f"']' (a cell has at most {2 * MAX_STEPS} pairs)")
             self._take("punct", "(", expected="'(' opening an ('op', input) pair or ']'")
             op = self._take("str", expected="a quoted op name")[1:-1]
             self._take("punct", ",", expected="',' inside an ('op', input) pair")
@@ -378,10 +412,18 @@ class _Parser:
                 self.i += 1
                 args.append(int(self._take("int", expected="an int argument of range()")))
             self._take("punct", ")", expected="')' closing range(a, b)")
-            return list(range(*args))
+            span = range(*args)
+            if len(span) > MAX_STEPS + 2:  # checked before the list is built
+                raise GenotypeError(
+                    f"concat range({', '.join(map(str, args))}) names {len(span)} nodes; a "
+                    f"cell has at most {MAX_STEPS + 2} (DARTS: range(2, 6))"
+                )
+            return list(span)
         self._take("punct", "[", expected="a concat list [2, 3, 4, 5] or range(2, 6)")
         out: list[int] = []
         while not self._is("punct", "]"):
+            if len(out) > MAX_STEPS + 2:
+                raise self._fail(f"']' (a concat lists at most {MAX_STEPS + 2} nodes)")
             out.append(int(self._take("int", expected="a node index")))
             if not self._is("punct", "]"):
                 self._take("punct", ",", expected="',' or ']'")
