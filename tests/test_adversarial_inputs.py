@@ -255,3 +255,49 @@ def test_a_megabyte_value_makes_a_short_message(tmp_path, monkeypatch, capsys, n
     with pytest.raises(NasforgeError) as info:
         parse_json("[" + "1," * 10 + "x]", "probe")
     assert "probe" in str(info.value) and "expected" in str(info.value)
+
+
+# -- numeric options (item 4) -----------------------------------------------------------------
+def test_threads_beyond_the_cores_are_refused_unless_raised(monkeypatch):
+    import torch
+    import typer
+
+    from nasforge.cli.options import _set_threads, available_cores
+
+    before = torch.get_num_threads()
+    with pytest.raises(typer.BadParameter, match="NASFORGE_MAX_THREADS"):
+        _set_threads(100_000)
+    assert torch.get_num_threads() == before  # refused before torch was touched
+    monkeypatch.setenv("NASFORGE_MAX_THREADS", str(available_cores() + 1))
+    try:
+        assert _set_threads(available_cores() + 1) == available_cores() + 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_search_runs_and_threads_have_maxima(table, tmp_path):
+    from typer.testing import CliRunner
+
+    from nasforge.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "250"})
+    base = ["search", "--algo", "random", "--bench", str(table), "-o", str(tmp_path / "o")]
+    res = runner.invoke(app, [*base, "--runs", "1000000000000"])
+    assert res.exit_code == 2 and "NASFORGE_MAX_RUNS" in res.output
+    res = runner.invoke(app, [*base, "--threads", "100000"])
+    assert res.exit_code == 2 and "NASFORGE_MAX_THREADS" in res.output
+    res = runner.invoke(app, ["zc", "-o", str(tmp_path / "z.csv"), "--batch-size", "10000000"])
+    assert res.exit_code == 2 and "NASFORGE_MAX_BATCH" in res.output
+    res = runner.invoke(app, ["train", "--arch", "1", "--channels", "100000000"])
+    assert res.exit_code == 2 and "NASFORGE_MAX_NETWORK_INT" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_searcher_settings_have_a_maximum_in_the_library_too(monkeypatch):
+    from nasforge.errors import SearchError
+    from nasforge.search.blackbox.rea import RegularizedEvolution as REA
+
+    with pytest.raises(SearchError, match="sample_size 100000000000 must be <= 1000000"):
+        REA(sample_size=10**11)
+    monkeypatch.setenv("NASFORGE_MAX_SETTING", str(10**12))
+    assert REA(sample_size=10**11).sample_size == 10**11

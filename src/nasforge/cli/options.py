@@ -6,6 +6,7 @@ exit code 2, naming the option, the value and what was expected) before any work
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -28,15 +29,55 @@ def _check_seed(value: int | None) -> int | None:
     return value
 
 
-def at_least(low: int) -> Callable[[int | None], int | None]:
-    """An option callback refusing an integer below ``low`` (None passes: "not given")."""
+def at_least(
+    low: int, high: str | int | None = "MAX_SETTING"
+) -> Callable[[int | None], int | None]:
+    """An option callback refusing an integer below ``low`` or above ``high`` (None passes:
+    "not given"). ``high`` names a limit of :mod:`nasforge.inputs` (``MAX_SETTING`` by
+    default, raised with ``NASFORGE_MAX_SETTING``) or is a plain number; None: no maximum."""
 
     def check(value: int | None) -> int | None:
-        if value is not None and value < low:
+        if value is None:
+            return value
+        if value < low:
             raise typer.BadParameter(f"{value} is invalid; expected an integer >= {low}")
+        if high is not None:
+            cap = high if isinstance(high, int) else option_limit(high)
+            if value > cap:
+                env = f"NASFORGE_{high}" if isinstance(high, str) else None
+                raise typer.BadParameter(
+                    f"{value} is invalid; expected an integer in {low}..{cap}"
+                    + (f" ({env} raises the maximum)" if env else "")
+                )
         return value
 
     return check
+
+
+#: Maxima of numeric options beside :data:`nasforge.inputs.MAX_SETTING` (the default);
+#: each raised with the environment variable ``NASFORGE_<NAME>``.
+OPTION_LIMITS: dict[str, Callable[[], int]] = {
+    "MAX_RUNS": lambda: 10_000,  # independent search runs (the NB201 protocol: 100 or 500)
+    "MAX_NETWORK_INT": lambda: 1024,  # width C / cells N (NB201 16 / 5, DARTS 36 / 20)
+    "MAX_THREADS": lambda: available_cores(),  # more only oversubscribes the cores
+    "MAX_BATCH": lambda: 4096,  # images per batch of a proxy / study evaluation
+}
+
+
+def option_limit(name: str) -> int:
+    """The maximum ``name`` (``MAX_SETTING``, ``MAX_RUNS``, ``MAX_THREADS`` ...): its
+    ``NASFORGE_<name>`` environment value, else its default."""
+    from nasforge.inputs import env_limit, limit
+
+    return env_limit(name, OPTION_LIMITS[name]()) if name in OPTION_LIMITS else limit(name)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def seed_option(default: int | None = 0, help: str = "Random seed.", name: str = "--seed") -> Any:
@@ -50,7 +91,7 @@ def channels_option(
 ) -> Any:
     """``--channels``: network width C of the trained networks (None: the space's default).
     The old spelling ``--C`` is read too by commands registered with :class:`OldSpellings`."""
-    return typer.Option(default, "--channels", callback=at_least(1), help=help)
+    return typer.Option(default, "--channels", callback=at_least(1, "MAX_NETWORK_INT"), help=help)
 
 
 def cells_option(
@@ -58,13 +99,15 @@ def cells_option(
 ) -> Any:
     """``--cells``: cells per stage N of the trained networks (None: the space's default).
     The old spelling ``--N`` is read too by commands registered with :class:`OldSpellings`."""
-    return typer.Option(default, "--cells", callback=at_least(1), help=help)
+    return typer.Option(default, "--cells", callback=at_least(1, "MAX_NETWORK_INT"), help=help)
 
 
 def _set_threads(value: int | None) -> int | None:
     if value is None:
         return None
-    at_least(1)(value)
+    # more threads than cores only oversubscribes; 100,000 of them exhausted the process
+    # limit and crashed OpenBLAS (issue 23)
+    at_least(1, "MAX_THREADS")(value)
     import torch
 
     torch.set_num_threads(value)
@@ -80,7 +123,8 @@ def threads_option() -> Any:
         None,
         "--threads",
         callback=_set_threads,
-        help="torch intra-op threads (default: one per core; 1 on a shared machine).",
+        help="torch intra-op threads (default: one per core; 1 on a shared machine); at most "
+        "the cores available unless NASFORGE_MAX_THREADS raises it.",
     )
 
 

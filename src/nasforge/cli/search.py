@@ -288,7 +288,10 @@ def search(
         "cifar100 40000s, ImageNet16-120 120000s).",
     ),
     runs: int = typer.Option(
-        1, callback=at_least(1), help="Number of independent runs (seeds seed..seed+runs-1)."
+        1,
+        callback=at_least(1, "MAX_RUNS"),
+        help="Number of independent runs (seeds seed..seed+runs-1); at most 10000 unless "
+        "NASFORGE_MAX_RUNS raises it.",
     ),
     seed: int = seed_option(0, "Seed of the first run."),
     hp: str = typer.Option("12", help="Table recipe the search sees (the 12-epoch proxy)."),
@@ -501,7 +504,9 @@ def compare(
     evaluator: str | None = typer.Option(None, "--evaluator", help=_EVALUATOR_HELP),
     space: str = typer.Option("nb201", "--space", help=_SPACE_HELP),
     budget: str | None = typer.Option(None, help="As for `search` (default per dataset)."),
-    runs: int = typer.Option(1, callback=at_least(1), help="Independent runs per algorithm."),
+    runs: int = typer.Option(
+        1, callback=at_least(1, "MAX_RUNS"), help="Independent runs per algorithm (<= 10000)."
+    ),
     seed: int = seed_option(0, "Seed of the first run (same seeds for every algorithm)."),
     hp: str = typer.Option("12", help="Table recipe the search sees."),
     seed_policy: str = typer.Option("random", help="random (official), mean, or a seed."),

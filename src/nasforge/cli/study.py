@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from nasforge.cli.options import threads_option
+from nasforge.cli.options import at_least, threads_option
 from nasforge.cli.search import _parse_params
 
 study_app = typer.Typer(help="Studies of search methods.", no_args_is_help=True)
@@ -22,9 +22,13 @@ def ranking(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     dataset: str = typer.Option("digits", "--dataset", help="Data the supernet trains on."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
-    limit: int | None = typer.Option(None, "--limit", help="Cap on samples per split."),
-    epochs: int = typer.Option(10, "--epochs", help="Supernet epochs."),
-    archs: int = typer.Option(50, "--archs", help="Archs of the table to rank."),
+    limit: int | None = typer.Option(
+        None, "--limit", callback=at_least(1), help="Cap on samples per split."
+    ),
+    epochs: int = typer.Option(10, "--epochs", callback=at_least(1), help="Supernet epochs."),
+    archs: int = typer.Option(
+        50, "--archs", callback=at_least(1), help="Archs of the table to rank."
+    ),
     arch_set: str | None = typer.Option(
         None,
         "--arch-set",
@@ -36,17 +40,25 @@ def ranking(
         0.0, "--wait", help="With --arch-set: seconds to wait for a table still being built."
     ),
     partition: str = typer.Option("none", "--partition", help="none, edge or random."),
-    edge: int = typer.Option(0, "--edge", help="Edge whose op splits the space (edge)."),
-    groups: int = typer.Option(2, "--groups", help="Parts of a random partition."),
+    edge: int = typer.Option(
+        0, "--edge", callback=at_least(0), help="Edge whose op splits the space (edge)."
+    ),
+    groups: int = typer.Option(
+        2, "--groups", callback=at_least(1), help="Parts of a random partition."
+    ),
     prefix: int | None = typer.Option(
         None,
         "--prefix",
         help="Share the stem and the first K cells (reduction blocks count) between the "
         "parts' supernets; default: nothing shared.",
     ),
-    step_every: int = typer.Option(5, "--step-every", help="Last epoch: score every K steps."),
-    eval_batches: int = typer.Option(2, "--eval-batches", help="Validation batches per arch."),
-    top_k: int = typer.Option(5, "--top-k", help="k of the top-k report."),
+    step_every: int = typer.Option(
+        5, "--step-every", callback=at_least(1), help="Last epoch: score every K steps."
+    ),
+    eval_batches: int = typer.Option(
+        2, "--eval-batches", callback=at_least(1), help="Validation batches per arch."
+    ),
+    top_k: int = typer.Option(5, "--top-k", callback=at_least(1), help="k of the top-k report."),
     truth: str = typer.Option("test_acc", "--truth", help="test_acc or valid_acc."),
     hp: str | None = typer.Option(None, "--hp", help="Table recipe of the truth."),
     seed: int = typer.Option(0, "--seed", help="Seed."),

@@ -9,6 +9,7 @@ import typer
 
 from nasforge.cli.options import (
     OldSpellings,
+    at_least,
     cells_option,
     channels_option,
     key_value_pairs,
@@ -87,8 +88,12 @@ def zc(
     proxies: str = typer.Option("all", help="'all' or a comma-separated list of proxies."),
     archs: str = typer.Option("100", help="N (seeded sample), 'all', or a file of archs."),
     out: Path = typer.Option(..., "-o", "--out", help="Output table (.csv or .json)."),
-    batch_size: int = typer.Option(64, help="Images in the proxy batch."),
-    num_batches: int = typer.Option(1, help="Batches (of batch-size images) per proxy."),
+    batch_size: int = typer.Option(
+        64, callback=at_least(1, "MAX_BATCH"), help="Images in the proxy batch (<= 4096)."
+    ),
+    num_batches: int = typer.Option(
+        1, callback=at_least(1, "MAX_BATCH"), help="Batches (of batch-size images) per proxy."
+    ),
     seed: int = typer.Option(0, help="Seed of the batch, the arch sample and the weights."),
     C: int | None = channels_option(None, "Network width C (default: the space's; NB201 16)."),
     N: int | None = cells_option(None, "NB201 cells per stage (default: official 5)."),

@@ -60,12 +60,24 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 # validation of algorithm settings (values may come from the command line as any JSON)
 # ----------------------------------------------------------------------------------------
-def require_int(owner: str, name: str, value: Any, *, minimum: int | None = None) -> int:
-    """``value`` as an int, or a :class:`SearchError` naming ``owner``'s setting ``name``."""
+def require_int(
+    owner: str, name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """``value`` as an int, or a :class:`SearchError` naming ``owner``'s setting ``name``.
+    ``maximum`` defaults to :data:`nasforge.inputs.MAX_SETTING` (``NASFORGE_MAX_SETTING``
+    raises it): a tournament of 10**11 would allocate 745 GiB before failing."""
+    from nasforge.inputs import excerpt, limit
+
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise SearchError(f"{owner} {name} {value!r} must be an integer")
+        raise SearchError(f"{owner} {name} {excerpt(value)} must be an integer")
     if minimum is not None and value < minimum:
         raise SearchError(f"{owner} {name} {value!r} must be >= {minimum}")
+    cap = limit("MAX_SETTING") if maximum is None else maximum
+    if value > cap:
+        raise SearchError(
+            f"{owner} {name} {excerpt(value, 20)} must be <= {cap}"
+            + (" (NASFORGE_MAX_SETTING raises it)" if maximum is None else "")
+        )
     return int(value)
 
 
