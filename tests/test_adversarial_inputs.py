@@ -301,3 +301,28 @@ def test_searcher_settings_have_a_maximum_in_the_library_too(monkeypatch):
         REA(sample_size=10**11)
     monkeypatch.setenv("NASFORGE_MAX_SETTING", str(10**12))
     assert REA(sample_size=10**11).sample_size == 10**11
+
+
+# -- bench export (item 10) -------------------------------------------------------------------
+def test_export_format_follows_the_suffix(table, tmp_path):
+    from typer.testing import CliRunner
+
+    from nasforge.bench.export import export_format
+    from nasforge.cli import app
+    from nasforge.errors import BenchError
+
+    runner = CliRunner()
+    out = tmp_path / "x.csv"
+    res = runner.invoke(app, ["bench", "export", str(table), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:4] != b"PAR1" and out.read_text().startswith("index,arch")
+    res = runner.invoke(
+        app,
+        ["bench", "export", str(table), "-o", str(tmp_path / "y.csv"), "--format", "parquet"],
+    )
+    assert isinstance(res.exception, BenchError) and "'.csv'" in str(res.exception)
+    assert not (tmp_path / "y.csv").exists()
+    assert export_format("t.pq") == "parquet" and export_format("t") == "parquet"
+    with pytest.raises(BenchError, match=r"'\.txt' names no export format"):
+        export_format("t.txt")
+    assert export_format("t.txt", "csv") == "csv"

@@ -119,10 +119,15 @@ def test_export_cli_and_bad_input(bench, tmp_path):
     # an existing output is kept unless --overwrite
     r = runner.invoke(app, ["bench", "export", str(bench.path), "-o", str(out)])
     assert isinstance(r.exception, BenchError) and "exists" in str(r.exception)
+    # the format follows the suffix; a --format contradicting it is refused (issue 23, item 10)
     r = runner.invoke(
         app, ["bench", "export", str(bench.path), "-o", str(out), "--format", "csv", "--overwrite"]
     )
-    assert r.exit_code == 0 and out.read_text().startswith("index,arch,dataset,hp,seed")
+    assert isinstance(r.exception, BenchError) and "'.parquet'" in str(r.exception)
+    assert pq.read_table(out).num_rows == _expected_rows(bench)  # untouched
+    csv_out = tmp_path / "t.csv"
+    r = runner.invoke(app, ["bench", "export", str(bench.path), "-o", str(csv_out)])
+    assert r.exit_code == 0 and csv_out.read_text().startswith("index,arch,dataset,hp,seed")
     # a bad format is refused before any work, naming the value and the choices
     with pytest.raises(BenchError, match=r"'xlsx' unknown; expected one of \['parquet', 'csv'\]"):
         export_table(bench, tmp_path / "t.xlsx", format="xlsx")

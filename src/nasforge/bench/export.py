@@ -228,17 +228,47 @@ def _umask() -> int:
     return mask
 
 
+#: Output suffixes and the export format each one names.
+SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def export_format(out: str | os.PathLike[str], format: str | None = None) -> str:
+    """The format an export to ``out`` writes: ``format`` checked against ``out``'s suffix,
+    or inferred from it (see :func:`export_table`)."""
+    suffix = Path(out).suffix.lower()
+    implied = SUFFIX_FORMATS.get(suffix)
+    if format is None:
+        if implied is not None:
+            return implied
+        if suffix:
+            raise BenchError(
+                f"output {str(out)!r}: suffix {suffix!r} names no export format; expected "
+                f"{sorted(SUFFIX_FORMATS)} or --format {' | '.join(EXPORT_FORMATS)}"
+            )
+        return "parquet"
+    if implied is not None and format != implied:
+        raise BenchError(
+            f"output {str(out)!r} ends in {suffix!r} (a {implied} file) but --format is "
+            f"{format!r}; expected a matching suffix or no --format"
+        )
+    return format
+
+
 def export_table(
     bench: Benchmark | str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    format: str = "parquet",
+    format: str | None = None,
     curves: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Write the flat frame of a table to ``out`` as Parquet or CSV, atomically.
 
+    ``format`` None: the format of ``out``'s suffix (``.csv``; ``.parquet`` / ``.pq``, or
+    no suffix: Parquet); a ``format`` that contradicts a known suffix, or an unknown suffix
+    without ``format``, is refused (``x.csv`` once silently got Parquet bytes).
     Checks the format, pyarrow (Parquet) and ``out`` before reading anything."""
+    format = export_format(out, format)
     if format not in EXPORT_FORMATS:
         raise BenchError(
             f"export format {format!r} unknown; expected one of {list(EXPORT_FORMATS)}"
@@ -260,4 +290,12 @@ def export_table(
     return out
 
 
-__all__ = ["EXPORT_FORMATS", "columns", "export_table", "iter_batches", "to_arrow", "to_pandas"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "columns",
+    "export_format",
+    "export_table",
+    "iter_batches",
+    "to_arrow",
+    "to_pandas",
+]

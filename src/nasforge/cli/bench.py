@@ -236,13 +236,16 @@ def bench_repair(table: Path = typer.Argument(..., help="Table directory.")) -> 
 def bench_export(
     table: Path = typer.Argument(..., help="Table directory."),
     output: Path = typer.Option(..., "-o", "--output", help="File to write."),
-    fmt: str = typer.Option("parquet", "--format", help="parquet | csv"),
+    fmt: str | None = typer.Option(
+        None, "--format", help="parquet | csv (default: from the suffix; no suffix: parquet)."
+    ),
     curves: bool = typer.Option(False, help="Add per-epoch curves (lists; JSON arrays in CSV)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --output file."),
 ) -> None:
     """One row per arch x dataset x hp x seed (final metrics, costs) for pandas / DuckDB."""
-    from nasforge.bench.export import export_table
+    from nasforge.bench.export import export_format, export_table
 
+    fmt = export_format(output, fmt)
     path = export_table(table, output, format=fmt, curves=curves, overwrite=overwrite)
     typer.echo(f"wrote {path} ({fmt}{', with curves' if curves else ''})")
 
