@@ -449,6 +449,45 @@ def _next_good_record(buf: bytes, start: int) -> int | None:
     return None
 
 
+def _complete_tail(buf: bytes, pos: int) -> int | None:
+    """Length of the payload after the header at ``pos`` when it runs to the end of ``buf``
+    *complete* -- its CRC matches, or it is a whole JSON object -- else None (truly torn).
+
+    A crash cuts the last write short, so a torn record's payload is a strict prefix of a
+    JSON object and cannot parse; a record whose bytes are all present but whose length
+    field points past the end of the file was damaged after it was written."""
+    if len(buf) - pos < _REC_HEAD.size:
+        return None
+    _, _, crc = _REC_HEAD.unpack_from(buf, pos)
+    payload = buf[pos + _REC_HEAD.size :]
+    if not payload:
+        return None
+    if zlib.crc32(payload) == crc:
+        return len(payload)
+    try:
+        whole = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return len(payload) if isinstance(whole, dict) else None
+
+
+def _crc_checked_tail(buf: bytes, pos: int) -> dict[str, Any] | None:
+    """The record at ``pos`` read to the end of ``buf`` when that payload passes the CRC in
+    its header (a record whose length field alone is damaged), else None."""
+    if len(buf) - pos < _REC_HEAD.size:
+        return None
+    magic, _, crc = _REC_HEAD.unpack_from(buf, pos)
+    payload = buf[pos + _REC_HEAD.size :]
+    if magic != _REC_MAGIC or not payload or zlib.crc32(payload) != crc:
+        return None
+    try:
+        record = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    ok = isinstance(record, dict) and record.get("t") in ("entry", "cost")
+    return record if ok else None
+
+
 def read_journal(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
     """Records of a journal, the byte offset after the last complete one, and whether a
     torn record follows it.
@@ -474,6 +513,16 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
         if record is None:
             torn = stop > end and _REC_MAGIC.startswith(buf[pos : pos + len(_REC_MAGIC)])
             if torn and _next_good_record(buf, pos + 1) is None:
+                whole = _complete_tail(buf, pos)
+                if whole is not None:
+                    # every byte of the record is there: its length field is what is damaged
+                    raise _journal_corrupt(
+                        path,
+                        pos,
+                        f"record length field claims {stop - pos - _REC_HEAD.size} bytes but "
+                        f"the complete {whole}-byte record ends the file (a damaged length, "
+                        "not a torn write)",
+                    )
                 return records, pos, True
             raise _journal_corrupt(path, pos, why)
         records.append(record)
@@ -505,6 +554,9 @@ def salvage_journal(path: Path) -> tuple[list[dict[str, Any]], list[tuple[int, i
             pos = stop
             continue
         nxt = _next_good_record(buf, pos + 1)
+        if nxt is None and (kept := _crc_checked_tail(buf, pos)) is not None:
+            records.append(kept)  # only its length field was damaged: the CRC vouches for it
+            break
         skipped.append((pos, len(buf) if nxt is None else nxt))
         if nxt is None:
             break
