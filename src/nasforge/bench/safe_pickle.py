@@ -43,6 +43,7 @@ import io
 import os
 import pickle
 import re
+import stat
 import struct
 import threading
 import zipfile
@@ -766,11 +767,26 @@ def _failure(path: Path, what: str, exc: Exception) -> BenchError:
     return BenchError(f"cannot read {str(path)!r} as {what}: {type(exc).__name__}: {oneline(exc)}")
 
 
+def require_regular_file(path: Path) -> None:
+    """Refuse anything but a regular file before it is opened: a named pipe would block the
+    import for ever (and a device could stream without end)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise BenchError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise BenchError(
+            f"{str(path)!r} is not a regular file (a named pipe, device or socket); an "
+            "official source holds regular files only"
+        )
+
+
 def load_torch_file(path: str | os.PathLike[str]) -> Any:
     """Read a ``torch.save`` file (zip or legacy format) without torch: plain pickled data
     through :class:`RestrictedUnpickler`, tensors as lazy :class:`TensorRef` views. Any problem
     is a one-line :class:`BenchError` naming the file."""
     path = Path(path)
+    require_regular_file(path)
     try:
         with open(path, "rb") as f:
             head = f.read(4)
@@ -818,6 +834,7 @@ def load_bz2_pickle(path: str | os.PathLike[str]) -> Any:
     :class:`RestrictedUnpickler`, decompressing at most ``max(BZ2_MIN_CAP, BZ2_MAX_RATIO x
     compressed size)`` bytes. Any problem is a one-line :class:`BenchError` naming the file."""
     path = Path(path)
+    require_regular_file(path)
     try:
         size = path.stat().st_size
         limit = max(BZ2_MIN_CAP, BZ2_MAX_RATIO * size)
