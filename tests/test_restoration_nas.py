@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -170,3 +171,123 @@ def test_bad_search_params_fail_before_work(tmp_path: Path) -> None:
     )
     assert res.exit_code != 0 and "share_alphas='cells'" in str(res.exception)
     assert not (tmp_path / "x" / "arch.json").exists()
+
+
+# -- trilevel ---------------------------------------------------------------------------------
+
+
+def test_sparsestmax_matches_its_definition_on_hand_cases() -> None:
+    from nasforge.nn.sparsestmax import sparsemax, sparsestmax
+
+    z = torch.tensor([0.5, 0.3, 0.1, -0.2])
+    # sparsemax by hand: tau = (0.5 + 0.3 + 0.1 - 1) / 3 = -1/30.
+    torch.testing.assert_close(sparsemax(z), torch.tensor([16, 10, 4, 0]) / 30.0)
+    torch.testing.assert_close(sparsestmax(z, 0.0), sparsemax(z))
+    # r = 0.5: sparsemax's point p0 is |p0 - u| = sqrt(0.08) from its support's centroid
+    # u = (1/3, 1/3, 1/3, 0); pushed out to radius 0.5 it leaves the simplex, so sparsemax
+    # cuts it to the face {0, 1}, whose centroid (1/2, 1/2, 0, 0) is sqrt(1/6) from u: the
+    # sphere keeps radius sqrt(0.25 - 1/6) there, and the point is pushed out to it.
+    p0, u = sparsemax(z), torch.tensor([1.0, 1.0, 1.0, 0.0]) / 3
+    q = sparsemax(u + 0.5 * (p0 - u) / (p0 - u).norm())
+    assert q[2] == 0 and q[3] == 0
+    r2 = (0.25 - 1 / 6) ** 0.5
+    d = q[:2] - 0.5
+    want = torch.tensor([*(0.5 + r2 * d / d.norm()).tolist(), 0.0, 0.0])
+    p = sparsestmax(z, 0.5)
+    torch.testing.assert_close(p, want, atol=1e-6, rtol=0)
+
+
+def test_sparsestmax_stays_on_the_simplex_and_sparsifies_as_it_anneals() -> None:
+    from nasforge.nn.sparsestmax import sparsemax, sparsestmax
+
+    z = torch.randn(64, 6, generator=torch.Generator().manual_seed(0))
+    first = sparsemax(z) > 0  # the sphere is centred on the centroid of sparsemax's support
+    u0 = first.double() / first.sum(-1, keepdim=True)
+    radii = [0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95]
+    nonzero = []
+    for r in radii:
+        p = sparsestmax(z, r)
+        assert (p >= 0).all() and torch.allclose(p.sum(-1), torch.ones(64), atol=1e-6)
+        support = p > 0
+        dist = (p.double() - u0).norm(dim=-1)
+        # Off the vertices every output is at least r from that centroid.
+        many = support.sum(-1) > 1
+        assert (dist[many] >= r - 1e-5).all()
+        nonzero.append(support.sum(-1))
+    for a, b in itertools.pairwise(nonzero):
+        assert (b <= a).all()  # never less sparse as the radius grows
+    assert nonzero[0].double().mean() > 2 and (nonzero[-1] == 1).all()  # one-hot at the end
+    assert (sparsestmax(z, 0.95).argmax(-1) == z.argmax(-1)).all()
+
+
+def test_trilevel_derived_net_inherits_the_supernet_function(one_torch_thread: None) -> None:
+    from nasforge.nn.trilevel import TrilevelNetwork, TrilevelSupernet
+    from nasforge.spaces.trilevel import OPS
+
+    torch.manual_seed(0)
+    net = TrilevelSupernet(in_channels=3, out_channels=3, scale=2, nf=6, stem=1, path=2, ops=3)
+    with torch.no_grad():
+        net.arch_alpha.normal_()
+        net.arch_gamma.copy_(torch.tensor([0.1, 2.0, 0.3]))  # depth = stem + 1
+        net.arch_ratio.zero_()
+        net.arch_ratio[..., -1] = 5.0  # full width everywhere
+    net.rad, net.widths = 1.0, "max"  # one-hot relaxations: the supernet is one network
+    arch = net.derive()
+    assert arch.depth == 2 and all(op in OPS for c in arch.cells for op, _ in c)
+    fixed = TrilevelNetwork(arch, in_channels=3, out_channels=3, scale=2, nf=6).inherit(net)
+    x = torch.rand(2, 3, 10, 10)
+    torch.testing.assert_close(fixed(x), net(x), atol=1e-6, rtol=1e-5)
+    # The order term telescopes along the path: last minus first network-level logit.
+    assert float(net.order_loss().detach()) == pytest.approx(0.3 - 0.1)
+
+
+def test_trilevel_searches_one_phase_and_trains_from_the_cli(tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    args = [
+        "search",
+        "--task",
+        "sr-x4",
+        "--space",
+        "trilevel-sr",
+        "--algo",
+        "trilevel",
+        "-o",
+        str(out),
+        *TINY,
+    ]
+    params = [
+        "--param",
+        "nf=4",
+        "--param",
+        "batch_size=4",
+        "--param",
+        "path=2",
+        "--param",
+        "ops=2",
+        "--param",
+        "finetune_epochs=1",
+    ]
+    res = CliRunner().invoke(app, [*args, *params])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"inherited_test_psnr", "finetuned_test_psnr"} <= set(summary["metrics"])
+    assert summary["trace"][0]["rad"] == 0.0 and summary["depth"] >= 1
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--task",
+            "sr-x4",
+            "--space",
+            "trilevel-sr",
+            "--arch",
+            str(out / "arch.json"),
+            *TINY,
+            "--network",
+            "nf=4",
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    bad = CliRunner().invoke(app, [*args[: -len(TINY)], "--param", "relaxation=gumbel"])
+    assert bad.exit_code != 0 and "relaxation='gumbel'" in str(bad.exception)

@@ -27,6 +27,7 @@ from nasforge.tasks import Task
 #: Modules that register task searches (imported by :func:`task_searches`).
 TASK_SEARCH_MODULES: list[str] = [
     "nasforge.search.restoration.hinas",
+    "nasforge.search.restoration.trilevel",
 ]
 
 

@@ -27,6 +27,7 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.darts",
     "nasforge.spaces.nats_sss",
     "nasforge.spaces.hinas",
+    "nasforge.spaces.trilevel",
 ]
 
 for _name in _SPACE_MODULES:
