@@ -291,3 +291,68 @@ def test_trilevel_searches_one_phase_and_trains_from_the_cli(tmp_path: Path) -> 
     assert res.exit_code == 0, res.output
     bad = CliRunner().invoke(app, [*args[: -len(TINY)], "--param", "relaxation=gumbel"])
     assert bad.exit_code != 0 and "relaxation='gumbel'" in str(bad.exception)
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+
+def test_baselines_have_the_papers_sizes_and_count_their_multiply_adds() -> None:
+    from nasforge.cost.macs import count_macs
+    from nasforge.nn import build_network
+
+    def build(arch: str, c: int, scale: int) -> torch.nn.Module:
+        return build_network(
+            "restoration-baseline", arch, io={"in_channels": c, "out_channels": c, "scale": scale}
+        )
+
+    # DnCNN-S: 64*9 + 64, 15 x (64*64*9 + BN 2*64), 64*9 + 1 = 556,097 parameters.
+    assert sum(p.numel() for p in build("dncnn", 1, 1).parameters()) == 556_097
+    # EDSR-baseline x4 is the paper's 1.5 M.
+    edsr = build("edsr", 3, 4)
+    assert round(sum(p.numel() for p in edsr.parameters()) / 1e6, 1) == 1.5
+    # FSRCNN(56, 12, 4) x2 on one channel, by hand: convs 5x5x1x56, 1x1 56->12, 4 x 3x3
+    # 12->12, 1x1 12->56 per LR pixel, 9x9x56x1 deconvolution per LR pixel.
+    per_pixel = 25 * 56 + 56 * 12 + 4 * 9 * 144 + 12 * 56 + 81 * 56
+    assert count_macs(build("fsrcnn", 1, 2), (1, 1, 8, 8)) == pytest.approx(per_pixel * 64 / 1e6)
+    with pytest.raises(ArchError, match="denoising network"):
+        build("dncnn", 3, 2)
+
+
+def test_bicubic_baseline_is_matlab_bicubic_upscaling() -> None:
+    from nasforge.data.imresize import imresize
+    from nasforge.nn.restoration_baselines import bicubic_upscale
+
+    x = torch.rand(2, 3, 6, 5, dtype=torch.float64)
+    y = bicubic_upscale(3)(x)
+    want = imresize(x[1].numpy().transpose(1, 2, 0), 3.0).transpose(2, 0, 1)
+    assert y.shape == (2, 3, 18, 15)
+    np.testing.assert_allclose(y[1].numpy(), want, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("task", "arch"), [("sr-x2", "fsrcnn"), ("sr-x3", "edsr"), ("denoise-c15", "dncnn")]
+)
+def test_baselines_train_one_epoch_from_the_cli(tmp_path: Path, task: str, arch: str) -> None:
+    run = tmp_path / "run.json"
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--task",
+            task,
+            "--space",
+            "restoration-baseline",
+            "--arch",
+            f"net={arch}",
+            *TINY,
+            "--network",
+            "C=8",
+            "--network",
+            "depth=2",
+            "--quiet",
+            "--out",
+            str(run),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert np.isfinite(json.loads(run.read_text())["epochs"][-1]["eval"]["test"]["psnr"])

@@ -28,6 +28,7 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.nats_sss",
     "nasforge.spaces.hinas",
     "nasforge.spaces.trilevel",
+    "nasforge.spaces.restoration_baseline",
 ]
 
 for _name in _SPACE_MODULES:
