@@ -216,24 +216,37 @@ def _lr_file(lr_root: Path | None, scale: int, stem: str) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=128)
+def _skimage_pair(name: str, channels: int, scale: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """An embedded photograph with ``channels`` channels, modcropped, and its bicubic LR
+    (``None`` at scale 1); computed once per process (every command and test loads them)."""
+    hr = np.ascontiguousarray(modcrop(with_channels(_skimage_file(name), channels), scale))
+    lr = bicubic_downscale_uint8(hr, scale) if scale > 1 else None
+    for a in (hr, lr):
+        if a is not None:
+            a.setflags(write=False)
+    return hr, lr
+
+
 def _make_split(
-    paths_or_images: Sequence[tuple[str, np.ndarray, Path | None]],
+    paths_or_images: Sequence[tuple[str, np.ndarray, Path | np.ndarray | None]],
     channels: int,
     scale: int,
     crop: int,
 ) -> RestorationSplit:
-    """A split from ``(name, HR image, LR file or None)``: channels converted, HR modcropped
+    """A split from ``(name, HR image, LR file / LR image / None)``: channels converted, HR modcropped
     to the scale, LR read or made by MATLAB bicubic, then the optional centred eval crop
     (taken on the LR grid so that HR and LR stay aligned)."""
     names, hrs, lrs = [], [], []
     for name, hr, lr_path in paths_or_images:
         hr = modcrop(with_channels(hr, channels), scale)
         if scale > 1:
-            lr = (
-                with_channels(read_image(lr_path), channels)
-                if lr_path is not None
-                else bicubic_downscale_uint8(hr, scale)
-            )
+            if isinstance(lr_path, np.ndarray):
+                lr = lr_path  # prepared with the image (embedded data)
+            elif lr_path is not None:
+                lr = with_channels(read_image(lr_path), channels)
+            else:
+                lr = bicubic_downscale_uint8(hr, scale)
             if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
                 raise DataError(
                     f"{lr_path}: LR size {lr.shape[:2]} x{scale} does not match HR {hr.shape[:2]}"
@@ -292,12 +305,12 @@ def load_restoration(
     root = Path(data_dir) if data_dir is not None else None
     if spec.source != "skimage" and (root is None or not root.is_dir()):
         raise DataError(f"dataset {spec.source!r} needs --data-dir (a directory), got {data_dir}")
-    items: dict[str, list[tuple[str, np.ndarray, Path | None]]] = {}
+    items: dict[str, list[tuple[str, np.ndarray, Path | np.ndarray | None]]] = {}
     if spec.source == "skimage":
         kinds = ("rgb",) if channels == 3 else ("rgb", "grey")
         for split in ("train", "valid", "test"):
             items[split] = [
-                (Path(f).stem, _skimage_file(f), None)
+                (Path(f).stem, *_skimage_pair(f, channels, scale))
                 for kind in kinds
                 for f in SKIMAGE_SPLITS[kind][split]
             ]
