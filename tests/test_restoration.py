@@ -232,3 +232,13 @@ def test_task_list_shows_the_restoration_tasks() -> None:
     ):
         assert rows[name]["primary"] == "psnr"
     assert rows["sr-x4"]["shave"] == 4 and rows["denoise-c50"]["sigma"] == 50
+
+
+def test_checkpoints_identify_restoration_data(tmp_path: Path) -> None:
+    from nasforge.train.checkpoint import data_fingerprint
+
+    task = get_task("sr-x2")
+    a = data_fingerprint(task.load("skimage-p16-e24", limit=4))
+    assert a == data_fingerprint(task.load("skimage-p16-e24", limit=4))
+    assert a != data_fingerprint(task.load("skimage-p16-e32", limit=4))
+    assert a != data_fingerprint(get_task("sr-x3").load("skimage-p16-e24", limit=4))

@@ -28,6 +28,8 @@ evaluation split of its name: ``Set5``, ``Set14``, ``B100``, ``Urban100`` (EDSR'
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -152,6 +154,22 @@ class RestorationData:
 
     def summary(self) -> dict[str, int]:
         return {"train": self.patches_per_epoch, **{k: len(v) for k, v in self.evals.items()}}
+
+    def fingerprint(self) -> str:
+        """A short hash of the setting: its fields, every split's names, shapes and a fixed
+        sample of its pixels (a checkpoint's data identity)."""
+        h = hashlib.blake2b(digest_size=12)
+        head = [self.name, self.channels, self.scale, self.sigma, self.patch]
+        head += [self.patches_per_epoch, self.eval_crop, self.noise_seed]
+        h.update(json.dumps(head).encode())
+        for name, split in [("train", self.train), *self.evals.items()]:
+            h.update(f"|{name}:{split.names}".encode())
+            for img in split.hr + (split.lr or []):
+                h.update(str(img.shape).encode())
+                h.update(
+                    np.ascontiguousarray(img.reshape(-1)[:: max(1, img.size // 4096)]).tobytes()
+                )
+        return h.hexdigest()
 
     def split(self, name: str) -> RestorationSplit:
         if name == "train":
