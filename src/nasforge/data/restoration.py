@@ -70,11 +70,15 @@ DENOISE_BENCHMARKS = ("BSD68",)
 DEFAULT_PATCH = 64
 DEFAULT_PATCHES_PER_EPOCH = 512
 SOURCES = ("skimage", "div2k", "bsd500")
+_EXTRA_HINT = "{what}: pip install 'nasforge[restoration]'"
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as uint8 ``(H, W, C)`` (C = 1 grey, 3 colour; alpha dropped)."""
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError(_EXTRA_HINT.format(what="reading images needs Pillow")) from None
 
     try:
         with Image.open(path) as im:
@@ -109,7 +113,12 @@ def list_images(folder: Path) -> list[Path]:
 
 @functools.lru_cache(maxsize=64)
 def _skimage_file(name: str) -> np.ndarray:
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:
+        raise DataError(
+            _EXTRA_HINT.format(what="the embedded photographs need scikit-image")
+        ) from None
 
     path = Path(skimage.data.__file__).parent / name
     if not path.is_file():
