@@ -26,6 +26,8 @@ from nasforge.tasks import Task
 
 #: Modules that register task searches (imported by :func:`task_searches`).
 TASK_SEARCH_MODULES: list[str] = [
+    "nasforge.search.video.pvnas",
+    "nasforge.search.translation.rev_darts",
     "nasforge.search.restoration.hinas",
     "nasforge.search.restoration.trilevel",
 ]
