@@ -104,3 +104,16 @@ def test_sigterm_during_import_cleans_up_like_ctrl_c(tmp_path, sig):
     assert code == (143 if sig == signal.SIGTERM else 130)
     assert not list(tmp_path.glob(".x.table.import-*")), "temporary folder left behind"
     assert not out.exists()
+
+
+def test_a_csv_header_repeating_a_column_is_one_line(tmp_path):
+    src = tmp_path / "dup.csv"
+    src.write_text(
+        "arch,dataset,valid_acc,valid_acc\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,cifar10,1,2\n"
+    )
+    with pytest.raises(BenchError, match="'valid_acc' appears twice"):
+        import_table(src, tmp_path / "t", format="csv")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(BenchError, match="not a regular file"):
+        import_table(fifo, tmp_path / "t2", format="csv")

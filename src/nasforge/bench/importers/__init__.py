@@ -15,6 +15,7 @@ from nasforge.bench.importers.official import (
     read_nb201,
 )
 from nasforge.bench.importers.plain import import_plain
+from nasforge.bench.safe_pickle import require_regular_file
 from nasforge.errors import BenchError
 
 FORMATS = ("auto", "nb201", "nats-tss", "nats-sss", "nb201-export", "csv", "parquet")
@@ -93,6 +94,9 @@ def import_table(
     """
     if format not in FORMATS:
         raise BenchError(f"format {format!r} unknown; expected one of {list(FORMATS)}")
+    if Path(src).exists() and not Path(src).is_dir():
+        # before anything opens it: a named pipe would block the import for ever
+        require_regular_file(Path(src))
     fmt = detect_format(src) if format == "auto" else format
     if fmt in OFFICIAL_READERS:
         return import_official(src, out, kind=fmt, overwrite=overwrite)

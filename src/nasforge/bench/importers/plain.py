@@ -119,8 +119,23 @@ class _Source:
         return f"{str(self.src)!r} {pos}, column {col!r}"
 
 
+def _check_unique(src: Path, header: list[str]) -> None:
+    """Refuse a header naming a column twice (which value would the row mean?)."""
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise BenchError(
+                f"{str(src)!r}: column {name!r} appears twice in the header; expected "
+                "distinct column names"
+            )
+        seen.add(name)
+
+
 def _read(src: Path, fmt: str) -> _Source:
     """Columns of a CSV (stdlib) or Parquet (pyarrow) file as lists."""
+    from nasforge.bench.safe_pickle import require_regular_file
+
+    require_regular_file(src)
     if fmt == "parquet":
         try:
             import pyarrow.parquet as pq
@@ -132,6 +147,7 @@ def _read(src: Path, fmt: str) -> _Source:
             table = pq.read_table(src)
         except Exception as exc:
             raise BenchError(f"cannot read {str(src)!r} as Parquet: {exc}") from None
+        _check_unique(src, table.column_names)
         cols = {name: table.column(name).to_pylist() for name in table.column_names}
         return _Source(src, fmt, cols, list(range(2, table.num_rows + 2)))
     lines: list[int] = []
@@ -147,6 +163,7 @@ def _read(src: Path, fmt: str) -> _Source:
             header = next(reader, None)
             if not header:
                 raise BenchError(f"{str(src)!r} is empty; expected a header row")
+            _check_unique(src, header)
             cols: dict[str, list[Any]] = {h: [] for h in header}
             for line_no, row in enumerate(reader, start=2):
                 if not any(cell.strip() for cell in row):
