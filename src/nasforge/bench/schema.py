@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from nasforge.errors import BenchError
 
 #: Per-epoch metrics, in their canonical column order. Accuracies are in percent, times in
@@ -98,6 +100,39 @@ def check_cost_name(name: str) -> None:
     )
 
 
+#: Seeds a table stores (int64, as its columns and exports hold them).
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
+
+def check_seed(seed: object, where: str = "seed") -> int:
+    """``seed`` as an int within int64 (what a table and its exports hold), else a
+    :class:`BenchError` naming ``where``: every importer checks seeds alike."""
+    prefix = "" if where == "seed" else f"{where}: "
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise BenchError(f"{prefix}seed {str(seed)[:40]!r} must be an int")
+    if not SEED_MIN <= int(seed) <= SEED_MAX:
+        raise BenchError(
+            f"{prefix}seed {str(seed)[:40]} is outside the int64 range a table holds "
+            f"({SEED_MIN}..{SEED_MAX})"
+        )
+    return int(seed)
+
+
+def check_curve(name: str, values: np.ndarray, where: str) -> None:
+    """The value rules every importer applies (the plain importer's, see
+    :mod:`nasforge.bench.importers.plain`): no infinity; accuracies (``*_acc``, percent) in
+    [0, 100]; losses, times and costs >= 0. NaN is a missing value and passes."""
+    v = np.asarray(values, dtype=float)
+    if np.isinf(v).any():
+        raise BenchError(f"{where}: {name} holds an infinite value; expected finite numbers")
+    ok = ~np.isnan(v)
+    if name.endswith("_acc") and ((v[ok] < 0) | (v[ok] > 100)).any():
+        bad = v[ok][((v[ok] < 0) | (v[ok] > 100))][0]
+        raise BenchError(f"{where}: {name} {bad:g} is outside [0, 100] (percent)")
+    if not name.endswith("_acc") and (v[ok] < 0).any():
+        raise BenchError(f"{where}: {name} {v[ok][v[ok] < 0][0]:g} is negative; expected >= 0")
+
+
 def check_hp(hp: object) -> str:
     if not isinstance(hp, str) or not hp or "/" in hp or hp != hp.strip():
         raise BenchError(f"hp {hp!r} must be a non-empty string key such as '12' or '200'")
@@ -110,19 +145,6 @@ def check_dataset(dataset: object) -> str:
             f"dataset {dataset!r} must be a non-empty name such as {list(OFFICIAL_DATASETS)}"
         )
     return dataset
-
-
-def check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        try:
-            import numpy as np
-
-            if isinstance(seed, np.integer):
-                return int(seed)
-        except ImportError:  # pragma: no cover - numpy is a dependency
-            pass
-        raise BenchError(f"seed {seed!r} must be an int")
-    return seed
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,13 @@ import numpy as np
 
 from nasforge.bench.query import OFFICIAL_LATENCY_BATCH
 from nasforge.bench.safe_pickle import as_state, load_bz2_pickle, load_torch_file, oneline
-from nasforge.bench.schema import STATUS_CODES, TRAIN_TIME, metric_order
+from nasforge.bench.schema import (
+    STATUS_CODES,
+    TRAIN_TIME,
+    check_curve,
+    check_seed,
+    metric_order,
+)
 from nasforge.bench.spaces import TableSpace, table_space
 from nasforge.bench.store import CostData, GroupData, write_table
 from nasforge.errors import BenchError
@@ -269,15 +275,18 @@ class _Collector:
             for (dataset, seed), rc in all_results.items():
                 if not isinstance(dataset, str) or not _NAME.fullmatch(dataset):
                     raise BenchError(f"dataset name {str(dataset)[:40]!r} is not a plain name")
+                seed = check_seed(seed, f"{dataset} hp {hp!r}")
                 epochs, curves = results_count_curves(dataset, rc)
-                self._group(dataset, hp).put(index, int(seed), epochs, curves)
+                for name, values in curves.items():  # validated as the plain importers do
+                    check_curve(name, values, f"{dataset} hp {hp!r} seed {seed}")
+                self._group(dataset, hp).put(index, seed, epochs, curves)
             for dataset, seeds in dataset_seed.items():
                 if (dataset, index) in self.cost_hp:
                     continue
                 rcs = [as_state(all_results[(dataset, s)]) for s in seeds]
                 if not rcs:
                     continue
-                seeds = [int(s) for s in seeds]
+                seeds = [check_seed(s, f"{dataset} costs") for s in seeds]
                 cost = {
                     "flops_m": _legacy_fix([_f(r.get("flop")) for r in rcs], seeds),
                     "params_m": _legacy_fix([_f(r.get("params")) for r in rcs], seeds),

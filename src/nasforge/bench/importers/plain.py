@@ -36,7 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.bench.schema import STATUS_CODES, check_dataset, check_hp, metric_order
+from nasforge.bench.schema import (
+    STATUS_CODES,
+    check_dataset,
+    check_hp,
+    check_seed,
+    metric_order,
+)
 from nasforge.bench.store import CostData, GroupData, write_table
 from nasforge.errors import ArchError, BenchError
 from nasforge.spaces.nb201 import NUM_ARCHS, Arch
@@ -407,7 +413,8 @@ def import_plain(
     if ("seed", None) in assigned:
         scol = assigned[("seed", None)]
         seeds_of_row = [
-            _key_int(v, source.where(r, scol), "seed") for r, v in enumerate(cols[scol])
+            check_seed(_key_int(v, source.where(r, scol), "seed"), source.where(r, scol))
+            for r, v in enumerate(cols[scol])
         ]
     else:
         seeds_of_row = [0] * n_rows
