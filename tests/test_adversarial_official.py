@@ -76,3 +76,29 @@ def test_official_values_are_checked_like_plain_ones(tmp_path, kw, says):
         import_table(src, tmp_path / "bad.table", format="nb201")
     assert not (tmp_path / "bad.table").exists()
     assert not list(tmp_path.glob(".bad.table.import-*"))
+
+
+def _seed_csv(tmp_path, n: int):
+    arch = Arch.from_index(0).to_string()
+    src = tmp_path / f"seeds{n}.csv"
+    rows = "".join(f"{arch},cifar10,{s},50\n" for s in range(n))
+    src.write_text("arch,dataset,seed,valid_acc\n" + rows)
+    return src
+
+
+def test_seeds_per_group_are_bounded_and_the_bound_can_be_raised(tmp_path, monkeypatch):
+    src = _seed_csv(tmp_path, 1500)
+    with pytest.raises(BenchError, match=r"1500 seeds; expected at most 1000.*NASFORGE_MAX_SEEDS"):
+        import_table(src, tmp_path / "t", format="csv")
+    assert not (tmp_path / "t").exists()
+    assert not list(tmp_path.glob(".t.building-*"))
+    monkeypatch.setenv("NASFORGE_MAX_SEEDS", "2000")
+    table = import_table(src, tmp_path / "t", format="csv")
+    assert len(Benchmark.open(table).query(0, "cifar10", hp="final", seed=1499).final) > 0
+
+
+def test_projected_table_size_is_checked_before_writing(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASFORGE_MAX_TABLE_BYTES", "1000")
+    with pytest.raises(BenchError, match="NASFORGE_MAX_TABLE_BYTES"):
+        import_table(_seed_csv(tmp_path, 200), tmp_path / "t", format="csv")
+    assert not (tmp_path / "t").exists()

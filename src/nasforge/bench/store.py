@@ -1053,6 +1053,45 @@ def write_table(
     return root
 
 
+#: Most seeds one (dataset, recipe) group of a table may hold (the official files: at
+#: most 4 per arch); ``NASFORGE_MAX_SEEDS`` raises it.
+MAX_SEEDS = 1000
+#: Largest table (bytes of curves) a single import may write; ``NASFORGE_MAX_TABLE_BYTES``
+#: raises it. The official NB201 file becomes a table of about 2 GB.
+MAX_TABLE_BYTES = 32 * 2**30
+
+
+def _check_group_size(g: GroupData, so_far: int, root: Path) -> int:
+    """Bytes group ``g`` will take, refused *before* it is written when its seeds, the
+    table's projected size or the free disk space say no (issue 23: a 120 KB source once
+    became a 459 MB table; a 2.5 MB one was on course for 20 GB)."""
+    from nasforge.inputs import env_limit
+
+    max_seeds = env_limit("MAX_SEEDS", MAX_SEEDS)
+    if len(g.seeds) > max_seeds:
+        raise BenchError(
+            f"group {g.dataset}/{g.hp} has {len(g.seeds)} seeds; expected at most {max_seeds} "
+            "(NASFORGE_MAX_SEEDS raises it)"
+        )
+    itemsize = int(getattr(getattr(g.data, "dtype", None), "itemsize", 8))
+    need = len(g.rows) * len(g.seeds) * len(g.metrics) * g.epochs * itemsize
+    cap = env_limit("MAX_TABLE_BYTES", MAX_TABLE_BYTES)
+    if so_far + need > cap:
+        raise BenchError(
+            f"the table would take {(so_far + need) / 2**20:.0f} MiB (group {g.dataset}/{g.hp}: "
+            f"{len(g.rows)} archs x {len(g.seeds)} seeds x {len(g.metrics)} metrics x "
+            f"{g.epochs} epochs); expected at most {cap / 2**20:.0f} MiB "
+            "(NASFORGE_MAX_TABLE_BYTES raises it)"
+        )
+    free = shutil.disk_usage(root.parent).free
+    if need > free:
+        raise BenchError(
+            f"group {g.dataset}/{g.hp} needs {need / 2**20:.0f} MiB but "
+            f"{str(root.parent)!r} has {free / 2**20:.0f} MiB free"
+        )
+    return need
+
+
 def _write_new_table(
     root: Path,
     groups: Iterable[GroupData],
@@ -1070,10 +1109,12 @@ def _write_new_table(
     try:
         gw = GenerationWriter(tmp, 1, space)
         seen: set[tuple[str, str]] = set()
+        projected = 0
         for g in groups:
             if g.key in seen:
                 raise BenchError(f"group {g.dataset}/{g.hp} given twice")
             seen.add(g.key)
+            projected += _check_group_size(g, projected, root)
             gw.add_group(g)
         for c in costs:
             gw.add_cost(c)

@@ -177,9 +177,10 @@ class _GroupSpill:
     ) -> Iterator[np.ndarray]:
         """``[seeds, metrics, epochs]`` of each row in turn (NaN where nothing was read)."""
         m_pos = {m: k for k, m in enumerate(metrics)}
+        s_pos = {sd: k for k, sd in enumerate(seeds)}  # not seeds.index: linear in seeds
         by_row: dict[int, list[tuple[int, int, int, tuple[str, ...]]]] = {}
         for (index, seed), (offset, e, names) in self.where.items():
-            by_row.setdefault(index, []).append((seeds.index(seed), offset, e, names))
+            by_row.setdefault(index, []).append((s_pos[seed], offset, e, names))
         for index in rows.tolist():
             block = np.full((len(seeds), len(metrics), self.epochs), np.nan)
             for s, offset, e, names in sorted(by_row[index], key=lambda x: x[1]):
@@ -313,8 +314,9 @@ class _Collector:
             metrics = metric_order(names)
             status = np.zeros((len(rows), len(seeds)), np.uint8)
             r_pos = {int(i): k for k, i in enumerate(rows)}
+            s_pos = {sd: k for k, sd in enumerate(seeds)}  # not seeds.index: linear
             for index, seed in spill.where:
-                status[r_pos[index], seeds.index(seed)] = STATUS_CODES["ok"]
+                status[r_pos[index], s_pos[seed]] = STATUS_CODES["ok"]
             shape = (len(rows), len(seeds), len(metrics), spill.epochs)
             data = _StreamedRows(
                 shape, lambda s=spill, r=rows, sd=seeds, m=metrics: s.blocks(r, sd, m)

@@ -470,11 +470,15 @@ def import_plain(
         r_pos = {int(i): k for k, i in enumerate(rows)}
         data = np.full((len(rows), len(seeds), len(metrics), 1), np.nan)
         status = np.zeros((len(rows), len(seeds)), np.uint8)
+        # position maps, not list.index: an import is linear in its rows (issue 23: 80k
+        # seeds of one arch took 70 s through seeds.index)
+        s_pos = {sd: k for k, sd in enumerate(seeds)}
+        m_pos = {m: k for k, m in enumerate(metrics)}
         for (index, seed), cell in entries.items():
-            r, s = r_pos[index], seeds.index(seed)
+            r, s = r_pos[index], s_pos[seed]
             status[r, s] = STATUS_CODES["ok"]
             for m, v in cell.items():
-                data[r, s, metrics.index(m), 0] = v
+                data[r, s, m_pos[m], 0] = v
         groups.append(GroupData(ds, hp, seeds, rows, metrics, 1, True, status, data))
     costs = []
     for ds, per_arch in sorted(cost_vals.items()):
