@@ -62,8 +62,10 @@ def _generic_parse(space: str, arch: str) -> tuple[Any, str]:
     import json
 
     from nasforge.errors import ArchError
-    from nasforge.spaces import get_space
+    from nasforge.spaces import SPACES, get_space
 
+    if space not in SPACES:
+        raise typer.BadParameter(f"unknown space {space!r}; expected one of {SPACES.names()}")
     sp = get_space(space)
     text = arch
     path = Path(arch)
