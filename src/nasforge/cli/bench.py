@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from nasforge.errors import BenchError
+from nasforge.progress import output_console
 
 bench_app = typer.Typer(
     help="Tabular benchmarks: import official files or CSVs, inspect and query tables.",
@@ -94,7 +94,7 @@ def bench_info(
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    console = Console()
+    console = output_console()
     console.print(
         f"[bold]{escape(str(info['path']))}[/]  {info['format']}  space={info['space']}  "
         f"archs={info['archs']}/{info['space_size']}  journal={info['journal_records']} pending"
@@ -165,7 +165,7 @@ def bench_query(
         t.add_row(k, _fmt(v))
     for k, v in rec.cost.items():
         t.add_row(k, _fmt(v))
-    Console().print(t)
+    output_console().print(t)
 
 
 @bench_app.command("top")
@@ -195,7 +195,7 @@ def bench_top(
     t = Table("rank", "index", "arch", metric, title=f"{dataset} / hp={hp}")
     for r in rows:
         t.add_row(str(r["rank"]), str(r["index"]), r["arch"], _fmt(r[metric]))
-    Console().print(t)
+    output_console().print(t)
 
 
 @bench_app.command("verify")

@@ -1,11 +1,33 @@
-"""Costs: parameters, FLOPs (NAS-Bench-201 convention) and measured latency."""
+"""Costs: parameters, FLOPs (NAS-Bench-201 convention) and measured latency.
+
+The cost functions of the spaces register on import without importing torch (a lookup
+such as ``nasforge arch info`` answers in well under a second); the network counter and
+the latency timer, which need torch, load on first use of their names.
+"""
+
+from importlib import import_module
+from typing import Any
 
 from nasforge.cost import nats_sss as _nats_sss  # noqa: F401  (registers "nats-sss")
-from nasforge.cost.counter import DATASET_SHAPES, Cost, count_flops, count_params, module_cost
 from nasforge.cost.darts import darts_cost
-from nasforge.cost.latency import latency
 from nasforge.cost.nb201 import arch_cost, dataset_shape
 from nasforge.cost.registry import ARCH_COSTS, space_cost
+from nasforge.cost.types import DATASET_SHAPES, Cost
+
+#: Names whose modules import torch: loaded when first read (PEP 562).
+_LAZY = {
+    "count_flops": "nasforge.cost.counter",
+    "count_params": "nasforge.cost.counter",
+    "module_cost": "nasforge.cost.counter",
+    "latency": "nasforge.cost.latency",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nasforge.cost' has no attribute {name!r}")
+
 
 __all__ = [
     "ARCH_COSTS",

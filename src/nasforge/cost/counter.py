@@ -16,31 +16,13 @@ contains ``auxiliary``, in millions. The counter works on any ``nn.Module``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from nasforge.cost.types import DATASET_SHAPES, Cost
 from nasforge.errors import NasforgeError
 
-#: Input resolution and number of classes per dataset, as in NAS-Bench-201.
-DATASET_SHAPES: dict[str, tuple[int, int]] = {
-    "cifar10": (32, 10),
-    "cifar10-valid": (32, 10),
-    "cifar100": (32, 100),
-    "ImageNet16-120": (16, 120),
-}
-
-
-@dataclass(frozen=True)
-class Cost:
-    """Params and FLOPs, both in millions."""
-
-    params_m: float
-    flops_m: float
-
-    def to_dict(self) -> dict[str, float]:
-        return {"params_m": self.params_m, "flops_m": self.flops_m}
+__all__ = ["DATASET_SHAPES", "Cost", "count_flops", "count_params", "module_cost"]
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasforge.cost.counter import Cost
+from nasforge.cost.types import Cost
 from nasforge.registry import Registry
 
 ARCH_COSTS: Registry[Cost] = Registry("arch cost (by search space)")

@@ -213,20 +213,17 @@ def plot_search_front(record: dict[str, Any], path: Path) -> Path:
     )
 
 
-#: ``--method`` names of the width-search algorithms (``nasforge.search.ALGORITHMS``).
-METHODS: dict[str, str] = {
-    "cafenet": "cafenet",
-    "fixed": "fixed-width",
-    "uniform": "uniform-width",
-    "aows": "aows",
-}
+#: ``--method`` names of the width-search algorithms: their registered names in
+#: ``nasforge.search.ALGORITHMS`` (one name everywhere: CLI, records, README).
+METHODS: tuple[str, ...] = ("cafenet", "fixed-width", "uniform-width", "aows")
+#: Earlier ``--method`` spellings, still accepted (not listed in help or errors).
+METHOD_ALIASES: dict[str, str] = {"fixed": "fixed-width", "uniform": "uniform-width"}
 
 
 def check_method(method: str) -> str:
-    """The registered algorithm name of a ``--method`` (the registered names work too)."""
+    """The registered algorithm name of a ``--method`` (an old alias is read as its name)."""
+    method = METHOD_ALIASES.get(method, method)
     if method in METHODS:
-        return METHODS[method]
-    if method in METHODS.values():
         return method
     raise SearchError(f"unknown width method {method!r}; expected one of: {', '.join(METHODS)}")
 
