@@ -111,7 +111,7 @@ def bench_info(
             g["dataset"],
             g["hp"],
             "final only" if g["epochs"] is None else str(g["epochs"]),
-            ",".join(map(str, g["seeds"])),
+            f"{g['aggregate']} of seeds" if g.get("aggregate") else ",".join(map(str, g["seeds"])),
             str(g["archs"]),
             str(g["runs_ok"]),
             str(g["runs_failed"] + g["runs_diverged"]),

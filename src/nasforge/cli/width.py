@@ -236,6 +236,17 @@ def search_cmd(
             )
     console.print(escape(f"widths {res['groups']}"), highlight=False)
     console.print(escape(f"wrote {out}/search.json"), highlight=False)
+    _print_warnings(record)
+
+
+def _print_warnings(record: dict) -> None:
+    """The record's warnings (a latency target missed), on stderr: a log or a CI run keeps
+    them apart from the results."""
+    from nasforge.progress import output_console
+
+    err = output_console(stderr=True)
+    for message in record.get("warnings") or []:
+        err.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 @width_app.command("retrain")
@@ -361,6 +372,7 @@ def compare_cmd(
         table.add_row(*row)
     console.print(table)
     console.print(escape(f"wrote {out}/compare.json, compare.png"), highlight=False)
+    _print_warnings(record)
 
 
 def register(app: typer.Typer) -> None:
