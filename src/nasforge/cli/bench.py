@@ -154,13 +154,16 @@ def bench_query(
     if not curves:
         out.pop("curves")
     out["epochs"] = epoch if epoch is not None else bench.num_epochs(rec.dataset, rec.hp)
+    agg = bench.aggregate(rec.dataset, rec.hp)
+    if agg is not None:  # seed means: the placeholder seed is not a training seed
+        out["seeds"], out["aggregate"] = [], agg
     if as_json:
         typer.echo(json.dumps(_clean(out), indent=2))
         return
     t = Table(title=f"{out['arch']} (index {out['index']})", show_header=False)
     t.add_row("dataset / hp", f"{rec.dataset} / {rec.hp}")
     t.add_row("epochs", _fmt(out["epochs"]))
-    t.add_row("seeds", ", ".join(map(str, rec.seeds)))
+    t.add_row("seeds", f"{agg} of seeds" if agg else ", ".join(map(str, rec.seeds)))
     for k, v in rec.final.items():
         t.add_row(k, _fmt(v))
     for k, v in rec.cost.items():
