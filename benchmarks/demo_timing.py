@@ -173,7 +173,19 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    rows = [run_variant(v, *VARIANTS[v], PROFILES[args.profile]) for v in args.variants]
+    import torch
+
+    rows: list[dict[str, Any]] = []
+    for v in args.variants:
+        rows.append(run_variant(v, *VARIANTS[v], PROFILES[args.profile]))
+        compare(rows)
+        # written after every variant: a long run on a loaded machine keeps what it measured
+        text = write(args, rows, torch)
+    print(text)
+
+
+def compare(rows: list[dict[str, Any]]) -> None:
+    """Each variant against the first (the reference), in place."""
     ref = rows[0]
     for r in rows:
         r["cpu_vs_reference"] = round(r["cpu_s"] / ref["cpu_s"], 3)
@@ -183,8 +195,11 @@ def main() -> None:
             ref["oneshot_valid_acc"],
             ref["trained"],
         )
-    import torch
 
+
+def write(args: argparse.Namespace, rows: list[dict[str, Any]], torch: Any) -> str:
+    """The JSON record so far, also written to ``--out``."""
+    ref = rows[0]
     record = {
         "command": "nasforge search --algo pc-darts --dataset digits --threads T "
         + " ".join(PROFILES[args.profile])
@@ -196,13 +211,14 @@ def main() -> None:
         "torch": torch.__version__,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "reference": ref["label"],
+        "variants_requested": args.variants,
         "variants": rows,
     }
     text = json.dumps(record, indent=2)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
-    print(text)
+    return text
 
 
 if __name__ == "__main__":

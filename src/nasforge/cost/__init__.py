@@ -1,8 +1,10 @@
 """Costs: parameters, FLOPs (NAS-Bench-201 convention) and measured latency.
 
 The cost functions of the spaces register on import without importing torch (a lookup
-such as ``nasforge arch info`` answers in well under a second); the network counter and
-the latency timer, which need torch, load on first use of their names.
+such as ``nasforge arch info`` answers in well under a second); the network counter loads
+on first use of its names (``count_flops``, ``count_params``, ``module_cost``);
+``nasforge.cost.latency`` imports torch inside the timer. (A name bound lazily must not be
+a submodule's name: importing the submodule would rebind it to the module.)
 """
 
 from importlib import import_module
@@ -10,6 +12,7 @@ from typing import Any
 
 from nasforge.cost import nats_sss as _nats_sss  # noqa: F401  (registers "nats-sss")
 from nasforge.cost.darts import darts_cost
+from nasforge.cost.latency import latency
 from nasforge.cost.nb201 import arch_cost, dataset_shape
 from nasforge.cost.registry import ARCH_COSTS, space_cost
 from nasforge.cost.types import DATASET_SHAPES, Cost
@@ -19,7 +22,6 @@ _LAZY = {
     "count_flops": "nasforge.cost.counter",
     "count_params": "nasforge.cost.counter",
     "module_cost": "nasforge.cost.counter",
-    "latency": "nasforge.cost.latency",
 }
 
 
