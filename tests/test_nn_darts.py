@@ -243,8 +243,9 @@ def test_trainer_adds_the_weighted_auxiliary_loss_with_label_smoothing() -> None
             )
         trainer = Trainer(recipe, channels_last=False)
         opt = recipe.build_optimizer(model.parameters())
-        loss_sum, correct = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)
-        trainer.train_step(model, model, opt, x, y, loss_sum, correct)
+        loss_sum, counts = torch.zeros((), dtype=torch.float64), {}
+        trainer.train_step(model, model, opt, x, y, loss_sum, counts)
+        assert int(counts["correct"]) == int((logits.argmax(1) == y).sum())
         assert float(loss_sum) / 8 == pytest.approx(float(want), rel=1e-5)
         # With weight 0 the head is left out of the loss and gets no gradient.
         assert (model.auxiliary_head.weight.grad is None) == (w == 0)

@@ -50,3 +50,7 @@ class OutputError(NasforgeError, OSError):
     """An output path that cannot be written: a directory where a file is needed, a file
     where a directory is needed, read-only, or under a file. (An ``OSError`` too, so code
     that handles I/O failures keeps working.)"""
+
+
+class TaskError(NasforgeError, ValueError):
+    """A task name, a task option or a task / space / recipe combination is invalid."""

@@ -7,6 +7,7 @@ instances by name through :meth:`Registry.create`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -32,6 +33,16 @@ class Registry(Generic[T]):
             return fn
 
         return deco
+
+    @contextlib.contextmanager
+    def temporary(self, name: str, fn: Callable[..., T]) -> Iterator[Callable[..., T]]:
+        """Register ``fn`` under ``name`` for the duration of a ``with`` block (tests,
+        experiments); the name must be free, and is free again afterwards."""
+        self.register(name)(fn)
+        try:
+            yield fn
+        finally:
+            self._entries.pop(name, None)
 
     def get(self, name: str) -> Callable[..., T]:
         """The factory registered under ``name``."""

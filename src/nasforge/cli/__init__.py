@@ -29,6 +29,7 @@ _FAMILIES = [
     "nasforge.cli.width",
     "nasforge.cli.zc",
     "nasforge.cli.study",
+    "nasforge.cli.task",
 ]
 
 for _name in _FAMILIES:

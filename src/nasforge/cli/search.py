@@ -185,8 +185,39 @@ def _training_progress(bar: Any, ev: Any, evals_total: int | None) -> Iterator[A
         yield CountingEvaluator(ev, lambda k: bar.advance(evals, k))
 
 
+def _is_task_search(algo: str) -> bool:
+    from nasforge.search.task_search import task_searches
+
+    return algo in task_searches()
+
+
+def _run_task_search(algo: str, task: str, space: str, out: Path, **options: Any) -> None:
+    """``search --task``: a task's own search method (arch.json + summary.json in OUT)."""
+    from rich.markup import escape
+
+    from nasforge.search.task_search import TaskSearchSpec, run_task_search
+    from nasforge.tasks import get_task
+
+    spec = TaskSearchSpec(task=get_task(task), space=space, **options)
+    result = run_task_search(algo, spec, out)
+    console = Console(soft_wrap=True)
+    console.print(f"derived arch ({escape(algo)}, {escape(task)}):", highlight=False)
+    console.print(escape(result.arch), highlight=False, soft_wrap=True)
+    names = {m.name for m in spec.task.metrics}
+    for name, value in result.metrics.items():
+        shown = spec.task.metric(name).format(value) if name in names else f"{value:.4g}"
+        console.print(f"  {escape(name)} {shown}", highlight=False)
+    console.print(f"search {result.search_time_s:.1f}s; wrote {escape(str(out))}/arch.json")
+
+
 def search(
     algo: str = typer.Option(..., "--algo", help="Registered algorithm name."),
+    task: str = typer.Option(
+        "classification",
+        "--task",
+        help="Task (see `nasforge task list`); tasks other than classification run their "
+        "own search methods (e.g. --task sr-x2 --space hinas --algo hinas).",
+    ),
     dataset: str = typer.Option("cifar10-valid", help="Dataset (as the table / loader names it)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
     bench: Path | None = typer.Option(None, "--bench", help="Benchmark table directory."),
@@ -266,6 +297,24 @@ def search(
     # --quiet silences progress and notes; the result table and paths are the output.
     console = output_console(quiet=quiet)
     out_console = output_console()
+    if task != "classification" or _is_task_search(algo):
+        _run_task_search(
+            algo,
+            task,
+            space,
+            out,
+            seed=seed,
+            # cifar10-valid is the classification default: other tasks use their own.
+            dataset=None if dataset == "cifar10-valid" else dataset,
+            data_dir=data_dir,
+            epochs=epochs,
+            limit=limit,
+            recipe=recipe,
+            device=device,
+            quiet=quiet,
+            params=_parse_params(param) or {},
+        )
+        return
     factory = search_algorithm(algo)  # a width method is refused, pointing at `width search`
     check_output_dir(out)  # before any work: a bad -o found at the end would lose the run
     if zc_proxy is not None and getattr(factory, "kind", None) != "blackbox":

@@ -11,6 +11,7 @@ from nasforge.train.trainer import (
     Trainer,
     TrainResult,
     evaluate,
+    fit_fresh,
     set_seed,
     train_arch,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "evaluate",
+    "fit_fresh",
     "get_recipe",
     "set_seed",
     "train_arch",

@@ -37,9 +37,15 @@ _LATER_FIELDS: dict[str, Any] = {
     "auxiliary_weight": 0.0,
     "label_smoothing": 0.0,
     "warmup_style": "step",
+    "betas": (0.9, 0.999),
 }
-OPTIMIZERS = ("sgd",)
-LOSSES = ("ce",)
+#: ``sgd`` (momentum / Nesterov / weight decay), ``adam`` (L2 weight decay, as
+#: ``torch.optim.Adam``) and ``adamw`` (decoupled weight decay): restoration and
+#: translation recipes train with Adam, as BasicSR and fairseq do.
+OPTIMIZERS = ("sgd", "adam", "adamw")
+#: Training criteria; each task says which it implements (classification: ``ce``;
+#: restoration: ``l1`` / ``mse``).
+LOSSES = ("ce", "l1", "mse")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class Recipe:
     auxiliary_weight: float = 0.0
     label_smoothing: float = 0.0
     warmup_style: str = "step"
+    betas: tuple[float, float] = (0.9, 0.999)
 
     def __post_init__(self) -> None:
         def bad(field: str, expected: str) -> RecipeError:
@@ -130,6 +137,15 @@ class Recipe:
             raise bad("auxiliary_weight", "a finite number >= 0")
         if self.warmup_style not in WARMUP_STYLES:
             raise bad("warmup_style", f"one of {WARMUP_STYLES}")
+        b = self.betas
+        if (
+            not isinstance(b, (tuple, list))
+            or len(b) != 2
+            or not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in b)
+        ):
+            raise bad("betas", "two numbers in [0, 1) (Adam's beta1, beta2)")
+        if self.optimizer != "sgd" and self.nesterov:
+            raise bad("nesterov", f"False with optimizer {self.optimizer!r} (Nesterov is SGD's)")
 
     def replace(self, **overrides: Any) -> Recipe:
         """A new, validated recipe with ``overrides``.
@@ -150,6 +166,7 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict of the fields (DARTS-era fields only when set)."""
         d = dataclasses.asdict(self)
+        d["betas"] = tuple(d["betas"])
         for k, default in _LATER_FIELDS.items():
             if d[k] == default:
                 del d[k]
@@ -158,6 +175,8 @@ class Recipe:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Recipe:
         """Inverse of :meth:`to_dict` (validated)."""
+        if "betas" in d:
+            d = {**d, "betas": tuple(d["betas"])}  # JSON stores the pair as a list
         try:
             return cls(**d)
         except TypeError as exc:
@@ -191,6 +210,9 @@ class Recipe:
 
     def build_optimizer(self, params: Any) -> torch.optim.Optimizer:
         """The recipe's optimizer over ``params`` (learning rate set per step by the trainer)."""
+        if self.optimizer in ("adam", "adamw"):
+            cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+            return cls(params, lr=self.lr, betas=tuple(self.betas), weight_decay=self.weight_decay)
         return torch.optim.SGD(
             params,
             lr=self.lr,

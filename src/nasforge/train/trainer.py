@@ -9,20 +9,19 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from nasforge.data import DatasetSplits, DeviceLoader
 from nasforge.errors import CheckpointError, DataError, RecipeError
 from nasforge.io import atomic_torch_save, atomic_write_json, to_jsonable
 from nasforge.progress import report_epoch
+from nasforge.tasks import Task, TaskData, evaluate_classifier, get_task
 from nasforge.train.checkpoint import (
     check_identity,
     data_fingerprint,
@@ -50,15 +49,18 @@ def set_seed(seed: int) -> None:
 
 @dataclass
 class EpochRecord:
-    """Metrics of one epoch. Accuracies in percent, losses averaged per sample.
+    """Metrics of one epoch, losses averaged per sample.
 
-    ``eval`` maps each evaluated split to ``{"loss", "acc"}``; ``epoch_time`` is the wall time
-    of the training pass, ``eval_time`` of all evaluations, ``lr`` the rate at the epoch start.
+    ``eval`` maps each evaluated split to its task's metrics (classification:
+    ``{"loss", "acc"}``, accuracies in percent); ``train_acc`` is the training accuracy of a
+    classification run (None for tasks that report no training accuracy); ``epoch_time`` is
+    the wall time of the training pass, ``eval_time`` of all evaluations, ``lr`` the rate at
+    the epoch start.
     """
 
     epoch: int
     train_loss: float
-    train_acc: float
+    train_acc: float | None
     eval: dict[str, dict[str, float]]
     epoch_time: float
     eval_time: float
@@ -68,7 +70,7 @@ class EpochRecord:
         return {
             "epoch": self.epoch,
             "train_loss": self.train_loss,
-            "train_acc": self.train_acc,
+            **({} if self.train_acc is None else {"train_acc": self.train_acc}),
             "eval": {k: dict(v) for k, v in self.eval.items()},
             "epoch_time": self.epoch_time,
             "eval_time": self.eval_time,
@@ -83,7 +85,7 @@ class EpochRecord:
         return cls(
             epoch=int(d["epoch"]),
             train_loss=num(d["train_loss"]),
-            train_acc=num(d["train_acc"]),
+            train_acc=num(d["train_acc"]) if "train_acc" in d else None,
             eval={k: {m: num(x) for m, x in v.items()} for k, v in d["eval"].items()},
             epoch_time=num(d["epoch_time"]),
             eval_time=num(d["eval_time"]),
@@ -165,59 +167,38 @@ class TrainResult:
             raise DataError("the run has no finished epoch")
         last = self.epochs[-1]
         if split == "train":
-            return last.train_acc if metric == "acc" else last.train_loss
+            if metric == "loss":
+                return last.train_loss
+            if metric == "acc" and last.train_acc is not None:
+                return last.train_acc
+            raise DataError(f"the training split has no metric {metric!r}; expected 'loss'")
         if split not in last.eval:
             raise DataError(f"split {split!r} was not evaluated; have {sorted(last.eval)}")
         return last.eval[split][metric]
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    *,
-    autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
-) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy (%) of ``model`` over eval batches ``(x, y)``.
-
-    An ``nn.Module`` is put in eval mode (BN uses running statistics) and left in it; any
-    other callable ``x -> logits`` is called as is, in the mode its caller set up (e.g. BN
-    on batch statistics). An empty ``loader`` gives loss and accuracy 0.
-    """
-    if isinstance(model, nn.Module):
-        model.eval()
-    loss_sum: torch.Tensor | None = None
-    correct: torch.Tensor | None = None
-    n = 0
-    ctx = autocast or contextlib.nullcontext
-    for x, y in loader:
-        if loss_sum is None or correct is None:
-            # Accumulate on the batches' device: one host sync at the end, not per batch.
-            loss_sum = torch.zeros((), dtype=torch.float64, device=y.device)
-            correct = torch.zeros((), dtype=torch.int64, device=y.device)
-        with ctx():
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-        correct += (logits.argmax(1) == y).sum()
-        n += int(y.shape[0])
-    if loss_sum is None or correct is None:
-        return {"loss": 0.0, "acc": 0.0}
-    return {"loss": float(loss_sum) / n, "acc": 100.0 * int(correct) / n}
+#: Mean cross-entropy and top-1 accuracy of a classifier (the classification task's
+#: evaluation, kept under its old name for callers that evaluate logits directly).
+evaluate = evaluate_classifier
 
 
 class _Progress:
-    """Rich progress bar (epoch, loss, accuracy, images/s, ETA); no-op when quiet."""
+    """Rich progress bar (epoch, loss, the task's training metric, samples/s, ETA); no-op
+    when quiet."""
 
-    def __init__(self, quiet: bool, total_steps: int, done_steps: int, epochs: int) -> None:
+    def __init__(
+        self, quiet: bool, total_steps: int, done_steps: int, epochs: int, metric: str = "acc"
+    ) -> None:
         self.bar = None
         if quiet:
             return
         from nasforge.progress import make_progress
 
+        shown = f" {metric} {{task.fields[acc]}}" if metric else ""
         self.bar = make_progress(
             "epoch {task.fields[epoch]}/{task.fields[epochs]}",
-            "loss {task.fields[loss]} acc {task.fields[acc]}",
-            "{task.fields[ips]} img/s",
+            "loss {task.fields[loss]}" + shown,
+            "{task.fields[ips]} samples/s",
         )
         self.task = self.bar.add_task(
             "train",
@@ -249,7 +230,10 @@ class _Progress:
 
 
 class Trainer:
-    """Trains any ``nn.Module`` (returning logits) with a :class:`Recipe` on a dataset.
+    """Trains any ``nn.Module`` with a :class:`Recipe` on the data of a
+    :class:`~nasforge.tasks.Task` (default: image classification, the module returning
+    logits). The task supplies the batches, the loss and the metrics; the Trainer owns the
+    schedule, checkpoints and resume.
 
     ``amp`` (bf16 autocast) defaults to on for CUDA and off on CPU (exact float32,
     reproducible). ``channels_last=None`` picks the layout per model with
@@ -268,8 +252,11 @@ class Trainer:
         amp: bool | None = None,
         channels_last: bool | None = None,
         compile: bool = False,
+        task: Task | str | None = None,
     ) -> None:
         self.recipe = get_recipe(recipe)
+        self.task = get_task(task)
+        self.task.check_recipe(self.recipe)
         self.device = resolve_device(device, RecipeError)
         cuda = self.device.type == "cuda"
         self.quiet = quiet
@@ -289,7 +276,7 @@ class Trainer:
     def fit(
         self,
         model: nn.Module,
-        data: DatasetSplits,
+        data: TaskData,
         *,
         seed: int,
         checkpoint_dir: str | Path | None = None,
@@ -315,6 +302,7 @@ class Trainer:
         (:class:`~nasforge.errors.CheckpointError`).
         """
         recipe = self.recipe
+        task = self.task
         ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
         if resume:
             resume_path(checkpoint_dir, CHECKPOINT_NAME)  # fail before any work
@@ -334,23 +322,24 @@ class Trainer:
         if channels_last:
             model.to(memory_format=torch.channels_last)
         optimizer = recipe.build_optimizer(model.parameters())
-        train_loader = DeviceLoader(
-            data.train,
+        train_loader = task.loader(
             data,
+            "train",
             recipe.batch_size,
             train=True,
             seed=seed,
             device=dev,
+            recipe=recipe,
             channels_last=channels_last,
-            cutout=recipe.cutout,
         )
         eval_loaders = {
-            n: DeviceLoader(
-                data.evals[n],
+            n: task.loader(
                 data,
+                n,
                 recipe.batch_size,
                 train=False,
                 device=dev,
+                recipe=recipe,
                 channels_last=channels_last,
             )
             for n in names
@@ -374,6 +363,8 @@ class Trainer:
             },
         )
         run_identity: dict[str, Any] = {}
+        if task.name != "classification":
+            result.meta["task"] = task.name
         if ckpt_path is not None:
             shape = {k: getattr(model, k, None) for k in ("C", "N")}  # NB201 networks have them
             run_identity = to_jsonable(
@@ -383,6 +374,7 @@ class Trainer:
                     "num_params": result.num_params,
                     "structure": model_fingerprint(model),
                     "dataset": data.name,
+                    **({} if task.name == "classification" else {"task": task.name}),
                     "splits": data.summary(),
                     "data": data_fingerprint(data),
                     "eval_splits": names,
@@ -399,8 +391,9 @@ class Trainer:
         forward = torch.compile(model) if self.compile else model
         steps = len(train_loader)
         n_train = train_loader.num_samples
+        shown = task.train_metrics[0] if task.train_metrics else ""
         with _Progress(
-            self.quiet, recipe.epochs * steps, start_epoch * steps, recipe.epochs
+            self.quiet, recipe.epochs * steps, start_epoch * steps, recipe.epochs, shown
         ) as bar:
             report_epoch(start_epoch, recipe.epochs)  # a command's bar (nasforge.progress)
             for epoch in range(start_epoch, recipe.epochs):
@@ -412,11 +405,12 @@ class Trainer:
                 lr0 = recipe.lr_at(epoch, 0, steps)
                 self._sync()
                 t0 = time.perf_counter()
-                loss_sum, correct = self._train_epoch(
+                loss_sum, counts = self._train_epoch(
                     forward, model, optimizer, train_loader, epoch, steps, bar
                 )
                 train_loss = float(loss_sum) / n_train  # the one host sync of the epoch
-                train_acc = 100.0 * int(correct) / n_train
+                train_metrics = task.train_summary(counts, n_train)
+                train_acc = train_metrics.get("acc")
                 self._sync()
                 epoch_time = time.perf_counter() - t0
                 result.total_train_time += epoch_time
@@ -430,7 +424,7 @@ class Trainer:
                     break
                 t1 = time.perf_counter()
                 evals = {
-                    n: evaluate(forward, ld, autocast=self._autocast)
+                    n: task.evaluate(forward, ld, autocast=self._autocast)
                     for n, ld in eval_loaders.items()
                 }
                 self._sync()
@@ -450,7 +444,7 @@ class Trainer:
                 bar.epoch(
                     epoch + 1,
                     loss=f"{train_loss:.3f}",
-                    acc=f"{train_acc:.1f}",
+                    acc=f"{train_metrics[shown]:.1f}" if shown else "",
                     ips=f"{n_train / max(epoch_time, 1e-9):.0f}",
                 )
                 report_epoch(epoch + 1, recipe.epochs)
@@ -463,11 +457,11 @@ class Trainer:
         forward: Callable[[torch.Tensor], torch.Tensor],
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        loader: DeviceLoader,
+        loader: Any,
         epoch: int,
         steps: int,
         bar: _Progress,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         recipe = self.recipe
         model.train()
         warm = epoch < recipe.warmup_epochs
@@ -475,49 +469,50 @@ class Trainer:
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        counts: dict[str, torch.Tensor] = {}
         # Metrics accumulate on the device; nothing in this loop waits for the device.
         for step, (x, y) in enumerate(loader):
             if warm and step:
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr_at(epoch, step, steps)
-            self.train_step(forward, model, optimizer, x, y, loss_sum, correct)
+            self.train_step(forward, model, optimizer, x, y, loss_sum, counts)
             bar.step()
-        return loss_sum, correct
+        return loss_sum, counts
 
     def train_step(
         self,
-        forward: Callable[[torch.Tensor], torch.Tensor],
+        forward: Callable[..., Any],
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        x: torch.Tensor,
-        y: torch.Tensor,
+        x: Any,
+        y: Any,
         loss_sum: torch.Tensor,
-        correct: torch.Tensor,
+        counts: dict[str, torch.Tensor],
     ) -> None:
-        """One optimisation step on a batch; adds the batch's summed loss and number of
-        correct predictions to the on-device accumulators ``loss_sum`` and ``correct``.
+        """One optimisation step on a batch; adds the batch's summed loss to the on-device
+        accumulator ``loss_sum`` and the task's training counts (classification: correct
+        predictions) to ``counts``.
 
-        A model may return ``(logits, logits_aux)`` (DARTS networks training with their
-        auxiliary head): the loss is then ``ce(logits) + auxiliary_weight * ce(logits_aux)``
-        as in DARTS train.py:132-136, and that total is what ``loss_sum`` records.
+        The loss is the task's (:meth:`Task.loss`): for classification ``ce(logits)``, plus
+        ``auxiliary_weight * ce(logits_aux)`` when the model returns ``(logits,
+        logits_aux)`` (DARTS train.py:132-136); that total is what ``loss_sum`` records.
         """
-        smooth = self.recipe.label_smoothing
+        task = self.task
         with self._autocast():
-            out = forward(x)
-            logits, aux = out if isinstance(out, tuple) else (out, None)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=smooth)
-            if aux is not None and self.recipe.auxiliary_weight > 0:
-                aux_loss = F.cross_entropy(aux.float(), y, label_smoothing=smooth)
-                loss = loss + self.recipe.auxiliary_weight * aux_loss
+            out = task.forward(forward, x)
+            loss = task.loss(out, y, self.recipe)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), self.recipe.grad_clip)
         optimizer.step()
         with torch.no_grad():
-            loss_sum += loss.detach().double() * y.shape[0]
-            correct += (logits.argmax(1) == y).sum()
+            loss_sum += loss.detach().double() * task.batch_size(y)
+            for k, v in task.train_counts(out, y).items():
+                if k in counts:
+                    counts[k] += v
+                else:
+                    counts[k] = v.clone()
 
     def _save_checkpoint(
         self,
@@ -580,7 +575,7 @@ def _model_name(model: nn.Module) -> str:
 
 def train_arch(
     arch: Any,
-    data: DatasetSplits,
+    data: TaskData,
     recipe: Recipe | str,
     *,
     seed: int,
@@ -623,7 +618,7 @@ def train_arch(
 
 def fit_fresh(
     build: Callable[[], nn.Module],
-    data: DatasetSplits,
+    data: TaskData,
     recipe: Recipe | str,
     *,
     seed: int,

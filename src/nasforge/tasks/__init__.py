@@ -1,0 +1,21 @@
+"""Tasks: what a network learns, from which data, judged by which metrics.
+
+``get_task(name)`` builds a registered :class:`Task`; ``TASKS.names()`` lists them. Every
+task module is imported here so that its ``@TASKS.register`` line runs.
+"""
+
+from nasforge.tasks.base import LOSS, TASKS, Loader, Metric, Task, TaskData, get_task
+from nasforge.tasks.classification import ACCURACY, ClassificationTask, evaluate_classifier
+
+__all__ = [
+    "ACCURACY",
+    "LOSS",
+    "TASKS",
+    "ClassificationTask",
+    "Loader",
+    "Metric",
+    "Task",
+    "TaskData",
+    "evaluate_classifier",
+    "get_task",
+]

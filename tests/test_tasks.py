@@ -1,0 +1,291 @@
+"""The task interface: classification through the task equals the plain loop it replaced,
+and a new task + space registered through the registries' own API trains end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from typer.testing import CliRunner
+
+from nasforge.cli import app
+from nasforge.data import DeviceLoader, make_synthetic
+from nasforge.errors import TaskError
+from nasforge.nn import NETWORKS
+from nasforge.spaces import SPACES
+from nasforge.spaces.base import CategoricalBase, Choice
+from nasforge.tasks import LOSS, TASKS, Metric, Task, evaluate_classifier, get_task
+from nasforge.train import Trainer, get_recipe, set_seed
+
+
+def test_registry_lists_classification_and_refuses_unknown_tasks() -> None:
+    assert "classification" in TASKS.names()
+    task = get_task()
+    assert task.name == "classification" and task.primary == "acc"
+    assert task.primary_metric.higher_is_better
+    with pytest.raises(TaskError, match=r"unknown task 'nope'; expected one of: .*classification"):
+        get_task("nope")
+    with pytest.raises(TaskError, match="no metric 'psnr'"):
+        task.metric("psnr")
+
+
+def test_recipe_loss_must_be_one_the_task_implements() -> None:
+    with pytest.raises(TaskError, match=r"loss 'l1'.*expected one of \['ce'\]"):
+        Trainer(get_recipe("nb201-12e", loss="l1"))
+
+
+def test_adam_recipes_build_adam() -> None:
+    r = get_recipe("nb201-12e", optimizer="adam", nesterov=False, betas=(0.9, 0.99))
+    opt = r.build_optimizer([nn.Parameter(torch.zeros(2))])
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["betas"] == (0.9, 0.99)
+    assert get_recipe(r.from_dict(json.loads(json.dumps(r.to_dict())))) == r
+
+
+def _reference_history(model: nn.Module, data: Any, recipe: Any, seed: int) -> list[tuple]:
+    """The classification loop as the Trainer ran it before tasks existed, written out."""
+    torch.manual_seed(seed)
+    opt = recipe.build_optimizer(model.parameters())
+    train = DeviceLoader(data.train, data, recipe.batch_size, train=True, seed=seed)
+    evals = {
+        n: DeviceLoader(s, data, recipe.batch_size, train=False) for n, s in data.evals.items()
+    }
+    history = []
+    for epoch in range(recipe.epochs):
+        train.set_epoch(epoch)
+        model.train()
+        for g in opt.param_groups:
+            g["lr"] = recipe.lr_at(epoch, 0, len(train))
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        correct = torch.zeros((), dtype=torch.int64)
+        for x, y in train:
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach().double() * y.shape[0]
+            correct += (logits.argmax(1) == y).sum()
+        n = train.num_samples
+        ev = {k: evaluate_classifier(model, ld) for k, ld in evals.items()}
+        history.append((float(loss_sum) / n, 100.0 * int(correct) / n, ev))
+    return history
+
+
+def test_classification_through_the_task_equals_the_plain_loop(one_torch_thread: None) -> None:
+    from nasforge.nn.nb201 import NB201Network
+    from nasforge.spaces.nb201 import Arch
+
+    data = make_synthetic(num_classes=4, resolution=8, n_train=96, n_valid=32, n_test=32, seed=0)
+    recipe = get_recipe("nb201-12e", epochs=2, batch_size=32)
+    arch = Arch.from_index(123)
+
+    def build() -> nn.Module:
+        set_seed(5)
+        return NB201Network(arch, C=4, N=1, num_classes=4)
+
+    want = _reference_history(build(), data, recipe, seed=3)
+    got = Trainer(recipe, channels_last=False, task="classification").fit(build(), data, seed=3)
+    assert [(r.train_loss, r.train_acc, r.eval) for r in got.epochs] == want
+    assert "task" not in got.meta  # classification records are what they were
+
+
+# -- a toy task and a toy space, registered for one test through the registries' API --------
+
+
+@dataclass
+class _Pairs:
+    name: str
+    train: tuple[torch.Tensor, torch.Tensor]
+    evals: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+    def summary(self) -> dict[str, int]:
+        return {"train": len(self.train[0]), **{k: len(v[0]) for k, v in self.evals.items()}}
+
+
+class _PairLoader:
+    def __init__(self, pair: tuple[torch.Tensor, torch.Tensor], bs: int, train: bool, seed: int):
+        self.x, self.y, self.bs, self.train, self.seed, self.epoch = *pair, bs, train, seed, 0
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.x)
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.bs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        order = (
+            torch.randperm(len(self.x), generator=g) if self.train else torch.arange(len(self.x))
+        )
+        for s in range(0, len(order), self.bs):
+            i = order[s : s + self.bs]
+            yield self.x[i], self.y[i]
+
+
+class _Smoothing(Task):
+    """Learn a fixed 3x3 blur of random images (mean squared error, lower is better)."""
+
+    name = "toy-smoothing"
+    metrics = (Metric("mse", higher_is_better=False), LOSS)
+    primary = "mse"
+    datasets = ("noise",)
+    default_dataset = "noise"
+    losses = ("mse",)
+
+    def load(self, dataset=None, data_dir=None, *, seed=0, limit=None, **options):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.rand(80, 1, 8, 8, generator=g)
+        y = F.avg_pool2d(x, 3, 1, 1)
+        return _Pairs("noise", (x[:64], y[:64]), {"valid": (x[64:], y[64:])})
+
+    def network_io(self, data: Any) -> dict[str, Any]:
+        return {"in_channels": 1}
+
+    def loader(
+        self,
+        data,
+        split,
+        batch_size,
+        *,
+        train,
+        seed=0,
+        device="cpu",
+        recipe=None,
+        channels_last=False,
+    ):
+        pair = data.train if split == "train" else data.evals[split]
+        return _PairLoader(pair, batch_size, train, seed)
+
+    def loss(self, output: Any, y: Any, recipe: Any) -> torch.Tensor:
+        return F.mse_loss(output, y)
+
+    def evaluate(
+        self, model: Callable[..., Any], loader: Iterable[Any], *, autocast=None
+    ) -> dict[str, float]:
+        model.eval()
+        with torch.no_grad():
+            se = sum(float(F.mse_loss(model(x), y, reduction="sum")) for x, y in loader)
+            n = sum(y.numel() for _, y in loader)
+        return {"mse": se / n, "loss": se / n}
+
+
+class _KernelSpace(CategoricalBase):
+    name = "toy-kernel"
+
+    def choices(self) -> tuple[Choice, ...]:
+        return (Choice("kernel", ("1", "3", "5")),)
+
+    def to_choices(self, arch: Any) -> tuple[int, ...]:
+        return (("1", "3", "5").index(arch),)
+
+    def from_choices(self, picks: Any) -> Any:
+        return ("1", "3", "5")[int(picks[0])]
+
+
+def _kernel_net(arch: str, *, in_channels: int) -> nn.Module:
+    k = int(arch)
+    return nn.Conv2d(in_channels, in_channels, k, padding=k // 2)
+
+
+def test_a_new_task_and_space_train_end_to_end_from_the_cli(tmp_path: Any) -> None:
+    from nasforge.train import RECIPES, Recipe
+
+    out = tmp_path / "run.json"
+    args = ["train", "--task", "toy-smoothing", "--space", "toy-kernel", "--arch", "kernel=3"]
+    with (
+        TASKS.temporary("toy-smoothing", _Smoothing),
+        SPACES.temporary("toy-kernel", _KernelSpace),
+        NETWORKS.temporary("toy-kernel", _kernel_net),
+        RECIPES.temporary(
+            "toy-mse", lambda: Recipe("toy-mse", 30, batch_size=16, lr=0.05, loss="mse")
+        ),
+    ):
+        # The recipe's loss is checked against the task before any data is read.
+        res = CliRunner().invoke(app, [*args, "--recipe", "nb201-12e", "--quiet"])
+        assert res.exit_code != 0 and "loss 'ce'" in str(res.exception)
+        # The toy task's default recipe is the registered one.
+        res = CliRunner().invoke(app, [*args, "--recipe", "toy-mse", "--out", str(out), "--quiet"])
+        assert res.exit_code == 0, res.output
+    assert "toy-smoothing" not in TASKS and "toy-kernel" not in SPACES and "toy-mse" not in RECIPES
+    rec = json.loads(out.read_text())
+    first, last = rec["epochs"][0], rec["epochs"][-1]
+    assert "train_acc" not in last and set(last["eval"]["valid"]) == {"mse", "loss"}
+    assert rec["meta"]["task"] == "toy-smoothing"
+    # A 3x3 conv can represent the blur: the error falls by an order of magnitude.
+    assert last["eval"]["valid"]["mse"] < first["eval"]["valid"]["mse"] / 10
+    assert np.isfinite(last["train_loss"])
+
+
+class _TryEveryKernel:
+    """A toy task search: train each kernel size briefly, keep the best valid mse."""
+
+    spaces = ("toy-kernel",)
+    tasks = ("toy-smoothing",)
+
+    def run(self, spec: Any, out: Any) -> Any:
+        from nasforge.nn import build_network
+        from nasforge.search.task_search import TaskSearchResult
+        from nasforge.spaces import get_space
+        from nasforge.train import fit_fresh
+
+        space, task = get_space(spec.space), spec.task
+        data = task.load(seed=spec.seed)
+        scores = {}
+        for arch in space.enumerate():
+            res, _ = fit_fresh(
+                lambda a=arch: build_network(spec.space, a, io=task.network_io(data)),
+                data,
+                "toy-mse",
+                seed=spec.seed,
+                task=task,
+            )
+            scores[space.to_string(arch)] = res.final("valid", "mse")
+        best = min(scores, key=scores.__getitem__)
+        return TaskSearchResult(best, {"mse": scores[best]}, extra={"scores": scores})
+
+
+def test_a_task_search_writes_an_arch_that_train_reads(tmp_path: Any) -> None:
+    from nasforge.search.task_search import TASK_SEARCHES
+    from nasforge.train import RECIPES, Recipe
+
+    out = tmp_path / "search"
+    with (
+        TASKS.temporary("toy-smoothing", _Smoothing),
+        SPACES.temporary("toy-kernel", _KernelSpace),
+        NETWORKS.temporary("toy-kernel", _kernel_net),
+        RECIPES.temporary(
+            "toy-mse", lambda: Recipe("toy-mse", 8, batch_size=16, lr=0.05, loss="mse")
+        ),
+        TASK_SEARCHES.temporary("try-every-kernel", _TryEveryKernel),
+    ):
+        base = ["--task", "toy-smoothing", "--space", "toy-kernel"]
+        bad = CliRunner().invoke(
+            app,
+            ["search", *base[:2], "--space", "nb201", "--algo", "try-every-kernel", "-o", str(out)],
+        )
+        assert bad.exit_code != 0 and "not --space 'nb201'" in str(bad.exception)
+        res = CliRunner().invoke(
+            app, ["search", *base, "--algo", "try-every-kernel", "-o", str(out)]
+        )
+        assert res.exit_code == 0, res.output
+        doc = json.loads((out / "arch.json").read_text())
+        summary = json.loads((out / "summary.json").read_text())
+        assert doc["arch"] == min(summary["scores"], key=summary["scores"].get)
+        assert doc["task"] == "toy-smoothing" and doc["space"] == "toy-kernel"
+        res = CliRunner().invoke(
+            app,
+            ["train", *base, "--arch", str(out / "arch.json"), "--recipe", "toy-mse", "--quiet"],
+        )
+        assert res.exit_code == 0, res.output
+        assert doc["arch"] in res.output
