@@ -316,3 +316,28 @@ def test_counted_costs_equal_the_built_network(dataset):
             assert counted_cost(op, dataset, C, N) == network_cost(
                 Arch((op,) * NUM_EDGES), dataset, C, N
             )
+
+
+def test_embedded_demo_runs_on_one_thread_unless_threads_is_given(monkeypatch):
+    from nasforge.cli import oneshot, options
+
+    seen: list[int] = []
+    monkeypatch.setattr(
+        oneshot, "search_oneshot", lambda *a, **k: seen.append(torch.get_num_threads())
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        oneshot.run_oneshot("pc-darts", "digits", Path("unused"))
+        assert seen == [1] and torch.get_num_threads() == 2  # restored
+        oneshot.run_oneshot("pc-darts", "cifar10", Path("unused"))  # not embedded: untouched
+        monkeypatch.setattr(options, "_THREADS_GIVEN", [True])
+        oneshot.run_oneshot("pc-darts", "digits", Path("unused"))  # --threads given: kept
+        assert seen == [1, 2, 2]
+    finally:
+        torch.set_num_threads(before)
+    # the flag follows each command line: given, then not given
+    runner.invoke(app, ["search", "--algo", "nope", "--threads", "1", "-o", "unused"])
+    assert options.threads_given()
+    runner.invoke(app, ["search", "--algo", "nope", "-o", "unused"])
+    assert not options.threads_given()

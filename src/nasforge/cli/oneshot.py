@@ -117,7 +117,31 @@ def resolve_overrides(
     return {k: v for k, v in out.items() if k in fields or k in (overrides or {})}
 
 
-def run_oneshot(
+#: Intra-op threads of an embedded-data run when ``--threads`` is not given: the demo is one
+#: small job, and two OpenMP threads on a loaded 2-core machine spin-wait for each other --
+#: 8.6x the CPU time and 3x the wall time of one thread, and a different result
+#: (``benchmarks/results/demo_timing.json``).
+EMBEDDED_THREADS = 1
+
+
+def run_oneshot(algo: str, dataset: str, out: Path, **options: Any) -> dict[str, Any]:
+    """:func:`search_oneshot` (see there), on :data:`EMBEDDED_THREADS` torch threads when the
+    dataset is embedded and the command line gave no ``--threads`` (restored afterwards)."""
+    import torch
+
+    from nasforge.cli.options import threads_given
+
+    if not is_embedded(dataset) or threads_given():
+        return search_oneshot(algo, dataset, out, **options)
+    before = torch.get_num_threads()
+    torch.set_num_threads(EMBEDDED_THREADS)
+    try:
+        return search_oneshot(algo, dataset, out, **options)
+    finally:
+        torch.set_num_threads(before)
+
+
+def search_oneshot(
     algo: str,
     dataset: str,
     out: Path,
@@ -145,6 +169,7 @@ def run_oneshot(
     ones (use ``nasforge train`` or a table there); 0 = no training. ``limit`` caps every
     split's size (tiny runs); ``overrides`` replace fields of the method's config.
     """
+    import torch
     from rich.markup import escape
 
     from nasforge.data import load_splits
@@ -154,6 +179,7 @@ def run_oneshot(
     from nasforge.train import get_recipe, train_arch
 
     console = output_console(quiet=quiet)
+    console.print(f"torch threads: {torch.get_num_threads()}", highlight=False)
     cls = _oneshot_class(algo, space)
     out = check_output_dir(out)
     config_overrides = resolve_overrides(algo, dataset, epochs, overrides, space)
