@@ -2,7 +2,8 @@
 
 The cost functions of the spaces register on import without importing torch (a lookup
 such as ``nasforge arch info`` answers in well under a second); the network counter loads
-on first use of its names (``count_flops``, ``count_params``, ``module_cost``);
+on first use of its names (``count_flops``, ``count_params``, ``module_cost``, with the
+MAC rules of ``nasforge.cost.blocks``, which also registers ``local-stages``' cost);
 ``nasforge.cost.latency`` imports torch inside the timer. (A name bound lazily must not be
 a submodule's name: importing the submodule would rebind it to the module.)
 """
@@ -11,10 +12,11 @@ from importlib import import_module
 from typing import Any
 
 from nasforge.cost import nats_sss as _nats_sss  # noqa: F401  (registers "nats-sss")
+from nasforge.cost import pvnas as _pvnas  # noqa: F401  (registers "pvnas")
 from nasforge.cost.darts import darts_cost
 from nasforge.cost.latency import latency
 from nasforge.cost.nb201 import arch_cost, dataset_shape
-from nasforge.cost.registry import ARCH_COSTS, space_cost
+from nasforge.cost.registry import ARCH_COSTS, load_torch_costs, space_cost
 from nasforge.cost.types import DATASET_SHAPES, Cost
 
 #: Names whose modules import torch: loaded when first read (PEP 562).
@@ -22,11 +24,14 @@ _LAZY = {
     "count_flops": "nasforge.cost.counter",
     "count_params": "nasforge.cost.counter",
     "module_cost": "nasforge.cost.counter",
+    "MAC_RULES": "nasforge.cost.counter",
+    "register_macs": "nasforge.cost.counter",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        load_torch_costs()  # the MAC rules of the atom / local-block modules come with it
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'nasforge.cost' has no attribute {name!r}")
 
@@ -34,6 +39,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ARCH_COSTS",
     "DATASET_SHAPES",
+    "MAC_RULES",
     "Cost",
     "arch_cost",
     "count_flops",
@@ -42,5 +48,6 @@ __all__ = [
     "dataset_shape",
     "latency",
     "module_cost",
+    "register_macs",
     "space_cost",
 ]

@@ -12,9 +12,17 @@ applied to one forward pass of a batch-1 input in eval mode:
 
 Parameters are all ``named_parameters`` (BN affine included) except those whose name
 contains ``auxiliary``, in millions. The counter works on any ``nn.Module``.
+
+Modules whose multiply-adds the two hooks cannot see (a convolution computed with
+``F.conv2d`` from a reconstructed or predicted kernel, the two matrix products of an
+attention) register a rule in :data:`MAC_RULES` (``@register_macs(ModuleType)``, in the
+cost module of their family: ``nasforge.cost.blocks``); the rule returns the multiply-adds
+of one forward call that its module's ``Conv2d`` / ``Linear`` children do not already count.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -23,6 +31,29 @@ from nasforge.cost.types import DATASET_SHAPES, Cost
 from nasforge.errors import NasforgeError
 
 __all__ = ["DATASET_SHAPES", "Cost", "count_flops", "count_params", "module_cost"]
+
+
+#: Module type -> ``rule(module, inputs, output) -> multiply-adds`` of one forward call (see
+#: the module docstring); looked up along the module's MRO.
+MacRule = Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], float]
+MAC_RULES: dict[type, MacRule] = {}
+
+
+def register_macs(kind: type) -> Callable[[MacRule], MacRule]:
+    """Decorator registering the multiply-add rule of module type ``kind``."""
+
+    def deco(fn: MacRule) -> MacRule:
+        MAC_RULES[kind] = fn
+        return fn
+
+    return deco
+
+
+def _mac_rule(m: nn.Module) -> MacRule | None:
+    for cls in type(m).__mro__:
+        if cls in MAC_RULES:
+            return MAC_RULES[cls]
+    return None
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
@@ -60,10 +91,16 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> float:
         raise NasforgeError(
             f"input_shape must be (batch, C, ...) with sizes >= 1, got {input_shape}"
         )
+    from nasforge.cost.registry import load_torch_costs
+
+    load_torch_costs()  # the MAC rules registered by nasforge.cost.blocks
     total = [0.0]
 
     def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        if isinstance(m, nn.Conv2d):
+        rule = _mac_rule(m)
+        if rule is not None:
+            total[0] += float(rule(m, inputs, out))
+        elif isinstance(m, nn.Conv2d):
             total[0] += _conv_flops(m, out)
         elif isinstance(m, nn.Linear):
             total[0] += _linear_flops(m, inputs[0])
@@ -71,7 +108,7 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> float:
     handles = [
         m.register_forward_hook(hook)
         for m in module.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
+        if isinstance(m, (nn.Conv2d, nn.Linear)) or _mac_rule(m) is not None
     ]
     was_training = module.training
     try:
