@@ -61,7 +61,18 @@ def cells_option(
     return typer.Option(default, "--cells", callback=at_least(1), help=help)
 
 
+#: Whether this command line gave ``--threads`` (its callback runs for every command that
+#: has the option, given or not, so the flag never carries over from an earlier command).
+_THREADS_GIVEN = [False]
+
+
+def threads_given() -> bool:
+    """Whether ``--threads`` was given to the command being run."""
+    return _THREADS_GIVEN[0]
+
+
 def _set_threads(value: int | None) -> int | None:
+    _THREADS_GIVEN[0] = value is not None
     if value is None:
         return None
     at_least(1)(value)

@@ -95,9 +95,9 @@ def space_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Channel groups, candidate widths, FLOPs per bin step and space size of a backbone."""
-    from rich.console import Console
     from rich.table import Table
 
+    from nasforge.progress import output_console
     from nasforge.spaces.width import make_space
 
     space = make_space(
@@ -118,7 +118,7 @@ def space_cmd(
     for (g, cands), st in zip(info["groups"].items(), steps, strict=False):
         mean = f"{st.mean():.4f}" if len(st) else "-"
         table.add_row(g, str(cands[-1]), " ".join(map(str, cands)), mean)
-    Console().print(table)
+    output_console().print(table)
 
 
 @width_app.command("search")
@@ -127,7 +127,9 @@ def search_cmd(
     backbone: str = _BACKBONE,
     dataset: str = typer.Option("digits", "--dataset", help=_DATASET_HELP),
     method: str = typer.Option(
-        "cafenet", "--method", help="cafenet, fixed (sharing), uniform (scaling) or aows"
+        "cafenet",
+        "--method",
+        help="cafenet, fixed-width (fixed sharing), uniform-width (uniform scaling) or aows",
     ),
     sharing: str | None = typer.Option(None, "--sharing", hidden=True),
     flops: str = typer.Option("50%", "--flops", help="Budget: '50%' of the full net or '12.5M'."),
@@ -174,15 +176,13 @@ def search_cmd(
     """Train a supernet and search the best widths within a FLOPs budget or latency target."""
     from dataclasses import replace
 
-    from rich.console import Console
-
     from nasforge.io import check_output_dir
-    from nasforge.progress import make_progress
+    from nasforge.progress import make_progress, output_console
     from nasforge.search.width.aows import AOWSSettings
     from nasforge.search.width.protocol import check_method, run_search
 
     check_output_dir(out)  # before the supernet training, not after it
-    console = Console()
+    console = output_console()
     algo = check_method(sharing if sharing is not None else method)
     sup, evo = _settings(2 if num_random is None else num_random, placements, population,
                          generations, parents)  # fmt: skip
@@ -236,6 +236,17 @@ def search_cmd(
             )
     console.print(escape(f"widths {res['groups']}"), highlight=False)
     console.print(escape(f"wrote {out}/search.json"), highlight=False)
+    _print_warnings(record)
+
+
+def _print_warnings(record: dict) -> None:
+    """The record's warnings (a latency target missed), on stderr: a log or a CI run keeps
+    them apart from the results."""
+    from nasforge.progress import output_console
+
+    err = output_console(stderr=True)
+    for message in record.get("warnings") or []:
+        err.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 @width_app.command("retrain")
@@ -253,9 +264,8 @@ def retrain_cmd(
     threads: int | None = threads_option(),
 ) -> None:
     """Retrain the searched widths from scratch; write retrain.json."""
-    from rich.console import Console
-
     from nasforge.io import check_output_file
+    from nasforge.progress import output_console
     from nasforge.search.width.protocol import RETRAIN_FILE, run_retrain
 
     check_output_file(directory / RETRAIN_FILE)
@@ -264,7 +274,7 @@ def retrain_cmd(
         directory, rec, seed=seed, with_uniform=with_uniform, data_root=data_dir,
         device=device, quiet=quiet,
     )  # fmt: skip
-    console = Console()
+    console = output_console()
     for key, r in record["runs"].items():
         console.print(
             escape(
@@ -319,15 +329,15 @@ def compare_cmd(
 ) -> None:
     """CafeNet vs fixed sharing vs uniform scaling (and AOWS under latency targets) at the
     same budgets, all retrained."""
-    from rich.console import Console
     from rich.table import Table
 
     from nasforge.io import check_output_dir
+    from nasforge.progress import output_console
     from nasforge.search.width.aows import AOWSSettings, parse_latency_target
     from nasforge.search.width.protocol import run_compare
 
     check_output_dir(out)
-    console = Console()
+    console = output_console()
     sup, evo = _settings(num_random, placements, population, generations, parents)
     budgets = [b.strip() for b in flops.split(",") if b.strip()]
     targets = None
@@ -362,6 +372,7 @@ def compare_cmd(
         table.add_row(*row)
     console.print(table)
     console.print(escape(f"wrote {out}/compare.json, compare.png"), highlight=False)
+    _print_warnings(record)
 
 
 def register(app: typer.Typer) -> None:

@@ -157,10 +157,16 @@ class CategoricalBase:
         return tuple(len(c.options) for c in self.choices())
 
     def size(self) -> int | None:
+        n = self.count()
+        return n if n <= MAX_INDEXED_SIZE else None
+
+    def count(self) -> int:
+        """The exact number of architectures, however large (``size()`` is None above
+        :data:`MAX_INDEXED_SIZE`, where the space has no index)."""
         n = 1
         for k in self._radices():
             n *= k
-        return n if n <= MAX_INDEXED_SIZE else None
+        return n
 
     # -- moves --------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Any:

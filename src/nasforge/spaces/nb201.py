@@ -500,3 +500,12 @@ class NB201Space:
             "canonical_index": canon.to_index(),
             "is_canonical": canon == arch,
         }
+
+
+def stage_layout(c: int, n: int) -> list[tuple[int, bool]]:
+    """(channels, is_reduction) per cell of the NB201 skeleton: N cells at C, 2C, 4C, a
+    reduction block before the second and third stage. (Here, free of torch, because the
+    cost counter reads it as well as the network.)"""
+    channels = [c] * n + [c * 2] + [c * 2] * n + [c * 4] + [c * 4] * n
+    reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
+    return list(zip(channels, reductions, strict=True))
