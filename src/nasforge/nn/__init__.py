@@ -18,6 +18,7 @@ from nasforge.nn.ops import (
     build_op,
 )
 from nasforge.nn.registry import NETWORKS, build_network, network_options
+from nasforge.nn.smnas import Detector  # noqa: F401  (registers the smnas builder)
 
 __all__ = [
     "NETWORKS",

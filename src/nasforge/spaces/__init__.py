@@ -26,6 +26,7 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.width",
     "nasforge.spaces.darts",
     "nasforge.spaces.nats_sss",
+    "nasforge.spaces.smnas",
 ]
 
 for _name in _SPACE_MODULES:
