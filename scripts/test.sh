@@ -7,7 +7,11 @@ python3 -m venv .venv
 # missing so the project's `torch` requirement does not pull several GB of CUDA packages.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
 # The ray extra is installed so the Ray executor is tested for real (a local instance).
-.venv/bin/pip install -q -e ".[test,ray]"
+# Versions come from the lock of tested versions (requirements/lock.txt, made by
+# scripts/lock.sh); NASFORGE_UNPINNED=1 installs the newest versions pyproject allows.
+pins=(-c requirements/lock.txt)
+[ "${NASFORGE_UNPINNED:-0}" = 1 ] && pins=()
+.venv/bin/pip install -q "${pins[@]}" -e ".[test,ray]"
 # The official NB201 reference code, for side-by-side tests of the one-shot methods. It pins
 # numpy<=1.19.5 (which does not build here) but runs with ours: install it without its pins.
 .venv/bin/python -c "import xautodl" 2>/dev/null || .venv/bin/pip install -q --no-deps xautodl==1.0.0

@@ -23,7 +23,7 @@ from nasforge.errors import DataError
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     """A CPU generator for ``(seed, epoch, stream)``; independent streams, stable across runs."""
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(stream)])
-    return torch.Generator().manual_seed(int(state.generate_state(1, np.uint64)[0] >> 1))
+    return torch.Generator().manual_seed(int(state.generate_state(1, np.uint64)[0]) >> 1)
 
 
 def crop_flip(
