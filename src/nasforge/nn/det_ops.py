@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -140,35 +141,49 @@ def match(
     return matches
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+def nms(
+    boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, max_keep: int | None = None
+) -> torch.Tensor:
     """Greedy non-maximum suppression (torchvision.ops.nms semantics): indices of the kept
     boxes in decreasing score order; a box is dropped when its IoU with a kept,
-    higher-scoring box is strictly greater than ``iou_threshold``."""
+    higher-scoring box is strictly greater than ``iou_threshold``. ``max_keep`` stops
+    after that many kept boxes (the detections a detector keeps anyway)."""
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
     order = torch.argsort(scores, descending=True, stable=True)
-    iou = box_iou(boxes[order], boxes[order])
-    n = order.numel()
-    suppressed = torch.zeros(n, dtype=torch.bool, device=boxes.device)
+    b = boxes[order].detach().cpu().double().numpy()
+    area = (b[:, 2] - b[:, 0]).clip(min=0) * (b[:, 3] - b[:, 1]).clip(min=0)
+    alive = np.ones(len(b), dtype=bool)
     keep = []
-    # O(n^2) IoU matrix, one python step per kept box: n is at most a few hundred here.
-    for i in range(n):
-        if suppressed[i]:
+    # One IoU row per kept box against the later ones: O(kept * n), not an n x n matrix.
+    for i in range(len(b)):
+        if not alive[i]:
             continue
         keep.append(i)
-        suppressed |= iou[i] > iou_threshold
-    return order[torch.tensor(keep, dtype=torch.int64, device=boxes.device)]
+        if max_keep is not None and len(keep) >= max_keep:
+            break
+        rest = b[i + 1 :]
+        iw = (np.minimum(b[i, 2], rest[:, 2]) - np.maximum(b[i, 0], rest[:, 0])).clip(min=0)
+        ih = (np.minimum(b[i, 3], rest[:, 3]) - np.maximum(b[i, 1], rest[:, 1])).clip(min=0)
+        inter = iw * ih
+        iou = inter / np.maximum(area[i] + area[i + 1 :] - inter, 1e-12)
+        alive[i + 1 :] &= iou <= iou_threshold
+    return order[torch.as_tensor(keep, dtype=torch.int64, device=boxes.device)]
 
 
 def batched_nms(
-    boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou_threshold: float
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    classes: torch.Tensor,
+    iou_threshold: float,
+    max_keep: int | None = None,
 ) -> torch.Tensor:
     """NMS independently per class (torchvision's ``_batched_nms_coordinate_trick``:
     boxes of different classes are shifted apart so they never overlap)."""
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
     offsets = classes.to(boxes) * (boxes.max() + 1)
-    return nms(boxes + offsets[:, None], scores, iou_threshold)
+    return nms(boxes + offsets[:, None], scores, iou_threshold, max_keep)
 
 
 def sigmoid_focal_loss(

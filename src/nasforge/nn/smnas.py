@@ -349,7 +349,7 @@ def _finish(
     b = torch.stack([b[:, 0].clamp(0, w), b[:, 1].clamp(0, h), b[:, 2].clamp(0, w), b[:, 3].clamp(0, h)], 1)
     ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     b, s, lab = b[ok], s[ok], lab[ok]
-    keep = batched_nms(b, s, lab, nms_thresh)[:detections]
+    keep = batched_nms(b, s, lab, nms_thresh, detections)
     return {"boxes": b[keep], "scores": s[keep], "labels": lab[keep]}
 
 
@@ -379,10 +379,12 @@ class Detector(nn.Module):
         num_classes: int,
         head_convs: int = 2,
         anchor_scale: float = 2.0,
-        name: str = "",
+        arch: Any = None,
     ) -> None:
         super().__init__()
-        self.resolution, self.name = resolution, name
+        self.resolution = resolution
+        # The trainer's run records name a model by ``arch.to_string()`` where it has one.
+        self.arch = arch
         self.backbone = CodeResNet(code, width)
         neck_channels = 4 * width
         self.neck = NECKS[neck](self.backbone.channels, self.backbone.strides, neck_channels)
@@ -438,5 +440,5 @@ def build_smnas(
         num_classes=num_classes,
         head_convs=head_convs,
         anchor_scale=anchor_scale,
-        name=str(arch),
+        arch=arch,
     )

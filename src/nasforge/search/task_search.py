@@ -25,7 +25,7 @@ from nasforge.registry import Registry
 from nasforge.tasks import Task
 
 #: Modules that register task searches (imported by :func:`task_searches`).
-TASK_SEARCH_MODULES: list[str] = []
+TASK_SEARCH_MODULES: list[str] = ["nasforge.search.detection.smnas"]
 
 
 @dataclass(frozen=True)
