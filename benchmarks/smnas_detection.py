@@ -74,7 +74,14 @@ def main() -> None:
         "structural_generations": args.structural_generations,
         "modular_generations": args.modular_generations,
     }
-    spec = TaskSearchSpec(task=task, space="smnas", seed=args.seed, epochs=args.epochs, limit=args.limit, params=params)
+    spec = TaskSearchSpec(
+        task=task,
+        space="smnas",
+        seed=args.seed,
+        epochs=args.epochs,
+        limit=args.limit,
+        params=params,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "search"
         result = run_task_search("sm-nas", spec, out)
@@ -89,15 +96,26 @@ def main() -> None:
     p = {"latency_repeats": 10}
     refs = {}
     for name, text in REFERENCES.items():
-        c = runner._train(space.from_string(text), text, data, recipe, spec, p, "reference", 0, None)
+        c = runner._train(
+            space.from_string(text), text, data, recipe, spec, p, "reference", 0, None
+        )
         refs[name] = asdict(c)
     front = fronts["final_front"]
     dominated = {
-        name: [f["arch"] for f in front if f["map"] >= r["map"] and f["latency_ms"] <= r["latency_ms"] and (f["map"] > r["map"] or f["latency_ms"] < r["latency_ms"])]
+        name: [
+            f["arch"]
+            for f in front
+            if f["map"] >= r["map"]
+            and f["latency_ms"] <= r["latency_ms"]
+            and (f["map"] > r["map"] or f["latency_ms"] < r["latency_ms"])
+        ]
         for name, r in refs.items()
     }
     everything = candidates + list(refs.values())
-    joint = [everything[i]["arch"] for i in _pareto_front([(c["map"], c["latency_ms"]) for c in everything])]
+    joint = [
+        everything[i]["arch"]
+        for i in _pareto_front([(c["map"], c["latency_ms"]) for c in everything])
+    ]
     report = {
         "cpu": _cpu(),
         "threads": torch.get_num_threads(),
@@ -106,7 +124,12 @@ def main() -> None:
         "settings": {**vars(args), "out": str(args.out) if args.out else None},
         "recipe": recipe.to_dict(),
         "data": data.summary(),
-        "chosen": {"arch": result.arch, **result.metrics, "latency_ms": result.extra["latency_ms"], "params": result.extra["params"]},
+        "chosen": {
+            "arch": result.arch,
+            **result.metrics,
+            "latency_ms": result.extra["latency_ms"],
+            "params": result.extra["params"],
+        },
         "search_time_s": result.search_time_s,
         "candidates": candidates,
         "structural_front": fronts["structural_front"],

@@ -18,6 +18,7 @@ the next 20%, test from the last 20%, so no handwritten sample is shared between
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,9 @@ class DetectionSplit:
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.images.shape[1:]))
-        return f"DetectionSplit({self.name!r}, {len(self)} images of {shape}, {self.num_boxes} boxes)"
+        return (
+            f"DetectionSplit({self.name!r}, {len(self)} images of {shape}, {self.num_boxes} boxes)"
+        )
 
     @property
     def num_boxes(self) -> int:
@@ -140,7 +143,9 @@ class DetectionData:
 # -- COCO format ---------------------------------------------------------------------------
 
 
-def coco_dict(split: DetectionSplit, categories: tuple[str, ...], file_names: list[str] | None = None) -> dict[str, Any]:
+def coco_dict(
+    split: DetectionSplit, categories: tuple[str, ...], file_names: list[str] | None = None
+) -> dict[str, Any]:
     """The COCO annotation dict of ``split`` (``images``, ``annotations``, ``categories``;
     ``bbox`` is ``[x, y, w, h]``, ``category_id`` the label plus one)."""
     h, w = (int(s) for s in split.images.shape[2:])
@@ -169,7 +174,10 @@ def coco_dict(split: DetectionSplit, categories: tuple[str, ...], file_names: li
 def write_coco(split: DetectionSplit, categories: tuple[str, ...], directory: str | Path) -> Path:
     """Write ``split`` as ``directory/<split>.json`` plus ``directory/<split>/<id>.png``
     (PNG via scikit-image); every file is written atomically. Returns the JSON path."""
-    from skimage.io import imsave
+    try:
+        from skimage.io import imsave
+    except ImportError:
+        raise DataError(_NEEDS_SKIMAGE) from None
 
     root = Path(directory)
     img_dir = root / split.name
@@ -191,7 +199,10 @@ def read_coco(path: str | Path, name: str | None = None) -> tuple[DetectionSplit
     """Read a COCO annotation file and the images it names (relative to the file's
     directory; RGB or grey, all one size): the split and the category names (labels are
     the categories in ascending id order). Crowd annotations are skipped."""
-    from skimage.io import imread
+    try:
+        from skimage.io import imread
+    except ImportError:
+        raise DataError(_NEEDS_SKIMAGE) from None
 
     path = Path(path)
     if not path.is_file():
@@ -243,17 +254,46 @@ def read_coco(path: str | Path, name: str | None = None) -> tuple[DetectionSplit
 # -- the embedded scenes ---------------------------------------------------------------------
 
 
-def _texture_images() -> list[np.ndarray]:
-    """The background photographs as float32 H x W x 3 in [0, 1]."""
-    import skimage.data
+@functools.lru_cache(maxsize=1)
+def _texture_images() -> tuple[np.ndarray, ...]:
+    """The background photographs as float32 H x W x 3 in [0, 1] (read once)."""
+    try:
+        import skimage.data as skimage_data
+    except ImportError:
+        raise DataError(_NEEDS_SKIMAGE) from None
 
     out = []
     for name in TEXTURES:
-        img = np.asarray(getattr(skimage.data, name)(), dtype=np.float32) / 255.0
+        img = np.asarray(getattr(skimage_data, name)(), dtype=np.float32) / 255.0
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
         out.append(img[:, :, :3])
-    return out
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digit scans (0..16) and their labels (read once).
+
+    The file ``load_digits`` parses (``sklearn/datasets/data/digits.csv.gz``: 64 pixel
+    columns then the label) is read directly: importing ``sklearn.datasets`` costs
+    seconds, the file milliseconds; ``load_digits`` is the fallback if the file moved."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    path = None
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+    if path is not None and path.is_file():
+        table = np.loadtxt(path, delimiter=",")
+        return table[:, :64].reshape(-1, 8, 8), table[:, 64].astype(np.int64)
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images, d.target
+
+
+_NEEDS_SKIMAGE = "detection data need scikit-image: pip install 'nasforge[detection]'"
 
 
 def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -283,14 +323,14 @@ def make_digit_scenes(
     alpha. Its box is the tight box of the pixels with alpha >= 0.25. A digit whose box
     would overlap a placed one with IoU > 0.3 is redrawn elsewhere (at most 20 tries).
     """
-    from sklearn.datasets import load_digits
-
     if part not in ("train", "valid", "test"):
         raise DataError(f"part must be train, valid or test, got {part!r}")
     if not 8 <= min_scale <= max_scale <= size:
-        raise DataError(f"need 8 <= min_scale <= max_scale <= size, got {min_scale}, {max_scale}, {size}")
-    digits = load_digits()
-    total = len(digits.target)
+        raise DataError(
+            f"need 8 <= min_scale <= max_scale <= size, got {min_scale}, {max_scale}, {size}"
+        )
+    digit_images, digit_labels = _digits()
+    total = len(digit_labels)
     lo, hi = {"train": (0, 0.6), "valid": (0.6, 0.8), "test": (0.8, 1.0)}[part]
     pool = np.arange(int(lo * total), int(hi * total))
     textures = _texture_images()
@@ -307,7 +347,7 @@ def make_digit_scenes(
         labels: list[int] = []
         for _k in range(int(rng.integers(1, max_objects + 1))):
             idx = int(pool[rng.integers(len(pool))])
-            ink = digits.images[idx].astype(np.float32) / 16.0
+            ink = digit_images[idx].astype(np.float32) / 16.0
             s = int(rng.integers(min_scale, max_scale + 1))
             alpha = np.clip(_resize(ink[:, :, None], (s, s))[:, :, 0], 0.0, 1.0)
             ys, xs = np.nonzero(alpha >= 0.25)
@@ -330,7 +370,7 @@ def make_digit_scenes(
             a = alpha[:, :, None]
             canvas[py : py + s, px : px + s] = a * colour + (1 - a) * region
             boxes.append([float(v) for v in box])
-            labels.append(int(digits.target[idx]))
+            labels.append(int(digit_labels[idx]))
         images.append(torch.from_numpy(np.round(canvas * 255).clip(0, 255).astype(np.uint8)))
         all_boxes.append(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
         all_labels.append(torch.tensor(labels, dtype=torch.int64))
@@ -351,7 +391,11 @@ SCENE_SIZES = (1200, 300, 300)
 
 
 def load_digit_scenes(
-    *, seed: int = 0, limit: int | None = None, size: int = 64, sizes: tuple[int, int, int] = SCENE_SIZES
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    size: int = 64,
+    sizes: tuple[int, int, int] = SCENE_SIZES,
 ) -> DetectionData:
     """The ``digits-on-textures`` dataset (``limit``: at most that many images per split,
     generated, not cut, so a tiny run costs little)."""

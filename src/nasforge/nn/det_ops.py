@@ -216,7 +216,13 @@ class ConvWS2d(nn.Conv2d):
         mean = flat.mean(dim=1).reshape(-1, 1, 1, 1)
         std = flat.std(dim=1).reshape(-1, 1, 1, 1)
         return F.conv2d(
-            x, (w - mean) / (std + self.eps), self.bias, self.stride, self.padding, self.dilation, self.groups
+            x,
+            (w - mean) / (std + self.eps),
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
         )
 
 
@@ -229,7 +235,9 @@ def group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:
     return nn.GroupNorm(g, channels)
 
 
-def conv_gn(c_in: int, c_out: int, k: int = 3, stride: int = 1, *, act: bool = True) -> nn.Sequential:
+def conv_gn(
+    c_in: int, c_out: int, k: int = 3, stride: int = 1, *, act: bool = True
+) -> nn.Sequential:
     """ConvWS(k x k, no bias) -> GroupNorm (-> ReLU)."""
     layers: list[nn.Module] = [
         ConvWS2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False),

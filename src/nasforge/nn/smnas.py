@@ -50,11 +50,15 @@ class BasicBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv_gn(c_in, c_out, 3, stride), conv_gn(c_out, c_out, 3, act=False))
+        self.body = nn.Sequential(
+            conv_gn(c_in, c_out, 3, stride), conv_gn(c_out, c_out, 3, act=False)
+        )
         self.short = (
             nn.Identity()
             if stride == 1 and c_in == c_out
-            else nn.Sequential(ConvWS2d(c_in, c_out, 1, stride=stride, bias=False), group_norm(c_out))
+            else nn.Sequential(
+                ConvWS2d(c_in, c_out, 1, stride=stride, bias=False), group_norm(c_out)
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +166,9 @@ class RetinaHead(nn.Module):
     score_thresh, nms_thresh, topk, detections = 0.05, 0.5, 1000, 100
     ratios = (0.5, 1.0, 2.0)
 
-    def __init__(self, c: int, num_classes: int, strides: list[int], convs: int, anchor_scale: float) -> None:
+    def __init__(
+        self, c: int, num_classes: int, strides: list[int], convs: int, anchor_scale: float
+    ) -> None:
         super().__init__()
         self.k, self.strides, self.anchor_scale = num_classes, strides, anchor_scale
         self.a = 3 * len(self.ratios)
@@ -173,9 +179,17 @@ class RetinaHead(nn.Module):
         cls, box = [], []
         b = feats[0].shape[0]
         for f in feats:
-            cls.append(self.towers.cls_out(self.towers.cls_tower(f)).permute(0, 2, 3, 1).reshape(b, -1, self.k))
-            box.append(self.towers.box_out(self.towers.box_tower(f)).permute(0, 2, 3, 1).reshape(b, -1, 4))
-        return HeadOutput(torch.cat(cls, 1), torch.cat(box, 1), None, [tuple(f.shape[-2:]) for f in feats])
+            cls.append(
+                self.towers.cls_out(self.towers.cls_tower(f))
+                .permute(0, 2, 3, 1)
+                .reshape(b, -1, self.k)
+            )
+            box.append(
+                self.towers.box_out(self.towers.box_tower(f)).permute(0, 2, 3, 1).reshape(b, -1, 4)
+            )
+        return HeadOutput(
+            torch.cat(cls, 1), torch.cat(box, 1), None, [tuple(f.shape[-2:]) for f in feats]
+        )
 
     def anchors(self, shapes: list[tuple[int, int]], device: torch.device) -> list[torch.Tensor]:
         return [
@@ -233,7 +247,9 @@ class FCOSHead(nn.Module):
     score_thresh, nms_thresh, topk, detections = 0.2, 0.6, 1000, 100
     center_radius = 1.5
 
-    def __init__(self, c: int, num_classes: int, strides: list[int], convs: int, anchor_scale: float) -> None:
+    def __init__(
+        self, c: int, num_classes: int, strides: list[int], convs: int, anchor_scale: float
+    ) -> None:
         super().__init__()
         self.k, self.strides = num_classes, strides
         self.towers = _Towers(c, convs, num_classes, 4)
@@ -252,7 +268,9 @@ class FCOSHead(nn.Module):
         shapes = [tuple(f.shape[-2:]) for f in feats]
         return HeadOutput(torch.cat(cls, 1), torch.cat(box, 1), torch.cat(ctr, 1), shapes)
 
-    def points(self, shapes: list[tuple[int, int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def points(
+        self, shapes: list[tuple[int, int]], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Point boxes, their sizes and the lower/upper distance bounds, all levels."""
         pts, size, lo, hi = [], [], [], []
         last = len(shapes) - 1
@@ -296,9 +314,12 @@ class FCOSHead(nn.Module):
                     t_ltrb = ltrb[fg, m[fg]]
                     lr, tb = t_ltrb[:, [0, 2]], t_ltrb[:, [1, 3]]
                     ctr_t = torch.sqrt(
-                        (lr.min(1).values / lr.max(1).values) * (tb.min(1).values / tb.max(1).values)
+                        (lr.min(1).values / lr.max(1).values)
+                        * (tb.min(1).values / tb.max(1).values)
                     )
-                    ctr_loss = ctr_loss + F.binary_cross_entropy_with_logits(out.ctr[i][fg], ctr_t, reduction="sum")
+                    ctr_loss = ctr_loss + F.binary_cross_entropy_with_logits(
+                        out.ctr[i][fg], ctr_t, reduction="sum"
+                    )
                     num_fg += int(fg.sum())
             cls_loss = cls_loss + sigmoid_focal_loss(out.cls[i], target_cls)
         return (cls_loss + box_loss + ctr_loss) / max(1, num_fg)
@@ -346,7 +367,9 @@ def _finish(
     """Concatenate the levels, clip to the image, class-wise NMS, keep the best ones."""
     b, s, lab = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
     h, w = size
-    b = torch.stack([b[:, 0].clamp(0, w), b[:, 1].clamp(0, h), b[:, 2].clamp(0, w), b[:, 3].clamp(0, h)], 1)
+    b = torch.stack(
+        [b[:, 0].clamp(0, w), b[:, 1].clamp(0, h), b[:, 2].clamp(0, w), b[:, 3].clamp(0, h)], 1
+    )
     ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     b, s, lab = b[ok], s[ok], lab[ok]
     keep = batched_nms(b, s, lab, nms_thresh, detections)
@@ -388,14 +411,20 @@ class Detector(nn.Module):
         self.backbone = CodeResNet(code, width)
         neck_channels = 4 * width
         self.neck = NECKS[neck](self.backbone.channels, self.backbone.strides, neck_channels)
-        self.head = HEADS[head](neck_channels, num_classes, self.neck.strides, head_convs, anchor_scale)
+        self.head = HEADS[head](
+            neck_channels, num_classes, self.neck.strides, head_convs, anchor_scale
+        )
 
     def forward(self, x: torch.Tensor) -> DetectorOutput:
         h, w = x.shape[-2:]
         if (h, w) != (self.resolution, self.resolution):
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False
+            )
         out = self.head(self.neck(self.backbone(x)))
-        return DetectorOutput(out, (self.resolution / w, self.resolution / h), (int(h), int(w)), self)
+        return DetectorOutput(
+            out, (self.resolution / w, self.resolution / h), (int(h), int(w)), self
+        )
 
     def loss(self, out: DetectorOutput, targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
         """The head's training loss; ``targets`` boxes are in input pixels."""

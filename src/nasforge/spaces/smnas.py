@@ -84,9 +84,13 @@ def check_code(code: str) -> str:
         raise ArchError(f"backbone code {code!r}: expected {form}")
     for i, g in enumerate(groups):
         if g.count("2") != _TWOS[i]:
-            raise ArchError(f"backbone code {code!r}: stage {i + 1} has {g.count('2')} stride-2 blocks; expected {form}")
+            raise ArchError(
+                f"backbone code {code!r}: stage {i + 1} has {g.count('2')} stride-2 blocks; expected {form}"
+            )
         if len(g) > MAX_BLOCKS_PER_STAGE:
-            raise ArchError(f"backbone code {code!r}: stage {i + 1} has more than {MAX_BLOCKS_PER_STAGE} blocks")
+            raise ArchError(
+                f"backbone code {code!r}: stage {i + 1} has more than {MAX_BLOCKS_PER_STAGE} blocks"
+            )
     return code
 
 
@@ -168,7 +172,9 @@ class SmNasSpace:
                 out.append(SmNasArch(arch.backbone, arch.width, arch.neck, arch.head, r))
         return out
 
-    def mutate_backbone(self, arch: SmNasArch, rng: np.random.Generator, num_mutate: int = 3) -> SmNasArch:
+    def mutate_backbone(
+        self, arch: SmNasArch, rng: np.random.Generator, num_mutate: int = 3
+    ) -> SmNasArch:
         """The modular move: Vega's ``ea_sample`` on every stage of the code
         (smnas_m.py:87-100, ``num_mutate=3`` there) and, with probability 1/2, the base
         width one step up or down :data:`WIDTHS`. Codes that would exceed

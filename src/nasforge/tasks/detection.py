@@ -71,7 +71,9 @@ def jitter_flip(
     clipped = torch.stack(
         [b[:, 0].clamp(0, w), b[:, 1].clamp(0, h), b[:, 2].clamp(0, w), b[:, 3].clamp(0, h)], 1
     )
-    kept_area = (clipped[:, 2] - clipped[:, 0]).clamp(min=0) * (clipped[:, 3] - clipped[:, 1]).clamp(min=0)
+    kept_area = (clipped[:, 2] - clipped[:, 0]).clamp(min=0) * (
+        clipped[:, 3] - clipped[:, 1]
+    ).clamp(min=0)
     keep = kept_area >= 0.5 * area
     b, lab = clipped[keep], labels[keep]
     if flip and float(torch.rand((), generator=g)) < 0.5:
@@ -144,8 +146,13 @@ def coco_map(
     ``category_id``, ``bbox`` x y w h, ``score``) against ``split_like``'s boxes, from
     pycocotools' ``COCOeval`` (iouType bbox, its default parameters: 100 detections per
     image, all areas). No detection at all scores 0."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise TaskError(
+            "detection metrics need pycocotools: pip install 'nasforge[detection]'"
+        ) from None
 
     if not detections or split_like.num_boxes == 0:
         return {"map": 0.0, "ap50": 0.0}
@@ -159,7 +166,10 @@ def coco_map(
         ev.accumulate()
         ev.summarize()
     # stats[0] = AP@[.5:.95], stats[1] = AP@.5; -1 means "no ground truth", never here.
-    return {"map": 100.0 * max(0.0, float(ev.stats[0])), "ap50": 100.0 * max(0.0, float(ev.stats[1]))}
+    return {
+        "map": 100.0 * max(0.0, float(ev.stats[0])),
+        "ap50": 100.0 * max(0.0, float(ev.stats[1])),
+    }
 
 
 @torch.no_grad()
@@ -187,7 +197,9 @@ def evaluate_detector(
             boxes.append(t["boxes"].cpu().float())
             labels.append(t["labels"].cpu())
             ids.append(t["image_id"])
-            for b, s, c in zip(r["boxes"].tolist(), r["scores"].tolist(), r["labels"].tolist(), strict=True):
+            for b, s, c in zip(
+                r["boxes"].tolist(), r["scores"].tolist(), r["labels"].tolist(), strict=True
+            ):
                 dets.append(
                     {
                         "image_id": t["image_id"],
@@ -231,7 +243,9 @@ class DetectionTask(Task):
         if options:
             raise TaskError(f"task {self.name!r} takes no data options, got {sorted(options)}")
         if name not in self.datasets:
-            raise TaskError(f"task {self.name!r} has no dataset {name!r}; expected one of {list(self.datasets)}")
+            raise TaskError(
+                f"task {self.name!r} has no dataset {name!r}; expected one of {list(self.datasets)}"
+            )
         if name == "coco":
             if data_dir is None:
                 raise TaskError("dataset 'coco' needs --data-dir (a COCO directory)")

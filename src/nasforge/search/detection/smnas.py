@@ -92,7 +92,9 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
     """The settings with defaults filled in; one-line :class:`SearchError` otherwise."""
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:
-        raise SearchError(f"sm-nas has no --param {', '.join(unknown)}; expected some of {sorted(DEFAULTS)}")
+        raise SearchError(
+            f"sm-nas has no --param {', '.join(unknown)}; expected some of {sorted(DEFAULTS)}"
+        )
     out = {**DEFAULTS, **params}
     for key in ("population", "children", "parents", "num_mutate", "latency_repeats"):
         v = out[key]
@@ -103,9 +105,13 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise SearchError(f"sm-nas --param {key}={v!r}: expected an int >= 0")
     if out["structural_generations"] < 1:
-        raise SearchError("sm-nas --param structural_generations=0: the structural stage needs >= 1")
+        raise SearchError(
+            "sm-nas --param structural_generations=0: the structural stage needs >= 1"
+        )
     if out["select"] not in _SELECT:
-        raise SearchError(f"sm-nas --param select={out['select']!r}: expected one of {list(_SELECT)}")
+        raise SearchError(
+            f"sm-nas --param select={out['select']!r}: expected one of {list(_SELECT)}"
+        )
     return out
 
 
@@ -152,7 +158,9 @@ class SmNasSearch(TaskSearch):
             parents = front()
             for _ in range(p["children"]):
                 par = parents[int(rng.integers(len(parents)))]
-                evaluate(space.mutate(space.from_string(par.arch), rng), "structural", gen, par.arch)
+                evaluate(
+                    space.mutate(space.from_string(par.arch), rng), "structural", gen, par.arch
+                )
         structural_front = front()
         # Stage 2: modular, from the best structural combinations.
         ranked = sorted(structural_front, key=lambda c: -c.map)[: p["parents"]]
@@ -180,7 +188,11 @@ class SmNasSearch(TaskSearch):
         }
         atomic_write_json(out / "front.json", fronts)
         _plot(cands, final_front, out / "front.png")
-        metrics = {"map": chosen.map, "ap50": chosen.ap50, **{f"test_{k}": v for k, v in test.items()}}
+        metrics = {
+            "map": chosen.map,
+            "ap50": chosen.ap50,
+            **{f"test_{k}": v for k, v in test.items()},
+        }
         return TaskSearchResult(
             arch=chosen.arch,
             metrics=metrics,
@@ -263,12 +275,15 @@ def _plot(cands: list[Candidate], front: list[Candidate], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for stage, marker in (("structural", "o"), ("modular", "s")):
         pts = [c for c in cands if c.stage == stage]
-        ax.scatter([c.latency_ms for c in pts], [c.map for c in pts], marker=marker, label=stage, alpha=0.7)
-    ax.plot([c.latency_ms for c in front], [c.map for c in front], "k--", lw=1, label="Pareto front")
+        ax.scatter(
+            [c.latency_ms for c in pts], [c.map for c in pts], marker=marker, label=stage, alpha=0.7
+        )
+    ax.plot(
+        [c.latency_ms for c in front], [c.map for c in front], "k--", lw=1, label="Pareto front"
+    )
     ax.set_xlabel("CPU latency (ms, batch 1)")
     ax.set_ylabel("valid mAP@[.5:.95] (%)")
     ax.legend()
     fig.tight_layout()
     atomic_save_figure(fig, path)
     plt.close(fig)
-
