@@ -233,6 +233,8 @@ class SmNasSearch(TaskSearch):
             device=spec.device,
             task=spec.task,
             eval_splits=["valid"],
+            # float32 on every device: focal loss and box targets lose too much in bf16.
+            amp=False,
         )
         if result.status != "ok" or not result.epochs:
             # A diverged candidate is kept as the worst possible one, not dropped silently.
