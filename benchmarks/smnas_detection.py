@@ -8,7 +8,8 @@ detectors built from the same blocks, under the same data, recipe and epochs (CP
    structural and one modular generation by default.
 2. Trains the fixed references in the same run, same seed, data and recipe: a
    RetinaNet-style and an FCOS-style detector on ResNet-18 (``11-21-21-21``, width 16)
-   with an FPN over P3-P5 at 64 px, and a RetinaNet-style ResNet-10 with no neck.
+   with an FPN over P3-P5 at 64 px, and a RetinaNet-style ResNet-10 with no neck (all at
+   the structural width, ``--width``).
 3. Prints JSON: every candidate (stage, arch, valid mAP / AP50, CPU latency, params), the
    fronts, the references, which references the final front dominates, the CPU model,
    torch threads, and the chosen arch's test mAP. The machine may be shared: latencies
@@ -54,6 +55,8 @@ def main() -> None:
     ap.add_argument("--children", type=int, default=3)
     ap.add_argument("--structural-generations", type=int, default=1)
     ap.add_argument("--modular-generations", type=int, default=1)
+    ap.add_argument("--width", type=int, default=16, help="structural base width (and references')")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the search's files here")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
@@ -73,6 +76,7 @@ def main() -> None:
         "children": args.children,
         "structural_generations": args.structural_generations,
         "modular_generations": args.modular_generations,
+        "width": args.width,
     }
     spec = TaskSearchSpec(
         task=task,
@@ -83,11 +87,11 @@ def main() -> None:
         params=params,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "search"
+        out = args.workdir if args.workdir is not None else Path(tmp) / "search"
         result = run_task_search("sm-nas", spec, out)
         candidates = json.loads((out / "candidates.json").read_text())
         fronts = json.loads((out / "front.json").read_text())
-    # The references: the search's own training/timing path, same data, recipe, seed.
+    # The references: the search's own training/timing path, same data, recipe, seed, width.
     space = get_space("smnas")
     runner = SmNasSearch()
     runner._models = {}

@@ -283,11 +283,11 @@ def test_training_lowers_the_detection_loss() -> None:
     set_seed(0)
     arch = get_space("smnas").from_string("backbone=r10,width=8,neck=fpn-p2p4,head=retina,res=32")
     net = build_network("smnas", arch, io=task.network_io(data))
-    recipe = get_recipe("smnas-det", epochs=3, batch_size=4)
-    res = Trainer(recipe, task=task).fit(net, data, seed=0, eval_splits=["valid"])
+    recipe = get_recipe("smnas-det", epochs=2, batch_size=4)
+    res = Trainer(recipe, task=task).fit(net, data, seed=0, eval_splits=[])
     losses = [r.train_loss for r in res.epochs]
     assert res.status == "ok" and losses[-1] < losses[0]
-    assert set(res.epochs[-1].eval["valid"]) == {"map", "ap50", "loss"}
+    # Evaluation (mAP, AP50, loss on a split) is exercised by the search test below.
 
 
 # -- the search through the CLI ---------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_sm_nas_search_one_generation_of_each_stage_from_the_cli(tmp_path: Path)
         str(out),
     ]
     tiny = ["--epochs", "1", "--limit", "6", "--threads", "1"]
-    params = ["population=2", "children=1", "parents=1", "latency_repeats=2"]
+    params = ["population=2", "children=1", "parents=1", "latency_repeats=2", "width=8"]
     res = CliRunner().invoke(app, [*args, *tiny, *[a for p in params for a in ("--param", p)]])
     assert res.exit_code == 0, res.output
     arch = json.loads((out / "arch.json").read_text())
@@ -351,6 +351,8 @@ def test_bad_sm_nas_params_fail_before_any_work(tmp_path: Path) -> None:
         check_params({"popsize": 3})
     with pytest.raises(SearchError, match=r"select='best'.*best-map"):
         check_params({"select": "best"})
+    with pytest.raises(SearchError, match=r"width=10: expected one of \[8, 12, 16, 24, 32\]"):
+        check_params({"width": 10})
     res = CliRunner().invoke(
         app,
         [

@@ -135,10 +135,12 @@ class SmNasSpace:
     def size(self) -> int | None:
         return None
 
-    def structural_grid(self) -> list[SmNasArch]:
-        """Every structural combination (standard backbones at the structural width)."""
+    def structural_grid(self, width: int = STRUCTURAL_WIDTH) -> list[SmNasArch]:
+        """Every structural combination (standard backbones at base ``width``)."""
+        if width not in WIDTHS:
+            raise ArchError(f"structural width {width} not in {list(WIDTHS)}")
         return [
-            SmNasArch(code, STRUCTURAL_WIDTH, n, h, r)
+            SmNasArch(code, width, n, h, r)
             for code in BACKBONES.values()
             for n in NECKS
             for h in HEADS

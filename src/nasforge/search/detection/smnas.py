@@ -4,7 +4,7 @@ from scratch, scored on accuracy (COCO mAP) and measured inference time.
 
 Stage 1, structural (paper: "structural-level searching stage"): module combinations --
 backbone, neck, head, input resolution -- from :class:`~nasforge.spaces.smnas.SmNasSpace`'s
-grid. Generation 0 draws ``population`` distinct combinations; each further generation
+grid, at base width ``width`` (16; 8 for the quickest CPU runs). Generation 0 draws ``population`` distinct combinations; each further generation
 mutates one module of parents drawn from the current Pareto front (evolution on the
 front, as the paper's stage 1). Stage 2, modular (paper: "modular-level searching
 stage"; Vega's ``SMNasM``, vega/algorithms/nas/sm_nas/smnas_m.py): the ``parents`` best
@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "num_mutate": 3,
     "latency_repeats": 10,
     "select": "best-map",
+    "width": 16,
 }
 _SELECT = ("best-map", "fastest")
 
@@ -108,6 +109,10 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
         raise SearchError(
             "sm-nas --param structural_generations=0: the structural stage needs >= 1"
         )
+    from nasforge.spaces.smnas import WIDTHS
+
+    if out["width"] not in WIDTHS:
+        raise SearchError(f"sm-nas --param width={out['width']!r}: expected one of {list(WIDTHS)}")
     if out["select"] not in _SELECT:
         raise SearchError(
             f"sm-nas --param select={out['select']!r}: expected one of {list(_SELECT)}"
@@ -145,12 +150,14 @@ class SmNasSearch(TaskSearch):
                 return
             seen.add(key)
             cands.append(self._train(arch, key, data, recipe, spec, p, stage, gen, parent))
+            # Progress of a long search: every finished candidate is on disk at once.
+            atomic_write_json(out / "candidates.json", [asdict(c) for c in cands])
 
         def front() -> list[Candidate]:
             return [cands[i] for i in _pareto_front([(c.map, c.latency_ms) for c in cands])]
 
         # Stage 1: structural.
-        grid = space.structural_grid()
+        grid = space.structural_grid(p["width"])
         picks = rng.choice(len(grid), size=min(p["population"], len(grid)), replace=False)
         for i in picks:
             evaluate(grid[int(i)], "structural", 0, None)
