@@ -13,9 +13,9 @@ Cascade; inputs 512x512 to 1333x800) is scaled here to what trains on a CPU in m
 backbones ``r10`` / ``r18`` / ``r34`` (basic-block ResNets, codes from the codec's table,
 plus ResNet-10 ``1-2-2-2``), necks ``none`` / ``fpn-p2p4`` / ``fpn-p3p5``, one-stage heads
 ``retina`` / ``fcos`` (no two-stage head: not implemented), inputs 32 / 48 / 64 px for
-64 px images. The grid is from the paper's text as summarised in the report; the exact
-published option lists could not be checked against code (Vega ships only the modular
-stage).
+64 px images. Only the abstract and introduction of the paper could be read here, so the
+published option lists above are as remembered, not re-checked; Vega ships only the modular
+stage, so no official code fixes the structural grid either.
 
 Modular stage: :meth:`SmNasSpace.mutate_backbone` applies Vega's ``SMNasM.ea_sample``
 (smnas_m.py:54-100): per stage, ``num_mutate`` (3) random operations, each one of insert

@@ -10,7 +10,11 @@ front, as the paper's stage 1). Stage 2, modular (paper: "modular-level searchin
 stage"; Vega's ``SMNasM``, vega/algorithms/nas/sm_nas/smnas_m.py): the ``parents`` best
 (by mAP) front members of stage 1 are evolved by Vega's backbone mutation
 (insert / remove / swap per stage, ``num_mutate`` 3: smnas_m.py:87-100) plus a width
-step; each generation's ``children`` are drawn from the current front.
+step; each generation's ``children`` are drawn from the current front. Vega mutates
+every sample from the stage-1 model's code (smnas_m.py:41-48, ``max_sample`` 2): that is
+this search's first modular generation; later generations (``modular_generations`` > 1)
+mutate the modular archs on the front instead, the paper's "pushes the Pareto front
+forward".
 
 Every candidate is trained from scratch (ConvWS + GroupNorm everywhere, the paper's fast
 from-scratch recipe; ``--recipe``, default ``smnas-det``; ``--epochs`` overrides its
