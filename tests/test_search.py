@@ -227,7 +227,8 @@ class ReversedTest(TabularEvaluator):
 
 def test_told_carries_no_test_accuracy():
     names = {f.name for f in dataclasses.fields(Told)}
-    assert names == {"arch", "valid_acc", "fidelity", "cost", "resume_key", "ok"}
+    # objectives: the values of the evaluator's objectives (valid_acc and costs; no test)
+    assert names == {"arch", "valid_acc", "fidelity", "cost", "resume_key", "ok", "objectives"}
     assert not any("test" in n for n in names)
 
 
@@ -253,6 +254,12 @@ def test_no_test_leak(table, evaluator, params_proxy, algo):
         # a zero-cost warm-started searcher is checked with its proxies answered
         evaluator = WithZeroCost(evaluator, params_proxy)
         rev = WithZeroCost(rev, params_proxy)
+    if getattr(ALGORITHMS.get(algo), "multi_objective", False):
+        from nasforge.evaluate.objectives import ObjectiveEvaluator
+
+        # a multi-objective searcher is checked with the objectives it is told
+        evaluator = ObjectiveEvaluator(evaluator, "valid_acc,params_m")
+        rev = ObjectiveEvaluator(rev, "valid_acc,params_m")
     (a,) = run_protocol(algo, evaluator, budget, runs=1, seed=7)
     (b,) = run_protocol(algo, rev, budget, runs=1, seed=7)
     # identical decisions although the test order is reversed

@@ -442,6 +442,14 @@ class Benchmark:
             self._costs[(dataset, index)] = cached
         return dict(cached)
 
+    def cost_array(self, dataset: str, name: str) -> np.ndarray | None:
+        """float [space size]: cost ``name`` of every arch on ``dataset`` (NaN: unknown), or
+        None when the table has no such cost column."""
+        c = self._cost_data(dataset)
+        if c is None or name not in c.metrics:
+            return None
+        return np.asarray(c.values)[:, list(c.metrics).index(name)]
+
     def cost_known(self, dataset: str) -> np.ndarray:
         """bool [space size]: which archs have at least one known cost on ``dataset``."""
         c = self._cost_data(dataset)

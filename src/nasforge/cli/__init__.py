@@ -30,6 +30,7 @@ _FAMILIES = [
     "nasforge.cli.zc",
     "nasforge.cli.study",
     "nasforge.cli.task",
+    "nasforge.cli.explore",
 ]
 
 for _name in _FAMILIES:

@@ -125,3 +125,31 @@ def key_value_pairs(
         except json.JSONDecodeError:
             out[key.strip()] = value
     return out
+
+
+def _check_objectives(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from nasforge.evaluate.objectives import parse_objectives
+
+    try:
+        parse_objectives(value)
+    except NasforgeError as exc:
+        # a NasforgeError, not a usage box: the CLI prints it as one line, exit code 2
+        raise type(exc)(f"--objectives {value!r}: {exc}") from None
+    return value
+
+
+def objectives_option() -> Any:
+    """``--objectives``: the objectives of a multi-objective search (``valid_acc,latency_s``,
+    ``valid_acc:max,params_m:min``), checked against the registered ones while the command
+    line is read (see :mod:`nasforge.evaluate.objectives`)."""
+    return typer.Option(
+        None,
+        "--objectives",
+        callback=_check_objectives,
+        help="Multi-objective search: comma-separated objectives, each NAME or NAME:max|min "
+        "(valid_acc, params_m, flops_m / madds_m, latency_s, train_time_s), e.g. "
+        "valid_acc,latency_s. Adds the fronts, hypervolume over the budget (95% CI over "
+        "runs), pareto.json and fronts.png / hypervolume.png to OUT.",
+    )

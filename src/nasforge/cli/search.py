@@ -7,6 +7,8 @@ on any registered space (``--space``, default nb201).
         --dataset cifar10-valid --runs 100 -o DIR
     nasforge search --algo rea --evaluator train --dataset digits --recipe nb201-12e \\
         --budget 20evals -o DIR
+    nasforge compare --algos nsga2,mo-rea,random,rea-scalar --bench TABLE --dataset cifar100 \\
+        --objectives valid_acc,flops_m --runs 100 -o DIR     # fronts + hypervolume too
 
 Black-box algorithms run through :mod:`nasforge.search.protocol`; a one-shot algorithm
 (``kind == "oneshot"``) is handed to :func:`nasforge.cli.oneshot.run_oneshot`.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from nasforge.cli.options import (
     cells_option,
     channels_option,
     key_value_pairs,
+    objectives_option,
     seed_option,
     threads_option,
 )
@@ -184,6 +188,61 @@ def _training_progress(bar: Any, ev: Any, evals_total: int | None) -> Iterator[A
         yield CountingEvaluator(ev, lambda k: bar.advance(evals, k))
 
 
+def _require_objectives(names: list[str], objectives: str | None) -> None:
+    """Multi-objective algorithms need --objectives: refused before any data is loaded."""
+    from nasforge.search import ALGORITHMS
+
+    if objectives is not None:
+        return
+    needing = [n for n in names if getattr(ALGORITHMS.get(n), "multi_objective", False)]
+    if needing:
+        raise SearchError(
+            f"{', '.join(map(repr, needing))}: multi-objective, needs --objectives (e.g. "
+            "--objectives valid_acc,params_m)"
+        )
+
+
+def _save_fronts(
+    out: Path,
+    results: dict[str, Any],
+    ev: Any,
+    meta: dict[str, Any],
+    title: str,
+    console: Console,
+) -> None:
+    """With --objectives: the fronts and hypervolume of every algorithm's runs
+    (:func:`nasforge.search.fronts.save_mo`), printed and written to OUT."""
+    from nasforge.search.fronts import make_box, save_mo
+
+    box = make_box(ev.objectives, ev, results)
+    paths = save_mo(out, results, box, meta=meta, title=title, evaluator=ev)
+    table = Table(
+        title=f"hypervolume ({', '.join(box.names)}; normalised, reference {box.ref}; "
+        f"max {box.max_hypervolume:.4g}){_synthetic_note(ev)}"
+    )
+    cols = ("algorithm", "runs", "evals", "hypervolume (95% CI)", "std", "front size", "reported")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "algorithm" else "right")
+    for s in json.loads(paths["json"].read_text(encoding="utf-8"))["summaries"]:
+        table.add_row(
+            s["algo"],
+            str(s["runs"]),
+            f"{s['evals_mean']:.1f}",
+            f"{s['hv_mean']:.4f} ± {s['hv_ci95']:.4f}",
+            f"{s['hv_std']:.4f}",
+            f"{s['front_size_mean']:.1f}",
+            f"{s['report_hv_mean']:.4f} ± {s['report_hv_ci95']:.4f}"
+            if "report_hv_mean" in s
+            else "n/a",
+        )
+    console.print(table)
+    console.print(
+        escape(
+            f"wrote {paths['json']}, {paths['markdown']}, {paths['fronts']}, {paths['hypervolume']}"
+        )
+    )
+
+
 def _is_task_search(algo: str) -> bool:
     from nasforge.search.task_search import task_searches
 
@@ -275,12 +334,19 @@ def search(
         None, "--zc-dataset", help="Dataset of the proxy batch (default: --dataset)."
     ),
     zc_batch_size: int = typer.Option(64, "--zc-batch-size", help="Images in the proxy batch."),
+    zc_scores: Path | None = typer.Option(
+        None,
+        "--zc-scores",
+        help="Rows of `nasforge zc` scored with the same settings (dataset, batch size, seed, "
+        "network): reused instead of recomputed, each run still charged their seconds.",
+    ),
     zc_charge: float | None = typer.Option(
         None,
         "--zc-charge",
         help="Seconds charged per proxy query instead of the measured time (reproducible "
         "clocks under a seconds budget).",
     ),
+    objectives: str | None = objectives_option(),
 ) -> None:
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
@@ -315,6 +381,11 @@ def search(
         raise SearchError(
             f"--zc-proxy serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
         )
+    if objectives is not None and getattr(factory, "kind", None) != "blackbox":
+        raise SearchError(
+            f"--objectives serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
+        )
+    _require_objectives([algo], objectives)
     if getattr(factory, "kind", None) == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
 
@@ -362,7 +433,12 @@ def search(
             N=cells,
             device=device,
             charge=zc_charge,
+            scores_file=zc_scores,
         )
+    if objectives is not None:
+        from nasforge.evaluate.objectives import with_objectives
+
+        ev = with_objectives(ev, objectives)
 
     if workers < 1:
         raise SearchError(f"--workers {workers} must be >= 1")
@@ -411,6 +487,8 @@ def search(
     )
     _print_summaries(out_console, [summarize(results)], note)
     out_console.print(escape(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}"))
+    if objectives is not None:
+        _save_fronts(out, {algo: results}, ev, meta, f"{algo} on {dataset} ({b})", out_console)
 
 
 def compare(
@@ -442,6 +520,7 @@ def compare(
     quiet: bool = typer.Option(
         False, "--quiet", help="No progress output (the result table is still printed)."
     ),
+    objectives: str | None = objectives_option(),
 ) -> None:
     """Run several algorithms under the same protocol and seeds; write one comparison
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
@@ -462,11 +541,16 @@ def compare(
                 f"compare runs black-box algorithms; {name!r} is {kind!r} — run it with "
                 "`nasforge search`"
             )
+    _require_objectives(names, objectives)
     # --quiet silences progress and notes; the result table and paths are the output.
     console = Console(quiet=quiet)
     out_console = Console()
     # locals(): the options as given (no option is rebound above this line).
     ev, b = _evaluator_and_budget(locals(), console)
+    if objectives is not None:
+        from nasforge.evaluate.objectives import with_objectives
+
+        ev = with_objectives(ev, objectives)
 
     with _progress(console) as bar:
         task = bar.add_task(f"{len(names)} algorithms on {dataset}", total=runs * len(names))
@@ -486,6 +570,8 @@ def compare(
     )
     _print_summaries(out_console, [summarize(r) for r in results.values()], note)
     out_console.print(escape(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}"))
+    if objectives is not None:
+        _save_fronts(out, results, ev, meta, f"{dataset}, budget {b}, {runs} runs", out_console)
 
 
 def register(app: typer.Typer) -> None:

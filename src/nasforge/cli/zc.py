@@ -129,8 +129,33 @@ def zc(
             space=sp.name,
             network=options,
             on_row=lambda row: progress.advance(task),
+            meta=proxy_settings(sp.name, dataset, batch_size, num_batches, seed, options, names),
         )
     typer.echo(f"{len(todo)} archs scored, {len(selected) - len(todo)} already in {out}")
+
+
+def proxy_settings(
+    space: str,
+    dataset: str,
+    batch_size: int,
+    num_batches: int,
+    seed: int,
+    network: dict[str, Any],
+    proxies: list[str] | None = None,
+) -> dict[str, Any]:
+    """What fixes a proxy score besides the arch: recorded beside `nasforge zc` rows and
+    compared by `search --zc-scores` before it reuses them."""
+    out: dict[str, Any] = {
+        "space": space,
+        "dataset": dataset,
+        "batch_size": batch_size,
+        "num_batches": num_batches,
+        "seed": seed,
+        "network": network,
+    }
+    if proxies is not None:
+        out["proxies"] = list(proxies)
+    return out
 
 
 def with_proxy(
@@ -145,18 +170,31 @@ def with_proxy(
     N: int | None,
     device: str,
     charge: float | None,
+    scores_file: Path | None = None,
 ) -> Any:
     """``evaluator`` with zero-cost proxy ``proxy`` answering fidelity 0 on the same clock
     (what ``nasforge search --zc-proxy`` runs): each proxy query is charged its measured
     compute seconds, or ``charge`` seconds when given. The batch is drawn lazily from
     ``dataset`` (under ``data_dir``) with ``seed``; the network is the space's at C / N
-    (default the space's published size)."""
-    from nasforge.evaluate.zero_cost import WithZeroCost, ZeroCostEvaluator
+    (default the space's published size). ``scores_file``: rows of `nasforge zc` made with
+    the same settings, answered without recomputing (each run still charged their seconds,
+    or ``charge``)."""
+    from nasforge.evaluate.zero_cost import (
+        WithZeroCost,
+        ZeroCostEvaluator,
+        cached_scores,
+        network_config,
+    )
 
     if isinstance(batch_size, bool) or batch_size < 2:
         raise NasforgeError(f"--zc-batch-size {batch_size} must be >= 2")
     if charge is not None and charge < 0:
         raise NasforgeError(f"--zc-charge {charge} must be >= 0 seconds")
+    space = evaluator.space.name
+    known = None
+    if scores_file is not None:
+        settings = proxy_settings(space, dataset, batch_size, 1, seed, network_config(space, C, N))
+        known = cached_scores(scores_file, proxy, settings, charged=charge is not None)
     zc_ev = ZeroCostEvaluator(
         proxy,
         dataset,
@@ -167,7 +205,8 @@ def with_proxy(
         N=N,
         device=device,
         charge=charge,
-        space=evaluator.space.name,
+        space=space,
+        scores=known,
     )
     return WithZeroCost(evaluator, zc_ev)
 

@@ -12,10 +12,17 @@ applied to one forward pass of a batch-1 input in eval mode:
 
 Parameters are all ``named_parameters`` (BN affine included) except those whose name
 contains ``auxiliary``, in millions. The counter works on any ``nn.Module``.
+
+Modules whose multiply-adds the two hooks cannot see (a convolution computed with
+``F.conv2d`` from a reconstructed or predicted kernel, the two matrix products of an
+attention) register a rule in :data:`MAC_RULES` (``@register_macs(ModuleType)``, in the
+cost module of their family: ``nasforge.cost.blocks``); the rule returns the multiply-adds
+of one forward call that its module's ``Conv2d`` / ``Linear`` children do not already count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +48,29 @@ class Cost:
 
     def to_dict(self) -> dict[str, float]:
         return {"params_m": self.params_m, "flops_m": self.flops_m}
+
+
+#: Module type -> ``rule(module, inputs, output) -> multiply-adds`` of one forward call (see
+#: the module docstring); looked up along the module's MRO.
+MacRule = Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], float]
+MAC_RULES: dict[type, MacRule] = {}
+
+
+def register_macs(kind: type) -> Callable[[MacRule], MacRule]:
+    """Decorator registering the multiply-add rule of module type ``kind``."""
+
+    def deco(fn: MacRule) -> MacRule:
+        MAC_RULES[kind] = fn
+        return fn
+
+    return deco
+
+
+def _mac_rule(m: nn.Module) -> MacRule | None:
+    for cls in type(m).__mro__:
+        if cls in MAC_RULES:
+            return MAC_RULES[cls]
+    return None
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
@@ -81,7 +111,10 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> float:
     total = [0.0]
 
     def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        if isinstance(m, nn.Conv2d):
+        rule = _mac_rule(m)
+        if rule is not None:
+            total[0] += float(rule(m, inputs, out))
+        elif isinstance(m, nn.Conv2d):
             total[0] += _conv_flops(m, out)
         elif isinstance(m, nn.Linear):
             total[0] += _linear_flops(m, inputs[0])
@@ -89,7 +122,7 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> float:
     handles = [
         m.register_forward_hook(hook)
         for m in module.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
+        if isinstance(m, (nn.Conv2d, nn.Linear)) or _mac_rule(m) is not None
     ]
     was_training = module.training
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from nasforge.cost.counter import DATASET_SHAPES, Cost, module_cost
-from nasforge.cost.registry import ARCH_COSTS
+from nasforge.cost.registry import ARCH_COSTS, SHAPE_COSTS
 from nasforge.errors import NasforgeError
 from nasforge.spaces.nb201 import NUM_EDGES, OPS, Arch
 
@@ -45,6 +45,48 @@ def _op_table(dataset: str, C: int, N: int) -> tuple[Cost, dict[str, Cost]]:
             (full.flops_m - base.flops_m) / NUM_EDGES,
         )
     return base, per_op
+
+
+def _shape_network_counts(
+    arch: Arch, resolution: int, classes: int, C: int, N: int
+) -> tuple[int, int]:
+    """Integer parameter and FLOP counts of the built network (one sample)."""
+    from nasforge.nn.nb201 import NB201Network
+
+    cost = module_cost(
+        NB201Network(arch, C=C, N=N, num_classes=classes), (1, 3, resolution, resolution)
+    )
+    # count_params / count_flops are integer counts divided by 1e6: recover them exactly.
+    return round(cost.params_m * 1e6), round(cost.flops_m * 1e6)
+
+
+@lru_cache(maxsize=64)
+def _shape_op_counts(
+    resolution: int, classes: int, C: int, N: int
+) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+    """Integer counts of the skeleton and what each op adds on one edge (see _op_table)."""
+    base = _shape_network_counts(Arch(("none",) * NUM_EDGES), resolution, classes, C, N)
+    per_op = {"none": (0, 0)}
+    for op in OPS[1:]:
+        full = _shape_network_counts(Arch((op,) * NUM_EDGES), resolution, classes, C, N)
+        per_op[op] = ((full[0] - base[0]) // NUM_EDGES, (full[1] - base[1]) // NUM_EDGES)
+    return base, per_op
+
+
+@SHAPE_COSTS.register("nb201")
+def shape_cost(
+    arch: Arch | str | int, resolution: int, num_classes: int, *, C: int = 16, N: int = 5
+) -> Cost:
+    """Params and FLOPs (millions) of the NB201 network of ``arch`` for square inputs of
+    ``resolution`` pixels and ``num_classes`` classes, equal to the float that
+    :func:`~nasforge.cost.count_params` / :func:`~nasforge.cost.count_flops` return for the
+    built network (the same integer count divided by 1e6; tests/test_zero_cost.py checks
+    it), from six network counts per shape instead of one build per arch."""
+    arch = Arch.parse(arch)
+    base, per_op = _shape_op_counts(int(resolution), int(num_classes), int(C), int(N))
+    params = base[0] + sum(per_op[o][0] for o in arch.ops)
+    flops = base[1] + sum(per_op[o][1] for o in arch.ops)
+    return Cost(params / 1e6, flops / 1e6)
 
 
 @ARCH_COSTS.register("nb201")

@@ -14,6 +14,11 @@ from nasforge.registry import Registry
 
 ARCH_COSTS: Registry[Cost] = Registry("arch cost (by search space)")
 
+#: Exact params/FLOPs of the network a space's builder makes for an input resolution and a
+#: class count, without building it: ``fn(arch, resolution, num_classes, **network_options)``
+#: (the zero-cost proxies ``params`` / ``flops`` read it instead of counting a network).
+SHAPE_COSTS: Registry[Cost] = Registry("arch cost by input shape (by search space)")
+
 
 def space_cost(space: str, arch: Any, dataset: str) -> Cost | None:
     """Params and FLOPs (millions) of ``arch`` of space ``space`` on ``dataset``, or

@@ -19,7 +19,32 @@ from nasforge.spaces import SearchSpace, get_space
 #: An architecture: a value of the evaluator's space (:attr:`Evaluator.space`).
 Arch = Hashable
 
-__all__ = ["Evaluator", "Observation", "Reported"]
+__all__ = ["Evaluator", "NetworkSpec", "Objective", "Observation", "Reported"]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    """How to build the network of an arch that an evaluator trains (or whose results a
+    table holds), for counting and timing it: the space's registered builder
+    (``nasforge.nn.NETWORKS[space]``) called with ``options`` (``num_classes`` included),
+    fed inputs of ``input_shape`` (batch 1) on ``device``."""
+
+    space: str
+    options: dict[str, Any]
+    input_shape: tuple[int, ...]
+    device: str = "cpu"
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """One objective of a multi-objective search: its ``name`` (``valid_acc``, ``params_m``,
+    ...; see :mod:`nasforge.evaluate.objectives`) and whether larger values are better."""
+
+    name: str
+    maximise: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "direction": "max" if self.maximise else "min"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +54,8 @@ class Observation:
     ``valid_acc`` / ``test_acc`` in percent (``test_acc`` is for reporting only and NaN when
     unknown); ``fidelity`` = epochs trained; ``cost`` = seconds charged to the run's clock for
     this call (for a resumed training only the extra epochs); ``status`` "ok", "failed" or
-    "diverged"; ``info`` free-form details (seed used, ...).
+    "diverged"; ``info`` free-form details (seed used, ...); ``objectives`` the values of the
+    evaluator's :attr:`Evaluator.objectives`, in their order (empty: single-objective).
     """
 
     arch: Arch
@@ -39,6 +65,7 @@ class Observation:
     test_acc: float = math.nan
     status: str = "ok"
     info: dict[str, Any] = field(default_factory=dict)
+    objectives: tuple[float, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -82,6 +109,22 @@ class Evaluator(ABC):
     def has_cost(self) -> bool:
         """Whether observations carry a meaningful cost in seconds."""
         return True
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """The objectives every observation carries values of (``Observation.objectives``);
+        empty for a single-objective evaluator (see :mod:`nasforge.evaluate.objectives`)."""
+        return ()
+
+    def known_costs(self, arch: Arch) -> dict[str, float]:
+        """Costs of ``arch`` this evaluator knows without building anything (a table's
+        ``params_m`` / ``flops_m`` / ``latency_s`` columns); none by default."""
+        return {}
+
+    def network_spec(self) -> NetworkSpec | None:
+        """How to build the networks this evaluator answers for (None: unknown), so that
+        their parameters and FLOPs can be counted and their latency measured."""
+        return None
 
     def reset(self, seed: int) -> None:  # noqa: B027 - stateless evaluators need nothing
         """Start a new run: reseed the evaluator's randomness and forget resumable state."""

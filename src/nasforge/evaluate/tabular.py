@@ -30,6 +30,7 @@ a second of bookkeeping.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.errors import BenchError, SearchError
-from nasforge.evaluate.base import Arch, Evaluator, Observation, Reported
+from nasforge.evaluate.base import Arch, Evaluator, NetworkSpec, Observation, Reported
 from nasforge.spaces import SearchSpace, get_space
 
 __all__ = ["TabularEvaluator"]
@@ -194,6 +195,74 @@ class TabularEvaluator(Evaluator):
         if self._num_epochs is not None:
             return self._num_epochs
         return int(self.hp) if self.hp.isascii() and self.hp.isdigit() and int(self.hp) else None
+
+    def known_costs(self, arch: Arch) -> dict[str, float]:
+        """The table's costs of ``arch`` on the searched dataset (``Benchmark.cost``), with
+        params / FLOPs the table lacks counted by the space's registered counter
+        (``nasforge.cost.space_cost``: NB201's own convention, the networks the table's
+        results were trained with)."""
+        costs = self.bench.cost(arch, self.dataset)
+        if "params_m" not in costs or "flops_m" not in costs:
+            from nasforge.cost import DATASET_SHAPES, space_cost
+
+            if self.dataset in DATASET_SHAPES:
+                counted = space_cost(self._space.name, arch, self.dataset)
+                if counted is not None:
+                    costs = {**counted.to_dict(), **costs}
+        return costs
+
+    def network_spec(self) -> NetworkSpec | None:
+        """The table's networks at their published size (the builder's defaults: NB201
+        C=16, N=5) for the dataset's classes and resolution; None for a dataset whose shape
+        is unknown."""
+        from nasforge.cost import DATASET_SHAPES
+
+        shape = DATASET_SHAPES.get(self.dataset)
+        if shape is None:
+            return None
+        res, classes = shape
+        return NetworkSpec(self._space.name, {"num_classes": classes}, (1, 3, res, res))
+
+    def objective_range(self, name: str) -> tuple[float, float] | None:
+        """(min, max) of objective ``name`` over every arch and seed the table holds, at the
+        default fidelity: ``valid_acc``, ``train_time_s`` (the charge of a from-scratch
+        evaluation) and the known costs; ``test_acc`` is the range of the *reported* test
+        accuracy (:meth:`report`). None for anything else (e.g. a measured latency).
+        The bounds a hypervolume is normalised with (``nasforge.search.fronts``)."""
+        cache = self.__dict__.setdefault("_ranges", {})
+        if name not in cache:
+            cache[name] = self._objective_range(name)
+        return cache[name]
+
+    def _objective_range(self, name: str) -> tuple[float, float] | None:
+        e = self._E - 1
+        ok = self._ok
+        if name == "test_acc":  # what is reported for a returned arch (report recipe)
+            vals = self._report_arrays()[1]
+        elif name == "valid_acc":
+            vals = np.where(ok, self._valid[:, :, e], np.nan)
+        elif name == "train_time_s":
+            if self._cum is None:
+                return None
+            vals = np.where(ok, self._cum[:, :, e], np.nan)
+            if self._vtime is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    vals = vals + np.nan_to_num(np.nanmean(self._vtime[:, :, : e + 1], axis=2))
+        else:
+            present = np.flatnonzero(ok.any(axis=0))
+            column = self.bench.cost_array(self.dataset, name)
+            if column is not None and np.isfinite(column[present]).all():
+                vals = column[present]  # the table's own column, one lookup
+            else:
+                got = [self.known_costs(self.bench.arch_string(int(i))).get(name) for i in present]
+                vals = np.asarray([math.nan if v is None else v for v in got], dtype=np.float64)
+            if not np.isfinite(vals).all():
+                return None  # a cost known for some archs only: no space-wide range
+        finite = vals[np.isfinite(vals)]
+        if finite.size == 0:
+            return None
+        return float(finite.min()), float(finite.max())
 
     def reset(self, seed: int) -> None:
         # decorrelated from the searcher's stream, which is seeded with the same int

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge.errors import SearchError
-from nasforge.evaluate.base import Arch, Evaluator, Observation
+from nasforge.evaluate.base import Arch, Evaluator, NetworkSpec, Observation
 from nasforge.spaces import SearchSpace, get_space
 
 if TYPE_CHECKING:  # run/ sits below evaluate/: the executor is only called, never imported
@@ -213,6 +213,18 @@ class TrainingEvaluator(Evaluator):
     @property
     def default_fidelity(self) -> int:
         return int(self.recipe.epochs)
+
+    def network_spec(self) -> NetworkSpec:
+        """The trained networks: the space's builder with this evaluator's options, fed
+        single images of the dataset, on the training device."""
+        channels = int(self.data.train.images.shape[1])
+        res = int(self.data.resolution)
+        return NetworkSpec(
+            self._space.name,
+            {"num_classes": int(self.data.num_classes), **self.network},
+            (1, channels, res, res),
+            self.device,
+        )
 
     def reset(self, seed: int) -> None:
         self._rng = np.random.default_rng([int(seed), 0x7EA1])

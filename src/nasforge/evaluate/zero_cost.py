@@ -45,6 +45,11 @@ __all__ = [
     "score_archs",
 ]
 
+#: Data-free cost proxies and the :class:`~nasforge.cost.Cost` field that equals each: for a
+#: space with a shape cost (``nasforge.cost.SHAPE_COSTS``) they are read from the cost
+#: counters in microseconds instead of building and counting the network.
+ANALYTIC_PROXIES: dict[str, str] = {"params": "params_m", "flops": "flops_m"}
+
 #: The batch size of the published NB201 zero-cost scores (NAS-Bench-Suite-Zero / NASLib
 #: ``naslib/runners/zc/zc_config.yaml``: ``batch_size: 64``, one batch, "random" dataload).
 DEFAULT_BATCH_SIZE = 64
@@ -164,6 +169,38 @@ def _space_builder(space: str, options: Mapping[str, Any]) -> Callable[[Any, int
     return build
 
 
+def _analytic_scores(
+    arch: Any,
+    proxies: Sequence[str],
+    batch: ProxyBatch,
+    space: str,
+    C: int | None,
+    N: int | None,
+    network: Mapping[str, Any] | None,
+) -> list[tuple[str, float, float]]:
+    """``(proxy, score, seconds)`` of the analytic proxies in ``proxies`` that the space's
+    shape cost can answer for this batch's input shape (none where it cannot)."""
+    import inspect
+
+    from nasforge.cost.registry import SHAPE_COSTS
+
+    wanted = [p for p in proxies if p in ANALYTIC_PROXIES]
+    shape = tuple(batch.inputs.shape[1:])
+    if not wanted or space not in SHAPE_COSTS or len(shape) != 3 or shape[1] != shape[2]:
+        return []
+    options = network_config(space, C, N, network)
+    fn = SHAPE_COSTS.get(space)
+    if not set(options) <= set(inspect.signature(fn).parameters):
+        return []  # an option the count does not model: count the built network instead
+    value = get_space(space).from_string(arch) if isinstance(arch, str) else arch
+    out = []
+    for name in wanted:
+        t = time.perf_counter()
+        cost = fn(value, shape[1], batch.num_classes, **options)
+        out.append((name, float(getattr(cost, ANALYTIC_PROXIES[name])), time.perf_counter() - t))
+    return out
+
+
 def compute_proxies(
     arch: Any,
     proxies: Sequence[str],
@@ -176,8 +213,14 @@ def compute_proxies(
     device: str | torch.device = "cpu",
     space: str = "nb201",
     network: Mapping[str, Any] | None = None,
+    analytic: bool = True,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Every proxy of ``proxies`` for ``arch``: ``(scores, seconds)`` by proxy name.
+
+    With ``analytic`` (the default), the data-free cost proxies (:data:`ANALYTIC_PROXIES`)
+    of a space with a shape cost and the default builder are read from the cost counters
+    (the same value the proxy computes on the built network, in microseconds); the network
+    is built only when another proxy needs it.
 
     ``build(arch, num_classes)`` makes the network (default: the registered network of
     ``space`` with the options of :func:`network_config`, e.g. NB201's C=16 N=5 unless
@@ -187,6 +230,15 @@ def compute_proxies(
     generator reseeded; the network is left with its initial weights.
     ``seconds[name]`` is the proxy's wall time plus its share of the build.
     """
+    asked = list(proxies)
+    scores: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    if analytic and build is None:
+        for name, value, spent in _analytic_scores(arch, proxies, batch, space, C, N, network):
+            scores[name], seconds[name] = value, spent
+        if len(scores) == len(proxies):
+            return scores, seconds
+        proxies = [p for p in proxies if p not in scores]
     build = build or _space_builder(space, network_config(space, C, N, network))
     batch = batch.to(device)
     t0 = time.perf_counter()
@@ -198,8 +250,6 @@ def compute_proxies(
     dtype = next((p.dtype for p in net.parameters()), torch.float32)
     flags = [p.requires_grad for p in net.parameters()]
     build_s = time.perf_counter() - t0
-    scores: dict[str, float] = {}
-    seconds: dict[str, float] = {}
 
     def restore() -> None:
         net.to(dtype)
@@ -238,9 +288,8 @@ def compute_proxies(
                 done.add(member)
     finally:
         restore()
-    scores = {n: scores[n] for n in proxies}
-    seconds = {n: seconds[n] for n in proxies}
-    return scores, seconds
+    order = [p for p in asked if p in scores]
+    return {n: scores[n] for n in order}, {n: seconds[n] for n in order}
 
 
 class ZeroCostEvaluator(Evaluator):
@@ -256,6 +305,9 @@ class ZeroCostEvaluator(Evaluator):
     computed it). ``charge``: seconds charged per query instead of the measured ones (the
     measured time stays in ``Observation.info["measured_s"]``), for runs that must be
     reproducible under a seconds budget: a measured time differs from run to run.
+    ``analytic``: answer the data-free cost proxies (``params``, ``flops``) from the cost
+    counters where the space has a shape cost (the same scores, microseconds instead of a
+    network build per arch; see :func:`compute_proxies`).
 
     The clock is "simulated": a run's clock is the sum of the charged seconds (measured
     here), so a search's decisions do not depend on its own bookkeeping time.
@@ -281,8 +333,10 @@ class ZeroCostEvaluator(Evaluator):
         charge: float | None = None,
         space: str = "nb201",
         network: Mapping[str, Any] | None = None,
+        analytic: bool = True,
     ) -> None:
         (self.proxy,) = parse_proxies([proxy])
+        self.analytic = bool(analytic)
         self._space = get_space(space)
         self.network = (
             network_config(self._space.name, C, N, network)
@@ -343,6 +397,7 @@ class ZeroCostEvaluator(Evaluator):
             device=self.device,
             space=self._space.name,
             network=self.network,
+            analytic=self.analytic,
         )
         out = (scores[self.proxy], seconds[self.proxy])
         if self._cache:
@@ -531,6 +586,62 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> N
     atomic_write_text(path, buf.getvalue())
 
 
+def meta_path(rows: str | Path) -> Path:
+    """The settings file beside a rows file: ``ROWS.meta.json``."""
+    rows = Path(rows)
+    return rows.with_name(rows.name + ".meta.json")
+
+
+def read_meta(rows: str | Path) -> dict[str, Any] | None:
+    """The settings :func:`score_archs` recorded beside ``rows`` (None when absent)."""
+    import json
+
+    path = meta_path(rows)
+    if not path.is_file():
+        return None
+    if path.stat().st_size > 1 << 20:
+        raise NasforgeError(f"{path}: {path.stat().st_size} bytes; a settings file is < 1 MiB")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise NasforgeError(f"{path} is not a JSON settings file") from None
+    if not isinstance(doc, dict):
+        raise NasforgeError(f"{path}: expected a JSON object")
+    return doc
+
+
+def cached_scores(
+    rows_path: str | Path, proxy: str, expected: Mapping[str, Any], *, charged: bool
+) -> dict[str, tuple[float, float]]:
+    """``arch -> (score, seconds)`` of ``proxy`` from a rows file of ``nasforge zc``, after
+    checking that its recorded settings equal ``expected`` (the scores the caller would
+    compute: same space, dataset, batch, seed and network). A file scoring several proxies
+    records their combined seconds per arch, so it serves only a caller that charges a fixed
+    time per query (``charged``)."""
+    import json
+
+    meta = read_meta(rows_path)
+    if meta is None:
+        raise NasforgeError(
+            f"{rows_path} has no settings file {meta_path(rows_path).name}; rows written by "
+            "`nasforge zc` record them (score again, or without --zc-scores)"
+        )
+    proxies = meta.get("proxies", [])
+    if proxy not in proxies:
+        raise NasforgeError(f"{rows_path} scores {proxies}, not the proxy {proxy!r}")
+    want = json.loads(json.dumps(dict(expected)))
+    differ = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
+    if differ:
+        detail = ", ".join(f"{k} {a!r} (search: {b!r})" for k, (a, b) in differ.items())
+        raise NasforgeError(f"{rows_path} was scored with other settings: {detail}")
+    if len(proxies) > 1 and not charged:
+        raise NasforgeError(
+            f"{rows_path} scores {len(proxies)} proxies and records their combined seconds; "
+            "give --zc-charge (a fixed time per query) to reuse it"
+        )
+    return {str(r["arch"]): (float(r[proxy]), float(r["seconds"])) for r in read_rows(rows_path)}
+
+
 def score_archs(
     archs: Sequence[Any],
     proxies: Sequence[str],
@@ -545,11 +656,18 @@ def score_archs(
     on_row: Callable[[dict[str, Any]], None] | None = None,
     space: str = "nb201",
     network: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Score ``archs`` with every proxy into ``out`` (``.csv`` or ``.json``), resumably.
 
+    ``meta`` (what fixes the scores: dataset, batch size, seed, network, proxies) is written
+    beside the rows (:func:`meta_path`), so that a search can reuse them as a cache
+    (``nasforge search --zc-scores``) after checking they are the scores it would compute;
+    resuming into a file written under other settings is refused.
+
     One row per arch: ``arch`` (string), each proxy's score, ``seconds`` (all proxies and
-    the build). After every arch the whole file is rewritten atomically, so an interrupted
+    the build). The whole file is rewritten atomically at most every :data:`FLUSH_S`
+    seconds and when the loop ends (normally, on an error or on Ctrl-C), so an interrupted
     run leaves only complete rows, and running again skips the archs already in the file
     (their rows must have the same proxy columns).
     """
@@ -558,29 +676,71 @@ def score_archs(
         raise NasforgeError(f"output {str(out)!r} must end in .csv or .json")
     columns = ["arch", *proxies, "seconds"]
     rows = check_rows(out, proxies)
+    if meta is not None:
+        import json
+
+        from nasforge.io import atomic_write_json
+
+        meta = json.loads(json.dumps(dict(meta)))  # the JSON form, as it is read back
+        old = read_meta(out)
+        if rows and old is not None and old != meta:
+            raise NasforgeError(
+                f"{out} holds scores made with {old}, not {meta}; use another output file"
+            )
+        atomic_write_json(meta_path(out), meta)
     done = {r["arch"] for r in rows}
     sp = get_space(space)
-    for arch in archs:
-        arch = sp.from_string(arch) if isinstance(arch, str) else arch
-        key = sp.to_string(arch)
-        if key in done:
-            continue
-        scores, seconds = compute_proxies(
-            arch,
-            proxies,
-            batch,
-            seed=seed,
-            build=build,
-            C=C,
-            N=N,
-            device=device,
-            space=space,
-            network=network,
-        )
-        row: dict[str, Any] = {"arch": key, **scores, "seconds": sum(seconds.values())}
-        rows.append(row)
-        done.add(key)
-        _write_rows(out, rows, columns)
-        if on_row is not None:
-            on_row(row)
+    # The file is rewritten whole at most every FLUSH_S seconds and always at the end (also
+    # on an error or Ctrl-C): fast proxies (params, flops) score thousands of archs a second,
+    # and a rewrite per arch would make a table of them quadratic in its size.
+    written, last = len(rows), time.perf_counter()
+    try:
+        for arch in archs:
+            arch = sp.from_string(arch) if isinstance(arch, str) else arch
+            key = sp.to_string(arch)
+            if key in done:
+                continue
+            row = _score_row(arch, key, proxies, batch, seed, build, C, N, device, space, network)
+            rows.append(row)
+            done.add(key)
+            if time.perf_counter() - last >= FLUSH_S:
+                _write_rows(out, rows, columns)
+                written, last = len(rows), time.perf_counter()
+            if on_row is not None:
+                on_row(row)
+    finally:
+        if len(rows) > written:
+            _write_rows(out, rows, columns)
     return rows
+
+
+#: Longest time between two rewrites of a rows file (a kill loses at most this much work).
+FLUSH_S = 1.0
+
+
+def _score_row(
+    arch: Any,
+    key: str,
+    proxies: Sequence[str],
+    batch: ProxyBatch,
+    seed: int,
+    build: Callable[[Any, int], nn.Module] | None,
+    C: int | None,
+    N: int | None,
+    device: str,
+    space: str,
+    network: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    scores, seconds = compute_proxies(
+        arch,
+        proxies,
+        batch,
+        seed=seed,
+        build=build,
+        C=C,
+        N=N,
+        device=device,
+        space=space,
+        network=network,
+    )
+    return {"arch": key, **scores, "seconds": sum(seconds.values())}

@@ -4,6 +4,11 @@
 any space that registered a builder in ``NETWORKS`` (one line in the space's nn module).
 """
 
+from nasforge.nn import hinas as _hinas  # noqa: F401  (registers the hinas network)
+from nasforge.nn import local_blocks as _local_blocks  # noqa: F401  (registers "local-stages")
+from nasforge.nn import restoration_baselines as _baselines  # noqa: F401  (restoration-baseline)
+from nasforge.nn import trilevel as _trilevel  # noqa: F401  (registers trilevel-sr)
+from nasforge.nn.atoms import AtomConv2d, AtomConvFactory, ResNet18, atom_resnet18
 from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet, darts_network
 from nasforge.nn.nats_sss import NATSSizeNetwork
 from nasforge.nn.nb201 import InferCell, NB201Network
@@ -18,11 +23,15 @@ from nasforge.nn.ops import (
     build_op,
 )
 from nasforge.nn.registry import NETWORKS, build_network, network_options
+from nasforge.nn.rev_transformer import RevTransformer
+from nasforge.nn.video import PVNASNetwork, PVNASSupernet
 from nasforge.nn.smnas import Detector  # noqa: F401  (registers the smnas builder)
 
 __all__ = [
     "NETWORKS",
     "OP_FACTORIES",
+    "AtomConv2d",
+    "AtomConvFactory",
     "FactorizedReduce",
     "Identity",
     "InferCell",
@@ -30,10 +39,15 @@ __all__ = [
     "NB201Network",
     "NetworkCIFAR",
     "NetworkImageNet",
+    "PVNASNetwork",
+    "PVNASSupernet",
     "Pooling",
     "ReLUConvBN",
+    "ResNet18",
     "ResNetBasicBlock",
+    "RevTransformer",
     "Zero",
+    "atom_resnet18",
     "build_network",
     "build_op",
     "darts_network",

@@ -33,6 +33,11 @@ from typing import Literal
 import torch
 from torch import nn
 
+#: What builds a convolution inside an op: ``nn.Conv2d`` (the default, the official ops) or
+#: anything called like it, e.g. :class:`nasforge.nn.atoms.AtomConvFactory` (decomposed
+#: kernels with shared coefficients).
+ConvFactory = Callable[..., nn.Module]
+
 
 def _conv_bias(bias: bool | None, affine: bool) -> bool:
     """The bias of a convolution feeding a BN: ``None`` is xautodl's rule (``not affine``)."""
@@ -78,8 +83,9 @@ class ReLUConvBN(_ReLUConvsBN):
         track_running_stats: bool = True,
         *,
         bias: bool | None = None,
+        conv: ConvFactory = nn.Conv2d,
     ) -> None:
-        conv = nn.Conv2d(
+        layer = conv(
             c_in,
             c_out,
             kernel_size,
@@ -88,7 +94,7 @@ class ReLUConvBN(_ReLUConvsBN):
             dilation=dilation,
             bias=_conv_bias(bias, affine),
         )
-        super().__init__([conv], c_out, affine, track_running_stats)
+        super().__init__([layer], c_out, affine, track_running_stats)
 
 
 class DilConv(_ReLUConvsBN):
@@ -108,8 +114,9 @@ class DilConv(_ReLUConvsBN):
         track_running_stats: bool = True,
         *,
         bias: bool | None = None,
+        conv: ConvFactory = nn.Conv2d,
     ) -> None:
-        depthwise = nn.Conv2d(
+        depthwise = conv(
             c_in,
             c_in,
             kernel_size,
@@ -119,7 +126,7 @@ class DilConv(_ReLUConvsBN):
             groups=c_in,
             bias=False,
         )
-        pointwise = nn.Conv2d(c_in, c_out, 1, padding=0, bias=_conv_bias(bias, affine))
+        pointwise = conv(c_in, c_out, 1, padding=0, bias=_conv_bias(bias, affine))
         super().__init__([depthwise, pointwise], c_out, affine, track_running_stats)
 
 
@@ -139,15 +146,13 @@ class SepConv(nn.Module):
         track_running_stats: bool = True,
         *,
         bias: bool | None = None,
+        conv: ConvFactory = nn.Conv2d,
     ) -> None:
         super().__init__()
+        kw = {"bias": bias, "conv": conv}
         self.op = nn.Sequential(
-            DilConv(
-                c_in, c_in, kernel_size, stride, padding, 1, affine, track_running_stats, bias=bias
-            ),
-            DilConv(
-                c_in, c_out, kernel_size, 1, padding, 1, affine, track_running_stats, bias=bias
-            ),
+            DilConv(c_in, c_in, kernel_size, stride, padding, 1, affine, track_running_stats, **kw),
+            DilConv(c_in, c_out, kernel_size, 1, padding, 1, affine, track_running_stats, **kw),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,12 +171,11 @@ class Conv7x1x1x7(_ReLUConvsBN):
         track_running_stats: bool = True,
         *,
         bias: bool | None = None,
+        conv: ConvFactory = nn.Conv2d,
     ) -> None:
         convs = [
-            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
-            nn.Conv2d(
-                c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=_conv_bias(bias, affine)
-            ),
+            conv(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            conv(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=_conv_bias(bias, affine)),
         ]
         super().__init__(convs, c, affine, track_running_stats)
 
@@ -314,37 +318,46 @@ class ResNetBasicBlock(nn.Module):
         return residual + out
 
 
-OpFactory = Callable[[int, int, int, bool, bool], nn.Module]
+OpFactory = Callable[..., nn.Module]
 
-#: NB201 op name -> factory(c_in, c_out, stride, affine, track_running_stats), as xautodl's
-#: ``OPS`` (``cell_operations.py:9-92``).
+# Every factory takes an optional ``conv`` (default ``nn.Conv2d``): the convolution builder
+# of the ops that have convolutions, ignored by the others (pooling's 1x1 preprocessing and
+# FactorizedReduce keep ordinary 1x1 convolutions, which atom decomposition leaves alone).
+_C2D = nn.Conv2d
+
+#: NB201 op name -> factory(c_in, c_out, stride, affine, track_running_stats, conv=nn.Conv2d),
+#: as xautodl's ``OPS`` (``cell_operations.py:9-92``).
 OP_FACTORIES: dict[str, OpFactory] = {
-    "none": lambda ci, co, s, a, t: Zero(ci, co, s),
-    "avg_pool_3x3": lambda ci, co, s, a, t: Pooling(ci, co, s, a, t),
-    "nor_conv_1x1": lambda ci, co, s, a, t: ReLUConvBN(ci, co, 1, s, 0, 1, a, t),
-    "nor_conv_3x3": lambda ci, co, s, a, t: ReLUConvBN(ci, co, 3, s, 1, 1, a, t),
-    "skip_connect": lambda ci, co, s, a, t: (
+    "none": lambda ci, co, s, a, t, conv=_C2D: Zero(ci, co, s),
+    "avg_pool_3x3": lambda ci, co, s, a, t, conv=_C2D: Pooling(ci, co, s, a, t),
+    "nor_conv_1x1": lambda ci, co, s, a, t, conv=_C2D: ReLUConvBN(
+        ci, co, 1, s, 0, 1, a, t, conv=conv
+    ),
+    "nor_conv_3x3": lambda ci, co, s, a, t, conv=_C2D: ReLUConvBN(
+        ci, co, 3, s, 1, 1, a, t, conv=conv
+    ),
+    "skip_connect": lambda ci, co, s, a, t, conv=_C2D: (
         Identity() if s == 1 and ci == co else FactorizedReduce(ci, co, s, a, t)
     ),
 }
 
-DartsOpFactory = Callable[[int, int, bool], nn.Module]
+DartsOpFactory = Callable[..., nn.Module]
 
-#: DARTS op name -> factory(C, stride, affine), as the official ``OPS`` table
-#: (``operations.py:4-20``): bias-free convolutions, BNs tracking running statistics.
+#: DARTS op name -> factory(C, stride, affine, conv=nn.Conv2d), as the official ``OPS``
+#: table (``operations.py:4-20``): bias-free convolutions, BNs tracking running statistics.
 DARTS_OPS: dict[str, DartsOpFactory] = {
-    "none": lambda c, s, a: Zero(c, c, s),
-    "avg_pool_3x3": lambda c, s, a: Pooling(c, c, s, mode="avg"),
-    "max_pool_3x3": lambda c, s, a: Pooling(c, c, s, mode="max"),
-    "skip_connect": lambda c, s, a: (
+    "none": lambda c, s, a, conv=_C2D: Zero(c, c, s),
+    "avg_pool_3x3": lambda c, s, a, conv=_C2D: Pooling(c, c, s, mode="avg"),
+    "max_pool_3x3": lambda c, s, a, conv=_C2D: Pooling(c, c, s, mode="max"),
+    "skip_connect": lambda c, s, a, conv=_C2D: (
         Identity() if s == 1 else FactorizedReduce(c, c, s, a, bias=False)
     ),
-    "sep_conv_3x3": lambda c, s, a: SepConv(c, c, 3, s, 1, a, bias=False),
-    "sep_conv_5x5": lambda c, s, a: SepConv(c, c, 5, s, 2, a, bias=False),
-    "sep_conv_7x7": lambda c, s, a: SepConv(c, c, 7, s, 3, a, bias=False),
-    "dil_conv_3x3": lambda c, s, a: DilConv(c, c, 3, s, 2, 2, a, bias=False),
-    "dil_conv_5x5": lambda c, s, a: DilConv(c, c, 5, s, 4, 2, a, bias=False),
-    "conv_7x1_1x7": lambda c, s, a: Conv7x1x1x7(c, s, a, bias=False),
+    "sep_conv_3x3": lambda c, s, a, conv=_C2D: SepConv(c, c, 3, s, 1, a, bias=False, conv=conv),
+    "sep_conv_5x5": lambda c, s, a, conv=_C2D: SepConv(c, c, 5, s, 2, a, bias=False, conv=conv),
+    "sep_conv_7x7": lambda c, s, a, conv=_C2D: SepConv(c, c, 7, s, 3, a, bias=False, conv=conv),
+    "dil_conv_3x3": lambda c, s, a, conv=_C2D: DilConv(c, c, 3, s, 2, 2, a, bias=False, conv=conv),
+    "dil_conv_5x5": lambda c, s, a, conv=_C2D: DilConv(c, c, 5, s, 4, 2, a, bias=False, conv=conv),
+    "conv_7x1_1x7": lambda c, s, a, conv=_C2D: Conv7x1x1x7(c, s, a, bias=False, conv=conv),
 }
 
 
@@ -362,11 +375,19 @@ def build_op(
     stride: int = 1,
     affine: bool = True,
     track_running_stats: bool = True,
+    *,
+    conv: ConvFactory = nn.Conv2d,
 ) -> nn.Module:
-    """Build the NB201 primitive ``name``."""
-    return _factory(OP_FACTORIES, name, "NB201")(c_in, c_out, stride, affine, track_running_stats)
+    """Build the NB201 primitive ``name``; ``conv`` builds its convolutions (e.g. an
+    :class:`~nasforge.nn.atoms.AtomConvFactory` for atom-decomposed kernels)."""
+    return _factory(OP_FACTORIES, name, "NB201")(
+        c_in, c_out, stride, affine, track_running_stats, conv=conv
+    )
 
 
-def build_darts_op(name: str, c: int, stride: int, affine: bool = True) -> nn.Module:
-    """The DARTS primitive ``name`` on ``c`` channels with ``stride``."""
-    return _factory(DARTS_OPS, name, "DARTS")(c, stride, affine)
+def build_darts_op(
+    name: str, c: int, stride: int, affine: bool = True, *, conv: ConvFactory = nn.Conv2d
+) -> nn.Module:
+    """The DARTS primitive ``name`` on ``c`` channels with ``stride``; ``conv`` builds its
+    convolutions (default ``nn.Conv2d``, the official op)."""
+    return _factory(DARTS_OPS, name, "DARTS")(c, stride, affine, conv=conv)

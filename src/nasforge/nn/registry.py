@@ -34,7 +34,9 @@ def network_options(space: str) -> dict[str, Any]:
 
 
 #: Keywords a task passes to every builder of its networks (not user options).
-_TASK_KEYWORDS = frozenset({"num_classes", "in_channels", "out_channels", "scale", "frames"})
+_TASK_KEYWORDS = frozenset(
+    {"num_classes", "in_channels", "out_channels", "scale", "frames", "vocab_size"}
+)
 
 
 def build_network(

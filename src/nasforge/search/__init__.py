@@ -30,6 +30,9 @@ _ALGORITHM_MODULES: list[str] = [
     "nasforge.search.blackbox.bananas",
     "nasforge.search.blackbox.zc_bananas",
     "nasforge.search.blackbox.zc_local_search",
+    "nasforge.search.blackbox.nsga2",
+    "nasforge.search.blackbox.mo_rea",
+    "nasforge.search.blackbox.rea_scalar",
     "nasforge.search.width.algorithms",
 ]
 

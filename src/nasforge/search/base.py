@@ -39,7 +39,7 @@ from nasforge.spaces import SearchSpace, get_space
 # so there is no import cycle. Archs are values of the evaluator's space: this module
 # handles them only through the :class:`SearchSpace` protocol.
 if TYPE_CHECKING:
-    from nasforge.evaluate.base import Evaluator, Observation
+    from nasforge.evaluate.base import Evaluator, Objective, Observation
     from nasforge.run.base import Executor
 
 __all__ = [
@@ -126,6 +126,8 @@ class Told:
 
     ``valid_acc`` is in percent; a failed or diverged training is told as 0.0 (the accuracy
     of a network that learned nothing), so every searcher can compare values plainly.
+    ``objectives`` are the values of the run's objectives (``SearchContext.objectives``, in
+    that order; empty for a single-objective evaluator), as the evaluator gave them.
     """
 
     arch: Hashable
@@ -134,6 +136,7 @@ class Told:
     cost: float
     resume_key: Hashable | None = None
     ok: bool = True
+    objectives: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +146,15 @@ class SearchContext:
     ``fidelities`` are the epoch counts the evaluator can answer (empty when it answers only
     at one, final, fidelity); ``default_fidelity`` is what ``Ask(fidelity=None)`` means;
     ``space`` is the search space of the evaluator's archs (default: NB201), the only way a
-    searcher makes, changes or reads an arch.
+    searcher makes, changes or reads an arch. ``objectives`` are the evaluator's objectives
+    (empty: single-objective), whose values every :class:`Told` carries in this order.
     """
 
     fidelities: tuple[int, ...]
     default_fidelity: int | None
     seed: int
     space: SearchSpace[Any] = field(default_factory=get_space)
+    objectives: tuple[Objective, ...] = ()
 
     @property
     def max_fidelity(self) -> int | None:
@@ -318,7 +323,9 @@ class RunResult:
     never seen by the searcher), ``report_valid`` (its reported validation accuracy) and
     ``best_index`` (its index in the space, the official index for NB201; -1 before any
     result or when the space has no index). ``history["arch"]`` holds the space's string of
-    every evaluated arch and ``history["arch_index"]`` its index (-1 where none).
+    every evaluated arch and ``history["arch_index"]`` its index (-1 where none); with an
+    evaluator that has objectives, ``history["objectives"]`` the objective values of every
+    evaluation (``None`` where unknown; see :mod:`nasforge.search.fronts`).
     """
 
     algo: str
@@ -462,8 +469,10 @@ def run_search(
             default_fidelity=evaluator.default_fidelity,
             seed=searcher.seed,
             space=space,
+            objectives=tuple(getattr(evaluator, "objectives", ())),
         )
     )
+    multi = bool(searcher.context is not None and searcher.context.objectives)
 
     def index_of(arch: Hashable) -> int:
         i = space.index(arch)
@@ -488,6 +497,7 @@ def run_search(
     h_valid: list[float] = []
     h_cost: list[float] = []
     h_ok: list[bool] = []
+    h_obj: list[list[float | None]] = []
     # the observation behind each told: a report is made from the recommended one's
     obs_of: dict[Told, Observation] = {}
     last_rec: Told | None = None
@@ -503,6 +513,7 @@ def run_search(
             cost=obs.cost,
             resume_key=ask.resume_key,
             ok=ok,
+            objectives=tuple(obs.objectives),
         )
         obs_of[told] = obs
         searcher.tell(told)
@@ -522,6 +533,8 @@ def run_search(
         h_valid.append(obs.valid_acc if ok else math.nan)
         h_cost.append(obs.cost)
         h_ok.append(ok)
+        if multi:
+            h_obj.append([_json_float(v) for v in obs.objectives])
 
     clock = 0.0
     t0 = time.perf_counter()
@@ -570,6 +583,8 @@ def run_search(
             "valid": [_json_float(v) for v in h_valid],
             "cost": h_cost,
             "ok": h_ok,
+            # the objective values of every evaluation (multi-objective runs only)
+            **({"objectives": h_obj} if multi else {}),
         },
         final_arch=space.to_string(final.arch) if final is not None else None,
         final_valid=final.valid_acc if final is not None else math.nan,

@@ -42,6 +42,7 @@ __all__ = [
     "curve_on_grid",
     "default_budget",
     "format_pm",
+    "mean_band",
     "plot_curves",
     "plot_facts",
     "run_protocol",
@@ -268,7 +269,7 @@ def _x_axis(runs: Sequence[RunResult]) -> tuple[str, str]:
     return "time", f"{clock} time (seconds)"
 
 
-def _band(ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_band(ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over runs (rows) at each grid point, the half-width of its 95% normal confidence
     interval (1.96 standard errors, sample std), and the number of runs with a value."""
     finite = np.isfinite(ys)
@@ -332,7 +333,7 @@ def plot_curves(
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
     lows, highs, counts = [], [], []
     for algo, runs in results.items():
-        mean, half, _ = _band(curve_on_grid(runs, grid, metric=metric, x=x_kind))
+        mean, half, _ = mean_band(curve_on_grid(runs, grid, metric=metric, x=x_kind))
         line = ax.plot(grid, mean, label=f"{algo}", linewidth=1.6)[0]
         ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.2)
         lows.append((mean - half)[late])

@@ -25,7 +25,13 @@ from nasforge.registry import Registry
 from nasforge.tasks import Task
 
 #: Modules that register task searches (imported by :func:`task_searches`).
-TASK_SEARCH_MODULES: list[str] = ["nasforge.search.detection.smnas"]
+TASK_SEARCH_MODULES: list[str] = [
+    "nasforge.search.video.pvnas",
+    "nasforge.search.translation.rev_darts",
+    "nasforge.search.restoration.hinas",
+    "nasforge.search.restoration.trilevel",
+    "nasforge.search.detection.smnas",
+]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,12 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.width",
     "nasforge.spaces.darts",
     "nasforge.spaces.nats_sss",
+    "nasforge.spaces.local_stages",
+    "nasforge.spaces.pvnas",
+    "nasforge.spaces.rev_transformer",
+    "nasforge.spaces.hinas",
+    "nasforge.spaces.trilevel",
+    "nasforge.spaces.restoration_baseline",
     "nasforge.spaces.smnas",
 ]
 

@@ -73,6 +73,8 @@ def default_channels_last(model: torch.nn.Module, device: str | torch.device) ->
     family. Other CPU architectures (aarch64) get NCHW: channels_last is not measured there.
     """
     dev = torch.device(device)
+    if any(p.dim() == 5 for p in model.parameters()):
+        return False  # channels_last is a rank-4 layout; 3D convolutions (video) have 5-D weights
     if dev.type == "cuda":
         return True
     if dev.type != "cpu":

@@ -294,6 +294,80 @@ def darts_imagenet_250e() -> Recipe:
     )
 
 
+@RECIPES.register("tsm-cos-50e")
+def tsm_cos_50e() -> Recipe:
+    """TSM's Kinetics training (mit-han-lab/temporal-shift-module
+    scripts/train_tsm_kinetics_rgb_8f.sh: lr 0.02, weight decay 1e-4, 50 epochs, batch 128,
+    gradient clipping 20) with its cosine option (main.py:355-357, ``--lr_type cos``:
+    ``0.5 * lr * (1 + cos(pi * epoch / epochs))``); the script itself steps at 20/40. Plain
+    SGD momentum 0.9 (opts.py:39, main.py builds ``torch.optim.SGD`` without Nesterov)."""
+    return Recipe(
+        "tsm-cos-50e", 50, batch_size=128, lr=0.02, nesterov=False, weight_decay=1e-4,
+        grad_clip=20.0,
+    )  # fmt: skip
+
+
+@RECIPES.register("video-tiny")
+def video_tiny() -> Recipe:
+    """``tsm-cos-50e`` cut to CPU scale for the embedded moving digits: 12 epochs of
+    batch 32 at lr 0.05 (the small batch trains from scratch, without ImageNet weights)."""
+    return tsm_cos_50e().replace(name="video-tiny", epochs=12, batch_size=32, lr=0.05)
+
+
+@RECIPES.register("translation-adam")
+def translation_adam() -> Recipe:
+    """Translation training with the optimiser of DARTSformer's search (Zhao et al. 2021,
+    section 3, as a third-party summary reports it): Adam with betas (0.9, 0.98), peak lr
+    5e-4, no weight decay, label smoothing 0.1 (dropout 0.1 is the network's). The paper's
+    inverse-square-root warm-up over 10k steps has no counterpart among the schedulers;
+    this recipe decays by cosine over 30 epochs of batches of 64 sentences, without
+    warm-up (so that one-epoch runs stay valid; CPU-scale, not the paper's token
+    batches)."""
+    return Recipe(
+        "translation-adam",
+        epochs=30,
+        batch_size=64,
+        lr=5e-4,
+        momentum=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        optimizer="adam",
+        betas=(0.9, 0.98),
+        label_smoothing=0.1,
+    )
+
+
+def _restoration(name: str, loss: str) -> Recipe:
+    """CPU-scale restoration training: Adam (betas 0.9/0.999, no weight decay: EDSR's
+    optimizer), batch 16 (EDSR), cosine decay over 20 epochs of the task's patches, lr 1e-3
+    (EDSR trains at 1e-4 for 300k steps; a budget of a few thousand steps needs a larger
+    rate). Use ``--epochs`` / ``--lr`` to change the budget."""
+    return Recipe(
+        name,
+        epochs=20,
+        batch_size=16,
+        lr=1e-3,
+        momentum=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        scheduler="cosine",
+        loss=loss,
+        optimizer="adam",
+    )
+
+
+@RECIPES.register("restoration-l1")
+def restoration_l1() -> Recipe:
+    """Super-resolution: L1 loss (EDSR); see :func:`_restoration`."""
+    return _restoration("restoration-l1", "l1")
+
+
+@RECIPES.register("restoration-mse")
+def restoration_mse() -> Recipe:
+    """Denoising: MSE loss (DnCNN); see :func:`_restoration`."""
+    return _restoration("restoration-mse", "mse")
+
+
 NB201_200E = nb201_200e()
 NB201_12E = nb201_12e()
 

@@ -37,7 +37,7 @@ class RegularizedEvolution(Searcher):
         super().__init__(seed=seed)
         self.population_size = require_int("rea", "population_size", population_size, minimum=1)
         self.sample_size = require_int("rea", "sample_size", sample_size, minimum=1)
-        self.population: deque[tuple[Hashable, float]] = deque()
+        self.population: deque[Any] = deque()
         #: the tournament winner the last child was mutated from (``None``: random init)
         self.last_parent: Hashable | None = None
 
@@ -52,13 +52,21 @@ class RegularizedEvolution(Searcher):
         # uniform picks with replacement; floor(u * n) is one vectorised draw, several
         # times cheaper than Generator.integers(n, size=k) in this hot loop
         picks = (self.rng.random(self.sample_size) * len(members)).astype(np.int64).tolist()
-        # max() keeps the first of equal values, like the official max(sample, key=accuracy)
-        parent = max((members[i] for i in picks), key=_accuracy)[0]
+        parent = self._select(members, picks)
         self.last_parent = parent
         return Ask(self.space.mutate(parent, self.rng))
 
+    def _select(self, members: deque[Any], picks: list[int]) -> Hashable:
+        """The arch of the tournament winner among ``members[i] for i in picks``."""
+        # max() keeps the first of equal values, like the official max(sample, key=accuracy)
+        return max((members[i] for i in picks), key=_accuracy)[0]
+
+    def _member(self, told: Told) -> Any:
+        """What the population keeps of a told outcome (``member[0]`` is the arch)."""
+        return (told.arch, told.valid_acc)
+
     def _tell(self, told: Told) -> None:
-        self.population.append((told.arch, told.valid_acc))
+        self.population.append(self._member(told))
         if len(self.population) > self.population_size:
             self.population.popleft()  # age out the oldest, not the worst
 

@@ -22,8 +22,7 @@ length), scored on the ``valid`` split with pycocotools' COCOeval, and timed end
 (resize + network + decoding + NMS, batch 1, eval mode, the run's torch threads;
 median of ``latency_repeats``) on this machine's CPU -- the paper measured GPU time.
 Objectives: maximise mAP, minimise latency; the front is the non-dominated set
-(``_pareto_front``, a minimal private non-dominated filter: the multi-objective
-searchers of issue #29 were not on main when this was written). The derived arch is the
+(``nasforge.search.pareto``'s non-dominated sorting, shared with NSGA-II / MO-REA). The derived arch is the
 front member with the best valid mAP (``select=best-map``, the paper reports its whole
 front E0-E5) or the fastest (``select=fastest``).
 
@@ -81,16 +80,15 @@ class Candidate:
 
 
 def _pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the non-dominated points of (mAP to maximise, latency to minimise); a
-    point is dominated when another is at least as good in both and better in one."""
-    front = []
-    for i, (a, t) in enumerate(points):
-        dominated = any(
-            (b >= a and u <= t) and (b > a or u < t) for j, (b, u) in enumerate(points) if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][1])
+    """Indices of the non-dominated points of (mAP to maximise, latency to minimise), by
+    latency: the first front of :func:`nasforge.search.pareto.nondominated_mask` (issue
+    #29's shared non-dominated sorting)."""
+    from nasforge.search.pareto import nondominated_mask, to_minimisation
+
+    if not points:
+        return []
+    mask = nondominated_mask(to_minimisation(points, [True, False]))
+    return sorted(np.flatnonzero(mask).tolist(), key=lambda i: points[i][1])
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:

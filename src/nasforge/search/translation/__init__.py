@@ -1,0 +1,1 @@
+"""Task searches of the translation task family."""

@@ -1,0 +1,1 @@
+"""Video search methods (PV-NAS)."""
