@@ -45,7 +45,7 @@ _LATER_FIELDS: dict[str, Any] = {
 OPTIMIZERS = ("sgd", "adam", "adamw")
 #: Training criteria; each task says which it implements (classification: ``ce``;
 #: restoration: ``l1`` / ``mse``).
-LOSSES = ("ce", "l1", "mse")
+LOSSES = ("ce", "l1", "mse", "detection")
 
 
 @dataclass(frozen=True)
@@ -370,6 +370,26 @@ def restoration_mse() -> Recipe:
 
 NB201_200E = nb201_200e()
 NB201_12E = nb201_12e()
+
+
+@RECIPES.register("smnas-det")
+def smnas_det() -> Recipe:
+    """SM-NAS's from-scratch detector training, CPU scale: SGD lr 0.02 with Nesterov
+    momentum (Vega's SM-NAS example config ``train_setting``), weight decay 1e-4 and
+    gradient clipping at norm 35 (mmdetection's RetinaNet config); cosine decay over 12
+    epochs where Vega steps the rate down at epochs 8 and 11 (no step scheduler here), and
+    no warm-up where Vega warms up linearly from a third of the rate over the first
+    iterations (warm-up here is counted in epochs, longer than a short CPU run can spare).
+    ``detection``: the detector's own loss (focal + box terms)."""
+    return Recipe(
+        "smnas-det",
+        epochs=12,
+        batch_size=16,
+        lr=0.02,
+        weight_decay=1e-4,
+        grad_clip=35.0,
+        loss="detection",
+    )
 
 
 def get_recipe(name: str | Recipe, **overrides: Any) -> Recipe:
