@@ -51,8 +51,7 @@ Official settings (cited per config class below):
   ``PRUNING_STEP: 3``, ``GAMMA: 0.9``; C=16 and 8 layers are XNAS' config defaults
   (``_C.SPACE.CHANNEL``, ``_C.SPACE.LAYERS``). Not verified for the DARTS-space run, kept
   from the NB201 DDPNAS: lr floor 1e-3, weight decay 5e-4, Nesterov, clip 5, the
-  unshifted cosine (``scheduler_first=False``: XNAS' own scheduler, not PyTorch < 1.1's)
-  and the BN after pooling (``pool_bn``); the yaml's 0.8 / 0.2 train/valid split is the
+  unshifted cosine (``scheduler_first=False``, as every DARTS-space config here) and the BN after pooling (``pool_bn``); the yaml's 0.8 / 0.2 train/valid split is the
   data split's business (``nasforge search`` options), not the config's.
 """
 
@@ -183,13 +182,28 @@ def normal_skip_share(g: Genotype) -> float:
 @dataclass(frozen=True)
 class _DartsSpaceFields:
     """Fields every DARTS-space config shares. ``N`` is the total number of cells (the
-    official ``--layers``; ``nasforge train --space darts --N`` means the same)."""
+    official ``--layers``; ``nasforge train --space darts --N`` means the same).
+
+    ``scheduler_first`` (default ``False``): whether epoch ``e`` trains at ``cosine(e + 1)``
+    instead of ``cosine(e)``. The official DARTS and PC-DARTS searches call
+    ``scheduler.step()`` at the start of each epoch (quark0/darts ``cnn/train_search.py``
+    ``for epoch in range(args.epochs): scheduler.step()``; PC-DARTS ``train_search.py`` the
+    same) and ran on PyTorch 0.3.1 (PC-DARTS README). That version's
+    ``_LRScheduler.__init__`` (``torch/optim/lr_scheduler.py``) calls
+    ``self.step(last_epoch + 1)`` and then sets ``self.last_epoch = last_epoch`` (-1) again,
+    so the first ``step()`` goes to epoch 0 = the base lr: no shift, and the last epoch runs
+    at ``cosine(E - 1)`` > ``eta_min``. ``True`` is what the same loop gives on PyTorch
+    >= 1.1, whose ``__init__`` leaves ``last_epoch`` at 0 (the first ``step()`` moves to 1;
+    PC-DARTS then ends at lr 0). Compared: the 0.3.x ``_LRScheduler`` source as quoted in a
+    public copy (the pytorch repository itself was too large to fetch here), not a run of
+    PyTorch 0.3.1.
+    """
 
     C: int = 16
     N: int = 8
     nesterov: bool = False
     pool_bn: bool = True
-    scheduler_first: bool = True
+    scheduler_first: bool = False
 
     def _check_space_fields(self) -> None:
         check_bool(self, "pool_bn")
@@ -238,7 +252,6 @@ class DartsSpaceGDASConfig(_DartsSpaceFields, GDASConfig):
     nesterov: bool = True
     weight_decay: float = 5e-4
     pool_bn: bool = False
-    scheduler_first: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -263,7 +276,6 @@ class DartsSpaceDDPNASConfig(_DartsSpaceFields, DDPNASConfig):
 
     epochs: int = schedule_epochs(NUM_DARTS_OPS, 3, last=len(DDPNAS_PRUNE_GROUPS))
     nesterov: bool = True
-    scheduler_first: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
