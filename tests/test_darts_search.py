@@ -305,3 +305,44 @@ def test_cli_rejects_unknown_space_and_retraining_before_work(tmp_path: Path) ->
     with pytest.raises(SearchError, match="--train-epochs 3"):
         run_oneshot("pc-darts", "digits", tmp_path / "b", space="darts", train_epochs=3, quiet=True)
     assert not (tmp_path / "b").exists()
+
+
+# -- data: the official halves and a fresh arch batch per step ---------------------------------
+
+
+def test_pc_darts_searches_the_official_halves_with_a_fresh_arch_batch_per_step(
+    digits, tmp_path: Path, monkeypatch
+) -> None:
+    import dataclasses
+
+    from nasforge.data import DeviceLoader
+    from nasforge.search.oneshot.loop import _CYCLE_STRIDE, run_search, search_splits
+
+    # a setting without a valid split (as ``cifar10``): the official train_search.py halves it
+    data = dataclasses.replace(digits, evals={"test": digits.evals["test"]})
+    n = len(data.train)
+    weights, arch = search_splits(data, 0, "prefix")
+    assert torch.equal(weights.images, data.train.images[: n // 2])
+    assert torch.equal(arch.images, data.train.images[n // 2 :])
+    method = _tiny("pc-darts", epochs=1, batch_size=4, steps_per_epoch=3)
+    assert (method.split_rule(), method.arch_batch_rule()) == ("prefix", "fresh")
+    seen: list[torch.Tensor] = []
+    step = type(method).train_step
+
+    def spy(self, base, arch_batch, epoch):
+        seen.append(arch_batch[0].clone())
+        return step(self, base, arch_batch, epoch)
+
+    monkeypatch.setattr(type(method), "train_step", spy)
+    run_search(method, data, tmp_path, seed=3, plot=False)
+    # each step's batch is the first of its own permutation: next(iter(valid_queue))
+    replica = DeviceLoader(arch, data, 4, train=True, seed=4, drop_last=True)
+    for s, got in enumerate(seen):
+        replica.set_epoch(s)
+        torch.testing.assert_close(got, next(iter(replica))[0])
+    replica.set_epoch(_CYCLE_STRIDE)  # not one cycled permutation
+    assert not torch.equal(seen[1], list(replica)[1][0])
+    # GDAS keeps the NB201 rules
+    assert DARTS_ALGORITHMS.create("gdas").arch_batch_rule() == "cycle"
+    with pytest.raises(SearchError, match="split='halves'"):
+        DARTS_ALGORITHMS.create("pc-darts", split="halves")

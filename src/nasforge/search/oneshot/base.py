@@ -304,6 +304,17 @@ class OneShotSearch(ABC):
     #: the loop does not evaluate the derived arch a second time).
     eval_is_derived: ClassVar[bool] = False
 
+    def split_rule(self) -> str:
+        """How the loop halves a dataset without a ``valid`` split: ``random`` (halves drawn
+        from the seed) or ``prefix`` (the first half trains the weights)."""
+        return "random"
+
+    def arch_batch_rule(self) -> str:
+        """How the loop draws the arch batch of each step: ``cycle`` (epochs of the arch
+        split, one permutation each, as xautodl's paired loader) or ``fresh`` (the first
+        batch of a new permutation every step)."""
+        return "cycle"
+
     def __init__(self, config: OneShotConfig | None = None, **overrides: Any) -> None:
         if config is None:
             config = self.config_class()

@@ -15,13 +15,18 @@ Official settings (cited per config class below):
   ``learning_rate_min`` 0.001, momentum 0.9 (no Nesterov), weight decay 3e-4, 50 epochs,
   C=16, 8 layers, grad clip 5 over ``model.parameters()`` (the alphas are plain tensors
   outside them, ``model_search.py:131-136``), arch Adam lr 3e-4, betas (0.5, 0.999)
-  (``architect.py:17-18``), weight decay 1e-3, seed 2, train_portion 0.5. The arch step
-  comes before the weight step in every iteration (``train_search.py:147-155``); V2 is
-  ``--unrolled``.
+  (``architect.py:17-18``), weight decay 1e-3, seed 2, train_portion 0.5 as
+  ``indices[:split]`` / ``indices[split:num_train]`` (``:90-100``) with a fresh
+  ``next(iter(valid_queue))`` batch per step (``:143``). The arch step comes before the
+  weight step in every iteration (``train_search.py:147-155``); V2 is ``--unrolled``.
+  ``scheduler.step()`` opens each epoch (``:108-110``), on PyTorch 0.3.x: no shift (see
+  ``scheduler_first`` in :class:`_DartsSpaceFields`).
 * PC-DARTS (yuhuixu1993/PC-DARTS ``train_search.py:24-44``): batch 256, lr 0.1 cosine to
   ``learning_rate_min`` 0.0, momentum 0.9, weight decay 3e-4, 50 epochs, C=16, 8 layers,
   arch lr 6e-4, arch weight decay 1e-3, seed 2, grad clip 5, arch updates only
-  ``if epoch>=15`` (``:156-157``), K=4 (``model_search.py:31``).
+  ``if epoch>=15`` (``:156-157``), K=4 (``model_search.py:31``); the same halves and fresh
+  arch batch as DARTS (``:94-104``, ``:147``), on "pytorch(3.0.1)" (README:76, i.e. 0.3.1)
+  with ``scheduler.step()`` opening each epoch (``:112-114``).
 * GDAS (D-X-Y/AutoDL-Projects ``scripts-search/NASNet-space-search-by-GDAS.sh:30-38`` with
   ``configs/search-opts/GDAS-NASNet-CIFAR.config`` and
   ``configs/search-archs/GDAS-NASNet-CIFAR.config``): 250 epochs, batch 256, SGD lr 0.025
@@ -80,6 +85,7 @@ from nasforge.search.oneshot.base import (
 from nasforge.search.oneshot.darts import DartsV1, DartsV2, DartsV2Config
 from nasforge.search.oneshot.ddpnas import DDPNAS, DDPNASConfig, schedule_epochs
 from nasforge.search.oneshot.gdas import GDAS, GDASConfig
+from nasforge.search.oneshot.loop import ARCH_BATCH_RULES, SPLIT_RULES
 from nasforge.search.oneshot.pcdarts import PCDarts, PCDartsConfig
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.darts import DARTS_CONCAT, PRIMITIVES, STEPS, Genotype, Pair
@@ -197,6 +203,11 @@ class _DartsSpaceFields:
     PC-DARTS then ends at lr 0). Compared: the 0.3.x ``_LRScheduler`` source as quoted in a
     public copy (the pytorch repository itself was too large to fetch here), not a run of
     PyTorch 0.3.1.
+
+    ``split`` / ``arch_batches`` (defaults ``prefix`` / ``fresh``, DARTS's and PC-DARTS's):
+    how a dataset without a ``valid`` split is halved and how each step's arch batch is
+    drawn (see :mod:`~nasforge.search.oneshot.loop`); ``random`` / ``cycle`` are the NB201
+    methods' rules (GDAS and DDPNAS here, whose official loaders pair or split otherwise).
     """
 
     C: int = 16
@@ -204,10 +215,21 @@ class _DartsSpaceFields:
     nesterov: bool = False
     pool_bn: bool = True
     scheduler_first: bool = False
+    split: str = "prefix"
+    arch_batches: str = "fresh"
 
     def _check_space_fields(self) -> None:
         check_bool(self, "pool_bn")
         check_bool(self, "scheduler_first")
+        if self.split not in SPLIT_RULES:
+            raise SearchError(
+                f"config field split={self.split!r} invalid; expected one of {SPLIT_RULES}"
+            )
+        if self.arch_batches not in ARCH_BATCH_RULES:
+            raise SearchError(
+                f"config field arch_batches={self.arch_batches!r} invalid; expected one of "
+                f"{ARCH_BATCH_RULES}"
+            )
 
 
 @dataclass(frozen=True)
@@ -252,6 +274,8 @@ class DartsSpaceGDASConfig(_DartsSpaceFields, GDASConfig):
     nesterov: bool = True
     weight_decay: float = 5e-4
     pool_bn: bool = False
+    split: str = "random"
+    arch_batches: str = "cycle"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -276,6 +300,8 @@ class DartsSpaceDDPNASConfig(_DartsSpaceFields, DDPNASConfig):
 
     epochs: int = schedule_epochs(NUM_DARTS_OPS, 3, last=len(DDPNAS_PRUNE_GROUPS))
     nesterov: bool = True
+    split: str = "random"
+    arch_batches: str = "cycle"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -309,6 +335,12 @@ class DartsCellMethod:
 
     def epoch_lr(self, epoch: int) -> float:
         return cosine_lr(self.config, epoch + 1 if self.config.scheduler_first else epoch)
+
+    def split_rule(self) -> str:
+        return self.config.split
+
+    def arch_batch_rule(self) -> str:
+        return self.config.arch_batches
 
     def derive_edge_weights(self) -> np.ndarray | None:
         """The edge weights the derivation multiplies in (PC-DARTS' normalised betas)."""
