@@ -40,7 +40,10 @@ Official settings (cited per config class below):
 * DDPNAS (MAC-AutoML/XNAS ``xnas/algorithms/SNG/DDPNAS.py``, ``CategoricalDDPNAS``, and
   ``configs/search/SNG/DDPNAS_darts_cifar10.yaml``): the NB201 method
   (:mod:`~nasforge.search.oneshot.ddpnas`) on the 28 x 8 distribution, with XNAS'
-  DARTS-space pruning constraint (verified in ``CategoricalDDPNAS.update``): an edge never
+  DARTS-space pruning constraint as ``CategoricalDDPNAS.update`` had it at commits 808e5a8
+  and 72df3f8 (May 2022; commented out from 85dec6e "fix bug for DDPNAS" on, head
+  ea8f8ab included, where nothing sets ``training_finish`` and, by reading, pruning would
+  go on past the last survivor within ``MAX_EPOCH`` 200, so we keep the older rule): an edge never
   loses its last parameter-free op (``none``, pooling, skip) nor its last parametric one
   (the four convolutions) -- XNAS counts at most 3 prunings per group of 4
   (``non_param_index_count[index] == 3``) and ends the search when 3 + 3 are done
@@ -54,10 +57,15 @@ Official settings (cited per config class below):
   edges whose best non-``none`` survivor is strongest, with that op (ties, as before the
   first update: the earlier edge and op). From the yaml: batch 256, SGD lr 0.025 cosine,
   ``PRUNING_STEP: 3``, ``GAMMA: 0.9``; C=16 and 8 layers are XNAS' config defaults
-  (``_C.SPACE.CHANNEL``, ``_C.SPACE.LAYERS``). Not verified for the DARTS-space run, kept
-  from the NB201 DDPNAS: lr floor 1e-3, weight decay 5e-4, Nesterov, clip 5, the
-  unshifted cosine (``scheduler_first=False``, as every DARTS-space config here) and the BN after pooling (``pool_bn``); the yaml's 0.8 / 0.2 train/valid split is the
-  data split's business (``nasforge search`` options), not the config's.
+  (``_C.SPACE.CHANNEL``, ``_C.SPACE.LAYERS``); ``RANDOM_SAMPLE: True`` with
+  ``BIGMODEL_SAMPLE_PROB: 0.5`` and ``BIGMODEL_NON_PARA: 2`` (each epoch trains a random
+  path, half the time one whose normal cell has no ``none`` and at most 2 parameter-free
+  ops, and credits its result to the distribution's draw, see the NB201 module); XNAS'
+  defaults lr floor 1e-3 (``_C.OPTIM.MIN_LR``), weight decay 5e-4, Nesterov off
+  (``_C.OPTIM.NESTEROV``). Not verified for the DARTS-space run, kept from the NB201
+  DDPNAS: clip 5, the unshifted cosine (``scheduler_first=False``, as every DARTS-space
+  config here) and the BN after pooling (``pool_bn``); the yaml's 0.8 / 0.2 train/valid
+  split is the data split's business (``nasforge search`` options), not the config's.
 """
 
 from __future__ import annotations
@@ -299,7 +307,7 @@ class DartsSpaceDDPNASConfig(_DartsSpaceFields, DDPNASConfig):
     docstring): 99 epochs (until 2 ops per edge survive), batch 256, lr 0.025 cosine."""
 
     epochs: int = schedule_epochs(NUM_DARTS_OPS, 3, last=len(DDPNAS_PRUNE_GROUPS))
-    nesterov: bool = True
+    bigmodel_sample_prob: float = 0.5
     split: str = "random"
     arch_batches: str = "cycle"
 
@@ -424,6 +432,7 @@ class DartsSpaceDDPNAS(DartsCellMethod, DDPNAS):
     config_class = DartsSpaceDDPNASConfig
     arch_shape = (NUM_ARCH_ROWS, NUM_DARTS_OPS)
     prune_groups = DDPNAS_PRUNE_GROUPS
+    bigmodel_rule = (DDPNAS_PRUNE_GROUPS[0], _NONE_ID, NUM_CELL_EDGES)
 
     def final_path(self) -> list[int]:
         return genotype_path(self.derive(None))
