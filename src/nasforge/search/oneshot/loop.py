@@ -295,6 +295,7 @@ def run_search(
     steps = len(train_loader)
     if cfg.steps_per_epoch is not None:
         steps = min(steps, cfg.steps_per_epoch)
+    method.steps_per_epoch = steps
     emit(
         "start",
         {"epochs": cfg.epochs, "start_epoch": start_epoch, "steps": steps, "algo": method.name},
