@@ -4,7 +4,10 @@
 any space that registered a builder in ``NETWORKS`` (one line in the space's nn module).
 """
 
+from nasforge.nn import hinas as _hinas  # noqa: F401  (registers the hinas network)
 from nasforge.nn import local_blocks as _local_blocks  # noqa: F401  (registers "local-stages")
+from nasforge.nn import restoration_baselines as _baselines  # noqa: F401  (restoration-baseline)
+from nasforge.nn import trilevel as _trilevel  # noqa: F401  (registers trilevel-sr)
 from nasforge.nn.atoms import AtomConv2d, AtomConvFactory, ResNet18, atom_resnet18
 from nasforge.nn.darts import NetworkCIFAR, NetworkImageNet, darts_network
 from nasforge.nn.nats_sss import NATSSizeNetwork

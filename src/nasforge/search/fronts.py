@@ -364,7 +364,7 @@ def plot_hypervolume(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nasforge.search.protocol import _band, _x_axis
+    from nasforge.search.protocol import _x_axis, mean_band
 
     all_runs = [r for rs in results.values() for r in rs]
     x_kind, x_label = _x_axis(all_runs)
@@ -377,7 +377,7 @@ def plot_hypervolume(
     late = grid >= 0.1 * grid[-1]
     lo, hi = [], []
     for algo, runs in results.items():
-        mean, half, _ = _band(hv_on_grid(runs, grid, box, x=x_kind))
+        mean, half, _ = mean_band(hv_on_grid(runs, grid, box, x=x_kind))
         line = ax.plot(grid, mean, label=f"{algo} ({len(runs)} runs)", linewidth=1.6)[0]
         ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.2)
         lo.append(np.nanmin((mean - half)[late]))

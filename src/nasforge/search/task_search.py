@@ -28,6 +28,8 @@ from nasforge.tasks import Task
 TASK_SEARCH_MODULES: list[str] = [
     "nasforge.search.video.pvnas",
     "nasforge.search.translation.rev_darts",
+    "nasforge.search.restoration.hinas",
+    "nasforge.search.restoration.trilevel",
 ]
 
 

@@ -29,6 +29,9 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.local_stages",
     "nasforge.spaces.pvnas",
     "nasforge.spaces.rev_transformer",
+    "nasforge.spaces.hinas",
+    "nasforge.spaces.trilevel",
+    "nasforge.spaces.restoration_baseline",
 ]
 
 for _name in _SPACE_MODULES:

@@ -361,6 +361,37 @@ def aows_20e(batch_size: int = 512) -> Recipe:
     )
 
 
+def _restoration(name: str, loss: str) -> Recipe:
+    """CPU-scale restoration training: Adam (betas 0.9/0.999, no weight decay: EDSR's
+    optimizer), batch 16 (EDSR), cosine decay over 20 epochs of the task's patches, lr 1e-3
+    (EDSR trains at 1e-4 for 300k steps; a budget of a few thousand steps needs a larger
+    rate). Use ``--epochs`` / ``--lr`` to change the budget."""
+    return Recipe(
+        name,
+        epochs=20,
+        batch_size=16,
+        lr=1e-3,
+        momentum=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        scheduler="cosine",
+        loss=loss,
+        optimizer="adam",
+    )
+
+
+@RECIPES.register("restoration-l1")
+def restoration_l1() -> Recipe:
+    """Super-resolution: L1 loss (EDSR); see :func:`_restoration`."""
+    return _restoration("restoration-l1", "l1")
+
+
+@RECIPES.register("restoration-mse")
+def restoration_mse() -> Recipe:
+    """Denoising: MSE loss (DnCNN); see :func:`_restoration`."""
+    return _restoration("restoration-mse", "mse")
+
+
 NB201_200E = nb201_200e()
 NB201_12E = nb201_12e()
 

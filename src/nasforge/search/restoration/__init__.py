@@ -1,0 +1,1 @@
+"""Search methods of the restoration tasks (HiNAS, plain DARTS over HiNAS's space, trilevel)."""
