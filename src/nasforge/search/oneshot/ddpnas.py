@@ -4,9 +4,11 @@ Efficient Network Architecture Search", 2019), on the NAS-Bench-201 space.
 Each edge holds a categorical distribution ``theta`` over its surviving ops (uniform at
 the start). A *round* draws, for every edge independently, its surviving ops in random
 order without replacement, one per epoch: with ``n`` survivors a round lasts ``n`` epochs
-and every surviving op is on the trained path exactly once. The epoch's path is trained
-for the whole epoch (single path, SGD) and then scored on the validation split; its
-top-1 accuracy (a fraction in [0, 1]) is credited to each op on the path.
+and every surviving op is on the drawn path exactly once. A path is trained for the whole
+epoch (single path, SGD) and then scored on the validation split; its top-1 accuracy (a
+fraction in [0, 1]) is credited to each op of the drawn path. With ``random_sample``
+(default, XNAS' released configs, see below) the trained and scored path is a uniformly
+random one, not the drawn path; with ``random_sample=False`` it is the drawn path itself.
 
 After ``steps`` rounds (3, XNAS ``_C.SNG.PRUNING_STEP = 3``) the distribution is updated
 (XNAS ``xnas/algorithms/SNG/DDPNAS.py``, ``CategoricalDDPNAS.update``)::
