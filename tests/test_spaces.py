@@ -111,7 +111,12 @@ def test_nb201_encoding_lengths_and_onehot(i: int) -> None:
     adj = NB201.encode(a, "adjacency")
     assert adj.shape == (58,) and np.array_equal(adj[28:], one)
     assert NB201.encode(a, "path").shape == (155,)
-    assert NB201.describe()["encodings"] == {"onehot": 30, "adjacency": 58, "path": 155}
+    assert NB201.describe()["encodings"] == {
+        "onehot": 30,
+        "adjacency": 58,
+        "path": 155,
+        "trunc_path": 30,
+    }
 
 
 def test_nb201_distinct_archs_have_distinct_onehot_encodings() -> None:

@@ -74,6 +74,20 @@ def _recipe(name: str, epochs: int | None, batch_size: int | None, lr: float | N
     return get_recipe(name, epochs=epochs, batch_size=batch_size, lr=lr)
 
 
+def _supernet_recipe(
+    method: str, name: str | None, epochs: int | None, batch_size: int, lr: float | None
+):
+    """The supernet recipe of ``method``: ``--recipe`` if given; else AOWS's own
+    (``aows-20e``: 20 epochs, constant lr 0.1 x batch / 256, wd 1e-5) for aows and
+    ``nb201-200e`` for the others; ``--epochs`` (default: the recipe's 20 for aows,
+    10 otherwise) and ``--lr`` override it."""
+    from nasforge.train.recipe import aows_20e
+
+    if name is None and method == "aows":
+        return _recipe(aows_20e(batch_size), epochs, batch_size, lr)
+    return _recipe(name or "nb201-200e", _EPOCHS if epochs is None else epochs, batch_size, lr)
+
+
 def _settings(num_random: int, placements: int, population: int, generations: int, parents: int):
     from nasforge.search.width import EvolutionSettings, SupernetSettings
 
@@ -150,8 +164,14 @@ def search_cmd(
     distill: bool | None = typer.Option(
         None, "--distill/--no-distill", help="In-place distillation (default: the method's)."
     ),
-    recipe: str = typer.Option("nb201-200e", "--recipe", help="Supernet recipe to derive from."),
-    epochs: int = typer.Option(_EPOCHS, "--epochs", help="Supernet training epochs."),
+    recipe: str | None = typer.Option(
+        None,
+        "--recipe",
+        help="Supernet recipe to derive from (default: aows-20e for aows, else nb201-200e).",
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Supernet training epochs (default: 20 for aows, else 10)."
+    ),
     batch_size: int = typer.Option(_BATCH, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
     num_random: int | None = typer.Option(
@@ -189,7 +209,7 @@ def search_cmd(
     if algo == "aows":
         # AOWS's own sandwich (one random width, in-place distillation) unless overridden.
         sup = replace(sup, num_random=1 if num_random is None else num_random)
-    rec = _recipe(recipe, epochs, batch_size, lr)
+    rec = _supernet_recipe(algo, recipe, epochs, batch_size, lr)
     setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
                            latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
     bar = make_progress("{task.description}", console=console, transient=False)
@@ -307,8 +327,14 @@ def compare_cmd(
     latency_repeats: int = _LATENCY_REPEATS,
     latency_penalty: float = _LATENCY_PENALTY,
     aows_warmup: int = _AOWS_WARMUP,
-    recipe: str = typer.Option("nb201-200e", "--recipe", help="Recipe both phases derive from."),
-    epochs: int = typer.Option(_EPOCHS, "--epochs", help="Supernet training epochs."),
+    recipe: str | None = typer.Option(
+        None,
+        "--recipe",
+        help="Recipe both phases derive from (default nb201-200e; AOWS's supernet: aows-20e).",
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Supernet training epochs (default: 20 for aows, else 10)."
+    ),
     retrain_epochs: int = typer.Option(_EPOCHS, "--retrain-epochs"),
     batch_size: int = typer.Option(_BATCH, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
@@ -348,8 +374,9 @@ def compare_cmd(
                            latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
     record = run_compare(
         backbone=backbone, dataset=dataset, budgets=budgets, out_dir=out,
-        supernet_recipe=_recipe(recipe, epochs, batch_size, lr),
-        retrain_recipe=_recipe(recipe, retrain_epochs, batch_size, lr),
+        supernet_recipe=_supernet_recipe("cafenet", recipe, epochs, batch_size, lr),
+        aows_recipe=_supernet_recipe("aows", recipe, epochs, batch_size, lr),
+        retrain_recipe=_recipe(recipe or "nb201-200e", retrain_epochs, batch_size, lr),
         seed=seed, supernet=sup, evolution=evo, r_bins=r_bins, limit=limit,
         bins=bins, levels=levels, min_ratio=min_ratio,  # type: ignore[arg-type]
         data_root=data_dir, device=device,

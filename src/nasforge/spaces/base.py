@@ -36,7 +36,8 @@ A = TypeVar("A", bound=Hashable)
 #: ``onehot``: one-hot op per edge/position, flattened (every space).
 #: ``adjacency``: flattened upper-triangular adjacency + one-hot ops per node (cell spaces).
 #: ``path``: BANANAS path encoding, one bit per input-to-output op path (cell spaces).
-ENCODINGS = ("onehot", "adjacency", "path")
+#: ``trunc_path``: the path encoding cut to its first bits (naszilla's BANANAS default).
+ENCODINGS = ("onehot", "adjacency", "path", "trunc_path")
 
 #: A space whose size is at most this is enumerable and has an int64 index.
 MAX_INDEXED_SIZE = 2**63 - 1

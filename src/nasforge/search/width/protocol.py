@@ -413,6 +413,7 @@ def run_search(
         result = search.search(b, progress=lambda i, n: say("search", i, n))
         uni.supernet_acc = search.score(tuple(uni.widths))
         record["settings"] = search.settings()
+        record["recipe"] = recipe.to_dict()  # the supernet's training recipe
         record["supernet_log"] = log.to_dict()
         record["uniform_front"] = uniform_front(search)
         if isinstance(search, AOWSSearch):
@@ -549,6 +550,7 @@ def run_compare(
     budgets: Sequence[str] = (),
     out_dir: str | Path,
     supernet_recipe: Recipe,
+    aows_recipe: Recipe | None = None,
     retrain_recipe: Recipe,
     seed: int = 0,
     supernet: SupernetSettings | None = None,
@@ -573,7 +575,9 @@ def run_compare(
     at each target; every winner's latency is then *measured*, so the methods compare at
     equal measured latency. AOWS trains once, its adaptive sampling aimed at the middle
     target, and decodes (OWS) at each target. Every winner (and the uniform configuration
-    of each budget) is retrained with ``retrain_recipe`` and ``seed``.
+    of each budget) is retrained with ``retrain_recipe`` and ``seed``. AOWS's supernet trains
+    with ``aows_recipe`` (``nasforge width compare``: AOWS's own ``aows-20e``) if given,
+    else with ``supernet_recipe``.
     """
     say = progress or (lambda _msg: None)
     out = Path(out_dir)
@@ -612,7 +616,7 @@ def run_compare(
         search = _make_search(
             method,
             space,
-            supernet_recipe,
+            aows_recipe if method == "aows" and aows_recipe is not None else supernet_recipe,
             seed=seed,
             # AOWS keeps its own sandwich (one random width, in-place distillation).
             supernet=None if method == "aows" else supernet,
@@ -663,6 +667,7 @@ def run_compare(
         "latency_model": None if lat_model is None else lat_model.info,
         "space": space.describe(),
         "supernet_recipe": supernet_recipe.to_dict(),
+        "aows_recipe": (aows_recipe or supernet_recipe).to_dict(),
         "retrain_recipe": retrain_recipe.to_dict(),
         "supernet_logs": logs,
         "methods": methods,
