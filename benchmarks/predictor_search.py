@@ -28,6 +28,9 @@ the pool of 1,000 archs scored at the start of each run. Prints JSON.
         --algos rea,local-search,zc-local-search,bananas --runs-for bananas=N \
         --out benchmarks/results/predictor_search.json --plot docs/img/predictor_search.png
 
+An entry ``ALGO@VARIANT`` of ``--algos`` runs ALGO with ``variant=VARIANT`` (e.g.
+``bananas@nasforge-v1``, BANANAS with the settings nasforge used before it followed naszilla).
+
 ``--runs-for ALGO=N`` runs ALGO on seeds 0..N-1 only (BANANAS refits its ensemble ~15 times
 per run: seconds of CPU each, where REA's 100 runs take a second); every algorithm's entry
 records its run count, wall and CPU seconds (the machine is shared: timing claims rest on
@@ -210,8 +213,15 @@ def _run(bench: Any, algos: list[str], runs_for: dict[str, int], args: Any) -> d
                     partial[f"{name}/{algo}"] = {"seeds": f"0..{len(done) - 1}", "test": done}
                     atomic_write_json(f"{args.out}.partial.json", partial)
 
+            base, _, variant = algo.partition("@")
             runs = run_protocol(
-                algo, both, f"{budget:g}s", runs=runs_for[algo], seed=0, progress=keep
+                base,
+                both,
+                f"{budget:g}s",
+                runs=runs_for[algo],
+                seed=0,
+                algo_kwargs={"variant": variant} if variant else None,
+                progress=keep,
             )
             by_algo[algo] = runs
             per_algo[algo] = {

@@ -206,3 +206,109 @@ def test_candidates_come_from_the_next_best_archs_once_the_best_are_spent(evalua
     cands = s._candidates()
     assert len(cands) >= s.k and not set(cands) & set(s.data)
     assert s.config()["patience_factor"] == 5
+
+
+# -- the released code's settings (naszilla/naszilla) -------------------------------------------
+
+
+def test_defaults_are_the_released_naszilla_settings():
+    cfg = ALGORITHMS.create("bananas").config()
+    assert cfg["variant"] == "naszilla"
+    assert (cfg["epochs"], cfg["beta2"], cfg["eps"], cfg["keras_adam"]) == (150, 0.99, 1e-7, True)
+    assert (cfg["targets"], cfg["num_arches_to_mutate"], cfg["mutation"]) == (
+        "loss",
+        1,
+        "per_position",
+    )
+    assert cfg["encoding"] == "trunc_path"
+    old = ALGORITHMS.create("bananas", variant="nasforge-v1").config()
+    assert (old["epochs"], old["beta2"], old["targets"], old["num_arches_to_mutate"]) == (
+        200,
+        0.999,
+        "standardised",
+        2,
+    )
+    assert (old["mutation"], old["encoding"]) == ("one_position", "path")
+    # an explicit setting wins over its variant's
+    assert ALGORITHMS.create("bananas", epochs=7, variant="nasforge-v1").config()["epochs"] == 7
+    for kwargs, match in [
+        ({"variant": "naslib"}, "variant 'naslib'"),
+        ({"targets": "raw"}, "targets 'raw'"),
+        ({"mutation": "two"}, "mutation 'two'"),
+        ({"beta2": 1.0}, "beta2"),
+    ]:
+        with pytest.raises(SearchError, match=match):
+            ALGORITHMS.create("bananas", **kwargs)
+
+
+def test_trunc_path_keeps_the_one_and_two_edge_paths():
+    # naszilla cell_201.py get_path_indices: path 0->3 (edge 3) at its op, paths 0->1->3
+    # (edges 0, 4) and 0->2->3 (edges 1, 5) at 5 + first op + 5 * second op; the 0->1->2->3
+    # path (index >= 30) is cut
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        arch = space.sample(rng)
+        o = arch.op_ids
+        want = {o[3], 5 + o[0] + 5 * o[4], 5 + o[1] + 5 * o[5]}
+        enc = space.encode(arch, "trunc_path")
+        assert enc.shape == (30,) and set(np.flatnonzero(enc)) == want
+        np.testing.assert_array_equal(enc, space.encode(arch, "path")[:30])
+
+
+def _started(**kwargs):
+    from nasforge.search.base import SearchContext
+
+    s = ALGORITHMS.create("bananas", seed=0, **kwargs)
+    s.start(SearchContext(fidelities=(), default_fidelity=12, seed=0, space=get_space("nb201")))
+    return s
+
+
+def test_mutation_changes_each_edge_with_probability_one_quarter():
+    s = _started()
+    assert s.encoding == "trunc_path"
+    parent = Arch.from_index(1234)
+    changed = np.array(
+        [[a != b for a, b in zip(s._mutants(parent)[0].ops, parent.ops, strict=True)]
+         for _ in range(3000)]
+    )  # fmt: skip
+    np.testing.assert_allclose(changed.mean(axis=0), 0.25, atol=0.04)
+    counts = np.bincount(changed.sum(axis=1), minlength=7) / len(changed)
+    # Binomial(6, 1/4): no change 17.8%, two or more edges 46.6%
+    assert counts[0] == pytest.approx(0.75**6, abs=0.03)
+    assert counts[2:].sum() == pytest.approx(1 - 0.75**6 - 6 * 0.25 * 0.75**5, abs=0.04)
+    old = _started(variant="nasforge-v1")
+    for _ in range(50):  # nasforge-v1: always exactly one edge
+        (child,) = old._mutants(parent)
+        assert sum(a != b for a, b in zip(child.ops, parent.ops, strict=True)) == 1
+
+
+def test_ensemble_fits_raw_targets_with_kerass_adam():
+    # one member, the whole set in one batch (order-free): 3 epochs of Keras' Adam
+    # (lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + 1e-7), beta2 0.99) on the raw
+    # targets, against torch autograd and that update written out
+    rng = np.random.default_rng(2)
+    x = (rng.random((8, 30)) < 0.2).astype(np.float32)
+    y = 100.0 - rng.uniform(60, 90, size=8)
+    ens = MLPEnsemble(seed=5, num_members=1, num_layers=3, width=6, epochs=3, batch_size=32)
+    dims = ens._init(30)
+    theta = torch.tensor(ens.theta, dtype=torch.float64)
+    m = torch.zeros_like(theta)
+    v = torch.zeros_like(theta)
+    for t in range(1, 4):
+        th = theta.clone().requires_grad_(True)
+        ws, bs = ens._views(th, dims)
+        h = torch.tensor(x, dtype=torch.float64)[None]
+        for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+            h = h @ w + b
+            if i < len(ws) - 1:
+                h = torch.relu(h)
+        (h[..., 0] - torch.tensor(y)[None]).abs().mean(1).sum().backward()
+        g = th.grad
+        m = 0.9 * m + 0.1 * g
+        v = 0.99 * v + 0.01 * g * g
+        theta = theta - 0.01 * (1 - 0.99**t) ** 0.5 / (1 - 0.9**t) * m / (v.sqrt() + 1e-7)
+    ens.rng = np.random.default_rng(5)
+    ens.fit(x, y)  # fit re-draws the same initial weights from the same seed
+    np.testing.assert_allclose(ens.theta, theta.numpy(), rtol=1e-4, atol=1e-5)
+    assert (ens._mean, ens._std) == (0.0, 1.0)  # raw targets: predictions on their scale

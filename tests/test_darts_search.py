@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -224,12 +225,47 @@ def test_official_configs_and_shifted_cosine() -> None:
         3e-4,
         3e-4,
     )
-    # PyTorch < 1.1 scheduler.step() at each epoch's start: epoch e trains at cosine(e + 1).
+    # The official loop on PyTorch 0.3.1 (no shift): epoch e trains at cosine(e).
     method = DARTS_ALGORITHMS.create("pc-darts")
-    assert method.epoch_lr(0) == pytest.approx(0.05 * (1 + math.cos(math.pi / 50)))
-    assert method.epoch_lr(49) == 0.0
+    assert method.epoch_lr(0) == pytest.approx(0.1)
+    assert method.epoch_lr(49) == pytest.approx(0.05 * (1 + math.cos(math.pi * 49 / 50)))
     gdas = DARTS_ALGORITHMS.create("gdas")
     assert gdas.config.N == 6 and gdas.epoch_lr(0) == pytest.approx(0.025)
+
+
+class _Torch031Cosine:
+    """PyTorch 0.3.1's ``_LRScheduler`` + ``CosineAnnealingLR`` semantics (closed-form
+    cosine; ``__init__`` steps to ``last_epoch + 1`` and then resets ``last_epoch``)."""
+
+    def __init__(self, base_lr: float, t_max: int, eta_min: float) -> None:
+        self.base_lr, self.t_max, self.eta_min = base_lr, t_max, eta_min
+        self.step(0)
+        self.last_epoch = -1
+
+    def step(self, epoch: int | None = None) -> None:
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        cos = 1 + math.cos(math.pi * self.last_epoch / self.t_max)
+        self.lr = self.eta_min + (self.base_lr - self.eta_min) * cos / 2
+
+
+@pytest.mark.parametrize("name", ["pc-darts", "darts-v1", "darts-v2"])
+def test_schedule_matches_the_official_loop_on_its_pytorch(name: str) -> None:
+    # train_search.py: ``for epoch in range(epochs): scheduler.step(); lr = get_lr()[0]``.
+    method = DARTS_ALGORITHMS.create(name)
+    cfg = method.config
+    old = _Torch031Cosine(cfg.lr, cfg.epochs, cfg.eta_min)
+    new_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    new = torch.optim.lr_scheduler.CosineAnnealingLR(new_opt, cfg.epochs, eta_min=cfg.eta_min)
+    shifted = DARTS_ALGORITHMS.create(name, scheduler_first=True)
+    for epoch in range(cfg.epochs):
+        old.step()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # step() before optimizer.step(), as official
+            new.step()
+        assert method.epoch_lr(epoch) == pytest.approx(old.lr, abs=1e-12)
+        # scheduler_first=True is the same loop on PyTorch >= 1.1.
+        assert shifted.epoch_lr(epoch) == pytest.approx(new.get_last_lr()[0], abs=1e-12)
+    assert method.epoch_lr(cfg.epochs - 1) > cfg.eta_min
 
 
 @pytest.mark.slow
@@ -269,3 +305,44 @@ def test_cli_rejects_unknown_space_and_retraining_before_work(tmp_path: Path) ->
     with pytest.raises(SearchError, match="--train-epochs 3"):
         run_oneshot("pc-darts", "digits", tmp_path / "b", space="darts", train_epochs=3, quiet=True)
     assert not (tmp_path / "b").exists()
+
+
+# -- data: the official halves and a fresh arch batch per step ---------------------------------
+
+
+def test_pc_darts_searches_the_official_halves_with_a_fresh_arch_batch_per_step(
+    digits, tmp_path: Path, monkeypatch
+) -> None:
+    import dataclasses
+
+    from nasforge.data import DeviceLoader
+    from nasforge.search.oneshot.loop import _CYCLE_STRIDE, run_search, search_splits
+
+    # a setting without a valid split (as ``cifar10``): the official train_search.py halves it
+    data = dataclasses.replace(digits, evals={"test": digits.evals["test"]})
+    n = len(data.train)
+    weights, arch = search_splits(data, 0, "prefix")
+    assert torch.equal(weights.images, data.train.images[: n // 2])
+    assert torch.equal(arch.images, data.train.images[n // 2 :])
+    method = _tiny("pc-darts", epochs=1, batch_size=4, steps_per_epoch=3)
+    assert (method.split_rule(), method.arch_batch_rule()) == ("prefix", "fresh")
+    seen: list[torch.Tensor] = []
+    step = type(method).train_step
+
+    def spy(self, base, arch_batch, epoch):
+        seen.append(arch_batch[0].clone())
+        return step(self, base, arch_batch, epoch)
+
+    monkeypatch.setattr(type(method), "train_step", spy)
+    run_search(method, data, tmp_path, seed=3, plot=False)
+    # each step's batch is the first of its own permutation: next(iter(valid_queue))
+    replica = DeviceLoader(arch, data, 4, train=True, seed=4, drop_last=True)
+    for s, got in enumerate(seen):
+        replica.set_epoch(s)
+        torch.testing.assert_close(got, next(iter(replica))[0])
+    replica.set_epoch(_CYCLE_STRIDE)  # not one cycled permutation
+    assert not torch.equal(seen[1], list(replica)[1][0])
+    # GDAS keeps the NB201 rules
+    assert DARTS_ALGORITHMS.create("gdas").arch_batch_rule() == "cycle"
+    with pytest.raises(SearchError, match="split='halves'"):
+        DARTS_ALGORITHMS.create("pc-darts", split="halves")

@@ -103,3 +103,42 @@ def test_cli_search_darts_space_ddpnas(tmp_path: Path) -> None:
     # Two epochs of the first round: two different ops drawn on every edge.
     paths = [e["path"].split() for e in epochs]
     assert all(a != b for a, b in zip(*paths, strict=True))
+
+
+def test_ddpnas_trains_a_random_path_and_credits_the_distributions_draw() -> None:
+    # XNAS' released configs: RANDOM_SAMPLE True (search.py:77-83 trains random_sampling's
+    # path; record_information credits the distribution's draw), BIGMODEL_SAMPLE_PROB 0.5
+    # in the DARTS space (0 for NB201), Nesterov off (_C.OPTIM.NESTEROV).
+    from types import SimpleNamespace
+
+    from nasforge.errors import SearchError
+    from nasforge.search import ALGORITHMS
+
+    nb = ALGORITHMS.create("ddpnas").config
+    assert (nb.random_sample, nb.bigmodel_sample_prob, nb.nesterov) == (True, 0.0, False)
+    m = _no_net()
+    cfg = m.config
+    assert (cfg.random_sample, cfg.bigmodel_sample_prob, cfg.nesterov) == (True, 0.5, False)
+    big, differs = 0, 0
+    for epoch in range(400):
+        m.begin_epoch(epoch)
+        normal = m.train_path[:14]
+        free = sum(k in PARAM_FREE for k in normal)
+        big += OP["none"] not in normal and free <= 2
+        differs += m.train_path != m.path
+    # half the draws are "big models"; a uniform path is one with probability ~4e-3
+    assert 0.42 < big / 400 < 0.58 and differs == 400
+    # the trained path is scored, and its result credited to the distribution's draw
+    scored = []
+    m.evaluate_arch = lambda arch, batches: scored.append(list(arch)) or 50.0
+    m.end_epoch(400, SimpleNamespace(full_valid=lambda: []))
+    assert scored == [m.train_path]
+    assert all(m.rounds[-1][e, k] == 0.5 for e, k in enumerate(m.path))
+    # random_sample=False: the paper's DDPNAS, which trains the path it credits
+    own = _no_net(random_sample=False)
+    own.begin_epoch(0)
+    assert own.train_path == own.path
+    with pytest.raises(SearchError, match="bigmodel_sample_prob"):
+        nb201 = ALGORITHMS.create("ddpnas", bigmodel_sample_prob=0.5)
+        nb201.rng = np.random.default_rng(0)
+        nb201.setup_arch()

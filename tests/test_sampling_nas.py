@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -356,3 +357,43 @@ def test_study_ranking_cli_writes_json_and_figure(tmp_path: Path) -> None:
     assert set(result["parts"]) <= {0, 1}
     assert -1 <= result["snapshots"][-1]["tau"] <= 1
     assert (out / "ranking.png").exists()
+
+
+def test_bnnas_official_decay_and_linear_per_iteration_schedule(digits) -> None:
+    # BNNAS utils/nas_utils.py get_optimizer_schedule: decay only on 4-D weights and the
+    # classifier, so the trained BN scales get none; LambdaLR 1 - step / delta stepped
+    # before every iteration while the lr is above min_lr (supernet/train.py:20-21).
+    m = ALGORITHMS.create("bn-nas", **{**TINY, "steps_per_epoch": 3}, epochs=4)
+    m.setup(digits.num_classes, seed=0)
+    wd = {id(p): g["weight_decay"] for g in m.w_optimizer.param_groups for p in g["params"]}
+    for name, p in m.supernet.named_parameters():
+        official = p.ndim == 4 or name.startswith("classifier.")
+        assert wd[id(p)] == (4e-5 if official else 0.0), name
+    assert all(wd[id(p)] == 0.0 for p in m.trainable())
+    old = ALGORITHMS.create("bn-nas", **TINY, decay="all")
+    old.setup(digits.num_classes, seed=0)
+    assert {g["weight_decay"] for g in old.w_optimizer.param_groups} == {4e-5}
+    # the official schedule, replayed with torch's LambdaLR
+    cfg = m.config
+    total = cfg.epochs * 3
+    delta = total / (1 - cfg.eta_min / cfg.lr)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / delta)
+    want = []
+    for _ in range(total):
+        if sched.get_last_lr()[0] > cfg.eta_min:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # stepped before optimizer.step(), as official
+                sched.step()
+        want.append(sched.get_last_lr()[0])
+    got = [m.iteration_lr(k) for k in range(1, total + 1)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got[-1] == pytest.approx(cfg.eta_min)
+    # each step sets its iteration's lr; an epoch starts where the last one ended
+    x, y = digits.train.images[:16].float() / 255, digits.train.labels[:16]
+    m.begin_epoch(2)
+    m.train_step((x, y), None, 2)
+    assert m.w_optimizer.param_groups[0]["lr"] == pytest.approx(want[2 * 3])
+    assert m.epoch_lr(2) == pytest.approx(want[2 * 3])
+    with pytest.raises(SearchError, match="schedule='step'"):
+        ALGORITHMS.create("bn-nas", schedule="step")

@@ -53,7 +53,16 @@ def _expected_rows(bench):
 def test_to_arrow_is_one_row_per_run_with_the_queried_values(bench):
     t = bench.to_arrow()
     assert t.num_rows == _expected_rows(bench) == 4 * 3 * 4 + 2
-    assert t.column_names[:7] == ["index", "arch", "dataset", "hp", "seed", "status", "epochs"]
+    assert t.column_names[:8] == [
+        "index",
+        "arch",
+        "dataset",
+        "hp",
+        "seed",
+        "aggregate",
+        "status",
+        "epochs",
+    ]
     assert {"valid_acc", "train_time", "params_m", "flops_m", "latency_s"} <= set(t.column_names)
     assert "epoch_time" not in t.column_names  # a per-epoch figure: only as a curve
     df = t.to_pandas()

@@ -169,6 +169,21 @@ def test_bad_latency_targets_are_one_line_errors() -> None:
 
 
 @pytest.mark.slow
+def test_width_cli_trains_aows_with_its_official_recipe() -> None:
+    # bermanmaxim/AOWS train_nas.py:36-46, 82-87: 20 epochs, lr 0.1 x batch / 256, momentum
+    # 0.9, wd 1e-5, no scheduler; the other methods keep NB201's recipe for 10 epochs.
+    from nasforge.cli.width import _supernet_recipe
+
+    aows = _supernet_recipe("aows", None, None, 64, None)
+    assert (aows.name, aows.epochs, aows.batch_size) == ("aows-20e", 20, 64)
+    assert (aows.lr, aows.weight_decay, aows.momentum, aows.nesterov) == (0.025, 1e-5, 0.9, False)
+    assert {aows.lr_at(e) for e in range(20)} == {0.025}
+    assert _supernet_recipe("aows", None, 3, 512, None).lr == pytest.approx(0.2)
+    other = _supernet_recipe("cafenet", None, None, 64, None)
+    assert other.name.startswith("nb201-200e") and other.epochs == 10
+    assert _supernet_recipe("aows", "nb201-12e", None, 64, None).name.startswith("nb201-12e")
+
+
 def test_cli_aows_end_to_end_at_tiny_size(tmp_path) -> None:
     """`width search --method aows` measures, fits, trains, decodes and measures the result;
     uniform scaling is reported under the same latency model. Tiny: a 3-level space,
@@ -191,6 +206,12 @@ def test_cli_aows_end_to_end_at_tiny_size(tmp_path) -> None:
     assert rec["latency_model"]["val_rmse_ms"] >= 0
     assert rec["settings"]["supernet"]["distill"] is True
     assert rec["settings"]["supernet"]["num_random"] == 1
+    # AOWS's own supernet recipe (train_nas.py): constant lr 0.1 x batch / 256, wd 1e-5
+    recipe = rec["recipe"]
+    assert recipe["name"].startswith("aows-20e") and recipe["epochs"] == 1
+    assert recipe["scheduler"] == "constant"
+    assert recipe["lr"] == pytest.approx(0.1 * 32 / 256) and recipe["weight_decay"] == 1e-5
+    assert recipe["nesterov"] is False
     saved = json.loads((out / "latency.json").read_text())
     assert saved["info"]["measure"]["batch_size"] == 4
     # Another method under the same target reuses the saved model: equal-latency comparison.

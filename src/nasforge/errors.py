@@ -60,6 +60,10 @@ class RecipeError(NasforgeError, ValueError):
     """An unknown recipe or an invalid recipe field."""
 
 
+class NetworkError(NasforgeError, ValueError):
+    """A network shape (channels, cells) the network cannot be built with."""
+
+
 class BenchError(NasforgeError, ValueError):
     """A benchmark table that is missing, corrupt, foreign, or asked for what it lacks."""
 

@@ -27,7 +27,29 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["CountingEvaluator", "epoch_listener", "make_progress", "report_epoch"]
+__all__ = [
+    "CountingEvaluator",
+    "epoch_listener",
+    "make_progress",
+    "output_console",
+    "report_epoch",
+]
+
+#: Layout width when the output is not a terminal (a pipe, a log file, CI): wide enough
+#: that no line -- an arch string, a table row, a progress bar's last state -- is wrapped
+#: or cut; tables still size to their content.
+PIPED_WIDTH = 1_000_000
+
+
+def output_console(*, stderr: bool = False, quiet: bool = False) -> Console:
+    """The console a command writes to. In a terminal: Rich's defaults (its width, colour,
+    live progress bars). Elsewhere (``| tee``, ``> log``, CI): plain lines that are never
+    wrapped or truncated -- arch strings can be copied back from a log -- and progress bars,
+    which cannot redraw there, leave at most their complete final line."""
+    console = Console(stderr=stderr, quiet=quiet)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, quiet=quiet, width=PIPED_WIDTH, soft_wrap=True)
 
 
 def make_progress(
@@ -43,7 +65,7 @@ def make_progress(
         field_columns: markup of text columns between the count and the times, typically
             ``{task.fields[...]}`` of values the caller updates.
         transient: remove the bar when it stops.
-        console: where to draw (default: Rich's global console, stdout).
+        console: where to draw (default: :func:`output_console`, stdout).
     """
     return Progress(
         TextColumn(label_column_text),
@@ -54,7 +76,7 @@ def make_progress(
         TextColumn("ETA"),
         TimeRemainingColumn(),
         transient=transient,
-        console=console,
+        console=console if console is not None else output_console(),
     )
 
 

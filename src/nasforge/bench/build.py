@@ -630,15 +630,13 @@ class _Progress:
         self.show = show
         if not show:
             return
-        from rich.console import Console
-
-        from nasforge.progress import make_progress
+        from nasforge.progress import make_progress, output_console
 
         self.progress = make_progress(
             "[bold]build",
             "[red]{task.fields[failed]} failed",
             "{task.fields[rate]:.1f} trainings/min",
-            console=Console(stderr=True),  # stdout stays clean for --json reports
+            console=output_console(stderr=True),  # stdout stays clean for --json reports
         )
         self.task = self.progress.add_task("build", total=total, completed=done, failed=0, rate=0.0)
         self.done = done

@@ -365,9 +365,18 @@ class ResultsCount:
         sets = "[" + ", ".join(self.eval_names) + "]"
         return (
             f"{type(self).__name__}({self.name}, arch={self.arch_config['arch_str']}, "
-            f"FLOP={self.flop:.2f}M, Param={self.params:.3f}MB, seed={self.seed}, "
+            f"FLOP={_fmt_or_none(self.flop, '.2f')}M, Param={_fmt_or_none(self.params, '.3f')}MB, "
+            f"seed={self.seed}, "
             f"{len(self.eval_names)} eval-sets: {sets})"
         )
+
+
+def _fmt_or_none(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``, or ``None`` for an unknown cost (a table imported
+    from a file without costs): the official summary formats numbers it always has, and
+    ``format(None, ".2f")`` would raise where printing must not (a final-metrics table has
+    no training loss either)."""
+    return "None" if value is None else format(value, spec)
 
 
 class NB201ResultsCount(ResultsCount):
@@ -686,30 +695,38 @@ def print_information(
     names = information.get_dataset_names()
     lines = [information.arch_str, f"datasets : {names}, extra-info : {extra_info}"]
 
-    def metric2str(info: dict[str, Any]) -> str:
-        return f"loss = {info['loss']:.3f}{sep} top1 = {info['accuracy']:.2f}%"
+    def metric2str(ds: str, setname: str) -> str:
+        try:
+            info = information.get_metrics(ds, setname)
+        except CompatKeyError:
+            # a final-metrics table (e.g. the 12-epoch group of an NB201 export) records
+            # only some sets: the line says so instead of failing the whole summary
+            return "not recorded"
+        loss, top1 = _fmt_or_none(info["loss"], ".3f"), _fmt_or_none(info["accuracy"], ".2f")
+        return f"loss = {loss}{sep} top1 = {top1}%"
 
     for ds in names:
         c = information.get_compute_costs(ds)
         lat = c["latency"]
         lat_s = f"{lat * 1000:.2f}" if lat is not None and lat > 0 else None
         lines.append(
-            f"{ds:14s} FLOP={c['flops']:6.2f} M, Params={c['params']:.3f} MB, latency={lat_s} ms."
+            f"{ds:14s} FLOP={_fmt_or_none(c['flops'], '6.2f')} M, "
+            f"Params={_fmt_or_none(c['params'], '.3f')} MB, latency={lat_s} ms."
         )
-        train = metric2str(information.get_metrics(ds, "train"))
+        train = metric2str(ds, "train")
         if ds == "cifar10-valid":
-            valid = metric2str(information.get_metrics(ds, "x-valid"))
+            valid = metric2str(ds, "x-valid")
             if valid_test:
-                test = metric2str(information.get_metrics(ds, "ori-test"))
+                test = metric2str(ds, "ori-test")
                 lines.append(f"{ds:14s} train : [{train}], valid : [{valid}], test : [{test}]")
             else:
                 lines.append(f"{ds:14s} train : [{train}], valid : [{valid}]")
         elif ds == "cifar10":
-            test = metric2str(information.get_metrics(ds, "ori-test"))
+            test = metric2str(ds, "ori-test")
             lines.append(f"{ds:14s} train : [{train}], test  : [{test}]")
         else:
-            valid = metric2str(information.get_metrics(ds, "x-valid"))
-            test = metric2str(information.get_metrics(ds, "x-test"))
+            valid = metric2str(ds, "x-valid")
+            test = metric2str(ds, "x-test")
             lines.append(f"{ds:14s} train : [{train}], valid : [{valid}], test : [{test}]")
     if show:
         print("\n".join(lines))

@@ -4,8 +4,10 @@ Arrow, spreadsheets.
 Columns, in order:
 
 * ``index`` (official NB201 index), ``arch`` (official string), ``dataset``, ``hp``,
-  ``seed``, ``status`` (``ok`` / ``failed`` / ``diverged``), ``epochs`` (epochs trained;
-  empty for a final-metrics-only group);
+  ``seed``, ``aggregate``, ``status`` (``ok`` / ``failed`` / ``diverged``), ``epochs``
+  (epochs trained; empty for a final-metrics-only group). A row of seed means (an NB201
+  results export) has an empty ``seed`` and ``aggregate`` ``mean``; a per-seed run has its
+  seed and an empty ``aggregate``;
 * one column per metric of the table (:data:`~nasforge.bench.schema.ALL_METRICS` order):
   its value after the last epoch (``train_time``: total training seconds; the per-epoch
   ``epoch_time`` only as a curve, like :attr:`Record.final <nasforge.bench.Record>`); empty
@@ -42,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Formats of :func:`export_table`.
 EXPORT_FORMATS = ("parquet", "csv")
-_KEYS = ("index", "arch", "dataset", "hp", "seed", "status", "epochs")
+_KEYS = ("index", "arch", "dataset", "hp", "seed", "aggregate", "status", "epochs")
 _CURVE = "_curve"
 
 
@@ -88,6 +90,7 @@ def iter_batches(bench: Benchmark, *, curves: bool = False) -> Iterator[dict[str
             continue
         rows = np.asarray(g.g.rows)
         index = rows[r_idx]
+        agg = bench.aggregate(ds, hp)
         ok = status[r_idx, s_idx] == 1
         cols: dict[str, Any] = {
             "index": index.astype(np.int64),
@@ -97,7 +100,9 @@ def iter_batches(bench: Benchmark, *, curves: bool = False) -> Iterator[dict[str
             ],
             "dataset": [ds] * n,
             "hp": [hp] * n,
-            "seed": np.asarray(g.g.seeds, np.int64)[s_idx],
+            # a group of seed means has no training seed: null, and `aggregate` says which
+            "seed": [None] * n if agg else np.asarray(g.g.seeds, np.int64)[s_idx],
+            "aggregate": [agg] * n,
             "status": [STATUS_NAMES.get(int(x), "missing") for x in status[r_idx, s_idx]],
             "epochs": [None if g.final_only else g.g.epochs] * n,
         }
@@ -135,6 +140,7 @@ def _arrow_schema(bench: Benchmark, curves: bool) -> Any:
         pa.field("dataset", pa.string()),
         pa.field("hp", pa.string()),
         pa.field("seed", pa.int64()),
+        pa.field("aggregate", pa.string()),
         pa.field("status", pa.string()),
         pa.field("epochs", pa.int64()),
     ]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.bench.schema import STATUS_CODES, STATUS_NAMES, TRAIN_TIME
+from nasforge.bench.schema import AGGREGATES_META, STATUS_CODES, STATUS_NAMES, TRAIN_TIME
 from nasforge.bench.spaces import DEFAULT_TABLE_SPACE, TableSpace, table_space
 from nasforge.bench.store import GroupData, TableState, load_table, verify
 from nasforge.errors import ArchError, BenchError
@@ -271,6 +271,19 @@ class Benchmark:
     @property
     def meta(self) -> dict[str, Any]:
         return dict(self._state.manifest.get("meta") or {})
+
+    def aggregate(self, dataset: str, hp: str) -> str | None:
+        """``"mean"`` when the group ``(dataset, hp)`` holds seed means instead of per-seed
+        runs (an NB201 results export, or a plain table with an ``aggregate`` column): its
+        one entry per arch is stored under the pseudo-seed 0, which is not a training seed
+        and is shown and exported as none (``seed`` null, ``aggregate`` "mean"). None for
+        per-seed groups."""
+        meta = self.meta
+        named = (meta.get(AGGREGATES_META) or {}).get(f"{dataset}/{hp}")
+        if named is not None:
+            return str(named)
+        # tables imported from an NB201 export before the key existed: all seed means
+        return "mean" if meta.get("source_format") == "nb201-export" else None
 
     @property
     def space(self) -> str:
@@ -670,7 +683,9 @@ class Benchmark:
                     "hp": hp,
                     "epochs": None if g.final_only else g.g.epochs,
                     "final_only": g.final_only,
-                    "seeds": list(g.g.seeds),
+                    # an aggregate group has no training seeds: its pseudo-seed is not one
+                    "seeds": [] if self.aggregate(ds, hp) else list(g.g.seeds),
+                    "aggregate": self.aggregate(ds, hp),
                     "metrics": list(g.names),
                     "has_time": TRAIN_TIME in g.m_pos,
                     "archs": int(ok.any(axis=1).sum()),

@@ -64,6 +64,14 @@ def current_cost_names(names: list[str]) -> list[str]:
 
 
 #: Entry status codes stored per (seed, arch) of a group; 0 means "no entry".
+#: Table metadata key naming the groups that hold seed aggregates, not per-seed runs:
+#: ``{"<dataset>/<hp>": "mean"}``; such a group stores its one entry per arch under
+#: :data:`AGGREGATE_SEED`, a placeholder that is never shown or exported as a seed.
+AGGREGATES_META = "aggregates"
+AGGREGATE_SEED = 0
+#: The aggregates a table can hold (an ``aggregate`` column of a plain import names one).
+AGGREGATE_KINDS = ("mean",)
+
 STATUS_MISSING = 0
 STATUS_CODES: dict[str, int] = {"ok": 1, "failed": 2, "diverged": 3}
 STATUS_NAMES: dict[int, str] = {v: k for k, v in STATUS_CODES.items()}

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from nasforge.progress import output_console
 from nasforge.spaces import DEFAULT_SPACE, SPACES, get_space
 
 arch_app = typer.Typer(help="Inspect one architecture of a search space.", no_args_is_help=True)
@@ -37,7 +37,7 @@ def _print_info(title: str, info: dict[str, Any]) -> None:
                 table.add_row(f"{key[:-1] if key.endswith('s') else key} {first}", _cell(rest))
         else:
             table.add_row(key, _cell(value))
-    Console().print(table)
+    output_console().print(table)
 
 
 @arch_app.command("info")
@@ -68,13 +68,38 @@ def arch_info(
     _print_info(title, info)
 
 
+def _size_fields(sp: Any) -> dict[str, Any]:
+    """What ``space list`` and ``space info`` both say of a space's size, the same way for
+    every space: ``size``, the exact number of architectures (however large); ``indexed``,
+    whether they have an index (``size()`` of the protocol is None when they have not)."""
+    indexed = sp.size()
+    count = getattr(sp, "count", None)
+    return {
+        "size": indexed if indexed is not None else (count() if count is not None else None),
+        "indexed": indexed is not None,
+    }
+
+
+#: Keys every space's ``space info`` starts with, in this order (then its own details).
+COMMON_INFO_KEYS = ("space", "size", "indexed", "encodings")
+
+
+def space_description(name: str) -> dict[str, Any]:
+    """``space info``'s record: :data:`COMMON_INFO_KEYS` for every space, then the keys of
+    the space's own ``describe()`` (its ``count`` is the ``size`` here)."""
+    sp = get_space(name)
+    own = sp.describe()
+    common = {"space": sp.name, **_size_fields(sp), "encodings": own.get("encodings")}
+    return {**common, **{k: v for k, v in own.items() if k not in common and k != "count"}}
+
+
 @space_app.command("info")
 def space_info(
     space: str = typer.Argument(DEFAULT_SPACE, help=_SPACE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Size, encodings and structure of a space (NB201: nodes, ops, unique archs)."""
-    info = get_space(space).describe()
+    info = space_description(space)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -83,17 +108,20 @@ def space_info(
 
 @space_app.command("list")
 def space_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Every registered space with its size (None: too large to enumerate)."""
-    rows = [{"space": n, "size": get_space(n).size()} for n in SPACES.names()]
+    """Every registered space with its size (the exact number of archs) and whether its
+    archs have an index (an enumerable space)."""
+    rows = [{"space": n, **_size_fields(get_space(n))} for n in SPACES.names()]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="search spaces")
     table.add_column("space")
     table.add_column("size", justify="right")
+    table.add_column("indexed")
     for r in rows:
-        table.add_row(r["space"], "astronomical" if r["size"] is None else f"{r['size']:,}")
-    Console().print(table)
+        size = "unknown" if r["size"] is None else f"{r['size']:,}"
+        table.add_row(r["space"], size, "yes" if r["indexed"] else "no")
+    output_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from nasforge.errors import BenchError
+from nasforge.progress import output_console
 
 bench_app = typer.Typer(
     help="Tabular benchmarks: import official files or CSVs, inspect and query tables.",
@@ -94,7 +94,7 @@ def bench_info(
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    console = Console()
+    console = output_console()
     console.print(
         f"[bold]{escape(str(info['path']))}[/]  {info['format']}  space={info['space']}  "
         f"archs={info['archs']}/{info['space_size']}  journal={info['journal_records']} pending"
@@ -111,7 +111,7 @@ def bench_info(
             g["dataset"],
             g["hp"],
             "final only" if g["epochs"] is None else str(g["epochs"]),
-            ",".join(map(str, g["seeds"])),
+            f"{g['aggregate']} of seeds" if g.get("aggregate") else ",".join(map(str, g["seeds"])),
             str(g["archs"]),
             str(g["runs_ok"]),
             str(g["runs_failed"] + g["runs_diverged"]),
@@ -154,18 +154,21 @@ def bench_query(
     if not curves:
         out.pop("curves")
     out["epochs"] = epoch if epoch is not None else bench.num_epochs(rec.dataset, rec.hp)
+    agg = bench.aggregate(rec.dataset, rec.hp)
+    if agg is not None:  # seed means: the placeholder seed is not a training seed
+        out["seeds"], out["aggregate"] = [], agg
     if as_json:
         typer.echo(json.dumps(_clean(out), indent=2))
         return
     t = Table(title=f"{out['arch']} (index {out['index']})", show_header=False)
     t.add_row("dataset / hp", f"{rec.dataset} / {rec.hp}")
     t.add_row("epochs", _fmt(out["epochs"]))
-    t.add_row("seeds", ", ".join(map(str, rec.seeds)))
+    t.add_row("seeds", f"{agg} of seeds" if agg else ", ".join(map(str, rec.seeds)))
     for k, v in rec.final.items():
         t.add_row(k, _fmt(v))
     for k, v in rec.cost.items():
         t.add_row(k, _fmt(v))
-    Console().print(t)
+    output_console().print(t)
 
 
 @bench_app.command("top")
@@ -195,7 +198,7 @@ def bench_top(
     t = Table("rank", "index", "arch", metric, title=f"{dataset} / hp={hp}")
     for r in rows:
         t.add_row(str(r["rank"]), str(r["index"]), r["arch"], _fmt(r[metric]))
-    Console().print(t)
+    output_console().print(t)
 
 
 @bench_app.command("verify")

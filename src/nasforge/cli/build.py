@@ -119,10 +119,11 @@ def build_command(
 
 
 def _print_report(report: Any) -> None:
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console()
+    from nasforge.progress import output_console
+
+    console = output_console()
     console.print(
         f"[bold]{escape(report.path)}[/] {escape(report.dataset)}/hp={escape(report.hp)}: "
         f"{report.skipped + report.trained}/{report.total} done "

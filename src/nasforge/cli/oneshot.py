@@ -28,14 +28,17 @@ EMBEDDED = ("digits", "synthetic")
 #: Published settings are kept where they do not drive the cost (optimizers, arch lr,
 #: K=4); what shrinks is the skeleton (N=2 cells per stage instead of 5), the number of
 #: epochs, and the per-method selection / controller budgets. For pc-darts on digits the
-#: whole job (search + training the derived arch) takes about 2 minutes on 2 CPU cores.
+#: whole job (search + training the derived arch) takes about 1.5 CPU-minutes on an AVX2
+#: EPYC (``benchmarks/demo_timing.py``; README "Quick start").
 QUICK_COMMON: dict[str, Any] = {"C": 16, "N": 2, "batch_size": 64, "eval_batch_size": 512}
 QUICK_PER_ALGO: dict[str, dict[str, Any]] = {
     # ~30% warm-up as in the paper (15 of 50 epochs). PC-DARTS' lr 0.1 is for batch 256, so
     # at batch 64 DARTS' 0.025 is the matching one (linear scaling). The paper's search takes
-    # ~3.4k architecture steps (35 epochs x 98 batches); this one ~220, so the arch lr is
-    # 10x the published 6e-4 for alpha to travel a comparable distance.
-    "pc-darts": {"epochs": 20, "warmup_epochs": 6, "lr": 0.025, "arch_lr": 6e-3},
+    # ~3.4k architecture steps (35 epochs x 98 batches); this one 112 (7 epochs x 16), so
+    # the arch lr is 10x the published 6e-4 for alpha to travel a larger distance.
+    # 10 epochs (3 warm-up) halve the demo's search (benchmarks/demo_timing.py);
+    # `--epochs 20` is the earlier profile (6 warm-up, 224 arch steps).
+    "pc-darts": {"epochs": 10, "warmup_epochs": 3, "lr": 0.025, "arch_lr": 6e-3},
     "darts-v1": {"epochs": 10},
     "darts-v2": {"epochs": 6},
     "single-darts": {"epochs": 10},
@@ -114,7 +117,31 @@ def resolve_overrides(
     return {k: v for k, v in out.items() if k in fields or k in (overrides or {})}
 
 
-def run_oneshot(
+#: Intra-op threads of an embedded-data run when ``--threads`` is not given: the demo is one
+#: small job, and two OpenMP threads on a loaded 2-core machine spin-wait for each other --
+#: 8.6x the CPU time and 3x the wall time of one thread, and a different result
+#: (``benchmarks/results/demo_timing.json``).
+EMBEDDED_THREADS = 1
+
+
+def run_oneshot(algo: str, dataset: str, out: Path, **options: Any) -> dict[str, Any]:
+    """:func:`search_oneshot` (see there), on :data:`EMBEDDED_THREADS` torch threads when the
+    dataset is embedded and the command line gave no ``--threads`` (restored afterwards)."""
+    import torch
+
+    from nasforge.cli.options import threads_given
+
+    if not is_embedded(dataset) or threads_given():
+        return search_oneshot(algo, dataset, out, **options)
+    before = torch.get_num_threads()
+    torch.set_num_threads(EMBEDDED_THREADS)
+    try:
+        return search_oneshot(algo, dataset, out, **options)
+    finally:
+        torch.set_num_threads(before)
+
+
+def search_oneshot(
     algo: str,
     dataset: str,
     out: Path,
@@ -142,15 +169,17 @@ def run_oneshot(
     ones (use ``nasforge train`` or a table there); 0 = no training. ``limit`` caps every
     split's size (tiny runs); ``overrides`` replace fields of the method's config.
     """
-    from rich.console import Console
+    import torch
     from rich.markup import escape
 
     from nasforge.data import load_splits
     from nasforge.io import check_output_dir
+    from nasforge.progress import output_console
     from nasforge.search.oneshot import run_search
     from nasforge.train import get_recipe, train_arch
 
-    console = Console(quiet=quiet)
+    console = output_console(quiet=quiet)
+    console.print(f"torch threads: {torch.get_num_threads()}", highlight=False)
     cls = _oneshot_class(algo, space)
     out = check_output_dir(out)
     config_overrides = resolve_overrides(algo, dataset, epochs, overrides, space)
@@ -172,6 +201,9 @@ def run_oneshot(
     # Splits without an official file or rule use data seed 0, never the search seed: two
     # seeds of a method (and two methods) are compared on the same validation images.
     data = load_splits(dataset, data_dir, seed=0, limit=limit)
+    for note in data.notes:
+        if note.startswith("limit "):  # what --limit kept, so a tiny run is read as one
+            console.print(escape(note), highlight=False)
     bench_obj = None
     if bench is not None:
         from nasforge.bench import Benchmark

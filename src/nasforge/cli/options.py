@@ -102,7 +102,18 @@ def cells_option(
     return typer.Option(default, "--cells", callback=at_least(1, "MAX_NETWORK_INT"), help=help)
 
 
+#: Whether this command line gave ``--threads`` (its callback runs for every command that
+#: has the option, given or not, so the flag never carries over from an earlier command).
+_THREADS_GIVEN = [False]
+
+
+def threads_given() -> bool:
+    """Whether ``--threads`` was given to the command being run."""
+    return _THREADS_GIVEN[0]
+
+
 def _set_threads(value: int | None) -> int | None:
+    _THREADS_GIVEN[0] = value is not None
     if value is None:
         return None
     # more threads than cores only oversubscribes; 100,000 of them exhausted the process

@@ -38,6 +38,7 @@ from nasforge.cli.options import (
     threads_option,
 )
 from nasforge.errors import SearchError
+from nasforge.progress import output_console
 
 _EVALUATOR_HELP = "'table' (needs --bench; simulated clock) or 'train' (real training; wall clock)."
 _SPACE_HELP = (
@@ -354,12 +355,17 @@ def search(
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
     from nasforge.io import check_output_dir
-    from nasforge.search import ALGORITHMS
-    from nasforge.search.protocol import plot_facts, run_protocol, save_search, summarize
+    from nasforge.search.protocol import (
+        plot_facts,
+        run_protocol,
+        save_search,
+        search_algorithm,
+        summarize,
+    )
 
     # --quiet silences progress and notes; the result table and paths are the output.
-    console = Console(quiet=quiet)
-    out_console = Console()
+    console = output_console(quiet=quiet)
+    out_console = output_console()
     if task != "classification" or _is_task_search(algo):
         _run_task_search(
             algo,
@@ -378,7 +384,7 @@ def search(
             params=_parse_params(param) or {},
         )
         return
-    factory = ALGORITHMS.get(algo)
+    factory = search_algorithm(algo)  # a width method is refused, pointing at `width search`
     check_output_dir(out)  # before any work: a bad -o found at the end would lose the run
     if zc_proxy is not None and getattr(factory, "kind", None) != "blackbox":
         raise SearchError(
@@ -548,8 +554,8 @@ def compare(
             )
     _require_objectives(names, objectives)
     # --quiet silences progress and notes; the result table and paths are the output.
-    console = Console(quiet=quiet)
-    out_console = Console()
+    console = output_console(quiet=quiet)
+    out_console = output_console()
     # locals(): the options as given (no option is rebound above this line).
     ev, b = _evaluator_and_budget(locals(), console)
     if objectives is not None:

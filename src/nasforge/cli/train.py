@@ -18,10 +18,16 @@ from nasforge.cli.options import (
 
 
 class _SpaceTraining:
-    """How ``train`` parses ``--arch`` (before any data is loaded) and trains it."""
+    """How ``train`` parses ``--arch`` and checks the network options (both before any data
+    is loaded) and trains it."""
 
-    def __init__(self, parse: Callable[[str], tuple[Any, str]], fit: Callable[..., Any]) -> None:
-        self.parse, self.fit = parse, fit
+    def __init__(
+        self,
+        parse: Callable[[str], tuple[Any, str]],
+        fit: Callable[..., Any],
+        check_cells: Callable[[int], Any] | None = None,
+    ) -> None:
+        self.parse, self.fit, self.check_cells = parse, fit, check_cells
 
 
 def _nb201_parse(arch: str) -> tuple[Any, str]:
@@ -50,9 +56,15 @@ def _darts_fit(g: Any, data: Any, rec: Any, C: int | None, cells: int | None, **
     return train_genotype(g, data, rec, C=C, layers=cells, **kw)
 
 
+def _darts_check_cells(cells: int) -> None:
+    from nasforge.nn.darts import check_cells
+
+    check_cells(cells)
+
+
 _SPACES: dict[str, _SpaceTraining] = {
     "nb201": _SpaceTraining(_nb201_parse, _nb201_fit),
-    "darts": _SpaceTraining(_darts_parse, _darts_fit),
+    "darts": _SpaceTraining(_darts_parse, _darts_fit, _darts_check_cells),
 }
 
 
@@ -62,8 +74,10 @@ def _generic_parse(space: str, arch: str) -> tuple[Any, str]:
     import json
 
     from nasforge.errors import ArchError
-    from nasforge.spaces import get_space
+    from nasforge.spaces import SPACES, get_space
 
+    if space not in SPACES:
+        raise typer.BadParameter(f"unknown space {space!r}; expected one of {SPACES.names()}")
     sp = get_space(space)
     text = arch
     path = Path(arch)
@@ -180,13 +194,13 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train one network of a space; print a per-epoch table and optionally write JSON."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from nasforge.cli.options import key_value_pairs
     from nasforge.data import load_splits
     from nasforge.io import check_output_dir, check_output_file
+    from nasforge.progress import output_console
     from nasforge.tasks import get_task
     from nasforge.train import CHECKPOINT_NAME, get_recipe
     from nasforge.train.checkpoint import resume_path
@@ -195,6 +209,14 @@ def train(
     legacy = tk.name == "classification" and space in _SPACES
     if legacy:
         value, arch_text = _SPACES[space].parse(arch)
+        check = _SPACES[space].check_cells
+        if cells is not None and check is not None:
+            from nasforge.errors import NetworkError
+
+            try:
+                check(cells)
+            except NetworkError as exc:
+                raise typer.BadParameter(str(exc), param_hint="'--cells'") from None
         if network:
             raise typer.BadParameter(
                 f"the {space} network takes --channels / --cells, not --network"
@@ -227,12 +249,15 @@ def train(
         )
     else:
         data = tk.load(dataset, data_dir, seed=data_seed, limit=limit)
-    console = Console()
+    console = output_console()
     console.print(
         f"[bold]{escape(arch_text)}[/] on {escape(data.name)} {data.summary()} with "
         f"{escape(rec.name)}, seed {seed}",
         highlight=False,
     )
+    for note in getattr(data, "notes", ()):
+        if note.startswith("limit "):  # what --limit kept, so a tiny run is read as one
+            console.print(escape(note), highlight=False)
     fit = _SPACES[space].fit if legacy else _generic_fit(space, tk, options)
     result = fit(
         value,

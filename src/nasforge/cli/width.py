@@ -74,6 +74,20 @@ def _recipe(name: str, epochs: int | None, batch_size: int | None, lr: float | N
     return get_recipe(name, epochs=epochs, batch_size=batch_size, lr=lr)
 
 
+def _supernet_recipe(
+    method: str, name: str | None, epochs: int | None, batch_size: int, lr: float | None
+):
+    """The supernet recipe of ``method``: ``--recipe`` if given; else AOWS's own
+    (``aows-20e``: 20 epochs, constant lr 0.1 x batch / 256, wd 1e-5) for aows and
+    ``nb201-200e`` for the others; ``--epochs`` (default: the recipe's 20 for aows,
+    10 otherwise) and ``--lr`` override it."""
+    from nasforge.train.recipe import aows_20e
+
+    if name is None and method == "aows":
+        return _recipe(aows_20e(batch_size), epochs, batch_size, lr)
+    return _recipe(name or "nb201-200e", _EPOCHS if epochs is None else epochs, batch_size, lr)
+
+
 def _settings(num_random: int, placements: int, population: int, generations: int, parents: int):
     from nasforge.search.width import EvolutionSettings, SupernetSettings
 
@@ -95,9 +109,9 @@ def space_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Channel groups, candidate widths, FLOPs per bin step and space size of a backbone."""
-    from rich.console import Console
     from rich.table import Table
 
+    from nasforge.progress import output_console
     from nasforge.spaces.width import make_space
 
     space = make_space(
@@ -118,7 +132,7 @@ def space_cmd(
     for (g, cands), st in zip(info["groups"].items(), steps, strict=False):
         mean = f"{st.mean():.4f}" if len(st) else "-"
         table.add_row(g, str(cands[-1]), " ".join(map(str, cands)), mean)
-    Console().print(table)
+    output_console().print(table)
 
 
 @width_app.command("search")
@@ -127,7 +141,9 @@ def search_cmd(
     backbone: str = _BACKBONE,
     dataset: str = typer.Option("digits", "--dataset", help=_DATASET_HELP),
     method: str = typer.Option(
-        "cafenet", "--method", help="cafenet, fixed (sharing), uniform (scaling) or aows"
+        "cafenet",
+        "--method",
+        help="cafenet, fixed-width (fixed sharing), uniform-width (uniform scaling) or aows",
     ),
     sharing: str | None = typer.Option(None, "--sharing", hidden=True),
     flops: str = typer.Option("50%", "--flops", help="Budget: '50%' of the full net or '12.5M'."),
@@ -148,8 +164,14 @@ def search_cmd(
     distill: bool | None = typer.Option(
         None, "--distill/--no-distill", help="In-place distillation (default: the method's)."
     ),
-    recipe: str = typer.Option("nb201-200e", "--recipe", help="Supernet recipe to derive from."),
-    epochs: int = typer.Option(_EPOCHS, "--epochs", help="Supernet training epochs."),
+    recipe: str | None = typer.Option(
+        None,
+        "--recipe",
+        help="Supernet recipe to derive from (default: aows-20e for aows, else nb201-200e).",
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Supernet training epochs (default: 20 for aows, else 10)."
+    ),
     batch_size: int = typer.Option(_BATCH, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
     num_random: int | None = typer.Option(
@@ -174,22 +196,20 @@ def search_cmd(
     """Train a supernet and search the best widths within a FLOPs budget or latency target."""
     from dataclasses import replace
 
-    from rich.console import Console
-
     from nasforge.io import check_output_dir
-    from nasforge.progress import make_progress
+    from nasforge.progress import make_progress, output_console
     from nasforge.search.width.aows import AOWSSettings
     from nasforge.search.width.protocol import check_method, run_search
 
     check_output_dir(out)  # before the supernet training, not after it
-    console = Console()
+    console = output_console()
     algo = check_method(sharing if sharing is not None else method)
     sup, evo = _settings(2 if num_random is None else num_random, placements, population,
                          generations, parents)  # fmt: skip
     if algo == "aows":
         # AOWS's own sandwich (one random width, in-place distillation) unless overridden.
         sup = replace(sup, num_random=1 if num_random is None else num_random)
-    rec = _recipe(recipe, epochs, batch_size, lr)
+    rec = _supernet_recipe(algo, recipe, epochs, batch_size, lr)
     setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
                            latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
     bar = make_progress("{task.description}", console=console, transient=False)
@@ -236,6 +256,17 @@ def search_cmd(
             )
     console.print(escape(f"widths {res['groups']}"), highlight=False)
     console.print(escape(f"wrote {out}/search.json"), highlight=False)
+    _print_warnings(record)
+
+
+def _print_warnings(record: dict) -> None:
+    """The record's warnings (a latency target missed), on stderr: a log or a CI run keeps
+    them apart from the results."""
+    from nasforge.progress import output_console
+
+    err = output_console(stderr=True)
+    for message in record.get("warnings") or []:
+        err.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 @width_app.command("retrain")
@@ -253,9 +284,8 @@ def retrain_cmd(
     threads: int | None = threads_option(),
 ) -> None:
     """Retrain the searched widths from scratch; write retrain.json."""
-    from rich.console import Console
-
     from nasforge.io import check_output_file
+    from nasforge.progress import output_console
     from nasforge.search.width.protocol import RETRAIN_FILE, run_retrain
 
     check_output_file(directory / RETRAIN_FILE)
@@ -264,7 +294,7 @@ def retrain_cmd(
         directory, rec, seed=seed, with_uniform=with_uniform, data_root=data_dir,
         device=device, quiet=quiet,
     )  # fmt: skip
-    console = Console()
+    console = output_console()
     for key, r in record["runs"].items():
         console.print(
             escape(
@@ -297,8 +327,14 @@ def compare_cmd(
     latency_repeats: int = _LATENCY_REPEATS,
     latency_penalty: float = _LATENCY_PENALTY,
     aows_warmup: int = _AOWS_WARMUP,
-    recipe: str = typer.Option("nb201-200e", "--recipe", help="Recipe both phases derive from."),
-    epochs: int = typer.Option(_EPOCHS, "--epochs", help="Supernet training epochs."),
+    recipe: str | None = typer.Option(
+        None,
+        "--recipe",
+        help="Recipe both phases derive from (default nb201-200e; AOWS's supernet: aows-20e).",
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Supernet training epochs (default: 20 for aows, else 10)."
+    ),
     retrain_epochs: int = typer.Option(_EPOCHS, "--retrain-epochs"),
     batch_size: int = typer.Option(_BATCH, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
@@ -319,15 +355,15 @@ def compare_cmd(
 ) -> None:
     """CafeNet vs fixed sharing vs uniform scaling (and AOWS under latency targets) at the
     same budgets, all retrained."""
-    from rich.console import Console
     from rich.table import Table
 
     from nasforge.io import check_output_dir
+    from nasforge.progress import output_console
     from nasforge.search.width.aows import AOWSSettings, parse_latency_target
     from nasforge.search.width.protocol import run_compare
 
     check_output_dir(out)
-    console = Console()
+    console = output_console()
     sup, evo = _settings(num_random, placements, population, generations, parents)
     budgets = [b.strip() for b in flops.split(",") if b.strip()]
     targets = None
@@ -338,8 +374,9 @@ def compare_cmd(
                            latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
     record = run_compare(
         backbone=backbone, dataset=dataset, budgets=budgets, out_dir=out,
-        supernet_recipe=_recipe(recipe, epochs, batch_size, lr),
-        retrain_recipe=_recipe(recipe, retrain_epochs, batch_size, lr),
+        supernet_recipe=_supernet_recipe("cafenet", recipe, epochs, batch_size, lr),
+        aows_recipe=_supernet_recipe("aows", recipe, epochs, batch_size, lr),
+        retrain_recipe=_recipe(recipe or "nb201-200e", retrain_epochs, batch_size, lr),
         seed=seed, supernet=sup, evolution=evo, r_bins=r_bins, limit=limit,
         bins=bins, levels=levels, min_ratio=min_ratio,  # type: ignore[arg-type]
         data_root=data_dir, device=device,
@@ -362,6 +399,7 @@ def compare_cmd(
         table.add_row(*row)
     console.print(table)
     console.print(escape(f"wrote {out}/compare.json, compare.png"), highlight=False)
+    _print_warnings(record)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,31 +23,14 @@ of one forward call that its module's ``Conv2d`` / ``Linear`` children do not al
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from nasforge.cost.types import DATASET_SHAPES, Cost
 from nasforge.errors import NasforgeError
 
-#: Input resolution and number of classes per dataset, as in NAS-Bench-201.
-DATASET_SHAPES: dict[str, tuple[int, int]] = {
-    "cifar10": (32, 10),
-    "cifar10-valid": (32, 10),
-    "cifar100": (32, 100),
-    "ImageNet16-120": (16, 120),
-}
-
-
-@dataclass(frozen=True)
-class Cost:
-    """Params and FLOPs, both in millions."""
-
-    params_m: float
-    flops_m: float
-
-    def to_dict(self) -> dict[str, float]:
-        return {"params_m": self.params_m, "flops_m": self.flops_m}
+__all__ = ["DATASET_SHAPES", "Cost", "count_flops", "count_params", "module_cost"]
 
 
 #: Module type -> ``rule(module, inputs, output) -> multiply-adds`` of one forward call (see
@@ -108,6 +91,9 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> float:
         raise NasforgeError(
             f"input_shape must be (batch, C, ...) with sizes >= 1, got {input_shape}"
         )
+    from nasforge.cost.registry import load_torch_costs
+
+    load_torch_costs()  # the MAC rules registered by nasforge.cost.blocks
     total = [0.0]
 
     def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from nasforge.cost.counter import Cost, module_cost
 from nasforge.cost.registry import ARCH_COSTS
+from nasforge.cost.types import Cost
 from nasforge.errors import NasforgeError
 from nasforge.spaces.darts import Genotype
 
@@ -53,6 +53,8 @@ def _cost(genotype: Genotype, dataset: str, C: int, layers: int) -> Cost:
         auxiliary=False,
         imagenet=kind == "imagenet",
     )
+    from nasforge.cost.counter import module_cost  # torch: only when building
+
     cost = module_cost(net, (1, 3, res, res))
     # True values are whole numbers of parameters / multiply-adds: round away float noise.
     return Cost(round(cost.params_m, 6), round(cost.flops_m, 6))

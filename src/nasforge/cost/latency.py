@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import statistics
 import time
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from nasforge.errors import NasforgeError
+
+if TYPE_CHECKING:  # torch is imported when a latency is measured, not with nasforge.cost
+    import torch
+    from torch import nn
 
 _REDUCTIONS = {"median": statistics.median, "mean": statistics.fmean, "min": min}
 
 
 def _sync(device: torch.device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -36,6 +40,9 @@ def latency(
     ``latency.py`` reports; ``"min"`` their minimum). For an arch, the network and input shape follow
     ``dataset``; ``input_shape`` defaults to ``(batch_size, 3, res, res)`` of that dataset.
     """
+    import torch
+    from torch import nn
+
     if warmup < 0 or repeats < 1:
         raise NasforgeError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
     if reduction not in _REDUCTIONS:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from nasforge.cost.counter import DATASET_SHAPES, Cost, module_cost
 from nasforge.cost.registry import ARCH_COSTS
+from nasforge.cost.types import DATASET_SHAPES, Cost
 from nasforge.errors import NasforgeError
 
 
@@ -21,6 +21,8 @@ def _cost(channels: tuple[int, ...], dataset: str) -> Cost:
             f"{sorted(DATASET_SHAPES)}"
         )
     res, classes = DATASET_SHAPES[dataset]
+    from nasforge.cost.counter import module_cost  # torch: only when building
+
     return module_cost(NATSSizeNetwork(channels, num_classes=classes), (1, 3, res, res))
 
 

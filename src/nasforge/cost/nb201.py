@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from nasforge.cost.counter import DATASET_SHAPES, Cost, module_cost
 from nasforge.cost.registry import ARCH_COSTS, SHAPE_COSTS
+from nasforge.cost.types import DATASET_SHAPES, Cost
 from nasforge.errors import NasforgeError
-from nasforge.spaces.nb201 import NUM_EDGES, OPS, Arch
+from nasforge.spaces.nb201 import NUM_EDGES, OPS, Arch, stage_layout
 
 
 def dataset_shape(dataset: str) -> tuple[int, int]:
@@ -21,7 +21,8 @@ def dataset_shape(dataset: str) -> tuple[int, int]:
 
 
 def network_cost(arch: Arch, dataset: str, C: int = 16, N: int = 5) -> Cost:
-    """Cost counted on the built network (the slow, direct way)."""
+    """Cost counted on the built network (the slow, direct way; imports torch)."""
+    from nasforge.cost.counter import module_cost
     from nasforge.nn.nb201 import NB201Network  # keep torch off the import path of spaces
 
     res, classes = dataset_shape(dataset)
@@ -29,17 +30,66 @@ def network_cost(arch: Arch, dataset: str, C: int = 16, N: int = 5) -> Cost:
     return module_cost(net, (1, 3, res, res))
 
 
+def _conv(c_in: int, c_out: int, k: int, r_out: int, bn: bool = True) -> tuple[int, int]:
+    """(params, multiply-adds) of a bias-free k x k convolution (+ its BN's affine pair)."""
+    return k * k * c_in * c_out + (2 * c_out if bn else 0), k * k * c_in * c_out * r_out * r_out
+
+
+#: (params, multiply-adds) of one cell edge with ``c`` channels in and out at ``r`` x ``r``:
+#: ReLU-conv-BN for the convolutions; pooling (no 1x1 preprocess when C is unchanged),
+#: identity and zero are free.
+_EDGE_COUNTS = {
+    "nor_conv_3x3": lambda c, r: _conv(c, c, 3, r),
+    "nor_conv_1x1": lambda c, r: _conv(c, c, 1, r),
+    "avg_pool_3x3": lambda c, r: (0, 0),
+    "skip_connect": lambda c, r: (0, 0),
+    "none": lambda c, r: (0, 0),
+}
+
+
+def counted_cost(op: str, dataset: str, C: int = 16, N: int = 5) -> Cost:
+    """The cost of the NB201 network whose six edges all hold ``op``, counted without
+    building it: the layers of :class:`nasforge.nn.nb201.NB201Network` (3x3 stem conv + BN;
+    N cells per stage at C, 2C, 4C; stride-2 residual blocks of two 3x3 ReLU-conv-BN and an
+    avg-pool + 1x1 conv shortcut; final BN; linear classifier) in the counter's convention
+    (:mod:`nasforge.cost.counter`: conv and linear multiply-adds, BN affine parameters).
+    Equal to :func:`network_cost` on that network, integer for integer
+    (``tests/test_rough_edges.py`` checks every op, dataset and a few C, N), so a lookup
+    answers without importing torch."""
+    res, classes = dataset_shape(dataset)
+    edge = _EDGE_COUNTS[op]
+    params, flops = _conv(3, C, 3, res)  # stem (padding 1, stride 1)
+    r, c_prev = res, C
+    for c, reduction in stage_layout(C, N):
+        if reduction:
+            r_out = (r + 2 - 3) // 2 + 1  # 3x3, stride 2, padding 1
+            for p, f in (
+                _conv(c_prev, c, 3, r_out),  # conv_a
+                _conv(c, c, 3, r_out),  # conv_b
+                _conv(c_prev, c, 1, r // 2, bn=False),  # shortcut: avg-pool 2, 1x1 conv
+            ):
+                params, flops = params + p, flops + f
+            r = r_out
+        else:
+            p, f = edge(c, r)
+            params, flops = params + NUM_EDGES * p, flops + NUM_EDGES * f
+        c_prev = c
+    params += 2 * c_prev  # lastact BN
+    params, flops = params + c_prev * classes + classes, flops + c_prev * classes + classes
+    return Cost(params / 1e6, flops / 1e6)
+
+
 @lru_cache(maxsize=64)
 def _op_table(dataset: str, C: int, N: int) -> tuple[Cost, dict[str, Cost]]:
     """Skeleton cost (all edges ``none``) and the cost each op adds on one edge position.
 
     Every normal-cell edge sees the same shapes, so an arch's cost is the skeleton plus one
-    op term per edge: six network builds per dataset give every arch's cost exactly.
+    op term per edge: five counts per dataset give every arch's cost exactly.
     """
-    base = network_cost(Arch(("none",) * NUM_EDGES), dataset, C, N)
+    base = counted_cost("none", dataset, C, N)
     per_op = {"none": Cost(0.0, 0.0)}
     for op in OPS[1:]:
-        full = network_cost(Arch((op,) * NUM_EDGES), dataset, C, N)
+        full = counted_cost(op, dataset, C, N)
         per_op[op] = Cost(
             (full.params_m - base.params_m) / NUM_EDGES,
             (full.flops_m - base.flops_m) / NUM_EDGES,
@@ -51,6 +101,7 @@ def _shape_network_counts(
     arch: Arch, resolution: int, classes: int, C: int, N: int
 ) -> tuple[int, int]:
     """Integer parameter and FLOP counts of the built network (one sample)."""
+    from nasforge.cost.counter import module_cost
     from nasforge.nn.nb201 import NB201Network
 
     cost = module_cost(

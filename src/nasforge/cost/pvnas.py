@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasforge.cost.counter import Cost
 from nasforge.cost.registry import ARCH_COSTS
+from nasforge.cost.types import Cost
 from nasforge.errors import NasforgeError
 
 #: (frames per clip as sampled, side, input channels, classes) of the embedded video data

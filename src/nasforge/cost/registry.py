@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasforge.cost.counter import Cost
+from nasforge.cost.types import Cost
 from nasforge.registry import Registry
 
 ARCH_COSTS: Registry[Cost] = Registry("arch cost (by search space)")
@@ -24,5 +24,14 @@ def space_cost(space: str, arch: Any, dataset: str) -> Cost | None:
     """Params and FLOPs (millions) of ``arch`` of space ``space`` on ``dataset``, or
     ``None`` when the space registered no cost function."""
     if space not in ARCH_COSTS:
+        load_torch_costs()  # a space whose cost module needs torch registers on first use
+    if space not in ARCH_COSTS:
         return None
     return ARCH_COSTS.create(space, arch, dataset)
+
+
+def load_torch_costs() -> None:
+    """Import the cost modules that need torch at import time (the atom / local-block MAC
+    rules and the ``local-stages`` cost): ``nasforge.cost`` leaves them out so that a lookup
+    in a torch-free space (``nasforge arch info``) does not pay for torch."""
+    from nasforge.cost import blocks  # noqa: F401

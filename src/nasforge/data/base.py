@@ -63,6 +63,36 @@ class Split:
         idx = torch.as_tensor(indices, dtype=torch.int64)
         return Split(name or self.name, self.images[idx].contiguous(), self.labels[idx].clone())
 
+    def stratified(self, n: int | None, seed: int | list[int]) -> Split:
+        """``n`` samples keeping the split's class proportions, drawn with ``seed`` (all
+        when ``n`` is None or not smaller than the split).
+
+        Each class gets ``n * count / len`` samples, rounded by largest remainder (ties to
+        the lower class id), chosen by a seeded permutation within the class (``seed``: an
+        int or a list of ints, as numpy's ``SeedSequence`` takes them); the subset
+        keeps the split's order. A split sorted by class (the CIFAR-10 subset's test file
+        holds classes 0-2 first) is thereby still represented by every class.
+        """
+        import numpy as np
+
+        if n is None or n >= len(self):
+            return self
+        if n < 1:
+            raise DataError(f"limit must be >= 1, got {n}")
+        labels = self.labels.numpy()
+        classes, counts = np.unique(labels, return_counts=True)
+        exact = n * counts / len(labels)
+        take = np.floor(exact).astype(np.int64)
+        # largest remainder, ties to the lower class id (a stable sort of -remainder)
+        for k in np.argsort(-(exact - take), kind="stable")[: n - int(take.sum())]:
+            take[k] += 1
+        rng = np.random.default_rng(seed)
+        keep = [
+            rng.permutation(np.flatnonzero(labels == c))[:t]
+            for c, t in zip(classes.tolist(), take.tolist(), strict=True)
+        ]
+        return self.subset(np.sort(np.concatenate(keep)).tolist())
+
     def head(self, n: int | None) -> Split:
         """The first ``n`` samples (all when ``n`` is None or larger than the split)."""
         if n is None or n >= len(self):

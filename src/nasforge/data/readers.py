@@ -243,7 +243,8 @@ def _file_source(root: Path, spec: ArchiveSpec) -> Callable[[str], bytes]:
         return read_tar
     raise DataError(
         f"no {spec.folder} data under {root}: expected {root / spec.folder}/"
-        f"{spec.train_files[0]} or {archive} (pass download=True to fetch it)"
+        f"{spec.train_files[0]} or {archive} (fetch it with `nasforge train ... --download`, "
+        "or download=True in Python)"
     )
 
 
@@ -312,8 +313,8 @@ def read_cifar(
         if not download:
             if not root.is_dir():
                 raise DataError(
-                    f"dataset directory {root} does not exist (expected {name} there, or pass "
-                    "download=True)"
+                    f"dataset directory {root} does not exist (expected {name} there; fetch it "
+                    "with `nasforge train ... --download`, or download=True in Python)"
                 )
         else:
             base = url_base or os.environ.get(URL_BASE_ENV) or DEFAULT_URL_BASE

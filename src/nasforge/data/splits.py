@@ -9,6 +9,7 @@ import os
 import random
 import re
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -321,6 +322,7 @@ def load_splits(
     seed: int = 0,
     limit: int | None = None,
     url_base: str | None = None,
+    limit_mode: str = "stratified",
 ) -> DatasetSplits:
     """The dataset setting ``name`` with its train split and ordered evaluation splits.
 
@@ -333,11 +335,15 @@ def load_splits(
     x-valid / x-test halves have no official rule, get a deterministic split from ``seed``
     and a :class:`FallbackSplitWarning`. ``seed`` is the *data* seed (it also drives the
     embedded datasets' splits and generation): keep it fixed across training seeds so runs
-    are compared on the same validation images. ``limit`` keeps the first ``limit`` samples
-    of every split (tiny runs).
+    are compared on the same validation images. ``limit`` keeps ``limit`` samples of every
+    split (tiny runs): a class-stratified sample drawn with the data seed
+    (:meth:`Split.stratified`), described in the result's ``notes``; ``limit_mode="head"``
+    keeps the first ``limit`` instead (runs made before stratified limits).
     """
     if limit is not None and limit < 1:
         raise DataError(f"limit must be a positive number of samples, got {limit}")
+    if limit_mode not in LIMIT_MODES:
+        raise DataError(f"limit_mode {limit_mode!r} unknown; expected one of {LIMIT_MODES}")
     if name == "digits":
         data = load_digits(seed)
     elif (m := _SYNTH_RE.match(name)) is not None:
@@ -359,15 +365,42 @@ def load_splits(
         raise DataError(f"unknown dataset {name!r}; expected one of: {known}")
     if limit is None:
         return data
+    return limit_splits(data, limit, seed, limit_mode)
+
+
+#: How ``limit`` picks a split's samples: a seeded class-stratified sample, or the first N.
+LIMIT_MODES = ("stratified", "head")
+
+
+def limit_splits(
+    data: DatasetSplits, limit: int, seed: int, mode: str = "stratified"
+) -> DatasetSplits:
+    """``data`` with at most ``limit`` samples per split (see :func:`load_splits`), and a
+    note saying what was kept (sizes taken of each split, classes present)."""
+
+    def cut(split: Split) -> Split:
+        if mode == "head":
+            return split.head(limit)
+        # each split its own stream: the same seed must not pick the same positions twice
+        return split.stratified(limit, seed=[seed, zlib.crc32(split.name.encode())])
+
+    train = cut(data.train)
+    evals = {k: cut(v) for k, v in data.evals.items()}
+    parts = []
+    for full, kept in ((data.train, train), *((data.evals[k], v) for k, v in evals.items())):
+        classes = len(torch.unique(kept.labels))
+        parts.append(f"{kept.name} {len(kept)} of {len(full)} ({classes} classes)")
+    how = f"a class-stratified sample (data seed {seed})" if mode == "stratified" else "the first"
+    note = f"limit {limit}: kept {how} of each split: {', '.join(parts)}"
     return DatasetSplits(
         data.name,
-        data.train.head(limit),
-        {k: v.head(limit) for k, v in data.evals.items()},
+        train,
+        evals,
         data.num_classes,
         data.resolution,
         data.mean,
         data.std,
         data.pad,
         data.flip,
-        data.notes,
+        (*data.notes, note),
     )

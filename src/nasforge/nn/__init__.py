@@ -24,6 +24,7 @@ from nasforge.nn.ops import (
 )
 from nasforge.nn.registry import NETWORKS, build_network, network_options
 from nasforge.nn.rev_transformer import RevTransformer
+from nasforge.nn.smnas import Detector  # noqa: F401  (registers the smnas builder)
 from nasforge.nn.video import PVNASNetwork, PVNASSupernet
 
 __all__ = [

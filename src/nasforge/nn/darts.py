@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasforge.errors import NetworkError
 from nasforge.nn.ops import FactorizedReduce, Identity, ReLUConvBN, build_darts_op
 from nasforge.nn.registry import NETWORKS
 from nasforge.spaces.darts import Genotype
@@ -38,6 +39,21 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     keep = 1.0 - drop_prob
     mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
     return x * mask / keep
+
+
+#: A DARTS network puts reduction cells at layers // 3 and 2 * layers // 3; with fewer than
+#: 3 cells the two coincide or fall on cell 0 and the published layout cannot be built.
+MIN_CELLS = 3
+
+
+def check_cells(layers: int) -> int:
+    """``layers`` if a DARTS network can have that many cells, else :class:`NetworkError`
+    (callers check it before loading data: the build comes after)."""
+    if layers < MIN_CELLS:
+        raise NetworkError(
+            f"a DARTS network needs >= {MIN_CELLS} cells (2 of them are reductions), got {layers}"
+        )
+    return layers
 
 
 def reduction_layers(layers: int) -> tuple[int, ...]:
@@ -145,8 +161,7 @@ class _DartsNetwork(nn.Module):
         reduction_prev: bool,
         imagenet: bool,
     ) -> None:
-        if layers < 3:
-            raise ValueError(f"a DARTS network needs >= 3 cells (2 are reductions), got {layers}")
+        check_cells(layers)
         self.genotype = genotype
         self.init_channels = c
         self._layers = layers

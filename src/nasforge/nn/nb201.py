@@ -8,7 +8,9 @@ from torch import nn
 from nasforge.errors import ArchError
 from nasforge.nn.ops import ResNetBasicBlock, build_op
 from nasforge.nn.registry import NETWORKS
-from nasforge.spaces.nb201 import Arch
+from nasforge.spaces.nb201 import Arch, stage_layout
+
+__all__ = ["InferCell", "NB201Network", "build_nb201_network", "stage_layout"]
 
 
 class InferCell(nn.Module):
@@ -42,13 +44,6 @@ class InferCell(nn.Module):
                 feature = feature + self.layers[li](nodes[src])
             nodes.append(feature)
         return nodes[-1]
-
-
-def stage_layout(c: int, n: int) -> list[tuple[int, bool]]:
-    """(channels, is_reduction) per cell of the NB201 skeleton: N cells at C, 2C, 4C."""
-    channels = [c] * n + [c * 2] + [c * 2] * n + [c * 4] + [c * 4] * n
-    reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
-    return list(zip(channels, reductions, strict=True))
 
 
 class NB201Network(nn.Module):

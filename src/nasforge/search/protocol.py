@@ -85,6 +85,32 @@ def default_budget(dataset: str, *, has_time: bool = True, clock: str = "simulat
     return Budget.parse(DEFAULT_BUDGETS[dataset])
 
 
+#: Kinds of algorithm ``nasforge search`` runs; width searches have their own command.
+SEARCH_KINDS = ("blackbox", "oneshot")
+
+
+def search_algorithm(algo: str) -> Any:
+    """The registered factory of ``algo`` if ``nasforge search`` runs it (a black-box or
+    one-shot method). A width method is refused with the command that runs it, and an
+    unknown name lists only the names ``search`` accepts."""
+    if algo not in ALGORITHMS:
+        names = [
+            n
+            for n in ALGORITHMS.names()
+            if getattr(ALGORITHMS.get(n), "kind", None) in SEARCH_KINDS
+        ]
+        raise SearchError(f"unknown search algorithm {algo!r}; expected one of: {', '.join(names)}")
+    factory = ALGORITHMS.get(algo)
+    kind = getattr(factory, "kind", None)
+    if kind == "width":
+        raise SearchError(
+            f"{algo!r} is a width search; run it with `nasforge width search --method {algo}`"
+        )
+    if kind not in SEARCH_KINDS:
+        raise SearchError(f"algorithm {algo!r} is {kind!r}; `nasforge search` runs {SEARCH_KINDS}")
+    return factory
+
+
 def build_searcher(algo: str, seed: int, **kwargs: Any) -> Searcher:
     """A fresh black-box searcher of the registered algorithm ``algo``."""
     factory = ALGORITHMS.get(algo)

@@ -30,6 +30,7 @@ TASK_SEARCH_MODULES: list[str] = [
     "nasforge.search.translation.rev_darts",
     "nasforge.search.restoration.hinas",
     "nasforge.search.restoration.trilevel",
+    "nasforge.search.detection.smnas",
 ]
 
 

@@ -32,6 +32,7 @@ _SPACE_MODULES: list[str] = [
     "nasforge.spaces.hinas",
     "nasforge.spaces.trilevel",
     "nasforge.spaces.restoration_baseline",
+    "nasforge.spaces.smnas",
 ]
 
 for _name in _SPACE_MODULES:

@@ -36,7 +36,8 @@ A = TypeVar("A", bound=Hashable)
 #: ``onehot``: one-hot op per edge/position, flattened (every space).
 #: ``adjacency``: flattened upper-triangular adjacency + one-hot ops per node (cell spaces).
 #: ``path``: BANANAS path encoding, one bit per input-to-output op path (cell spaces).
-ENCODINGS = ("onehot", "adjacency", "path")
+#: ``trunc_path``: the path encoding cut to its first bits (naszilla's BANANAS default).
+ENCODINGS = ("onehot", "adjacency", "path", "trunc_path")
 
 #: A space whose size is at most this is enumerable and has an int64 index.
 MAX_INDEXED_SIZE = 2**63 - 1
@@ -157,10 +158,16 @@ class CategoricalBase:
         return tuple(len(c.options) for c in self.choices())
 
     def size(self) -> int | None:
+        n = self.count()
+        return n if n <= MAX_INDEXED_SIZE else None
+
+    def count(self) -> int:
+        """The exact number of architectures, however large (``size()`` is None above
+        :data:`MAX_INDEXED_SIZE`, where the space has no index)."""
         n = 1
         for k in self._radices():
             n *= k
-        return n if n <= MAX_INDEXED_SIZE else None
+        return n
 
     # -- moves --------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Any:

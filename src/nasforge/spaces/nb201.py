@@ -405,7 +405,26 @@ def encode_path(arch: Arch) -> np.ndarray:
     return out
 
 
-_ENCODERS = {"onehot": encode_onehot, "adjacency": encode_adjacency, "path": encode_path}
+#: Bits the truncated path encoding keeps: naszilla's default ``cutoff`` for ``trunc_path``
+#: (naszilla/naszilla ``naszilla/nas_bench_201/cell_201.py:55-58``, ``encode_freq_paths``
+#: ``:292-300``), i.e. the 5 one-edge and 25 two-edge paths, not the 125 three-edge ones.
+TRUNC_PATH_LENGTH = 30
+
+
+def encode_trunc_path(arch: Arch) -> np.ndarray:
+    """The path encoding truncated to its first :data:`TRUNC_PATH_LENGTH` bits, as naszilla's
+    BANANAS encodes NB201 archs by default (``predictor_encoding='trunc_path'``,
+    ``naszilla/nas_algorithms.py:175``). The first 30 bits are the paths of length 1 and 2
+    whatever the op numbering, so these are naszilla's features up to their order."""
+    return encode_path(arch)[:TRUNC_PATH_LENGTH].copy()
+
+
+_ENCODERS = {
+    "onehot": encode_onehot,
+    "adjacency": encode_adjacency,
+    "path": encode_path,
+    "trunc_path": encode_trunc_path,
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -485,6 +504,7 @@ class NB201Space:
                 "onehot": NUM_EDGES * NUM_OPS,
                 "adjacency": NUM_VERTICES * (NUM_VERTICES - 1) // 2 + NUM_EDGES * NUM_OPS,
                 "path": PATH_ENCODING_LENGTH,
+                "trunc_path": TRUNC_PATH_LENGTH,
             },
         }
 
@@ -500,3 +520,12 @@ class NB201Space:
             "canonical_index": canon.to_index(),
             "is_canonical": canon == arch,
         }
+
+
+def stage_layout(c: int, n: int) -> list[tuple[int, bool]]:
+    """(channels, is_reduction) per cell of the NB201 skeleton: N cells at C, 2C, 4C, a
+    reduction block before the second and third stage. (Here, free of torch, because the
+    cost counter reads it as well as the network.)"""
+    channels = [c] * n + [c * 2] + [c * 2] * n + [c * 4] + [c * 4] * n
+    reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
+    return list(zip(channels, reductions, strict=True))

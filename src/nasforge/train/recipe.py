@@ -45,7 +45,7 @@ _LATER_FIELDS: dict[str, Any] = {
 OPTIMIZERS = ("sgd", "adam", "adamw")
 #: Training criteria; each task says which it implements (classification: ``ce``;
 #: restoration: ``l1`` / ``mse``).
-LOSSES = ("ce", "l1", "mse")
+LOSSES = ("ce", "l1", "mse", "detection")
 
 
 @dataclass(frozen=True)
@@ -337,6 +337,30 @@ def translation_adam() -> Recipe:
     )
 
 
+#: AOWS's reference batch for its lr scaling (``train_nas.py:82``: ``lr * batch_size / 256``).
+AOWS_LR_BATCH = 256
+
+
+@RECIPES.register("aows-20e")
+def aows_20e(batch_size: int = 512) -> Recipe:
+    """AOWS's slimmable-supernet training (bermanmaxim/AOWS ``train_nas.py:36-46, 82-87``):
+    20 epochs, batch 512, SGD lr ``0.1 * batch / 256`` (0.2 at 512), momentum 0.9 without
+    Nesterov (``torch.optim.SGD`` defaults), weight decay 1e-5, no scheduler (the lr stays
+    constant; the script builds none). Its temperature schedule's knots (epochs 5, 6, 10,
+    20, ``aows_temp``) assume these 20 epochs. Another batch size keeps the scaling rule:
+    ``aows_20e(batch_size=64)`` trains at 0.025."""
+    return Recipe(
+        "aows-20e",
+        epochs=20,
+        batch_size=batch_size,
+        lr=0.1 * batch_size / AOWS_LR_BATCH,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=1e-5,
+        scheduler="constant",
+    )
+
+
 def _restoration(name: str, loss: str) -> Recipe:
     """CPU-scale restoration training: Adam (betas 0.9/0.999, no weight decay: EDSR's
     optimizer), batch 16 (EDSR), cosine decay over 20 epochs of the task's patches, lr 1e-3
@@ -370,6 +394,26 @@ def restoration_mse() -> Recipe:
 
 NB201_200E = nb201_200e()
 NB201_12E = nb201_12e()
+
+
+@RECIPES.register("smnas-det")
+def smnas_det() -> Recipe:
+    """SM-NAS's from-scratch detector training, CPU scale: SGD lr 0.02 with Nesterov
+    momentum (Vega's SM-NAS example config ``train_setting``), weight decay 1e-4 and
+    gradient clipping at norm 35 (mmdetection's RetinaNet config); cosine decay over 12
+    epochs where Vega steps the rate down at epochs 8 and 11 (no step scheduler here), and
+    no warm-up where Vega warms up linearly from a third of the rate over the first
+    iterations (warm-up here is counted in epochs, longer than a short CPU run can spare).
+    ``detection``: the detector's own loss (focal + box terms)."""
+    return Recipe(
+        "smnas-det",
+        epochs=12,
+        batch_size=16,
+        lr=0.02,
+        weight_decay=1e-4,
+        grad_clip=35.0,
+        loss="detection",
+    )
 
 
 def get_recipe(name: str | Recipe, **overrides: Any) -> Recipe:

@@ -6,6 +6,8 @@ lower-casing and mapping ``-``, `` `` and ``.`` to ``_``:
 * arch: ``arch``, ``arch_str``, ``architecture``, ``arch_string``, ``genotype`` (official
   string), or ``index``, ``arch_index``, ``idx`` (official index);
 * ``dataset`` (long format, several datasets), ``seed`` (optional; default 0);
+  ``aggregate`` (optional): ``mean`` on a row of seed means, whose ``seed`` is empty (as
+  ``nasforge bench export`` writes an NB201 export's rows), empty on a per-seed run;
 * metrics: ``valid_acc`` (``val_acc``, ``val_accuracy``, ``valid_accuracy``,
   ``validation_accuracy``), ``test_acc`` (``test_accuracy``), ``train_acc``, ``train_loss``,
   ``valid_loss`` (``val_loss``), ``test_loss``, ``train_time`` (``training_time``,
@@ -37,6 +39,9 @@ from typing import Any
 import numpy as np
 
 from nasforge.bench.schema import (
+    AGGREGATE_KINDS,
+    AGGREGATE_SEED,
+    AGGREGATES_META,
     STATUS_CODES,
     check_dataset,
     check_hp,
@@ -52,6 +57,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "index": ("index", "arch_index", "idx", "arch_idx", "uid"),
     "dataset": ("dataset", "data", "dataset_name", "task"),
     "seed": ("seed", "trial_seed", "run_seed"),
+    "aggregate": ("aggregate",),
     "valid_acc": (
         "valid_acc",
         "val_acc",
@@ -410,10 +416,13 @@ def import_plain(
         raise BenchError(
             f"{str(src)!r} has no dataset column and no dataset-named columns; pass --dataset"
         )
+    aggregate_of_row = _aggregates(cols, assigned, source, n_rows)
     if ("seed", None) in assigned:
         scol = assigned[("seed", None)]
         seeds_of_row = [
-            check_seed(_key_int(v, source.where(r, scol), "seed"), source.where(r, scol))
+            AGGREGATE_SEED
+            if aggregate_of_row[r] is not None and _is_blank(v)
+            else check_seed(_key_int(v, source.where(r, scol), "seed"), source.where(r, scol))
             for r, v in enumerate(cols[scol])
         ]
     else:
@@ -422,7 +431,7 @@ def import_plain(
     # -- numbers: parsed and checked once, accuracies on one scale for the whole table -------
     nums_of: dict[str, list[float]] = {}
     for (role, _), col in assigned.items():
-        if role in ("arch", "index", "dataset", "seed"):
+        if role in ("arch", "index", "dataset", "seed", "aggregate"):
             continue
         nums = [_number(v, source.where(r, col)) for r, v in enumerate(cols[col])]
         if not role.endswith("_acc"):
@@ -498,4 +507,54 @@ def import_plain(
         "columns": {f"{r}@{d}" if d else r: c for (r, d), c in assigned.items()},
         "ignored_columns": ignored,
     }
+    aggregates = _group_aggregates(row_ds, targets, aggregate_of_row, str(src), hp)
+    if aggregates:
+        meta[AGGREGATES_META] = aggregates
     return write_table(out, groups, costs, meta=meta, overwrite=overwrite)
+
+
+def _aggregates(
+    cols: dict[str, list[Any]], assigned: dict[tuple[str, str | None], str], source: Any, n: int
+) -> list[str | None]:
+    """Per row, the aggregate it holds (``"mean"``: a seed mean, as ``nasforge bench
+    export`` writes it with an empty seed) or None (a per-seed run)."""
+    if ("aggregate", None) not in assigned:
+        return [None] * n
+    col = assigned[("aggregate", None)]
+    seed_col = assigned.get(("seed", None))
+    out: list[str | None] = []
+    for r, v in enumerate(cols[col]):
+        if _is_blank(v):
+            out.append(None)
+            continue
+        kind = str(v).strip()
+        if kind not in AGGREGATE_KINDS:
+            raise BenchError(
+                f"{source.where(r, col)}: aggregate {kind!r} unknown; expected one of "
+                f"{list(AGGREGATE_KINDS)} or empty (a per-seed run)"
+            )
+        if seed_col is not None and not _is_blank(cols[seed_col][r]):
+            raise BenchError(
+                f"{source.where(r, seed_col)}: a row of seed {kind}s has no seed; got "
+                f"{cols[seed_col][r]!r} beside aggregate {kind!r}"
+            )
+        out.append(kind)
+    return out
+
+
+def _group_aggregates(
+    row_ds: list[str], targets: list[str], aggregate_of_row: list[str | None], src: str, hp: str
+) -> dict[str, str]:
+    """``{"<dataset>/<hp>": kind}`` for the datasets whose rows are all aggregates; a
+    dataset mixing aggregate and per-seed rows is refused (one group holds one kind)."""
+    out: dict[str, str] = {}
+    for ds in targets:
+        kinds = {k for r, k in enumerate(aggregate_of_row) if not row_ds or row_ds[r] == ds}
+        if len(kinds) > 1:
+            raise BenchError(
+                f"{src!r}: {ds} mixes per-seed rows and aggregate rows ({sorted(map(str, kinds))});"
+                " import them as separate tables"
+            )
+        if kinds and None not in kinds:
+            out[f"{ds}/{hp}"] = kinds.pop()  # type: ignore[assignment]
+    return out

@@ -1,23 +1,31 @@
 """BANANAS: Bayesian optimisation with a neural-network ensemble on the path encoding.
 
 White, Neiswanger, Savani, "BANANAS: Bayesian Optimization with Neural Architectures for
-Neural Architecture Search", AAAI 2021. Settings:
+Neural Architecture Search", AAAI 2021. The defaults are the released code's
+(naszilla/naszilla at 7e65491; ``variant="naszilla"``, file:line in
+:data:`BANANAS_VARIANTS`); ``variant="nasforge-v1"`` keeps what this module did before.
 
 - predictor: an ensemble of 5 feed-forward networks, 10 hidden layers of width 20, ReLU,
-  trained with Adam (lr 0.01) on the mean absolute error for 200 epochs, batch size 32
-  (paper, Sec. 5 "BANANAS implementation"); Xavier-uniform weights and zero biases as
-  NASLib's ``FeedforwardNet`` (``naslib/predictors/mlp.py``). Targets are standardised
-  (mean 0, std 1) before fitting, so one learning rate suits any accuracy scale.
-- encoding: the path encoding (``space.encode(arch, "path")``; 155 bits on NB201).
+  trained on the mean absolute error with lr 0.01, batch size 32 for 150 epochs
+  (``params.py:72-74``; the paper's Sec. 5 says 200, ``nasforge-v1``), Keras' Adam with
+  beta2 0.99 and epsilon 1e-7 (``meta_neural_net.py`` ``fit``), Glorot-uniform weights and
+  zero biases (Keras' ``Dense`` defaults). Targets are the raw validation loss,
+  100 - accuracy (``nas_algorithms.py:195``, ``loss='val_loss'``); ``nasforge-v1``
+  standardises the accuracy instead.
+- encoding: on NB201 the path encoding truncated to 30 bits (``trunc_path``; the 155-bit
+  ``path`` in ``nasforge-v1``); on a space without ``trunc_path``, ``path``.
 - acquisition: independent Thompson sampling (ITS): per candidate, one draw from
-  N(mean, std) of the ensemble's predictions (NASLib ``acquisition_functions.py``, ``its``).
-- acquisition optimisation: mutation of the best evaluated archs (NASLib defaults
-  ``naslib/defaults``: ``num_init 10, k 10, num_arches_to_mutate 2, max_mutations 1,
-  num_candidates 100``); the ``k`` candidates with the highest draws are evaluated before
-  the ensemble is refitted. As in the original implementation (naszilla/bananas
-  ``get_candidates``), archs already evaluated and duplicates are dropped from the
-  candidates (on a table a repeat costs budget and teaches nothing), and when the best
-  archs' mutants are all known the next-best ones are mutated (``patience_factor`` 5).
+  N(mean, std) of the ensemble's predictions (``acquisition_functions.py:61-64``).
+- acquisition optimisation: mutation of the best evaluated archs (``num_init 10, k 10``,
+  100 candidates, 1 parent (``nasforge-v1``: 2, NASLib's default), ``max_mutation_rate 1``);
+  a mutant changes each position with probability 1/4 on NB201 (``nasforge-v1``: exactly
+  one position). The ``k`` candidates with the highest draws are evaluated before the
+  ensemble is refitted. Archs already evaluated and duplicates are dropped from the
+  candidates (``nas_benchmarks.py:117-188`` ``get_candidates``), and when the best archs'
+  mutants are all known the next-best ones are mutated (``patience_factor`` 5).
+
+Not reproduced: Keras' batch order and initial weights (another random stream), and
+TensorFlow's float32 arithmetic order.
 
 The ensemble's members share nothing, but are trained together as one batched network
 (stacked weight arrays, one Adam state per element, an independent shuffle per member):
@@ -42,15 +50,17 @@ from nasforge.search.base import (
     require_int,
 )
 from nasforge.search.registry import ALGORITHMS
+from nasforge.spaces.base import require_categorical
 
-__all__ = ["Bananas", "MLPEnsemble"]
+__all__ = ["BANANAS_VARIANTS", "Bananas", "MLPEnsemble"]
 
 
 class MLPEnsemble:
     """``num_members`` independent MLP regressors trained as one batched network.
 
-    The ensemble is trained in numpy (float32, as the torch original) with a hand-written backward pass and Adam
-    (PyTorch's defaults: betas 0.9 / 0.999, eps 1e-8, bias-corrected) on one flat parameter
+    The ensemble is trained in numpy (float32) with a hand-written backward pass and Adam
+    (beta1 0.9; ``keras_adam``: Keras' update ``lr * sqrt(1 - b2^t) / (1 - b1^t) * m /
+    (sqrt(v) + eps)``, else PyTorch's, with eps inside the bias correction) on one flat parameter
     buffer: the layers are 20 units wide, so per-operation overhead, not arithmetic, is the
     cost; autograd and a per-tensor optimiser spent ~6 ms of CPU per step on 22 tiny
     tensors, this ~0.3 ms (one BANANAS run: ~10,000 steps). The gradient equals autograd's
@@ -64,12 +74,18 @@ class MLPEnsemble:
         num_layers: int = 10,
         width: int = 20,
         lr: float = 0.01,
-        epochs: int = 200,
+        epochs: int = 150,
         batch_size: int = 32,
+        beta2: float = 0.99,
+        eps: float = 1e-7,
+        keras_adam: bool = True,
+        standardise: bool = False,
         seed: int = 0,
     ) -> None:
         self.num_members, self.num_layers, self.width = num_members, num_layers, width
         self.lr, self.epochs, self.batch_size = lr, epochs, batch_size
+        self.beta2, self.eps, self.keras_adam = beta2, eps, keras_adam
+        self.standardise = standardise
         self.rng = np.random.default_rng(int(seed))
         self.theta = np.zeros((num_members, 0), dtype=np.float32)
         self.weights: list[np.ndarray] = []  # views into theta: members x in x out
@@ -141,12 +157,15 @@ class MLPEnsemble:
         """Train every member from scratch on ``(x, y)``: Adam on the mean absolute error,
         an independent shuffle per member and epoch."""
         n = len(y)
-        self._mean = float(np.mean(y))
-        self._std = float(np.std(y)) or 1.0
+        if self.standardise:
+            self._mean = float(np.mean(y))
+            self._std = float(np.std(y)) or 1.0
+        else:
+            self._mean, self._std = 0.0, 1.0
         xs = np.asarray(x, dtype=np.float32)
         ys = ((np.asarray(y, dtype=np.float64) - self._mean) / self._std).astype(np.float32)
         dims = self._init(xs.shape[1])
-        beta1, beta2, eps = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
+        beta1, beta2, eps = 0.9, self.beta2, self.eps
         grad = np.zeros_like(self.theta)
         views = self._views(grad, dims)
         m, v, tmp = (np.zeros_like(self.theta) for _ in range(3))
@@ -163,12 +182,19 @@ class MLPEnsemble:
                 np.multiply(grad, grad, out=tmp)
                 tmp *= 1.0 - beta2
                 v += tmp
-                # theta -= lr / (1 - beta1^t) * m / (sqrt(v / (1 - beta2^t)) + eps)
-                np.multiply(v, 1.0 / (1.0 - beta2**step), out=tmp)
-                np.sqrt(tmp, out=tmp)
-                tmp += eps
-                np.divide(m, tmp, out=tmp)
-                tmp *= self.lr / (1.0 - beta1**step)
+                if self.keras_adam:
+                    # Keras: theta -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
+                    np.sqrt(v, out=tmp)
+                    tmp += eps
+                    np.divide(m, tmp, out=tmp)
+                    tmp *= self.lr * np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+                else:
+                    # torch: theta -= lr / (1 - beta1^t) * m / (sqrt(v / (1 - beta2^t)) + eps)
+                    np.multiply(v, 1.0 / (1.0 - beta2**step), out=tmp)
+                    np.sqrt(tmp, out=tmp)
+                    tmp += eps
+                    np.divide(m, tmp, out=tmp)
+                    tmp *= self.lr / (1.0 - beta1**step)
                 self.theta -= tmp
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -177,9 +203,58 @@ class MLPEnsemble:
         return self._forward(xs) * self._std + self._mean
 
 
+#: Settings of the two BANANAS variants; an explicit keyword overrides its variant's value.
+#: ``naszilla`` (default): the released code, naszilla/naszilla at 7e65491 --
+#: ``nas_algorithms.py:163-180`` (``num_arches_to_mutate=1``, ``max_mutation_rate=1``,
+#: ``predictor_encoding='trunc_path'``, ``mutate_encoding='adj'``), ``params.py:72-74``
+#: (5 members, 10 x 20, mae, 150 epochs, batch 32, lr 0.01), ``meta_neural_net.py``
+#: ``fit`` (Keras ``Adam(lr, beta_1=.9, beta_2=.99)``, Keras' epsilon 1e-7 in its
+#: ``sqrt(v) + eps`` form; targets fed raw: the ``val_loss``, 100 - accuracy),
+#: ``nas_bench_201/cell_201.py:179-200`` (each of the 6 edges changes with probability
+#: ``mutation_rate / (OP_SPOTS - 2)`` = 1/4, to a different op). ``nasforge-v1``: what this
+#: class did before (README figures made before this change): 200 epochs (paper Sec. 5),
+#: torch Adam defaults (0.999, 1e-8), standardised accuracy targets, 2 parents
+#: (NASLib's ``num_arches_to_mutate``), exactly one edge changed per mutation (the space's
+#: ``mutate``), the full path encoding.
+BANANAS_VARIANTS: dict[str, dict[str, Any]] = {
+    "naszilla": {
+        "num_arches_to_mutate": 1,
+        "epochs": 150,
+        "beta2": 0.99,
+        "eps": 1e-7,
+        "keras_adam": True,
+        "targets": "loss",
+        "encoding": "trunc_path",
+        "mutation": "per_position",
+    },
+    "nasforge-v1": {
+        "num_arches_to_mutate": 2,
+        "epochs": 200,
+        "beta2": 0.999,
+        "eps": 1e-8,
+        "keras_adam": False,
+        "targets": "standardised",
+        "encoding": "path",
+        "mutation": "one_position",
+    },
+}
+#: ``targets``: ``loss`` fits the raw ``100 - valid_acc`` (naszilla's ``val_loss``);
+#: ``standardised`` the accuracy with mean 0 and std 1.
+TARGETS = ("loss", "standardised")
+#: ``mutation``: ``per_position`` changes each position with probability
+#: ``rate / (positions - 2)`` (naszilla's formula; 1/4 on NB201's 6 edges); ``one_position``
+#: is the space's own ``mutate`` (one position, always).
+MUTATIONS = ("per_position", "one_position")
+
+
 @ALGORITHMS.register("bananas")
 class Bananas(Searcher):
-    """BANANAS with independent Thompson sampling over a mutation-based candidate pool."""
+    """BANANAS with independent Thompson sampling over a mutation-based candidate pool.
+
+    ``variant`` picks the defaults of the settings left as ``None`` (see
+    :data:`BANANAS_VARIANTS`): ``naszilla`` (the released code, default) or ``nasforge-v1``.
+    ``encoding`` ``None`` is the variant's encoding when the space offers it, else ``path``.
+    """
 
     kind = "blackbox"
     name = "bananas"
@@ -188,27 +263,41 @@ class Bananas(Searcher):
         self,
         *,
         seed: int = 0,
+        variant: str = "naszilla",
         num_init: int = 10,
         k: int = 10,
         num_candidates: int = 100,
-        num_arches_to_mutate: int = 2,
+        num_arches_to_mutate: int | None = None,
         max_mutations: int = 1,
         patience_factor: int = 5,
         num_ensemble: int = 5,
         num_layers: int = 10,
         layer_width: int = 20,
         lr: float = 0.01,
-        epochs: int = 200,
+        epochs: int | None = None,
         batch_size: int = 32,
-        encoding: str = "path",
+        beta2: float | None = None,
+        targets: str | None = None,
+        mutation: str | None = None,
+        encoding: str | None = None,
     ) -> None:
         super().__init__(seed=seed)
         n = self.name
+        if variant not in BANANAS_VARIANTS:
+            raise SearchError(
+                f"{n} variant {variant!r} is unknown; expected one of {list(BANANAS_VARIANTS)}"
+            )
+        self.variant = variant
+        preset = BANANAS_VARIANTS[variant]
+
+        def pick(value: Any, key: str) -> Any:
+            return preset[key] if value is None else value
+
         self.num_init = require_int(n, "num_init", num_init, minimum=2)
         self.k = require_int(n, "k", k, minimum=1)
         self.num_candidates = require_int(n, "num_candidates", num_candidates, minimum=1)
         self.num_arches_to_mutate = require_int(
-            n, "num_arches_to_mutate", num_arches_to_mutate, minimum=1
+            n, "num_arches_to_mutate", pick(num_arches_to_mutate, "num_arches_to_mutate"), minimum=1
         )
         self.max_mutations = require_int(n, "max_mutations", max_mutations, minimum=1)
         self.patience_factor = require_int(n, "patience_factor", patience_factor, minimum=1)
@@ -216,11 +305,24 @@ class Bananas(Searcher):
         self.num_layers = require_int(n, "num_layers", num_layers, minimum=1)
         self.layer_width = require_int(n, "layer_width", layer_width, minimum=1)
         self.lr = require_float(n, "lr", lr, low=0.0, low_open=True)
-        self.epochs = require_int(n, "epochs", epochs, minimum=1)
+        self.epochs = require_int(n, "epochs", pick(epochs, "epochs"), minimum=1)
         self.batch_size = require_int(n, "batch_size", batch_size, minimum=1)
-        if not isinstance(encoding, str):
+        self.beta2 = require_float(
+            n, "beta2", pick(beta2, "beta2"), low=0.0, high=1.0, high_open=True
+        )
+        self.eps, self.keras_adam = float(preset["eps"]), bool(preset["keras_adam"])
+        self.targets = pick(targets, "targets")
+        if self.targets not in TARGETS:
+            raise SearchError(f"{n} targets {self.targets!r} is unknown; expected one of {TARGETS}")
+        self.mutation = pick(mutation, "mutation")
+        if self.mutation not in MUTATIONS:
+            raise SearchError(
+                f"{n} mutation {self.mutation!r} is unknown; expected one of {MUTATIONS}"
+            )
+        if encoding is not None and not isinstance(encoding, str):
             raise SearchError(f"{n} encoding {encoding!r} must be a string")
-        self.encoding = encoding
+        self._encoding_arg = encoding
+        self.encoding = encoding if encoding is not None else preset["encoding"]
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -230,7 +332,13 @@ class Bananas(Searcher):
         self.fits = 0
 
     def _start(self, context: SearchContext) -> None:
-        if self.encoding not in context.space.encodings():
+        offered = context.space.encodings()
+        if self._encoding_arg is None:
+            preferred = BANANAS_VARIANTS[self.variant]["encoding"]
+            self.encoding = preferred if preferred in offered else "path"
+        if self.mutation == "per_position":
+            require_categorical(context.space, f"{self.name} mutation 'per_position'")
+        if self.encoding not in offered:
             raise SearchError(
                 f"{self.name} encoding {self.encoding!r} is not offered by space "
                 f"{context.space.name!r}; expected one of {context.space.encodings()}"
@@ -282,22 +390,49 @@ class Bananas(Searcher):
             if len(out) >= self.num_candidates:
                 break
             for _ in range(per_parent):
-                child = parent
-                for _ in range(self.max_mutations):
-                    child = self.space.mutate(child, self.rng)
-                if child not in seen:
-                    seen.add(child)
-                    out.append(child)
+                for child in self._mutants(parent):
+                    if child not in seen:
+                        seen.add(child)
+                        out.append(child)
         while not out:  # every mutant known already: fall back to fresh random archs
             arch = self.space.sample(self.rng)
             if arch not in seen:
                 out.append(arch)
         return out
 
+    def _mutants(self, parent: Any) -> list[Any]:
+        """The mutants one pass of the candidate loop draws from ``parent``: naszilla's
+        ``for rate in range(1, max_mutation_rate + 1)`` (one mutant per rate,
+        ``nas_benchmarks.py:157-161``) for ``per_position``; one mutant, ``max_mutations``
+        one-position moves away, for ``one_position``."""
+        if self.mutation == "one_position":
+            child = parent
+            for _ in range(self.max_mutations):
+                child = self.space.mutate(child, self.rng)
+            return [child]
+        return [self._mutate_per_position(parent, r) for r in range(1, self.max_mutations + 1)]
+
+    def _mutate_per_position(self, parent: Any, rate: int) -> Any:
+        """naszilla ``Cell201.mutate`` (``cell_201.py:188-200``) on any categorical space:
+        each position changes with probability ``rate / (positions - 2)`` to a different,
+        uniformly chosen option (the result may equal ``parent``; the caller drops it)."""
+        space = self.space
+        radices = [len(c.options) for c in space.choices()]
+        prob = rate / max(1, len(radices) - 2)
+        picks = list(space.to_choices(parent))
+        for pos, k in enumerate(radices):
+            if k > 1 and self.rng.random() < prob:
+                others = [o for o in range(k) if o != picks[pos]]
+                picks[pos] = others[int(self.rng.integers(len(others)))]
+        return space.from_choices(picks)
+
     def _propose(self) -> list[Any]:
         archs = list(self.data)
         x = np.stack([self.space.encode(a, self.encoding) for a in archs])
-        y = np.asarray([self.data[a] for a in archs], dtype=np.float64)
+        acc = np.asarray([self.data[a] for a in archs], dtype=np.float64)
+        # naszilla fits and ranks the raw validation loss (100 - accuracy, in percent)
+        loss_targets = self.targets == "loss"
+        y = 100.0 - acc if loss_targets else acc
         ensemble = MLPEnsemble(
             num_members=self.num_ensemble,
             num_layers=self.num_layers,
@@ -305,12 +440,18 @@ class Bananas(Searcher):
             lr=self.lr,
             epochs=self.epochs,
             batch_size=self.batch_size,
+            beta2=self.beta2,
+            eps=self.eps,
+            keras_adam=self.keras_adam,
+            standardise=self.targets == "standardised",
             seed=int(self.rng.integers(2**31)),
         )
         ensemble.fit(x, y)
         self.fits += 1
         cands = self._candidates()
         pred = ensemble.predict(np.stack([self.space.encode(a, self.encoding) for a in cands]))
+        if loss_targets:
+            pred = 100.0 - pred  # back to accuracy: the same ranking as naszilla's lowest loss
         # ITS: one independent draw per candidate from N(mean, std) of the ensemble
         draws = self.rng.normal(pred.mean(axis=0), pred.std(axis=0))
         order = np.argsort(-draws, kind="stable")[: self.k]
@@ -318,6 +459,7 @@ class Bananas(Searcher):
 
     def config(self) -> dict[str, Any]:
         return {
+            "variant": self.variant,
             "num_init": self.num_init,
             "k": self.k,
             "num_candidates": self.num_candidates,
@@ -330,5 +472,10 @@ class Bananas(Searcher):
             "lr": self.lr,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
+            "beta2": self.beta2,
+            "eps": self.eps,
+            "keras_adam": self.keras_adam,
+            "targets": self.targets,
+            "mutation": self.mutation,
             "encoding": self.encoding,
         }

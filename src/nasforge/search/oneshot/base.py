@@ -303,6 +303,20 @@ class OneShotSearch(ABC):
     #: Whether the supernet's search-mode forward is the derived arch's single path (then
     #: the loop does not evaluate the derived arch a second time).
     eval_is_derived: ClassVar[bool] = False
+    #: Weight steps per search epoch, set by the loop before the first epoch (a method
+    #: whose schedule moves per iteration reads it).
+    steps_per_epoch: int | None = None
+
+    def split_rule(self) -> str:
+        """How the loop halves a dataset without a ``valid`` split: ``random`` (halves drawn
+        from the seed) or ``prefix`` (the first half trains the weights)."""
+        return "random"
+
+    def arch_batch_rule(self) -> str:
+        """How the loop draws the arch batch of each step: ``cycle`` (epochs of the arch
+        split, one permutation each, as xautodl's paired loader) or ``fresh`` (the first
+        batch of a new permutation every step)."""
+        return "cycle"
 
     def __init__(self, config: OneShotConfig | None = None, **overrides: Any) -> None:
         if config is None:

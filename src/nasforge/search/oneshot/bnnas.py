@@ -11,10 +11,21 @@ xautodl's search models), since the indicator is their scale. As in the official
 gradient that is exactly zero (an op off the step's path) is dropped before the step, so an
 unused BN gets neither weight decay nor momentum; gradients are clipped by *value*
 (``clip_grad_value_``, 5); the loss has label smoothing 0.1. Optimizer settings of
-``main.py``: lr 0.25 at batch 512, min lr 5e-4, momentum 0.9, weight decay 4e-5 (we keep
-the cosine schedule; the official scheduler and nesterov were not verified -- plain
-momentum here). Epochs: the official 10 ImageNet epochs are about a tenth of SPOS'; on
-NB201 we take 25, a tenth of the 250 epochs of the NB201 single-path runs.
+``main.py:26-33``: lr 0.25 at batch 512, min lr 5e-4, momentum 0.9 (no Nesterov), weight
+decay 4e-5. The optimizer and schedule are ``utils/nas_utils.py:291-313``
+``get_optimizer_schedule``: weight decay only on the 4-D parameters (convolutions) and the
+classifier (``classifier.0``), none on anything else -- so the BN scales the indicator
+reads, the only parameters the official rule trains, get no decay at all
+(``decay="official"``, default; ``decay="all"`` decays every parameter, as this module did
+before); the lr falls linearly per iteration, ``lr * (1 - k / delta)`` at iteration k with
+``delta = total_iters / (1 - min_lr / lr)``, i.e. to ``min_lr`` at the last iteration
+(``LambdaLR``, stepped before each iteration while above ``min_lr``,
+``BNNAS/supernet/train.py:20-21``, with PyTorch >= 1.1's ``LambdaLR``: the repository does
+not state its PyTorch, and on < 1.1 the first iteration would run at ``lr`` itself;
+``schedule="linear"``, default; ``schedule="cosine"``
+is the per-epoch cosine used before). Epochs: the official 10 ImageNet epochs are about a
+tenth of SPOS'; on NB201 we take 25, a tenth of the 250 epochs of the NB201 single-path
+runs.
 
 The BN indicator (``BNNAS/search/ea.py``, ``EvolutionSearcher.__init__`` / ``get_bn_scores``):
 for each searched cell and edge, the mean ``|gamma|`` of the BN that closes each candidate
@@ -71,6 +82,8 @@ from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, OPS, Arch
 
 NO_BN = ("zero", "mean")
 TRAIN_BN = ("closing", "all")
+DECAY = ("official", "all")
+SCHEDULES = ("linear", "cosine")
 _NONE_ID = OPS.index("none")
 
 
@@ -87,6 +100,8 @@ class BNNASConfig(OneShotConfig):
     label_smoothing: float = 0.1
     train_bn: str = "closing"
     no_bn: str = "zero"
+    decay: str = "official"
+    schedule: str = "linear"
     population: int = 50
     generations: int = 20
     parents: int = 10
@@ -104,6 +119,12 @@ class BNNASConfig(OneShotConfig):
             check_int(self, name, 1)
         for name in ("mutations", "crossovers"):
             check_int(self, name, 0)
+        for name, allowed in (("decay", DECAY), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in allowed:
+                raise SearchError(
+                    f"config field {name}={getattr(self, name)!r} invalid; expected one of "
+                    f"{allowed}"
+                )
         if self.train_bn not in TRAIN_BN:
             raise SearchError(
                 f"config field train_bn={self.train_bn!r} invalid; expected one of {TRAIN_BN}"
@@ -152,7 +173,50 @@ class BNNAS(SinglePathSearch):
             bn_params = {id(p) for bn in self.closing_bns() for p in bn.parameters()}
         for p in self.supernet.parameters():
             p.requires_grad_(id(p) in bn_params)
+        cfg = self.config
+        if cfg.decay == "official":  # type: ignore[attr-defined]
+            # nas_utils.py:293-302: decay on 4-D weights and the classifier only
+            decayed, other = [], []
+            for name, p in self.supernet.named_parameters():
+                (decayed if p.ndim == 4 or name.startswith("classifier.") else other).append(p)
+            self.w_optimizer = torch.optim.SGD(
+                [{"params": other, "weight_decay": 0.0}, {"params": decayed}],
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+                nesterov=cfg.nesterov and cfg.momentum > 0,
+            )
+        self.iteration = 0
         self.ea_seed = int(self.rng.integers(0, 2**31 - 1))
+
+    def epoch_steps(self) -> int:
+        """Steps per epoch: the loop's count, else the config's ``steps_per_epoch``."""
+        steps = self.steps_per_epoch or self.config.steps_per_epoch
+        if steps is None:
+            raise SearchError(f"{self.name}: the linear schedule needs the steps per epoch")
+        return int(steps)
+
+    def iteration_lr(self, k: int) -> float:
+        """The official linear schedule's lr at (1-based) iteration ``k``:
+        ``lr * (1 - k / delta)``, ``delta = total / (1 - min_lr / lr)``, never below
+        ``min_lr`` (``nas_utils.py:309-312``)."""
+        cfg = self.config
+        steps = self.epoch_steps()
+        total = cfg.epochs * steps
+        delta = total / (1.0 - cfg.eta_min / cfg.lr)
+        return max(cfg.eta_min, cfg.lr * (1.0 - k / delta))
+
+    def epoch_lr(self, epoch: int) -> float:
+        """With ``schedule="linear"``: the lr of the epoch's first iteration (each step
+        sets its own); else the per-epoch cosine."""
+        if self.config.schedule == "cosine":  # type: ignore[attr-defined]
+            return super().epoch_lr(epoch)
+        return self.iteration_lr(epoch * self.epoch_steps() + 1)
+
+    def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
+        if self.config.schedule == "linear":  # type: ignore[attr-defined]
+            self.iteration = epoch * self.epoch_steps()
 
     def closing_bns(self) -> list[nn.BatchNorm2d]:
         """The BN closing each candidate op of the searched cells (ops that have one)."""
@@ -172,6 +236,11 @@ class BNNAS(SinglePathSearch):
         return [p for p in self.supernet.parameters() if p.requires_grad]
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
+        self.iteration += 1
+        if self.config.schedule == "linear":  # type: ignore[attr-defined]
+            lr = self.iteration_lr(self.iteration)  # train.py:20-21, before the step
+            for group in self.w_optimizer.param_groups:
+                group["lr"] = lr
         sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()
         return self.train_path(base, sampled)
 

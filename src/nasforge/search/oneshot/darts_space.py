@@ -15,13 +15,18 @@ Official settings (cited per config class below):
   ``learning_rate_min`` 0.001, momentum 0.9 (no Nesterov), weight decay 3e-4, 50 epochs,
   C=16, 8 layers, grad clip 5 over ``model.parameters()`` (the alphas are plain tensors
   outside them, ``model_search.py:131-136``), arch Adam lr 3e-4, betas (0.5, 0.999)
-  (``architect.py:17-18``), weight decay 1e-3, seed 2, train_portion 0.5. The arch step
-  comes before the weight step in every iteration (``train_search.py:147-155``); V2 is
-  ``--unrolled``.
+  (``architect.py:17-18``), weight decay 1e-3, seed 2, train_portion 0.5 as
+  ``indices[:split]`` / ``indices[split:num_train]`` (``:90-100``) with a fresh
+  ``next(iter(valid_queue))`` batch per step (``:143``). The arch step comes before the
+  weight step in every iteration (``train_search.py:147-155``); V2 is ``--unrolled``.
+  ``scheduler.step()`` opens each epoch (``:108-110``), on PyTorch 0.3.x: no shift (see
+  ``scheduler_first`` in :class:`_DartsSpaceFields`).
 * PC-DARTS (yuhuixu1993/PC-DARTS ``train_search.py:24-44``): batch 256, lr 0.1 cosine to
   ``learning_rate_min`` 0.0, momentum 0.9, weight decay 3e-4, 50 epochs, C=16, 8 layers,
   arch lr 6e-4, arch weight decay 1e-3, seed 2, grad clip 5, arch updates only
-  ``if epoch>=15`` (``:156-157``), K=4 (``model_search.py:31``).
+  ``if epoch>=15`` (``:156-157``), K=4 (``model_search.py:31``); the same halves and fresh
+  arch batch as DARTS (``:94-104``, ``:147``), on "pytorch(3.0.1)" (README:76, i.e. 0.3.1)
+  with ``scheduler.step()`` opening each epoch (``:112-114``).
 * GDAS (D-X-Y/AutoDL-Projects ``scripts-search/NASNet-space-search-by-GDAS.sh:30-38`` with
   ``configs/search-opts/GDAS-NASNet-CIFAR.config`` and
   ``configs/search-archs/GDAS-NASNet-CIFAR.config``): 250 epochs, batch 256, SGD lr 0.025
@@ -35,7 +40,10 @@ Official settings (cited per config class below):
 * DDPNAS (MAC-AutoML/XNAS ``xnas/algorithms/SNG/DDPNAS.py``, ``CategoricalDDPNAS``, and
   ``configs/search/SNG/DDPNAS_darts_cifar10.yaml``): the NB201 method
   (:mod:`~nasforge.search.oneshot.ddpnas`) on the 28 x 8 distribution, with XNAS'
-  DARTS-space pruning constraint (verified in ``CategoricalDDPNAS.update``): an edge never
+  DARTS-space pruning constraint as ``CategoricalDDPNAS.update`` had it at commits 808e5a8
+  and 72df3f8 (May 2022; commented out from 85dec6e "fix bug for DDPNAS" on, head
+  ea8f8ab included, where nothing sets ``training_finish`` and, by reading, pruning would
+  go on past the last survivor within ``MAX_EPOCH`` 200, so we keep the older rule): an edge never
   loses its last parameter-free op (``none``, pooling, skip) nor its last parametric one
   (the four convolutions) -- XNAS counts at most 3 prunings per group of 4
   (``non_param_index_count[index] == 3``) and ends the search when 3 + 3 are done
@@ -49,11 +57,15 @@ Official settings (cited per config class below):
   edges whose best non-``none`` survivor is strongest, with that op (ties, as before the
   first update: the earlier edge and op). From the yaml: batch 256, SGD lr 0.025 cosine,
   ``PRUNING_STEP: 3``, ``GAMMA: 0.9``; C=16 and 8 layers are XNAS' config defaults
-  (``_C.SPACE.CHANNEL``, ``_C.SPACE.LAYERS``). Not verified for the DARTS-space run, kept
-  from the NB201 DDPNAS: lr floor 1e-3, weight decay 5e-4, Nesterov, clip 5, the
-  unshifted cosine (``scheduler_first=False``: XNAS' own scheduler, not PyTorch < 1.1's)
-  and the BN after pooling (``pool_bn``); the yaml's 0.8 / 0.2 train/valid split is the
-  data split's business (``nasforge search`` options), not the config's.
+  (``_C.SPACE.CHANNEL``, ``_C.SPACE.LAYERS``); ``RANDOM_SAMPLE: True`` with
+  ``BIGMODEL_SAMPLE_PROB: 0.5`` and ``BIGMODEL_NON_PARA: 2`` (each epoch trains a random
+  path, half the time one whose normal cell has no ``none`` and at most 2 parameter-free
+  ops, and credits its result to the distribution's draw, see the NB201 module); XNAS'
+  defaults lr floor 1e-3 (``_C.OPTIM.MIN_LR``), weight decay 5e-4, Nesterov off
+  (``_C.OPTIM.NESTEROV``). Not verified for the DARTS-space run, kept from the NB201
+  DDPNAS: clip 5, the unshifted cosine (``scheduler_first=False``, as every DARTS-space
+  config here) and the BN after pooling (``pool_bn``); the yaml's 0.8 / 0.2 train/valid
+  split is the data split's business (``nasforge search`` options), not the config's.
 """
 
 from __future__ import annotations
@@ -81,6 +93,7 @@ from nasforge.search.oneshot.base import (
 from nasforge.search.oneshot.darts import DartsV1, DartsV2, DartsV2Config
 from nasforge.search.oneshot.ddpnas import DDPNAS, DDPNASConfig, schedule_epochs
 from nasforge.search.oneshot.gdas import GDAS, GDASConfig
+from nasforge.search.oneshot.loop import ARCH_BATCH_RULES, SPLIT_RULES
 from nasforge.search.oneshot.pcdarts import PCDarts, PCDartsConfig
 from nasforge.search.registry import ALGORITHMS
 from nasforge.spaces.darts import DARTS_CONCAT, PRIMITIVES, STEPS, Genotype, Pair
@@ -183,17 +196,48 @@ def normal_skip_share(g: Genotype) -> float:
 @dataclass(frozen=True)
 class _DartsSpaceFields:
     """Fields every DARTS-space config shares. ``N`` is the total number of cells (the
-    official ``--layers``; ``nasforge train --space darts --N`` means the same)."""
+    official ``--layers``; ``nasforge train --space darts --N`` means the same).
+
+    ``scheduler_first`` (default ``False``): whether epoch ``e`` trains at ``cosine(e + 1)``
+    instead of ``cosine(e)``. The official DARTS and PC-DARTS searches call
+    ``scheduler.step()`` at the start of each epoch (quark0/darts ``cnn/train_search.py``
+    ``for epoch in range(args.epochs): scheduler.step()``; PC-DARTS ``train_search.py`` the
+    same) and ran on PyTorch 0.3.1 (PC-DARTS README). That version's
+    ``_LRScheduler.__init__`` (``torch/optim/lr_scheduler.py``) calls
+    ``self.step(last_epoch + 1)`` and then sets ``self.last_epoch = last_epoch`` (-1) again,
+    so the first ``step()`` goes to epoch 0 = the base lr: no shift, and the last epoch runs
+    at ``cosine(E - 1)`` > ``eta_min``. ``True`` is what the same loop gives on PyTorch
+    >= 1.1, whose ``__init__`` leaves ``last_epoch`` at 0 (the first ``step()`` moves to 1;
+    PC-DARTS then ends at lr 0). Compared: the 0.3.x ``_LRScheduler`` source as quoted in a
+    public copy (the pytorch repository itself was too large to fetch here), not a run of
+    PyTorch 0.3.1.
+
+    ``split`` / ``arch_batches`` (defaults ``prefix`` / ``fresh``, DARTS's and PC-DARTS's):
+    how a dataset without a ``valid`` split is halved and how each step's arch batch is
+    drawn (see :mod:`~nasforge.search.oneshot.loop`); ``random`` / ``cycle`` are the NB201
+    methods' rules (GDAS and DDPNAS here, whose official loaders pair or split otherwise).
+    """
 
     C: int = 16
     N: int = 8
     nesterov: bool = False
     pool_bn: bool = True
-    scheduler_first: bool = True
+    scheduler_first: bool = False
+    split: str = "prefix"
+    arch_batches: str = "fresh"
 
     def _check_space_fields(self) -> None:
         check_bool(self, "pool_bn")
         check_bool(self, "scheduler_first")
+        if self.split not in SPLIT_RULES:
+            raise SearchError(
+                f"config field split={self.split!r} invalid; expected one of {SPLIT_RULES}"
+            )
+        if self.arch_batches not in ARCH_BATCH_RULES:
+            raise SearchError(
+                f"config field arch_batches={self.arch_batches!r} invalid; expected one of "
+                f"{ARCH_BATCH_RULES}"
+            )
 
 
 @dataclass(frozen=True)
@@ -238,7 +282,8 @@ class DartsSpaceGDASConfig(_DartsSpaceFields, GDASConfig):
     nesterov: bool = True
     weight_decay: float = 5e-4
     pool_bn: bool = False
-    scheduler_first: bool = False
+    split: str = "random"
+    arch_batches: str = "cycle"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -262,8 +307,9 @@ class DartsSpaceDDPNASConfig(_DartsSpaceFields, DDPNASConfig):
     docstring): 99 epochs (until 2 ops per edge survive), batch 256, lr 0.025 cosine."""
 
     epochs: int = schedule_epochs(NUM_DARTS_OPS, 3, last=len(DDPNAS_PRUNE_GROUPS))
-    nesterov: bool = True
-    scheduler_first: bool = False
+    bigmodel_sample_prob: float = 0.5
+    split: str = "random"
+    arch_batches: str = "cycle"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -297,6 +343,12 @@ class DartsCellMethod:
 
     def epoch_lr(self, epoch: int) -> float:
         return cosine_lr(self.config, epoch + 1 if self.config.scheduler_first else epoch)
+
+    def split_rule(self) -> str:
+        return self.config.split
+
+    def arch_batch_rule(self) -> str:
+        return self.config.arch_batches
 
     def derive_edge_weights(self) -> np.ndarray | None:
         """The edge weights the derivation multiplies in (PC-DARTS' normalised betas)."""
@@ -380,6 +432,7 @@ class DartsSpaceDDPNAS(DartsCellMethod, DDPNAS):
     config_class = DartsSpaceDDPNASConfig
     arch_shape = (NUM_ARCH_ROWS, NUM_DARTS_OPS)
     prune_groups = DDPNAS_PRUNE_GROUPS
+    bigmodel_rule = (DDPNAS_PRUNE_GROUPS[0], _NONE_ID, NUM_CELL_EDGES)
 
     def final_path(self) -> list[int]:
         return genotype_path(self.derive(None))

@@ -4,9 +4,11 @@ Efficient Network Architecture Search", 2019), on the NAS-Bench-201 space.
 Each edge holds a categorical distribution ``theta`` over its surviving ops (uniform at
 the start). A *round* draws, for every edge independently, its surviving ops in random
 order without replacement, one per epoch: with ``n`` survivors a round lasts ``n`` epochs
-and every surviving op is on the trained path exactly once. The epoch's path is trained
-for the whole epoch (single path, SGD) and then scored on the validation split; its
-top-1 accuracy (a fraction in [0, 1]) is credited to each op on the path.
+and every surviving op is on the drawn path exactly once. A path is trained for the whole
+epoch (single path, SGD) and then scored on the validation split; its top-1 accuracy (a
+fraction in [0, 1]) is credited to each op of the drawn path. With ``random_sample``
+(default, XNAS' released configs, see below) the trained and scored path is a uniformly
+random one, not the drawn path; with ``random_sample=False`` it is the drawn path itself.
 
 After ``steps`` rounds (3, XNAS ``_C.SNG.PRUNING_STEP = 3``) the distribution is updated
 (XNAS ``xnas/algorithms/SNG/DDPNAS.py``, ``CategoricalDDPNAS.update``)::
@@ -33,9 +35,17 @@ Differences, stated:
 * XNAS' DARTS-space rule "prune at most 3 parametric / 3 parameter-free ops" is specific
   to the 8-op DARTS space and not applied here (it is in the DARTS-space version,
   :class:`~nasforge.search.oneshot.darts_space.DartsSpaceDDPNAS`, via :attr:`DDPNAS.prune_groups`).
-* Not verified against the released search script: nesterov (we keep the NB201 default,
-  on) and the BN mode of the path's validation (we score as ``score_bn`` says: running
-  statistics by default, which after a full epoch on one path describe that path).
+* XNAS' released configs (``configs/search/SNG/DDPNAS_nasbench201_cifar10.yaml``, and the
+  DARTS one; the same at 808e5a8, 72df3f8, 85dec6e and head ea8f8ab) set
+  ``RANDOM_SAMPLE: True``: each epoch trains a uniformly random path (every op, pruned
+  ones included) and its validation result is credited to the path the distribution drew
+  (``scripts/search/SNG/search.py:77-83``; ``DDPNAS.py`` ``record_information`` writes at
+  ``self.sample``, the distribution's draw). That is the default here (``random_sample``);
+  ``random_sample=False`` trains and scores the distribution's own path, as the paper
+  describes. ``BIGMODEL_SAMPLE_PROB`` is 0 for NB201 (0.5 in the DARTS space). Nesterov is
+  off (XNAS ``_C.OPTIM.NESTEROV = False``, not set by the yaml).
+* Not verified against the released search script: the BN mode of the path's validation
+  (we score as ``score_bn`` says: running statistics by default).
 
 ``probabilities()`` reports ``theta`` restricted to the survivors and renormalised; the
 derived arch is its per-edge argmax over the survivors, ties (every op before the first
@@ -59,6 +69,7 @@ from nasforge.search.oneshot.base import (
     OneShotConfig,
     SearchContext,
     StepStats,
+    check_bool,
     check_float,
 )
 from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
@@ -78,17 +89,29 @@ class DDPNASConfig(OneShotConfig):
 
     epochs: int = schedule_epochs(NUM_OPS, 3)
     batch_size: int = 256
+    nesterov: bool = False
     steps: int = 3
     gamma: float = 0.9
     temperature: float = 100.0
+    random_sample: bool = True
+    bigmodel_sample_prob: float = 0.0
+    bigmodel_non_para: int = 2
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int(self, "steps", 1)
         check_float(self, "gamma")
         check_float(self, "temperature", positive=True)
+        check_bool(self, "random_sample")
+        check_float(self, "bigmodel_sample_prob")
+        check_int(self, "bigmodel_non_para", 0)
         if self.gamma >= 1:
             raise SearchError(f"config field gamma={self.gamma!r} invalid; expected in [0, 1)")
+        if not 0.0 <= self.bigmodel_sample_prob <= 1.0:
+            raise SearchError(
+                f"config field bigmodel_sample_prob={self.bigmodel_sample_prob!r} invalid; "
+                "expected in [0, 1]"
+            )
 
 
 @ALGORITHMS.register("ddpnas")
@@ -103,6 +126,10 @@ class DDPNAS(SinglePathSearch):
     #: Groups of op ids of which pruning always leaves one survivor (empty: the ops form
     #: one group, pruning goes on until one op per edge remains).
     prune_groups: ClassVar[tuple[tuple[int, ...], ...]] = ()
+    #: Op ids without parameters and the id of ``none`` (XNAS ``non_op_idx`` / ``none_idx``)
+    #: and how many leading rows the big-model rule counts them in (XNAS
+    #: ``search_space.num_edges``, the normal cell); None: no big-model sampling here.
+    bigmodel_rule: ClassVar[tuple[tuple[int, ...], int, int] | None] = None
 
     def setup_arch(self) -> None:
         edges, ops = self.arch_shape
@@ -114,7 +141,15 @@ class DDPNAS(SinglePathSearch):
         #: One accuracy matrix per finished or running round since the last pruning.
         self.rounds: list[np.ndarray] = []
         self.path: list[int] = [0] * edges
+        #: The path trained this epoch: ``path`` itself, or with ``random_sample`` a uniformly
+        #: random one whose accuracy is credited to ``path`` (XNAS ``RANDOM_SAMPLE``).
+        self.train_path: list[int] = [0] * edges
         self.prunings = 0
+        if self.config.bigmodel_sample_prob > 0 and self.bigmodel_rule is None:  # type: ignore[attr-defined]
+            raise SearchError(
+                f"{self.name}: bigmodel_sample_prob needs parameter-free op groups, which the "
+                f"{self.space_name} space does not define; use 0"
+            )
 
     # -- the round / pruning schedule ------------------------------------------------------
     def prunable(self) -> np.ndarray:
@@ -176,6 +211,26 @@ class DDPNAS(SinglePathSearch):
         self.to_draw = [[] for _ in self.alive]
         self.prunings += 1
 
+    def random_path(self) -> list[int]:
+        """XNAS ``random_sampling`` (``scripts/search/SNG/search.py:114-165``, with
+        ``PROB_SAMPLING`` and ``EDGE_SAMPLING`` off): each edge's op uniform over all ops
+        (pruned ones included); with probability ``bigmodel_sample_prob`` redrawn until the
+        leading rows hold no ``none`` and at most ``bigmodel_non_para`` parameter-free ops."""
+        cfg = self.config
+        edges, ops = self.arch_shape
+
+        def draw() -> list[int]:
+            return [int(k) for k in self.rng.integers(ops, size=edges)]
+
+        if self.bigmodel_rule is None or self.rng.random() >= cfg.bigmodel_sample_prob:  # type: ignore[attr-defined]
+            return draw()
+        non_param, none_id, rows = self.bigmodel_rule
+        while True:
+            path = draw()
+            head = path[:rows]
+            if none_id not in head and sum(k in non_param for k in head) <= cfg.bigmodel_non_para:  # type: ignore[attr-defined]
+                return path
+
     # -- the loop's hooks ------------------------------------------------------------------
     def final_path(self) -> list[int]:
         """The path trained once the search has finished: each edge's sole survivor."""
@@ -192,16 +247,21 @@ class DDPNAS(SinglePathSearch):
     def begin_epoch(self, epoch: int) -> None:
         if self.finished:
             self.path = self.final_path()
+            self.train_path = self.path
         else:
             self.draw_path()
+            # search.py:77 trains random_sampling's path, while record_information credits
+            # the distribution's own draw (DDPNAS.py:62-65 uses self.sample, not its argument)
+            self.train_path = self.random_path() if self.config.random_sample else self.path  # type: ignore[attr-defined]
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
-        return self.path_step(base, self.path)
+        return self.path_step(base, self.train_path)
 
     def end_epoch(self, epoch: int, ctx: SearchContext) -> None:
         if self.finished:
             return
-        acc = self.evaluate_arch(self.path_arch(self.path), ctx.full_valid())
+        # search.py:79-83: the trained path's validation result is what gets credited
+        acc = self.evaluate_arch(self.path_arch(self.train_path), ctx.full_valid())
         self.credit(acc / 100.0)
 
     def probabilities(self) -> np.ndarray:
@@ -230,6 +290,7 @@ class DDPNAS(SinglePathSearch):
     def extra_record(self) -> dict[str, Any]:
         return {
             "path": self.describe_path(self.path),
+            "trained_path": self.describe_path(self.train_path),
             "survivors": self.alive.sum(axis=1).tolist(),
             "prunings": self.prunings,
         }
@@ -242,6 +303,7 @@ class DDPNAS(SinglePathSearch):
             "to_draw": [list(d) for d in self.to_draw],
             "rounds": [r.tolist() for r in self.rounds],
             "path": list(self.path),
+            "train_path": list(self.train_path),
             "prunings": self.prunings,
         }
 
@@ -252,4 +314,5 @@ class DDPNAS(SinglePathSearch):
         self.to_draw = [[int(k) for k in d] for d in state["to_draw"]]
         self.rounds = [np.asarray(r, dtype=np.float64) for r in state["rounds"]]
         self.path = [int(k) for k in state["path"]]
+        self.train_path = [int(k) for k in state.get("train_path", state["path"])]
         self.prunings = int(state["prunings"])

@@ -3,8 +3,12 @@
 Data: bi-level methods train the weights on the ``train`` split and the architecture on the
 ``valid`` split (``cifar10-valid``: the two official halves of CIFAR-10's training set; the
 embedded ``digits`` / ``synthetic``: their train / valid splits). A setting without a
-``valid`` split (``cifar10``, trained on all 50k) is halved deterministically from the seed,
-as the official search scripts halve CIFAR-10's training set.
+``valid`` split (``cifar10``, trained on all 50k) is halved as the method's ``split_rule``
+says: into halves drawn from the seed (NB201 methods), or, for the DARTS-space DARTS and
+PC-DARTS, into the first and second half of the training set, as their official
+``train_search.py`` (``indices[:split]`` / ``indices[split:num_train]``). Arch batches follow
+the method's ``arch_batch_rule``: cycled epochs of the arch split, or, as DARTS / PC-DARTS,
+a fresh ``next(iter(valid_queue))`` every step (the first batch of a new permutation).
 
 Every epoch records the supernet's train / valid loss and accuracy, the derived arch, each
 edge's distribution and its entropy, the share of ``skip_connect`` in the derived arch (the
@@ -19,6 +23,7 @@ given number of intra-op threads (a different thread count changes float reducti
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -100,15 +105,28 @@ class SearchResult:
         )
 
 
-def search_splits(data: DatasetSplits, seed: int) -> tuple[Split, Split]:
-    """(weights split, architecture split) of a dataset setting (see the module docstring)."""
+SPLIT_RULES = ("random", "prefix")
+ARCH_BATCH_RULES = ("cycle", "fresh")
+
+
+def search_splits(data: DatasetSplits, seed: int, rule: str = "random") -> tuple[Split, Split]:
+    """(weights split, architecture split) of a dataset setting (see the module docstring);
+    ``rule`` ``prefix`` is the official DARTS / PC-DARTS ``indices[:split]`` /
+    ``indices[split:]`` with ``split = floor(0.5 * n)`` (PC-DARTS ``train_search.py:94-104``)."""
+    if rule not in SPLIT_RULES:
+        raise SearchError(f"split rule {rule!r} is unknown; expected one of {SPLIT_RULES}")
     if "valid" in data.evals:
         return data.train, data.evals["valid"]
     n = len(data.train)
     if n < 2:
         raise SearchError(f"{data.name}: {n} training sample(s) cannot be split in two halves")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
     half = n // 2
+    if rule == "prefix":
+        return (
+            data.train.subset(torch.arange(half), "train"),
+            data.train.subset(torch.arange(half, n), "valid"),
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
     return (
         data.train.subset(perm[:half].sort().values, "train"),
         data.train.subset(perm[half:].sort().values, "valid"),
@@ -169,6 +187,16 @@ def _cycle(loader: DeviceLoader, epoch: int, offset: int = 0) -> Iterator[Batch]
         cycle += 1
 
 
+def _fresh(loader: DeviceLoader, epoch: int) -> Iterator[Batch]:
+    """One batch per step, each the first of its own permutation: the official
+    ``next(iter(valid_queue))`` (PC-DARTS ``train_search.py:147``, DARTS
+    ``cnn/train_search.py:143``); step s of search epoch e uses loader epoch
+    ``e * stride + s``, so the stream is fixed by (seed, e) and survives a resume."""
+    for step in itertools.count():
+        loader.set_epoch(epoch * _CYCLE_STRIDE + step)
+        yield next(iter(loader))
+
+
 def _evaluate(batches: list[Batch], method: OneShotSearch, derived: Arch) -> tuple[float, float]:
     """Valid loss and accuracy of ``method``'s search-mode forward; BN mode is the caller's."""
     res = evaluate(lambda x: method.eval_logits(x, derived), batches)
@@ -200,7 +228,13 @@ def run_search(
     out.mkdir(parents=True, exist_ok=True)
     cfg = method.config
     emit = callback or (lambda event, info: None)
-    weights_split, arch_split = search_splits(data, seed)
+    weights_split, arch_split = search_splits(data, seed, method.split_rule())
+    arch_rule = method.arch_batch_rule()
+    if arch_rule not in ARCH_BATCH_RULES:
+        raise SearchError(
+            f"arch batch rule {arch_rule!r} is unknown; expected one of {ARCH_BATCH_RULES}"
+        )
+    arch_stream = _fresh if arch_rule == "fresh" else _cycle
     method.setup(data.num_classes, seed, device)
     assert method.supernet is not None
     table_key = None
@@ -261,6 +295,7 @@ def run_search(
     steps = len(train_loader)
     if cfg.steps_per_epoch is not None:
         steps = min(steps, cfg.steps_per_epoch)
+    method.steps_per_epoch = steps
     emit(
         "start",
         {"epochs": cfg.epochs, "start_epoch": start_epoch, "steps": steps, "algo": method.name},
@@ -271,7 +306,7 @@ def run_search(
         ctx = SearchContext(valid_pass, lambda e=epoch: _cycle(arch_loader, e, _CYCLE_STRIDE // 2))
         method.begin_epoch(epoch)
         net.train()
-        arch_iter = _cycle(arch_loader, epoch) if method.uses_arch_batches else None
+        arch_iter = arch_stream(arch_loader, epoch) if method.uses_arch_batches else None
         train_loader.set_epoch(epoch)
         # On-device accumulators: one host sync per epoch, not per step (as Trainer).
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)

@@ -17,6 +17,7 @@ the test split is reported after retraining.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,20 +214,17 @@ def plot_search_front(record: dict[str, Any], path: Path) -> Path:
     )
 
 
-#: ``--method`` names of the width-search algorithms (``nasforge.search.ALGORITHMS``).
-METHODS: dict[str, str] = {
-    "cafenet": "cafenet",
-    "fixed": "fixed-width",
-    "uniform": "uniform-width",
-    "aows": "aows",
-}
+#: ``--method`` names of the width-search algorithms: their registered names in
+#: ``nasforge.search.ALGORITHMS`` (one name everywhere: CLI, records, README).
+METHODS: tuple[str, ...] = ("cafenet", "fixed-width", "uniform-width", "aows")
+#: Earlier ``--method`` spellings, still accepted (not listed in help or errors).
+METHOD_ALIASES: dict[str, str] = {"fixed": "fixed-width", "uniform": "uniform-width"}
 
 
 def check_method(method: str) -> str:
-    """The registered algorithm name of a ``--method`` (the registered names work too)."""
+    """The registered algorithm name of a ``--method`` (an old alias is read as its name)."""
+    method = METHOD_ALIASES.get(method, method)
     if method in METHODS:
-        return METHODS[method]
-    if method in METHODS.values():
         return method
     raise SearchError(f"unknown width method {method!r}; expected one of: {', '.join(METHODS)}")
 
@@ -292,6 +290,34 @@ def _measured(
     res.measured_latency_ms = measure_widths(space, res.widths, settings=setup.measure,
                                              device=device)  # fmt: skip
     return res
+
+
+class LatencyTargetMissed(UserWarning):
+    """A width search's winner, timed after the search, is slower than its latency target
+    (the search only saw the latency model's prediction)."""
+
+
+def latency_check(
+    name: str, entry: dict[str, Any], model_info: dict[str, Any] | None
+) -> str | None:
+    """A warning when ``entry`` (a result dict with ``latency_target_ms`` and
+    ``measured_latency_ms``) misses its target, else None; also issued as a
+    :class:`LatencyTargetMissed` warning. The message names the target, the measured and
+    the predicted latency and the latency model's held-out error, the likely cause."""
+    target, measured = entry.get("latency_target_ms"), entry.get("measured_latency_ms")
+    if target is None or measured is None or measured <= target:
+        return None
+    model = ""
+    if model_info and "val_nrmse" in model_info:
+        model = f"; the latency model's held-out error is {100 * model_info['val_nrmse']:.0f}%"
+    pred = entry.get("pred_latency_ms")
+    predicted = "" if pred is None else f" (predicted {pred:.4g} ms)"
+    message = (
+        f"{name}: the chosen widths measure {measured:.4g} ms{predicted}, "
+        f"{100 * (measured / target - 1):.0f}% over the {target:.4g} ms target{model}"
+    )
+    warnings.warn(message, LatencyTargetMissed, stacklevel=2)
+    return message
 
 
 def run_search(
@@ -387,6 +413,7 @@ def run_search(
         result = search.search(b, progress=lambda i, n: say("search", i, n))
         uni.supernet_acc = search.score(tuple(uni.widths))
         record["settings"] = search.settings()
+        record["recipe"] = recipe.to_dict()  # the supernet's training recipe
         record["supernet_log"] = log.to_dict()
         record["uniform_front"] = uniform_front(search)
         if isinstance(search, AOWSSearch):
@@ -397,6 +424,13 @@ def run_search(
         _measured(uni, space, setup, device)
     record["result"] = result.to_dict()
     record["uniform"] = uni.to_dict()
+    # the target is a constraint: a winner that misses it when timed is said so, in the
+    # record and as a warning, never passed off as meeting it
+    record["warnings"] = [
+        w
+        for name, entry in ((algo, record["result"]), ("uniform-width", record["uniform"]))
+        if (w := latency_check(name, entry, record["latency_model"])) is not None
+    ]
     atomic_write_json(out / SEARCH_FILE, record)
     if algo != "uniform-width":
         plot_search_front(record, out / "search_front.png")
@@ -516,6 +550,7 @@ def run_compare(
     budgets: Sequence[str] = (),
     out_dir: str | Path,
     supernet_recipe: Recipe,
+    aows_recipe: Recipe | None = None,
     retrain_recipe: Recipe,
     seed: int = 0,
     supernet: SupernetSettings | None = None,
@@ -540,7 +575,9 @@ def run_compare(
     at each target; every winner's latency is then *measured*, so the methods compare at
     equal measured latency. AOWS trains once, its adaptive sampling aimed at the middle
     target, and decodes (OWS) at each target. Every winner (and the uniform configuration
-    of each budget) is retrained with ``retrain_recipe`` and ``seed``.
+    of each budget) is retrained with ``retrain_recipe`` and ``seed``. AOWS's supernet trains
+    with ``aows_recipe`` (``nasforge width compare``: AOWS's own ``aows-20e``) if given,
+    else with ``supernet_recipe``.
     """
     say = progress or (lambda _msg: None)
     out = Path(out_dir)
@@ -579,7 +616,7 @@ def run_compare(
         search = _make_search(
             method,
             space,
-            supernet_recipe,
+            aows_recipe if method == "aows" and aows_recipe is not None else supernet_recipe,
             seed=seed,
             # AOWS keeps its own sandwich (one random width, in-place distillation).
             supernet=None if method == "aows" else supernet,
@@ -596,6 +633,7 @@ def run_compare(
             found[search.name].append(search.search(b))
     found["uniform-width"] = [UniformWidth(space).search(b) for b in limits]
     methods: dict[str, list[dict[str, Any]]] = {}
+    compare_warnings: list[str] = []
     for method, results in found.items():
         methods[method] = []
         for res in results:
@@ -610,6 +648,9 @@ def run_compare(
                 entry[k] = d[k]
             entry["evaluated"] = len(res.evaluated)
             del entry["train"]["epochs"][:-1]  # keep the final epoch only
+            missed = latency_check(method, entry, None if lat_model is None else lat_model.info)
+            if missed is not None:
+                compare_warnings.append(missed)
             methods[method].append(entry)
     record = {
         "format": FORMAT,
@@ -626,9 +667,11 @@ def run_compare(
         "latency_model": None if lat_model is None else lat_model.info,
         "space": space.describe(),
         "supernet_recipe": supernet_recipe.to_dict(),
+        "aows_recipe": (aows_recipe or supernet_recipe).to_dict(),
         "retrain_recipe": retrain_recipe.to_dict(),
         "supernet_logs": logs,
         "methods": methods,
+        "warnings": compare_warnings,
     }
     atomic_write_json(out / COMPARE_FILE, record)
     plot_compare(record, out / "compare.png")

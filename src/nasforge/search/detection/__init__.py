@@ -1,0 +1,1 @@
+"""Search methods of the detection task family (SM-NAS)."""
