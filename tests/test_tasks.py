@@ -289,3 +289,15 @@ def test_a_task_search_writes_an_arch_that_train_reads(tmp_path: Any) -> None:
         )
         assert res.exit_code == 0, res.output
         assert doc["arch"] in res.output
+
+
+def test_task_list_prints_every_task_with_its_units_on_one_line_when_piped() -> None:
+    res = CliRunner().invoke(app, ["task", "list"])
+    assert res.exit_code == 0, res.output
+    for name in TASKS.names():
+        task = get_task(name)
+        row = next(line for line in res.output.splitlines() if f" {name} " in line)
+        for m in task.metrics:
+            assert m.name in row
+            if m.unit.strip():
+                assert f"{m.name} [{m.unit.strip()}]" in row  # units are text, not markup

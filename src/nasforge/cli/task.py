@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -21,20 +20,28 @@ def task_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    from nasforge.progress import output_console
+
     table = Table(title="tasks")
-    for col in ("task", "primary", "metrics", "default dataset", "description"):
-        table.add_column(col, overflow="fold")
+    for col in ("task", "primary", "metrics", "default dataset"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", overflow="fold")
     for r in rows:
         primary = next(m for m in r["metrics"] if m["name"] == r["primary"])
         direction = "max" if primary["higher_is_better"] else "min"
         table.add_row(
             escape(r["name"]),
             f"{r['primary']} ({direction})",
-            ", ".join(m["name"] + (f" [{m['unit']}]" if m["unit"] else "") for m in r["metrics"]),
+            escape(
+                ", ".join(
+                    m["name"] + (f" [{m['unit'].strip()}]" if m["unit"].strip() else "")
+                    for m in r["metrics"]
+                )
+            ),
             escape(r["default_dataset"]),
             escape(r["description"]),
         )
-    Console(soft_wrap=True).print(table)
+    output_console().print(table)
 
 
 @task_app.command("info")
