@@ -4,7 +4,7 @@ For DARTS-V1, DARTS-V2, GDAS, SETN, ENAS and RSPS: the nasforge method and xauto
 official search model (``xautodl.models.cell_searchs``) are built at the same configuration
 (default C=16, N=5, batch 64, 32x32 inputs, 10 classes) with the same initial weights; a
 *step* is one search iteration as each side runs it -- nasforge's ``train_step``; for the
-official side the script's step as restated in :mod:`nasforge.search.oneshot.official`
+official side the script's step as restated in ``tests/official_reference.py``
 (DARTS / GDAS: weight step + arch step; DARTS-V2: unrolled arch step + weight step; SETN:
 single-path weight step + joint arch step; ENAS: controller sample + weight step; RSPS:
 random arch + weight step). Both sides compute the same updates
@@ -55,9 +55,12 @@ from typing import Any
 
 import torch
 
+# The restated official steps live beside the side-by-side tests (they need xautodl, which
+# is no dependency of nasforge).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import official_reference as official
 from nasforge.io import atomic_write_json
 from nasforge.search import ALGORITHMS
-from nasforge.search.oneshot import official
 from nasforge.search.oneshot.base import OneShotSearch
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS
 

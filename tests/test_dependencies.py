@@ -18,9 +18,6 @@ import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Reference code imported inside functions only (side-by-side checks), never a dependency:
-#: xautodl pins numpy<=1.19.5, so scripts/test.sh installs it with --no-deps.
-REFERENCE_ONLY = {"xautodl"}
 
 
 def _norm(name: str) -> str:
@@ -71,8 +68,6 @@ def problems(files: dict[str, str]) -> list[str]:
     for name, source in sorted(files.items()):
         for top, module_level in imports(source):
             if top in sys.stdlib_module_names or top in ("nasforge", "__future__"):
-                continue
-            if top in REFERENCE_ONLY and not module_level:
                 continue
             provided = {_norm(d) for d in dists.get(top, [])}
             if not provided:

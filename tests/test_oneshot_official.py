@@ -4,7 +4,7 @@ parameter (and BatchNorm buffer) updates and the same architecture update as the
 search model of xautodl driven as ``exps/NAS-Bench-201-algos/<METHOD>.py`` drives it.
 
 The official scripts are not part of the ``xautodl`` package, so their steps are restated in
-:mod:`nasforge.search.oneshot.official` (cited per step) with the PyTorch 1.x semantics they
+``tests/official_reference.py`` (cited per step) with the PyTorch 1.x semantics they
 ran under: ``zero_grad()`` zero-filled gradients (``set_to_none=False``). Two iterations are run, so
 momentum, weight decay on the ops a step does not use and the gradient left in the
 architecture parameters all matter. Sampling is matched by seeding xautodl's global
@@ -20,9 +20,10 @@ import copy
 import pytest
 import torch
 
+import official_reference as official
 from nasforge.nn.supernet import to_xautodl_state_dict
 from nasforge.search import ALGORITHMS
-from nasforge.search.oneshot import SearchContext, official
+from nasforge.search.oneshot import SearchContext
 from nasforge.spaces.nb201 import EDGES, OPS
 
 pytest.importorskip(
