@@ -126,7 +126,7 @@ def _generic_fit(space: str, task: Any, options: dict[str, Any]) -> Callable[...
         if cells is not None:
             opts.setdefault("N", cells)
         io = task.network_io(data)
-        build_network(space, value, io=io, **opts)  # check before seeding and training
+        # fit_fresh builds the network before any training: a bad option fails there.
         result, _ = fit_fresh(
             lambda: build_network(space, value, io=io, **opts), data, rec, task=task, **kw
         )
