@@ -67,6 +67,19 @@ class _ReLUConvsBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
 
+    def leads_with_relu(self) -> bool:
+        """Whether the op starts with a ReLU that :meth:`forward_activated` skips."""
+        return isinstance(self.op[0], nn.ReLU)
+
+    def forward_activated(self, r: torch.Tensor) -> torch.Tensor:
+        """The op on ``r = relu(x)``: the convolutions and BN only. A supernet edge applies
+        one ReLU to its input for all of its ReLU-led candidate ops (the same values, one
+        ReLU and one saved activation instead of one per op)."""
+        for i, layer in enumerate(self.op):
+            if i:
+                r = layer(r)
+        return r
+
 
 class ReLUConvBN(_ReLUConvsBN):
     """ReLU -> Conv -> BN: NB201's ``nor_conv_*`` ops and both spaces' 1x1 preprocessing."""
@@ -157,6 +170,14 @@ class SepConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
+
+    def leads_with_relu(self) -> bool:
+        """Whether the op starts with a ReLU (that of its first half)."""
+        return self.op[0].leads_with_relu()
+
+    def forward_activated(self, r: torch.Tensor) -> torch.Tensor:
+        """The op on ``r = relu(x)`` (see :meth:`_ReLUConvsBN.forward_activated`)."""
+        return self.op[1](self.op[0].forward_activated(r))
 
 
 class Conv7x1x1x7(_ReLUConvsBN):
@@ -276,10 +297,17 @@ class FactorizedReduce(nn.Module):
             self.pad = nn.ConstantPad2d((0, 1, 0, 1), 0)
         self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats)
 
+    def leads_with_relu(self) -> bool:
+        """Whether the op starts with a ReLU (stride 2, unless a cell replaced it)."""
+        return self.stride != 1 and isinstance(self.relu, nn.ReLU)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
             return self.bn(self.conv(x))
-        x = self.relu(x)
+        return self.forward_activated(self.relu(x))
+
+    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
+        """The stride-2 op on ``x = relu(input)`` (see :meth:`_ReLUConvsBN.forward_activated`)."""
         y = self.pad(x)
         out = torch.cat([self.convs[0](x), self.convs[1](y[:, :, 1:, 1:])], dim=1)
         return self.bn(out)

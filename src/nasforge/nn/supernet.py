@@ -108,6 +108,10 @@ class MixedEdge(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(self.op_channels, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
+        # Ops that start with a ReLU of the edge input (ReLU-conv-BN, separable, dilated,
+        # factorized-reduce): a weighted sum applies that ReLU once for all of them.
+        led = [getattr(op, "leads_with_relu", lambda: False)() for op in ops]
+        self.relu_led = tuple(led) if sum(led) > 1 else (False,) * len(ops)
         #: Applied to the bypassed channels (DARTS-space reduction edges max-pool them).
         self.bypass_pool = bypass_pool
 
@@ -139,11 +143,16 @@ class MixedEdge(nn.Module):
                 weights, scale_y = weights * scale, None
             # The ``none`` op's output is identically zero, so its term contributes neither a
             # value nor a gradient (d/dw of w*0 is 0): skipping it is exact and saves memory.
-            y = None
+            y = r = None
             for k, op in enumerate(self.ops):
                 if k == _NONE_ID:
                     continue
-                term = op(x_op) * weights[k]
+                if self.relu_led[k]:
+                    if r is None:
+                        r = torch.relu(x_op)
+                    term = op.forward_activated(r) * weights[k]
+                else:
+                    term = op(x_op) * weights[k]
                 y = term if y is None else y + term
         if scale is not None:
             # Scaling the two parts before the shuffle (a permutation) is the same as scaling

@@ -27,6 +27,7 @@ from torch import nn
 
 from nasforge.errors import SearchError
 from nasforge.nn.supernet import NB201Supernet
+from nasforge.train.device import default_channels_last
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, OPS, Arch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -350,6 +351,9 @@ class OneShotSearch(ABC):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.supernet = self.build_supernet(num_classes).to(self.device)
+            # oneDNN's fastest layout where it is safe (nasforge.train.device): 1.6-1.8x a step.
+            if default_channels_last(self.supernet, self.device):
+                self.supernet.to(memory_format=torch.channels_last)
             self.generator = torch.Generator().manual_seed(seed + 1)
             self.rng = np.random.default_rng(seed + 2)
             self.w_optimizer = torch.optim.SGD(
