@@ -117,10 +117,10 @@ def ours_steps(arch, data, recipe, seed, channels_last: bool | None) -> Iterator
     )
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.int64)
+    counts: dict[str, torch.Tensor] = {}  # the task's training counts (correct predictions)
     while True:
         for x, y in loader:
-            trainer.train_step(model, model, opt, x, y, loss_sum, correct)
+            trainer.train_step(model, model, opt, x, y, loss_sum, counts)
             yield
 
 
