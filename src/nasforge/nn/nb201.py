@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 from torch import nn
 
@@ -35,13 +37,30 @@ class InferCell(nn.Module):
             self.node_layers.append(layer_ids)
         self.arch = arch
         self.out_dim = c_out
+        # Layers that start with a ReLU of a node read by another such layer: the cell
+        # applies that ReLU once per node (the same values; one ReLU and one saved
+        # activation instead of one per layer). The module tree is unchanged.
+        led = [getattr(layer, "leads_with_relu", lambda: False)() for layer in self.layers]
+        srcs = [src for inputs in self.node_inputs for src in inputs]
+        readers = Counter(src for src, is_led in zip(srcs, led, strict=True) if is_led)
+        self.shared_relu = tuple(
+            is_led and readers[src] > 1 for src, is_led in zip(srcs, led, strict=True)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
+        activated: dict[int, torch.Tensor] = {}
         for layer_ids, inputs in zip(self.node_layers, self.node_inputs, strict=True):
-            feature = self.layers[layer_ids[0]](nodes[inputs[0]])
-            for li, src in zip(layer_ids[1:], inputs[1:], strict=True):
-                feature = feature + self.layers[li](nodes[src])
+            feature = None
+            for li, src in zip(layer_ids, inputs, strict=True):
+                if self.shared_relu[li]:
+                    r = activated.get(src)
+                    if r is None:
+                        r = activated[src] = torch.relu(nodes[src])
+                    y = self.layers[li].forward_activated(r)
+                else:
+                    y = self.layers[li](nodes[src])
+                feature = y if feature is None else feature + y
             nodes.append(feature)
         return nodes[-1]
 
