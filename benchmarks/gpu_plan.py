@@ -367,7 +367,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scale = (args.resolution / 32) ** 2  # a 32x32-image equivalent costs 1/scale images
     report: dict[str, Any] = {
         "benchmark": "gpu_plan",
-        "command": "python benchmarks/gpu_plan.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/gpu_plan.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "archs": [a.to_string() for a in archs],

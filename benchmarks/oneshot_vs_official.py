@@ -72,7 +72,7 @@ from nasforge.io import atomic_write_json
 from nasforge.search import ALGORITHMS
 from nasforge.search.oneshot.base import OneShotSearch
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS
-from nasforge.train.device import resolve_device
+from nasforge.train.device import cpu_model, resolve_device
 
 METHODS = ("darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps")
 #: Issue #32: every method's step at least 1.5x faster than the official one (official / ours).
@@ -81,6 +81,8 @@ TARGET_SPEEDUP = 1.5
 
 class BenchmarkError(NasforgeError):
     """A bad benchmark option (e.g. ``--device cuda`` without CUDA)."""
+
+
 Step = Callable[[], None]
 
 
@@ -293,17 +295,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             atomic_write_json(args.out, report)
     print(json.dumps(report, indent=2))
     return report
-
-
-def cpu_model() -> str:
-    """``lscpu``'s "Model name" (from /proc/cpuinfo), or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def summarise(report: dict[str, Any]) -> None:

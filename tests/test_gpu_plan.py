@@ -15,7 +15,7 @@ from nasforge.nn.nb201 import NB201Network
 from nasforge.spaces.nb201 import Arch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import gpu_plan  # noqa: E402
+import gpu_plan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

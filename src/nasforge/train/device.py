@@ -37,6 +37,19 @@ def resolve_device(
     return dev
 
 
+def cpu_model() -> str:
+    """The CPU's model name as ``lscpu`` shows it (Linux ``/proc/cpuinfo``), else the
+    platform's processor string: what benchmark figures name as their machine."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def narrow_strided_pointwise(model: torch.nn.Module) -> list[str]:
     """Names of the 1x1 convolutions with a stride above 1 in ``model``.
 
@@ -82,3 +95,23 @@ def default_channels_last(model: torch.nn.Module, device: str | torch.device) ->
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     return not narrow_strided_pointwise(model)
+
+
+def _nchw_input(module: torch.nn.Module, args: tuple) -> tuple:
+    return (args[0].contiguous(), *args[1:])
+
+
+def to_safe_channels_last(model: torch.nn.Module) -> list[str]:
+    """Put ``model`` in channels_last except its strided 1x1 convolutions, which keep
+    NCHW weights and get their input made contiguous (NCHW) by a forward pre-hook, so that
+    oneDNN never runs the channels_last kernel of uxlfoundation/oneDNN#6035 (see
+    :func:`narrow_strided_pointwise`) while every other layer gets the faster layout.
+    Returns the names of the layers kept in NCHW. The values computed are the same in
+    either layout (up to float summation order)."""
+    names = narrow_strided_pointwise(model)
+    model.to(memory_format=torch.channels_last)
+    for name in names:
+        conv = model.get_submodule(name)
+        conv.to(memory_format=torch.contiguous_format)
+        conv.register_forward_pre_hook(_nchw_input)
+    return names
