@@ -1,0 +1,238 @@
+"""What each speed lever of the one-shot supernet step buys, measured A/B in one process.
+
+Issue #32 lists levers to try; this script measures each against the code without it, on
+the same machine in the same run (the two sides alternate step by step, the side that goes
+first alternating too; the figure is the ratio of the median process CPU time per step,
+``without / with``: above 1 means the lever pays). Run with ``--threads 1`` on a shared
+machine.
+
+* ``layout``: the NB201 supernet in channels_last (what ``OneShotSearch.setup`` picks on
+  x86-64 through ``default_channels_last``) vs NCHW, a ``--method`` step (default
+  DARTS-V1: weight step + arch step) at ``--C`` / ``--N`` / ``--batch``.
+* ``shared_relu``: one ReLU per edge input for the edge's ReLU-led candidate ops
+  (``MixedEdge.relu_led``) vs one per op, same step; also the activation bytes one forward
+  saves for backward (``supernet_cost.activation_bytes``).
+* ``darts_layout``: the DARTS-space supernet (``--darts-method``, default DARTS-V1, at
+  ``--darts-C`` / ``--darts-layers`` / ``--darts-batch``) in NCHW (the default: its
+  FactorizedReduce has strided 1x1 convolutions, uxlfoundation/oneDNN#6035) vs
+  ``to_safe_channels_last`` (channels_last except those convolutions) vs channels_last
+  everywhere (measured only: unsafe on AVX2 when such a conv has < 8 input channels).
+* ``merged_conv``: NB201's two convolutions on one edge input (3x3 and 1x1, C -> C) as
+  one 3x3 convolution of 2C outputs (the 1x1 kernel zero-padded), forward + backward,
+  channels_last, at the three stage shapes.
+* ``compile``: ``torch.compile`` (inductor) of one NB201 mixed edge's weighted forward +
+  backward vs eager, after the compile (whose seconds are reported); an error is reported
+  as such (e.g. no C++ compiler).
+
+    PYTHONPATH=src python benchmarks/oneshot_levers.py --threads 1 \\
+        --out benchmarks/results/oneshot_levers.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from nasforge.io import atomic_write_json
+from nasforge.nn.supernet import MixedEdge
+from nasforge.search import ALGORITHMS
+from nasforge.search.oneshot.base import OneShotSearch
+from nasforge.search.oneshot.darts_space import DARTS_ALGORITHMS
+from nasforge.train.device import cpu_model, to_safe_channels_last
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from supernet_cost import activation_bytes
+
+LEVERS = ("layout", "shared_relu", "darts_layout", "merged_conv", "compile")
+CL = torch.channels_last
+
+
+def ab(sides: dict[str, Callable[[], None]], repeats: int) -> dict[str, Any]:
+    """Median process CPU seconds per call of each side, after one untimed call each,
+    alternating the order every round."""
+    for fn in sides.values():
+        fn()
+    names = list(sides)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.process_time()
+            sides[name]()
+            times[name].append(time.process_time() - t0)
+    return {"median_s": {k: statistics.median(v) for k, v in times.items()}, "all_s": times}
+
+
+def _batches(batch: int, res: int = 32) -> tuple[tuple, tuple]:
+    g = torch.Generator().manual_seed(0)
+    mk = lambda: (  # noqa: E731
+        torch.randn(batch, 3, res, res, generator=g),
+        torch.randint(0, 10, (batch,), generator=g),
+    )
+    return mk(), mk()
+
+
+def _method(registry: Any, name: str, **config: Any) -> OneShotSearch:
+    m = registry.create(name, **config)
+    m.setup(10, seed=0)
+    m.begin_epoch(20)  # PC-DARTS: past the warm-up, so the arch step runs too
+    return m
+
+
+def _stepper(m: OneShotSearch, base: tuple, arch: tuple) -> Callable[[], None]:
+    return lambda: m.train_step(base, arch if type(m).uses_arch_batches else None, 20)
+
+
+def lever_layout(args: argparse.Namespace) -> dict[str, Any]:
+    base, arch = _batches(args.batch)
+    cl = _method(ALGORITHMS, args.method, C=args.C, N=args.N)
+    nchw = _method(ALGORITHMS, args.method, C=args.C, N=args.N)
+    nchw.supernet.to(memory_format=torch.contiguous_format)
+    out = ab(
+        {"channels_last": _stepper(cl, base, arch), "nchw": _stepper(nchw, base, arch)},
+        args.repeats,
+    )
+    out["gain"] = out["median_s"]["nchw"] / out["median_s"]["channels_last"]
+    return out
+
+
+def lever_shared_relu(args: argparse.Namespace) -> dict[str, Any]:
+    base, arch = _batches(args.batch)
+    shared = _method(ALGORITHMS, args.method, C=args.C, N=args.N)
+    per_op = _method(ALGORITHMS, args.method, C=args.C, N=args.N)
+    for m in per_op.supernet.modules():
+        if isinstance(m, MixedEdge):
+            m.relu_led = (False,) * len(m.relu_led)
+    out = ab(
+        {"shared": _stepper(shared, base, arch), "per_op": _stepper(per_op, base, arch)},
+        args.repeats,
+    )
+    out["gain"] = out["median_s"]["per_op"] / out["median_s"]["shared"]
+    out["activation_bytes"] = {
+        "shared": activation_bytes(shared, *base),
+        "per_op": activation_bytes(per_op, *base),
+    }
+    return out
+
+
+def lever_darts_layout(args: argparse.Namespace) -> dict[str, Any]:
+    base, arch = _batches(args.darts_batch)
+    cfg = {"C": args.darts_C, "N": args.darts_layers}
+    sides = {}
+    for name in ("nchw", "safe_channels_last", "channels_last"):
+        m = _method(DARTS_ALGORITHMS, args.darts_method, **cfg)
+        if name == "safe_channels_last":
+            to_safe_channels_last(m.supernet)
+        elif name == "channels_last":
+            m.supernet.to(memory_format=CL)
+        sides[name] = _stepper(m, base, arch)
+    out = ab(sides, args.repeats)
+    med = out["median_s"]
+    out["gain"] = {k: med["nchw"] / v for k, v in med.items()}
+    return out
+
+
+def lever_merged_conv(args: argparse.Namespace) -> dict[str, Any]:
+    out = {}
+    for c, res in ((args.C, 32), (2 * args.C, 16), (4 * args.C, 8)):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(args.batch, c, res, res, generator=g).contiguous(memory_format=CL)
+        x.requires_grad_()
+        w3 = torch.randn(c, c, 3, 3, generator=g).contiguous(memory_format=CL).requires_grad_()
+        w1 = torch.randn(c, c, 1, 1, generator=g).contiguous(memory_format=CL).requires_grad_()
+
+        def separate(x=x, w3=w3, w1=w1) -> None:
+            (F.conv2d(x, w3, padding=1).sum() + F.conv2d(x, w1).sum()).backward()
+
+        def merged(x=x, w3=w3, w1=w1) -> None:
+            w = torch.cat([w3, F.pad(w1, (1, 1, 1, 1))])
+            F.conv2d(x, w, padding=1).sum().backward()
+
+        r = ab({"separate": separate, "merged": merged}, max(5, args.repeats))
+        r["gain"] = r["median_s"]["separate"] / r["median_s"]["merged"]
+        out[f"{c}x{res}x{res}"] = r
+    return out
+
+
+def lever_compile(args: argparse.Namespace) -> dict[str, Any]:
+    torch.manual_seed(0)
+    edge = MixedEdge(args.C).to(memory_format=CL)
+    x = torch.randn(args.batch, args.C, 32, 32).contiguous(memory_format=CL)
+    w = torch.softmax(torch.randn(5), 0).requires_grad_()
+
+    def run(fn: Callable[..., torch.Tensor]) -> Callable[[], None]:
+        return lambda: fn(x, w).sum().backward()
+
+    t0 = time.perf_counter()
+    try:
+        compiled = torch.compile(edge)
+        run(compiled)()
+    except Exception as exc:  # the lever is optional: report why it is unavailable
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+    compile_s = time.perf_counter() - t0
+    out = ab({"eager": run(edge), "compiled": run(compiled)}, max(5, args.repeats))
+    out["gain"] = out["median_s"]["eager"] / out["median_s"]["compiled"]
+    out["compile_wall_s"] = compile_s
+    return out
+
+
+LEVER_RUNS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "layout": lever_layout,
+    "shared_relu": lever_shared_relu,
+    "darts_layout": lever_darts_layout,
+    "merged_conv": lever_merged_conv,
+    "compile": lever_compile,
+}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--levers", nargs="+", default=list(LEVERS), choices=LEVERS)
+    p.add_argument("--method", default="darts-v1")
+    p.add_argument("--C", type=int, default=16)
+    p.add_argument("--N", type=int, default=5)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--darts-method", default="darts-v1")
+    p.add_argument("--darts-C", type=int, default=16)
+    p.add_argument("--darts-layers", type=int, default=5)
+    p.add_argument("--darts-batch", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    report: dict[str, Any] = {
+        "benchmark": "oneshot_levers",
+        "command": "PYTHONPATH=src python benchmarks/oneshot_levers.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {
+            "cpu_model": cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+        },
+        "levers": {},
+    }
+    for lever in args.levers:
+        report["levers"][lever] = LEVER_RUNS[lever](args)
+        print(f"{lever}: {json.dumps(report['levers'][lever].get('gain'))}", file=sys.stderr)
+        if args.out is not None:
+            atomic_write_json(args.out, report)
+    report["machine"]["loadavg_at_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2))
+    if args.out is not None:
+        atomic_write_json(args.out, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()
