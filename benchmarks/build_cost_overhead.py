@@ -78,7 +78,7 @@ def reference_cost(arch: Any, data: Any, C: int, N: int) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="digits")
-    p.add_argument("--limit", type=int, default=256)
+    p.add_argument("--limit", type=int, default=None)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--C", type=int, default=16)
     p.add_argument("--N", type=int, default=5)
