@@ -7,7 +7,11 @@ benchmarks/oneshot_levers.py, not here.)"""
 from __future__ import annotations
 
 import copy
+import os
 import platform
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -94,3 +98,39 @@ def test_a_cell_shares_the_relu_of_a_node_read_by_two_convs():
             m.shared_relu = (False,) * len(m.shared_relu)
     x = torch.randn(3, 3, 8, 8)
     _assert_same(_grads(net, x), _grads(plain, x))
+
+
+@pytest.mark.slow
+def test_darts_space_search_default_layout_runs_on_avx2_kernels():
+    """A PC-DARTS search step in the default layout with a 4-channel strided 1x1 conv (the
+    reduction edges' FactorizedReduce at C=8, K=4): the oneDNN#6035 case. Run in a
+    subprocess with ``ONEDNN_MAX_CPU_ISA=AVX2`` and two threads, where the channels_last
+    kernel corrupts the heap or hangs; the default keeps that conv in NCHW."""
+    code = """
+        import torch
+        from nasforge.search.oneshot.darts_space import DARTS_ALGORITHMS
+
+        torch.set_num_threads(2)
+        m = DARTS_ALGORITHMS.create("pc-darts", C=8, N=3)
+        m.setup(10, seed=0)
+        narrow = [c for c in m.supernet.modules()
+                  if isinstance(c, torch.nn.Conv2d) and c.stride == (2, 2)
+                  and c.kernel_size == (1, 1) and c.in_channels < 8]
+        assert narrow, "the test needs a narrow strided 1x1 conv"
+        m.begin_epoch(20)
+        g = torch.Generator().manual_seed(0)
+        batch = lambda: (torch.randn(8, 3, 16, 16, generator=g),
+                         torch.randint(0, 10, (8,), generator=g))
+        m.train_step(batch(), batch(), 20)
+        print("layout", m.layout)
+    """
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"layout {'safe_channels_last' if X86 else 'contiguous'}" in proc.stdout
