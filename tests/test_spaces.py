@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from nasforge.cli import app
 from nasforge.errors import ArchError, RegistryError, SearchError
 from nasforge.evaluate import Evaluator, Observation
-from nasforge.search import ALGORITHMS
+from nasforge.search import BLACKBOX
 from nasforge.search.base import run_search
 from nasforge.search.protocol import build_searcher
 from nasforge.spaces import (
@@ -275,7 +275,7 @@ def test_every_blackbox_searcher_runs_on_a_second_space(toy_registered, algo) ->
 
 
 def test_reinforce_masks_missing_options(toy_registered) -> None:
-    s = ALGORITHMS.create("reinforce", seed=0)
+    s = BLACKBOX.create("reinforce", seed=0)
     run_search(s, ToyEvaluator(), "30evals", seed=0)
     p = s.probs()
     assert p.shape == (3, 4)

@@ -14,7 +14,6 @@ The final genotype is written as ``genotype.json`` (read by ``nasforge train --s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +118,6 @@ def normal_skip_share(g: Genotype) -> float:
     return sum(op == "skip_connect" for op, _ in g.normal) / len(g.normal)
 
 
-
 # -- config fields and pruning groups -------------------------------------------------------
 
 
@@ -172,7 +170,6 @@ class DartsSpaceFields:
             )
 
 
-
 #: XNAS' two op groups (``xnas/spaces/DARTS/ops.py`` ``NON_PARAMETER_OP`` / ``PARAMETER_OP``)
 #: as ids of :data:`PRIMITIVES`: DDPNAS never prunes the last survivor of either.
 DDPNAS_PRUNE_GROUPS: tuple[tuple[int, ...], ...] = (
@@ -196,7 +193,6 @@ def genotype_path(g: Genotype) -> list[int]:
                 if path[row] == _NONE_ID:
                     path[row] = PRIMITIVES.index(op)
     return path
-
 
 
 @ONESHOT_SPACES.register("darts")
@@ -294,6 +290,7 @@ class DartsAdapter(SupernetAdapter):
         """The DARTS-space figure (warm-up and retrained accuracy are not drawn in it)."""
         return plot_darts_search(records, path, title=title)
 
+
 # -- plot ---------------------------------------------------------------------------------------
 
 
@@ -346,4 +343,3 @@ def plot_darts_search(records: list[dict[str, Any]], path: str | Path, *, title:
     fig.suptitle(title)
     fig.tight_layout()
     return atomic_save_figure(fig, path, dpi=80)
-
