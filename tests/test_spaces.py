@@ -320,12 +320,16 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 
 def test_search_and_evaluate_import_no_concrete_arch_type() -> None:
+    # One-shot methods reach a space through its supernet adapter (search/oneshot/spaces/),
+    # which alone names the space's types; loop.py keeps the NB201 plot until it moves.
+    allowed = {Path("search/oneshot/loop.py")}
     files = [
         p
         for p in [*(SRC / "search").rglob("*.py"), *(SRC / "evaluate").rglob("*.py")]
-        if "oneshot" not in p.parts  # one-shot search owns an NB201 supernet (for now)
+        if p.relative_to(SRC).parts[:3] != ("search", "oneshot", "spaces")
+        and p.relative_to(SRC) not in allowed
     ]
-    assert len(files) > 10
+    assert len(files) > 10 and SRC / "search/oneshot/bnnas.py" in files
     bad = []
     for f in files:
         for module, names in _imports(f):
