@@ -643,6 +643,30 @@ def read_meta(rows: str | Path) -> dict[str, Any] | None:
     return doc
 
 
+def proxy_settings(
+    space: str,
+    dataset: str,
+    batch_size: int,
+    num_batches: int,
+    seed: int,
+    network: dict[str, Any],
+    proxies: list[str] | None = None,
+) -> dict[str, Any]:
+    """What fixes a proxy score besides the arch: recorded beside `nasforge zc` rows and
+    compared by `search --zc-scores` before it reuses them."""
+    out: dict[str, Any] = {
+        "space": space,
+        "dataset": dataset,
+        "batch_size": batch_size,
+        "num_batches": num_batches,
+        "seed": seed,
+        "network": network,
+    }
+    if proxies is not None:
+        out["proxies"] = list(proxies)
+    return out
+
+
 def cached_scores(
     rows_path: str | Path, proxy: str, expected: Mapping[str, Any], *, charged: bool
 ) -> dict[str, tuple[float, float]]:

@@ -1,0 +1,138 @@
+"""Training one architecture of any registered space: what ``nasforge train`` runs.
+
+:func:`arch_training` gives the :class:`ArchTraining` of a space. By default that is
+:class:`NetworkTraining`: the network comes from the space's builder in
+:data:`nasforge.nn.NETWORKS` (``build_network(space, arch, io=task.network_io(data),
+**options)``), ``channels`` / ``cells`` set its ``C`` / ``N`` and ``options`` any other
+builder option. A space whose networks need more than the builder's keywords (DARTS: the
+ImageNet or CIFAR network by input size, the auxiliary head by the recipe) registers its
+own in :data:`ARCH_TRAINING` under the space's name -- one class and one registration line
+in the space's training module -- and the command line stays the same for every space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nasforge.errors import ArchError
+from nasforge.registry import Registry
+from nasforge.train.recipe import Recipe
+from nasforge.train.trainer import TrainResult, fit_fresh
+
+__all__ = ["ARCH_TRAINING", "ArchTraining", "NetworkTraining", "arch_training"]
+
+
+class ArchTraining:
+    """How the archs of one space are trained: :meth:`check` refuses bad network settings
+    before any data is loaded, :meth:`fit` builds the network (seeded) and trains it."""
+
+    def __init__(self, space: str) -> None:
+        self.space = space
+
+    def check(
+        self,
+        task: Any,
+        channels: int | None,
+        cells: int | None,
+        options: Mapping[str, Any],
+    ) -> None:
+        """Refuse network settings this space cannot build (:class:`ArchError` or a
+        :class:`~nasforge.errors.NetworkError` naming the value), before any data."""
+
+    def fit(
+        self,
+        arch: Any,
+        data: Any,
+        recipe: Recipe,
+        *,
+        task: Any,
+        channels: int | None,
+        cells: int | None,
+        options: Mapping[str, Any],
+        seed: int,
+        **fit_kwargs: Any,
+    ) -> TrainResult:
+        """Train ``arch`` on ``data`` with ``recipe`` (``fit_kwargs``: device, quiet,
+        checkpoint_dir, resume, identity, as :func:`~nasforge.train.fit_fresh` takes)."""
+        raise NotImplementedError
+
+
+class NetworkTraining(ArchTraining):
+    """The default: the space's network builder, ``channels`` / ``cells`` as its ``C`` /
+    ``N``, ``options`` as its other keywords; the record's ``meta`` holds every builder
+    option with the value trained (the defaults of those not given)."""
+
+    def _options(self, channels: int | None, cells: int | None, options: Mapping[str, Any]):
+        opts = dict(options)
+        if channels is not None:
+            opts.setdefault("C", channels)
+        if cells is not None:
+            opts.setdefault("N", cells)
+        return opts
+
+    def check(
+        self,
+        task: Any,
+        channels: int | None,
+        cells: int | None,
+        options: Mapping[str, Any],
+    ) -> None:
+        from nasforge.nn import network_options
+
+        accepted = network_options(self.space)  # fails early for a space without a network
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ArchError(
+                f"--network {', '.join(unknown)}: the {self.space} network has no such option; "
+                f"expected some of {sorted(accepted)}"
+            )
+
+    def fit(
+        self,
+        arch: Any,
+        data: Any,
+        recipe: Recipe,
+        *,
+        task: Any,
+        channels: int | None,
+        cells: int | None,
+        options: Mapping[str, Any],
+        seed: int,
+        **fit_kwargs: Any,
+    ) -> TrainResult:
+        from nasforge.nn import build_network, network_options
+
+        opts = self._options(channels, cells, options)
+        io = task.network_io(data)
+        # fit_fresh builds the network before any training: a bad option fails there.
+        result, _ = fit_fresh(
+            lambda: build_network(self.space, arch, io=io, **opts),
+            data,
+            recipe,
+            task=task,
+            seed=seed,
+            **fit_kwargs,
+        )
+        defaults = {k: v for k, v in network_options(self.space).items() if v is not None}
+        result.meta.update({**defaults, **opts})
+        return result
+
+
+#: Trainings of spaces that need more than their network builder, by space name.
+ARCH_TRAINING: Registry[ArchTraining] = Registry("arch training (by search space)")
+
+
+#: Modules registering in :data:`ARCH_TRAINING` (imported on first use: they import this one).
+_ARCH_TRAINING_MODULES = ["nasforge.train.darts"]
+
+
+def arch_training(space: str) -> ArchTraining:
+    """The training of ``space``'s archs: its registered one, else :class:`NetworkTraining`."""
+    import importlib
+
+    for name in _ARCH_TRAINING_MODULES:
+        importlib.import_module(name)
+    if space in ARCH_TRAINING:
+        return ARCH_TRAINING.create(space, space)
+    return NetworkTraining(space)
