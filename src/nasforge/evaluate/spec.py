@@ -116,8 +116,7 @@ class ZeroCostSettings:
         bad_batch = isinstance(self.batch_size, bool) or self.batch_size < 2
         if bad_batch or (self.charge is not None and self.charge < 0):
             raise SpecError(
-                f"--zc-batch-size {self.batch_size} must be >= 2 and --zc-charge "
-                f"{self.charge} >= 0"
+                f"--zc-batch-size {self.batch_size} must be >= 2 and --zc-charge {self.charge} >= 0"
             )
 
 

@@ -88,7 +88,7 @@ def read_arch(space: SearchSpace[Any], arch: str) -> tuple[Any, str]:
     file) or the space's own parse error."""
     text = arch
     path = Path(arch)
-    if len(arch) < 4096 and path.is_file():
+    if _is_file(path):
         if path.stat().st_size > 1 << 20:
             raise ArchError(
                 f"{arch}: an arch file of {path.stat().st_size} bytes; expected < 1 MiB"
@@ -114,3 +114,14 @@ def _json_object(text: str) -> dict[str, Any] | None:
     except (json.JSONDecodeError, RecursionError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` names an existing file (an arch string too long to be a file name,
+    or one the OS cannot take as a name, is not one)."""
+    if len(str(path)) >= 4096:
+        return False
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -5,8 +5,8 @@
 :data:`nasforge.nn.NETWORKS` (``build_network(space, arch, io=task.network_io(data),
 **options)``), ``channels`` / ``cells`` set its ``C`` / ``N`` and ``options`` any other
 builder option. A space whose networks need more than the builder's keywords (DARTS: the
-ImageNet or CIFAR network by input size, the auxiliary head by the recipe) registers its
-own in :data:`ARCH_TRAINING` under the space's name -- one class and one registration line
+ImageNet or CIFAR network by input size, the auxiliary head by the recipe; NB201: the
+benchmark's own training record) registers its own in :data:`ARCH_TRAINING` under the space's name -- one class and one registration line
 in the space's training module -- and the command line stays the same for every space.
 """
 
@@ -60,8 +60,7 @@ class ArchTraining:
 
 class NetworkTraining(ArchTraining):
     """The default: the space's network builder, ``channels`` / ``cells`` as its ``C`` /
-    ``N``, ``options`` as its other keywords; the record's ``meta`` holds every builder
-    option with the value trained (the defaults of those not given)."""
+    ``N``, ``options`` as its other keywords (recorded in the result's ``meta``)."""
 
     def _options(self, channels: int | None, cells: int | None, options: Mapping[str, Any]):
         opts = dict(options)
@@ -101,7 +100,7 @@ class NetworkTraining(ArchTraining):
         seed: int,
         **fit_kwargs: Any,
     ) -> TrainResult:
-        from nasforge.nn import build_network, network_options
+        from nasforge.nn import build_network
 
         opts = self._options(channels, cells, options)
         io = task.network_io(data)
@@ -114,8 +113,7 @@ class NetworkTraining(ArchTraining):
             seed=seed,
             **fit_kwargs,
         )
-        defaults = {k: v for k, v in network_options(self.space).items() if v is not None}
-        result.meta.update({**defaults, **opts})
+        result.meta.update(opts)
         return result
 
 
@@ -124,7 +122,7 @@ ARCH_TRAINING: Registry[ArchTraining] = Registry("arch training (by search space
 
 
 #: Modules registering in :data:`ARCH_TRAINING` (imported on first use: they import this one).
-_ARCH_TRAINING_MODULES = ["nasforge.train.darts"]
+_ARCH_TRAINING_MODULES = ["nasforge.train.nb201", "nasforge.train.darts"]
 
 
 def arch_training(space: str) -> ArchTraining:
