@@ -18,7 +18,7 @@ from torch import nn
 
 import nasforge.data
 from nasforge.cli import main
-from nasforge.errors import NasforgeError, SearchError, TaskError
+from nasforge.errors import NasforgeError, TaskError
 from nasforge.evaluate.spec import (
     EvaluatorSpec,
     SpecError,

@@ -265,6 +265,7 @@ def build_evaluator(
             C=t.channels,
             N=t.cells,
             device=t.device,
+            task=spec.task,
         )
     if spec.objectives is not None:
         ev = with_objectives(ev, spec.objectives)
@@ -281,6 +282,7 @@ def with_proxy(
     C: int | None,
     N: int | None,
     device: str,
+    task: str = "classification",
 ) -> Evaluator:
     """``evaluator`` with the zero-cost proxy of ``settings`` answering fidelity 0 on the
     same clock (what ``nasforge search --zc-proxy`` runs): each proxy query is charged its
@@ -288,7 +290,9 @@ def with_proxy(
     lazily from ``dataset`` (under ``data_dir``) with ``seed``; the network is the space's
     at C / N (default the space's published size). ``settings.scores``: rows of
     ``nasforge zc`` made with the same settings, answered without recomputing (each run
-    still charged their seconds, or the fixed charge)."""
+    still charged their seconds, or the fixed charge). ``task``: the proxy scores the
+    networks of that task on its data (see :class:`~nasforge.evaluate.zero_cost.
+    ZeroCostEvaluator`)."""
     from nasforge.evaluate.zero_cost import (
         WithZeroCost,
         ZeroCostEvaluator,
@@ -301,7 +305,7 @@ def with_proxy(
     known = None
     if settings.scores is not None:
         expected = proxy_settings(
-            space, dataset, settings.batch_size, 1, seed, network_config(space, C, N)
+            space, dataset, settings.batch_size, 1, seed, network_config(space, C, N), task=task
         )
         known = cached_scores(
             settings.scores, settings.proxy, expected, charged=settings.charge is not None
@@ -318,5 +322,6 @@ def with_proxy(
         charge=settings.charge,
         space=space,
         scores=known,
+        **({} if task == "classification" else {"task": task}),
     )
     return WithZeroCost(evaluator, zc_ev)
