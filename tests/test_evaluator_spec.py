@@ -142,7 +142,8 @@ def test_the_spec_builds_the_training_evaluator_the_cli_describes(tmp_path: Path
     ev, budget = build_evaluator(spec, note=notes.append)
     assert str(budget) == "2evals" and notes == []
     d = ev.describe()
-    assert (d["name"], d["recipe"], d["epochs"], d["C"], d["N"]) == ("train", "nb201-12e", 1, 4, 1)
+    got = (d["name"], d["recipe"], d["epochs"], d["C"], d["N"])
+    assert got == ("train", "nb201-12e[epochs=1]", 1, 4, 1)
     assert "task" not in d  # classification records are what they were
 
 
