@@ -89,7 +89,7 @@ def train(
     from nasforge.spaces.select import read_arch
     from nasforge.tasks import get_task
     from nasforge.train import CHECKPOINT_NAME, get_recipe
-    from nasforge.train.arch import arch_training
+    from nasforge.train.arch import NetworkOptionError, arch_training
     from nasforge.train.checkpoint import resume_path
 
     tk = get_task(task)
@@ -100,6 +100,8 @@ def train(
     training = arch_training(space)
     try:
         training.check(tk, channels, cells, options)  # before any data is loaded
+    except NetworkOptionError as exc:
+        raise typer.BadParameter(exc.detail, param_hint=f"'{exc.option}'") from None
     except NetworkError as exc:
         raise typer.BadParameter(str(exc)) from None
     rec = get_recipe(recipe or tk.default_recipe, epochs=epochs, batch_size=batch_size, lr=lr)

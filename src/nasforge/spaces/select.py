@@ -103,6 +103,12 @@ def read_arch(space: SearchSpace[Any], arch: str) -> tuple[Any, str]:
                 text = doc["arch"]
             # else the text is the arch itself (a DARTS genotype's JSON form): the space's
             # parser says what is wrong with it
+    elif "/" in arch and not any(c in arch for c in "|([{"):
+        # a path that is not there: say so, rather than how it fails to parse as an arch
+        raise ArchError(
+            f"arch file {excerpt(arch, 256)} does not exist; expected an arch of the "
+            f"{space.name} space or a file holding one"
+        )
     value = space.from_string(text)
     return value, space.to_string(value)
 

@@ -15,12 +15,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nasforge.errors import ArchError
+from nasforge.errors import ArchError, NetworkError
 from nasforge.registry import Registry
 from nasforge.train.recipe import Recipe
 from nasforge.train.trainer import TrainResult, fit_fresh
 
-__all__ = ["ARCH_TRAINING", "ArchTraining", "NetworkTraining", "arch_training"]
+__all__ = [
+    "ARCH_TRAINING",
+    "ArchTraining",
+    "NetworkOptionError",
+    "NetworkTraining",
+    "arch_training",
+]
+
+
+class NetworkOptionError(NetworkError):
+    """A network setting refused by :meth:`ArchTraining.check`, naming the option it came
+    from (``option``: ``"--cells"``) beside what is wrong (``detail``), so a command line
+    can report it as a usage error of that option."""
+
+    def __init__(self, option: str, value: Any, detail: str) -> None:
+        super().__init__(f"{option} {value!r}: {detail}")
+        self.option, self.value, self.detail = option, value, detail
 
 
 class ArchTraining:

@@ -11,7 +11,7 @@ import torch
 from nasforge.data import DatasetSplits
 from nasforge.errors import NetworkError, RecipeError
 from nasforge.spaces.darts import Genotype
-from nasforge.train.arch import ARCH_TRAINING, NetworkTraining
+from nasforge.train.arch import ARCH_TRAINING, NetworkOptionError, NetworkTraining
 from nasforge.train.recipe import Recipe, get_recipe
 from nasforge.train.trainer import TrainResult, fit_fresh
 
@@ -121,7 +121,7 @@ class DartsTraining(NetworkTraining):
             try:
                 check_cells(cells)
             except NetworkError as exc:
-                raise NetworkError(f"--cells {cells}: {exc}") from None
+                raise NetworkOptionError("--cells", cells, str(exc)) from None
 
     def fit(
         self,
