@@ -4,10 +4,10 @@ The fidelity is a number of epochs: an evaluation at fidelity ``f`` trains the a
 scratch with the recipe's schedule shortened to ``f`` epochs (``recipe.replace(epochs=f)``,
 i.e. budgets-as-epochs as in BOHB), and reads the validation / test accuracy after the last
 epoch (of a task other than classification: its primary metric, e.g. PSNR, in the
-observation's ``valid_acc`` / ``test_acc`` fields, which searchers maximise). A ``resume_key`` keeps the training seed of that trial, but the training restarts
-from scratch (a shorter schedule is not a prefix of a longer one, so there is no checkpoint
-to continue from): the cost of every rung is its own full wall time, as in the original
-BOHB.
+observation's ``valid_acc`` / ``test_acc`` fields, which searchers maximise). A
+``resume_key`` keeps the training seed of that trial, but the training restarts from
+scratch (a shorter schedule is not a prefix of a longer one, so there is no checkpoint to
+continue from): the cost of every rung is its own full wall time, as in the original BOHB.
 
 The network comes from the space: ``nasforge.nn.build_network(space, arch, ...)`` with the
 builder's options (NB201: ``C``, ``N``), so any space that registered a network builder can
@@ -71,8 +71,8 @@ def train_task(
     task: Any = "classification",
 ) -> dict[str, Any]:
     """Train ``arch`` (a string of the registered space ``space``) for ``fidelity`` epochs
-    on ``task`` (a registered task name or a Task) and return its primary metric (classification:
-    accuracy) on the validation and test splits, and its wall time.
+    on ``task`` (a registered task name or a Task) and return its primary metric
+    (classification: accuracy) on the validation and test splits, and its wall time.
 
     ``network`` are the options of the space's network builder (NB201: ``C``, ``N``).
     ``data`` is a ``DatasetSplits`` or a :data:`DataSpec` (loaded in the worker, cached).

@@ -6,8 +6,10 @@
 **options)``), ``channels`` / ``cells`` set its ``C`` / ``N`` and ``options`` any other
 builder option. A space whose networks need more than the builder's keywords (DARTS: the
 ImageNet or CIFAR network by input size, the auxiliary head by the recipe; NB201: the
-benchmark's own training record) registers its own in :data:`ARCH_TRAINING` under the space's name -- one class and one registration line
-in the space's training module -- and the command line stays the same for every space.
+benchmark's own training record) registers its own in :data:`ARCH_TRAINING` under the
+space's name -- one class and one registration line in the space's training module, plus
+the module in ``_ARCH_TRAINING_MODULES`` -- and the command line stays the same for every
+space.
 """
 
 from __future__ import annotations
