@@ -18,7 +18,7 @@ from torch import nn
 
 import nasforge.data
 from nasforge.cli import main
-from nasforge.errors import NasforgeError, TaskError
+from nasforge.errors import NasforgeError
 from nasforge.evaluate.spec import (
     EvaluatorSpec,
     SpecError,
@@ -57,6 +57,8 @@ def _one_line(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: Any) -> 
         (lambda: TrainingSettings(cells=True), "--cells True"),
         (lambda: EvaluatorSpec(budget="12"), "cannot parse budget '12'"),
         (lambda: EvaluatorSpec(objectives="valid_acc,nope"), "nope"),
+        (lambda: EvaluatorSpec(evaluator="oracle"), "--evaluator 'oracle' unknown"),
+        (lambda: EvaluatorSpec(task="no-such-task"), "'no-such-task'"),
     ],
 )
 def test_bad_spec_values_are_one_line_when_the_spec_is_made(make: Callable, says: str) -> None:
@@ -68,9 +70,8 @@ def test_bad_spec_values_are_one_line_when_the_spec_is_made(make: Callable, says
 @pytest.mark.parametrize(
     ("spec", "error", "says"),
     [
-        (EvaluatorSpec(evaluator="oracle"), SpecError, "--evaluator 'oracle' unknown"),
         (EvaluatorSpec(evaluator="table"), SpecError, "needs --bench"),
-        (EvaluatorSpec(task="no-such-task"), TaskError, "'no-such-task'"),
+        (EvaluatorSpec(space="no-such-space"), NasforgeError, "'no-such-space'"),
         (EvaluatorSpec(space="darts", bench=Path("t")), SpecError, "--space 'darts'"),
         (EvaluatorSpec(task="sr-x2", bench=Path("t")), SpecError, "--task 'sr-x2'"),
     ],

@@ -153,10 +153,17 @@ class EvaluatorSpec:
             from nasforge.evaluate.objectives import parse_objectives
 
             parse_objectives(self.objectives)
+        if self.evaluator is not None and self.evaluator not in EVALUATOR_KINDS:
+            raise SpecError(
+                f"--evaluator {self.evaluator!r} unknown; expected {_EVALUATOR_EXPECTED}"
+            )
+        from nasforge.tasks import get_task
+
+        get_task(self.task)  # an unknown task fails here, listing the tasks
 
     @property
     def kind(self) -> str:
-        """The evaluator that answers: ``"table"``, ``"train"``, or the unknown name given."""
+        """The evaluator that answers: ``"table"`` or ``"train"``."""
         kind = self.evaluator or ("table" if self.bench is not None else "train")
         return "table" if kind == "tabular" else kind
 
@@ -236,15 +243,10 @@ def build_evaluator(
     from nasforge.search.base import check_budget
     from nasforge.search.protocol import default_budget
     from nasforge.spaces import get_space
-    from nasforge.tasks import get_task
 
     space = get_space(spec.space).name  # an unknown name fails here, listing the spaces
-    kind = spec.kind
-    if kind not in ("table", "train"):
-        raise SpecError(f"--evaluator {spec.evaluator!r} unknown; expected {_EVALUATOR_EXPECTED}")
-    get_task(spec.task)  # an unknown task fails here, listing the tasks
     dataset = spec.resolved_dataset()
-    if kind == "table":
+    if spec.kind == "table":
         ev = _table_evaluator(spec, space, dataset)
     else:
         ev = _training_evaluator(spec, space, dataset)
