@@ -308,7 +308,11 @@ def search(
     # --quiet silences progress and notes; the result table and paths are the output.
     console = output_console(quiet=quiet)
     out_console = output_console()
-    if task != "classification" or _is_task_search(algo):
+    from nasforge.search.registry import algorithm_names
+
+    # another task's own search method, or a task other than classification with a name
+    # no black-box / one-shot registry holds (the error lists the task's methods)
+    if _is_task_search(algo) or (task != "classification" and algo not in algorithm_names()):
         _run_task_search(
             algo,
             task,
@@ -339,6 +343,8 @@ def search(
 
         # --recipe is passed only when given, so run_oneshot keeps its own default
         extra: dict[str, Any] = {} if recipe is None else {"recipe": recipe}
+        if task != "classification":
+            extra["task"] = task
         run_oneshot(
             algo,
             dataset,
