@@ -443,6 +443,7 @@ def test_search_cli_runs_black_box_and_one_shot_methods_on_a_toy_task(
              "--recipe", "toy-mse", "--budget", "3evals", "-o", str(tmp_path / "bb")],
         )  # fmt: skip
         assert bb.exit_code == 0, bb.output
+        assert "values: toy-smoothing psnr in dB" in " ".join(bb.output.split())
         # one-shot: the supernet trains on the task's loss, records its metric
         os_ = CliRunner().invoke(
             app,

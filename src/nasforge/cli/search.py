@@ -42,8 +42,17 @@ def _parse_params(params: list[str] | None) -> dict[str, Any]:
 
 
 def _synthetic_note(ev: Any) -> str:
-    """A suffix for titles when the evaluator reads a synthetic (made-up) table."""
-    return " (synthetic table)" if ev.describe().get("synthetic") else ""
+    """A suffix for titles when the evaluator reads a synthetic (made-up) table, and the
+    metric the values are when the evaluator trains another task than classification."""
+    facts = ev.describe()
+    note = " (synthetic table)" if facts.get("synthetic") else ""
+    if facts.get("task", "classification") != "classification":
+        from nasforge.tasks import get_task
+
+        metric = get_task(facts["task"]).primary_metric
+        unit = f" in {metric.unit}" if metric.unit else ""
+        note += f"; values: {facts['task']} {metric.name}{unit}"
+    return note
 
 
 def _print_summaries(console: Console, summaries: list[dict[str, Any]], note: str = "") -> None:
