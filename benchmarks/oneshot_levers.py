@@ -45,9 +45,8 @@ import torch.nn.functional as F
 
 from nasforge.io import atomic_write_json
 from nasforge.nn.supernet import MixedEdge
-from nasforge.search import ALGORITHMS
+from nasforge.search import ONESHOT
 from nasforge.search.oneshot.base import OneShotSearch
-from nasforge.search.oneshot.darts_space import DARTS_ALGORITHMS
 from nasforge.train.device import cpu_model, to_safe_channels_last
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,8 +80,8 @@ def _batches(batch: int, res: int = 32) -> tuple[tuple, tuple]:
     return mk(), mk()
 
 
-def _method(registry: Any, name: str, **config: Any) -> OneShotSearch:
-    m = registry.create(name, **config)
+def _method(space: str, name: str, **config: Any) -> OneShotSearch:
+    m = ONESHOT.create(name, space=space, **config)
     m.setup(10, seed=0)
     m.begin_epoch(20)  # PC-DARTS: past the warm-up, so the arch step runs too
     return m
@@ -94,8 +93,8 @@ def _stepper(m: OneShotSearch, base: tuple, arch: tuple) -> Callable[[], None]:
 
 def lever_layout(args: argparse.Namespace) -> dict[str, Any]:
     base, arch = _batches(args.batch)
-    cl = _method(ALGORITHMS, args.method, C=args.C, N=args.N)
-    nchw = _method(ALGORITHMS, args.method, C=args.C, N=args.N)
+    cl = _method("nb201", args.method, C=args.C, N=args.N)
+    nchw = _method("nb201", args.method, C=args.C, N=args.N)
     nchw.supernet.to(memory_format=torch.contiguous_format)
     out = ab(
         {"channels_last": _stepper(cl, base, arch), "nchw": _stepper(nchw, base, arch)},
@@ -107,8 +106,8 @@ def lever_layout(args: argparse.Namespace) -> dict[str, Any]:
 
 def lever_shared_relu(args: argparse.Namespace) -> dict[str, Any]:
     base, arch = _batches(args.batch)
-    shared = _method(ALGORITHMS, args.method, C=args.C, N=args.N)
-    per_op = _method(ALGORITHMS, args.method, C=args.C, N=args.N)
+    shared = _method("nb201", args.method, C=args.C, N=args.N)
+    per_op = _method("nb201", args.method, C=args.C, N=args.N)
     for m in per_op.supernet.modules():
         if isinstance(m, MixedEdge):
             m.relu_led = (False,) * len(m.relu_led)
@@ -129,7 +128,7 @@ def lever_darts_layout(args: argparse.Namespace) -> dict[str, Any]:
     cfg = {"C": args.darts_C, "N": args.darts_layers}
     sides = {}
     for name in ("nchw", "safe_channels_last", "channels_last"):
-        m = _method(DARTS_ALGORITHMS, args.darts_method, **cfg)
+        m = _method("darts", args.darts_method, **cfg)
         if name == "safe_channels_last":
             to_safe_channels_last(m.supernet)
         elif name == "channels_last":

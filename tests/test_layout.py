@@ -108,10 +108,10 @@ def test_darts_space_search_default_layout_runs_on_avx2_kernels():
     kernel corrupts the heap or hangs; the default keeps that conv in NCHW."""
     code = """
         import torch
-        from nasforge.search.oneshot.darts_space import DARTS_ALGORITHMS
+        from nasforge.search import ONESHOT
 
         torch.set_num_threads(2)
-        m = DARTS_ALGORITHMS.create("pc-darts", C=8, N=3)
+        m = ONESHOT.create("pc-darts", space="darts", C=8, N=3)
         m.setup(10, seed=0)
         narrow = [c for c in m.supernet.modules()
                   if isinstance(c, torch.nn.Conv2d) and c.stride == (2, 2)

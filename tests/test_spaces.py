@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from nasforge.cli import app
 from nasforge.errors import ArchError, RegistryError, SearchError
 from nasforge.evaluate import Evaluator, Observation
-from nasforge.search import ALGORITHMS
+from nasforge.search import BLACKBOX
 from nasforge.search.base import run_search
 from nasforge.search.protocol import build_searcher
 from nasforge.spaces import (
@@ -252,9 +252,9 @@ class ToyEvaluator(Evaluator):
 
 
 @pytest.fixture
-def toy_registered(monkeypatch):
-    monkeypatch.setitem(SPACES._entries, "toy", ToySpace)
-    yield
+def toy_registered():
+    with SPACES.temporary("toy", ToySpace):
+        yield
 
 
 @pytest.mark.parametrize("algo", ["random", "rea", "reinforce", "local-search", "bohb"])
@@ -275,7 +275,7 @@ def test_every_blackbox_searcher_runs_on_a_second_space(toy_registered, algo) ->
 
 
 def test_reinforce_masks_missing_options(toy_registered) -> None:
-    s = ALGORITHMS.create("reinforce", seed=0)
+    s = BLACKBOX.create("reinforce", seed=0)
     run_search(s, ToyEvaluator(), "30evals", seed=0)
     p = s.probs()
     assert p.shape == (3, 4)
@@ -320,12 +320,16 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 
 def test_search_and_evaluate_import_no_concrete_arch_type() -> None:
+    # One-shot methods reach a space through its supernet adapter (search/oneshot/spaces/),
+    # which alone names the space's types; loop.py keeps the NB201 plot until it moves.
+    allowed = {Path("search/oneshot/loop.py")}
     files = [
         p
         for p in [*(SRC / "search").rglob("*.py"), *(SRC / "evaluate").rglob("*.py")]
-        if "oneshot" not in p.parts  # one-shot search owns an NB201 supernet (for now)
+        if p.relative_to(SRC).parts[:3] != ("search", "oneshot", "spaces")
+        and p.relative_to(SRC) not in allowed
     ]
-    assert len(files) > 10
+    assert len(files) > 10 and SRC / "search/oneshot/bnnas.py" in files
     bad = []
     for f in files:
         for module, names in _imports(f):
@@ -378,22 +382,22 @@ def _toy_network(arch: tuple[str, ...], *, num_classes: int, stem: int = 4):
 
 @pytest.mark.slow  # a real (tiny) training per evaluation, ~10 s on a shared CPU
 def test_training_evaluator_builds_the_network_through_the_space(
-    toy_registered, monkeypatch, one_torch_thread
+    toy_registered, one_torch_thread
 ) -> None:
     from nasforge.evaluate import TrainingEvaluator
     from nasforge.nn import NETWORKS
 
-    monkeypatch.setitem(NETWORKS._entries, "toy", _toy_network)
-    ev = TrainingEvaluator(
-        "nb201-12e",
-        "digits",
-        space="toy",
-        network={"stem": 2},
-        limit=64,
-        recipe_overrides={"epochs": 1, "batch_size": 32},
-    )
-    assert ev.space.name == "toy" and ev.describe()["stem"] == 2
-    r = run_search(build_searcher("rea", 0), ev, "2evals", seed=0)
+    with NETWORKS.temporary("toy", _toy_network):
+        ev = TrainingEvaluator(
+            "nb201-12e",
+            "digits",
+            space="toy",
+            network={"stem": 2},
+            limit=64,
+            recipe_overrides={"epochs": 1, "batch_size": 32},
+        )
+        assert ev.space.name == "toy" and ev.describe()["stem"] == 2
+        r = run_search(build_searcher("rea", 0), ev, "2evals", seed=0)
     assert r.num_evals == 2 and all(r.history["ok"])
     toy = get_space("toy")
     assert all(toy.from_string(s) in set(toy.enumerate()) for s in r.history["arch"])
