@@ -35,13 +35,14 @@ that the official DARTS-V2 step also deep-copies the whole model (``DARTS-V2.py:
 reported as ``official_model_copy_bytes``. On CUDA, ``cuda_peak_bytes`` =
 ``torch.cuda.max_memory_allocated`` over the step is added.
 
-    PYTHONPATH=src python benchmarks/oneshot_vs_official.py --repeats 3 --threads 1 \\
+    PYTHONPATH=src python benchmarks/oneshot_vs_official.py --repeats 5 --threads 1 \\
         --out benchmarks/results/oneshot_vs_official.json
 
-The committed ``benchmarks/results/oneshot_vs_official.json`` merges three runs of
-this command on a busy 2-core machine, one per group of methods (``--methods darts-v2``,
-``--methods darts-v1 gdas``, ``--methods setn enas rsps``); its ``command`` field lists
-them. Absolute seconds there reflect that load; the ratios are what compare.
+The committed ``benchmarks/results/oneshot_vs_official.json`` merges two runs on a busy
+2-core machine: all six methods with ``--repeats 5``, then the sampled methods again with
+``--repeats 15 --methods rsps gdas enas`` (their step cost moves with the drawn path); its
+``command`` field lists them. Absolute seconds there reflect that load; the ratios are what
+compare.
 
 Needs ``xautodl`` (``pip install --no-deps xautodl`` plus ``pyyaml``).
 """
