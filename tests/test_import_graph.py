@@ -49,9 +49,7 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return skip
 
 
-def _imports(
-    module: str, is_pkg: bool, tree: ast.AST
-) -> list[tuple[str, tuple[str, ...], int]]:
+def _imports(module: str, is_pkg: bool, tree: ast.AST) -> list[tuple[str, tuple[str, ...], int]]:
     """``(imported module, names, line)`` of every runtime ``nasforge`` import in ``tree``."""
     skip = _type_checking_nodes(tree)
     found = []

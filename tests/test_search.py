@@ -19,15 +19,13 @@ from nasforge.evaluate import Observation, Reported, TabularEvaluator
 from nasforge.search import ALGORITHMS
 from nasforge.search.base import Ask, Budget, SearchContext, Searcher, Told, run_search
 from nasforge.search.blackbox.bohb import rung_budgets
+from nasforge.report.search import load_runs, save_comparison, save_search
 from nasforge.search.protocol import (
     DEFAULT_BUDGETS,
     build_searcher,
     curve_on_grid,
     default_budget,
-    load_runs,
     run_protocol,
-    save_comparison,
-    save_search,
     summarize,
 )
 from nasforge.spaces.nb201 import Arch
@@ -522,7 +520,7 @@ def test_compare_writes_one_figure_and_table(evaluator, tmp_path):
 def test_comparison_plot_reads_well(evaluator, best_test, tmp_path, monkeypatch):
     """The figure a researcher reads: y zoomed to where the algorithms differ, the table's
     optimum dashed, the band explained, "synthetic" in the title of a synthetic table."""
-    import nasforge.search.protocol as protocol
+    import nasforge.report.search as protocol
 
     figs = []
 
@@ -555,7 +553,7 @@ def test_comparison_plot_reads_well(evaluator, best_test, tmp_path, monkeypatch)
 
 
 def test_oneshot_search_plot_marks_warmup_and_trained_accuracy(tmp_path, monkeypatch):
-    import nasforge.search.oneshot.loop as loop
+    import nasforge.report.oneshot as loop
 
     figs = []
     monkeypatch.setattr(loop, "atomic_save_figure", lambda fig, path, **kw: figs.append(fig))

@@ -470,7 +470,7 @@ class OneShotSearch(ABC):
     ) -> Any:
         """Draw the per-epoch ``records`` to ``path`` (default: the NB201 per-edge plot,
         warm-up epochs shaded, ``trained`` accuracies of the derived arch as lines)."""
-        from nasforge.search.oneshot.loop import plot_search
+        from nasforge.report.oneshot import plot_search
 
         return plot_search(records, path, title=title, warmup=warmup, trained=trained)
 
