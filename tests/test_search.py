@@ -16,10 +16,10 @@ import pytest
 from nasforge.bench import SYNTHETIC_OPTIMUM, make_synthetic_table
 from nasforge.errors import SearchError
 from nasforge.evaluate import Observation, Reported, TabularEvaluator
+from nasforge.report.search import load_runs, save_comparison, save_search
 from nasforge.search import ALGORITHMS
 from nasforge.search.base import Ask, Budget, SearchContext, Searcher, Told, run_search
 from nasforge.search.blackbox.bohb import rung_budgets
-from nasforge.report.search import load_runs, save_comparison, save_search
 from nasforge.search.protocol import (
     DEFAULT_BUDGETS,
     build_searcher,

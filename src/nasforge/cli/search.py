@@ -532,8 +532,8 @@ def compare(
     """Run several algorithms under the same protocol and seeds; write one comparison
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
     from nasforge.io import check_output_dir
-    from nasforge.search import ALGORITHMS
     from nasforge.report.search import plot_facts, save_comparison
+    from nasforge.search import ALGORITHMS
     from nasforge.search.protocol import check_algos, summarize
     from nasforge.search.protocol import compare as run_compare
 
