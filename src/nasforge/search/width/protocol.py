@@ -744,7 +744,7 @@ def run_compare(
     *, backbone: str, dataset: str, out_dir: str | Path, **options: Any
 ) -> dict[str, Any]:
     """:meth:`WidthJob.compare` in one call: the job's fields and the comparison's options
-    as keywords."""
+    as keywords (unknown keywords are a ``TypeError``, as any call's)."""
     job, rest = _split_job({"backbone": backbone, "dataset": dataset, "out_dir": out_dir,
                             **options})  # fmt: skip
     return job.compare(**rest)
