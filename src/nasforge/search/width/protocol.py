@@ -443,7 +443,7 @@ class WidthJob:
             raise SearchError("give a FLOPs budget or a latency target")
         say = progress or (lambda *_: None)
         ground = self.ground()
-        lat_model, b = self._search_budget(ground, budget, target, seed_say=say)
+        lat_model, b = self._search_budget(ground, budget, target, say=say)
         extra: dict[str, Any] = {"distill": distill}
         if algo == "aows":
             assert target is not None
@@ -482,7 +482,7 @@ class WidthJob:
         budget: str | None,
         target: float | None,
         *,
-        seed_say: Callable[[str, int, int], None],
+        say: Callable[[str, int, int], None],
     ) -> tuple[LatencyModel | None, Budget]:
         """The search's limit: the FLOPs budget, or the latency target under a latency model
         measured (or loaded) on the job's device."""
@@ -490,7 +490,7 @@ class WidthJob:
         if target is None:
             return None, Budget.flops(space, space.parse_budget(budget))
         model = ground.setup.model(space, device=ground.device, seed=self.seed,
-                                   on_sample=lambda i, n: seed_say("latency samples", i, n))  # fmt: skip
+                                   on_sample=lambda i, n: say("latency samples", i, n))  # fmt: skip
         check_latency_target(model, target)
         return model, Budget.latency(model, target)
 
