@@ -191,11 +191,13 @@ def _training_progress(bar: Any, ev: Any, evals_total: int | None) -> Iterator[A
 
 def _require_objectives(names: list[str], objectives: str | None) -> None:
     """Multi-objective algorithms need --objectives: refused before any data is loaded."""
-    from nasforge.search import ALGORITHMS
+    from nasforge.search import BLACKBOX
 
     if objectives is not None:
         return
-    needing = [n for n in names if getattr(ALGORITHMS.get(n), "multi_objective", False)]
+    needing = [
+        n for n in names if n in BLACKBOX and getattr(BLACKBOX.get(n), "multi_objective", False)
+    ]
     if needing:
         raise SearchError(
             f"{', '.join(map(repr, needing))}: multi-objective, needs --objectives (e.g. "
@@ -357,6 +359,7 @@ def search(
     summary.json and curve.png to OUT."""
     from nasforge.io import check_output_dir
     from nasforge.report.search import plot_facts, save_search
+    from nasforge.search import algorithm_kind
     from nasforge.search.protocol import run_protocol, search_algorithm, summarize
 
     # --quiet silences progress and notes; the result table and paths are the output.
@@ -380,18 +383,15 @@ def search(
             params=_parse_params(param) or {},
         )
         return
-    factory = search_algorithm(algo)  # a width method is refused, pointing at `width search`
+    search_algorithm(algo)  # a width method is refused, pointing at `width search`
+    kind = algorithm_kind(algo)  # which registry holds it: blackbox or oneshot
     check_output_dir(out)  # before any work: a bad -o found at the end would lose the run
-    if zc_proxy is not None and getattr(factory, "kind", None) != "blackbox":
-        raise SearchError(
-            f"--zc-proxy serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
-        )
-    if objectives is not None and getattr(factory, "kind", None) != "blackbox":
-        raise SearchError(
-            f"--objectives serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
-        )
+    if zc_proxy is not None and kind != "blackbox":
+        raise SearchError(f"--zc-proxy serves black-box searchers; {algo!r} is {kind!r}")
+    if objectives is not None and kind != "blackbox":
+        raise SearchError(f"--objectives serves black-box searchers; {algo!r} is {kind!r}")
     _require_objectives([algo], objectives)
-    if getattr(factory, "kind", None) == "oneshot":
+    if kind == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
 
         # --recipe is passed only when given, so run_oneshot keeps its own default
@@ -533,7 +533,7 @@ def compare(
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
     from nasforge.io import check_output_dir
     from nasforge.report.search import plot_facts, save_comparison
-    from nasforge.search import ALGORITHMS
+    from nasforge.search import BLACKBOX, algorithm_kind
     from nasforge.search.protocol import check_algos, summarize
     from nasforge.search.protocol import compare as run_compare
 
@@ -543,7 +543,9 @@ def compare(
     check_algos(names)
     check_output_dir(out)
     for name in names:
-        kind = getattr(ALGORITHMS.get(name), "kind", None)
+        kind = algorithm_kind(name)
+        if kind is None:
+            BLACKBOX.get(name)  # unknown: a one-line error listing the black-box names
         if kind != "blackbox":
             raise SearchError(
                 f"compare runs black-box algorithms; {name!r} is {kind!r} — run it with "

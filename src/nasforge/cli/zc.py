@@ -83,7 +83,12 @@ def _select_archs(spec: str, seed: int, space: Any) -> list[str]:
 
 def zc(
     space: str = typer.Option("nb201", help="Search space with a network builder."),
-    dataset: str = typer.Option("cifar10", help="Dataset setting the batch is drawn from."),
+    task: str = typer.Option(
+        "classification", help="Task whose data, loss and networks the proxies use."
+    ),
+    dataset: str | None = typer.Option(
+        None, help="Dataset the batch is drawn from (default: cifar10, or the task's)."
+    ),
     data_dir: Path | None = typer.Option(None, help="Dataset root (NB201 datasets)."),
     proxies: str = typer.Option("all", help="'all' or a comma-separated list of proxies."),
     archs: str = typer.Option("100", help="N (seeded sample), 'all', or a file of archs."),
@@ -116,28 +121,50 @@ def zc(
         parse_proxies,
         proxy_batch,
         score_archs,
+        task_proxy_batch,
     )
     from nasforge.spaces import get_space
+    from nasforge.tasks import get_task
 
     sp = get_space(space)  # an unknown name fails here, listing the spaces
+    task = get_task(task).name  # likewise for the task
+    classification = task == "classification"
+    if dataset is None:
+        dataset = "cifar10" if classification else get_task(task).default_dataset
     if out.suffix not in (".csv", ".json"):
         raise NasforgeError(f"--out {str(out)!r} must end in .csv or .json")
     if (C is not None and C < 1) or (N is not None and N < 1):
         raise NasforgeError(f"--channels {C} and --cells {N} must be >= 1")
     options = network_config(sp.name, C, N, key_value_pairs(network, "--network", "layers=8"))
     names = parse_proxies(proxies)
+    if not classification:
+        from nasforge.evaluate.proxies import LABEL_PROXIES
+
+        if proxies.strip() == "all":
+            names = [n for n in names if n not in LABEL_PROXIES]
+        elif set(names) & LABEL_PROXIES:
+            raise NasforgeError(
+                f"--proxies {proxies!r}: {sorted(set(names) & LABEL_PROXIES)} read class "
+                f"labels; task {task!r} has none"
+            )
     selected = _select_archs(archs, seed, sp)
     done = {r["arch"] for r in check_rows(out, names)}
     todo = [a for a in selected if a not in done]
-    batch = proxy_batch(
-        dataset,
-        root=data_dir,
-        batch_size=batch_size,
-        num_batches=num_batches,
-        seed=seed,
-    )
+    if classification:
+        batch = proxy_batch(
+            dataset, root=data_dir, batch_size=batch_size, num_batches=num_batches, seed=seed
+        )
+    else:
+        batch = task_proxy_batch(
+            task,
+            dataset=dataset,
+            root=data_dir,
+            batch_size=batch_size,
+            num_batches=num_batches,
+            seed=seed,
+        )
     with Progress(transient=True) as progress:
-        task = progress.add_task("zero-cost proxies", total=len(todo))
+        bar = progress.add_task("zero-cost proxies", total=len(todo))
         score_archs(
             todo,
             names,
@@ -147,8 +174,10 @@ def zc(
             device=device,
             space=sp.name,
             network=options,
-            on_row=lambda row: progress.advance(task),
-            meta=proxy_settings(sp.name, dataset, batch_size, num_batches, seed, options, names),
+            on_row=lambda row: progress.advance(bar),
+            meta=proxy_settings(
+                sp.name, dataset, batch_size, num_batches, seed, options, names, task=task
+            ),
         )
     typer.echo(f"{len(todo)} archs scored, {len(selected) - len(todo)} already in {out}")
 
@@ -161,9 +190,12 @@ def proxy_settings(
     seed: int,
     network: dict[str, Any],
     proxies: list[str] | None = None,
+    *,
+    task: str = "classification",
 ) -> dict[str, Any]:
     """What fixes a proxy score besides the arch: recorded beside `nasforge zc` rows and
-    compared by `search --zc-scores` before it reuses them."""
+    compared by `search --zc-scores` before it reuses them (the task only when it is not
+    image classification, so classification rows keep their settings)."""
     out: dict[str, Any] = {
         "space": space,
         "dataset": dataset,
@@ -174,6 +206,8 @@ def proxy_settings(
     }
     if proxies is not None:
         out["proxies"] = list(proxies)
+    if task != "classification":
+        out["task"] = task
     return out
 
 

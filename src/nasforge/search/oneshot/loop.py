@@ -37,14 +37,7 @@ from nasforge.data import DatasetSplits, DeviceLoader, Split
 from nasforge.errors import BenchError, SearchError
 from nasforge.io import atomic_torch_save, atomic_write_json, to_jsonable
 from nasforge.report.oneshot import plot_result
-from nasforge.search.oneshot.base import (
-    Batch,
-    OneShotSearch,
-    SearchContext,
-    entropy,
-    skip_share,
-)
-from nasforge.spaces.nb201 import Arch
+from nasforge.search.oneshot.base import Batch, OneShotSearch, SearchContext, entropy
 from nasforge.train.checkpoint import (
     check_identity,
     data_fingerprint,
@@ -71,14 +64,16 @@ class SearchResult:
     algo: str
     dataset: str
     seed: int
-    arch: Arch
+    #: The final arch, a value of the searched space (NB201 ``Arch``, DARTS ``Genotype``).
+    arch: Any
     config: dict[str, Any]
     epochs: list[dict[str, Any]]
     search_time: float
     final_valid_acc: float
     table: dict[str, Any] | None = None
     paths: dict[str, str] = field(default_factory=dict)
-    #: The method's ``arch_fields(arch)`` (string, index, skip share); NB201's if empty.
+    #: The method's ``arch_fields(arch)`` (string, index, skip share; the arch's string
+    #: alone if empty).
     arch_fields: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,14 +82,7 @@ class SearchResult:
                 "algo": self.algo,
                 "dataset": self.dataset,
                 "seed": self.seed,
-                **(
-                    self.arch_fields
-                    or {
-                        "arch": self.arch.to_string(),
-                        "arch_index": self.arch.to_index(),
-                        "skip_share": skip_share(self.arch),
-                    }
-                ),
+                **(self.arch_fields or {"arch": self.arch.to_string()}),
                 "final_valid_acc": self.final_valid_acc,
                 "search_time": self.search_time,
                 "table": self.table,
@@ -157,7 +145,7 @@ def resolve_table(bench: Any, dataset: str, hp: str | None = None) -> tuple[str,
     return ds, ("200" if "200" in hps else hps[-1])
 
 
-def table_lookup(bench: Any, arch: Arch, dataset: str, hp: str) -> dict[str, Any]:
+def table_lookup(bench: Any, arch: Any, dataset: str, hp: str) -> dict[str, Any]:
     """The table's final valid/test accuracy of ``arch`` (None where the table lacks it)."""
     try:
         rec = bench.query(arch, dataset, hp=hp)
@@ -197,7 +185,7 @@ def _fresh(loader: DeviceLoader, epoch: int) -> Iterator[Batch]:
         yield next(iter(loader))
 
 
-def _evaluate(batches: list[Batch], method: OneShotSearch, derived: Arch) -> tuple[float, float]:
+def _evaluate(batches: list[Batch], method: OneShotSearch, derived: Any) -> tuple[float, float]:
     """Valid loss and accuracy of ``method``'s search-mode forward; BN mode is the caller's."""
     res = evaluate(lambda x: method.eval_logits(x, derived), batches)
     return res["loss"], res["acc"]

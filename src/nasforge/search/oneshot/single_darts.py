@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from nasforge.search.oneshot.base import AlphaSearch, Batch, StepStats, step_stats
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import ONESHOT
 
 
-@ALGORITHMS.register("single-darts")
+@ONESHOT.register("single-darts")
 class SingleDarts(AlphaSearch):
     """Single-level DARTS: one loss, one backward, both optimizers step."""
 

@@ -46,7 +46,7 @@ from nasforge.report.width import (
     save_compare_record,
     save_search_record,
 )
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import WIDTH
 from nasforge.search.width.algorithms import (
     Budget,
     UniformWidth,
@@ -171,7 +171,7 @@ def uniform_front(search: WidthSearch, ratios: Sequence[float] = FRONT_RATIOS) -
 
 
 #: ``--method`` names of the width-search algorithms: their registered names in
-#: ``nasforge.search.ALGORITHMS`` (one name everywhere: CLI, records, README).
+#: ``nasforge.search.WIDTH`` (one name everywhere: CLI, records, README).
 METHODS: tuple[str, ...] = ("cafenet", "fixed-width", "uniform-width", "aows")
 #: Earlier ``--method`` spellings, still accepted (not listed in help or errors).
 METHOD_ALIASES: dict[str, str] = {"fixed": "fixed-width", "uniform": "uniform-width"}
@@ -198,7 +198,7 @@ def _make_search(
     **extra: Any,
 ) -> WidthSearch:
     name = check_method(method)
-    return ALGORITHMS.create(
+    return WIDTH.create(
         name,
         space,
         recipe=recipe,
