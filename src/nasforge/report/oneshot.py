@@ -4,7 +4,8 @@ arch's accuracy per epoch (one-shot, table, retrained) and the collapse indicato
 :func:`plot_result` redraws a finished search's figure from its
 :class:`~nasforge.search.oneshot.loop.SearchResult` (the loop draws it after every search;
 the CLI again after a retraining, with the trained accuracy); :func:`plot_search` is the
-NB201 figure, a method's default ``plot``.
+NB201 figure and :func:`plot_darts_search` the DARTS-space one (each space's adapter draws
+with its own, :mod:`nasforge.search.oneshot.spaces`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from nasforge.spaces.nb201 import EDGES, OPS
 if TYPE_CHECKING:
     from nasforge.search.oneshot.loop import SearchResult
 
-__all__ = ["plot_result", "plot_search"]
+__all__ = ["plot_darts_search", "plot_result", "plot_search"]
 
 
 def plot_result(
@@ -160,3 +161,57 @@ def plot_search(
     fig.suptitle(title)
     fig.tight_layout()
     return atomic_save_figure(fig, path, dpi=90)
+
+
+def plot_darts_search(records: list[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
+    """Per cell type, each op's probability averaged over the 14 edges per epoch and the last
+    epoch's per-edge probabilities; the derived genotype's one-shot accuracy and the
+    collapse indicators (normal-cell skip share, mean entropy)."""
+    import matplotlib
+
+    from nasforge.nn.darts_supernet import NUM_CELL_EDGES, NUM_DARTS_OPS
+    from nasforge.spaces.darts import PRIMITIVES
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    epochs = [r["epoch"] for r in records]
+    probs = np.asarray([r["probs"] for r in records], dtype=np.float64).reshape(
+        len(records), 2, NUM_CELL_EDGES, NUM_DARTS_OPS
+    )
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for c, cell in enumerate(("normal", "reduce")):
+        ax = axes[c, 0]
+        for k, op in enumerate(PRIMITIVES):
+            if records:
+                ax.plot(epochs, probs[:, c, :, k].mean(axis=1), label=op, marker=".")
+        ax.set_title(f"{cell} cell: op probability (mean over edges)")
+        ax.set_xlabel("epoch")
+        if c == 0:
+            ax.legend(fontsize=7)
+        ax = axes[c, 1]
+        if records:
+            im = ax.imshow(probs[-1, c], aspect="auto", cmap="viridis")
+            fig.colorbar(im, ax=ax)
+        ax.set_xticks(range(NUM_DARTS_OPS), PRIMITIVES, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel("edge")
+        ax.set_title(f"{cell} cell: last epoch's probabilities")
+    ax = axes[0, 2]
+    if records:
+        ax.plot(epochs, [r["derived_valid_acc"] for r in records], marker=".", label="derived")
+        ax.plot(epochs, [r["valid_acc"] for r in records], marker=".", ls="--", label="supernet")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("one-shot valid accuracy (%)")
+    ax.legend(fontsize=8)
+    ax = axes[1, 2]
+    if records:
+        ax.plot(epochs, [r["skip_share"] for r in records], marker=".", label="normal skip share")
+        ent = [float(np.mean(r["entropy"])) / np.log(NUM_DARTS_OPS) for r in records]
+        ax.plot(epochs, ent, marker=".", label="mean entropy / log 8")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return atomic_save_figure(fig, path, dpi=80)
