@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -16,69 +15,6 @@ from nasforge.cli.options import (
     threads_option,
 )
 from nasforge.errors import NasforgeError
-
-
-def _select_archs(spec: str, seed: int, space: Any) -> list[str]:
-    """``all`` (a space with a finite size), a number N (N distinct archs drawn with
-    ``seed``) or a file of arch strings (one per line, or a JSON list; NB201 also takes
-    official indices), all through the space's interface."""
-    import numpy as np
-
-    from nasforge.inputs import check_int_text, excerpt, parse_json, read_text
-
-    text = spec.strip()
-    size = space.size()
-    if text == "all":
-        if size is None or size > 10**6:
-            raise NasforgeError(
-                f"--archs all: the {space.name} space is too large to enumerate; give a number"
-            )
-        return [space.to_string(a) for a in space.enumerate()]
-    if text.isascii() and text.isdigit():
-        check_int_text(text, "--archs")
-        n = int(text)
-        if n < 1 or (size is not None and n > size):
-            raise NasforgeError(f"--archs {spec!r}: a count must be in 1..{size or 'inf'}")
-        if size is not None and size <= 10**6:
-            # a space small enough to list: a seeded permutation of its archs (NB201: in
-            # official index order, so N is the same sample as a permutation of the indices)
-            every = list(space.enumerate())
-            idx = np.random.default_rng(seed).permutation(len(every))[:n]
-            return [space.to_string(every[int(i)]) for i in idx]
-        rng = np.random.default_rng(seed)
-        out: dict[str, None] = {}
-        for _ in range(100 * n):
-            out.setdefault(space.to_string(space.sample(rng)))
-            if len(out) == n:
-                break
-        return list(out)
-    path = Path(text)
-    if not path.is_file():
-        raise NasforgeError(
-            f"--archs {spec!r} is neither 'all', a number of archs nor an existing file"
-        )
-    body = read_text(path, "--archs file")
-    if body.lstrip().startswith("["):
-        items = parse_json(body, f"--archs file {excerpt(str(path), 256)}")
-        if not isinstance(items, list):
-            raise NasforgeError(
-                f"--archs file {excerpt(str(path), 256)} holds JSON that is not a list"
-            )
-    else:
-        items = body.split()
-    out_list = []
-    for item in items:
-        value = item.get("arch") if isinstance(item, dict) else item
-        if isinstance(value, str):
-            check_int_text(value, "--archs file entry")
-        elif isinstance(value, bool) or not isinstance(value, int):
-            raise NasforgeError(
-                f"--archs file entry {excerpt(value)} is not an arch string or index"
-            )
-        out_list.append(space.to_string(space.from_string(str(value))))
-    if not out_list:
-        raise NasforgeError(f"--archs file {path} lists no architecture")
-    return out_list
 
 
 def zc(
@@ -120,10 +56,12 @@ def zc(
         network_config,
         parse_proxies,
         proxy_batch,
+        proxy_settings,
         score_archs,
         task_proxy_batch,
     )
     from nasforge.spaces import get_space
+    from nasforge.spaces.select import select_archs
     from nasforge.tasks import get_task
 
     sp = get_space(space)  # an unknown name fails here, listing the spaces
@@ -147,7 +85,7 @@ def zc(
                 f"--proxies {proxies!r}: {sorted(set(names) & LABEL_PROXIES)} read class "
                 f"labels; task {task!r} has none"
             )
-    selected = _select_archs(archs, seed, sp)
+    selected = select_archs(archs, seed, sp)
     done = {r["arch"] for r in check_rows(out, names)}
     todo = [a for a in selected if a not in done]
     if classification:
@@ -180,88 +118,6 @@ def zc(
             ),
         )
     typer.echo(f"{len(todo)} archs scored, {len(selected) - len(todo)} already in {out}")
-
-
-def proxy_settings(
-    space: str,
-    dataset: str,
-    batch_size: int,
-    num_batches: int,
-    seed: int,
-    network: dict[str, Any],
-    proxies: list[str] | None = None,
-    *,
-    task: str = "classification",
-) -> dict[str, Any]:
-    """What fixes a proxy score besides the arch: recorded beside `nasforge zc` rows and
-    compared by `search --zc-scores` before it reuses them (the task only when it is not
-    image classification, so classification rows keep their settings)."""
-    out: dict[str, Any] = {
-        "space": space,
-        "dataset": dataset,
-        "batch_size": batch_size,
-        "num_batches": num_batches,
-        "seed": seed,
-        "network": network,
-    }
-    if proxies is not None:
-        out["proxies"] = list(proxies)
-    if task != "classification":
-        out["task"] = task
-    return out
-
-
-def with_proxy(
-    evaluator: Any,
-    proxy: str,
-    *,
-    dataset: str,
-    data_dir: Path | None,
-    batch_size: int,
-    seed: int,
-    C: int | None,
-    N: int | None,
-    device: str,
-    charge: float | None,
-    scores_file: Path | None = None,
-) -> Any:
-    """``evaluator`` with zero-cost proxy ``proxy`` answering fidelity 0 on the same clock
-    (what ``nasforge search --zc-proxy`` runs): each proxy query is charged its measured
-    compute seconds, or ``charge`` seconds when given. The batch is drawn lazily from
-    ``dataset`` (under ``data_dir``) with ``seed``; the network is the space's at C / N
-    (default the space's published size). ``scores_file``: rows of `nasforge zc` made with
-    the same settings, answered without recomputing (each run still charged their seconds,
-    or ``charge``)."""
-    from nasforge.evaluate.zero_cost import (
-        WithZeroCost,
-        ZeroCostEvaluator,
-        cached_scores,
-        network_config,
-    )
-
-    if isinstance(batch_size, bool) or batch_size < 2:
-        raise NasforgeError(f"--zc-batch-size {batch_size} must be >= 2")
-    if charge is not None and charge < 0:
-        raise NasforgeError(f"--zc-charge {charge} must be >= 0 seconds")
-    space = evaluator.space.name
-    known = None
-    if scores_file is not None:
-        settings = proxy_settings(space, dataset, batch_size, 1, seed, network_config(space, C, N))
-        known = cached_scores(scores_file, proxy, settings, charged=charge is not None)
-    zc_ev = ZeroCostEvaluator(
-        proxy,
-        dataset,
-        data_dir=data_dir,
-        batch_size=batch_size,
-        seed=seed,
-        C=C,
-        N=N,
-        device=device,
-        charge=charge,
-        space=space,
-        scores=known,
-    )
-    return WithZeroCost(evaluator, zc_ev)
 
 
 def register(app: typer.Typer) -> None:

@@ -800,6 +800,35 @@ def read_meta(rows: str | Path) -> dict[str, Any] | None:
     return doc
 
 
+def proxy_settings(
+    space: str,
+    dataset: str,
+    batch_size: int,
+    num_batches: int,
+    seed: int,
+    network: dict[str, Any],
+    proxies: list[str] | None = None,
+    *,
+    task: str = "classification",
+) -> dict[str, Any]:
+    """What fixes a proxy score besides the arch: recorded beside `nasforge zc` rows and
+    compared by `search --zc-scores` before it reuses them (the task only when it is not
+    image classification, so classification rows keep their settings)."""
+    out: dict[str, Any] = {
+        "space": space,
+        "dataset": dataset,
+        "batch_size": batch_size,
+        "num_batches": num_batches,
+        "seed": seed,
+        "network": network,
+    }
+    if proxies is not None:
+        out["proxies"] = list(proxies)
+    if task != "classification":
+        out["task"] = task
+    return out
+
+
 def cached_scores(
     rows_path: str | Path, proxy: str, expected: Mapping[str, Any], *, charged: bool
 ) -> dict[str, tuple[float, float]]:

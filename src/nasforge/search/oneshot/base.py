@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -147,6 +147,57 @@ class OneShotSearch(ABC):
     #: Weight steps per search epoch, set by the loop before the first epoch (a method
     #: whose schedule moves per iteration reads it).
     steps_per_epoch: int | None = None
+    #: The task the loop runs the method on (:mod:`nasforge.tasks`), set by
+    #: :func:`~nasforge.search.oneshot.run_search`; None is image classification exactly as
+    #: the official code computes it (cross-entropy of the logits, top-1 accuracy). Another
+    #: task brings its loss (:meth:`criterion`), its training counts (:meth:`step_stats`)
+    #: and its primary metric for scoring paths (:meth:`evaluate_arch`).
+    task: Any = None
+    #: Methods whose rule reads class labels or a classification recipe (DA-NAS' class
+    #: curriculum, FP-NAS' summed log-likelihood, BN-NAS' label smoothing) search
+    #: classification only.
+    classification_only: ClassVar[bool] = False
+
+    # -- the task ------------------------------------------------------------------------
+    def set_task(self, task: Any) -> None:
+        """Run on ``task`` (a :class:`~nasforge.tasks.Task`; None or classification: the
+        official classification path); a one-line :class:`SearchError` for a method that
+        serves classification only."""
+        if task is not None and task.name == "classification":
+            task = None
+        if task is not None and self.classification_only:
+            raise SearchError(
+                f"one-shot method {self.name!r} searches image classification only (its rule "
+                f"reads class labels); task {task.name!r} asked"
+            )
+        self.task = task
+
+    def criterion(self, output: Any, y: Any) -> torch.Tensor:
+        """The batch's mean training loss: cross-entropy (classification), else the task's
+        :meth:`~nasforge.tasks.Task.loss`."""
+        if self.task is None:
+            return nn.functional.cross_entropy(output, y)
+        return self.task.loss(output, y, None)
+
+    def step_stats(self, loss: torch.Tensor, output: Any, y: Any) -> StepStats:
+        """The :data:`StepStats` of a batch (no host sync): classification counts top-1
+        hits, another task its :meth:`~nasforge.tasks.Task.train_counts`."""
+        if self.task is None:
+            return step_stats(loss, output, y)
+        n = self.task.batch_size(y)
+        with torch.no_grad():
+            counts = self.task.train_counts(output, y)
+        return loss.detach().double() * n, counts, n
+
+    def batch_score(self, output: Any, y: Any) -> float:
+        """How good ``output`` is on one batch, larger better: top-1 accuracy as a fraction
+        (the official candidate / reward score), else the task's primary metric (negated
+        where smaller is better)."""
+        if self.task is None:
+            return top1_correct(output, y) / int(y.shape[0])
+        metric = self.task.primary_metric
+        value = self.task.evaluate(lambda _: output, [(None, y)])[metric.name]
+        return value if metric.higher_is_better else -value
 
     @classmethod
     def check_space(cls, space: SupernetAdapter) -> None:
@@ -238,7 +289,9 @@ class OneShotSearch(ABC):
         """Whether the candidate ops' BatchNorms carry a scale and shift (BN-NAS)."""
         return False
 
-    def setup(self, num_classes: int, seed: int, device: str | torch.device = "cpu") -> None:
+    def setup(
+        self, num_classes: int | Mapping[str, Any], seed: int, device: str | torch.device = "cpu"
+    ) -> None:
         """Build the supernet (weights initialised from ``seed``), optimizers and arch state."""
         self.device = torch.device(device)
         cfg = self.config
@@ -258,14 +311,17 @@ class OneShotSearch(ABC):
             )
             self.setup_arch()
 
-    def build_supernet(self, num_classes: int) -> nn.Module:
-        """The supernet of the method's space (built by its adapter)."""
+    def build_supernet(self, num_classes: int | Mapping[str, Any]) -> nn.Module:
+        """The supernet of the method's space (built by its adapter): for ``num_classes``
+        classes, or for a task's data (``num_classes`` is then the task's
+        :meth:`~nasforge.tasks.Task.network_io`)."""
+        options = {"partial_k": self.partial_k(), "pool_bn": self.pool_bn()}
+        if isinstance(num_classes, Mapping):
+            return self.space.build_task_supernet(
+                self.config, num_classes, affine=self.affine_bn(), **options
+            )
         return self.space.build_supernet(
-            self.config,
-            num_classes,
-            partial_k=self.partial_k(),
-            pool_bn=self.pool_bn(),
-            affine=self.affine_bn(),
+            self.config, num_classes, affine=self.affine_bn(), **options
         )
 
     @abstractmethod
@@ -324,13 +380,13 @@ class OneShotSearch(ABC):
         assert self.supernet is not None
         self.w_optimizer.zero_grad(set_to_none=False)
         logits = logits_fn(x)
-        loss = nn.functional.cross_entropy(logits, y)
+        loss = self.criterion(logits, y)
         loss.backward()
         if self.config.grad_clip > 0:
             params = [*self.supernet.parameters(), *clip_also]
             nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         self.w_optimizer.step()
-        return step_stats(loss, logits, y)
+        return self.step_stats(loss, logits, y)
 
     # -- architecture views ---------------------------------------------------------------------
     @abstractmethod
@@ -434,6 +490,11 @@ class OneShotSearch(ABC):
         assert self.supernet is not None
         correct = total = 0
         mode = self.scoring_statistics() if self.eval_is_derived else self.batch_statistics()
+        if self.task is not None:  # the task's primary metric over the batches
+            net = self.supernet
+            with mode, torch.no_grad():
+                res = self.task.evaluate(lambda x: net.forward_arch(x, arch), batches)
+            return float(res[self.task.primary])
         with mode, torch.no_grad():
             for x, y in batches:
                 correct += top1_correct(self.supernet.forward_arch(x, arch), y)
@@ -494,7 +555,7 @@ class AlphaSearch(OneShotSearch):
         """Adam step on ``alpha`` for the loss of ``logits_fn`` on ``batch`` (first order);
         returns the (detached, on-device) loss."""
         x, y = batch
-        loss = nn.functional.cross_entropy(logits_fn(x), y)
+        loss = self.criterion(logits_fn(x), y)
         # Gradients w.r.t. alpha only: the weight gradients of this loss are never used.
         (self.alphas.grad,) = torch.autograd.grad(loss, [self.alphas])
         self.a_optimizer.step()

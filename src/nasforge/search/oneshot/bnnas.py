@@ -154,6 +154,7 @@ class BNNAS(SinglePathSearch):
 
     name = "bn-nas"
     config_class = BNNASConfig
+    classification_only = True
     needs = frozenset({"path-archs", "cell-ops", "arch-flops"})
 
     def affine_bn(self) -> bool:

@@ -105,6 +105,7 @@ class DANAS(SinglePathSearch):
 
     name = "da-nas"
     config_class = DANASConfig
+    classification_only = True
     needs = frozenset({"path-archs"})
 
     def __init__(self, config: OneShotConfig | None = None, **kwargs: Any) -> None:

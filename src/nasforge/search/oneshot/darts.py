@@ -198,10 +198,10 @@ class DartsV2(DartsV1):
         buffers = [self.w_optimizer.state.get(w, {}).get("momentum_buffer") for w in weights]
 
         def train_loss() -> torch.Tensor:
-            return nn.functional.cross_entropy(net(xb, weights=self.mix_weights()), yb)
+            return self.criterion(net(xb, weights=self.mix_weights()), yb)
 
         def valid_loss() -> torch.Tensor:
-            return nn.functional.cross_entropy(net(xa, weights=self.mix_weights()), ya)
+            return self.criterion(net(xa, weights=self.mix_weights()), ya)
 
         (grad,), _ = unrolled_arch_gradients(
             weights,

@@ -45,7 +45,6 @@ from nasforge.search.oneshot.base import (
     OneShotSearch,
     SearchContext,
     StepStats,
-    top1_correct,
 )
 from nasforge.search.oneshot.config import OneShotConfig, check_float, check_int
 from nasforge.search.oneshot.setn import best_of
@@ -225,7 +224,7 @@ class ENAS(OneShotSearch):
             x, y = next(batches)
             log_prob, ent, ops, _ = self.controller(self.generator)
             with torch.no_grad():
-                acc = top1_correct(self.supernet(x, index=ops), y) / int(y.shape[0])
+                acc = self.batch_score(self.supernet(x, index=ops), y)
             reward = acc + cfg.controller_entropy_weight * ent  # type: ignore[attr-defined]
             # ENAS.py:145-150: both terms are tensors, so the entropy's gradient flows through
             # the reward and (scaled by 1 - bl_dec) through the baseline.

@@ -132,6 +132,7 @@ class FPNAS(OneShotSearch):
 
     name = "fp-nas"
     config_class = FPNASConfig
+    classification_only = True
     eval_is_derived = True
     needs = frozenset({"path-archs", "node-rows"})
 

@@ -105,7 +105,7 @@ class PCDarts(AlphaSearch):
         assert arch is not None
         if epoch >= self.config.warmup_epochs:  # type: ignore[attr-defined]
             x, y = arch
-            loss = torch.nn.functional.cross_entropy(self._forward(x, detach=False), y)
+            loss = self.criterion(self._forward(x, detach=False), y)
             params = [p for group in self.a_optimizer.param_groups for p in group["params"]]
             grads = torch.autograd.grad(loss, params)
             for p, g in zip(params, grads, strict=True):

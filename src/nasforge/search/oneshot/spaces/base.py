@@ -18,7 +18,7 @@ keeps two of its inputs), so only methods that derive from weights run there.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -78,6 +78,27 @@ class SupernetAdapter(ABC):
         takes ``weights`` (rows x ops mixing weights), ``index`` (a path), ``edge_weights``
         (one factor per row); ``forward_arch(x, arch)`` runs one derived arch or path and
         ``path_parameters(path)`` lists the weights a path uses."""
+
+    def build_task_supernet(
+        self,
+        config: OneShotConfig,
+        io: Mapping[str, Any],
+        *,
+        partial_k: int = 1,
+        pool_bn: bool = False,
+        affine: bool = False,
+    ) -> nn.Module:
+        """The supernet for a task's data (``io``: :meth:`~nasforge.tasks.Task.network_io`).
+        Default: a classifier (:meth:`build_supernet`) when the task asks for
+        ``num_classes`` only; an adapter whose supernet serves other tasks overrides this."""
+        if set(io) == {"num_classes"}:
+            return self.build_supernet(
+                config, int(io["num_classes"]), partial_k=partial_k, pool_bn=pool_bn, affine=affine
+            )
+        raise SearchError(
+            f"the {self.name!r} supernet is a classifier; the task's networks take "
+            f"{sorted(io)} (a space whose supernet adapter builds for them can be searched)"
+        )
 
     def epoch_lr(self, config: OneShotConfig, epoch: int) -> float:
         """The weight learning rate of (0-based) ``epoch`` (default: :func:`cosine_lr`)."""
