@@ -137,7 +137,7 @@ class _Smoothing(Task):
     """Learn a fixed 3x3 blur of random images (mean squared error, lower is better)."""
 
     name = "toy-smoothing"
-    metrics = (Metric("mse", higher_is_better=False), LOSS)
+    metrics = (Metric("mse", higher_is_better=False), Metric("psnr", "dB"), LOSS)
     primary = "mse"
     datasets = ("noise",)
     default_dataset = "noise"
@@ -178,7 +178,14 @@ class _Smoothing(Task):
         with torch.no_grad():
             se = sum(float(F.mse_loss(model(x), y, reduction="sum")) for x, y in loader)
             n = sum(y.numel() for _, y in loader)
-        return {"mse": se / n, "loss": se / n}
+        return {"mse": se / n, "loss": se / n, "psnr": -10.0 * float(np.log10(se / n))}
+
+
+class _SmoothingPSNR(_Smoothing):
+    """The toy task scored by PSNR (higher is better): what searchers maximise."""
+
+    metrics = (Metric("psnr", "dB"), Metric("mse", higher_is_better=False), LOSS)
+    primary = "psnr"
 
 
 class _KernelSpace(CategoricalBase):
@@ -221,7 +228,7 @@ def test_a_new_task_and_space_train_end_to_end_from_the_cli(tmp_path: Any) -> No
     assert "toy-smoothing" not in TASKS and "toy-kernel" not in SPACES and "toy-mse" not in RECIPES
     rec = json.loads(out.read_text())
     first, last = rec["epochs"][0], rec["epochs"][-1]
-    assert "train_acc" not in last and set(last["eval"]["valid"]) == {"mse", "loss"}
+    assert "train_acc" not in last and set(last["eval"]["valid"]) == {"mse", "psnr", "loss"}
     assert rec["meta"]["task"] == "toy-smoothing"
     # A 3x3 conv can represent the blur: the error falls by an order of magnitude.
     assert last["eval"]["valid"]["mse"] < first["eval"]["valid"]["mse"] / 10
@@ -411,3 +418,52 @@ def test_one_shot_methods_search_a_toy_task_with_its_loss_and_metric(
     assert set(result.arch) <= set(_BLUR_OPS)
     # scoring the derived arch by the task's metric: its mse, recomputed by hand
     assert np.isfinite(saved["final_valid_mse"]) and saved["final_valid_mse"] >= 0
+
+
+def test_search_cli_runs_black_box_and_one_shot_methods_on_a_toy_task(
+    tmp_path: Any, one_torch_thread: None
+) -> None:
+    from nasforge.search.registry import ONESHOT_SPACES
+    from nasforge.train import RECIPES, Recipe
+
+    with (
+        TASKS.temporary("toy-smoothing", _SmoothingPSNR),
+        SPACES.temporary("toy-kernel", _KernelSpace),
+        NETWORKS.temporary("toy-kernel", _kernel_net),
+        RECIPES.temporary(
+            "toy-mse", lambda: Recipe("toy-mse", 3, batch_size=16, lr=0.05, loss="mse")
+        ),
+        ONESHOT_SPACES.temporary("toy-blur-chain", _blur_adapter()),
+    ):
+        common = ["search", "--task", "toy-smoothing", "--quiet", "--seed", "0"]
+        # black-box: real training of each asked arch with the task's loss and metric
+        bb = CliRunner().invoke(
+            app,
+            [*common, "--space", "toy-kernel", "--algo", "random", "--evaluator", "train",
+             "--recipe", "toy-mse", "--budget", "3evals", "-o", str(tmp_path / "bb")],
+        )  # fmt: skip
+        assert bb.exit_code == 0, bb.output
+        assert "values: toy-smoothing psnr in dB" in " ".join(bb.output.split())
+        # one-shot: the supernet trains on the task's loss, records its metric
+        os_ = CliRunner().invoke(
+            app,
+            [*common, "--space", "toy-blur-chain", "--algo", "darts-v1", "--epochs", "2",
+             "--param", "batch_size=16", "-o", str(tmp_path / "os")],
+        )  # fmt: skip
+        assert os_.exit_code == 0, os_.output
+        bad = CliRunner().invoke(
+            app,
+            [*common, "--space", "nb201", "--algo", "bn-nas", "-o", str(tmp_path / "x")],
+        )
+        assert isinstance(bad.exception, SearchError)
+        assert "searches image classification only" in str(bad.exception)
+    summary = json.loads((tmp_path / "bb" / "summary.json").read_text())
+    assert summary["meta"]["evaluator"]["task"] == "toy-smoothing"
+    runs = [json.loads(line) for line in (tmp_path / "bb" / "trajectories.jsonl").open()]
+    # the searcher saw the task's primary metric (PSNR in dB), not an accuracy
+    assert runs and all(r["final_arch"] in {"kernel=1", "kernel=3", "kernel=5"} for r in runs)
+    assert all(0 < r["final_valid"] < 100 and r["final_test"] is None for r in runs)
+    oneshot = json.loads((tmp_path / "os" / "summary.json").read_text())
+    assert oneshot["task"] == "toy-smoothing" and "oneshot_valid_psnr" in oneshot
+    arch = json.loads((tmp_path / "os" / "arch.json").read_text())
+    assert arch["task"] == "toy-smoothing" and arch["arch"].count("-") == 1

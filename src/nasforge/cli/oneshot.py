@@ -128,8 +128,14 @@ def search_oneshot(
     overrides: dict[str, Any] | None = None,
     device: str = "cpu",
     space: str = "nb201",
+    task: str = "classification",
 ) -> dict[str, Any]:
     """Run one-shot ``algo`` on ``dataset``; derive an arch; train it and/or look it up.
+
+    ``task`` other than classification: ``dataset`` is the task's (None or the
+    classification default: its own), the search runs on the task's loaders, loss and
+    metrics (:func:`~nasforge.search.oneshot.run_search`), and the derived arch is written
+    for ``nasforge train --task`` (no retraining, no table here).
 
     Writes into ``out``: ``search.json`` (per-epoch records), ``search.png`` (alpha evolution
     per edge + derived-arch accuracy per epoch), ``checkpoint.pt`` (resumable), and, when the
@@ -152,6 +158,12 @@ def search_oneshot(
     console = output_console(quiet=quiet)
     console.print(f"torch threads: {torch.get_num_threads()}", highlight=False)
     cls = _method(algo, space)
+    if task != "classification":
+        return _search_task(
+            cls, algo, task, dataset, out, console, epochs=epochs, seed=seed, bench=bench,
+            data_dir=data_dir, train_epochs=train_epochs, limit=limit, quiet=quiet,
+            overrides=overrides, device=device, space=space,
+        )  # fmt: skip
     out = check_output_dir(out)
     config_overrides = resolve_overrides(algo, dataset, epochs, overrides, space)
     method = cls(space=space, **config_overrides)
@@ -271,6 +283,92 @@ def search_oneshot(
     console.print(escape(f"records: {summary['json']}"), highlight=False)
     if summary["png"]:
         console.print(escape(f"plots:   {summary['png']}"), highlight=False)
+    console.print(escape(f"summary: {out / 'summary.json'}"), highlight=False)
+    return summary
+
+
+def _search_task(
+    cls: Any,
+    algo: str,
+    task: str,
+    dataset: str | None,
+    out: Path,
+    console: Any,
+    *,
+    epochs: int | None,
+    seed: int,
+    bench: Path | None,
+    data_dir: Path | None,
+    train_epochs: int | None,
+    limit: int | None,
+    quiet: bool,
+    overrides: dict[str, Any] | None,
+    device: str,
+    space: str,
+) -> dict[str, Any]:
+    """:func:`search_oneshot` on another task than classification."""
+    from rich.markup import escape
+
+    from nasforge.io import atomic_write_json, check_output_dir
+    from nasforge.search.oneshot import run_search
+    from nasforge.spaces import SPACES, get_space
+    from nasforge.tasks import get_task
+
+    job = get_task(task)
+    if cls.classification_only:
+        raise SearchError(
+            f"one-shot method {algo!r} searches image classification only (its rule reads "
+            f"class labels); task {job.name!r} asked"
+        )
+    if train_epochs:
+        raise SearchError(
+            f"--train-epochs {train_epochs}: a derived arch of task {job.name!r} is trained "
+            f"by `nasforge train --task {job.name} --space {space} --arch {out}/arch.json`"
+        )
+    if bench is not None:
+        raise SearchError(f"--bench: tables hold classification results, not task {job.name!r}")
+    out = check_output_dir(out)
+    if dataset in (None, "cifar10-valid"):  # the classification default: the task's own
+        dataset = job.default_dataset
+    config_overrides = resolve_overrides(algo, dataset, epochs, overrides, space)
+    method = cls(space=space, **config_overrides)
+    data = job.load(dataset, data_dir, seed=0, limit=limit)
+    t0 = time.perf_counter()
+    with _SearchProgress(quiet, algo, dataset) as progress:
+        result = run_search(
+            method, data, out, seed=seed, device=device, plot=False, task=job,
+            callback=progress.callback,
+        )  # fmt: skip
+    fields = method.arch_fields(result.arch)
+    arch_json = out / "arch.json"
+    # the space's string form where the space is registered (what `train --arch` reads),
+    # else what the adapter's records call the arch
+    arch_text = str(fields.get("arch", result.arch))
+    if space in SPACES:
+        arch_text = get_space(space).to_string(result.arch)
+    atomic_write_json(arch_json, {"space": space, "task": job.name, "arch": arch_text})
+    metric = job.primary_metric
+    summary: dict[str, Any] = {
+        "algo": algo,
+        "task": job.name,
+        "space": space,
+        "dataset": dataset,
+        "seed": seed,
+        **fields,
+        "arch_files": {"arch": str(arch_json), **method.write_arch(result.arch, out)},
+        f"oneshot_valid_{metric.name}": result.final_valid_acc,
+        "search_time": time.perf_counter() - t0,
+        "config": method.config.to_dict(),
+        "json": str(out / "search.json"),
+    }
+    atomic_write_json(out / "summary.json", summary)
+    console.print(
+        escape(f"derived arch ({algo}, {job.name}, {dataset}): {arch_text}"), highlight=False
+    )
+    console.print(
+        escape(f"  one-shot valid {metric.name} {metric.format(result.final_valid_acc)}"),
+        highlight=False,
+    )
     console.print(escape(f"summary: {out / 'summary.json'}"), highlight=False)
     return summary
 

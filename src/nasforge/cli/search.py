@@ -42,8 +42,17 @@ def _parse_params(params: list[str] | None) -> dict[str, Any]:
 
 
 def _synthetic_note(ev: Any) -> str:
-    """A suffix for titles when the evaluator reads a synthetic (made-up) table."""
-    return " (synthetic table)" if ev.describe().get("synthetic") else ""
+    """A suffix for titles when the evaluator reads a synthetic (made-up) table, and the
+    metric the values are when the evaluator trains another task than classification."""
+    facts = ev.describe()
+    note = " (synthetic table)" if facts.get("synthetic") else ""
+    if facts.get("task", "classification") != "classification":
+        from nasforge.tasks import get_task
+
+        metric = get_task(facts["task"]).primary_metric
+        unit = f" in {metric.unit}" if metric.unit else ""
+        note += f"; values: {facts['task']} {metric.name}{unit}"
+    return note
 
 
 def _print_summaries(console: Console, summaries: list[dict[str, Any]], note: str = "") -> None:
@@ -304,7 +313,11 @@ def search(
     # --quiet silences progress and notes; the result table and paths are the output.
     console = output_console(quiet=quiet)
     out_console = output_console()
-    if task != "classification" or _is_task_search(algo):
+    from nasforge.search.registry import algorithm_names
+
+    # another task's own search method, or a task other than classification with a name
+    # no black-box / one-shot registry holds (the error lists the task's methods)
+    if _is_task_search(algo) or (task != "classification" and algo not in algorithm_names()):
         _run_task_search(
             algo,
             task,
@@ -335,6 +348,8 @@ def search(
 
         # --recipe is passed only when given, so run_oneshot keeps its own default
         extra: dict[str, Any] = {} if recipe is None else {"recipe": recipe}
+        if task != "classification":
+            extra["task"] = task
         run_oneshot(
             algo,
             dataset,
