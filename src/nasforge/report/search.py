@@ -70,9 +70,12 @@ def plot_curves(
     points: int = 200,
     optimum: float | None = None,
     synthetic: bool = False,
+    quantity: dict[str, str] | None = None,
 ) -> Path:
     """Mean best-so-far ``metric`` vs the clock, one line per algorithm, each with the 95%
-    confidence band of its mean over the runs.
+    confidence band of its mean over the runs. ``quantity`` names what the values are when
+    they are not accuracies in percent (``{"task": ..., "name": "psnr", "unit": "dB"}``,
+    from :func:`plot_facts`: an evaluator that trains another task).
 
     The y-axis is zoomed to where the algorithms differ (after the first tenth of the run);
     ``optimum`` (the table's best ``metric``) is drawn as a dashed line; ``synthetic`` puts
@@ -118,8 +121,14 @@ def plot_curves(
     if x_kind == "evals":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(x_label)
-    ax.set_ylabel(f"{metric} accuracy of the best-so-far arch (%)")
-    head = title or f"mean best-so-far {metric} accuracy"
+    if quantity is None:
+        ax.set_ylabel(f"{metric} accuracy of the best-so-far arch (%)")
+        head = title or f"mean best-so-far {metric} accuracy"
+    else:
+        unit = f" ({quantity['unit']})" if quantity.get("unit") else ""
+        ax.set_ylabel(f"{metric} {quantity['name']} of the best-so-far arch{unit}")
+        head = title or f"mean best-so-far {metric} {quantity['name']}"
+        head += f", task {quantity['task']}"
     ax.set_title(f"{head} (synthetic table)" if synthetic else head)
     ax.grid(alpha=0.3)
     ax.legend(handles, labels, loc="lower right", fontsize=8)
@@ -134,10 +143,18 @@ def plot_facts(evaluator: Evaluator) -> dict[str, Any]:
     optimum = getattr(evaluator, "optimum", None)
     bench = getattr(evaluator, "bench", None)
     meta = getattr(bench, "meta", None) or {}
-    return {
+    facts: dict[str, Any] = {
         "optimum": optimum() if callable(optimum) else None,
         "synthetic": meta.get("source") == "synthetic",
     }
+    task = evaluator.describe().get("task", "classification")
+    if task != "classification":
+        # the values are the task's primary metric, not accuracies in percent
+        from nasforge.tasks import get_task
+
+        primary = get_task(task).primary_metric
+        facts["quantity"] = {"task": task, "name": primary.name, "unit": primary.unit}
+    return facts
 
 
 def save_search(
@@ -148,14 +165,20 @@ def save_search(
     title: str = "",
     optimum: float | None = None,
     synthetic: bool = False,
+    quantity: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write ``trajectories.jsonl`` (one run per line), ``summary.json`` and ``curve.png``
-    (``optimum`` / ``synthetic`` as for :func:`plot_curves`)."""
+    (``optimum`` / ``synthetic`` / ``quantity`` as for :func:`plot_curves`; a
+    ``quantity`` is recorded in the summary as ``metric``)."""
     out = Path(out_dir)
     lines = [json.dumps(to_jsonable(r.to_dict()), allow_nan=False) for r in runs]
     traj = out / "trajectories.jsonl"
     atomic_write_text(traj, "\n".join(lines) + "\n")
-    summary = {**summarize(runs), **({"meta": meta} if meta else {})}
+    summary = {
+        **summarize(runs),
+        **({"metric": quantity} if quantity else {}),
+        **({"meta": meta} if meta else {}),
+    }
     summ = out / "summary.json"
     atomic_write_json(summ, summary)
     algo = runs[0].algo
@@ -165,6 +188,7 @@ def save_search(
         title=title or f"{algo}",
         optimum=optimum,
         synthetic=synthetic,
+        quantity=quantity,
     )
     return {"trajectories": traj, "summary": summ, "plot": png}
 
@@ -175,11 +199,15 @@ def load_runs(path: str | Path) -> list[RunResult]:
     return [RunResult.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
 
 
-def comparison_markdown(summaries: Sequence[dict[str, Any]]) -> str:
-    """The NAS-Bench-201-style table: one row per algorithm."""
+def comparison_markdown(
+    summaries: Sequence[dict[str, Any]], quantity: dict[str, str] | None = None
+) -> str:
+    """The NAS-Bench-201-style table: one row per algorithm (values in percent, or in the
+    ``quantity`` of another task)."""
+    unit = "%" if quantity is None else f"{quantity['name']}, {quantity.get('unit') or '-'}"
     rows = [
-        "| algorithm | runs | budget | evaluations (mean) | search valid (%) | "
-        "reported valid (%) | test (%) |",
+        f"| algorithm | runs | budget | evaluations (mean) | search valid ({unit}) | "
+        f"reported valid ({unit}) | test ({unit}) |",
         "|---|---:|---|---:|---:|---:|---:|",
     ]
     for s in summaries:
@@ -200,6 +228,7 @@ def save_comparison(
     title: str = "",
     optimum: float | None = None,
     synthetic: bool = False,
+    quantity: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """Per algorithm a :func:`save_search` sub-directory, plus ``comparison.json``,
     ``comparison.md`` and ``comparison.png`` (all algorithms in one figure; ``optimum`` /
@@ -207,13 +236,25 @@ def save_comparison(
     out = Path(out_dir)
     summaries = []
     for algo, runs in results.items():
-        save_search(out / algo, runs, meta=meta, optimum=optimum, synthetic=synthetic)
+        save_search(
+            out / algo, runs, meta=meta, optimum=optimum, synthetic=synthetic, quantity=quantity
+        )
         summaries.append(summarize(runs))
     js = out / "comparison.json"
-    atomic_write_json(js, {"summaries": summaries, **({"meta": meta} if meta else {})})
+    doc = {
+        "summaries": summaries,
+        **({"metric": quantity} if quantity else {}),
+        **({"meta": meta} if meta else {}),
+    }
+    atomic_write_json(js, doc)
     md = out / "comparison.md"
-    atomic_write_text(md, comparison_markdown(summaries))
+    atomic_write_text(md, comparison_markdown(summaries, quantity))
     png = plot_curves(
-        results, out / "comparison.png", title=title, optimum=optimum, synthetic=synthetic
+        results,
+        out / "comparison.png",
+        title=title,
+        optimum=optimum,
+        synthetic=synthetic,
+        quantity=quantity,
     )
     return {"json": js, "markdown": md, "plot": png}
