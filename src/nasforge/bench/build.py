@@ -141,7 +141,7 @@ class TrainTask:
 _DATA_CACHE: dict[tuple[Any, ...], Any] = {}
 
 
-def _load_data(task: TrainTask) -> Any:
+def load_task_data(task: TrainTask) -> Any:
     """Load the dataset once per worker process: workers are reused across tasks."""
     from nasforge.data import load_splits
 
@@ -226,7 +226,7 @@ def run_train_task(task: TrainTask) -> dict[str, Any]:
 
     arch = Arch.from_string(task.arch)
     device = _resolve_device(task.device)
-    data = _load_data(task)
+    data = load_task_data(task)
     out: dict[str, Any] = {"device": device, "host": socket.gethostname(), "cost": None}
     # Process CPU seconds of the cost measurement and of the training (the builder's
     # overhead per arch, benchmarks/build_cost_overhead.py); the driver ignores them.
@@ -407,7 +407,7 @@ def build(
         device=config.device,
     )
     # Unknown dataset, missing data files: they fail here, once, not in every task.
-    _load_data(TrainTask(arch=Arch.from_index(0).to_string(), seed=config.seeds[0], **base))
+    load_task_data(TrainTask(arch=Arch.from_index(0).to_string(), seed=config.seeds[0], **base))
     owns_executor = executor is None
     costed = _archs_with_cost(path, config.dataset)
     t_start = time.perf_counter()
