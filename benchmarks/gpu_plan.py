@@ -5,6 +5,8 @@ kernels are small and launched one by one from Python. Three ways to train ``--n
 them are timed here, interleaved round by round in the same process:
 
 * ``sequential``: one network after the other, a step each (what one build worker does);
+  ``sequential_stacked_arch`` the same for ``--nets`` networks of the stacked arch, the
+  baseline of ``stacked_speedup_same_arch``;
 * ``streams``: the networks (``--nets`` different archs) each step on its own CUDA stream,
   so their kernels can overlap (CUDA only);
 * ``stacked``: ``--nets`` networks of *one* arch (e.g. the seeds of an arch, or archs the
@@ -241,6 +243,14 @@ def strategies(
         for i, (m, o) in enumerate(zip(seq, seq_opts, strict=True)):
             step(m, o, xs[i], ys[i], F.cross_entropy)
 
+    # The stacked arch trained one network after another: what stacking is compared with.
+    alone = [_layout(m, device) for m in _nets([archs[0]] * k, args, device, 2)]
+    alone_opts = [recipe.build_optimizer(m.parameters()) for m in alone]
+
+    def sequential_stacked_arch() -> None:
+        for i, (m, o) in enumerate(zip(alone, alone_opts, strict=True)):
+            step(m, o, xs[i], ys[i], F.cross_entropy)
+
     same = _nets([archs[0]] * k, args, device, 2)
     stacked = _layout(stack_networks(same), device)
     st_opt = recipe.build_optimizer(stacked.parameters())
@@ -252,7 +262,11 @@ def strategies(
     def stacked_step() -> None:
         step(stacked, st_opt, x_st, y_st, stacked_loss)
 
-    out: dict[str, Callable[[], None]] = {"sequential": sequential, "stacked": stacked_step}
+    out: dict[str, Callable[[], None]] = {
+        "sequential": sequential,
+        "sequential_stacked_arch": sequential_stacked_arch,
+        "stacked": stacked_step,
+    }
     if device.type == "cuda":
         par = [_layout(m, device) for m in _nets(archs, args, device, 3)]
         par_opts = [recipe.build_optimizer(m.parameters()) for m in par]
@@ -376,6 +390,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "step_seconds": {k: statistics.median(v) for k, v in times.items()},
         "images_per_s": ips,
         "speedup_vs_sequential": {k: v / ips["sequential"] for k, v in ips.items()},
+        # Stacking trains one arch: compared with that arch's networks one after another.
+        "stacked_speedup_same_arch": ips["stacked"] / ips["sequential_stacked_arch"],
         "stacking_max_abs_diff": stacking_error(args, device, archs[0]),
         "best": best,
         "projection": project(ips[best] * scale, args.seeds, args.eval_fraction),
