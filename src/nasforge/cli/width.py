@@ -51,19 +51,23 @@ _LATENCY_BATCH = typer.Option(64, "--latency-batch", help="Batch size when timin
 _LATENCY_WARMUP = typer.Option(10, "--latency-warmup", help="Untimed passes.")
 _LATENCY_REPEATS = typer.Option(60, "--latency-repeats", help="Timed passes (mean).")
 _LATENCY_PENALTY = typer.Option(100.0, "--latency-penalty", help="Monotonicity K.")
+_LATENCY_KEYING = typer.Option(
+    "layer-type", "--latency-keying",
+    help="Latency variables per layer type and channels (official) or 'group-pair' tables.",
+)  # fmt: skip
 _AOWS_WARMUP = typer.Option(5, "--aows-warmup", help="Epochs before adaptive sampling.")
 
 
 def _latency_setup(
     path: Path | None, samples: int, val: int, batch: int, warmup: int, repeats: int,
-    penalty: float,
+    penalty: float, keying: str = "layer-type",
 ):  # fmt: skip
     from nasforge.cost.latency_model import LatencyFitSettings, MeasureSettings
     from nasforge.search.width.protocol import LatencySetup
 
     return LatencySetup(
         model_path=path,
-        fit=LatencyFitSettings(samples=samples, val_samples=val, penalty=penalty),
+        fit=LatencyFitSettings(samples=samples, val_samples=val, penalty=penalty, keying=keying),
         measure=MeasureSettings(batch_size=batch, warmup=warmup, repeats=repeats),
     )
 
@@ -160,6 +164,7 @@ def search_cmd(
     latency_warmup: int = _LATENCY_WARMUP,
     latency_repeats: int = _LATENCY_REPEATS,
     latency_penalty: float = _LATENCY_PENALTY,
+    latency_keying: str = _LATENCY_KEYING,
     aows_warmup: int = _AOWS_WARMUP,
     distill: bool | None = typer.Option(
         None, "--distill/--no-distill", help="In-place distillation (default: the method's)."
@@ -211,7 +216,8 @@ def search_cmd(
         sup = replace(sup, num_random=1 if num_random is None else num_random)
     rec = _supernet_recipe(algo, recipe, epochs, batch_size, lr)
     setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
-                           latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
+                           latency_warmup, latency_repeats, latency_penalty,
+                           latency_keying)  # fmt: skip
     bar = make_progress("{task.description}", console=console, transient=False)
     tasks: dict[str, int] = {}
 
@@ -326,6 +332,7 @@ def compare_cmd(
     latency_warmup: int = _LATENCY_WARMUP,
     latency_repeats: int = _LATENCY_REPEATS,
     latency_penalty: float = _LATENCY_PENALTY,
+    latency_keying: str = _LATENCY_KEYING,
     aows_warmup: int = _AOWS_WARMUP,
     recipe: str | None = typer.Option(
         None,
@@ -371,7 +378,8 @@ def compare_cmd(
         # Parsed here so a bad target fails before any measurement or training.
         targets = [parse_latency_target(t) for t in latency_target.split(",") if t.strip()]
     setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
-                           latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
+                           latency_warmup, latency_repeats, latency_penalty,
+                           latency_keying)  # fmt: skip
     record = run_compare(
         backbone=backbone, dataset=dataset, budgets=budgets, out_dir=out,
         supernet_recipe=_supernet_recipe("cafenet", recipe, epochs, batch_size, lr),
