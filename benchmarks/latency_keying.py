@@ -9,9 +9,14 @@ n of the training configurations for every n of ``--sizes``: ``layer-type`` (the
 ``Vartype``: one variable per layer type and (in, out) channels, shared by every layer of
 that type; the default) and ``group-pair`` (one free table per pair of channel groups, the
 earlier nasforge model). Both are scored on the same held-out configurations (RMSE in ms,
-and relative to the mean latency). Both fits see the same measurements, so the comparison
-holds on a shared machine, where each single measurement is noisy (the noise floor is
-estimated by measuring ``--repeat-configs`` configurations twice).
+and relative to the mean latency). Both fits see the same measurements; the noise floor is
+estimated by measuring ``--repeat-configs`` configurations twice.
+
+``--clock wall`` times forward passes by the wall clock (``measure_widths``, what a search
+uses); on a shared machine under load its noise can exceed the spread of latencies.
+``--clock cpu`` (default) times the same passes (eval mode, no gradients, one thread) by
+the process's CPU time, which other processes disturb far less: the benchmark then compares
+the two keyings on a signal a loaded machine can measure.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from nasforge.cost.latency_model import (
     sample_configurations,
 )
 from nasforge.io import atomic_write_json
+from nasforge.nn.backbones import build_from_spec
 from nasforge.spaces.width import make_space
 
 
@@ -45,8 +51,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="20,40,80,160")
     ap.add_argument("--repeat-configs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--penalty", type=float, default=100.0)
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -62,9 +69,23 @@ def main() -> None:
     val = space.sample_indices(np.random.default_rng([args.seed, 12]), args.val)
     t0, c0 = time.perf_counter(), time.process_time()
 
+    def cpu_ms(widths: list[int]) -> float:
+        model = build_from_spec(space.spec, widths).eval()
+        x = torch.randn(args.batch, 3, args.resolution, args.resolution)
+        with torch.no_grad():
+            for _ in range(ms.warmup):
+                model(x)
+            c = time.process_time()
+            for _ in range(ms.repeats):
+                model(x)
+            return 1000.0 * (time.process_time() - c) / ms.repeats / args.batch
+
     def measure(idx: np.ndarray) -> np.ndarray:
-        return np.asarray([measure_widths(space, [int(w) for w in space.decode(i)], settings=ms)
-                           for i in idx])  # fmt: skip
+        out = []
+        for i in idx:
+            w = [int(v) for v in space.decode(i)]
+            out.append(cpu_ms(w) if args.clock == "cpu" else measure_widths(space, w, settings=ms))
+        return np.asarray(out)
 
     y_train, y_val = measure(train), measure(val)
     n_rep = min(args.repeat_configs, len(val))
