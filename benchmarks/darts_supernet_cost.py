@@ -5,7 +5,7 @@ Configuration (default): the official search network, C=16, 8 cells, 10 classes,
 inputs, batch 32, on CPU. A *step* is the weight step of the search as each method runs it
 (forward of the mixed supernet -- with the normalised betas for PC-DARTS --, backward,
 gradient clipping, SGD update), built through the methods' own classes
-(:data:`nasforge.search.oneshot.darts_space.DARTS_ALGORITHMS`), so it is what a search runs.
+(``ONESHOT.create(name, space="darts")``, :data:`nasforge.search.registry.ONESHOT`), so it is what a search runs.
 ``darts`` is DARTS-V1 in the DARTS space (K=1, no betas); ``pc-darts-kK`` is PC-DARTS.
 
 Memory (CPU has no allocator statistics): ``activation_bytes`` is the sum of the bytes of
@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from nasforge.io import atomic_write_json
-from nasforge.search.oneshot.darts_space import DARTS_ALGORITHMS
+from nasforge.search import ONESHOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from supernet_cost import fixed_batch, logits_fn, sync
@@ -79,7 +79,7 @@ def saved_bytes(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor])
 
 def ours(name: str, k: int, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     overrides = {"partial_k": k} if name == "pc-darts" else {}
-    method = DARTS_ALGORITHMS.create(name, C=args.C, N=args.layers, **overrides)
+    method = ONESHOT.create(name, space="darts", C=args.C, N=args.layers, **overrides)
     method.setup(args.classes, seed=0, device=device)
     net = method.supernet
     assert net is not None

@@ -60,7 +60,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import official_reference as official
 from nasforge.io import atomic_write_json
-from nasforge.search import ALGORITHMS
+from nasforge.search import ONESHOT
 from nasforge.search.oneshot.base import OneShotSearch
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS
 
@@ -116,7 +116,7 @@ def _steps(
     """(align(k), ours, official, method, model): ``align(k)`` makes the next ``ours`` and
     ``official`` steps draw the same archs (as the side-by-side tests do), so both compute
     the same sampled paths and their costs compare like for like."""
-    method = ALGORITHMS.create(name, C=C, N=N)
+    method = ONESHOT.create(name, C=C, N=N)
     method.setup(classes, seed=0, device=device)
     model = official.official_model(method)
     controller = official.official_controller(method, model) if name == "enas" else None

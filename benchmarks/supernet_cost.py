@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasforge.search import ALGORITHMS
+from nasforge.search import ONESHOT
 from nasforge.search.oneshot.base import OneShotSearch
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -52,7 +52,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 def build(
     name: str, overrides: dict[str, Any], C: int, N: int, num_classes: int, device: torch.device
 ) -> OneShotSearch:
-    method = ALGORITHMS.create(name, C=C, N=N, **overrides)
+    method = ONESHOT.create(name, C=C, N=N, **overrides)
     method.setup(num_classes, seed=0, device=device)
     return method
 

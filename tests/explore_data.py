@@ -37,8 +37,8 @@ def explore_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from nasforge.bench import make_synthetic_table
-    from nasforge.cli.oneshot import _oneshot_class
     from nasforge.data import load_splits
+    from nasforge.search import ONESHOT
     from nasforge.search.oneshot import run_search
     from nasforge.study.ranking import RankingConfig, run_ranking_study
 
@@ -59,7 +59,7 @@ def explore_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(runs / "cmp" / "rea", runs / "rea")
     data = load_splits("synthetic-8px-10c", None, seed=0, limit=32)
     tiny = {"C": 4, "N": 1, "batch_size": 16, "eval_batch_size": 32, "valid_batches": 1}
-    method = _oneshot_class("darts-v1")(epochs=2, **tiny)
+    method = ONESHOT.create("darts-v1", epochs=2, **tiny)
     run_search(method, data, runs / "oneshot", seed=0, plot=False, resume=False)
     run_ranking_study(
         table,

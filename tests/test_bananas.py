@@ -12,7 +12,7 @@ from nasforge.bench import make_synthetic_table
 from nasforge.errors import SearchError
 from nasforge.evaluate import TabularEvaluator
 from nasforge.evaluate.zero_cost import WithZeroCost
-from nasforge.search import ALGORITHMS
+from nasforge.search import BLACKBOX
 from nasforge.search.base import Budget, Searcher, run_search
 from nasforge.search.blackbox.bananas import MLPEnsemble
 from nasforge.search.protocol import run_protocol
@@ -41,8 +41,8 @@ def with_proxy(evaluator, params_proxy):
 
 def test_registered_as_blackbox_searchers():
     for name in ALGOS:
-        cls = ALGORITHMS.get(name)
-        assert cls.kind == "blackbox" and issubclass(cls, Searcher)
+        cls = BLACKBOX.get(name)
+        assert issubclass(cls, Searcher)
 
 
 @pytest.mark.slow
@@ -93,7 +93,7 @@ def test_mlp_ensemble_learns_and_its_members_differ():
 
 
 def test_zc_bananas_starts_from_the_top_of_the_proxy_ranked_pool(with_proxy):
-    s = ALGORITHMS.create("zc-bananas", seed=0, zc_pool=50)
+    s = BLACKBOX.create("zc-bananas", seed=0, zc_pool=50)
     r = run_search(s, with_proxy, "3000s", seed=0)
     fid = r.history["fidelity"]
     assert fid[:50] == [0] * 50 and 0 not in fid[50:]
@@ -110,8 +110,8 @@ def test_zc_bananas_starts_from_the_top_of_the_proxy_ranked_pool(with_proxy):
 
 
 def test_zc_bananas_without_proxies_is_bananas(evaluator):
-    a = run_search(ALGORITHMS.create("zc-bananas", seed=4), evaluator, "3000s", seed=4)
-    b = run_search(ALGORITHMS.create("bananas", seed=4), evaluator, "3000s", seed=4)
+    a = run_search(BLACKBOX.create("zc-bananas", seed=4), evaluator, "3000s", seed=4)
+    b = run_search(BLACKBOX.create("bananas", seed=4), evaluator, "3000s", seed=4)
     assert a.history == b.history
     assert a.config["searcher"]["warm_start"] is False
 
@@ -119,7 +119,7 @@ def test_zc_bananas_without_proxies_is_bananas(evaluator):
 def test_bananas_uses_the_space_path_encoding():
     space = get_space("nb201")
     assert "path" in space.encodings()
-    s = ALGORITHMS.create("bananas", encoding="nope")
+    s = BLACKBOX.create("bananas", encoding="nope")
     from nasforge.search.base import SearchContext
 
     with pytest.raises(SearchError, match="encoding 'nope'"):
@@ -137,18 +137,18 @@ def test_bananas_uses_the_space_path_encoding():
 )
 def test_settings_are_checked(kwargs, match):
     with pytest.raises(SearchError, match=match):
-        ALGORITHMS.create("bananas", **kwargs)
+        BLACKBOX.create("bananas", **kwargs)
     with pytest.raises(SearchError, match="zc_pool"):
-        ALGORITHMS.create("zc-bananas", zc_pool=0)
+        BLACKBOX.create("zc-bananas", zc_pool=0)
 
 
 def test_budget_object_is_accepted(evaluator):
-    r = run_search(ALGORITHMS.create("bananas", seed=0), evaluator, Budget("evals", 12))
+    r = run_search(BLACKBOX.create("bananas", seed=0), evaluator, Budget("evals", 12))
     assert r.num_evals == 12
 
 
 def test_zc_local_search_climbs_from_the_best_proxy_arch(with_proxy):
-    s = ALGORITHMS.create("zc-local-search", seed=0, zc_pool=40)
+    s = BLACKBOX.create("zc-local-search", seed=0, zc_pool=40)
     r = run_search(s, with_proxy, "9000s", seed=0)
     h = r.history
     assert h["fidelity"][:40] == [0] * 40 and 0 not in h["fidelity"][40:]
@@ -163,8 +163,8 @@ def test_zc_local_search_climbs_from_the_best_proxy_arch(with_proxy):
 
 
 def test_zc_local_search_without_proxies_is_local_search(evaluator):
-    a = run_search(ALGORITHMS.create("zc-local-search", seed=2), evaluator, "3000s", seed=2)
-    b = run_search(ALGORITHMS.create("local-search", seed=2), evaluator, "3000s", seed=2)
+    a = run_search(BLACKBOX.create("zc-local-search", seed=2), evaluator, "3000s", seed=2)
+    b = run_search(BLACKBOX.create("local-search", seed=2), evaluator, "3000s", seed=2)
     assert a.history == b.history
 
 
@@ -192,7 +192,7 @@ def test_mlp_ensemble_gradient_equals_autograd():
 def test_candidates_come_from_the_next_best_archs_once_the_best_are_spent(evaluator):
     # naszilla/bananas get_candidates (patience_factor 5): when every mutant of the two
     # best archs is known, the next-best are mutated, so a refit still has k candidates
-    s = ALGORITHMS.create("bananas", seed=0)
+    s = BLACKBOX.create("bananas", seed=0)
     from nasforge.search.base import SearchContext
 
     space = get_space("nb201")
@@ -212,7 +212,7 @@ def test_candidates_come_from_the_next_best_archs_once_the_best_are_spent(evalua
 
 
 def test_defaults_are_the_released_naszilla_settings():
-    cfg = ALGORITHMS.create("bananas").config()
+    cfg = BLACKBOX.create("bananas").config()
     assert cfg["variant"] == "naszilla"
     assert (cfg["epochs"], cfg["beta2"], cfg["eps"], cfg["keras_adam"]) == (150, 0.99, 1e-7, True)
     assert (cfg["targets"], cfg["num_arches_to_mutate"], cfg["mutation"]) == (
@@ -221,7 +221,7 @@ def test_defaults_are_the_released_naszilla_settings():
         "per_position",
     )
     assert cfg["encoding"] == "trunc_path"
-    old = ALGORITHMS.create("bananas", variant="nasforge-v1").config()
+    old = BLACKBOX.create("bananas", variant="nasforge-v1").config()
     assert (old["epochs"], old["beta2"], old["targets"], old["num_arches_to_mutate"]) == (
         200,
         0.999,
@@ -230,7 +230,7 @@ def test_defaults_are_the_released_naszilla_settings():
     )
     assert (old["mutation"], old["encoding"]) == ("one_position", "path")
     # an explicit setting wins over its variant's
-    assert ALGORITHMS.create("bananas", epochs=7, variant="nasforge-v1").config()["epochs"] == 7
+    assert BLACKBOX.create("bananas", epochs=7, variant="nasforge-v1").config()["epochs"] == 7
     for kwargs, match in [
         ({"variant": "naslib"}, "variant 'naslib'"),
         ({"targets": "raw"}, "targets 'raw'"),
@@ -238,7 +238,7 @@ def test_defaults_are_the_released_naszilla_settings():
         ({"beta2": 1.0}, "beta2"),
     ]:
         with pytest.raises(SearchError, match=match):
-            ALGORITHMS.create("bananas", **kwargs)
+            BLACKBOX.create("bananas", **kwargs)
 
 
 def test_trunc_path_keeps_the_one_and_two_edge_paths():
@@ -259,7 +259,7 @@ def test_trunc_path_keeps_the_one_and_two_edge_paths():
 def _started(**kwargs):
     from nasforge.search.base import SearchContext
 
-    s = ALGORITHMS.create("bananas", seed=0, **kwargs)
+    s = BLACKBOX.create("bananas", seed=0, **kwargs)
     s.start(SearchContext(fidelities=(), default_fidelity=12, seed=0, space=get_space("nb201")))
     return s
 

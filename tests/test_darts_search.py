@@ -19,8 +19,8 @@ from nasforge.cli.darts import read_genotype
 from nasforge.data import load_splits
 from nasforge.errors import SearchError
 from nasforge.nn.darts_supernet import DartsMixedOp, DartsSupernet
-from nasforge.search.oneshot.darts_space import (
-    DARTS_ALGORITHMS,
+from nasforge.search import ONESHOT
+from nasforge.search.oneshot.spaces.darts import (
     derive_genotype,
     gdas_parse_cell,
     normalise_cell_edges,
@@ -49,7 +49,7 @@ def digits():
 
 
 def _tiny(name: str, **kw: object):
-    return DARTS_ALGORITHMS.create(name, **{**TINY, **TINY_EXTRA.get(name, {}), **kw})
+    return ONESHOT.create(name, space="darts", **{**TINY, **TINY_EXTRA.get(name, {}), **kw})
 
 
 # -- the partial-channel mixed op ---------------------------------------------------------------
@@ -121,7 +121,7 @@ def _set_alpha(alphas: torch.Tensor, row: int, op: str, logit: float) -> None:
 
 
 def test_edge_normalisation_and_pc_darts_derivation_on_hand_set_weights() -> None:
-    method = DARTS_ALGORITHMS.create("pc-darts", C=4, N=3)
+    method = ONESHOT.create("pc-darts", space="darts", C=4, N=3)
     method.setup(10, seed=0)
     alphas = torch.zeros(28, 8)
     betas = torch.zeros(28)
@@ -201,7 +201,7 @@ def test_normalise_cell_edges_is_a_per_node_softmax() -> None:
 
 
 def test_official_configs_and_shifted_cosine() -> None:
-    pc = DARTS_ALGORITHMS.create("pc-darts").config
+    pc = ONESHOT.create("pc-darts", space="darts").config
     assert (pc.batch_size, pc.lr, pc.eta_min, pc.weight_decay, pc.arch_lr) == (
         256,
         0.1,
@@ -217,7 +217,7 @@ def test_official_configs_and_shifted_cosine() -> None:
         8,
         False,
     )
-    dv = DARTS_ALGORITHMS.create("darts-v2").config
+    dv = ONESHOT.create("darts-v2", space="darts").config
     assert (dv.batch_size, dv.lr, dv.eta_min, dv.arch_lr, dv.weight_decay) == (
         64,
         0.025,
@@ -226,10 +226,10 @@ def test_official_configs_and_shifted_cosine() -> None:
         3e-4,
     )
     # The official loop on PyTorch 0.3.1 (no shift): epoch e trains at cosine(e).
-    method = DARTS_ALGORITHMS.create("pc-darts")
+    method = ONESHOT.create("pc-darts", space="darts")
     assert method.epoch_lr(0) == pytest.approx(0.1)
     assert method.epoch_lr(49) == pytest.approx(0.05 * (1 + math.cos(math.pi * 49 / 50)))
-    gdas = DARTS_ALGORITHMS.create("gdas")
+    gdas = ONESHOT.create("gdas", space="darts")
     assert gdas.config.N == 6 and gdas.epoch_lr(0) == pytest.approx(0.025)
 
 
@@ -251,12 +251,12 @@ class _Torch031Cosine:
 @pytest.mark.parametrize("name", ["pc-darts", "darts-v1", "darts-v2"])
 def test_schedule_matches_the_official_loop_on_its_pytorch(name: str) -> None:
     # train_search.py: ``for epoch in range(epochs): scheduler.step(); lr = get_lr()[0]``.
-    method = DARTS_ALGORITHMS.create(name)
+    method = ONESHOT.create(name, space="darts")
     cfg = method.config
     old = _Torch031Cosine(cfg.lr, cfg.epochs, cfg.eta_min)
     new_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
     new = torch.optim.lr_scheduler.CosineAnnealingLR(new_opt, cfg.epochs, eta_min=cfg.eta_min)
-    shifted = DARTS_ALGORITHMS.create(name, scheduler_first=True)
+    shifted = ONESHOT.create(name, space="darts", scheduler_first=True)
     for epoch in range(cfg.epochs):
         old.step()
         with warnings.catch_warnings():
@@ -343,6 +343,6 @@ def test_pc_darts_searches_the_official_halves_with_a_fresh_arch_batch_per_step(
     replica.set_epoch(_CYCLE_STRIDE)  # not one cycled permutation
     assert not torch.equal(seen[1], list(replica)[1][0])
     # GDAS keeps the NB201 rules
-    assert DARTS_ALGORITHMS.create("gdas").arch_batch_rule() == "cycle"
+    assert ONESHOT.create("gdas", space="darts").arch_batch_rule() == "cycle"
     with pytest.raises(SearchError, match="split='halves'"):
-        DARTS_ALGORITHMS.create("pc-darts", split="halves")
+        ONESHOT.create("pc-darts", space="darts", split="halves")

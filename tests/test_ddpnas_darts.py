@@ -13,11 +13,8 @@ from typer.testing import CliRunner
 from nasforge.cli import app
 from nasforge.cli.darts import read_genotype
 from nasforge.nn.darts_supernet import NUM_ARCH_ROWS, NUM_DARTS_OPS
-from nasforge.search.oneshot.darts_space import (
-    DARTS_ALGORITHMS,
-    DDPNAS_PRUNE_GROUPS,
-    genotype_path,
-)
+from nasforge.search import ONESHOT
+from nasforge.search.oneshot.spaces.darts import DDPNAS_PRUNE_GROUPS, genotype_path
 from nasforge.spaces.darts import PRIMITIVES, Genotype
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,7 +24,7 @@ PARAM_FREE = {OP[o] for o in ("none", "max_pool_3x3", "avg_pool_3x3", "skip_conn
 
 def _no_net(**kw: object):
     """The DARTS-space DDPNAS with its arch state set up, no supernet built."""
-    m = DARTS_ALGORITHMS.create("ddpnas", **kw)
+    m = ONESHOT.create("ddpnas", space="darts", **kw)
     m.rng = np.random.default_rng(0)
     m.generator = torch.Generator().manual_seed(0)
     m.setup_arch()
@@ -37,7 +34,9 @@ def _no_net(**kw: object):
 def test_ddpnas_darts_schedule_and_groups() -> None:
     # XNAS stops after 3 parameter-free + 3 parametric prunings: 2 of 8 ops survive,
     # 3 rounds at each survivor count 8..3.
-    assert DARTS_ALGORITHMS.create("ddpnas").config.epochs == 3 * (8 + 7 + 6 + 5 + 4 + 3) == 99
+    assert (
+        ONESHOT.create("ddpnas", space="darts").config.epochs == 3 * (8 + 7 + 6 + 5 + 4 + 3) == 99
+    )
     assert set(DDPNAS_PRUNE_GROUPS[0]) == PARAM_FREE
     assert sorted(DDPNAS_PRUNE_GROUPS[0] + DDPNAS_PRUNE_GROUPS[1]) == list(range(8))
 
@@ -112,9 +111,8 @@ def test_ddpnas_trains_a_random_path_and_credits_the_distributions_draw() -> Non
     from types import SimpleNamespace
 
     from nasforge.errors import SearchError
-    from nasforge.search import ALGORITHMS
 
-    nb = ALGORITHMS.create("ddpnas").config
+    nb = ONESHOT.create("ddpnas").config
     assert (nb.random_sample, nb.bigmodel_sample_prob, nb.nesterov) == (True, 0.0, False)
     m = _no_net()
     cfg = m.config
@@ -139,6 +137,6 @@ def test_ddpnas_trains_a_random_path_and_credits_the_distributions_draw() -> Non
     own.begin_epoch(0)
     assert own.train_path == own.path
     with pytest.raises(SearchError, match="bigmodel_sample_prob"):
-        nb201 = ALGORITHMS.create("ddpnas", bigmodel_sample_prob=0.5)
+        nb201 = ONESHOT.create("ddpnas", bigmodel_sample_prob=0.5)
         nb201.rng = np.random.default_rng(0)
         nb201.setup_arch()

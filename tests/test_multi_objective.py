@@ -21,7 +21,7 @@ from nasforge.errors import SearchError
 from nasforge.evaluate import TabularEvaluator
 from nasforge.evaluate.base import Evaluator, NetworkSpec, Objective, Observation
 from nasforge.evaluate.objectives import ObjectiveEvaluator, parse_objectives
-from nasforge.search import ALGORITHMS
+from nasforge.search import BLACKBOX
 from nasforge.search.base import SearchContext, Told
 from nasforge.search.fronts import HypervolumeBox, hv_trajectory, make_box, run_front, run_values
 from nasforge.search.pareto import (
@@ -262,7 +262,7 @@ def _context(n_obj: int = 2) -> SearchContext:
 
 
 def test_nsga2_survival_is_elitist_rank_then_crowding():
-    s = ALGORITHMS.create("nsga2", seed=1, population_size=4)
+    s = BLACKBOX.create("nsga2", seed=1, population_size=4)
     s.start(_context())
     parents = [s.ask().arch for _ in range(4)]
     assert len(set(parents)) == 4  # duplicates are bred again
@@ -284,7 +284,7 @@ def test_nsga2_survival_is_elitist_rank_then_crowding():
 
 
 def test_nsga2_ranks_a_failed_evaluation_last():
-    s = ALGORITHMS.create("nsga2", seed=2, population_size=3)
+    s = BLACKBOX.create("nsga2", seed=2, population_size=3)
     s.start(_context())
     archs = [s.ask().arch for _ in range(3)]
     # the failure reports the best objective values, but produced no network
@@ -295,7 +295,7 @@ def test_nsga2_ranks_a_failed_evaluation_last():
 
 
 def test_mo_rea_tournament_prefers_the_pareto_front():
-    s = ALGORITHMS.create("mo-rea", seed=0, population_size=5, sample_size=40)
+    s = BLACKBOX.create("mo-rea", seed=0, population_size=5, sample_size=40)
     s.start(_context())
     archs = [s.ask().arch for _ in range(5)]
     fs = [(3, 3), (1, 1), (2, 4), (4, 2), (5, 5)]  # archs[1] dominates all
@@ -311,7 +311,7 @@ def test_mo_rea_tournament_prefers_the_pareto_front():
 
 @pytest.mark.parametrize(("weights", "best"), [([1, 0], 2), ([0, 1], 0)])
 def test_rea_scalar_follows_its_weights(weights, best):
-    s = ALGORITHMS.create("rea-scalar", seed=0, population_size=3, sample_size=30, weights=weights)
+    s = BLACKBOX.create("rea-scalar", seed=0, population_size=3, sample_size=30, weights=weights)
     s.start(_context())
     archs = [s.ask().arch for _ in range(3)]
     for arch, f in zip(archs, [(3, 1), (2, 2), (1, 3)], strict=True):
@@ -319,9 +319,9 @@ def test_rea_scalar_follows_its_weights(weights, best):
     s.ask()
     assert s.last_parent == archs[best]
     with pytest.raises(SearchError, match="one entry per objective"):
-        ALGORITHMS.create("rea-scalar", weights=[1, 1, 1]).start(_context())
+        BLACKBOX.create("rea-scalar", weights=[1, 1, 1]).start(_context())
     with pytest.raises(SearchError, match="non-negative"):
-        ALGORITHMS.create("rea-scalar", weights=[-1, 1])
+        BLACKBOX.create("rea-scalar", weights=[-1, 1])
 
 
 # -- CLI ----------------------------------------------------------------------------------------

@@ -16,11 +16,10 @@ from torch.func import functional_call
 from nasforge.data import load_splits
 from nasforge.errors import CheckpointError, SearchError
 from nasforge.nn.supernet import NB201Supernet
-from nasforge.search import ALGORITHMS
+from nasforge.search import ONESHOT as METHODS
 from nasforge.search.oneshot import OneShotConfig, SearchContext, cosine_lr, run_search
 from nasforge.search.oneshot.darts import finite_difference_hvp, unrolled_arch_gradients
-from nasforge.search.oneshot.pcdarts import normalise_edges
-from nasforge.search.oneshot.setn import top_k_archs
+from nasforge.search.oneshot.spaces.nb201 import normalise_edges, top_k_archs
 from nasforge.spaces.nb201 import Arch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -55,7 +54,7 @@ def digits():
 
 
 def _tiny(name: str, **kw: object):
-    return ALGORITHMS.create(name, **{**TINY, **TINY_EXTRA.get(name, {}), **kw})
+    return METHODS.create(name, **{**TINY, **TINY_EXTRA.get(name, {}), **kw})
 
 
 # -- DARTS second order ------------------------------------------------------------------------
@@ -136,7 +135,7 @@ def test_unrolled_gradient_matches_exact_unrolled_derivative() -> None:
 @pytest.mark.parametrize("name", ONESHOT)
 def test_method_runs_end_to_end(name: str, digits, tmp_path: Path) -> None:
     method = _tiny(name)
-    assert type(method).kind == "oneshot"
+    assert METHODS.get(name) is type(method)  # held by the one-shot registry
     result = run_search(method, digits, tmp_path, seed=0, plot=False)
     assert isinstance(result.arch, Arch)
     assert len(result.epochs) == TINY["epochs"]
@@ -353,8 +352,8 @@ def test_lr_is_set_once_per_epoch_with_t_max(digits, tmp_path: Path) -> None:
     short = cfg.replace(t_max=4)
     assert cosine_lr(short, 4) == pytest.approx(0.001) and cosine_lr(short, 8) == 0.1
     assert cosine_lr(short, 2) == pytest.approx(0.0505)
-    assert ALGORITHMS.create("enas").config.t_max == 10  # ENAS.config "T_max": 10
-    assert ALGORITHMS.create("darts-v1").config.t_max is None
+    assert METHODS.create("enas").config.t_max == 10  # ENAS.config "T_max": 10
+    assert METHODS.create("darts-v1").config.t_max is None
     with pytest.raises(SearchError, match="t_max=0"):
         cfg.replace(t_max=0)
     # The loop sets that rate for every step of an epoch (not a per-step cosine).
@@ -394,7 +393,7 @@ def test_config_fields_are_validated() -> None:
         ("darts-v1", "nesterov", 1),
     ]:
         with pytest.raises(SearchError, match=f"{field}={value!r}"):
-            ALGORITHMS.create(name, **{field: value})
+            METHODS.create(name, **{field: value})
 
 
 def test_divergence_and_bad_device_are_clear_errors(digits, tmp_path: Path, monkeypatch) -> None:
@@ -406,26 +405,26 @@ def test_divergence_and_bad_device_are_clear_errors(digits, tmp_path: Path, monk
 
 
 def test_configs_are_published_and_overridable() -> None:
-    darts = ALGORITHMS.create("darts-v1")
+    darts = METHODS.create("darts-v1")
     assert (darts.config.epochs, darts.config.lr, darts.config.batch_size) == (50, 0.025, 64)
     assert darts.config.arch_lr == 3e-4 and darts.config.arch_betas == (0.5, 0.999)
-    pc = ALGORITHMS.create("pc-darts")
+    pc = METHODS.create("pc-darts")
     assert (pc.config.partial_k, pc.config.warmup_epochs, pc.config.arch_lr) == (4, 15, 6e-4)
-    assert ALGORITHMS.create("gdas").config.tau_max == 10.0
+    assert METHODS.create("gdas").config.tau_max == 10.0
     # configs/nas-benchmark/algos/{GDAS,ENAS}.config: 250 epochs each.
-    assert ALGORITHMS.create("gdas").config.epochs == 250
-    assert ALGORITHMS.create("enas").config.epochs == 250
-    assert ALGORITHMS.create("enas").config.controller_train_steps == 50
+    assert METHODS.create("gdas").config.epochs == 250
+    assert METHODS.create("enas").config.epochs == 250
+    assert METHODS.create("enas").config.controller_train_steps == 50
     # PC-DARTS train_search.py: learning_rate_min 0, BN after the pooling op.
     assert (pc.config.eta_min, pc.config.pool_bn) == (0.0, True)
-    assert ALGORITHMS.create("rsps").config.select_batches == 1
-    assert ALGORITHMS.create("setn", epochs=3).config.epochs == 3
+    assert METHODS.create("rsps").config.select_batches == 1
+    assert METHODS.create("setn", epochs=3).config.epochs == 3
     with pytest.raises(SearchError, match="unknown config field"):
-        ALGORITHMS.create("darts-v1", epoch=3)
+        METHODS.create("darts-v1", epoch=3)
     with pytest.raises(SearchError, match="epochs=0"):
-        ALGORITHMS.create("gdas", epochs=0)
+        METHODS.create("gdas", epochs=0)
     with pytest.raises(SearchError, match="partial_k=3"):
-        ALGORITHMS.create("pc-darts", partial_k=3)
+        METHODS.create("pc-darts", partial_k=3)
 
 
 def test_run_oneshot_with_table_and_training(tmp_path: Path) -> None:

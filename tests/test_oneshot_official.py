@@ -22,7 +22,7 @@ import torch
 
 import official_reference as official
 from nasforge.nn.supernet import to_xautodl_state_dict
-from nasforge.search import ALGORITHMS
+from nasforge.search import ONESHOT
 from nasforge.search.oneshot import SearchContext
 from nasforge.spaces.nb201 import EDGES, OPS
 
@@ -52,7 +52,7 @@ def _batches(seed: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def _setup(name: str, **overrides: object):
     """(our method, the official model holding the same weights/alphas, its optimizers)."""
-    method = ALGORITHMS.create(name, C=C, N=N, **overrides)
+    method = ONESHOT.create(name, C=C, N=N, **overrides)
     method.setup(CLASSES, seed=3)
     model = official.official_model(method)
     return method, model

@@ -15,7 +15,7 @@ from nasforge.cli import app
 from nasforge.data import load_splits, make_synthetic
 from nasforge.errors import CheckpointError, SearchError
 from nasforge.nn.nb201 import NB201Network
-from nasforge.search import ALGORITHMS
+from nasforge.search import ONESHOT
 from nasforge.search.oneshot import run_search
 from nasforge.train import CHECKPOINT_NAME, Trainer, get_recipe, set_seed
 from nasforge.train.checkpoint import data_fingerprint
@@ -140,9 +140,9 @@ def test_oneshot_resume_refuses_other_data_of_the_same_shape(tmp_path):
     first = load_splits("digits", seed=0, limit=48)
     other = load_splits("digits", seed=1, limit=48)  # another split of the same size
     assert first.summary() == other.summary()
-    run_search(ALGORITHMS.create("gdas", **TINY_GDAS), first, tmp_path, seed=0, plot=False)
+    run_search(ONESHOT.create("gdas", **TINY_GDAS), first, tmp_path, seed=0, plot=False)
     with pytest.raises(CheckpointError, match=r"another run \(data: "):
-        run_search(ALGORITHMS.create("gdas", **TINY_GDAS), other, tmp_path, seed=0, plot=False)
+        run_search(ONESHOT.create("gdas", **TINY_GDAS), other, tmp_path, seed=0, plot=False)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_corrupt_oneshot_checkpoint_is_a_clear_error(tmp_path, content):
     (tmp_path / "checkpoint.pt").write_bytes(content)
     data = load_splits("digits", limit=32)
     with pytest.raises(CheckpointError, match=r"checkpoint\.pt") as exc:
-        run_search(ALGORITHMS.create("gdas", **TINY_GDAS), data, tmp_path, seed=0, plot=False)
+        run_search(ONESHOT.create("gdas", **TINY_GDAS), data, tmp_path, seed=0, plot=False)
     assert "weights_only" not in str(exc.value)  # no advice to load unsafely
     assert not (tmp_path / "search.json").exists()  # nothing ran
 

@@ -215,10 +215,10 @@ def test_search_lists_only_what_it_runs_and_points_width_methods_elsewhere(tmp_p
 
 
 def test_width_methods_have_one_name_and_old_ones_still_work():
-    from nasforge.search import ALGORITHMS
+    from nasforge.search import WIDTH
     from nasforge.search.width.protocol import METHODS, check_method
 
-    assert all(m in ALGORITHMS for m in METHODS)
+    assert all(m in WIDTH for m in METHODS)
     assert check_method("fixed") == check_method("fixed-width") == "fixed-width"
     assert check_method("uniform") == "uniform-width"
     with pytest.raises(SearchError) as exc:

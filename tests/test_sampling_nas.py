@@ -17,12 +17,13 @@ from nasforge.cli import app
 from nasforge.data import load_splits
 from nasforge.errors import SearchError
 from nasforge.nn.supernet import SearchCell
-from nasforge.search import ALGORITHMS
+from nasforge.search import ONESHOT
 from nasforge.search.oneshot import run_search
 from nasforge.search.oneshot.bnnas import bn_parameters
 from nasforge.search.oneshot.danas import class_schedule, restrict, stage_ends
 from nasforge.search.oneshot.ddpnas import schedule_epochs
-from nasforge.search.oneshot.fpnas import NODE_EDGES, sample_count
+from nasforge.search.oneshot.fpnas import sample_count
+from nasforge.search.oneshot.spaces.nb201 import NODE_EDGES
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, OPS, Arch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,7 +44,7 @@ def digits():
 
 def _no_net(name: str, **kw: object):
     """A method whose arch state is set up without building a supernet."""
-    method = ALGORITHMS.create(name, **kw)
+    method = ONESHOT.create(name, **kw)
     method.rng = np.random.default_rng(0)
     method.generator = torch.Generator().manual_seed(0)
     method.setup_arch()
@@ -55,7 +56,7 @@ def _no_net(name: str, **kw: object):
 
 def test_ddpnas_schedule_is_42_epochs_on_nb201() -> None:
     assert schedule_epochs(NUM_OPS, 3) == 3 * (5 + 4 + 3 + 2) == 42
-    assert ALGORITHMS.create("ddpnas").config.epochs == 42
+    assert ONESHOT.create("ddpnas").config.epochs == 42
 
 
 def test_ddpnas_prunes_one_op_per_edge_per_round_and_keeps_the_accurate_ones() -> None:
@@ -142,7 +143,7 @@ def test_fpnas_switch_to_joint_keeps_the_marginals() -> None:
 
 
 def test_fpnas_step_moves_the_distribution_towards_the_likely_sample(digits) -> None:
-    m = ALGORITHMS.create("fp-nas", **TINY, min_samples=3, samples_per_nat=0.0, arch_lr=0.1)
+    m = ONESHOT.create("fp-nas", **TINY, min_samples=3, samples_per_nat=0.0, arch_lr=0.1)
     m.setup(digits.num_classes, seed=0)
     x, y = digits.train.images[:16].float() / 255, digits.train.labels[:16]
     before = m.probabilities()
@@ -155,7 +156,7 @@ def test_fpnas_step_moves_the_distribution_towards_the_likely_sample(digits) -> 
 
 
 def test_bnnas_trains_only_bn_parameters(digits) -> None:
-    m = ALGORITHMS.create("bn-nas", **TINY)
+    m = ONESHOT.create("bn-nas", **TINY)
     m.setup(digits.num_classes, seed=0)
     net = m.supernet
     # The official rule: only the BN closing each candidate op (2 convs x 6 edges x 3 cells).
@@ -183,7 +184,7 @@ def test_bnnas_trains_only_bn_parameters(digits) -> None:
 
 @pytest.mark.parametrize("no_bn", ["zero", "mean"])
 def test_bnnas_indicator_equals_a_hand_computation(digits, no_bn: str) -> None:
-    m = ALGORITHMS.create("bn-nas", **TINY, no_bn=no_bn)
+    m = ONESHOT.create("bn-nas", **TINY, no_bn=no_bn)
     m.setup(digits.num_classes, seed=0)
     cells = [c for c in m.supernet.cells if isinstance(c, SearchCell)]
     conv1, conv3 = OPS.index("nor_conv_1x1"), OPS.index("nor_conv_3x3")
@@ -212,17 +213,17 @@ def test_bnnas_indicator_equals_a_hand_computation(digits, no_bn: str) -> None:
 
 
 def test_bnnas_evolution_respects_the_flops_budget(digits) -> None:
-    m = ALGORITHMS.create("bn-nas", **TINY, generations=3)
+    m = ONESHOT.create("bn-nas", **TINY, generations=3)
     m.setup(digits.num_classes, seed=0)
     free = m.evolve(0)
     # All-conv archs score highest under "zero"; a budget below them forces cheaper ops.
     budget = m.flops(Arch(("nor_conv_1x1",) * NUM_EDGES))
-    tight = ALGORITHMS.create("bn-nas", **TINY, generations=3, flops_limit=budget)
+    tight = ONESHOT.create("bn-nas", **TINY, generations=3, flops_limit=budget)
     tight.setup(digits.num_classes, seed=0)
     chosen = tight.evolve(0)
     assert tight.flops(chosen) <= budget < m.flops(free)
     with pytest.raises(SearchError, match="flops_limit"):
-        low = ALGORITHMS.create("bn-nas", **TINY, generations=1, flops_limit=1e-6)
+        low = ONESHOT.create("bn-nas", **TINY, generations=1, flops_limit=1e-6)
         low.setup(digits.num_classes, seed=0)
         low.evolve(0)
 
@@ -243,7 +244,7 @@ def test_danas_class_schedule_grows_as_configured() -> None:
 
 def test_danas_prunes_to_one_op_per_edge_on_the_staged_classes(digits, tmp_path: Path) -> None:
     tiny = {**TINY, "steps_per_epoch": 1, "epochs": 5, "warmup_epochs": 1, "eval_paths": 5}
-    m = ALGORITHMS.create("da-nas", **tiny)
+    m = ONESHOT.create("da-nas", **tiny)
     res = run_search(m, digits, tmp_path, seed=0, plot=False)
     # Warm-up on all 10 classes, then one stage per epoch: 5, 7, 9, 10 classes.
     assert [r["classes"] for r in res.epochs] == [10, 5, 7, 9, 10]
@@ -253,7 +254,7 @@ def test_danas_prunes_to_one_op_per_edge_on_the_staged_classes(digits, tmp_path:
 
 
 def test_danas_reports_its_best_scored_ops_before_the_first_pruning(digits) -> None:
-    m = ALGORITHMS.create("da-nas", **TINY, eval_paths=5)
+    m = ONESHOT.create("da-nas", **TINY, eval_paths=5)
     m.setup(digits.num_classes, seed=0)
     favoured = np.full((NUM_EDGES, NUM_OPS), 0.2)
     favoured[:, 3] = 0.9
@@ -297,7 +298,7 @@ def test_resume_continues_identically(algo: str, digits, tmp_path: Path) -> None
     # Two epochs: FP-NAS switches to the joint distribution and DA-NAS leaves its warm-up
     # at the epoch boundary the run is cut at.
     params = {**TINY, **TINY_EXTRA[algo], "epochs": 2, "valid_batches": 1}
-    full = run_search(ALGORITHMS.create(algo, **params), digits, tmp_path / "full", plot=False)
+    full = run_search(ONESHOT.create(algo, **params), digits, tmp_path / "full", plot=False)
 
     class Crash(RuntimeError):
         pass
@@ -308,9 +309,9 @@ def test_resume_continues_identically(algo: str, digits, tmp_path: Path) -> None
 
     with pytest.raises(Crash):
         run_search(
-            ALGORITHMS.create(algo, **params), digits, tmp_path / "cut", plot=False, callback=crash
+            ONESHOT.create(algo, **params), digits, tmp_path / "cut", plot=False, callback=crash
         )
-    resumed = run_search(ALGORITHMS.create(algo, **params), digits, tmp_path / "cut", plot=False)
+    resumed = run_search(ONESHOT.create(algo, **params), digits, tmp_path / "cut", plot=False)
     assert resumed.arch == full.arch
     assert _strip_time(resumed.epochs) == _strip_time(full.epochs)
 
@@ -363,14 +364,14 @@ def test_bnnas_official_decay_and_linear_per_iteration_schedule(digits) -> None:
     # BNNAS utils/nas_utils.py get_optimizer_schedule: decay only on 4-D weights and the
     # classifier, so the trained BN scales get none; LambdaLR 1 - step / delta stepped
     # before every iteration while the lr is above min_lr (supernet/train.py:20-21).
-    m = ALGORITHMS.create("bn-nas", **{**TINY, "steps_per_epoch": 3}, epochs=4)
+    m = ONESHOT.create("bn-nas", **{**TINY, "steps_per_epoch": 3}, epochs=4)
     m.setup(digits.num_classes, seed=0)
     wd = {id(p): g["weight_decay"] for g in m.w_optimizer.param_groups for p in g["params"]}
     for name, p in m.supernet.named_parameters():
         official = p.ndim == 4 or name.startswith("classifier.")
         assert wd[id(p)] == (4e-5 if official else 0.0), name
     assert all(wd[id(p)] == 0.0 for p in m.trainable())
-    old = ALGORITHMS.create("bn-nas", **TINY, decay="all")
+    old = ONESHOT.create("bn-nas", **TINY, decay="all")
     old.setup(digits.num_classes, seed=0)
     assert {g["weight_decay"] for g in old.w_optimizer.param_groups} == {4e-5}
     # the official schedule, replayed with torch's LambdaLR
@@ -396,4 +397,4 @@ def test_bnnas_official_decay_and_linear_per_iteration_schedule(digits) -> None:
     assert m.w_optimizer.param_groups[0]["lr"] == pytest.approx(want[2 * 3])
     assert m.epoch_lr(2) == pytest.approx(want[2 * 3])
     with pytest.raises(SearchError, match="schedule='step'"):
-        ALGORITHMS.create("bn-nas", schedule="step")
+        ONESHOT.create("bn-nas", schedule="step")

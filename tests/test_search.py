@@ -16,7 +16,7 @@ import pytest
 from nasforge.bench import SYNTHETIC_OPTIMUM, make_synthetic_table
 from nasforge.errors import SearchError
 from nasforge.evaluate import Observation, Reported, TabularEvaluator
-from nasforge.search import ALGORITHMS
+from nasforge.search import BLACKBOX as BLACKBOX_REGISTRY
 from nasforge.search.base import Ask, Budget, SearchContext, Searcher, Told, run_search
 from nasforge.search.blackbox.bohb import rung_budgets
 from nasforge.search.protocol import (
@@ -95,8 +95,7 @@ def test_default_budgets_are_the_published_ones():
 # ---------------------------------------------------------------------------------------
 def test_all_algorithms_registered_as_blackbox():
     for name in ALGOS:
-        cls = ALGORITHMS.get(name)
-        assert cls.kind == "blackbox"
+        cls = BLACKBOX_REGISTRY.get(name)
         assert issubclass(cls, Searcher)
 
 
@@ -234,7 +233,7 @@ def test_told_carries_no_test_accuracy():
 
 #: every registered black-box searcher (a one-shot or width search owns its supernet and
 #: asks no evaluator): a new one is covered by the no-leak test without being listed here
-BLACKBOX = sorted(n for n in ALGORITHMS.names() if ALGORITHMS.get(n).kind == "blackbox")
+BLACKBOX = BLACKBOX_REGISTRY.names()
 #: the predictor-guided searchers refit an ensemble every k evaluations: a smaller budget
 _LEAK_BUDGETS = {"bohb": "2500s", "bananas": "3000s", "zc-bananas": "3000s"}
 
@@ -250,11 +249,11 @@ def test_no_test_leak(table, evaluator, params_proxy, algo):
 
     budget = _LEAK_BUDGETS.get(algo, "8000s")
     rev = ReversedTest(table, "cifar10-valid")
-    if issubclass(ALGORITHMS.get(algo), ZeroCostPool):
+    if issubclass(BLACKBOX_REGISTRY.get(algo), ZeroCostPool):
         # a zero-cost warm-started searcher is checked with its proxies answered
         evaluator = WithZeroCost(evaluator, params_proxy)
         rev = WithZeroCost(rev, params_proxy)
-    if getattr(ALGORITHMS.get(algo), "multi_objective", False):
+    if getattr(BLACKBOX_REGISTRY.get(algo), "multi_objective", False):
         from nasforge.evaluate.objectives import ObjectiveEvaluator
 
         # a multi-objective searcher is checked with the objectives it is told
@@ -317,7 +316,7 @@ def _ctx(fids=tuple(range(1, 13))):
 
 
 def test_rea_population_ages_and_mutates_one_edge():
-    s = ALGORITHMS.create("rea", seed=0)
+    s = BLACKBOX_REGISTRY.create("rea", seed=0)
     s.start(_ctx())
     for i in range(10):
         a = s.ask().arch
@@ -332,7 +331,7 @@ def test_rea_population_ages_and_mutates_one_edge():
 
 
 def test_reinforce_learns_a_rewarded_op():
-    s = ALGORITHMS.create("reinforce", seed=0)
+    s = BLACKBOX_REGISTRY.create("reinforce", seed=0)
     s.start(_ctx())
     for _ in range(300):
         a = s.ask().arch
@@ -345,7 +344,7 @@ def test_reinforce_step_matches_torch_autograd_and_adam():
     """One REINFORCE step equals the official torch formulation (softmax policy, EMA baseline
     updated before the advantage, Adam on -log_prob * advantage)."""
     torch = pytest.importorskip("torch")
-    s = ALGORITHMS.create("reinforce", seed=3)
+    s = BLACKBOX_REGISTRY.create("reinforce", seed=3)
     s.start(_ctx())
     theta = torch.nn.Parameter(torch.tensor(s.theta.copy()))
     opt = torch.optim.Adam([theta], lr=0.01)
@@ -366,12 +365,12 @@ def test_reinforce_step_matches_torch_autograd_and_adam():
 
 def test_reinforce_validates_settings():
     with pytest.raises(SearchError):
-        ALGORITHMS.create("reinforce", learning_rate=0.0)
+        BLACKBOX_REGISTRY.create("reinforce", learning_rate=0.0)
 
 
 def test_local_search_climbs_to_a_local_optimum():
     target = SYNTHETIC_OPTIMUM
-    s = ALGORITHMS.create("local-search", seed=0)
+    s = BLACKBOX_REGISTRY.create("local-search", seed=0)
     s.start(_ctx())
     for _ in range(600):
         a = s.ask().arch
@@ -386,7 +385,7 @@ def test_bohb_rungs_and_refusal_at_one_fidelity():
     assert rung_budgets(1, 12, 3) == [1, 4, 12]
     # 200 * 3^-[4..0] = 2.47, 7.4, 22.2, 66.7, 200
     assert rung_budgets(1, 200, 3) == [2, 7, 22, 66, 200]
-    s = ALGORITHMS.create("bohb", seed=0)
+    s = BLACKBOX_REGISTRY.create("bohb", seed=0)
     assert s.n_startup_trials == 7  # hpbandster min_points_in_model = 6 dims + 1
     with pytest.raises(SearchError, match="several epoch budgets"):
         s.start(SearchContext(fidelities=(), default_fidelity=0, seed=0))
@@ -409,7 +408,7 @@ def _bohb_trials(history):
 
 
 def test_bohb_resume_charges_only_extra_epochs(evaluator):
-    searcher = ALGORITHMS.create("bohb", seed=0)
+    searcher = BLACKBOX_REGISTRY.create("bohb", seed=0)
     r = run_search(searcher, evaluator, "60evals", seed=0)
     (f,) = run_protocol("bohb", evaluator, "60evals", runs=1, seed=0, algo_kwargs={"resume": False})
     h = r.history
@@ -430,7 +429,7 @@ def test_bohb_resume_charges_only_extra_epochs(evaluator):
 
 def test_bohb_evaluates_only_the_rungs_of_each_trials_bracket(evaluator):
     """Hyperband bracket s first compares trials at eta**s epochs: nothing below is paid for."""
-    searcher = ALGORITHMS.create("bohb", seed=0, resume=False)
+    searcher = BLACKBOX_REGISTRY.create("bohb", seed=0, resume=False)
     asks = []
     searcher.start(
         SearchContext(fidelities=tuple(evaluator.fidelities), default_fidelity=12, seed=0)
@@ -470,7 +469,7 @@ def test_reused_searcher_repeats_its_run(evaluator, algo):
 
 
 def test_failed_evaluation_is_never_recommended():
-    s = ALGORITHMS.create("random", seed=0)
+    s = BLACKBOX_REGISTRY.create("random", seed=0)
     s.start(_ctx())
     bad = Arch.sample(s.rng)
     s.tell(Told(bad, 0.0, 12, 0.0, ok=False))

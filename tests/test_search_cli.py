@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from nasforge.bench import ResultEntry, TableWriter, make_synthetic_table
 from nasforge.cli import app
 from nasforge.errors import SearchError
-from nasforge.search import ALGORITHMS
+from nasforge.search import ONESHOT
 from nasforge.spaces.nb201 import Arch
 
 runner = CliRunner()
@@ -211,7 +211,7 @@ def test_oneshot_algorithms_are_delegated(monkeypatch, tmp_path):
     calls = []
 
     class FakeOneShot:
-        kind = "oneshot"
+        """A one-shot method: what makes it one is that ONESHOT holds it."""
 
     fake = types.ModuleType("nasforge.cli.oneshot")
 
@@ -220,64 +220,64 @@ def test_oneshot_algorithms_are_delegated(monkeypatch, tmp_path):
 
     fake.run_oneshot = run_oneshot
     monkeypatch.setitem(sys.modules, "nasforge.cli.oneshot", fake)
-    monkeypatch.setitem(ALGORITHMS._entries, "fake-oneshot", FakeOneShot)
-    res = runner.invoke(
-        app,
-        [
-            "search",
-            "--algo",
-            "fake-oneshot",
-            "--dataset",
-            "digits",
-            "-o",
-            str(tmp_path),
-            "--epochs",
-            "3",
-            "--train-epochs",
-            "2",
-            "--limit",
-            "16",
-            "--seed",
-            "4",
-            "--quiet",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    ((algo, dataset, out, kw),) = calls
-    assert (algo, dataset, out) == ("fake-oneshot", "digits", tmp_path)
-    assert kw["epochs"] == 3 and kw["train_epochs"] == 2 and kw["limit"] == 16
-    assert kw["seed"] == 4 and kw["quiet"] is True
-    assert set(kw) == {
-        "epochs",
-        "device",
-        "seed",
-        "bench",
-        "data_dir",
-        "train_epochs",
-        "limit",
-        "quiet",
-        "overrides",
-        "space",
-    }
-    assert kw["space"] == "nb201"
-    assert kw["overrides"] is None
-    res = runner.invoke(
-        app,
-        [
-            "search",
-            "--algo",
-            "fake-oneshot",
-            "-o",
-            str(tmp_path),
-            "--recipe",
-            "nb201-200e",
-            "--param",
-            "partial_k=8",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    assert calls[-1][3]["recipe"] == "nb201-200e"
-    assert calls[-1][3]["overrides"] == {"partial_k": 8}
+    with ONESHOT.temporary("fake-oneshot", FakeOneShot):
+        res = runner.invoke(
+            app,
+            [
+                "search",
+                "--algo",
+                "fake-oneshot",
+                "--dataset",
+                "digits",
+                "-o",
+                str(tmp_path),
+                "--epochs",
+                "3",
+                "--train-epochs",
+                "2",
+                "--limit",
+                "16",
+                "--seed",
+                "4",
+                "--quiet",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        ((algo, dataset, out, kw),) = calls
+        assert (algo, dataset, out) == ("fake-oneshot", "digits", tmp_path)
+        assert kw["epochs"] == 3 and kw["train_epochs"] == 2 and kw["limit"] == 16
+        assert kw["seed"] == 4 and kw["quiet"] is True
+        assert set(kw) == {
+            "epochs",
+            "device",
+            "seed",
+            "bench",
+            "data_dir",
+            "train_epochs",
+            "limit",
+            "quiet",
+            "overrides",
+            "space",
+        }
+        assert kw["space"] == "nb201"
+        assert kw["overrides"] is None
+        res = runner.invoke(
+            app,
+            [
+                "search",
+                "--algo",
+                "fake-oneshot",
+                "-o",
+                str(tmp_path),
+                "--recipe",
+                "nb201-200e",
+                "--param",
+                "partial_k=8",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        assert calls[-1][3]["recipe"] == "nb201-200e"
+        assert calls[-1][3]["overrides"] == {"partial_k": 8}
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from nasforge.cli import app
 from nasforge.errors import ArchError, RegistryError, SearchError
 from nasforge.evaluate import Evaluator, Observation
-from nasforge.search import ALGORITHMS
+from nasforge.search import BLACKBOX
 from nasforge.search.base import run_search
 from nasforge.search.protocol import build_searcher
 from nasforge.spaces import (
@@ -275,7 +275,7 @@ def test_every_blackbox_searcher_runs_on_a_second_space(toy_registered, algo) ->
 
 
 def test_reinforce_masks_missing_options(toy_registered) -> None:
-    s = ALGORITHMS.create("reinforce", seed=0)
+    s = BLACKBOX.create("reinforce", seed=0)
     run_search(s, ToyEvaluator(), "30evals", seed=0)
     p = s.probs()
     assert p.shape == (3, 4)
@@ -320,12 +320,16 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 
 def test_search_and_evaluate_import_no_concrete_arch_type() -> None:
+    # One-shot methods reach a space through its supernet adapter (search/oneshot/spaces/),
+    # which alone names the space's types; loop.py keeps the NB201 plot until it moves.
+    allowed = {Path("search/oneshot/loop.py")}
     files = [
         p
         for p in [*(SRC / "search").rglob("*.py"), *(SRC / "evaluate").rglob("*.py")]
-        if "oneshot" not in p.parts  # one-shot search owns an NB201 supernet (for now)
+        if p.relative_to(SRC).parts[:3] != ("search", "oneshot", "spaces")
+        and p.relative_to(SRC) not in allowed
     ]
-    assert len(files) > 10
+    assert len(files) > 10 and SRC / "search/oneshot/bnnas.py" in files
     bad = []
     for f in files:
         for module, names in _imports(f):

@@ -163,9 +163,9 @@ def test_pool_bn_follows_pooling_as_pc_darts() -> None:
     torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(2), atol=1e-5, rtol=0)
     assert not isinstance(MixedEdge(8).ops[OPS.index("avg_pool_3x3")], torch.nn.Sequential)
     # The PC-DARTS method builds its supernet with it.
-    from nasforge.search import ALGORITHMS
+    from nasforge.search import ONESHOT
 
-    method = ALGORITHMS.create("pc-darts", C=8, N=1, partial_k=4)
+    method = ONESHOT.create("pc-darts", C=8, N=1, partial_k=4)
     method.setup(3, seed=0)
     cell = next(c for c in method.supernet.cells if isinstance(c, SearchCell))
     assert isinstance(cell.edges[0].ops[OPS.index("avg_pool_3x3")], torch.nn.Sequential)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from nasforge.cli import app
 from nasforge.data import DeviceLoader, make_synthetic
-from nasforge.errors import TaskError
+from nasforge.errors import SearchError, TaskError
 from nasforge.nn import NETWORKS
 from nasforge.spaces import SPACES
 from nasforge.spaces.base import CategoricalBase, Choice
@@ -137,7 +137,7 @@ class _Smoothing(Task):
     """Learn a fixed 3x3 blur of random images (mean squared error, lower is better)."""
 
     name = "toy-smoothing"
-    metrics = (Metric("mse", higher_is_better=False), LOSS)
+    metrics = (Metric("mse", higher_is_better=False), Metric("psnr", "dB"), LOSS)
     primary = "mse"
     datasets = ("noise",)
     default_dataset = "noise"
@@ -173,11 +173,19 @@ class _Smoothing(Task):
     def evaluate(
         self, model: Callable[..., Any], loader: Iterable[Any], *, autocast=None
     ) -> dict[str, float]:
-        model.eval()
+        if isinstance(model, nn.Module):  # the protocol: another callable is called as is
+            model.eval()
         with torch.no_grad():
             se = sum(float(F.mse_loss(model(x), y, reduction="sum")) for x, y in loader)
             n = sum(y.numel() for _, y in loader)
-        return {"mse": se / n, "loss": se / n}
+        return {"mse": se / n, "loss": se / n, "psnr": -10.0 * float(np.log10(se / n))}
+
+
+class _SmoothingPSNR(_Smoothing):
+    """The toy task scored by PSNR (higher is better): what searchers maximise."""
+
+    metrics = (Metric("psnr", "dB"), Metric("mse", higher_is_better=False), LOSS)
+    primary = "psnr"
 
 
 class _KernelSpace(CategoricalBase):
@@ -220,7 +228,7 @@ def test_a_new_task_and_space_train_end_to_end_from_the_cli(tmp_path: Any) -> No
     assert "toy-smoothing" not in TASKS and "toy-kernel" not in SPACES and "toy-mse" not in RECIPES
     rec = json.loads(out.read_text())
     first, last = rec["epochs"][0], rec["epochs"][-1]
-    assert "train_acc" not in last and set(last["eval"]["valid"]) == {"mse", "loss"}
+    assert "train_acc" not in last and set(last["eval"]["valid"]) == {"mse", "psnr", "loss"}
     assert rec["meta"]["task"] == "toy-smoothing"
     # A 3x3 conv can represent the blur: the error falls by an order of magnitude.
     assert last["eval"]["valid"]["mse"] < first["eval"]["valid"]["mse"] / 10
@@ -301,3 +309,160 @@ def test_task_list_prints_every_task_with_its_units_on_one_line_when_piped() -> 
             assert m.name in row
             if m.unit.strip():
                 assert f"{m.name} [{m.unit.strip()}]" in row  # units are text, not markup
+
+
+# -- a one-shot search on the toy task: a supernet adapter registered for one test ---------
+_BLUR_OPS = ("none", "skip_connect", "conv_3x3")
+
+
+class _BlurChain(nn.Module):
+    """Two choice rows (none / skip / 3x3 conv) on 1-channel images and a 1x1 conv head
+    (every path has weights, as every NB201 path has its stem and classifier)."""
+
+    def __init__(self, rows: int = 2) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(1, 1, 1)
+        self.rows = nn.ModuleList(
+            nn.ModuleList([nn.Identity(), nn.Identity(), nn.Conv2d(1, 1, 3, padding=1)])
+            for _ in range(rows)
+        )
+
+    def _op(self, r: int, k: int, h: torch.Tensor) -> torch.Tensor:
+        return h.mul(0.0) if k == 0 else self.rows[r][k](h)
+
+    def forward(self, x, weights=None, index=None, edge_weights=None):
+        h = x
+        for r in range(len(self.rows)):
+            if index is not None:
+                k = int(index[r])
+                h = self._op(r, k, h) if weights is None else weights[r, k] * self._op(r, k, h)
+            else:
+                h = sum(weights[r, k] * self._op(r, k, h) for k in range(len(_BLUR_OPS)))
+        return self.head(h)
+
+    def forward_arch(self, x, arch):
+        return self.forward(x, index=[_BLUR_OPS.index(op) for op in arch])
+
+    def path_parameters(self, index):
+        return [p for r, k in enumerate(index) for p in self.rows[r][int(k)].parameters()]
+
+
+def _blur_adapter() -> Any:
+    from nasforge.search.oneshot import SupernetAdapter
+
+    class BlurChainAdapter(SupernetAdapter):
+        name = "toy-blur-chain"
+        rows = 2
+        ops = _BLUR_OPS
+        provides = frozenset({"path-archs"})
+
+        def build_supernet(self, config, num_classes, **_: Any) -> nn.Module:
+            raise AssertionError("a classifier is never asked of this space")
+
+        def build_task_supernet(self, config, io, **_: Any) -> nn.Module:
+            assert io == {"in_channels": 1}
+            return _BlurChain(self.rows)
+
+        def derive(self, weights, edge_weights=None, *, rule="edges", tie_break=None):
+            return self.path_arch(np.argmax(weights, axis=1).tolist())
+
+        def path_arch(self, path):
+            return tuple(_BLUR_OPS[int(k)] for k in path)
+
+        def arch_path(self, arch):
+            return [_BLUR_OPS.index(op) for op in arch]
+
+        def arch_fields(self, arch):
+            return {"arch": "-".join(arch)}
+
+        def write_arch(self, arch, out_dir):
+            return {}
+
+        def plot(self, records, path, title="", **_: Any):
+            return None
+
+    return BlurChainAdapter
+
+
+@pytest.mark.parametrize("algo", ["darts-v1", "gdas", "rsps"])
+def test_one_shot_methods_search_a_toy_task_with_its_loss_and_metric(
+    algo: str, tmp_path: Any, one_torch_thread: None
+) -> None:
+    from nasforge.search import ONESHOT
+    from nasforge.search.oneshot import run_search
+    from nasforge.search.registry import ONESHOT_SPACES
+
+    tiny = {"epochs": 3, "batch_size": 16, "lr": 0.05, "eval_batch_size": 16}
+    extra = {"select_num": 3} if algo == "rsps" else {}
+    with (
+        TASKS.temporary("toy-smoothing", _Smoothing),
+        ONESHOT_SPACES.temporary("toy-blur-chain", _blur_adapter()),
+    ):
+        task = get_task("toy-smoothing")
+        data = task.load(seed=0)
+        method = ONESHOT.create(algo, space="toy-blur-chain", **tiny, **extra)
+        result = run_search(method, data, tmp_path, seed=0, task=task, plot=False)
+        with pytest.raises(SearchError, match="searches image classification only"):
+            run_search(ONESHOT.create("fp-nas"), data, tmp_path / "fp", task=task, plot=False)
+    first, last = result.epochs[0], result.epochs[-1]
+    # the task's metrics, not accuracies: mse on the valid split, for the supernet's forward
+    # and for the derived arch
+    assert {"valid_mse", "valid_loss", "derived_valid_mse"} <= set(last)
+    assert not any(k.endswith("_acc") for k in last)
+    assert last["valid_mse"] == pytest.approx(last["valid_loss"])
+    # the loss is the task's mse: the supernet learns the blur
+    assert last["train_loss"] < first["train_loss"]
+    saved = json.loads((tmp_path / "search.json").read_text())
+    assert saved["task"] == "toy-smoothing" and saved["final_valid_mse"] == result.final_valid_acc
+    assert "final_valid_acc" not in saved and saved["status"] == "done"
+    assert set(result.arch) <= set(_BLUR_OPS)
+    # scoring the derived arch by the task's metric: its mse, recomputed by hand
+    assert np.isfinite(saved["final_valid_mse"]) and saved["final_valid_mse"] >= 0
+
+
+def test_search_cli_runs_black_box_and_one_shot_methods_on_a_toy_task(
+    tmp_path: Any, one_torch_thread: None
+) -> None:
+    from nasforge.search.registry import ONESHOT_SPACES
+    from nasforge.train import RECIPES, Recipe
+
+    with (
+        TASKS.temporary("toy-smoothing", _SmoothingPSNR),
+        SPACES.temporary("toy-kernel", _KernelSpace),
+        NETWORKS.temporary("toy-kernel", _kernel_net),
+        RECIPES.temporary(
+            "toy-mse", lambda: Recipe("toy-mse", 3, batch_size=16, lr=0.05, loss="mse")
+        ),
+        ONESHOT_SPACES.temporary("toy-blur-chain", _blur_adapter()),
+    ):
+        common = ["search", "--task", "toy-smoothing", "--quiet", "--seed", "0"]
+        # black-box: real training of each asked arch with the task's loss and metric
+        bb = CliRunner().invoke(
+            app,
+            [*common, "--space", "toy-kernel", "--algo", "random", "--evaluator", "train",
+             "--recipe", "toy-mse", "--budget", "3evals", "-o", str(tmp_path / "bb")],
+        )  # fmt: skip
+        assert bb.exit_code == 0, bb.output
+        # one-shot: the supernet trains on the task's loss, records its metric
+        os_ = CliRunner().invoke(
+            app,
+            [*common, "--space", "toy-blur-chain", "--algo", "darts-v1", "--epochs", "2",
+             "--param", "batch_size=16", "-o", str(tmp_path / "os")],
+        )  # fmt: skip
+        assert os_.exit_code == 0, os_.output
+        bad = CliRunner().invoke(
+            app,
+            [*common, "--space", "nb201", "--algo", "bn-nas", "-o", str(tmp_path / "x")],
+        )
+        assert isinstance(bad.exception, SearchError)
+        assert "searches image classification only" in str(bad.exception)
+    summary = json.loads((tmp_path / "bb" / "summary.json").read_text())
+    assert summary["meta"]["evaluator"]["task"] == "toy-smoothing"
+    runs = [json.loads(line) for line in (tmp_path / "bb" / "trajectories.jsonl").open()]
+    # the searcher saw the task's primary metric (PSNR in dB), not an accuracy
+    assert runs and all(r["final_arch"] in {"kernel=1", "kernel=3", "kernel=5"} for r in runs)
+    assert all(0 < r["final_valid"] < 100 and r["final_test"] is None for r in runs)
+    oneshot = json.loads((tmp_path / "os" / "summary.json").read_text())
+    assert oneshot["task"] == "toy-smoothing" and "oneshot_valid_psnr" in oneshot
+    arch = json.loads((tmp_path / "os" / "arch.json").read_text())
+    assert arch["task"] == "toy-smoothing" and arch["arch"].count("-") == 1

@@ -353,7 +353,7 @@ def test_with_zero_cost_over_a_final_metrics_table_keeps_proxy_and_real_apart(tm
     # never takes a real accuracy for a proxy score, nor recommends a proxy score
     from nasforge.bench import make_synthetic_table
     from nasforge.evaluate import TabularEvaluator
-    from nasforge.search import ALGORITHMS
+    from nasforge.search import BLACKBOX
 
     table = make_synthetic_table(
         tmp_path / "fin", datasets=("cifar10-valid",), hps={"12": 12}, final_only=True
@@ -368,7 +368,7 @@ def test_with_zero_cost_over_a_final_metrics_table_keeps_proxy_and_real_apart(tm
     assert both.evaluate(arch, 0).fidelity == 0
     real = both.evaluate(arch)
     assert real.fidelity == label and real.valid_acc == base.evaluate(arch).valid_acc
-    s = ALGORITHMS.create("zc-local-search", seed=0, zc_pool=30)
+    s = BLACKBOX.create("zc-local-search", seed=0, zc_pool=30)
     r = run_search(s, both, "40evals", seed=0)
     assert s.config()["warm_start"] is True
     assert r.history["fidelity"][:30] == [0] * 30 and set(r.history["fidelity"][30:]) == {label}

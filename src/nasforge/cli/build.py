@@ -24,6 +24,18 @@ def _seeds(ctx: typer.Context, seeds: list[int]) -> tuple[int, ...]:
     return tuple(seeds) + tuple(int(a) for a in extra)
 
 
+def _check_task(task: str) -> None:
+    """Refuse, before any work, a task whose metrics a benchmark table cannot hold."""
+    from nasforge.tasks import get_task
+
+    name = get_task(task).name  # an unknown task fails here, listing the tasks
+    if name != "classification":
+        raise NasforgeError(
+            f"--task {name!r} cannot be built into a benchmark table (tables record "
+            "classification accuracy); expected --task classification"
+        )
+
+
 def build_command(
     ctx: typer.Context,
     dataset: str = typer.Option(
@@ -37,6 +49,12 @@ def build_command(
         ..., "--output", "-o", help="Table directory (created or resumed)."
     ),
     space: str = typer.Option("nb201", help="Search space."),
+    task: str = typer.Option(
+        "classification",
+        "--task",
+        help="Task (see `nasforge task list`); a table records classification accuracy, so "
+        "only classification builds one.",
+    ),
     recipe: str = typer.Option("nb201-12e", help="Training recipe: nb201-12e, nb201-200e."),
     seeds: list[int] = typer.Option(
         [777], "--seeds", help="Seeds to train each arch with: --seeds 777 888 999."
@@ -78,6 +96,7 @@ def build_command(
     from nasforge.bench.build import BuildConfig, build
 
     all_seeds = _seeds(ctx, seeds)
+    _check_task(task)
     if workers is not None and workers < 1:
         raise NasforgeError(f"--workers {workers} must be >= 1")
     config = BuildConfig(

@@ -4,9 +4,11 @@
     nasforge search --space darts --algo pc-darts --dataset cifar10 -o DIR
 
 In the DARTS space (``--space darts``: ``pc-darts``, ``darts-v1``, ``darts-v2``, ``gdas``,
-:mod:`nasforge.search.oneshot.darts_space`) the derived genotype is printed in DARTS's repr
-and written to ``DIR/genotype.json`` (read by ``nasforge train --space darts --arch``) and
-``DIR/genotype.txt``; it is not retrained by ``search``.
+``ddpnas``, :mod:`nasforge.search.oneshot.spaces.darts`) the derived genotype is printed in
+DARTS's repr and written to ``DIR/genotype.json`` (read by ``nasforge train --space darts
+--arch``) and ``DIR/genotype.txt``; it is not retrained by ``search``. The published
+settings per (method, space) and the quick profiles of the embedded datasets are in
+:mod:`nasforge.search.oneshot.settings`.
 
 The shared ``search`` command (:mod:`nasforge.cli.search`) hands one-shot algorithms to
 :func:`run_oneshot`, which does the whole job with progress bars and returns a summary.
@@ -24,62 +26,27 @@ from nasforge.errors import SearchError
 #: below so that a full search + a short training fits a laptop-size budget.
 EMBEDDED = ("digits", "synthetic")
 
-#: Scaled-down settings for the embedded datasets (16x16 digits: ~1k training images).
-#: Published settings are kept where they do not drive the cost (optimizers, arch lr,
-#: K=4); what shrinks is the skeleton (N=2 cells per stage instead of 5), the number of
-#: epochs, and the per-method selection / controller budgets. For pc-darts on digits the
-#: whole job (search + training the derived arch) takes about 1.5 CPU-minutes on an AVX2
-#: EPYC (``benchmarks/demo_timing.py``; README "Quick start").
-QUICK_COMMON: dict[str, Any] = {"C": 16, "N": 2, "batch_size": 64, "eval_batch_size": 512}
-QUICK_PER_ALGO: dict[str, dict[str, Any]] = {
-    # ~30% warm-up as in the paper (15 of 50 epochs). PC-DARTS' lr 0.1 is for batch 256, so
-    # at batch 64 DARTS' 0.025 is the matching one (linear scaling). The paper's search takes
-    # ~3.4k architecture steps (35 epochs x 98 batches); this one 112 (7 epochs x 16), so
-    # the arch lr is 10x the published 6e-4 for alpha to travel a larger distance.
-    # 10 epochs (3 warm-up) halve the demo's search (benchmarks/demo_timing.py);
-    # `--epochs 20` is the earlier profile (6 warm-up, 224 arch steps).
-    "pc-darts": {"epochs": 10, "warmup_epochs": 3, "lr": 0.025, "arch_lr": 6e-3},
-    "darts-v1": {"epochs": 10},
-    "darts-v2": {"epochs": 6},
-    "single-darts": {"epochs": 10},
-    "gdas": {"epochs": 10},
-    "setn": {"epochs": 10, "select_num": 20},
-    "rsps": {"epochs": 10, "select_num": 20},
-    # DDPNAS' full schedule with one round per pruning: 5 + 4 + 3 + 2 = 14 epochs.
-    "ddpnas": {"epochs": 14, "steps": 1},
-    "fp-nas": {"epochs": 10},
-    "bn-nas": {"epochs": 5},
-    "da-nas": {"epochs": 10, "warmup_epochs": 2, "eval_paths": 10},
-    "enas": {
-        "epochs": 10,
-        "controller_train_steps": 10,
-        "controller_num_aggregate": 5,
-        "controller_num_samples": 20,
-    },
-}
 #: Epochs of the short training of the derived arch on an embedded dataset (0 = none).
 QUICK_TRAIN_EPOCHS = 10
 #: Network size of that training (NB201's C=16 with fewer cells per stage).
 QUICK_TRAIN_SHAPE = {"C": 16, "N": 2}
 
 
-#: Per space, the skeleton of the scaled-down embedded-data runs (DARTS space: C=8, 5 cells).
-QUICK_COMMON_BY_SPACE: dict[str, dict[str, Any]] = {
-    "nb201": QUICK_COMMON,
-    "darts": {"C": 8, "N": 5, "batch_size": 64, "eval_batch_size": 512},
-}
+def _method(algo: str, space: str = "nb201") -> Any:
+    """``algo``'s one-shot method class after checking that it searches ``space`` (one-line
+    errors for an unknown method or space, or a method the space cannot run)."""
+    from nasforge.search.oneshot.spaces import get_adapter
+    from nasforge.search.registry import ONESHOT
 
-
-def _oneshot_class(algo: str, space: str = "nb201") -> Any:
-    from nasforge.search.oneshot.darts_space import oneshot_registry
-
-    registry = oneshot_registry(space)
-    cls = registry.get(algo)
-    if getattr(cls, "kind", None) != "oneshot":
-        names = [n for n in registry.names() if getattr(registry.get(n), "kind", "") == "oneshot"]
+    adapter = get_adapter(space)
+    if algo not in ONESHOT:
         raise SearchError(
-            f"algorithm {algo!r} is not a one-shot method; expected one of: {', '.join(names)}"
+            f"algorithm {algo!r} is not a one-shot method; expected one of: "
+            f"{', '.join(ONESHOT.names())}"
         )
+    cls = ONESHOT.get(algo)
+    cls.check_space(adapter)
+    cls.space_config_class(adapter)
     return cls
 
 
@@ -96,20 +63,24 @@ def resolve_overrides(
     overrides: dict[str, Any] | None,
     space: str = "nb201",
 ) -> dict[str, Any]:
-    """The config overrides a run uses: the quick profile for embedded datasets, then
-    ``epochs``, then the caller's ``overrides`` (which win)."""
-    cls = _oneshot_class(algo, space)
-    fields = cls.config_class.field_names()
+    """The config overrides a run uses: the quick profile for embedded datasets
+    (:func:`nasforge.search.oneshot.settings.quick_profile`), then ``epochs``, then the
+    caller's ``overrides`` (which win)."""
+    from nasforge.search.oneshot.settings import quick_profile
+    from nasforge.search.oneshot.spaces import get_adapter
+
+    cls = _method(algo, space)
+    config_class = cls.space_config_class(get_adapter(space))
+    fields = config_class.field_names()
     out: dict[str, Any] = {}
     if is_embedded(dataset):
-        out.update(QUICK_COMMON_BY_SPACE[space])
-        out.update(QUICK_PER_ALGO.get(algo, {}))
+        out.update(quick_profile(algo, space))
     if epochs is not None:
         if epochs < 1:
             raise SearchError(f"epochs={epochs} invalid; expected an int >= 1")
         if "warmup_epochs" in fields:
             # Keep the published warm-up share (PC-DARTS: 15 of 50 epochs).
-            published = cls.config_class()
+            published = config_class()
             share = published.warmup_epochs / published.epochs
             out["warmup_epochs"] = round(share * epochs)
         out["epochs"] = epochs
@@ -157,8 +128,14 @@ def search_oneshot(
     overrides: dict[str, Any] | None = None,
     device: str = "cpu",
     space: str = "nb201",
+    task: str = "classification",
 ) -> dict[str, Any]:
     """Run one-shot ``algo`` on ``dataset``; derive an arch; train it and/or look it up.
+
+    ``task`` other than classification: ``dataset`` is the task's (None or the
+    classification default: its own), the search runs on the task's loaders, loss and
+    metrics (:func:`~nasforge.search.oneshot.run_search`), and the derived arch is written
+    for ``nasforge train --task`` (no retraining, no table here).
 
     Writes into ``out``: ``search.json`` (per-epoch records), ``search.png`` (alpha evolution
     per edge + derived-arch accuracy per epoch), ``checkpoint.pt`` (resumable), and, when the
@@ -180,10 +157,16 @@ def search_oneshot(
 
     console = output_console(quiet=quiet)
     console.print(f"torch threads: {torch.get_num_threads()}", highlight=False)
-    cls = _oneshot_class(algo, space)
+    cls = _method(algo, space)
+    if task != "classification":
+        return _search_task(
+            cls, algo, task, dataset, out, console, epochs=epochs, seed=seed, bench=bench,
+            data_dir=data_dir, train_epochs=train_epochs, limit=limit, quiet=quiet,
+            overrides=overrides, device=device, space=space,
+        )  # fmt: skip
     out = check_output_dir(out)
     config_overrides = resolve_overrides(algo, dataset, epochs, overrides, space)
-    method = cls(**config_overrides)
+    method = cls(space=space, **config_overrides)
     if space != "nb201" and train_epochs:
         # Checked before the search starts: retraining a derived cell is `nasforge train`'s.
         raise SearchError(
@@ -300,6 +283,92 @@ def search_oneshot(
     console.print(escape(f"records: {summary['json']}"), highlight=False)
     if summary["png"]:
         console.print(escape(f"plots:   {summary['png']}"), highlight=False)
+    console.print(escape(f"summary: {out / 'summary.json'}"), highlight=False)
+    return summary
+
+
+def _search_task(
+    cls: Any,
+    algo: str,
+    task: str,
+    dataset: str | None,
+    out: Path,
+    console: Any,
+    *,
+    epochs: int | None,
+    seed: int,
+    bench: Path | None,
+    data_dir: Path | None,
+    train_epochs: int | None,
+    limit: int | None,
+    quiet: bool,
+    overrides: dict[str, Any] | None,
+    device: str,
+    space: str,
+) -> dict[str, Any]:
+    """:func:`search_oneshot` on another task than classification."""
+    from rich.markup import escape
+
+    from nasforge.io import atomic_write_json, check_output_dir
+    from nasforge.search.oneshot import run_search
+    from nasforge.spaces import SPACES, get_space
+    from nasforge.tasks import get_task
+
+    job = get_task(task)
+    if cls.classification_only:
+        raise SearchError(
+            f"one-shot method {algo!r} searches image classification only (its rule reads "
+            f"class labels); task {job.name!r} asked"
+        )
+    if train_epochs:
+        raise SearchError(
+            f"--train-epochs {train_epochs}: a derived arch of task {job.name!r} is trained "
+            f"by `nasforge train --task {job.name} --space {space} --arch {out}/arch.json`"
+        )
+    if bench is not None:
+        raise SearchError(f"--bench: tables hold classification results, not task {job.name!r}")
+    out = check_output_dir(out)
+    if dataset in (None, "cifar10-valid"):  # the classification default: the task's own
+        dataset = job.default_dataset
+    config_overrides = resolve_overrides(algo, dataset, epochs, overrides, space)
+    method = cls(space=space, **config_overrides)
+    data = job.load(dataset, data_dir, seed=0, limit=limit)
+    t0 = time.perf_counter()
+    with _SearchProgress(quiet, algo, dataset) as progress:
+        result = run_search(
+            method, data, out, seed=seed, device=device, plot=False, task=job,
+            callback=progress.callback,
+        )  # fmt: skip
+    fields = method.arch_fields(result.arch)
+    arch_json = out / "arch.json"
+    # the space's string form where the space is registered (what `train --arch` reads),
+    # else what the adapter's records call the arch
+    arch_text = str(fields.get("arch", result.arch))
+    if space in SPACES:
+        arch_text = get_space(space).to_string(result.arch)
+    atomic_write_json(arch_json, {"space": space, "task": job.name, "arch": arch_text})
+    metric = job.primary_metric
+    summary: dict[str, Any] = {
+        "algo": algo,
+        "task": job.name,
+        "space": space,
+        "dataset": dataset,
+        "seed": seed,
+        **fields,
+        "arch_files": {"arch": str(arch_json), **method.write_arch(result.arch, out)},
+        f"oneshot_valid_{metric.name}": result.final_valid_acc,
+        "search_time": time.perf_counter() - t0,
+        "config": method.config.to_dict(),
+        "json": str(out / "search.json"),
+    }
+    atomic_write_json(out / "summary.json", summary)
+    console.print(
+        escape(f"derived arch ({algo}, {job.name}, {dataset}): {arch_text}"), highlight=False
+    )
+    console.print(
+        escape(f"  one-shot valid {metric.name} {metric.format(result.final_valid_acc)}"),
+        highlight=False,
+    )
     console.print(escape(f"summary: {out / 'summary.json'}"), highlight=False)
     return summary
 

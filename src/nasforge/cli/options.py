@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -20,7 +21,8 @@ from nasforge.errors import NasforgeError
 SEED_MAX = 2**63 - 1
 
 
-def _check_seed(value: int | None) -> int | None:
+def check_seed(value: int | None) -> int | None:
+    """An option callback refusing what numpy and torch cannot take as a seed."""
     if value is not None and not 0 <= value <= SEED_MAX:
         raise typer.BadParameter(
             f"{value} is not a seed; expected an integer in 0..2**63-1 (numpy and torch "
@@ -83,7 +85,7 @@ def available_cores() -> int:
 def seed_option(default: int | None = 0, help: str = "Random seed.", name: str = "--seed") -> Any:
     """A seed option (``--seed`` unless ``name`` says otherwise) refusing what numpy and
     torch cannot take (negative, > 63 bits)."""
-    return typer.Option(default, name, callback=_check_seed, help=f"{help} (0..2**63-1)")
+    return typer.Option(default, name, callback=check_seed, help=f"{help} (0..2**63-1)")
 
 
 def channels_option(
@@ -125,6 +127,12 @@ def _set_threads(value: int | None) -> int | None:
     return value
 
 
+_THREADS_HELP = (
+    "torch intra-op threads (default: one per core; 1 on a shared machine); at most the "
+    "cores available unless NASFORGE_MAX_THREADS raises it."
+)
+
+
 def threads_option() -> Any:
     """``--threads``: torch intra-op threads of the command's process (and of each worker a
     build starts), set as soon as the command line is read; None keeps torch's default (one
@@ -134,8 +142,7 @@ def threads_option() -> Any:
         None,
         "--threads",
         callback=_set_threads,
-        help="torch intra-op threads (default: one per core; 1 on a shared machine); at most "
-        "the cores available unless NASFORGE_MAX_THREADS raises it.",
+        help=_THREADS_HELP,
     )
 
 
@@ -194,6 +201,14 @@ def _check_objectives(value: str | None) -> str | None:
     return value
 
 
+_OBJECTIVES_HELP = (
+    "Multi-objective search: comma-separated objectives, each NAME or NAME:max|min "
+    "(valid_acc, params_m, flops_m / madds_m, latency_s, train_time_s), e.g. "
+    "valid_acc,latency_s. Adds the fronts, hypervolume over the budget (95% CI over runs), "
+    "pareto.json and fronts.png / hypervolume.png to OUT."
+)
+
+
 def objectives_option() -> Any:
     """``--objectives``: the objectives of a multi-objective search (``valid_acc,latency_s``,
     ``valid_acc:max,params_m:min``), checked against the registered ones while the command
@@ -202,8 +217,143 @@ def objectives_option() -> Any:
         None,
         "--objectives",
         callback=_check_objectives,
-        help="Multi-objective search: comma-separated objectives, each NAME or NAME:max|min "
-        "(valid_acc, params_m, flops_m / madds_m, latency_s, train_time_s), e.g. "
-        "valid_acc,latency_s. Adds the fronts, hypervolume over the budget (95% CI over "
-        "runs), pareto.json and fronts.png / hypervolume.png to OUT.",
+        help=_OBJECTIVES_HELP,
     )
+
+
+class EvaluatorOptions:
+    """The options ``nasforge search`` and ``nasforge compare`` share, declared once: the
+    evaluator (:class:`nasforge.evaluate.spec.EvaluatorSpec` holds their values), the runs
+    and the output. Each is an ``Annotated`` type; a command gives the default::
+
+        def compare(dataset: EvaluatorOptions.Dataset = "cifar10-valid", ...)
+    """
+
+    Out = Annotated[Path, typer.Option("-o", "--out", help="Output directory.")]
+    Task = Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="Task (see `nasforge task list`). search: tasks other than classification "
+            "run their own search methods (e.g. --task sr-x2 --space hinas --algo hinas); "
+            "compare: they need --evaluator train, which trains with the task's loss and "
+            "reports its primary metric.",
+        ),
+    ]
+    Dataset = Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="Dataset (as the table / loader names it; another task's default where "
+            "this default is left).",
+        ),
+    ]
+    Bench = Annotated[Path | None, typer.Option("--bench", help="Benchmark table directory.")]
+    Evaluator = Annotated[
+        str | None,
+        typer.Option(
+            "--evaluator",
+            help="'table' (needs --bench; simulated clock) or 'train' (real training; wall "
+            "clock). Default: table with --bench, else train.",
+        ),
+    ]
+    Space = Annotated[
+        str,
+        typer.Option(
+            "--space",
+            help="Search space (see `nasforge space list`). Tables answer for nb201; any "
+            "space with a network builder can be searched by real training.",
+        ),
+    ]
+    Budget = Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="'12000s', '30m', '1h' (simulated or wall seconds, as the evaluator's clock) "
+            "or '20evals'. Default: the per-dataset NB201/NATS budget (cifar10-valid 12000s, "
+            "cifar100 40000s, ImageNet16-120 120000s).",
+        ),
+    ]
+    Runs = Annotated[
+        int,
+        typer.Option(
+            "--runs",
+            callback=at_least(1, "MAX_RUNS"),
+            help="Independent runs (of each algorithm: seeds seed..seed+runs-1, the same for "
+            "every algorithm); at most 10000 unless NASFORGE_MAX_RUNS raises it.",
+        ),
+    ]
+    Seed = Annotated[
+        int,
+        typer.Option("--seed", callback=check_seed, help="Seed of the first run. (0..2**63-1)"),
+    ]
+    Hp = Annotated[
+        str, typer.Option("--hp", help="Table recipe the search sees (the 12-epoch proxy).")
+    ]
+    SeedPolicy = Annotated[
+        str,
+        typer.Option(
+            "--seed-policy", help="Which table seed answers: random (official), mean, or a seed."
+        ),
+    ]
+    ReportHp = Annotated[
+        str | None, typer.Option("--report-hp", help="Table recipe reported (default '200').")
+    ]
+    Recipe = Annotated[
+        str | None,
+        typer.Option("--recipe", help="Training recipe (train evaluator; one-shot search)."),
+    ]
+    DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Dataset root directory.")]
+    Limit = Annotated[
+        int | None, typer.Option("--limit", help="Cap on samples per split (tiny runs).")
+    ]
+    Channels = Annotated[
+        int | None,
+        typer.Option(
+            "--channels",
+            callback=at_least(1, "MAX_NETWORK_INT"),
+            help="Network width C (train evaluator; NB201 default 16).",
+        ),
+    ]
+    Cells = Annotated[
+        int | None,
+        typer.Option(
+            "--cells",
+            callback=at_least(1, "MAX_NETWORK_INT"),
+            help="Cells per stage N (train evaluator; NB201 default 5).",
+        ),
+    ]
+    Threads = Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            callback=_set_threads,
+            help=_THREADS_HELP,
+        ),
+    ]
+    Device = Annotated[str, typer.Option("--device", help="Device for real training.")]
+    Epochs = Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            help="Epochs: of each trained arch (train evaluator) / of the supernet (one-shot).",
+        ),
+    ]
+    MaxEvals = Annotated[
+        int | None,
+        typer.Option(
+            "--max-evals", callback=at_least(1), help="Safety cap on evaluations per run."
+        ),
+    ]
+    Quiet = Annotated[
+        bool,
+        typer.Option("--quiet", help="No progress output (the result table is still printed)."),
+    ]
+    Objectives = Annotated[
+        str | None,
+        typer.Option(
+            "--objectives",
+            callback=_check_objectives,
+            help=_OBJECTIVES_HELP,
+        ),
+    ]

@@ -17,110 +17,28 @@ Black-box algorithms run through :mod:`nasforge.search.protocol`; a one-shot alg
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nasforge.cli.options import (
-    at_least,
-    cells_option,
-    channels_option,
-    key_value_pairs,
-    objectives_option,
-    seed_option,
-    threads_option,
-)
+from nasforge.cli.options import EvaluatorOptions as E
+from nasforge.cli.options import key_value_pairs
 from nasforge.errors import SearchError
 from nasforge.progress import output_console
 
-_EVALUATOR_HELP = "'table' (needs --bench; simulated clock) or 'train' (real training; wall clock)."
-_SPACE_HELP = (
-    "Search space (see `nasforge space list`). Tables answer for nb201; any space with a "
-    "network builder can be searched by real training."
-)
+if TYPE_CHECKING:
+    from nasforge.evaluate.spec import EvaluatorSpec, ZeroCostSettings
 
 
 def _parse_params(params: list[str] | None) -> dict[str, Any]:
     """``--param KEY=VALUE`` pairs (VALUE read as JSON when it parses)."""
     return key_value_pairs(params, "--param", "population_size=20", SearchError)
-
-
-def _make_evaluator(
-    evaluator: str | None,
-    space: str,
-    bench: Path | None,
-    dataset: str,
-    hp: str,
-    seed_policy: str,
-    report_hp: str | None,
-    recipe: str | None,
-    data_dir: Path | None,
-    limit: int | None,
-    channels: int | None,
-    cells: int | None,
-    device: str,
-    epochs: int | None,
-) -> Any:
-    from nasforge.evaluate import EVALUATORS
-    from nasforge.spaces import get_space
-
-    space = get_space(space).name  # an unknown name fails here, listing the spaces
-    kind = evaluator or ("table" if bench is not None else "train")
-    if kind in ("table", "tabular"):
-        if bench is None:
-            raise SearchError("--evaluator table needs --bench PATH (a benchmark table)")
-        from nasforge.bench import Benchmark
-        from nasforge.bench.spaces import table_space_names
-
-        names = table_space_names()
-        if space not in names:  # before the table is opened: the space is the first check
-            raise SearchError(
-                f"--space {space!r} cannot be searched on a benchmark table (tables answer "
-                f"for {' or '.join(map(repr, names))} archs); use --evaluator train"
-            )
-        table_space = Benchmark.open(bench).space
-        if space != table_space:
-            raise SearchError(
-                f"--space {space!r} cannot be searched on the table {str(bench)!r} (it answers "
-                f"for {table_space!r} archs: pass --space {table_space}, or --evaluator train)"
-            )
-        return EVALUATORS.create(
-            "tabular", bench, dataset, hp=hp, seed_policy=seed_policy, report_hp=report_hp
-        )
-    if kind == "train":
-        overrides = {"epochs": epochs} if epochs is not None else None
-        return EVALUATORS.create(
-            "train",
-            recipe or "nb201-12e",
-            dataset,
-            data_dir=data_dir,
-            limit=limit,
-            space=space,
-            C=channels,
-            N=cells,
-            device=device,
-            recipe_overrides=overrides,
-        )
-    raise SearchError(f"--evaluator {kind!r} unknown; expected {_EVALUATOR_HELP}")
-
-
-def _resolve_budget(budget: str | None, dataset: str, ev: Any, console: Console) -> Any:
-    """The given budget checked against the evaluator, or the documented default."""
-    from nasforge.search.base import check_budget
-    from nasforge.search.protocol import default_budget
-
-    if budget is not None:
-        return check_budget(budget, ev)
-    b = default_budget(dataset, has_time=ev.has_cost, clock=ev.clock)
-    console.print(escape(f"budget: {b} simulated (default for {dataset})"), highlight=False)
-    return b
 
 
 def _synthetic_note(ev: Any) -> str:
@@ -147,17 +65,61 @@ def _print_summaries(console: Console, summaries: list[dict[str, Any]], note: st
     console.print(table)
 
 
-def _evaluator_and_budget(options: dict[str, Any], console: Console) -> tuple[Any, Any]:
-    """The evaluator and checked budget of a `search` / `compare` run, from the command's
-    options (its ``locals()``): those named like :func:`_make_evaluator`'s parameters, plus
-    ``budget``."""
-    from nasforge.search.base import Budget
+def _evaluator_spec(
+    *,
+    task: str,
+    space: str,
+    dataset: str,
+    evaluator: str | None,
+    bench: Path | None,
+    hp: str,
+    seed_policy: str,
+    report_hp: str | None,
+    recipe: str | None,
+    epochs: int | None,
+    data_dir: Path | None,
+    limit: int | None,
+    channels: int | None,
+    cells: int | None,
+    device: str,
+    budget: str | None,
+    objectives: str | None,
+    seed: int,
+    zero_cost: ZeroCostSettings | None = None,
+) -> EvaluatorSpec:
+    """The evaluator spec of a `search` / `compare` command line, field by field. The
+    command's default dataset (cifar10-valid) stands for the task's own with other tasks."""
+    from nasforge.evaluate.spec import EvaluatorSpec, TableSettings, TrainingSettings
 
-    if options["budget"] is not None:
-        Budget.parse(options["budget"])  # a malformed budget fails before any data is loaded
-    names = inspect.signature(_make_evaluator).parameters
-    ev = _make_evaluator(**{name: options[name] for name in names})
-    return ev, _resolve_budget(options["budget"], options["dataset"], ev, console)
+    own_default = task != "classification" and dataset == "cifar10-valid"
+    return EvaluatorSpec(
+        space=space,
+        dataset=None if own_default else dataset,
+        task=task,
+        evaluator=evaluator,
+        bench=bench,
+        table=TableSettings(hp=hp, seed_policy=seed_policy, report_hp=report_hp),
+        training=TrainingSettings(
+            recipe=recipe,
+            epochs=epochs,
+            data_dir=data_dir,
+            limit=limit,
+            channels=channels,
+            cells=cells,
+            device=device,
+        ),
+        zero_cost=zero_cost,
+        objectives=objectives,
+        budget=budget,
+        seed=seed,
+    )
+
+
+def _build(spec: EvaluatorSpec, console: Console) -> tuple[Any, Any]:
+    """:func:`nasforge.evaluate.spec.build_evaluator`, its notes (a default budget) printed."""
+    from nasforge.evaluate.spec import build_evaluator
+
+    return build_evaluator(spec, note=lambda text: console.print(escape(text), highlight=False))
 
 
 def _progress(console: Console) -> Any:
@@ -191,11 +153,13 @@ def _training_progress(bar: Any, ev: Any, evals_total: int | None) -> Iterator[A
 
 def _require_objectives(names: list[str], objectives: str | None) -> None:
     """Multi-objective algorithms need --objectives: refused before any data is loaded."""
-    from nasforge.search import ALGORITHMS
+    from nasforge.search import BLACKBOX
 
     if objectives is not None:
         return
-    needing = [n for n in names if getattr(ALGORITHMS.get(n), "multi_objective", False)]
+    needing = [
+        n for n in names if n in BLACKBOX and getattr(BLACKBOX.get(n), "multi_objective", False)
+    ]
     if needing:
         raise SearchError(
             f"{', '.join(map(repr, needing))}: multi-objective, needs --objectives (e.g. "
@@ -271,63 +235,40 @@ def _run_task_search(algo: str, task: str, space: str, out: Path, **options: Any
 
 def search(
     algo: str = typer.Option(..., "--algo", help="Registered algorithm name."),
-    task: str = typer.Option(
-        "classification",
-        "--task",
-        help="Task (see `nasforge task list`); tasks other than classification run their "
-        "own search methods (e.g. --task sr-x2 --space hinas --algo hinas).",
-    ),
-    dataset: str = typer.Option("cifar10-valid", help="Dataset (as the table / loader names it)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
-    bench: Path | None = typer.Option(None, "--bench", help="Benchmark table directory."),
-    evaluator: str | None = typer.Option(None, "--evaluator", help=_EVALUATOR_HELP),
-    space: str = typer.Option("nb201", "--space", help=_SPACE_HELP),
-    budget: str | None = typer.Option(
-        None,
-        help="'12000s', '30m', '1h' (simulated or wall seconds, as the evaluator's clock) or "
-        "'20evals'. Default: the per-dataset NB201/NATS budget (cifar10-valid 12000s, "
-        "cifar100 40000s, ImageNet16-120 120000s).",
-    ),
-    runs: int = typer.Option(
-        1,
-        callback=at_least(1, "MAX_RUNS"),
-        help="Number of independent runs (seeds seed..seed+runs-1); at most 10000 unless "
-        "NASFORGE_MAX_RUNS raises it.",
-    ),
-    seed: int = seed_option(0, "Seed of the first run."),
-    hp: str = typer.Option("12", help="Table recipe the search sees (the 12-epoch proxy)."),
-    seed_policy: str = typer.Option(
-        "random", help="Which table seed answers: random (official), mean, or a seed."
-    ),
-    report_hp: str | None = typer.Option(None, help="Table recipe reported (default '200')."),
+    task: E.Task = "classification",
+    dataset: E.Dataset = "cifar10-valid",
+    out: E.Out = ...,  # type: ignore[assignment]
+    bench: E.Bench = None,
+    evaluator: E.Evaluator = None,
+    space: E.Space = "nb201",
+    budget: E.Budget = None,
+    runs: E.Runs = 1,
+    seed: E.Seed = 0,
+    hp: E.Hp = "12",
+    seed_policy: E.SeedPolicy = "random",
+    report_hp: E.ReportHp = None,
     param: list[str] | None = typer.Option(
         None, "--param", help="Algorithm setting KEY=VALUE (repeatable)."
     ),
-    recipe: str | None = typer.Option(None, help="Training recipe (train evaluator / one-shot)."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
-    limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
-    channels: int | None = channels_option(),
-    cells: int | None = cells_option(),
-    threads: int | None = threads_option(),
-    device: str = typer.Option("cpu", help="Device for real training."),
-    epochs: int | None = typer.Option(
-        None, help="Epochs: of each trained arch (train evaluator) / of the supernet (one-shot)."
-    ),
+    recipe: E.Recipe = None,
+    data_dir: E.DataDir = None,
+    limit: E.Limit = None,
+    channels: E.Channels = None,
+    cells: E.Cells = None,
+    threads: E.Threads = None,
+    device: E.Device = "cpu",
+    epochs: E.Epochs = None,
     train_epochs: int | None = typer.Option(
         None, "--train-epochs", help="One-shot: epochs to retrain the derived arch."
     ),
-    max_evals: int | None = typer.Option(
-        None, callback=at_least(1), help="Safety cap on evaluations per run."
-    ),
+    max_evals: E.MaxEvals = None,
     workers: int = typer.Option(
         1,
         "--workers",
         help="Train evaluator: evaluate up to K asked archs at once on a local process pool "
         "of K workers (searchers that need each outcome first, e.g. bohb, stay sequential).",
     ),
-    quiet: bool = typer.Option(
-        False, "--quiet", help="No progress output (the result table is still printed)."
-    ),
+    quiet: E.Quiet = False,
     zc_proxy: str | None = typer.Option(
         None,
         "--zc-proxy",
@@ -350,11 +291,12 @@ def search(
         help="Seconds charged per proxy query instead of the measured time (reproducible "
         "clocks under a seconds budget).",
     ),
-    objectives: str | None = objectives_option(),
+    objectives: E.Objectives = None,
 ) -> None:
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
     from nasforge.io import check_output_dir
+    from nasforge.search import algorithm_kind
     from nasforge.search.protocol import (
         plot_facts,
         run_protocol,
@@ -366,7 +308,11 @@ def search(
     # --quiet silences progress and notes; the result table and paths are the output.
     console = output_console(quiet=quiet)
     out_console = output_console()
-    if task != "classification" or _is_task_search(algo):
+    from nasforge.search.registry import algorithm_names
+
+    # another task's own search method, or a task other than classification with a name
+    # no black-box / one-shot registry holds (the error lists the task's methods)
+    if _is_task_search(algo) or (task != "classification" and algo not in algorithm_names()):
         _run_task_search(
             algo,
             task,
@@ -384,22 +330,21 @@ def search(
             params=_parse_params(param) or {},
         )
         return
-    factory = search_algorithm(algo)  # a width method is refused, pointing at `width search`
+    search_algorithm(algo)  # a width method is refused, pointing at `width search`
+    kind = algorithm_kind(algo)  # which registry holds it: blackbox or oneshot
     check_output_dir(out)  # before any work: a bad -o found at the end would lose the run
-    if zc_proxy is not None and getattr(factory, "kind", None) != "blackbox":
-        raise SearchError(
-            f"--zc-proxy serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
-        )
-    if objectives is not None and getattr(factory, "kind", None) != "blackbox":
-        raise SearchError(
-            f"--objectives serves black-box searchers; {algo!r} is {getattr(factory, 'kind', None)!r}"
-        )
+    if zc_proxy is not None and kind != "blackbox":
+        raise SearchError(f"--zc-proxy serves black-box searchers; {algo!r} is {kind!r}")
+    if objectives is not None and kind != "blackbox":
+        raise SearchError(f"--objectives serves black-box searchers; {algo!r} is {kind!r}")
     _require_objectives([algo], objectives)
-    if getattr(factory, "kind", None) == "oneshot":
+    if kind == "oneshot":
         from nasforge.cli.oneshot import run_oneshot
 
         # --recipe is passed only when given, so run_oneshot keeps its own default
         extra: dict[str, Any] = {} if recipe is None else {"recipe": recipe}
+        if task != "classification":
+            extra["task"] = task
         run_oneshot(
             algo,
             dataset,
@@ -417,37 +362,41 @@ def search(
             **extra,
         )
         return
-    if zc_proxy is not None:
-        from nasforge.evaluate.zero_cost import parse_proxies
+    from nasforge.evaluate.spec import ZeroCostSettings
 
-        parse_proxies([zc_proxy])  # bad values fail before any data is loaded
-        if zc_batch_size < 2 or (zc_charge is not None and zc_charge < 0):
-            raise SearchError(
-                f"--zc-batch-size {zc_batch_size} must be >= 2 and --zc-charge {zc_charge} >= 0"
-            )
-    # locals(): the options as given (no option is rebound above this line).
-    ev, b = _evaluator_and_budget(locals(), console)
-    params = _parse_params(param)
+    # the proxy's settings are checked first, then the budget, then the evaluator
+    zero_cost = None
     if zc_proxy is not None:
-        from nasforge.cli.zc import with_proxy
-
-        ev = with_proxy(
-            ev,
-            zc_proxy,
-            dataset=zc_dataset or dataset,
-            data_dir=data_dir,
+        zero_cost = ZeroCostSettings(
+            proxy=zc_proxy,
+            dataset=zc_dataset,
             batch_size=zc_batch_size,
-            seed=seed,
-            C=channels,
-            N=cells,
-            device=device,
             charge=zc_charge,
-            scores_file=zc_scores,
+            scores=zc_scores,
         )
-    if objectives is not None:
-        from nasforge.evaluate.objectives import with_objectives
-
-        ev = with_objectives(ev, objectives)
+    spec = _evaluator_spec(
+        task=task,
+        space=space,
+        dataset=dataset,
+        evaluator=evaluator,
+        bench=bench,
+        hp=hp,
+        seed_policy=seed_policy,
+        report_hp=report_hp,
+        recipe=recipe,
+        epochs=epochs,
+        data_dir=data_dir,
+        limit=limit,
+        channels=channels,
+        cells=cells,
+        device=device,
+        budget=budget,
+        objectives=objectives,
+        seed=seed,
+        zero_cost=zero_cost,
+    )
+    params = _parse_params(param)
+    ev, b = _build(spec, console)
 
     if workers < 1:
         raise SearchError(f"--workers {workers} must be >= 1")
@@ -467,7 +416,7 @@ def search(
         caps += [] if max_evals is None else [max_evals]
         evals_total = min(caps) * runs if caps else None
         with _progress(console) as bar:
-            task = bar.add_task(f"{algo} on {dataset}", total=runs)
+            bar_task = bar.add_task(f"{algo} on {dataset}", total=runs)
             with _training_progress(bar, ev, evals_total) as run_ev:
                 results = run_protocol(
                     algo,
@@ -477,7 +426,7 @@ def search(
                     seed=seed,
                     algo_kwargs=params,
                     max_evals=max_evals,
-                    progress=lambda i, r: bar.advance(task),
+                    progress=lambda i, r: bar.advance(bar_task),
                     parallel=workers,
                     executor=executor,
                 )
@@ -504,39 +453,34 @@ def compare(
     algos: str = typer.Option(
         "random,rea,reinforce,bohb,local-search", help="Comma-separated algorithm names."
     ),
-    dataset: str = typer.Option("cifar10-valid", help="Dataset (as the table / loader names it)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
-    bench: Path | None = typer.Option(None, "--bench", help="Benchmark table directory."),
-    evaluator: str | None = typer.Option(None, "--evaluator", help=_EVALUATOR_HELP),
-    space: str = typer.Option("nb201", "--space", help=_SPACE_HELP),
-    budget: str | None = typer.Option(None, help="As for `search` (default per dataset)."),
-    runs: int = typer.Option(
-        1, callback=at_least(1, "MAX_RUNS"), help="Independent runs per algorithm (<= 10000)."
-    ),
-    seed: int = seed_option(0, "Seed of the first run (same seeds for every algorithm)."),
-    hp: str = typer.Option("12", help="Table recipe the search sees."),
-    seed_policy: str = typer.Option("random", help="random (official), mean, or a seed."),
-    report_hp: str | None = typer.Option(None, help="Table recipe reported (default '200')."),
-    recipe: str | None = typer.Option(None, help="Training recipe (train evaluator)."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset root directory."),
-    limit: int | None = typer.Option(None, help="Cap on samples per split (tiny runs)."),
-    channels: int | None = channels_option(),
-    cells: int | None = cells_option(),
-    threads: int | None = threads_option(),
-    device: str = typer.Option("cpu", help="Device for real training."),
-    epochs: int | None = typer.Option(None, help="Epochs of each trained arch (train evaluator)."),
-    max_evals: int | None = typer.Option(
-        None, callback=at_least(1), help="Safety cap on evaluations per run."
-    ),
-    quiet: bool = typer.Option(
-        False, "--quiet", help="No progress output (the result table is still printed)."
-    ),
-    objectives: str | None = objectives_option(),
+    task: E.Task = "classification",
+    dataset: E.Dataset = "cifar10-valid",
+    out: E.Out = ...,  # type: ignore[assignment]
+    bench: E.Bench = None,
+    evaluator: E.Evaluator = None,
+    space: E.Space = "nb201",
+    budget: E.Budget = None,
+    runs: E.Runs = 1,
+    seed: E.Seed = 0,
+    hp: E.Hp = "12",
+    seed_policy: E.SeedPolicy = "random",
+    report_hp: E.ReportHp = None,
+    recipe: E.Recipe = None,
+    data_dir: E.DataDir = None,
+    limit: E.Limit = None,
+    channels: E.Channels = None,
+    cells: E.Cells = None,
+    threads: E.Threads = None,
+    device: E.Device = "cpu",
+    epochs: E.Epochs = None,
+    max_evals: E.MaxEvals = None,
+    quiet: E.Quiet = False,
+    objectives: E.Objectives = None,
 ) -> None:
     """Run several algorithms under the same protocol and seeds; write one comparison
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
     from nasforge.io import check_output_dir
-    from nasforge.search import ALGORITHMS
+    from nasforge.search import BLACKBOX, algorithm_kind
     from nasforge.search.protocol import check_algos, plot_facts, save_comparison, summarize
     from nasforge.search.protocol import compare as run_compare
 
@@ -546,7 +490,9 @@ def compare(
     check_algos(names)
     check_output_dir(out)
     for name in names:
-        kind = getattr(ALGORITHMS.get(name), "kind", None)
+        kind = algorithm_kind(name)
+        if kind is None:
+            BLACKBOX.get(name)  # unknown: a one-line error listing the black-box names
         if kind != "blackbox":
             raise SearchError(
                 f"compare runs black-box algorithms; {name!r} is {kind!r} — run it with "
@@ -556,15 +502,30 @@ def compare(
     # --quiet silences progress and notes; the result table and paths are the output.
     console = output_console(quiet=quiet)
     out_console = output_console()
-    # locals(): the options as given (no option is rebound above this line).
-    ev, b = _evaluator_and_budget(locals(), console)
-    if objectives is not None:
-        from nasforge.evaluate.objectives import with_objectives
-
-        ev = with_objectives(ev, objectives)
+    spec = _evaluator_spec(
+        task=task,
+        space=space,
+        dataset=dataset,
+        evaluator=evaluator,
+        bench=bench,
+        hp=hp,
+        seed_policy=seed_policy,
+        report_hp=report_hp,
+        recipe=recipe,
+        epochs=epochs,
+        data_dir=data_dir,
+        limit=limit,
+        channels=channels,
+        cells=cells,
+        device=device,
+        budget=budget,
+        objectives=objectives,
+        seed=seed,
+    )
+    ev, b = _build(spec, console)
 
     with _progress(console) as bar:
-        task = bar.add_task(f"{len(names)} algorithms on {dataset}", total=runs * len(names))
+        bar_task = bar.add_task(f"{len(names)} algorithms on {dataset}", total=runs * len(names))
         results = run_compare(
             names,
             ev,
@@ -572,7 +533,7 @@ def compare(
             runs=runs,
             seed=seed,
             max_evals=max_evals,
-            progress=lambda algo, i, r: bar.advance(task),
+            progress=lambda algo, i, r: bar.advance(bar_task),
         )
     meta = {"command": "compare", "space": ev.space.name, "evaluator": ev.describe()}
     note = _synthetic_note(ev)

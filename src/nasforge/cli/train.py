@@ -1,10 +1,12 @@
-"""``nasforge train``: train one architecture of a space with a recipe and write its record."""
+"""``nasforge train``: train one architecture of a space with a recipe and write its record.
+
+The arch is read through the space (:func:`nasforge.spaces.select.read_arch`), the network
+built and trained by the space's :func:`nasforge.train.arch.arch_training` (its network
+builder, or a training the space registered): no space is named here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -15,125 +17,6 @@ from nasforge.cli.options import (
     seed_option,
     threads_option,
 )
-
-
-class _SpaceTraining:
-    """How ``train`` parses ``--arch`` and checks the network options (both before any data
-    is loaded) and trains it."""
-
-    def __init__(
-        self,
-        parse: Callable[[str], tuple[Any, str]],
-        fit: Callable[..., Any],
-        check_cells: Callable[[int], Any] | None = None,
-    ) -> None:
-        self.parse, self.fit, self.check_cells = parse, fit, check_cells
-
-
-def _nb201_parse(arch: str) -> tuple[Any, str]:
-    from nasforge.spaces.nb201 import Arch
-
-    a = Arch.parse(arch)
-    return a, a.to_string()
-
-
-def _nb201_fit(a: Any, data: Any, rec: Any, C: int | None, cells: int | None, **kw: Any) -> Any:
-    from nasforge.train import train_arch
-
-    return train_arch(a, data, rec, C=C or 16, N=cells or 5, **kw)
-
-
-def _darts_parse(arch: str) -> tuple[Any, str]:
-    from nasforge.cli.darts import read_genotype
-
-    g = read_genotype(arch)
-    return g, g.to_string()
-
-
-def _darts_fit(g: Any, data: Any, rec: Any, C: int | None, cells: int | None, **kw: Any) -> Any:
-    from nasforge.train.darts import train_genotype
-
-    return train_genotype(g, data, rec, C=C, layers=cells, **kw)
-
-
-def _darts_check_cells(cells: int) -> None:
-    from nasforge.nn.darts import check_cells
-
-    check_cells(cells)
-
-
-_SPACES: dict[str, _SpaceTraining] = {
-    "nb201": _SpaceTraining(_nb201_parse, _nb201_fit),
-    "darts": _SpaceTraining(_darts_parse, _darts_fit, _darts_check_cells),
-}
-
-
-def _generic_parse(space: str, arch: str) -> tuple[Any, str]:
-    """An arch of any registered space from its string form, or from a file holding it
-    (plain text, or JSON with an ``"arch"`` field, as ``search -o DIR`` writes arch.json)."""
-    import json
-
-    from nasforge.errors import ArchError
-    from nasforge.spaces import SPACES, get_space
-
-    if space not in SPACES:
-        raise typer.BadParameter(f"unknown space {space!r}; expected one of {SPACES.names()}")
-    sp = get_space(space)
-    text = arch
-    path = Path(arch)
-    if len(arch) < 4096 and path.is_file():
-        if path.stat().st_size > 1 << 20:
-            raise ArchError(
-                f"{arch}: an arch file of {path.stat().st_size} bytes; expected < 1 MiB"
-            )
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except UnicodeDecodeError:
-            raise ArchError(f"{arch} is not a UTF-8 text file holding an arch") from None
-        if text.startswith("{"):
-            try:
-                doc = json.loads(text)
-            except (json.JSONDecodeError, RecursionError, ValueError):
-                raise ArchError(f"{arch} is not valid JSON") from None
-            if not isinstance(doc, dict) or not isinstance(doc.get("arch"), str):
-                raise ArchError(f"{arch}: expected a JSON object with an 'arch' string")
-            text = doc["arch"]
-    value = sp.from_string(text)
-    return value, sp.to_string(value)
-
-
-def _generic_fit(space: str, task: Any, options: dict[str, Any]) -> Callable[..., Any]:
-    """Training of an arch of any space with a network builder, for any task: the
-    network comes from the space's builder with the task's data keywords."""
-    from nasforge.nn import build_network, network_options
-
-    accepted = network_options(space)  # fails early for a space without a network
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        from nasforge.errors import ArchError
-
-        raise ArchError(
-            f"--network {', '.join(unknown)}: the {space} network has no such option; "
-            f"expected some of {sorted(accepted)}"
-        )
-
-    def fit(value: Any, data: Any, rec: Any, C: int | None, cells: int | None, **kw: Any) -> Any:
-        from nasforge.train import fit_fresh
-
-        opts = dict(options)
-        if C is not None:
-            opts.setdefault("C", C)
-        if cells is not None:
-            opts.setdefault("N", cells)
-        io = task.network_io(data)
-        # fit_fresh builds the network before any training: a bad option fails there.
-        result, _ = fit_fresh(
-            lambda: build_network(space, value, io=io, **opts), data, rec, task=task, **kw
-        )
-        result.meta.update(opts)
-        return result
-
-    return fit
 
 
 def train(
@@ -160,8 +43,8 @@ def train(
     network: list[str] | None = typer.Option(
         None,
         "--network",
-        help="KEY=VALUE option of the space's network builder (repeatable); for spaces "
-        "other than nb201/darts, whose width and depth are --channels / --cells.",
+        help="KEY=VALUE option of the space's network builder (repeatable); width and "
+        "depth are --channels / --cells (darts takes only those).",
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Override batch size."),
@@ -199,31 +82,28 @@ def train(
 
     from nasforge.cli.options import key_value_pairs
     from nasforge.data import load_splits
+    from nasforge.errors import NetworkError
     from nasforge.io import check_output_dir, check_output_file
     from nasforge.progress import output_console
+    from nasforge.spaces import SPACES, get_space
+    from nasforge.spaces.select import read_arch
     from nasforge.tasks import get_task
     from nasforge.train import CHECKPOINT_NAME, get_recipe
+    from nasforge.train.arch import NetworkOptionError, arch_training
     from nasforge.train.checkpoint import resume_path
 
     tk = get_task(task)
-    legacy = tk.name == "classification" and space in _SPACES
-    if legacy:
-        value, arch_text = _SPACES[space].parse(arch)
-        check = _SPACES[space].check_cells
-        if cells is not None and check is not None:
-            from nasforge.errors import NetworkError
-
-            try:
-                check(cells)
-            except NetworkError as exc:
-                raise typer.BadParameter(str(exc), param_hint="'--cells'") from None
-        if network:
-            raise typer.BadParameter(
-                f"the {space} network takes --channels / --cells, not --network"
-            )
-    else:
-        value, arch_text = _generic_parse(space, arch)
+    if space not in SPACES:
+        raise typer.BadParameter(f"unknown space {space!r}; expected one of {SPACES.names()}")
+    value, arch_text = read_arch(get_space(space), arch)
     options = key_value_pairs(network, "--network", "C=16")
+    training = arch_training(space)
+    try:
+        training.check(tk, channels, cells, options)  # before any data is loaded
+    except NetworkOptionError as exc:
+        raise typer.BadParameter(exc.detail, param_hint=f"'{exc.option}'") from None
+    except NetworkError as exc:
+        raise typer.BadParameter(str(exc)) from None
     rec = get_recipe(recipe or tk.default_recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     tk.check_recipe(rec)
     if resume and checkpoint_dir is None:
@@ -258,13 +138,14 @@ def train(
     for note in getattr(data, "notes", ()):
         if note.startswith("limit "):  # what --limit kept, so a tiny run is read as one
             console.print(escape(note), highlight=False)
-    fit = _SPACES[space].fit if legacy else _generic_fit(space, tk, options)
-    result = fit(
+    result = training.fit(
         value,
         data,
         rec,
-        channels,
-        cells,
+        task=tk,
+        channels=channels,
+        cells=cells,
+        options=options,
         seed=seed,
         device=device,
         quiet=quiet,

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from nasforge.cli.options import seed_option, threads_option
+from nasforge.cli.options import EvaluatorOptions as E
+from nasforge.cli.options import check_seed, seed_option, threads_option
 
 width_app = typer.Typer(
     help="Width search under a FLOPs budget or latency target: CafeNet, fixed sharing, "
@@ -31,31 +33,113 @@ _DATASET_HELP = "digits, synthetic[-<R>px][-<K>c], cifar10-valid, cifar10, cifar
 _EPOCHS = 10
 _BATCH = 64
 
-# Options shared by several commands (one definition, one meaning).
-_BACKBONE = typer.Option("resnet20", "--backbone", help="resnet20, resnet56, mobilenetv2, nats-sss")
-_BINS = typer.Option(
-    None, "--bins", help="flops (FLOPs-sensitive) or uniform; default: the backbone's grid"
-)
-_LEVELS = typer.Option(
-    None, "--levels", help="Grid levels (default 10: 10%..100%; nats-sss: 8, its 8..64)."
-)
-_MIN_RATIO = typer.Option(None, "--min-ratio", help="Smallest width ratio (default 0.1).")
-_LATENCY_MODEL = typer.Option(
-    None, "--latency-model", help="Fitted latency model JSON: reused if it exists, else written."
-)
-_LATENCY_SAMPLES = typer.Option(
-    8000, "--latency-samples", help="Measured configurations to fit on (official: 8000)."
-)
-_LATENCY_VAL = typer.Option(200, "--latency-val", help="Held-out configurations.")
-_LATENCY_BATCH = typer.Option(64, "--latency-batch", help="Batch size when timing.")
-_LATENCY_WARMUP = typer.Option(10, "--latency-warmup", help="Untimed passes.")
-_LATENCY_REPEATS = typer.Option(60, "--latency-repeats", help="Timed passes (mean).")
-_LATENCY_PENALTY = typer.Option(100.0, "--latency-penalty", help="Monotonicity K.")
-_LATENCY_KEYING = typer.Option(
-    "layer-type", "--latency-keying",
-    help="Latency variables per layer type and channels (official) or 'group-pair' tables.",
-)  # fmt: skip
-_AOWS_WARMUP = typer.Option(5, "--aows-warmup", help="Epochs before adaptive sampling.")
+
+class W:
+    """The options of the width commands, declared once (one definition, one meaning):
+    ``width search`` and ``width compare`` share all but their method choice; each command
+    gives the default."""
+
+    Out = Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory (search.json / compare.json).")
+    ]
+    Backbone = Annotated[
+        str, typer.Option("--backbone", help="resnet20, resnet56, mobilenetv2, nats-sss")
+    ]
+    Dataset = Annotated[str, typer.Option("--dataset", help=_DATASET_HELP)]
+    Flops = Annotated[
+        str,
+        typer.Option(
+            "--flops", help="Budget: '50%' of the full net or '12.5M' (compare: comma-separated)."
+        ),
+    ]
+    LatencyTarget = Annotated[
+        str | None,
+        typer.Option(
+            "--latency-target",
+            help="Latency target in ms per image (replaces --flops; required by aows); every "
+            "method searches under the same measured latency model. compare: comma-separated "
+            "targets, cafenet, fixed, aows and uniform compared at equal measured latency.",
+        ),
+    ]
+    Bins = Annotated[
+        str | None,
+        typer.Option(
+            "--bins", help="flops (FLOPs-sensitive) or uniform; default: the backbone's grid"
+        ),
+    ]
+    Levels = Annotated[
+        int | None,
+        typer.Option(
+            "--levels", help="Grid levels (default 10: 10%..100%; nats-sss: 8, its 8..64)."
+        ),
+    ]
+    MinRatio = Annotated[
+        float | None, typer.Option("--min-ratio", help="Smallest width ratio (default 0.1).")
+    ]
+    LatencyModel = Annotated[
+        Path | None,
+        typer.Option(
+            "--latency-model", help="Fitted latency model JSON: reused if it exists, else written."
+        ),
+    ]
+    LatencySamples = Annotated[
+        int,
+        typer.Option(
+            "--latency-samples", help="Measured configurations to fit on (official: 8000)."
+        ),
+    ]
+    LatencyVal = Annotated[int, typer.Option("--latency-val", help="Held-out configurations.")]
+    LatencyBatch = Annotated[int, typer.Option("--latency-batch", help="Batch size when timing.")]
+    LatencyWarmup = Annotated[int, typer.Option("--latency-warmup", help="Untimed passes.")]
+    LatencyRepeats = Annotated[int, typer.Option("--latency-repeats", help="Timed passes (mean).")]
+    LatencyPenalty = Annotated[float, typer.Option("--latency-penalty", help="Monotonicity K.")]
+    LatencyKeying = Annotated[
+        str,
+        typer.Option(
+            "--latency-keying",
+            help="Latency variables per layer type and channels (official 'layer-type') or "
+            "per channel-group pair ('group-pair').",
+        ),
+    ]
+    AowsWarmup = Annotated[
+        int, typer.Option("--aows-warmup", help="Epochs before adaptive sampling.")
+    ]
+    Recipe = Annotated[
+        str | None,
+        typer.Option(
+            "--recipe",
+            help="Recipe to derive from (default nb201-200e; AOWS's supernet: aows-20e).",
+        ),
+    ]
+    Epochs = Annotated[
+        int | None,
+        typer.Option("--epochs", help="Supernet training epochs (default: 20 for aows, else 10)."),
+    ]
+    BatchSize = Annotated[int, typer.Option("--batch-size")]
+    Lr = Annotated[float | None, typer.Option("--lr")]
+    NumRandom = Annotated[
+        int | None,
+        typer.Option(
+            "--num-random", help="Random widths per step (sandwich; search default 2, aows 1)."
+        ),
+    ]
+    Placements = Annotated[int, typer.Option("--placements", help="Min-min candidates per width.")]
+    RBins = Annotated[
+        float | None,
+        typer.Option(
+            "--r-bins", help="CafeNet free zone r in FLOPs-sensitive bins (default 1 bin)."
+        ),
+    ]
+    Population = Annotated[int, typer.Option("--population")]
+    Generations = Annotated[int, typer.Option("--generations")]
+    Parents = Annotated[int, typer.Option("--parents")]
+    Seed = Annotated[
+        int, typer.Option("--seed", callback=check_seed, help="Random seed. (0..2**63-1)")
+    ]
+    Limit = Annotated[int | None, typer.Option("--limit", help="Keep N samples per split.")]
+    DataDir = Annotated[Path | None, typer.Option("--data-dir")]
+    Device = Annotated[str, typer.Option("--device", help="cpu or cuda (training and latency).")]
+    Threads = E.Threads
 
 
 def _latency_setup(
@@ -104,12 +188,12 @@ def _settings(num_random: int, placements: int, population: int, generations: in
 
 @width_app.command("space")
 def space_cmd(
-    backbone: str = _BACKBONE,
+    backbone: W.Backbone = "resnet20",
     resolution: int = typer.Option(32, "--resolution", help="Input side in pixels."),
     num_classes: int = typer.Option(10, "--num-classes"),
-    bins: str | None = _BINS,
-    levels: int | None = _LEVELS,
-    min_ratio: float | None = _MIN_RATIO,
+    bins: W.Bins = None,
+    levels: W.Levels = None,
+    min_ratio: W.MinRatio = None,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Channel groups, candidate widths, FLOPs per bin step and space size of a backbone."""
@@ -141,62 +225,47 @@ def space_cmd(
 
 @width_app.command("search")
 def search_cmd(
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for search.json etc."),
-    backbone: str = _BACKBONE,
-    dataset: str = typer.Option("digits", "--dataset", help=_DATASET_HELP),
+    out: W.Out = ...,  # type: ignore[assignment]
+    backbone: W.Backbone = "resnet20",
+    dataset: W.Dataset = "digits",
     method: str = typer.Option(
         "cafenet",
         "--method",
         help="cafenet, fixed-width (fixed sharing), uniform-width (uniform scaling) or aows",
     ),
     sharing: str | None = typer.Option(None, "--sharing", hidden=True),
-    flops: str = typer.Option("50%", "--flops", help="Budget: '50%' of the full net or '12.5M'."),
-    latency_target: str | None = typer.Option(
-        None,
-        "--latency-target",
-        help="Latency target in ms per image (replaces --flops; required by aows); every "
-        "method searches under the same measured latency model.",
-    ),
-    latency_model: Path | None = _LATENCY_MODEL,
-    latency_samples: int = _LATENCY_SAMPLES,
-    latency_val: int = _LATENCY_VAL,
-    latency_batch: int = _LATENCY_BATCH,
-    latency_warmup: int = _LATENCY_WARMUP,
-    latency_repeats: int = _LATENCY_REPEATS,
-    latency_penalty: float = _LATENCY_PENALTY,
-    latency_keying: str = _LATENCY_KEYING,
-    aows_warmup: int = _AOWS_WARMUP,
+    flops: W.Flops = "50%",
+    latency_target: W.LatencyTarget = None,
+    latency_model: W.LatencyModel = None,
+    latency_samples: W.LatencySamples = 8000,
+    latency_val: W.LatencyVal = 200,
+    latency_batch: W.LatencyBatch = 64,
+    latency_warmup: W.LatencyWarmup = 10,
+    latency_repeats: W.LatencyRepeats = 60,
+    latency_penalty: W.LatencyPenalty = 100.0,
+    latency_keying: W.LatencyKeying = "layer-type",
+    aows_warmup: W.AowsWarmup = 5,
     distill: bool | None = typer.Option(
         None, "--distill/--no-distill", help="In-place distillation (default: the method's)."
     ),
-    recipe: str | None = typer.Option(
-        None,
-        "--recipe",
-        help="Supernet recipe to derive from (default: aows-20e for aows, else nb201-200e).",
-    ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", help="Supernet training epochs (default: 20 for aows, else 10)."
-    ),
-    batch_size: int = typer.Option(_BATCH, "--batch-size"),
-    lr: float | None = typer.Option(None, "--lr"),
-    num_random: int | None = typer.Option(
-        None, "--num-random", help="Random widths per step (sandwich; default 2, aows 1)."
-    ),
-    placements: int = typer.Option(3, "--placements", help="Min-min candidates per width."),
-    r_bins: float | None = typer.Option(
-        None, "--r-bins", help="CafeNet free zone r in FLOPs-sensitive bins (default 1 bin)."
-    ),
-    population: int = typer.Option(16, "--population"),
-    generations: int = typer.Option(6, "--generations"),
-    parents: int = typer.Option(8, "--parents"),
-    bins: str | None = _BINS,
-    levels: int | None = _LEVELS,
-    min_ratio: float | None = _MIN_RATIO,
-    seed: int = seed_option(0),
-    limit: int | None = typer.Option(None, "--limit", help="Keep N samples per split."),
-    data_dir: Path | None = typer.Option(None, "--data-dir"),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (training and latency)."),
-    threads: int | None = threads_option(),
+    recipe: W.Recipe = None,
+    epochs: W.Epochs = None,
+    batch_size: W.BatchSize = _BATCH,
+    lr: W.Lr = None,
+    num_random: W.NumRandom = None,
+    placements: W.Placements = 3,
+    r_bins: W.RBins = None,
+    population: W.Population = 16,
+    generations: W.Generations = 6,
+    parents: W.Parents = 8,
+    bins: W.Bins = None,
+    levels: W.Levels = None,
+    min_ratio: W.MinRatio = None,
+    seed: W.Seed = 0,
+    limit: W.Limit = None,
+    data_dir: W.DataDir = None,
+    device: W.Device = "cpu",
+    threads: W.Threads = None,
 ) -> None:
     """Train a supernet and search the best widths within a FLOPs budget or latency target."""
     from dataclasses import replace
@@ -314,51 +383,39 @@ def retrain_cmd(
 
 @width_app.command("compare")
 def compare_cmd(
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for compare.json/png."),
-    backbone: str = _BACKBONE,
-    dataset: str = typer.Option("digits", "--dataset", help=_DATASET_HELP),
-    flops: str = typer.Option("30%,50%", "--flops", help="Comma-separated budgets."),
-    latency_target: str | None = typer.Option(
-        None,
-        "--latency-target",
-        help="Comma-separated latency targets in ms per image (replace --flops): cafenet, "
-        "fixed, aows and uniform under one measured latency model, compared at equal "
-        "measured latency.",
-    ),
-    latency_model: Path | None = _LATENCY_MODEL,
-    latency_samples: int = _LATENCY_SAMPLES,
-    latency_val: int = _LATENCY_VAL,
-    latency_batch: int = _LATENCY_BATCH,
-    latency_warmup: int = _LATENCY_WARMUP,
-    latency_repeats: int = _LATENCY_REPEATS,
-    latency_penalty: float = _LATENCY_PENALTY,
-    latency_keying: str = _LATENCY_KEYING,
-    aows_warmup: int = _AOWS_WARMUP,
-    recipe: str | None = typer.Option(
-        None,
-        "--recipe",
-        help="Recipe both phases derive from (default nb201-200e; AOWS's supernet: aows-20e).",
-    ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", help="Supernet training epochs (default: 20 for aows, else 10)."
-    ),
+    out: W.Out = ...,  # type: ignore[assignment]
+    backbone: W.Backbone = "resnet20",
+    dataset: W.Dataset = "digits",
+    flops: W.Flops = "30%,50%",
+    latency_target: W.LatencyTarget = None,
+    latency_model: W.LatencyModel = None,
+    latency_samples: W.LatencySamples = 8000,
+    latency_val: W.LatencyVal = 200,
+    latency_batch: W.LatencyBatch = 64,
+    latency_warmup: W.LatencyWarmup = 10,
+    latency_repeats: W.LatencyRepeats = 60,
+    latency_penalty: W.LatencyPenalty = 100.0,
+    latency_keying: W.LatencyKeying = "layer-type",
+    aows_warmup: W.AowsWarmup = 5,
+    recipe: W.Recipe = None,
+    epochs: W.Epochs = None,
     retrain_epochs: int = typer.Option(_EPOCHS, "--retrain-epochs"),
-    batch_size: int = typer.Option(_BATCH, "--batch-size"),
-    lr: float | None = typer.Option(None, "--lr"),
-    num_random: int = typer.Option(2, "--num-random"),
-    placements: int = typer.Option(3, "--placements"),
-    r_bins: float | None = typer.Option(None, "--r-bins", help="CafeNet zone in bins (default 1)."),
-    population: int = typer.Option(16, "--population"),
-    generations: int = typer.Option(6, "--generations"),
-    parents: int = typer.Option(8, "--parents"),
-    bins: str | None = _BINS,
-    levels: int | None = _LEVELS,
-    min_ratio: float | None = _MIN_RATIO,
-    seed: int = seed_option(0),
-    limit: int | None = typer.Option(None, "--limit"),
-    data_dir: Path | None = typer.Option(None, "--data-dir"),
-    device: str = typer.Option("cpu", "--device"),
-    threads: int | None = threads_option(),
+    batch_size: W.BatchSize = _BATCH,
+    lr: W.Lr = None,
+    num_random: W.NumRandom = 2,
+    placements: W.Placements = 3,
+    r_bins: W.RBins = None,
+    population: W.Population = 16,
+    generations: W.Generations = 6,
+    parents: W.Parents = 8,
+    bins: W.Bins = None,
+    levels: W.Levels = None,
+    min_ratio: W.MinRatio = None,
+    seed: W.Seed = 0,
+    limit: W.Limit = None,
+    data_dir: W.DataDir = None,
+    device: W.Device = "cpu",
+    threads: W.Threads = None,
 ) -> None:
     """CafeNet vs fixed sharing vs uniform scaling (and AOWS under latency targets) at the
     same budgets, all retrained."""

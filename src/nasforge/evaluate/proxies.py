@@ -1,7 +1,12 @@
 """Zero-cost proxies: scores of an untrained network that rank architectures.
 
-Each proxy is one function ``proxy(net, inputs, targets) -> float`` registered in
-:data:`PROXIES` (adding a proxy = one function + one ``@PROXIES.register`` line). A proxy
+Each proxy is one function ``proxy(net, inputs, targets, loss=None) -> float`` registered
+in :data:`PROXIES` (adding a proxy = one function + one ``@PROXIES.register`` line).
+``loss(output, targets)`` is the task's loss (None: cross-entropy of logits and class
+labels, image classification as in the references); the loss-gradient proxies (snip,
+grad_norm, plain, grasp, fisher) back-propagate it, so they score networks of any task
+whose batches are float tensors (restoration: noisy image -> clean image, L1). Proxies in
+:data:`LABEL_PROXIES` read class labels and serve classification only. A proxy
 receives the freshly initialised network and may change its parameters (synflow takes
 absolute weights in float64, zen re-draws them) but leaves no hook or patched method behind;
 the caller restores the initial weights before the next proxy plus one batch of normalised images and labels;
@@ -41,10 +46,14 @@ from torch import nn
 from nasforge.cost.counter import count_flops, count_params
 from nasforge.registry import Registry
 
-__all__ = ["PROXIES", "Proxy", "scored_layers"]
+__all__ = ["LABEL_PROXIES", "PROXIES", "LossFn", "Proxy", "scored_layers"]
 
-#: ``proxy(net, inputs, targets) -> score``; higher is meant to be better for every proxy.
-Proxy = Callable[[nn.Module, torch.Tensor, torch.Tensor], float]
+#: ``proxy(net, inputs, targets, loss=None) -> score``; higher is meant to be better.
+Proxy = Callable[..., float]
+#: ``loss(network output, targets) -> scalar``: a task's loss (None = cross-entropy).
+LossFn = Callable[[Any, Any], torch.Tensor]
+#: Proxies defined on class labels (EPE-NAS groups the Jacobians by class): classification only.
+LABEL_PROXIES = frozenset({"epe_nas"})
 
 PROXIES: Registry[float] = Registry("zero-cost proxy")
 
@@ -57,9 +66,17 @@ def scored_layers(net: nn.Module) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
-def _loss_backward(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+def _loss(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None) -> torch.Tensor:
+    """The batch loss of ``net``: the task's ``loss`` or, by default, cross-entropy."""
+    out = net(inputs)
+    return F.cross_entropy(out, targets) if loss is None else loss(out, targets)
+
+
+def _loss_backward(
+    net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> None:
     net.zero_grad(set_to_none=True)
-    F.cross_entropy(net(inputs), targets).backward()
+    _loss(net, inputs, targets, loss).backward()
 
 
 def _sum_over_weights(net: nn.Module, per_weight: Callable[[nn.Module], torch.Tensor]) -> float:
@@ -86,7 +103,9 @@ def _input_jacobian(net: nn.Module, inputs: torch.Tensor) -> tuple[np.ndarray, i
 # saliency proxies (sum over all Conv/Linear weights)
 # ----------------------------------------------------------------------------------------
 @PROXIES.register("synflow")
-def synflow(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def synflow(
+    net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     """Sum of |w * dR/dw| with R = sum of the outputs of the network with |weights|, BN
     switched off and an all-ones input (Tanaka et al. 2020, eq. 5). Independent of the data:
     only the input shape is used. In float64, as the reference (the product of weights over
@@ -112,54 +131,62 @@ def synflow(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
     return _sum_over_weights(net, lambda layer: (layer.weight * layer.weight.grad).abs())
 
 
-def _loss_grad_pass(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-    _loss_backward(net, inputs, targets)
+def _loss_grad_pass(
+    net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> None:
+    _loss_backward(net, inputs, targets, loss)
 
 
-def _snip_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def _snip_from(
+    net: nn.Module, state: Any, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     return _sum_over_weights(net, lambda layer: (layer.weight * layer.weight.grad).abs())
 
 
 def _grad_norm_from(
-    net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor
+    net: nn.Module, state: Any, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
 ) -> float:
     return _sum_over_weights(net, lambda layer: layer.weight.grad.norm())
 
 
-def _plain_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def _plain_from(
+    net: nn.Module, state: Any, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     return _sum_over_weights(net, lambda layer: layer.weight * layer.weight.grad)
 
 
 @PROXIES.register("snip")
-def snip(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def snip(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """Sum of |dL/dc| over a multiplicative mask c = 1 on every weight, i.e. |w * dL/dw|
     (Lee et al. 2019, eq. 6; the reference's weight_mask gradient is exactly this)."""
-    return shared_proxy("snip", net, inputs, targets)
+    return shared_proxy("snip", net, inputs, targets, loss)
 
 
 @PROXIES.register("grad_norm")
-def grad_norm(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def grad_norm(
+    net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     """Sum over layers of the Euclidean norm of the loss gradient w.r.t. the layer's weight."""
-    return shared_proxy("grad_norm", net, inputs, targets)
+    return shared_proxy("grad_norm", net, inputs, targets, loss)
 
 
 @PROXIES.register("plain")
-def plain(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def plain(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """Sum of w * dL/dw (signed; the first-order Taylor term, Mozer & Smolensky 1989)."""
-    return shared_proxy("plain", net, inputs, targets)
+    return shared_proxy("plain", net, inputs, targets, loss)
 
 
 @PROXIES.register("grasp")
-def grasp(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def grasp(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """Sum of -w * (H g) with g = dL/dw and H the Hessian of the loss (Wang et al. 2020,
     eq. 8): a Hessian-gradient product by double back-propagation."""
     layers = scored_layers(net)
     weights = [layer.weight for layer in layers]
     net.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(net(inputs), targets)
-    g = torch.autograd.grad(loss, weights, allow_unused=True)
-    loss = F.cross_entropy(net(inputs), targets)
-    g_graph = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+    value = _loss(net, inputs, targets, loss)
+    g = torch.autograd.grad(value, weights, allow_unused=True)
+    value = _loss(net, inputs, targets, loss)
+    g_graph = torch.autograd.grad(value, weights, create_graph=True, allow_unused=True)
     z = sum(
         (gi.detach() * gg).sum()
         for gi, gg in zip(g, g_graph, strict=True)
@@ -172,7 +199,7 @@ def grasp(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 @PROXIES.register("fisher")
-def fisher(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def fisher(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """Fisher information of the channels (Theis et al. 2018): per output channel of each
     Conv/Linear, 0.5 * mean over the batch of (sum over positions of activation * dL/d
     activation)^2. As in the reference, a channel's value is counted once per weight of that
@@ -199,7 +226,7 @@ def fisher(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float
     for i, layer in enumerate(layers):
         handles.append(layer.register_forward_hook(make_hook(i)))
     try:
-        _loss_backward(net, inputs, targets)
+        _loss_backward(net, inputs, targets, loss)
     finally:
         for h in handles:
             h.remove()
@@ -212,7 +239,9 @@ def fisher(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float
 
 
 @PROXIES.register("l2_norm")
-def l2_norm(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def l2_norm(
+    net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     """Sum over layers of the Euclidean norm of the layer's weight (data-free)."""
     return float(sum(float(layer.weight.detach().norm()) for layer in scored_layers(net)))
 
@@ -220,7 +249,9 @@ def l2_norm(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
 # ----------------------------------------------------------------------------------------
 # activation / Jacobian proxies
 # ----------------------------------------------------------------------------------------
-def _jacov_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def _jacov_from(
+    net: nn.Module, state: Any, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     jac, _ = state
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(jac)
@@ -231,14 +262,14 @@ def _jacov_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch
 
 
 @PROXIES.register("jacov")
-def jacov(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def jacov(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """-sum_i [log(l_i + k) + 1/(l_i + k)] over the eigenvalues l_i of the correlation
     matrix of the per-sample input Jacobians (Mellor et al. 2020 v1, k = 1e-5)."""
-    return shared_proxy("jacov", net, inputs, targets)
+    return shared_proxy("jacov", net, inputs, targets, loss)
 
 
 @PROXIES.register("nwot")
-def nwot(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def nwot(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """log|K_H| with K_H[i, j] = number of ReLU units on which samples i and j agree (both
     active or both inactive), over every ReLU of the network (Mellor et al., ICML 2021,
     eq. 2; the units are the ReLUs' inputs, binarised at 0)."""
@@ -260,7 +291,9 @@ def nwot(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(logdet)
 
 
-def _epe_nas_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def _epe_nas_from(
+    net: nn.Module, state: Any, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     jac, num_classes = state
     labels = targets.detach().cpu().numpy()
     scores: list[float] = []
@@ -285,15 +318,17 @@ def _epe_nas_from(net: nn.Module, state: Any, inputs: torch.Tensor, targets: tor
 
 
 @PROXIES.register("epe_nas")
-def epe_nas(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def epe_nas(
+    net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     """Per class c: s_c = sum log(|corr of the class's input Jacobians| + k); the score is
     sum_c |s_c| for <= 100 classes, else the mean over classes of sum_c' |s_c - s_c'| with
     s_c divided by the class's sample count (Lopes et al. 2021, eqs. 3-5; k = 1e-5)."""
-    return shared_proxy("epe_nas", net, inputs, targets)
+    return shared_proxy("epe_nas", net, inputs, targets, loss)
 
 
 @PROXIES.register("zen")
-def zen(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def zen(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """log E|f(x) - f(x + 0.01 e)|_1 + sum over BN layers of log sqrt(mean BN variance), with
     f the pre-global-pooling feature map, x, e ~ N(0, 1) and all weights re-drawn from
     N(0, 1) (Lin et al. 2021, Alg. 1; ZenNAS ``compute_zen_score.py``, mixup_gamma=1e-2).
@@ -364,26 +399,28 @@ SHARED: dict[str, tuple[str, Callable[..., float]]] = {
 #: pass name -> pass(net, inputs, targets) -> what the finishing functions read
 PASSES: dict[str, Callable[..., Any]] = {
     "loss_grad": _loss_grad_pass,
-    "input_jacobian": lambda net, inputs, targets: _input_jacobian(net, inputs),
+    "input_jacobian": lambda net, inputs, targets, loss=None: _input_jacobian(net, inputs),
 }
 
 
-def shared_proxy(name: str, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def shared_proxy(
+    name: str, net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None
+) -> float:
     """Proxy ``name`` of :data:`SHARED` on its own: its pass, then its finishing step."""
     pass_name, finish = SHARED[name]
-    return finish(net, PASSES[pass_name](net, inputs, targets), inputs, targets)
+    return finish(net, PASSES[pass_name](net, inputs, targets, loss), inputs, targets, loss)
 
 
 # ----------------------------------------------------------------------------------------
 # cost proxies
 # ----------------------------------------------------------------------------------------
 @PROXIES.register("params")
-def params(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def params(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """Parameters in millions (the NB201 convention of :func:`nasforge.cost.count_params`)."""
     return count_params(net)
 
 
 @PROXIES.register("flops")
-def flops(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+def flops(net: nn.Module, inputs: torch.Tensor, targets: Any, loss: LossFn | None = None) -> float:
     """FLOPs in millions of one sample (:func:`nasforge.cost.count_flops` on the input shape)."""
     return count_flops(net, (1, *inputs.shape[1:]))

@@ -3,10 +3,11 @@
 The fidelity is a number of epochs: an evaluation at fidelity ``f`` trains the arch from
 scratch with the recipe's schedule shortened to ``f`` epochs (``recipe.replace(epochs=f)``,
 i.e. budgets-as-epochs as in BOHB), and reads the validation / test accuracy after the last
-epoch. A ``resume_key`` keeps the training seed of that trial, but the training restarts
-from scratch (a shorter schedule is not a prefix of a longer one, so there is no checkpoint
-to continue from): the cost of every rung is its own full wall time, as in the original
-BOHB.
+epoch (of a task other than classification: its primary metric, e.g. PSNR, in the
+observation's ``valid_acc`` / ``test_acc`` fields, which searchers maximise). A
+``resume_key`` keeps the training seed of that trial, but the training restarts from
+scratch (a shorter schedule is not a prefix of a longer one, so there is no checkpoint to
+continue from): the cost of every rung is its own full wall time, as in the original BOHB.
 
 The network comes from the space: ``nasforge.nn.build_network(space, arch, ...)`` with the
 builder's options (NB201: ``C``, ``N``), so any space that registered a network builder can
@@ -67,27 +68,32 @@ def train_task(
     valid_split: str,
     test_split: str | None,
     space: str = "nb201",
+    task: Any = "classification",
 ) -> dict[str, Any]:
     """Train ``arch`` (a string of the registered space ``space``) for ``fidelity`` epochs
-    and return its accuracies and wall time.
+    on ``task`` (a registered task name or a Task) and return its primary metric
+    (classification: accuracy) on the validation and test splits, and its wall time.
 
     ``network`` are the options of the space's network builder (NB201: ``C``, ``N``).
     ``data`` is a ``DatasetSplits`` or a :data:`DataSpec` (loaded in the worker, cached).
     Module-level and picklable so an executor can run it in a worker.
     """
     from nasforge.nn import build_network
+    from nasforge.tasks import get_task
     from nasforge.train import Trainer, set_seed
 
+    tk = get_task(task)
     value = get_space(space).from_string(arch)
     data = _resolve_data(data, recipe, arch, seed)
     t0 = time.perf_counter()
     # seeded initialisation, then the one trainer (as nasforge.train.train_arch does)
     set_seed(seed)
-    model = build_network(space, value, num_classes=data.num_classes, **network)
+    model = build_network(space, value, io=tk.network_io(data), **network)
     trainer = Trainer(
         recipe.replace(epochs=fidelity, warmup_epochs=min(recipe.warmup_epochs, fidelity - 1)),
         device=device,
         quiet=True,
+        task=tk,
     )
     result = trainer.fit(model, data, seed=seed)
     wall = time.perf_counter() - t0
@@ -95,9 +101,9 @@ def train_task(
     if result.epochs:
         last = result.epochs[-1].eval
         if valid_split in last:
-            valid = float(last[valid_split]["acc"])
+            valid = float(last[valid_split][tk.primary])
         if test_split is not None and test_split in last:
-            test = float(last[test_split]["acc"])
+            test = float(last[test_split][tk.primary])
     return {
         "valid_acc": valid,
         "test_acc": test,
@@ -124,6 +130,10 @@ class TrainingEvaluator(Evaluator):
     reporting only. ``space`` names the search space (a registered name or a space with a
     network builder registered under its name); ``C`` / ``N`` set the network size where
     given (NB201 defaults: 16 / 5) and ``network`` any other option of the space's builder.
+    ``task`` (a registered name or a :class:`~nasforge.tasks.Task`) is what is trained:
+    its data (``data`` a dataset name its :meth:`~nasforge.tasks.Task.load` reads, or its
+    loaded data), loss and primary metric, which must be higher-is-better (searchers
+    maximise it).
     """
 
     clock = "wall"
@@ -143,11 +153,20 @@ class TrainingEvaluator(Evaluator):
         valid_split: str = "valid",
         test_split: str | None = "test",
         recipe_overrides: dict[str, Any] | None = None,
+        task: Any = "classification",
     ) -> None:
         from nasforge.data import DatasetSplits, load_splits
         from nasforge.nn import NETWORKS, network_options
+        from nasforge.tasks import TaskData, get_task
         from nasforge.train import Recipe, get_recipe
 
+        self.task = get_task(task)
+        if not self.task.primary_metric.higher_is_better:
+            raise SearchError(
+                f"task {self.task.name!r}: its primary metric {self.task.primary!r} is "
+                "lower-is-better, and searchers maximise what the evaluator reports"
+            )
+        classification = self.task.name == "classification"
         self._space = get_space(space)
         if self._space.name not in NETWORKS:
             raise SearchError(
@@ -172,11 +191,15 @@ class TrainingEvaluator(Evaluator):
             recipe = recipe.replace(**recipe_overrides)
         if not isinstance(recipe, Recipe):
             raise SearchError(f"recipe {recipe!r} must be a Recipe or a registered recipe name")
+        self.task.check_recipe(recipe)  # before the data: a loss the task lacks is one line
         self._data_spec: DataSpec | None = None
-        if isinstance(data, str):
+        if isinstance(data, str) and classification:
             self._data_spec = (data, None if data_dir is None else str(data_dir), limit)
             data = load_splits(data, data_dir, limit=limit)
-        if not isinstance(data, DatasetSplits):
+        elif isinstance(data, str):
+            # workers receive the loaded data: a DataSpec names classification datasets only
+            data = self.task.load(data, data_dir, limit=limit)
+        if not isinstance(data, DatasetSplits if classification else TaskData):
             raise SearchError(f"data {data!r} must be a DatasetSplits or a dataset name")
         if valid_split not in data.evals:
             raise SearchError(
@@ -221,7 +244,7 @@ class TrainingEvaluator(Evaluator):
         res = int(self.data.resolution)
         return NetworkSpec(
             self._space.name,
-            {"num_classes": int(self.data.num_classes), **self.network},
+            {**self.task.network_io(self.data), **self.network},
             (1, channels, res, res),
             self.device,
         )
@@ -262,6 +285,7 @@ class TrainingEvaluator(Evaluator):
             self.valid_split,
             self.test_split,
             self._space.name,
+            self.task,
         )
         return f, seed, args
 
@@ -324,6 +348,8 @@ class TrainingEvaluator(Evaluator):
         return {
             "name": "train",
             "clock": self.clock,
+            # classification records stay as they were before tasks existed
+            **({} if self.task.name == "classification" else {"task": self.task.name}),
             "dataset": self.data.name,
             "recipe": self.recipe.name,
             "epochs": int(self.recipe.epochs),

@@ -30,7 +30,7 @@ from torch import nn
 
 from nasforge.errors import NasforgeError, SearchError
 from nasforge.evaluate.base import Evaluator, Observation, Reported
-from nasforge.evaluate.proxies import PASSES, PROXIES, SHARED
+from nasforge.evaluate.proxies import LABEL_PROXIES, PASSES, PROXIES, SHARED, LossFn
 from nasforge.spaces import get_space
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "proxy_batch",
     "read_rows",
     "score_archs",
+    "task_proxy_batch",
 ]
 
 #: Data-free cost proxies and the :class:`~nasforge.cost.Cost` field that equals each: for a
@@ -56,20 +57,111 @@ DEFAULT_BATCH_SIZE = 64
 
 
 class ProxyBatch:
-    """The normalised images and labels every proxy of one evaluation sees (on ``device``)."""
+    """The inputs and targets every proxy of one evaluation sees (on ``device``).
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, num_classes: int) -> None:
-        if inputs.dim() != 4 or inputs.shape[0] != targets.shape[0] or inputs.shape[0] < 2:
+    Image classification (the default): normalised images and class labels, ``num_classes``
+    classes. Another task (:mod:`nasforge.tasks`) gives its name as ``task``, what its
+    networks are built with as ``io`` (:meth:`Task.network_io`) and its loss as ``loss``
+    (``loss(output, targets) -> scalar``); :func:`task_proxy_batch` makes one.
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: Any,
+        num_classes: int = 0,
+        *,
+        task: str = "classification",
+        io: Mapping[str, Any] | None = None,
+        loss: LossFn | None = None,
+    ) -> None:
+        if task == "classification":
+            if inputs.dim() != 4 or inputs.shape[0] != targets.shape[0] or inputs.shape[0] < 2:
+                raise NasforgeError(
+                    f"a proxy batch needs N >= 2 images N x C x H x W and N labels, got "
+                    f"{tuple(inputs.shape)} and {tuple(targets.shape)}"
+                )
+        elif (
+            not isinstance(inputs, torch.Tensor)
+            or not inputs.is_floating_point()
+            or inputs.dim() < 2
+            or inputs.shape[0] < 2
+        ):
+            got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
             raise NasforgeError(
-                f"a proxy batch needs N >= 2 images N x C x H x W and N labels, got "
-                f"{tuple(inputs.shape)} and {tuple(targets.shape)}"
+                f"task {task!r} feeds its networks {got}"
+                + (f" of {inputs.dtype}" if isinstance(inputs, torch.Tensor) else "")
+                + "; zero-cost proxies need a float tensor batch of N >= 2 samples"
             )
         self.inputs = inputs
         self.targets = targets
         self.num_classes = int(num_classes)
+        self.task = task
+        self.io = dict(io) if io is not None else {"num_classes": self.num_classes}
+        self.loss = loss
 
     def to(self, device: str | torch.device) -> ProxyBatch:
-        return ProxyBatch(self.inputs.to(device), self.targets.to(device), self.num_classes)
+        targets = (
+            self.targets.to(device) if isinstance(self.targets, torch.Tensor) else self.targets
+        )
+        return ProxyBatch(
+            self.inputs.to(device),
+            targets,
+            self.num_classes,
+            task=self.task,
+            io=self.io,
+            loss=self.loss,
+        )
+
+
+def task_proxy_batch(
+    task: Any,
+    data: Any = None,
+    *,
+    dataset: str | None = None,
+    root: str | Path | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_batches: int = 1,
+    seed: int = 0,
+    limit: int | None = None,
+) -> ProxyBatch:
+    """The proxy batch of a task (:mod:`nasforge.tasks`, by name or instance): the first
+    ``batch_size * num_batches`` samples its training loader yields with ``seed`` (the task's
+    own sampling: restoration's random crops, classification's shuffled images; a fixed seed
+    makes the batch a pure function of the data), with the task's loss (its
+    :meth:`Task.loss` under its default recipe) and network keywords. ``data``: the task's
+    loaded data, or None to load ``dataset`` (default the task's) under ``root``."""
+    from nasforge.tasks import get_task
+    from nasforge.train.recipe import RECIPES
+
+    t = get_task(task)
+    _check_batch_args(batch_size, num_batches)
+    if data is None:
+        data = t.load(dataset, root, seed=seed, limit=limit)
+    n = batch_size * num_batches
+    loader = t.loader(data, "train", n, train=True, seed=seed)
+    loader.set_epoch(0)
+    inputs, targets = next(iter(loader))
+    if t.batch_size(targets) < n:
+        raise NasforgeError(
+            f"task {t.name!r} data {getattr(data, 'name', '')!r} gave {t.batch_size(targets)} "
+            f"training samples, fewer than the {n} asked (batch_size {batch_size} x "
+            f"num_batches {num_batches})"
+        )
+    recipe = RECIPES.create(t.default_recipe)
+
+    def loss(output: Any, y: Any) -> torch.Tensor:
+        return t.loss(output, y, recipe)
+
+    io = t.network_io(data)
+    return ProxyBatch(inputs, targets, int(io.get("num_classes", 0)), task=t.name, io=io, loss=loss)
+
+
+def _check_batch_args(batch_size: Any, num_batches: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise NasforgeError(f"batch_size {batch_size!r} must be an integer >= 2")
+    if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
+        raise NasforgeError(f"num_batches {num_batches!r} must be an integer >= 1")
 
 
 def proxy_batch(
@@ -89,10 +181,7 @@ def proxy_batch(
     """
     from nasforge.data import load_splits
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise NasforgeError(f"batch_size {batch_size!r} must be an integer >= 2")
-    if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
-        raise NasforgeError(f"num_batches {num_batches!r} must be an integer >= 1")
+    _check_batch_args(batch_size, num_batches)
     if isinstance(data, str):
         data = load_splits(data, root, seed=seed)
     part = data.split(split)
@@ -190,14 +279,29 @@ def _check_network_types(space: str, given: Mapping[str, Any], accepted: Mapping
             raise NasforgeError(f"{where} is invalid; expected a finite number")
 
 
-def _space_builder(space: str, options: Mapping[str, Any]) -> Callable[[Any, int], nn.Module]:
-    """The registered network of ``space`` (``nasforge.nn.build_network``) with ``options``."""
+def _as_value(space: str, arch: Any) -> Any:
+    """``arch`` as a value of ``space``: parsed when it is the space's string form, as is
+    when it already is a value (a space whose values are strings, e.g. a network name, is
+    told apart by whether the space can print it)."""
+    sp = get_space(space)
+    if isinstance(arch, str):
+        try:
+            sp.to_string(arch)
+        except Exception:  # spaces raise ArchError, AttributeError...: not a value
+            return sp.from_string(arch)
+    return arch
 
-    def build(arch: Any, num_classes: int) -> nn.Module:
+
+def _space_builder(
+    space: str, options: Mapping[str, Any], io: Mapping[str, Any]
+) -> Callable[[Any], nn.Module]:
+    """The registered network of ``space`` (``nasforge.nn.build_network``) with ``options``,
+    for a task's data (``io``: :meth:`Task.network_io`, classification ``num_classes``)."""
+
+    def build(arch: Any) -> nn.Module:
         from nasforge.nn.registry import build_network
 
-        value = get_space(space).from_string(arch) if isinstance(arch, str) else arch
-        return build_network(space, value, num_classes=num_classes, **options)
+        return build_network(space, _as_value(space, arch), io=io, **options)
 
     return build
 
@@ -219,13 +323,15 @@ def _analytic_scores(
 
     wanted = [p for p in proxies if p in ANALYTIC_PROXIES]
     shape = tuple(batch.inputs.shape[1:])
+    if batch.task != "classification":
+        return []  # the shape costs count classification networks
     if not wanted or space not in SHAPE_COSTS or len(shape) != 3 or shape[1] != shape[2]:
         return []
     options = network_config(space, C, N, network)
     fn = SHAPE_COSTS.get(space)
     if not set(options) <= set(inspect.signature(fn).parameters):
         return []  # an option the count does not model: count the built network instead
-    value = get_space(space).from_string(arch) if isinstance(arch, str) else arch
+    value = _as_value(space, arch)
     out = []
     for name in wanted:
         t = time.perf_counter()
@@ -266,17 +372,36 @@ def compute_proxies(
     asked = list(proxies)
     scores: dict[str, float] = {}
     seconds: dict[str, float] = {}
+    if batch.task != "classification":
+        labelled = [p for p in proxies if p in LABEL_PROXIES]
+        if labelled:
+            raise NasforgeError(
+                f"proxy {labelled[0]!r} reads class labels; task {batch.task!r} has none "
+                f"(proxies for it: {', '.join(p for p in PROXIES.names() if p not in LABEL_PROXIES)})"
+            )
+        if build is not None:
+            raise NasforgeError(
+                f"a custom build(arch, num_classes) serves classification; task {batch.task!r} "
+                "builds the space's registered network"
+            )
     if analytic and build is None:
         for name, value, spent in _analytic_scores(arch, proxies, batch, space, C, N, network):
             scores[name], seconds[name] = value, spent
         if len(scores) == len(proxies):
             return scores, seconds
         proxies = [p for p in proxies if p not in scores]
-    build = build or _space_builder(space, network_config(space, C, N, network))
+    if build is None:
+        make = _space_builder(space, network_config(space, C, N, network), batch.io)
+    else:
+        custom = build
+
+        def make(a: Any) -> nn.Module:
+            return custom(a, batch.num_classes)
+
     batch = batch.to(device)
     t0 = time.perf_counter()
     torch.manual_seed(int(seed))
-    net = build(arch, batch.num_classes).to(device)
+    net = make(arch).to(device)
     # the proxies change weights (and synflow the dtype): restore these before each one,
     # cheaper than a deepcopy of the network per proxy
     initial = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -309,14 +434,18 @@ def compute_proxies(
             torch.manual_seed(int(seed))
             group = groups.get(SHARED[name][0], []) if name in SHARED else []
             if len(group) < 2:
-                scores[name] = float(PROXIES.get(name)(net, batch.inputs, batch.targets))
+                scores[name] = float(
+                    PROXIES.get(name)(net, batch.inputs, batch.targets, loss=batch.loss)
+                )
                 seconds[name] = time.perf_counter() - t + build_s / len(proxies)
                 continue
-            state = PASSES[SHARED[name][0]](net, batch.inputs, batch.targets)
+            state = PASSES[SHARED[name][0]](net, batch.inputs, batch.targets, batch.loss)
             pass_s = (time.perf_counter() - t) / len(group)
             for member in group:
                 t = time.perf_counter()
-                scores[member] = float(SHARED[member][1](net, state, batch.inputs, batch.targets))
+                scores[member] = float(
+                    SHARED[member][1](net, state, batch.inputs, batch.targets, batch.loss)
+                )
                 seconds[member] = time.perf_counter() - t + pass_s + build_s / len(proxies)
                 done.add(member)
     finally:
@@ -340,7 +469,10 @@ class ZeroCostEvaluator(Evaluator):
     reproducible under a seconds budget: a measured time differs from run to run.
     ``analytic``: answer the data-free cost proxies (``params``, ``flops``) from the cost
     counters where the space has a shape cost (the same scores, microseconds instead of a
-    network build per arch; see :func:`compute_proxies`).
+    network build per arch; see :func:`compute_proxies`). ``task``: a task of
+    :mod:`nasforge.tasks` other than image classification scores the space's networks for
+    that task on :func:`task_proxy_batch` (``data``: the task's loaded data or a dataset
+    name, None for its default), with the task's loss.
 
     The clock is "simulated": a run's clock is the sum of the charged seconds (measured
     here), so a search's decisions do not depend on its own bookkeeping time.
@@ -367,8 +499,16 @@ class ZeroCostEvaluator(Evaluator):
         space: str = "nb201",
         network: Mapping[str, Any] | None = None,
         analytic: bool = True,
+        task: str | None = None,
     ) -> None:
+        from nasforge.tasks import get_task
+
         (self.proxy,) = parse_proxies([proxy])
+        self.task = get_task(task).name  # an unknown task fails here, listing the tasks
+        if self.task != "classification" and self.proxy in LABEL_PROXIES:
+            raise SearchError(
+                f"proxy {self.proxy!r} reads class labels; task {self.task!r} has none"
+            )
         self.analytic = bool(analytic)
         self._space = get_space(space)
         self.network = (
@@ -389,7 +529,12 @@ class ZeroCostEvaluator(Evaluator):
         self._batch: ProxyBatch | None = data if isinstance(data, ProxyBatch) else None
         self._known: dict[str, tuple[float, float]] = dict(scores or {})
         self._cache = bool(cache)
-        if self._batch is None and data is None and not self._known:
+        if (
+            self._batch is None
+            and data is None
+            and not self._known
+            and self.task == "classification"
+        ):
             raise SearchError("ZeroCostEvaluator needs data (a dataset, its name or a batch)")
 
     @property
@@ -406,6 +551,17 @@ class ZeroCostEvaluator(Evaluator):
 
     def batch(self) -> ProxyBatch:
         """The batch every arch is scored on (drawn once, with the evaluator's seed)."""
+        if self._batch is None and self.task != "classification":
+            named = self._data is None or isinstance(self._data, str)
+            self._batch = task_proxy_batch(
+                self.task,
+                None if named else self._data,
+                dataset=self._data if named else None,
+                root=self._data_dir,
+                batch_size=self._batch_size,
+                num_batches=self._num_batches,
+                seed=self.seed,
+            )
         if self._batch is None:
             self._batch = proxy_batch(
                 self._data,
@@ -468,6 +624,7 @@ class ZeroCostEvaluator(Evaluator):
             "space": self._space.name,
             "network": self.network,
             "charge_s": self.charge if self.charge is not None else "measured",
+            **({"task": self.task} if self.task != "classification" else {}),
         }
 
 
@@ -643,6 +800,35 @@ def read_meta(rows: str | Path) -> dict[str, Any] | None:
     return doc
 
 
+def proxy_settings(
+    space: str,
+    dataset: str,
+    batch_size: int,
+    num_batches: int,
+    seed: int,
+    network: dict[str, Any],
+    proxies: list[str] | None = None,
+    *,
+    task: str = "classification",
+) -> dict[str, Any]:
+    """What fixes a proxy score besides the arch: recorded beside `nasforge zc` rows and
+    compared by `search --zc-scores` before it reuses them (the task only when it is not
+    image classification, so classification rows keep their settings)."""
+    out: dict[str, Any] = {
+        "space": space,
+        "dataset": dataset,
+        "batch_size": batch_size,
+        "num_batches": num_batches,
+        "seed": seed,
+        "network": network,
+    }
+    if proxies is not None:
+        out["proxies"] = list(proxies)
+    if task != "classification":
+        out["task"] = task
+    return out
+
+
 def cached_scores(
     rows_path: str | Path, proxy: str, expected: Mapping[str, Any], *, charged: bool
 ) -> dict[str, tuple[float, float]]:
@@ -729,7 +915,7 @@ def score_archs(
     written, last = len(rows), time.perf_counter()
     try:
         for arch in archs:
-            arch = sp.from_string(arch) if isinstance(arch, str) else arch
+            arch = _as_value(sp.name, arch)
             key = sp.to_string(arch)
             if key in done:
                 continue

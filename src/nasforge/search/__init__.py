@@ -1,14 +1,15 @@
 """Search algorithms. Black-box searchers speak ask/tell to an Evaluator; one-shot searchers
-own a supernet and return a derived arch; width search owns a slimmable supernet.
+own a supernet and return a derived arch; width search owns a slimmable supernet. Each kind
+has its registry (:mod:`nasforge.search.registry`): ``BLACKBOX``, ``ONESHOT``, ``WIDTH``.
 
-Adding an algorithm: one file that registers it in ``ALGORITHMS`` + one line below.
+Adding an algorithm: one file that registers it in its kind's registry + one line below.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX, ONESHOT, WIDTH, algorithm_kind
 
 _ALGORITHM_MODULES: list[str] = [
     "nasforge.search.oneshot.darts",
@@ -39,4 +40,4 @@ _ALGORITHM_MODULES: list[str] = [
 for _name in _ALGORITHM_MODULES:
     importlib.import_module(_name)
 
-__all__ = ["ALGORITHMS"]
+__all__ = ["BLACKBOX", "ONESHOT", "WIDTH", "algorithm_kind"]

@@ -250,7 +250,6 @@ class Searcher(ABC):
     ever compare accuracies at one fidelity).
     """
 
-    kind: ClassVar[str] = "blackbox"
     name: ClassVar[str] = "searcher"
     #: How many asks may be outstanding (asked, not yet told) at once when a loop evaluates
     #: in parallel; None = any number. Searchers whose next proposal depends on the last

@@ -28,7 +28,7 @@ import numpy as np
 from nasforge.errors import SearchError
 from nasforge.io import atomic_save_figure, atomic_write_json, atomic_write_text, to_jsonable
 from nasforge.search.base import Budget, RunResult, Searcher, check_max_evals, run_search
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX, ONESHOT, WIDTH, algorithm_kind, algorithm_names
 
 if TYPE_CHECKING:
     from nasforge.evaluate.base import Evaluator
@@ -93,32 +93,27 @@ def search_algorithm(algo: str) -> Any:
     """The registered factory of ``algo`` if ``nasforge search`` runs it (a black-box or
     one-shot method). A width method is refused with the command that runs it, and an
     unknown name lists only the names ``search`` accepts."""
-    if algo not in ALGORITHMS:
-        names = [
-            n
-            for n in ALGORITHMS.names()
-            if getattr(ALGORITHMS.get(n), "kind", None) in SEARCH_KINDS
-        ]
-        raise SearchError(f"unknown search algorithm {algo!r}; expected one of: {', '.join(names)}")
-    factory = ALGORITHMS.get(algo)
-    kind = getattr(factory, "kind", None)
-    if kind == "width":
+    if algo in WIDTH:
         raise SearchError(
             f"{algo!r} is a width search; run it with `nasforge width search --method {algo}`"
         )
-    if kind not in SEARCH_KINDS:
-        raise SearchError(f"algorithm {algo!r} is {kind!r}; `nasforge search` runs {SEARCH_KINDS}")
-    return factory
+    if algo in BLACKBOX:
+        return BLACKBOX.get(algo)
+    if algo in ONESHOT:
+        return ONESHOT.get(algo)
+    names = algorithm_names(*SEARCH_KINDS)
+    raise SearchError(f"unknown search algorithm {algo!r}; expected one of: {', '.join(names)}")
 
 
 def build_searcher(algo: str, seed: int, **kwargs: Any) -> Searcher:
     """A fresh black-box searcher of the registered algorithm ``algo``."""
-    factory = ALGORITHMS.get(algo)
-    if getattr(factory, "kind", None) != "blackbox":
+    kind = algorithm_kind(algo)
+    if kind not in (None, "blackbox"):
         raise SearchError(
-            f"algorithm {algo!r} is {getattr(factory, 'kind', 'unknown')!r}, not a black-box "
-            "searcher; it does not speak ask/tell to an evaluator"
+            f"algorithm {algo!r} is {kind!r}, not a black-box searcher; it does not speak "
+            "ask/tell to an evaluator"
         )
+    factory = BLACKBOX.get(algo)  # an unknown name: a RegistryError listing the known ones
     _check_kwargs(algo, factory, kwargs)
     return factory(seed=seed, **kwargs)
 

@@ -35,6 +35,11 @@ def data_fingerprint(data: DatasetSplits) -> str:
     """
     if hasattr(data, "fingerprint"):
         return str(data.fingerprint())  # data of other tasks say what identifies them
+    if not hasattr(data, "num_classes") and hasattr(data, "summary"):
+        # another task's data without a fingerprint: its name and split sizes
+        h = hashlib.blake2b(digest_size=12)
+        h.update(json.dumps(to_jsonable([data.name, data.summary()])).encode())
+        return h.hexdigest()
     h = hashlib.blake2b(digest_size=12)
     head = [data.name, data.num_classes, data.resolution, data.mean, data.std, data.pad, data.flip]
     h.update(json.dumps(to_jsonable(head)).encode())

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from nasforge.data import DatasetSplits
-from nasforge.errors import RecipeError
+from nasforge.errors import NetworkError, RecipeError
 from nasforge.spaces.darts import Genotype
+from nasforge.train.arch import ARCH_TRAINING, NetworkOptionError, NetworkTraining
 from nasforge.train.recipe import Recipe, get_recipe
 from nasforge.train.trainer import TrainResult, fit_fresh
 
@@ -96,3 +98,47 @@ def train_genotype(
     result.model = g.to_string()
     result.meta.update({"space": "darts", "C": model.init_channels, "layers": len(model.cells)})
     return result
+
+
+@ARCH_TRAINING.register("darts")
+class DartsTraining(NetworkTraining):
+    """``nasforge train --space darts``: classification trains :func:`train_genotype`
+    (the ImageNet or CIFAR network by input size, the auxiliary head when the recipe weights
+    it; ``cells`` is the total number of cells, ``layers``); other tasks take the space's
+    network builder like any space."""
+
+    def check(
+        self, task: Any, channels: int | None, cells: int | None, options: Mapping[str, Any]
+    ) -> None:
+        if task.name != "classification":
+            super().check(task, channels, cells, options)
+            return
+        from nasforge.nn.darts import check_cells
+
+        if options:
+            raise NetworkError("the darts network takes --channels / --cells, not --network")
+        if cells is not None:
+            try:
+                check_cells(cells)
+            except NetworkError as exc:
+                raise NetworkOptionError("--cells", cells, str(exc)) from None
+
+    def fit(
+        self,
+        arch: Any,
+        data: Any,
+        recipe: Recipe,
+        *,
+        task: Any,
+        channels: int | None,
+        cells: int | None,
+        options: Mapping[str, Any],
+        seed: int,
+        **fit_kwargs: Any,
+    ) -> TrainResult:
+        if task.name != "classification":
+            return super().fit(
+                arch, data, recipe, task=task, channels=channels, cells=cells,
+                options=options, seed=seed, **fit_kwargs,
+            )  # fmt: skip
+        return train_genotype(arch, data, recipe, seed=seed, C=channels, layers=cells, **fit_kwargs)

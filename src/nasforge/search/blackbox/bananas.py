@@ -49,7 +49,7 @@ from nasforge.search.base import (
     require_float,
     require_int,
 )
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 from nasforge.spaces.base import require_categorical
 
 __all__ = ["BANANAS_VARIANTS", "Bananas", "MLPEnsemble"]
@@ -247,7 +247,7 @@ TARGETS = ("loss", "standardised")
 MUTATIONS = ("per_position", "one_position")
 
 
-@ALGORITHMS.register("bananas")
+@BLACKBOX.register("bananas")
 class Bananas(Searcher):
     """BANANAS with independent Thompson sampling over a mutation-based candidate pool.
 
@@ -256,7 +256,6 @@ class Bananas(Searcher):
     ``encoding`` ``None`` is the variant's encoding when the space offers it, else ``path``.
     """
 
-    kind = "blackbox"
     name = "bananas"
 
     def __init__(

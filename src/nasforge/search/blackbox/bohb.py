@@ -49,7 +49,7 @@ import numpy as np
 
 from nasforge.errors import SearchError
 from nasforge.search.base import Ask, SearchContext, Searcher, Told, require_bool, require_int
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 from nasforge.spaces import CategoricalSpace, get_space, require_categorical
 
 
@@ -77,12 +77,11 @@ def rung_budgets(min_epochs: int, max_epochs: int, eta: int) -> list[int]:
     return out
 
 
-@ALGORITHMS.register("bohb")
+@BLACKBOX.register("bohb")
 class BOHB(Searcher):
     """TPE + Hyperband (Optuna) over the positions of a categorical space (NB201: the 6
     edges, one categorical hyperparameter ``"dst<-src"`` each), epochs as the fidelity."""
 
-    kind = "blackbox"
     name = "bohb"
     #: the next ask depends on the last outcome (a rung to promote to / a climbing step)
     max_pending = 1

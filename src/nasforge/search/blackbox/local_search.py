@@ -15,18 +15,17 @@ from collections.abc import Hashable
 from typing import Any
 
 from nasforge.search.base import Ask, SearchContext, Searcher, Told
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 
 # After this many consecutive proposals that were all answered from the cache, evaluate a
 # random arch anyway, so a tiny or fully explored space cannot stall the loop.
 _MAX_CACHED_STEPS = 10_000
 
 
-@ALGORITHMS.register("local-search")
+@BLACKBOX.register("local-search")
 class LocalSearch(Searcher):
     """Hill climbing over ``neighbors()`` with random restarts."""
 
-    kind = "blackbox"
     name = "local-search"
     #: the next ask depends on the last outcome (a rung to promote to / a climbing step)
     max_pending = 1

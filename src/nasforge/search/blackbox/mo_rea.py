@@ -28,14 +28,13 @@ from nasforge.search.pareto import (
     pareto_ranks,
     require_objectives,
 )
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 
 
-@ALGORITHMS.register("mo-rea")
+@BLACKBOX.register("mo-rea")
 class MultiObjectiveREA(RegularizedEvolution):
     """Aging evolution whose tournament compares Pareto rank, then crowding distance."""
 
-    kind = "blackbox"
     name = "mo-rea"
     #: needs an evaluator with objectives (checked by the CLI before any work)
     multi_objective = True

@@ -52,16 +52,15 @@ from nasforge.search.pareto import (
     objective_row,
     require_objectives,
 )
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 from nasforge.spaces.base import CategoricalSpace
 
 
-@ALGORITHMS.register("nsga2")
+@BLACKBOX.register("nsga2")
 class NSGA2(Searcher):
     """Generational NSGA-II: crowded binary tournaments, uniform crossover + mutation,
     rank-and-crowding survival."""
 
-    kind = "blackbox"
     name = "nsga2"
     #: needs an evaluator with objectives (checked by the CLI before any work)
     multi_objective = True

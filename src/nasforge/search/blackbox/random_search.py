@@ -9,14 +9,13 @@ script.
 from __future__ import annotations
 
 from nasforge.search.base import Ask, Searcher, Told
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 
 
-@ALGORITHMS.register("random")
+@BLACKBOX.register("random")
 class RandomSearch(Searcher):
     """Uniform random sampling."""
 
-    kind = "blackbox"
     name = "random"
 
     def _ask(self) -> Ask:

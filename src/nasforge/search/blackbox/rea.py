@@ -19,18 +19,17 @@ from typing import Any
 import numpy as np
 
 from nasforge.search.base import Ask, SearchContext, Searcher, Told, require_int
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 
 
 def _accuracy(member: tuple[Hashable, float]) -> float:
     return member[1]
 
 
-@ALGORITHMS.register("rea")
+@BLACKBOX.register("rea")
 class RegularizedEvolution(Searcher):
     """Aging evolution with tournament selection and one-edge mutation."""
 
-    kind = "blackbox"
     name = "rea"
 
     def __init__(self, *, seed: int = 0, population_size: int = 10, sample_size: int = 3) -> None:

@@ -21,14 +21,13 @@ from nasforge.errors import SearchError
 from nasforge.search.base import SearchContext, Told
 from nasforge.search.blackbox.rea import RegularizedEvolution
 from nasforge.search.pareto import objective_row, require_objectives
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 
 
-@ALGORITHMS.register("rea-scalar")
+@BLACKBOX.register("rea-scalar")
 class ScalarisedREA(RegularizedEvolution):
     """Aging evolution on a weighted sum of the run-normalised objectives."""
 
-    kind = "blackbox"
     name = "rea-scalar"
     #: needs an evaluator with objectives (checked by the CLI before any work)
     multi_objective = True

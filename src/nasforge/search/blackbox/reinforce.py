@@ -26,7 +26,7 @@ import numpy as np
 
 from nasforge.errors import SearchError
 from nasforge.search.base import Ask, SearchContext, Searcher, Told, require_float
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 from nasforge.spaces import CategoricalSpace, get_space, require_categorical
 
 
@@ -46,11 +46,10 @@ class _EMA:
         return self.num / self.den
 
 
-@ALGORITHMS.register("reinforce")
+@BLACKBOX.register("reinforce")
 class Reinforce(Searcher):
     """Policy gradient with a moving-average baseline and Adam."""
 
-    kind = "blackbox"
     name = "reinforce"
 
     def __init__(

@@ -14,12 +14,12 @@ from typing import Any
 from nasforge.search.base import Ask, Told
 from nasforge.search.blackbox.bananas import Bananas
 from nasforge.search.blackbox.zc_warm import ZeroCostPool
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 
 __all__ = ["ZeroCostBananas"]
 
 
-@ALGORITHMS.register("zc-bananas")
+@BLACKBOX.register("zc-bananas")
 class ZeroCostBananas(ZeroCostPool, Bananas):
     """BANANAS whose initial design is the top of a proxy-ranked random pool."""
 

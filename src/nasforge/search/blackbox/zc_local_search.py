@@ -14,12 +14,12 @@ from typing import Any
 from nasforge.search.base import Ask, Told
 from nasforge.search.blackbox.local_search import LocalSearch
 from nasforge.search.blackbox.zc_warm import ZeroCostPool
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import BLACKBOX
 
 __all__ = ["ZeroCostLocalSearch"]
 
 
-@ALGORITHMS.register("zc-local-search")
+@BLACKBOX.register("zc-local-search")
 class ZeroCostLocalSearch(ZeroCostPool, LocalSearch):
     """Hill climbing whose (re)starts are the proxy's best unevaluated pool archs."""
 

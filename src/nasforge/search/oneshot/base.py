@@ -1,24 +1,26 @@
-"""What every one-shot (weight-sharing) method shares: its config type and its interface.
+"""What every one-shot (weight-sharing) method shares: its interface and its helpers.
 
-A method owns a :class:`~nasforge.nn.supernet.NB201Supernet`, the weight optimizer (SGD +
-cosine, as every NB201 search run), and its own architecture state (alphas, a controller,
-random generators). The search loop (:mod:`nasforge.search.oneshot.loop`) drives it:
+A method owns the supernet of the space it searches -- built by the space's
+:class:`~nasforge.search.oneshot.spaces.SupernetAdapter`, which also sizes the
+architecture parameters and derives, records and draws the space's archs -- the weight
+optimizer (SGD + cosine, as every NB201 search run), and its own architecture state
+(alphas, a controller, random generators). The search loop
+(:mod:`nasforge.search.oneshot.loop`) drives it:
 
     setup -> for each epoch: begin_epoch -> train_step x steps -> end_epoch -> derive
           -> finalize
 
 and checkpoints ``state_dict()`` after every epoch. Methods differ only in how an edge
-mixes its ops and how the architecture state is updated, so each is one small file.
+mixes its ops and how the architecture state is updated, so each is one small file,
+registered in :data:`~nasforge.search.registry.ONESHOT` and built for a space with
+``ONESHOT.create(name, space="darts", **overrides)``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,175 +28,11 @@ import torch
 from torch import nn
 
 from nasforge.errors import SearchError
-from nasforge.nn.supernet import NB201Supernet
-from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, OPS, Arch
+from nasforge.search.oneshot.config import OneShotConfig
+from nasforge.search.oneshot.spaces.base import SupernetAdapter, get_adapter
+from nasforge.search.registry import ONESHOT_CONFIGS, ONESHOT_SPACES
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-_SKIP_ID = OPS.index("skip_connect")
-#: The values of ``OneShotConfig.score_bn`` (see its docstring).
-SCORE_BN = ("running", "batch")
-
-
-@dataclass(frozen=True)
-class OneShotConfig:
-    """Hyper-parameters shared by the one-shot methods.
-
-    Defaults are the NAS-Bench-201 DARTS settings of D-X-Y/AutoDL-Projects
-    (``configs/nas-benchmark/algos/DARTS.config``: 50 epochs, SGD lr 0.025 nesterov momentum
-    0.9, cosine to 0.001, batch 64, weight decay 5e-4;
-    ``scripts-search/NAS-Bench-201-algos/DARTS-V1.sh``: C=16, N=5 (lines 20-21), arch Adam
-    lr 3e-4, weight decay 1e-3, ``track_running_stats`` from its second argument, 1 in
-    ``docs/NAS-Bench-201.md:227``; betas (0.5, 0.999) and ``--gradient_clip`` default 5 in
-    ``exps/NAS-Bench-201-algos/DARTS-V1.py:383``). Each
-    method's subclass overrides what its own published config changes. ``replace`` makes
-    a validated copy, which is how tiny CPU runs shrink a published config.
-
-    ``steps_per_epoch`` caps the weight steps per epoch and ``valid_batches`` the batches
-    of each per-epoch evaluation (None = the whole split, as published). ``t_max`` is the
-    cosine period in epochs (None = ``epochs``; xautodl ``get_optim_scheduler`` reads
-    ``T_max = getattr(config, "T_max", config.epochs)``).
-
-    ``score_bn`` is how BatchNorm normalises when a single path is scored (SETN / RSPS /
-    ENAS candidate selection, ENAS' reward, the one-shot accuracy of a derived arch):
-    ``"running"`` (default, official) puts the supernet in eval mode, so the running
-    statistics accumulated during the search are used (``SETN.py:119``,
-    ``RANDOM-NAS.py:109``, ``ENAS.py:123,206``); ``"batch"`` normalises with the scored
-    batch's own statistics and restores the buffers afterwards -- our option: the running
-    statistics average over many paths and describe no single one, which can blur a
-    ranking of single paths.
-    """
-
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float = 0.025
-    eta_min: float = 0.001
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    grad_clip: float = 5.0
-    arch_lr: float = 3e-4
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = 1e-3
-    C: int = 16
-    N: int = 5
-    track_running_stats: bool = True
-    eval_batch_size: int = 512
-    steps_per_epoch: int | None = None
-    valid_batches: int | None = None
-    t_max: int | None = None
-    score_bn: str = "running"
-
-    def __post_init__(self) -> None:
-        if self.score_bn not in SCORE_BN:
-            raise SearchError(
-                f"config field score_bn={self.score_bn!r} invalid; expected one of {SCORE_BN}"
-            )
-        for name in ("epochs", "batch_size", "C", "N", "eval_batch_size"):
-            check_int(self, name)
-        for name in ("steps_per_epoch", "valid_batches", "t_max"):
-            check_int(self, name, optional=True)
-        for name in (
-            "lr",
-            "eta_min",
-            "weight_decay",
-            "grad_clip",
-            "arch_lr",
-            "arch_weight_decay",
-            "momentum",
-        ):
-            check_float(self, name)
-        for name in ("nesterov", "track_running_stats"):
-            check_bool(self, name)
-        if self.eta_min > self.lr:
-            raise SearchError(f"eta_min={self.eta_min} exceeds lr={self.lr}; expected <= lr")
-        betas = tuple(self.arch_betas)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise SearchError(
-                f"arch_betas={self.arch_betas!r} invalid; expected two floats in [0, 1)"
-            )
-        object.__setattr__(self, "arch_betas", (float(betas[0]), float(betas[1])))
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    def replace(self, **overrides: Any) -> OneShotConfig:
-        """A validated copy with ``overrides`` applied; unknown fields are an error."""
-        known = self.field_names()
-        unknown = sorted(set(overrides) - set(known))
-        if unknown:
-            raise SearchError(
-                f"unknown config field(s) {unknown} for {type(self).__name__}; "
-                f"expected some of: {', '.join(known)}"
-            )
-        values = dict(overrides)
-        for name, value in list(values.items()):
-            # Accept ints for float fields (e.g. ``lr=1``) and lists for the betas tuple.
-            default = getattr(self, name)
-            if (
-                isinstance(default, float)
-                and isinstance(value, int)
-                and not isinstance(value, bool)
-            ):
-                values[name] = float(value)
-            if isinstance(default, tuple) and isinstance(value, list):
-                values[name] = tuple(value)
-        return dataclasses.replace(self, **values)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-
-def check_float(config: Any, name: str, *, positive: bool = False) -> None:
-    """Raise a :class:`SearchError` naming ``config.<name>`` unless it is a finite real
-    number >= 0 (> 0 with ``positive``); bools and strings are rejected."""
-    value = getattr(config, name)
-    expected = "a finite float > 0" if positive else "a finite float >= 0"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        raise SearchError(f"config field {name}={value!r} invalid; expected {expected}")
-
-
-def check_int(config: Any, name: str, *, minimum: int = 1, optional: bool = False) -> None:
-    """Raise a :class:`SearchError` naming ``config.<name>`` unless it is an int >=
-    ``minimum`` (or None, with ``optional``); bools are rejected."""
-    value = getattr(config, name)
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        expected = f"None or an int >= {minimum}" if optional else f"an int >= {minimum}"
-        raise SearchError(f"config field {name}={value!r} invalid; expected {expected}")
-
-
-def check_bool(config: Any, name: str) -> None:
-    """Raise a :class:`SearchError` naming ``config.<name>`` unless it is a bool."""
-    value = getattr(config, name)
-    if not isinstance(value, bool):
-        raise SearchError(f"config field {name}={value!r} invalid; expected True or False")
-
-
-def cosine_lr(config: OneShotConfig, epoch: int) -> float:
-    """The weight learning rate of (0-based) ``epoch``, constant within the epoch.
-
-    xautodl ``xautodl/procedures/optimizers.py:70-100`` ``CosineAnnealingLR.get_lr``: without warm-up
-    the cosine uses only the integer ``current_epoch`` (``current_iter``, updated every
-    step by ``scheduler.update(None, step / len(loader))``, matters only during warm-up):
-    ``eta_min + (lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` with ``T_max`` =
-    ``config.t_max`` or ``epochs``; ``eta_min`` from ``epochs`` on. With ``T_max`` <
-    ``epochs`` (ENAS' config) the schedule is periodic, as in the official code.
-    """
-    if epoch >= config.epochs:
-        return config.eta_min
-    t_max = config.t_max if config.t_max is not None else config.epochs
-    return (
-        config.eta_min + (config.lr - config.eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2
-    )
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
@@ -204,11 +42,6 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     # the entropy of a near-uniform row above log(num_ops).
     p = p / p.sum(axis=-1, keepdims=True)
     return -(p * np.log(p)).sum(axis=-1)
-
-
-def skip_share(arch: Arch) -> float:
-    """The fraction of edges that are ``skip_connect`` (the DARTS collapse indicator)."""
-    return sum(op == "skip_connect" for op in arch.ops) / NUM_EDGES
 
 
 def top1_correct(logits: torch.Tensor, targets: torch.Tensor) -> int:
@@ -287,17 +120,25 @@ def preserved_buffers(net: nn.Module) -> Iterator[None]:
 
 
 class OneShotSearch(ABC):
-    """Base class of the one-shot methods; subclasses register in ``ALGORITHMS``.
+    """Base class of the one-shot methods; subclasses register in
+    :data:`~nasforge.search.registry.ONESHOT`.
 
-    Build with ``Method(config=None, **overrides)``: the method's published config with
-    ``overrides`` applied (validated).
+    Build with ``Method(config=None, space="nb201", **overrides)``: the method's published
+    config in ``space`` (:mod:`~nasforge.search.oneshot.settings`) with ``overrides``
+    applied (validated). ``space`` is a registered space name or a
+    :class:`~nasforge.search.oneshot.spaces.SupernetAdapter`.
     """
 
-    kind: ClassVar[str] = "oneshot"
     name: ClassVar[str] = ""
-    #: The search space whose supernet the method builds.
-    space_name: ClassVar[str] = "nb201"
+    #: The method's own config class: its settings in NB201 and in any space without
+    #: published settings of its own (see :meth:`space_config_class`).
     config_class: ClassVar[type[OneShotConfig]] = OneShotConfig
+    #: What the method needs of a space beyond the common adapter interface (see
+    #: :attr:`SupernetAdapter.provides <nasforge.search.oneshot.spaces.SupernetAdapter.provides>`).
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: How the space derives an arch from the method's op weights (see
+    #: :meth:`SupernetAdapter.derive <nasforge.search.oneshot.spaces.SupernetAdapter.derive>`).
+    derive_rule: ClassVar[str] = "edges"
     #: Whether ``train_step`` consumes a batch of the arch (valid) split every step.
     uses_arch_batches: ClassVar[bool] = True
     #: Whether the supernet's search-mode forward is the derived arch's single path (then
@@ -306,42 +147,151 @@ class OneShotSearch(ABC):
     #: Weight steps per search epoch, set by the loop before the first epoch (a method
     #: whose schedule moves per iteration reads it).
     steps_per_epoch: int | None = None
+    #: The task the loop runs the method on (:mod:`nasforge.tasks`), set by
+    #: :func:`~nasforge.search.oneshot.run_search`; None is image classification exactly as
+    #: the official code computes it (cross-entropy of the logits, top-1 accuracy). Another
+    #: task brings its loss (:meth:`criterion`), its training counts (:meth:`step_stats`)
+    #: and its primary metric for scoring paths (:meth:`evaluate_arch`).
+    task: Any = None
+    #: Methods whose rule reads class labels or a classification recipe (DA-NAS' class
+    #: curriculum, FP-NAS' summed log-likelihood, BN-NAS' label smoothing) search
+    #: classification only.
+    classification_only: ClassVar[bool] = False
+
+    # -- the task ------------------------------------------------------------------------
+    def set_task(self, task: Any) -> None:
+        """Run on ``task`` (a :class:`~nasforge.tasks.Task`; None or classification: the
+        official classification path); a one-line :class:`SearchError` for a method that
+        serves classification only."""
+        if task is not None and task.name == "classification":
+            task = None
+        if task is not None and self.classification_only:
+            raise SearchError(
+                f"one-shot method {self.name!r} searches image classification only (its rule "
+                f"reads class labels); task {task.name!r} asked"
+            )
+        self.task = task
+
+    def criterion(self, output: Any, y: Any) -> torch.Tensor:
+        """The batch's mean training loss: cross-entropy (classification), else the task's
+        :meth:`~nasforge.tasks.Task.loss`."""
+        if self.task is None:
+            return nn.functional.cross_entropy(output, y)
+        return self.task.loss(output, y, None)
+
+    def step_stats(self, loss: torch.Tensor, output: Any, y: Any) -> StepStats:
+        """The :data:`StepStats` of a batch (no host sync): classification counts top-1
+        hits, another task its :meth:`~nasforge.tasks.Task.train_counts`."""
+        if self.task is None:
+            return step_stats(loss, output, y)
+        n = self.task.batch_size(y)
+        with torch.no_grad():
+            counts = self.task.train_counts(output, y)
+        return loss.detach().double() * n, counts, n
+
+    def batch_score(self, output: Any, y: Any) -> float:
+        """How good ``output`` is on one batch, larger better: top-1 accuracy as a fraction
+        (the official candidate / reward score), else the task's primary metric (negated
+        where smaller is better)."""
+        if self.task is None:
+            return top1_correct(output, y) / int(y.shape[0])
+        metric = self.task.primary_metric
+        value = self.task.evaluate(lambda _: output, [(None, y)])[metric.name]
+        return value if metric.higher_is_better else -value
+
+    @classmethod
+    def check_space(cls, space: SupernetAdapter) -> None:
+        """A one-line :class:`SearchError` unless ``space`` provides what the method
+        :attr:`needs` (its settings for the space are :meth:`space_config_class`'s check)."""
+        missing = sorted(cls.needs - space.provides)
+        if missing:
+            raise SearchError(
+                f"one-shot method {cls.name!r} needs {missing} of its space, which the "
+                f"{space.name!r} supernet adapter does not provide; it searches "
+                f"{cls.supported_spaces()}"
+            )
+
+    @classmethod
+    def supported_spaces(cls) -> list[str]:
+        """The registered spaces the method searches: those whose adapter provides what it
+        :attr:`needs` and for which it has settings (:meth:`space_config_class`)."""
+        out = []
+        for name in ONESHOT_SPACES.names():
+            space = get_adapter(name)
+            key = f"{cls.name}/{name}"
+            if cls.needs <= space.provides and (
+                key in ONESHOT_CONFIGS or space.config_fields is None
+            ):
+                out.append(name)
+        return out
+
+    @classmethod
+    def space_config_class(cls, space: SupernetAdapter) -> type[OneShotConfig]:
+        """The config class of the method in ``space``: the one published for the pair
+        (``ONESHOT_CONFIGS["<method>/<space>"]``), else, in a space without config fields
+        of its own, :attr:`config_class`."""
+        key = f"{cls.name}/{space.name}"
+        if key in ONESHOT_CONFIGS:
+            return ONESHOT_CONFIGS.get(key)  # type: ignore[no-any-return]
+        if space.config_fields is None:
+            return cls.config_class
+        raise SearchError(
+            f"one-shot method {cls.name!r} has no settings for the {space.name!r} space; "
+            f"it searches {cls.supported_spaces()}"
+        )
+
+    def __init__(
+        self,
+        config: OneShotConfig | None = None,
+        *,
+        space: str | SupernetAdapter = "nb201",
+        **overrides: Any,
+    ) -> None:
+        self.space = get_adapter(space)
+        self.check_space(self.space)
+        config_class = self.space_config_class(self.space)
+        if config is None:
+            config = config_class()
+        elif not isinstance(config, config_class):
+            raise SearchError(
+                f"{self.name} needs a {config_class.__name__}, got {type(config).__name__}"
+            )
+        self.config = config.replace(**overrides) if overrides else config
+        self.supernet: nn.Module | None = None
+        self.device = torch.device("cpu")
+
+    @property
+    def space_name(self) -> str:
+        """The name of the space the method searches."""
+        return self.space.name
 
     def split_rule(self) -> str:
         """How the loop halves a dataset without a ``valid`` split: ``random`` (halves drawn
-        from the seed) or ``prefix`` (the first half trains the weights)."""
-        return "random"
+        from the seed) or ``prefix`` (the first half trains the weights); the space's rule."""
+        return self.space.split_rule(self.config)
 
     def arch_batch_rule(self) -> str:
         """How the loop draws the arch batch of each step: ``cycle`` (epochs of the arch
         split, one permutation each, as xautodl's paired loader) or ``fresh`` (the first
-        batch of a new permutation every step)."""
-        return "cycle"
-
-    def __init__(self, config: OneShotConfig | None = None, **overrides: Any) -> None:
-        if config is None:
-            config = self.config_class()
-        elif not isinstance(config, self.config_class):
-            raise SearchError(
-                f"{self.name} needs a {self.config_class.__name__}, got {type(config).__name__}"
-            )
-        self.config = config.replace(**overrides) if overrides else config
-        self.supernet: NB201Supernet | None = None
-        self.device = torch.device("cpu")
+        batch of a new permutation every step); the space's rule."""
+        return self.space.arch_batch_rule(self.config)
 
     # -- construction -----------------------------------------------------------------------
     def partial_k(self) -> int:
         return 1
 
     def pool_bn(self) -> bool:
-        """Whether the mixed op follows its pooling op with a BN(affine=False) (PC-DARTS)."""
-        return False
+        """Whether the mixed op follows its pooling op with a BN(affine=False): the config's
+        ``pool_bn`` field where it has one (PC-DARTS, the DARTS space), else no."""
+        return bool(getattr(self.config, "pool_bn", False))
 
     def affine_bn(self) -> bool:
         """Whether the candidate ops' BatchNorms carry a scale and shift (BN-NAS)."""
         return False
 
-    def setup(self, num_classes: int, seed: int, device: str | torch.device = "cpu") -> None:
+    def setup(
+        self, num_classes: int | Mapping[str, Any], seed: int, device: str | torch.device = "cpu"
+    ) -> None:
         """Build the supernet (weights initialised from ``seed``), optimizers and arch state."""
         self.device = torch.device(device)
         cfg = self.config
@@ -361,27 +311,27 @@ class OneShotSearch(ABC):
             )
             self.setup_arch()
 
-    def build_supernet(self, num_classes: int) -> nn.Module:
-        """The supernet of the method's space (here NB201; a space's method variant
-        overrides it, with :meth:`new_alphas`' shape, :meth:`derive` and :meth:`arch_fields`)."""
-        cfg = self.config
-        return NB201Supernet(
-            cfg.C,
-            cfg.N,
-            num_classes,
-            partial_k=self.partial_k(),
-            pool_bn=self.pool_bn(),
-            affine=self.affine_bn(),
-            track_running_stats=cfg.track_running_stats,
+    def build_supernet(self, num_classes: int | Mapping[str, Any]) -> nn.Module:
+        """The supernet of the method's space (built by its adapter): for ``num_classes``
+        classes, or for a task's data (``num_classes`` is then the task's
+        :meth:`~nasforge.tasks.Task.network_io`)."""
+        options = {"partial_k": self.partial_k(), "pool_bn": self.pool_bn()}
+        if isinstance(num_classes, Mapping):
+            return self.space.build_task_supernet(
+                self.config, num_classes, affine=self.affine_bn(), **options
+            )
+        return self.space.build_supernet(
+            self.config, num_classes, affine=self.affine_bn(), **options
         )
 
     @abstractmethod
     def setup_arch(self) -> None:
         """Create the architecture state (parameters, optimizer, controller)."""
 
-    def new_alphas(self, rows: int = NUM_EDGES, cols: int = NUM_OPS) -> nn.Parameter:
-        """Architecture logits initialised as in xautodl: ``1e-3 * randn(edges, ops)``."""
-        init = 1e-3 * torch.randn(rows, cols, generator=self.generator)
+    def new_alphas(self) -> nn.Parameter:
+        """Architecture logits of the space's shape (rows x ops), initialised as in xautodl:
+        ``1e-3 * randn(rows, ops)``."""
+        init = 1e-3 * torch.randn(*self.space.shape, generator=self.generator)
         return nn.Parameter(init.to(self.device))
 
     def arch_adam(self, params: list[nn.Parameter]) -> torch.optim.Adam:
@@ -390,10 +340,16 @@ class OneShotSearch(ABC):
             params, lr=cfg.arch_lr, betas=cfg.arch_betas, weight_decay=cfg.arch_weight_decay
         )
 
+    def uniform_path(self) -> list[int]:
+        """One uniformly random op id per row, from the method's generator ``rng``."""
+        rows, ops = self.space.shape
+        return self.rng.integers(0, ops, size=rows).tolist()  # type: ignore[no-any-return]
+
     # -- per step / epoch -----------------------------------------------------------------------
     def epoch_lr(self, epoch: int) -> float:
-        """The weight learning rate of (0-based) ``epoch`` (default :func:`cosine_lr`)."""
-        return cosine_lr(self.config, epoch)
+        """The weight learning rate of (0-based) ``epoch`` (the space's schedule, default
+        :func:`~nasforge.search.oneshot.config.cosine_lr`)."""
+        return self.space.epoch_lr(self.config, epoch)
 
     def begin_epoch(self, epoch: int) -> None:  # noqa: B027 (an optional hook)
         """Hook at the start of epoch ``epoch`` (0-based), e.g. GDAS' temperature."""
@@ -424,40 +380,43 @@ class OneShotSearch(ABC):
         assert self.supernet is not None
         self.w_optimizer.zero_grad(set_to_none=False)
         logits = logits_fn(x)
-        loss = nn.functional.cross_entropy(logits, y)
+        loss = self.criterion(logits, y)
         loss.backward()
         if self.config.grad_clip > 0:
             params = [*self.supernet.parameters(), *clip_also]
             nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         self.w_optimizer.step()
-        return step_stats(loss, logits, y)
+        return self.step_stats(loss, logits, y)
 
     # -- architecture views ---------------------------------------------------------------------
     @abstractmethod
     def probabilities(self) -> np.ndarray:
-        """The current per-edge op distribution, shape (6, 5), rows summing to 1."""
+        """The current per-row op distribution, shape (rows, ops), rows summing to 1."""
 
-    def derive(self, ctx: SearchContext) -> Arch:
-        """The arch the method would return now; default: per-edge argmax of the distribution."""
-        return Arch.from_op_ids(np.argmax(self.probabilities(), axis=1).tolist())
+    def derive_edge_weights(self) -> np.ndarray | None:
+        """The per-row factors the derivation multiplies in (PC-DARTS' normalised betas)."""
+        return None
 
-    def finalize(self, ctx: SearchContext) -> Arch:
+    def derive(self, ctx: SearchContext) -> Any:
+        """The arch the method would return now; default: the space's derivation
+        (:attr:`derive_rule`) of the distribution."""
+        return self.space.derive(
+            self.probabilities(), self.derive_edge_weights(), rule=self.derive_rule
+        )
+
+    def finalize(self, ctx: SearchContext) -> Any:
         """The arch returned at the end of the search (default: :meth:`derive`)."""
         return self.derive(ctx)
 
     def arch_fields(self, arch: Any) -> dict[str, Any]:
-        """What records and results say of a derived arch: its string, index and
-        ``skip_connect`` share (the collapse indicator)."""
-        return {
-            "arch": arch.to_string(),
-            "arch_index": arch.to_index(),
-            "skip_share": skip_share(arch),
-        }
+        """What records and results say of a derived arch (the space's
+        :meth:`~nasforge.search.oneshot.spaces.SupernetAdapter.arch_fields`)."""
+        return self.space.arch_fields(arch)
 
     def write_arch(self, arch: Any, out_dir: Any) -> dict[str, str]:
         """Write the final arch in the space's own file formats into ``out_dir``; returns
-        {kind: path} (none for NB201, whose arch string is in the records)."""
-        return {}
+        {kind: path}."""
+        return self.space.write_arch(arch, out_dir)
 
     def plot(
         self,
@@ -468,14 +427,11 @@ class OneShotSearch(ABC):
         warmup: int = 0,
         trained: dict[str, float] | None = None,
     ) -> Any:
-        """Draw the per-epoch ``records`` to ``path`` (default: the NB201 per-edge plot,
-        warm-up epochs shaded, ``trained`` accuracies of the derived arch as lines)."""
-        from nasforge.search.oneshot.loop import plot_search
-
-        return plot_search(records, path, title=title, warmup=warmup, trained=trained)
+        """Draw the per-epoch ``records`` to ``path`` (the space's figure)."""
+        return self.space.plot(records, path, title=title, warmup=warmup, trained=trained)
 
     @torch.no_grad()
-    def eval_logits(self, x: torch.Tensor, derived: Arch) -> torch.Tensor:
+    def eval_logits(self, x: torch.Tensor, derived: Any) -> torch.Tensor:
         """Logits of the supernet in the method's search mode (validation metrics)."""
         assert self.supernet is not None
         return self.supernet.forward_arch(x, derived)
@@ -521,7 +477,7 @@ class OneShotSearch(ABC):
             finally:
                 net.train(was_training)
 
-    def evaluate_arch(self, arch: Arch, batches: list[Batch]) -> float:
+    def evaluate_arch(self, arch: Any, batches: list[Batch]) -> float:
         """Top-1 accuracy (percent) of ``arch``'s single path over ``batches``.
 
         Single-path methods (``eval_is_derived``: GDAS, SETN, ENAS, RSPS) score as
@@ -534,6 +490,11 @@ class OneShotSearch(ABC):
         assert self.supernet is not None
         correct = total = 0
         mode = self.scoring_statistics() if self.eval_is_derived else self.batch_statistics()
+        if self.task is not None:  # the task's primary metric over the batches
+            net = self.supernet
+            with mode, torch.no_grad():
+                res = self.task.evaluate(lambda x: net.forward_arch(x, arch), batches)
+            return float(res[self.task.primary])
         with mode, torch.no_grad():
             for x, y in batches:
                 correct += top1_correct(self.supernet.forward_arch(x, arch), y)
@@ -594,7 +555,7 @@ class AlphaSearch(OneShotSearch):
         """Adam step on ``alpha`` for the loss of ``logits_fn`` on ``batch`` (first order);
         returns the (detached, on-device) loss."""
         x, y = batch
-        loss = nn.functional.cross_entropy(logits_fn(x), y)
+        loss = self.criterion(logits_fn(x), y)
         # Gradients w.r.t. alpha only: the weight gradients of this loss are never used.
         (self.alphas.grad,) = torch.autograd.grad(loss, [self.alphas])
         self.a_optimizer.step()

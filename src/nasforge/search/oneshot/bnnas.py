@@ -68,23 +68,15 @@ import torch
 from torch import nn
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import (
-    Batch,
-    OneShotConfig,
-    SearchContext,
-    StepStats,
-    check_float,
-    step_stats,
-)
+from nasforge.search.oneshot.base import Batch, SearchContext, StepStats, step_stats
+from nasforge.search.oneshot.config import OneShotConfig, check_float
 from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
-from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, OPS, Arch
+from nasforge.search.registry import ONESHOT
 
 NO_BN = ("zero", "mean")
 TRAIN_BN = ("closing", "all")
 DECAY = ("official", "all")
 SCHEDULES = ("linear", "cosine")
-_NONE_ID = OPS.index("none")
 
 
 @dataclass(frozen=True)
@@ -155,12 +147,15 @@ def closing_bn(op: nn.Module) -> nn.BatchNorm2d | None:
     return bns[-1] if bns else None
 
 
-@ALGORITHMS.register("bn-nas")
+@ONESHOT.register("bn-nas")
 class BNNAS(SinglePathSearch):
-    """BN-only single-path supernet training; evolution on the BN indicator."""
+    """BN-only single-path supernet training; evolution on the BN indicator (a space whose
+    paths are archs, that lists its cells' candidate ops and counts FLOPs)."""
 
     name = "bn-nas"
     config_class = BNNASConfig
+    classification_only = True
+    needs = frozenset({"path-archs", "cell-ops", "arch-flops"})
 
     def affine_bn(self) -> bool:
         return True
@@ -220,14 +215,11 @@ class BNNAS(SinglePathSearch):
 
     def closing_bns(self) -> list[nn.BatchNorm2d]:
         """The BN closing each candidate op of the searched cells (ops that have one)."""
-        from nasforge.nn.supernet import SearchCell
-
         assert self.supernet is not None
         out = []
-        for cell in self.supernet.cells:
-            if isinstance(cell, SearchCell):
-                for edge in cell.edges:
-                    out.extend(bn for bn in map(closing_bn, edge.ops) if bn is not None)
+        for cell in self.space.cell_ops(self.supernet):
+            for ops in cell:
+                out.extend(bn for bn in map(closing_bn, ops) if bn is not None)
         return out
 
     def trainable(self) -> list[nn.Parameter]:
@@ -241,7 +233,7 @@ class BNNAS(SinglePathSearch):
             lr = self.iteration_lr(self.iteration)  # train.py:20-21, before the step
             for group in self.w_optimizer.param_groups:
                 group["lr"] = lr
-        sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()
+        sampled = self.uniform_path()
         return self.train_path(base, sampled)
 
     def train_path(self, base: Batch, path: list[int]) -> StepStats:
@@ -278,25 +270,25 @@ class BNNAS(SinglePathSearch):
     # -- the indicator ---------------------------------------------------------------------
     def bn_matrix(self) -> np.ndarray:
         """Indicator of each (searched cell, edge, op): mean |gamma| of the op's closing
-        BN, with the BN-less ops treated as ``no_bn`` says; shape (cells, 6, 5)."""
-        from nasforge.nn.supernet import SearchCell
-
+        BN, with the BN-less ops treated as ``no_bn`` says; shape (cells, edges, ops)."""
         assert self.supernet is not None
-        cells = [c for c in self.supernet.cells if isinstance(c, SearchCell)]
-        out = np.zeros((len(cells), NUM_EDGES, NUM_OPS))
-        has_bn = np.zeros((NUM_EDGES, NUM_OPS), dtype=bool)
+        cells = self.space.cell_ops(self.supernet)
+        edges, num_ops = self.space.shape
+        none_id = self.space.ops.index("none")
+        out = np.zeros((len(cells), edges, num_ops))
+        has_bn = np.zeros((edges, num_ops), dtype=bool)
         for c, cell in enumerate(cells):
-            for e, edge in enumerate(cell.edges):
-                for k, op in enumerate(edge.ops):
+            for e, ops in enumerate(cell):
+                for k, op in enumerate(ops):
                     bn = closing_bn(op)
                     if bn is not None and bn.weight is not None:
                         out[c, e, k] = float(bn.weight.detach().abs().mean())
                         has_bn[e, k] = True
         if self.config.no_bn == "mean":  # type: ignore[attr-defined]
-            for e in range(NUM_EDGES):
+            for e in range(edges):
                 fill = out[:, e, has_bn[e]].mean(axis=1) if has_bn[e].any() else 0.0
-                for k in range(NUM_OPS):
-                    if not has_bn[e, k] and k != _NONE_ID:
+                for k in range(num_ops):
+                    if not has_bn[e, k] and k != none_id:
                         out[:, e, k] = fill
         return out
 
@@ -305,25 +297,23 @@ class BNNAS(SinglePathSearch):
         the sum of its path's entries (every cell holds the same arch)."""
         return self.bn_matrix().sum(axis=0)
 
-    def score(self, arch: Arch, scores: np.ndarray | None = None) -> float:
+    def score(self, arch: Any, scores: np.ndarray | None = None) -> float:
         """The BN indicator of ``arch`` (higher = predicted better)."""
         s = self.edge_scores() if scores is None else scores
-        return float(sum(s[e, k] for e, k in enumerate(arch.op_ids)))
+        return float(sum(s[e, k] for e, k in enumerate(self.space.arch_path(arch))))
 
     def probabilities(self) -> np.ndarray:
         """The per-edge indicator normalised to sum to 1 (for the records and plot)."""
         s = self.edge_scores()
         total = s.sum(axis=1, keepdims=True)
-        return np.where(total > 0, s / np.where(total > 0, total, 1.0), 1.0 / NUM_OPS)
+        return np.where(total > 0, s / np.where(total > 0, total, 1.0), 1.0 / s.shape[1])
 
     # -- evolutionary search ---------------------------------------------------------------
-    def flops(self, arch: Arch) -> float:
-        from nasforge.cost.nb201 import arch_cost
+    def flops(self, arch: Any) -> float:
+        """MFLOPs of ``arch`` at the config's size on ``flops_dataset`` (the space's count)."""
+        return self.space.arch_flops(arch, self.config.flops_dataset, self.config)  # type: ignore[attr-defined]
 
-        cfg = self.config
-        return arch_cost(arch, cfg.flops_dataset, cfg.C, cfg.N).flops_m  # type: ignore[attr-defined]
-
-    def evolve(self, seed: int) -> Arch:
+    def evolve(self, seed: int) -> Any:
         """``ea.py``'s evolution on the indicator: the best legal candidate seen."""
         cfg = self.config
         rng = np.random.default_rng(seed)
@@ -334,7 +324,7 @@ class BNNAS(SinglePathSearch):
             # ea.py is_legal: each candidate is scored once; over-budget ones are refused.
             if cand in seen:
                 return False
-            arch = Arch.from_op_ids(cand)
+            arch = self.space.path_arch(cand)
             if cfg.flops_limit is not None and self.flops(arch) > cfg.flops_limit:  # type: ignore[attr-defined]
                 seen[cand] = -np.inf
                 return False
@@ -349,20 +339,22 @@ class BNNAS(SinglePathSearch):
                 if legal(cand):
                     out.append(cand)
 
+        edges, num_ops = self.space.shape
+
         def random_cand() -> tuple[int, ...]:
-            return tuple(int(k) for k in rng.integers(0, NUM_OPS, size=NUM_EDGES))
+            return tuple(int(k) for k in rng.integers(0, num_ops, size=edges))
 
         def mutate(parents: list[tuple[int, ...]]) -> tuple[int, ...]:
             parent = parents[int(rng.integers(len(parents)))]
             return tuple(
-                int(rng.integers(NUM_OPS)) if rng.random() < cfg.mutation_prob else k  # type: ignore[attr-defined]
+                int(rng.integers(num_ops)) if rng.random() < cfg.mutation_prob else k  # type: ignore[attr-defined]
                 for k in parent
             )
 
         def cross(parents: list[tuple[int, ...]]) -> tuple[int, ...]:
             a = parents[int(rng.integers(len(parents)))]
             b = parents[int(rng.integers(len(parents)))]
-            return tuple(a[i] if rng.random() < 0.5 else b[i] for i in range(NUM_EDGES))
+            return tuple(a[i] if rng.random() < 0.5 else b[i] for i in range(edges))
 
         population: list[tuple[int, ...]] = []
         fill(random_cand, cfg.population, population)  # type: ignore[attr-defined]
@@ -383,9 +375,9 @@ class BNNAS(SinglePathSearch):
                 f"bn-nas: no architecture met flops_limit={cfg.flops_limit} MFLOPs; "  # type: ignore[attr-defined]
                 "expected a budget at least the cheapest arch's FLOPs"
             )
-        return Arch.from_op_ids(max(legal_seen, key=lambda c: seen[c]))
+        return self.space.path_arch(max(legal_seen, key=lambda c: seen[c]))
 
-    def derive(self, ctx: SearchContext) -> Arch:
+    def derive(self, ctx: SearchContext) -> Any:
         return self.evolve(self.ea_seed)
 
     def extra_record(self) -> dict[str, Any]:

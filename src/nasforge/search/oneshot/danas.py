@@ -11,7 +11,7 @@ pruning criterion for this space are not public in full; ours, and why:
   its end each class's difficulty is its validation accuracy over ``eval_paths`` random
   paths (one validation batch each); classes are ordered easy (high accuracy) first, ties
   by class id.
-* Stages: ``NUM_OPS - 1 = 4`` stages share the remaining epochs equally (stage ``s`` ends
+* Stages: ``ops - 1`` (NB201: 4) stages share the remaining epochs equally (stage ``s`` ends
   after epoch ``warmup + round((s + 1) * (epochs - warmup) / 4)``), one pruning per edge at
   the end of each, so one op per edge remains after the last. Stage ``s`` trains on the
   easiest ``ceil(f_s * classes)`` classes with ``f_s`` linear from ``start_fraction`` (0.5)
@@ -43,20 +43,14 @@ import numpy as np
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import (
-    Batch,
-    OneShotConfig,
-    SearchContext,
-    StepStats,
-    check_float,
-    top1_correct,
-)
+from nasforge.search.oneshot.base import Batch, SearchContext, StepStats, top1_correct
+from nasforge.search.oneshot.config import OneShotConfig, check_float
 from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
-from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
+from nasforge.search.registry import ONESHOT
 
-#: One pruning per edge per stage: five ops down to one.
-NUM_STAGES = NUM_OPS - 1
+#: One pruning per edge per stage: NB201's five ops down to one (a space with ``n`` ops
+#: has ``n - 1`` stages).
+NUM_STAGES = 4
 
 
 @dataclass(frozen=True)
@@ -76,7 +70,7 @@ class DANASConfig(OneShotConfig):
             raise SearchError(
                 f"config field start_fraction={self.start_fraction!r} invalid; expected in (0, 1]"
             )
-        check_int(self, "eval_paths", NUM_OPS, why="every op must be scored")
+        check_int(self, "eval_paths", 1)
 
 
 def stage_ends(epochs: int, warmup: int, stages: int = NUM_STAGES) -> list[int]:
@@ -104,16 +98,26 @@ def restrict(batch: Batch, classes: torch.Tensor | None) -> Batch:
     return x[keep], y[keep]
 
 
-@ALGORITHMS.register("da-nas")
+@ONESHOT.register("da-nas")
 class DANAS(SinglePathSearch):
-    """Easy-to-hard class curriculum; weakest survivors pruned at the end of each stage."""
+    """Easy-to-hard class curriculum; weakest survivors pruned at the end of each stage (a
+    space whose paths are archs)."""
 
     name = "da-nas"
     config_class = DANASConfig
+    classification_only = True
+    needs = frozenset({"path-archs"})
+
+    def __init__(self, config: OneShotConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        # Every op must be scored before the first pruning: one path per op at least.
+        check_int(self.config, "eval_paths", self.space.shape[1], why="every op must be scored")
+        #: One pruning per edge per stage: the space's ops down to one.
+        self.num_stages = self.space.shape[1] - 1
 
     def setup_arch(self) -> None:
-        self.alive = np.ones((NUM_EDGES, NUM_OPS), dtype=bool)
-        self.scores = np.zeros((NUM_EDGES, NUM_OPS))
+        self.alive = np.ones(self.space.shape, dtype=bool)
+        self.scores = np.zeros(self.space.shape)
         self.class_order: list[int] | None = None
         self.num_classes = int(self.supernet.num_classes)  # type: ignore[union-attr]
         self.stage = -1  # -1: warm-up
@@ -125,21 +129,23 @@ class DANAS(SinglePathSearch):
         cfg = self.config
         if epoch < cfg.warmup_epochs:  # type: ignore[attr-defined]
             return -1
-        ends = stage_ends(cfg.epochs, cfg.warmup_epochs)  # type: ignore[attr-defined]
-        return next((s for s, end in enumerate(ends) if epoch < end), NUM_STAGES - 1)
+        ends = stage_ends(cfg.epochs, cfg.warmup_epochs, self.num_stages)  # type: ignore[attr-defined]
+        return next((s for s, end in enumerate(ends) if epoch < end), self.num_stages - 1)
 
     def stage_classes(self, stage: int) -> list[int] | None:
         """The classes stage ``stage`` trains on (None = all: warm-up or unranked)."""
         if stage < 0 or self.class_order is None:
             return None
-        return class_schedule(self.class_order, self.config.start_fraction)[stage]  # type: ignore[attr-defined]
+        fraction = self.config.start_fraction  # type: ignore[attr-defined]
+        return class_schedule(self.class_order, fraction, self.num_stages)[stage]
 
     def _class_tensor(self, stage: int) -> torch.Tensor | None:
         classes = self.stage_classes(stage)
         return None if classes is None else torch.tensor(classes, dtype=torch.int64)
 
     def random_path(self) -> list[int]:
-        return [int(self.rng.choice(np.flatnonzero(self.alive[e]))) for e in range(NUM_EDGES)]
+        """One op per edge, uniform over the edge's survivors."""
+        return [int(self.rng.choice(np.flatnonzero(alive))) for alive in self.alive]
 
     def begin_epoch(self, epoch: int) -> None:
         self.stage = self.stage_of(epoch)
@@ -180,9 +186,9 @@ class DANAS(SinglePathSearch):
         (paths drawn from ``rng``, default the method's generator)."""
         assert self.supernet is not None
         rng = self.rng if rng is None else rng
-        total = np.zeros((NUM_EDGES, NUM_OPS))
-        count = np.zeros((NUM_EDGES, NUM_OPS))
-        turns = [rng.permutation(np.flatnonzero(self.alive[e])) for e in range(NUM_EDGES)]
+        total = np.zeros(self.alive.shape)
+        count = np.zeros(self.alive.shape)
+        turns = [rng.permutation(np.flatnonzero(alive)) for alive in self.alive]
         batches = ctx.valid_batches()
         with self.scoring_statistics(), torch.no_grad():
             for i in range(self.config.eval_paths):  # type: ignore[attr-defined]
@@ -200,7 +206,7 @@ class DANAS(SinglePathSearch):
         """Score the survivors on ``classes`` and drop each edge's weakest (first on ties)."""
         scores = self.op_scores(ctx, classes)
         self.scores = np.where(self.alive, scores, 0.0)
-        for e in range(NUM_EDGES):
+        for e in range(len(self.alive)):
             survivors = np.flatnonzero(self.alive[e])
             if len(survivors) > 1:
                 self.alive[e, survivors[int(np.argmin(scores[e, survivors]))]] = False
@@ -213,17 +219,17 @@ class DANAS(SinglePathSearch):
             # Until the classes are ranked every class trains (warmup_epochs=0, a smoke
             # run: the first epoch is the warm-up).
             self.class_order = self.rank_classes(ctx)
-        ends = stage_ends(cfg.epochs, cfg.warmup_epochs)  # type: ignore[attr-defined]
+        ends = stage_ends(cfg.epochs, cfg.warmup_epochs, self.num_stages)  # type: ignore[attr-defined]
         for s, end in enumerate(ends):
             if end == done and self.prunings <= s:
                 self.prune(ctx, self._class_tensor(s))
 
-    def finalize(self, ctx: SearchContext) -> Arch:
+    def finalize(self, ctx: SearchContext) -> Any:
         while (self.alive.sum(axis=1) > 1).any():
             self.prune(ctx, None)
         return self.derive(ctx)
 
-    def derive(self, ctx: SearchContext) -> Arch:
+    def derive(self, ctx: SearchContext) -> Any:
         """Each edge's best-scored survivor (scored now if no pruning has scored yet)."""
         scores = self.scores
         if self.prunings == 0:
@@ -232,7 +238,7 @@ class DANAS(SinglePathSearch):
             rng.bit_generator.state = self.rng.bit_generator.state
             scores = self.op_scores(ctx, self._class_tensor(self.stage), rng)
         masked = np.where(self.alive, scores, -np.inf)
-        return Arch.from_op_ids(np.argmax(masked, axis=1).tolist())
+        return self.space.path_arch(np.argmax(masked, axis=1).tolist())
 
     def probabilities(self) -> np.ndarray:
         return self.alive / self.alive.sum(axis=1, keepdims=True)

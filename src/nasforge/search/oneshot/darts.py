@@ -1,4 +1,4 @@
-"""DARTS (Liu et al., ICLR 2019) on the NB201 space: first order (V1) and second order (V2).
+"""DARTS (Liu et al., ICLR 2019): first order (V1) and second order (V2), in any space.
 
 Every edge outputs the softmax(alpha)-weighted sum of its ops. V1 alternates an SGD step on
 the weights (train half) with an Adam step on alpha (valid half), in that order
@@ -12,7 +12,7 @@ the Hessian-vector product being the central finite difference of DARTS eq. 8, t
 the weights (``exps/NAS-Bench-201-algos/DARTS-V2.py``). Hyper-parameters:
 ``configs/nas-benchmark/algos/DARTS.config`` +
 ``scripts-search/NAS-Bench-201-algos/DARTS-V1.sh`` (the
-defaults of :class:`~nasforge.search.oneshot.base.OneShotConfig`).
+defaults of :class:`~nasforge.search.oneshot.config.OneShotConfig`).
 
 As in the official scripts, the weight step's forward keeps alpha in the graph and its
 gradient clipping covers ``network.parameters()`` -- the shared weights *and* the model's
@@ -20,6 +20,11 @@ gradient clipping covers ``network.parameters()`` -- the shared weights *and* th
 the one left from the architecture step plus this step's: the official weight-step
 ``w_optimizer.zero_grad()`` clears only the weights. That gradient only enters the clipping
 norm; the architecture step replaces it before Adam reads it.
+
+In the DARTS cell space the official code is quark0/darts (``cnn/train_search.py``), whose
+iteration takes the arch step first and clips only the weights (``:147-155``; the alphas
+are plain tensors outside ``model.parameters()``): the DARTS-space config class says so
+(``arch_step_first`` / ``clip_alphas``, :mod:`~nasforge.search.oneshot.settings`).
 """
 
 from __future__ import annotations
@@ -31,14 +36,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasforge.search.oneshot.base import (
-    AlphaSearch,
-    Batch,
-    OneShotConfig,
-    StepStats,
-    preserved_buffers,
-)
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.oneshot.base import AlphaSearch, Batch, StepStats, preserved_buffers
+from nasforge.search.oneshot.config import OneShotConfig
+from nasforge.search.registry import ONESHOT
 
 
 def _flat_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -140,23 +140,31 @@ def unrolled_arch_gradients(
     return [da - lr * h for da, h in zip(d_alpha, implicit, strict=True)], valid_loss.detach()
 
 
-@ALGORITHMS.register("darts-v1")
+@ONESHOT.register("darts-v1")
 class DartsV1(AlphaSearch):
-    """First-order DARTS: weight step (train half) then alpha step (valid half)."""
+    """First-order DARTS: weight step (train half) then alpha step (valid half); in the
+    order the config class fixes (``arch_step_first``: the alpha step first)."""
 
     name = "darts-v1"
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         net = self.supernet
         assert net is not None and arch is not None
+        if self.config.arch_step_first:
+            self.arch_step(lambda x: net(x, weights=self.mix_weights()), arch)
+            return self.mixed_weight_step(base)
         stats = self.mixed_weight_step(base)
         self.arch_step(lambda x: net(x, weights=self.mix_weights()), arch)
         return stats
 
     def mixed_weight_step(self, base: Batch) -> StepStats:
-        """The official weight step: alpha in the graph, clipping over weights + alpha."""
+        """The official weight step: xautodl's with alpha in the graph and the clipping over
+        weights + alpha; with ``clip_alphas`` off (quark0/darts) alpha detached and only the
+        weights clipped."""
         net = self.supernet
         assert net is not None
+        if not self.config.clip_alphas:
+            return self.weight_step(lambda x: net(x, weights=self.mix_weights(detach=True)), base)
         return self.weight_step(
             lambda x: net(x, weights=self.mix_weights()), base, clip_also=[self.alphas]
         )
@@ -174,7 +182,7 @@ class DartsV2Config(OneShotConfig):
     unroll_r: float = 1e-2
 
 
-@ALGORITHMS.register("darts-v2")
+@ONESHOT.register("darts-v2")
 class DartsV2(DartsV1):
     """Second-order DARTS: unrolled alpha step (valid half) then weight step (train half)."""
 
@@ -190,10 +198,10 @@ class DartsV2(DartsV1):
         buffers = [self.w_optimizer.state.get(w, {}).get("momentum_buffer") for w in weights]
 
         def train_loss() -> torch.Tensor:
-            return nn.functional.cross_entropy(net(xb, weights=self.mix_weights()), yb)
+            return self.criterion(net(xb, weights=self.mix_weights()), yb)
 
         def valid_loss() -> torch.Tensor:
-            return nn.functional.cross_entropy(net(xa, weights=self.mix_weights()), ya)
+            return self.criterion(net(xa, weights=self.mix_weights()), ya)
 
         (grad,), _ = unrolled_arch_gradients(
             weights,

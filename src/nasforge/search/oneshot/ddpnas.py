@@ -1,5 +1,7 @@
 """DDPNAS: dynamic distribution pruning (Zheng et al., "Dynamic Distribution Pruning for
-Efficient Network Architecture Search", 2019), on the NAS-Bench-201 space.
+Efficient Network Architecture Search", 2019), on the NAS-Bench-201 space and (with XNAS'
+DARTS-space settings and pruning groups, :mod:`~nasforge.search.oneshot.settings`) the
+DARTS cell space.
 
 Each edge holds a categorical distribution ``theta`` over its surviving ops (uniform at
 the start). A *round* draws, for every edge independently, its surviving ops in random
@@ -33,8 +35,8 @@ Differences, stated:
 * XNAS takes the softmax over all ops, pruned ones at performance 0; we mask pruned ops
   out of it (their share is ``exp(-100 * acc)``, i.e. below 1e-20 for any accuracy > 0.5).
 * XNAS' DARTS-space rule "prune at most 3 parametric / 3 parameter-free ops" is specific
-  to the 8-op DARTS space and not applied here (it is in the DARTS-space version,
-  :class:`~nasforge.search.oneshot.darts_space.DartsSpaceDDPNAS`, via :attr:`DDPNAS.prune_groups`).
+  to the 8-op DARTS space and not applied here (the DARTS space adapter's
+  ``prune_groups`` apply it there).
 * XNAS' released configs (``configs/search/SNG/DDPNAS_nasbench201_cifar10.yaml``, and the
   DARTS one; the same at 808e5a8, 72df3f8, 85dec6e and head ea8f8ab) set
   ``RANDOM_SAMPLE: True``: each epoch trains a uniformly random path (every op, pruned
@@ -59,22 +61,15 @@ arch is the argmax over the survivors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import (
-    Batch,
-    OneShotConfig,
-    SearchContext,
-    StepStats,
-    check_bool,
-    check_float,
-)
+from nasforge.search.oneshot.base import Batch, SearchContext, StepStats
+from nasforge.search.oneshot.config import OneShotConfig, check_bool, check_float
 from nasforge.search.oneshot.sampling import SinglePathSearch, check_int
-from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
+from nasforge.search.registry import ONESHOT
 
 
 def schedule_epochs(num_ops: int, steps: int, last: int = 1) -> int:
@@ -85,9 +80,10 @@ def schedule_epochs(num_ops: int, steps: int, last: int = 1) -> int:
 
 @dataclass(frozen=True)
 class DDPNASConfig(OneShotConfig):
-    """DDPNAS' settings (see the module docstring)."""
+    """DDPNAS' NB201 settings (see the module docstring): 42 epochs, the schedule of 5 ops
+    and 3 rounds per pruning (``schedule_epochs(5, 3)``)."""
 
-    epochs: int = schedule_epochs(NUM_OPS, 3)
+    epochs: int = 42
     batch_size: int = 256
     nesterov: bool = False
     steps: int = 3
@@ -114,22 +110,30 @@ class DDPNASConfig(OneShotConfig):
             )
 
 
-@ALGORITHMS.register("ddpnas")
+@ONESHOT.register("ddpnas")
 class DDPNAS(SinglePathSearch):
     """Rounds of without-replacement single paths; distribution update + pruning every
-    ``steps`` rounds."""
+    ``steps`` rounds. The space adapter gives the distribution's shape, the op groups of
+    which pruning keeps one survivor each (``prune_groups``; empty: one group, pruning goes
+    on until one op per edge remains) and the big-model sampling rule (``bigmodel_rule``:
+    XNAS ``non_op_idx`` / ``none_idx`` and the rows it counts them in, the normal cell's;
+    None: no big-model sampling in that space)."""
 
     name = "ddpnas"
     config_class = DDPNASConfig
-    #: The (edges, ops) shape of the distribution (a space's version overrides it).
-    arch_shape: ClassVar[tuple[int, int]] = (NUM_EDGES, NUM_OPS)
-    #: Groups of op ids of which pruning always leaves one survivor (empty: the ops form
-    #: one group, pruning goes on until one op per edge remains).
-    prune_groups: ClassVar[tuple[tuple[int, ...], ...]] = ()
-    #: Op ids without parameters and the id of ``none`` (XNAS ``non_op_idx`` / ``none_idx``)
-    #: and how many leading rows the big-model rule counts them in (XNAS
-    #: ``search_space.num_edges``, the normal cell); None: no big-model sampling here.
-    bigmodel_rule: ClassVar[tuple[tuple[int, ...], int, int] | None] = None
+
+    @property
+    def arch_shape(self) -> tuple[int, int]:
+        """The (edges, ops) shape of the distribution."""
+        return self.space.shape
+
+    @property
+    def prune_groups(self) -> tuple[tuple[int, ...], ...]:
+        return self.space.prune_groups
+
+    @property
+    def bigmodel_rule(self) -> tuple[tuple[int, ...], int, int] | None:
+        return self.space.bigmodel_rule
 
     def setup_arch(self) -> None:
         edges, ops = self.arch_shape
@@ -233,16 +237,9 @@ class DDPNAS(SinglePathSearch):
 
     # -- the loop's hooks ------------------------------------------------------------------
     def final_path(self) -> list[int]:
-        """The path trained once the search has finished: each edge's sole survivor."""
-        return [int(np.flatnonzero(alive)[0]) for alive in self.alive]
-
-    def path_arch(self, path: list[int]) -> Any:
-        """What :meth:`evaluate_arch` takes for the single path ``path`` (op id per edge)."""
-        return Arch.from_op_ids(path)
-
-    def describe_path(self, path: list[int]) -> str:
-        """The single path ``path`` as the per-epoch record names it."""
-        return Arch.from_op_ids(path).to_string()
+        """The path trained once the search has finished: the derived arch's (NB201: each
+        edge's sole survivor; DARTS space: the genotype's edges, ``none`` elsewhere)."""
+        return self.space.arch_path(self.derive(None))  # type: ignore[arg-type]
 
     def begin_epoch(self, epoch: int) -> None:
         if self.finished:
@@ -261,7 +258,7 @@ class DDPNAS(SinglePathSearch):
         if self.finished:
             return
         # search.py:79-83: the trained path's validation result is what gets credited
-        acc = self.evaluate_arch(self.path_arch(self.train_path), ctx.full_valid())
+        acc = self.evaluate_arch(self.space.path_arch(self.train_path), ctx.full_valid())
         self.credit(acc / 100.0)
 
     def probabilities(self) -> np.ndarray:
@@ -278,19 +275,15 @@ class DDPNAS(SinglePathSearch):
         mean = perf.sum(axis=0) / np.maximum(drawn, 1)
         return np.where(self.alive & (drawn > 0), mean, -np.inf)
 
-    def derive(self, ctx: SearchContext) -> Arch:
-        """Per edge: the survivor of highest ``theta``, ties by :meth:`credited`."""
-        p, credit = self.probabilities(), self.credited()
-        ops = []
-        for e in range(len(p)):
-            best = np.flatnonzero(np.isclose(p[e], p[e].max(), rtol=0, atol=1e-12))
-            ops.append(int(best[int(np.argmax(credit[e, best]))]))
-        return Arch.from_op_ids(ops)
+    def derive(self, ctx: SearchContext | None) -> Any:
+        """The space's derivation of the survivors' ``theta``; where every edge is kept
+        (NB201): per edge the survivor of highest ``theta``, ties by :meth:`credited`."""
+        return self.space.derive(self.probabilities(), tie_break=self.credited())
 
     def extra_record(self) -> dict[str, Any]:
         return {
-            "path": self.describe_path(self.path),
-            "trained_path": self.describe_path(self.train_path),
+            "path": self.space.describe_path(self.path),
+            "trained_path": self.space.describe_path(self.train_path),
             "survivors": self.alive.sum(axis=1).tolist(),
             "prunings": self.prunings,
         }

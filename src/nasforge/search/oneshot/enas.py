@@ -1,5 +1,5 @@
 """ENAS (Pham et al., "Efficient Neural Architecture Search via Parameter Sharing",
-ICML 2018) on the NB201 space, as run for NAS-Bench-201 (``exps/NAS-Bench-201-algos/ENAS.py``).
+ICML 2018), as run for NAS-Bench-201 (``exps/NAS-Bench-201-algos/ENAS.py``).
 
 An LSTM controller samples one op per edge (xautodl ``search_model_enas_utils.Controller``:
 2-layer LSTM of 32 units, logits ``2.5 * tanh(logits / 5)``). Each epoch:
@@ -42,26 +42,22 @@ from torch import nn
 from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     Batch,
-    OneShotConfig,
     OneShotSearch,
     SearchContext,
     StepStats,
-    check_float,
-    check_int,
-    top1_correct,
 )
+from nasforge.search.oneshot.config import OneShotConfig, check_float, check_int
 from nasforge.search.oneshot.setn import best_of
-from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
+from nasforge.search.registry import ONESHOT
 
 
 class Controller(nn.Module):
-    """The ENAS LSTM controller over the 6 NB201 edges."""
+    """The ENAS LSTM controller: one of ``num_ops`` ops for each of ``num_edges`` edges."""
 
     def __init__(
         self,
-        num_edges: int = NUM_EDGES,
-        num_ops: int = NUM_OPS,
+        num_edges: int,
+        num_ops: int,
         lstm_size: int = 32,
         lstm_num_layers: int = 2,
         tanh_constant: float = 2.5,
@@ -158,18 +154,21 @@ class ENASConfig(OneShotConfig):
             )
 
 
-@ALGORITHMS.register("enas")
+@ONESHOT.register("enas")
 class ENAS(OneShotSearch):
-    """Controller-sampled single-path weight training + REINFORCE on the controller."""
+    """Controller-sampled single-path weight training + REINFORCE on the controller (a
+    space whose paths are archs)."""
 
     name = "enas"
     config_class = ENASConfig
     uses_arch_batches = False
     eval_is_derived = True
+    needs = frozenset({"path-archs"})
 
     def setup_arch(self) -> None:
         cfg = self.config
-        self.controller = Controller(generator=self.generator)
+        rows, ops = self.space.shape
+        self.controller = Controller(rows, ops, generator=self.generator)
         self.c_optimizer = torch.optim.Adam(
             self.controller.parameters(),
             lr=cfg.arch_lr,
@@ -225,7 +224,7 @@ class ENAS(OneShotSearch):
             x, y = next(batches)
             log_prob, ent, ops, _ = self.controller(self.generator)
             with torch.no_grad():
-                acc = top1_correct(self.supernet(x, index=ops), y) / int(y.shape[0])
+                acc = self.batch_score(self.supernet(x, index=ops), y)
             reward = acc + cfg.controller_entropy_weight * ent  # type: ignore[attr-defined]
             # ENAS.py:145-150: both terms are tensors, so the entropy's gradient flows through
             # the reward and (scaled by 1 - bl_dec) through the baseline.
@@ -249,17 +248,17 @@ class ENAS(OneShotSearch):
             *_, probs = self.controller(greedy=True)
         return probs
 
-    def _samples(self, n: int) -> list[Arch]:
+    def _samples(self, n: int) -> list[Any]:
         with torch.no_grad():
-            return [Arch.from_op_ids(self.controller(self.generator)[2]) for _ in range(n)]
+            return [self.space.path_arch(self.controller(self.generator)[2]) for _ in range(n)]
 
-    def derive(self, ctx: SearchContext) -> Arch:
+    def derive(self, ctx: SearchContext) -> Any:
         """``get_best_arch``: the best of ``derive_samples`` controller samples, each on the
         next augmented validation batch."""
         samples = self._samples(self.config.derive_samples)  # type: ignore[attr-defined]
         return best_of(self, samples, ctx, 1, ctx.arch_batches())
 
-    def finalize(self, ctx: SearchContext) -> Arch:
+    def finalize(self, ctx: SearchContext) -> Any:
         n = self.config.controller_num_samples  # type: ignore[attr-defined]
         return best_of(self, self._samples(n), ctx, 1, ctx.arch_batches())
 

@@ -1,5 +1,5 @@
 """FP-NAS (Yan et al., "FP-NAS: Fast Probabilistic Neural Architecture Search", CVPR 2021),
-on the NAS-Bench-201 space.
+on the NAS-Bench-201 space (any space whose paths are archs and whose rows group by node).
 
 From PARSEC (Casale et al., "Probabilistic Neural Architecture Search", 2019), which FP-NAS
 builds on -- the formulas:
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,26 +55,26 @@ from torch import nn
 from nasforge.errors import SearchError
 from nasforge.search.oneshot.base import (
     Batch,
-    OneShotConfig,
     OneShotSearch,
     SearchContext,
     StepStats,
-    check_float,
     entropy,
 )
+from nasforge.search.oneshot.config import OneShotConfig, check_float
 from nasforge.search.oneshot.sampling import check_int
-from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, Arch
+from nasforge.search.registry import ONESHOT
 
-#: The edges entering each intermediate node (1..3), as indices into :data:`EDGES`.
-NODE_EDGES: tuple[tuple[int, ...], ...] = tuple(
-    tuple(e for e, (dst, _) in enumerate(EDGES) if dst == node) for node in range(1, NUM_NODES)
-)
-#: Per node, every combination of its incoming edges' ops (row-major, first edge slowest).
-NODE_COMBOS: tuple[np.ndarray, ...] = tuple(
-    np.array(list(itertools.product(range(NUM_OPS), repeat=len(edges))), dtype=np.int64)
-    for edges in NODE_EDGES
-)
+#: Per intermediate node, the rows (edges) entering it (the space adapter's ``node_rows``).
+NodeRows = Sequence[Sequence[int]]
+
+
+def node_combos(node_rows: NodeRows, num_ops: int) -> tuple[np.ndarray, ...]:
+    """Per node, every combination of its incoming edges' ops (row-major, first edge
+    slowest)."""
+    return tuple(
+        np.array(list(itertools.product(range(num_ops), repeat=len(rows))), dtype=np.int64)
+        for rows in node_rows
+    )
 
 
 @dataclass(frozen=True)
@@ -100,35 +101,44 @@ def sample_count(total_entropy: float, samples_per_nat: float, min_samples: int)
     return max(int(min_samples), math.ceil(samples_per_nat * total_entropy - 1e-9))
 
 
-def joint_from_marginals(marginals: np.ndarray) -> list[np.ndarray]:
+def joint_from_marginals(marginals: np.ndarray, node_rows: NodeRows) -> list[np.ndarray]:
     """Per node, the log-probabilities of the product of its edges' marginals (the joint
     initialisation of the fine stage)."""
     logp = np.log(np.clip(np.asarray(marginals, dtype=np.float64), 1e-30, 1.0))
+    combos_of = node_combos(node_rows, logp.shape[1])
     out = []
-    for edges, combos in zip(NODE_EDGES, NODE_COMBOS, strict=True):
+    for edges, combos in zip(node_rows, combos_of, strict=True):
         out.append(sum(logp[e, combos[:, i]] for i, e in enumerate(edges)))
     return out
 
 
-def joint_marginals(joint_probs: list[np.ndarray]) -> np.ndarray:
-    """The per-edge marginals of per-node joint distributions, shape (6, 5)."""
-    out = np.zeros((NUM_EDGES, NUM_OPS))
-    for edges, combos, p in zip(NODE_EDGES, NODE_COMBOS, joint_probs, strict=True):
+def joint_marginals(
+    joint_probs: list[np.ndarray], node_rows: NodeRows, shape: tuple[int, int]
+) -> np.ndarray:
+    """The per-edge marginals, of ``shape`` (edges, ops), of per-node joint distributions."""
+    out = np.zeros(shape)
+    for edges, combos, p in zip(
+        node_rows, node_combos(node_rows, shape[1]), joint_probs, strict=True
+    ):
         for i, e in enumerate(edges):
-            out[e] = np.bincount(combos[:, i], weights=p, minlength=NUM_OPS)
+            out[e] = np.bincount(combos[:, i], weights=p, minlength=shape[1])
     return out
 
 
-@ALGORITHMS.register("fp-nas")
+@ONESHOT.register("fp-nas")
 class FPNAS(OneShotSearch):
     """Importance-weighted sampled paths; entropy-adaptive sample count; factorized ->
-    joint distribution."""
+    joint distribution (a space whose paths are archs and whose rows group by node)."""
 
     name = "fp-nas"
     config_class = FPNASConfig
+    classification_only = True
     eval_is_derived = True
+    needs = frozenset({"path-archs", "node-rows"})
 
     def setup_arch(self) -> None:
+        self.node_rows = self.space.node_rows()
+        self.node_combos = node_combos(self.node_rows, self.space.shape[1])
         self.fine = False
         self.logits: list[nn.Parameter] = [self.new_alphas()]
         self.a_optimizer = self.arch_adam(self.logits)
@@ -136,8 +146,8 @@ class FPNAS(OneShotSearch):
 
     # -- the distribution ------------------------------------------------------------------
     def factor_probs(self) -> list[torch.Tensor]:
-        """The distribution's categorical factors: one (6, 5) matrix (coarse) or one vector
-        per node (fine)."""
+        """The distribution's categorical factors: one (edges, ops) matrix (coarse) or one
+        vector per node (fine)."""
         return [torch.softmax(p.detach(), dim=-1) for p in self.logits]
 
     def total_entropy(self) -> float:
@@ -157,15 +167,15 @@ class FPNAS(OneShotSearch):
             choices.append(draw.view(-1))
         if not self.fine:
             return choices[0].tolist(), choices
-        ops = [0] * NUM_EDGES
-        for edges, combos, c in zip(NODE_EDGES, NODE_COMBOS, choices, strict=True):
+        ops = [0] * self.space.rows
+        for edges, combos, c in zip(self.node_rows, self.node_combos, choices, strict=True):
             for i, e in enumerate(edges):
                 ops[e] = int(combos[int(c), i])
         return ops, choices
 
     def switch_to_joint(self) -> None:
         """Replace the per-edge factors by per-node joint ones holding their product."""
-        init = joint_from_marginals(self.probabilities())
+        init = joint_from_marginals(self.probabilities(), self.node_rows)
         self.logits = [
             nn.Parameter(torch.tensor(x, dtype=torch.float32, device=self.device)) for x in init
         ]
@@ -225,17 +235,19 @@ class FPNAS(OneShotSearch):
     # -- views -----------------------------------------------------------------------------
     def probabilities(self) -> np.ndarray:
         probs = [p.cpu().double().numpy() for p in self.factor_probs()]
-        return joint_marginals(probs) if self.fine else probs[0]
+        return joint_marginals(probs, self.node_rows, self.space.shape) if self.fine else probs[0]
 
-    def derive(self, ctx: SearchContext) -> Arch:
+    def derive(self, ctx: SearchContext) -> Any:
         if not self.fine:
             return super().derive(ctx)
-        ops = [0] * NUM_EDGES
-        for edges, combos, p in zip(NODE_EDGES, NODE_COMBOS, self.factor_probs(), strict=True):
+        ops = [0] * self.space.rows
+        for edges, combos, p in zip(
+            self.node_rows, self.node_combos, self.factor_probs(), strict=True
+        ):
             best = combos[int(p.argmax())]
             for i, e in enumerate(edges):
                 ops[e] = int(best[i])
-        return Arch.from_op_ids(ops)
+        return self.space.path_arch(ops)
 
     def extra_record(self) -> dict[str, Any]:
         return {

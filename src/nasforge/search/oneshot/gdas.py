@@ -23,15 +23,9 @@ from typing import Any
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import (
-    AlphaSearch,
-    Batch,
-    OneShotConfig,
-    StepStats,
-    check_float,
-    fill_missing_grads,
-)
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.oneshot.base import AlphaSearch, Batch, StepStats, fill_missing_grads
+from nasforge.search.oneshot.config import OneShotConfig, check_float
+from nasforge.search.registry import ONESHOT
 
 
 @dataclass(frozen=True)
@@ -53,13 +47,16 @@ class GDASConfig(OneShotConfig):
             )
 
 
-@ALGORITHMS.register("gdas")
+@ONESHOT.register("gdas")
 class GDAS(AlphaSearch):
-    """Gumbel-softmax sampled single path with straight-through gradients."""
+    """Gumbel-softmax sampled single path with straight-through gradients. Derived by the
+    ``pairs`` rule where a node chooses its inputs (xautodl's NASNet-space GDAS model,
+    ``search_model_gdas_nasnet.py:128-143``: the 2 strongest (op, input) pairs per node)."""
 
     name = "gdas"
     config_class = GDASConfig
     eval_is_derived = True
+    derive_rule = "pairs"
 
     def setup_arch(self) -> None:
         super().setup_arch()

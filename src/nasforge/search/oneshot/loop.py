@@ -37,14 +37,8 @@ import torch
 from nasforge.data import DatasetSplits, DeviceLoader, Split
 from nasforge.errors import BenchError, SearchError
 from nasforge.io import atomic_save_figure, atomic_torch_save, atomic_write_json, to_jsonable
-from nasforge.search.oneshot.base import (
-    Batch,
-    OneShotSearch,
-    SearchContext,
-    entropy,
-    skip_share,
-)
-from nasforge.spaces.nb201 import EDGES, OPS, Arch
+from nasforge.search.oneshot.base import Batch, OneShotSearch, SearchContext, entropy
+from nasforge.spaces.nb201 import EDGES, OPS
 from nasforge.train.checkpoint import (
     check_identity,
     data_fingerprint,
@@ -71,15 +65,21 @@ class SearchResult:
     algo: str
     dataset: str
     seed: int
-    arch: Arch
+    #: The final arch, a value of the searched space (NB201 ``Arch``, DARTS ``Genotype``).
+    arch: Any
     config: dict[str, Any]
     epochs: list[dict[str, Any]]
     search_time: float
     final_valid_acc: float
     table: dict[str, Any] | None = None
     paths: dict[str, str] = field(default_factory=dict)
-    #: The method's ``arch_fields(arch)`` (string, index, skip share); NB201's if empty.
+    #: The method's ``arch_fields(arch)`` (string, index, skip share; the arch's string
+    #: alone if empty).
     arch_fields: dict[str, Any] = field(default_factory=dict)
+    #: The metric ``final_valid_acc`` holds: ``acc`` (classification), else the task's
+    #: primary metric, recorded as ``final_valid_<metric>`` with the task's name.
+    metric: str = "acc"
+    task: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(
@@ -87,15 +87,9 @@ class SearchResult:
                 "algo": self.algo,
                 "dataset": self.dataset,
                 "seed": self.seed,
-                **(
-                    self.arch_fields
-                    or {
-                        "arch": self.arch.to_string(),
-                        "arch_index": self.arch.to_index(),
-                        "skip_share": skip_share(self.arch),
-                    }
-                ),
-                "final_valid_acc": self.final_valid_acc,
+                **(self.arch_fields or {"arch": self.arch.to_string()}),
+                f"final_valid_{self.metric}": self.final_valid_acc,
+                **({"task": self.task} if self.task is not None else {}),
                 "search_time": self.search_time,
                 "table": self.table,
                 "config": self.config,
@@ -157,7 +151,7 @@ def resolve_table(bench: Any, dataset: str, hp: str | None = None) -> tuple[str,
     return ds, ("200" if "200" in hps else hps[-1])
 
 
-def table_lookup(bench: Any, arch: Arch, dataset: str, hp: str) -> dict[str, Any]:
+def table_lookup(bench: Any, arch: Any, dataset: str, hp: str) -> dict[str, Any]:
     """The table's final valid/test accuracy of ``arch`` (None where the table lacks it)."""
     try:
         rec = bench.query(arch, dataset, hp=hp)
@@ -197,10 +191,76 @@ def _fresh(loader: DeviceLoader, epoch: int) -> Iterator[Batch]:
         yield next(iter(loader))
 
 
-def _evaluate(batches: list[Batch], method: OneShotSearch, derived: Arch) -> tuple[float, float]:
+def _evaluate(batches: list[Batch], method: OneShotSearch, derived: Any) -> tuple[float, float]:
     """Valid loss and accuracy of ``method``'s search-mode forward; BN mode is the caller's."""
     res = evaluate(lambda x: method.eval_logits(x, derived), batches)
     return res["loss"], res["acc"]
+
+
+def _task_job(task: Any, data: Any) -> Any:
+    """The :class:`~nasforge.tasks.Task` a search runs, None for image classification (the
+    official path); another task's data must hold the ``valid`` split the arch trains on."""
+    if task is None:
+        return None
+    from nasforge.tasks import get_task
+
+    job = get_task(task)
+    if job.name == "classification":
+        return None
+    if "valid" not in getattr(data, "evals", {}):
+        raise SearchError(
+            f"task {job.name!r}: data {getattr(data, 'name', '?')!r} has no 'valid' split "
+            f"(it has {sorted(getattr(data, 'evals', {}))}); a one-shot search trains the "
+            "weights on 'train' and the architecture on 'valid'"
+        )
+    return job
+
+
+def _classification_scores(
+    method: OneShotSearch, derived: Any, valid: list[Batch]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Valid loss / accuracy of the supernet's search-mode forward and the one-shot
+    accuracy of the derived arch, as the official ``valid_func`` measures them."""
+    if method.eval_is_derived:
+        # The derived arch's single path, scored as the method scores candidates
+        # (``score_bn``; default: eval mode, as the official ``valid_func``).
+        with method.scoring_statistics():
+            valid_loss, valid_acc = _evaluate(valid, method, derived)
+    else:
+        # The weighted-sum supernet is evaluated as the official ``valid_func`` does it:
+        # eval mode, BN on the running statistics gathered in the same mixed mode.
+        assert method.supernet is not None
+        method.supernet.eval()
+        valid_loss, valid_acc = _evaluate(valid, method, derived)
+    # The one-shot accuracy of the derived arch (already measured if that is the method's
+    # search-mode forward).
+    derived_acc = valid_acc if method.eval_is_derived else method.evaluate_arch(derived, valid)
+    return {"valid_loss": valid_loss, "valid_acc": valid_acc}, {"derived_valid_acc": derived_acc}
+
+
+def _task_scores(
+    job: Any,
+    method: OneShotSearch,
+    derived: Any,
+    valid: list[Batch],
+    counts: dict[str, torch.Tensor],
+    seen: int,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The classification scores' counterparts for another task: its training metrics,
+    every metric of the search-mode forward on the valid split (``valid_<name>``) and the
+    derived arch's primary metric (``derived_valid_<primary>``)."""
+    train = {f"train_{k}": v for k, v in job.train_summary(counts, max(seen, 1)).items()}
+    assert method.supernet is not None
+    if method.eval_is_derived:
+        with method.scoring_statistics():
+            res = job.evaluate(lambda x: method.eval_logits(x, derived), valid)
+    else:
+        method.supernet.eval()
+        res = job.evaluate(lambda x: method.eval_logits(x, derived), valid)
+    primary = job.primary
+    scores = {f"valid_{k}": float(v) for k, v in res.items()}
+    derived_value = res[primary] if method.eval_is_derived else method.evaluate_arch(derived, valid)
+    return {**train, **scores}, {f"derived_valid_{primary}": float(derived_value)}
 
 
 def run_search(
@@ -216,8 +276,17 @@ def run_search(
     resume: bool = True,
     plot: bool = True,
     callback: Callback | None = None,
+    task: Any = None,
 ) -> SearchResult:
     """Run ``method`` on ``data``; write ``search.json`` / ``search.png`` into ``out_dir``.
+
+    ``task`` (a name or :class:`~nasforge.tasks.Task`; default image classification, the
+    official path, records unchanged): ``data`` is that task's data (with a ``valid``
+    split: weights train on ``train``, the architecture on ``valid``), batches come from
+    the task's loaders, the loss is the task's, and the records hold the task's metrics
+    (``valid_<metric>``, ``derived_valid_<primary>``, ``final_valid_<primary>``) where
+    classification records accuracies. The method's space adapter must build a supernet
+    for the task's data (:meth:`SupernetAdapter.build_task_supernet`).
 
     With ``resume`` (default) an existing checkpoint of the same algorithm, config, seed and
     dataset is continued; a checkpoint of a different run is an error (choose another
@@ -228,14 +297,17 @@ def run_search(
     out.mkdir(parents=True, exist_ok=True)
     cfg = method.config
     emit = callback or (lambda event, info: None)
-    weights_split, arch_split = search_splits(data, seed, method.split_rule())
+    job = _task_job(task, data)
+    method.set_task(job)
+    if job is None:
+        weights_split, arch_split = search_splits(data, seed, method.split_rule())
     arch_rule = method.arch_batch_rule()
     if arch_rule not in ARCH_BATCH_RULES:
         raise SearchError(
             f"arch batch rule {arch_rule!r} is unknown; expected one of {ARCH_BATCH_RULES}"
         )
     arch_stream = _fresh if arch_rule == "fresh" else _cycle
-    method.setup(data.num_classes, seed, device)
+    method.setup(data.num_classes if job is None else job.network_io(data), seed, device)
     assert method.supernet is not None
     table_key = None
     if bench is not None:
@@ -245,15 +317,44 @@ def run_search(
             )
         table_key = resolve_table(bench, bench_dataset or data.name, bench_hp)
 
+    bs = cfg.batch_size
+    if job is None:
+        train_loader: Any = DeviceLoader(
+            weights_split,
+            data,
+            bs,
+            train=True,
+            seed=seed,
+            device=device,
+            drop_last=len(weights_split) >= bs,
+        )
+        arch_loader: Any = DeviceLoader(
+            arch_split,
+            data,
+            bs,
+            train=True,
+            seed=seed + 1,
+            device=device,
+            drop_last=len(arch_split) >= bs,
+        )
+        eval_loader: Any = DeviceLoader(
+            arch_split, data, cfg.eval_batch_size, train=False, device=device
+        )
+    else:
+        train_loader = job.loader(data, "train", bs, train=True, seed=seed, device=device)
+        arch_loader = job.loader(data, "valid", bs, train=True, seed=seed + 1, device=device)
+        eval_loader = job.loader(data, "valid", cfg.eval_batch_size, train=False, device=device)
     identity = {
         "algo": method.name,
         "space": method.space_name,
         "dataset": data.name,
         "seed": int(seed),
         "config": cfg.to_dict(),
-        "splits": {"train": len(weights_split), "valid": len(arch_split)},
+        "splits": {"train": train_loader.num_samples, "valid": arch_loader.num_samples},
         "data": data_fingerprint(data),
     }
+    if job is not None:
+        identity["task"] = job.name
     records: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
     ckpt_path = out / CHECKPOINT_NAME
@@ -264,27 +365,6 @@ def run_search(
             method.load_state_dict(ckpt["state"])
             records = list(ckpt["records"])
             start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])
-
-    bs = cfg.batch_size
-    train_loader = DeviceLoader(
-        weights_split,
-        data,
-        bs,
-        train=True,
-        seed=seed,
-        device=device,
-        drop_last=len(weights_split) >= bs,
-    )
-    arch_loader = DeviceLoader(
-        arch_split,
-        data,
-        bs,
-        train=True,
-        seed=seed + 1,
-        device=device,
-        drop_last=len(arch_split) >= bs,
-    )
-    eval_loader = DeviceLoader(arch_split, data, cfg.eval_batch_size, train=False, device=device)
 
     def valid_pass() -> Iterator[Batch]:
         for i, batch in enumerate(eval_loader):
@@ -310,7 +390,8 @@ def run_search(
         train_loader.set_epoch(epoch)
         # On-device accumulators: one host sync per epoch, not per step (as Trainer).
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)
-        correct_acc = torch.zeros((), dtype=torch.int64, device=device)
+        correct_acc: Any = torch.zeros((), dtype=torch.int64, device=device)
+        counts: dict[str, torch.Tensor] = {}  # another task's training counts
         seen = 0
         # Set once per epoch: xautodl's cosine ignores the within-epoch step (base.cosine_lr).
         lr = method.epoch_lr(epoch)
@@ -322,10 +403,14 @@ def run_search(
             arch_batch = next(arch_iter) if arch_iter is not None else None
             batch_loss, batch_correct, n = method.train_step(base, arch_batch, epoch)
             loss_acc += batch_loss
-            correct_acc += batch_correct
+            if isinstance(batch_correct, dict):
+                for key, value in batch_correct.items():
+                    counts[key] = counts[key] + value if key in counts else value
+            else:
+                correct_acc += batch_correct
             seen += n
             emit("step", {"epoch": epoch, "step": step})
-        loss_sum, correct = float(loss_acc), int(correct_acc)
+        loss_sum = float(loss_acc)
         if not math.isfinite(loss_sum):
             raise SearchError(
                 f"{method.name}: the training loss diverged in epoch {epoch + 1} (summed loss "
@@ -334,19 +419,11 @@ def run_search(
         method.end_epoch(epoch, ctx)
         derived = method.derive(ctx)
         valid = list(valid_pass())
-        if method.eval_is_derived:
-            # The derived arch's single path, scored as the method scores candidates
-            # (``score_bn``; default: eval mode, as the official ``valid_func``).
-            with method.scoring_statistics():
-                valid_loss, valid_acc = _evaluate(valid, method, derived)
+        if job is None:
+            metrics, derived_metrics = _classification_scores(method, derived, valid)
+            metrics = {"train_acc": 100.0 * int(correct_acc) / max(seen, 1), **metrics}
         else:
-            # The weighted-sum supernet is evaluated as the official ``valid_func`` does it:
-            # eval mode, BN on the running statistics gathered in the same mixed mode.
-            net.eval()
-            valid_loss, valid_acc = _evaluate(valid, method, derived)
-        # The one-shot accuracy of the derived arch (already measured if that is the
-        # method's search-mode forward).
-        derived_acc = valid_acc if method.eval_is_derived else method.evaluate_arch(derived, valid)
+            metrics, derived_metrics = _task_scores(job, method, derived, valid, counts, seen)
         net.train()
         probs = method.probabilities()
         now = time.perf_counter()
@@ -356,11 +433,9 @@ def run_search(
             "epoch": epoch + 1,
             "lr": lr,
             "train_loss": loss_sum / max(seen, 1),
-            "train_acc": 100.0 * correct / max(seen, 1),
-            "valid_loss": valid_loss,
-            "valid_acc": valid_acc,
+            **metrics,
             **method.arch_fields(derived),
-            "derived_valid_acc": derived_acc,
+            **derived_metrics,
             "entropy": entropy(probs).tolist(),
             "probs": probs.tolist(),
             "elapsed": elapsed,
@@ -411,6 +486,8 @@ def run_search(
         table=table,
         paths=paths,
         arch_fields=method.arch_fields(final),
+        metric="acc" if job is None else job.primary,
+        task=None if job is None else job.name,
     )
     payload = {**identity, "status": "done", **result.to_dict()}
     atomic_write_json(out / RESULT_NAME, payload)

@@ -1,11 +1,14 @@
-"""PC-DARTS (Xu et al., ICLR 2020): partial channel connections + edge normalisation.
+"""PC-DARTS (Xu et al., ICLR 2020): partial channel connections + edge normalisation, in any
+space whose adapter normalises edges per node (NB201, the DARTS cell space).
 
 Only ``1/K`` of an edge's channels go through its mixed op (the rest bypass it, then a
 channel shuffle), which cuts the memory and time of a search step; to stabilise the
 now-noisier choice, every edge output is also multiplied by an edge weight: per node, a
-softmax over the betas of its input edges. The derived op of an edge is the argmax of
-``softmax(alpha) * beta`` (in NB201 every edge is kept, so beta, one positive factor per
-edge, scales but does not reorder an edge's ops; it is recorded per epoch).
+softmax over the betas of its input edges (the space adapter's ``normalise_edges``). The
+derived arch is the space's derivation of ``softmax(alpha)`` with the normalised betas as
+edge weights: in NB201 every edge is kept, so beta, one positive factor per edge, scales
+but does not reorder an edge's ops (it is recorded per epoch); in the DARTS cell space it
+ranks each node's inputs (``model_search.py:188-210``).
 
 The mixed op follows its pooling op with a ``BatchNorm2d(C/K, affine=False)``
 (``model_search.py:34-35``; ``pool_bn``, default on).
@@ -28,21 +31,9 @@ import numpy as np
 import torch
 
 from nasforge.errors import SearchError
-from nasforge.search.oneshot.base import (
-    AlphaSearch,
-    Batch,
-    OneShotConfig,
-    StepStats,
-    check_bool,
-    check_int,
-)
-from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import EDGES, Arch
-
-# Edge ids grouped by their destination node (the inputs a beta softmax normalises over).
-_NODE_EDGES: tuple[tuple[int, ...], ...] = tuple(
-    tuple(e for e, (dst, _) in enumerate(EDGES) if dst == node) for node in (1, 2, 3)
-)
+from nasforge.search.oneshot.base import AlphaSearch, Batch, StepStats
+from nasforge.search.oneshot.config import OneShotConfig, check_bool, check_int
+from nasforge.search.registry import ONESHOT
 
 
 @dataclass(frozen=True)
@@ -78,27 +69,15 @@ class PCDartsConfig(OneShotConfig):
         check_bool(self, "pool_bn")
 
 
-def normalise_edges(betas: torch.Tensor) -> torch.Tensor:
-    """Per node, the softmax of its input edges' betas (PC-DARTS edge normalisation)."""
-    out = torch.empty_like(betas)
-    for edges in _NODE_EDGES:
-        idx = list(edges)
-        out[idx] = torch.softmax(betas[idx], dim=0)
-    return out
-
-
-@ALGORITHMS.register("pc-darts")
+@ONESHOT.register("pc-darts")
 class PCDarts(AlphaSearch):
-    """PC-DARTS on the NB201 supernet (partial channels K, edge normalisation, warm-up)."""
+    """PC-DARTS (partial channels K, edge normalisation, warm-up)."""
 
     name = "pc-darts"
     config_class = PCDartsConfig
 
     def partial_k(self) -> int:
         return int(self.config.partial_k)  # type: ignore[attr-defined]
-
-    def pool_bn(self) -> bool:
-        return bool(self.config.pool_bn)  # type: ignore[attr-defined]
 
     def setup_arch(self) -> None:
         self.alphas = self.new_alphas()
@@ -109,15 +88,12 @@ class PCDarts(AlphaSearch):
         params = [self.alphas, self.betas] if self.config.edge_norm else [self.alphas]  # type: ignore[attr-defined]
         self.a_optimizer = self.arch_adam(params)
 
-    @staticmethod
-    def normalise_betas(betas: torch.Tensor) -> torch.Tensor:
-        """The space's edge normalisation of the betas (NB201: :func:`normalise_edges`)."""
-        return normalise_edges(betas)
-
     def edge_weights(self, detach: bool = False) -> torch.Tensor | None:
+        """Per node, the softmax of its input edges' betas (the space's normalisation);
+        None with ``edge_norm`` off."""
         if not self.config.edge_norm:  # type: ignore[attr-defined]
             return None
-        return self.normalise_betas(self.betas.detach() if detach else self.betas)
+        return self.space.normalise_edges(self.betas.detach() if detach else self.betas)
 
     def _forward(self, x: torch.Tensor, detach: bool) -> torch.Tensor:
         assert self.supernet is not None
@@ -129,7 +105,7 @@ class PCDarts(AlphaSearch):
         assert arch is not None
         if epoch >= self.config.warmup_epochs:  # type: ignore[attr-defined]
             x, y = arch
-            loss = torch.nn.functional.cross_entropy(self._forward(x, detach=False), y)
+            loss = self.criterion(self._forward(x, detach=False), y)
             params = [p for group in self.a_optimizer.param_groups for p in group["params"]]
             grads = torch.autograd.grad(loss, params)
             for p, g in zip(params, grads, strict=True):
@@ -141,16 +117,10 @@ class PCDarts(AlphaSearch):
     def eval_logits(self, x: torch.Tensor, derived: object) -> torch.Tensor:
         return self._forward(x, detach=True)
 
-    def derive_weights(self) -> np.ndarray:
-        """``softmax(alpha) * normalised beta``: the matrix the derived arch is the argmax of."""
-        probs = self.probabilities()
+    def derive_edge_weights(self) -> np.ndarray | None:
+        """The normalised betas the derivation multiplies in (None with ``edge_norm`` off)."""
         ew = self.edge_weights(detach=True)
-        if ew is None:
-            return probs
-        return probs * ew.cpu().double().numpy()[:, None]
-
-    def derive(self, ctx: Any) -> Arch:
-        return Arch.from_op_ids(np.argmax(self.derive_weights(), axis=1).tolist())
+        return None if ew is None else ew.cpu().double().numpy()
 
     def extra_record(self) -> dict[str, Any]:
         ew = self.edge_weights(detach=True)

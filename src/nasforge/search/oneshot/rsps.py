@@ -29,8 +29,7 @@ from nasforge.search.oneshot.base import (
     StepStats,
 )
 from nasforge.search.oneshot.setn import SelectConfig, best_of
-from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
+from nasforge.search.registry import ONESHOT
 
 
 @dataclass(frozen=True)
@@ -40,31 +39,34 @@ class RSPSConfig(SelectConfig):
     epochs: int = 250
 
 
-@ALGORITHMS.register("rsps")
+@ONESHOT.register("rsps")
 class RSPS(OneShotSearch):
-    """Random single-path weight training; the best of random archs at the end."""
+    """Random single-path weight training; the best of random archs at the end (a space
+    whose paths are archs)."""
 
     name = "rsps"
     config_class = RSPSConfig
     uses_arch_batches = False
     eval_is_derived = True
+    needs = frozenset({"path-archs"})
 
     def setup_arch(self) -> None:
         """RSPS has no architecture parameters."""
 
-    def random_arch(self) -> Arch:
-        return Arch.from_op_ids(self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist())
+    def random_arch(self) -> Any:
+        return self.space.path_arch(self.uniform_path())
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert self.supernet is not None
-        sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()
+        sampled = self.uniform_path()
         net = self.supernet
         return self.weight_step(lambda x: net(x, index=sampled), base)
 
     def probabilities(self) -> np.ndarray:
-        return np.full((NUM_EDGES, NUM_OPS), 1.0 / NUM_OPS)
+        rows, ops = self.space.shape
+        return np.full((rows, ops), 1.0 / ops)
 
-    def derive(self, ctx: SearchContext) -> Arch:
+    def derive(self, ctx: SearchContext) -> Any:
         """``search_find_best``: the best of ``select_num`` random archs (every epoch and,
         through :meth:`finalize`, at the end)."""
         cfg = self.config

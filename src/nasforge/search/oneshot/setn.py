@@ -5,7 +5,7 @@ The shared weights are trained on one uniformly sampled op per edge (``dync_geno
 in xautodl ``search_model_setn.py``, ``exps/NAS-Bench-201-algos/SETN.py:54-61``); the
 architecture distribution softmax(alpha) is learned on the valid half with the
 weighted-sum ("joint") forward (``SETN.py:71-76``). To choose, the ``select_num`` most
-probable archs under that distribution (``return_topK``) are each evaluated with the shared
+probable archs under that distribution (``return_topK``, the space's ``top_k``) are each evaluated with the shared
 weights in eval mode (running BN statistics) on the next 512-image validation batch and
 the best is kept (``get_best_arch``, ``SETN.py:117-140``), every epoch and at the end
 (``SETN.py:329,389``).
@@ -23,22 +23,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Any
 
-import numpy as np
 import torch
 
 from nasforge.search.oneshot.base import (
     AlphaSearch,
     Batch,
-    OneShotConfig,
     SearchContext,
     StepStats,
-    check_int,
     fill_missing_grads,
 )
-from nasforge.search.registry import ALGORITHMS
-from nasforge.spaces.nb201 import NUM_ARCHS, NUM_EDGES, NUM_OPS, Arch
+from nasforge.search.oneshot.config import OneShotConfig, check_int
+from nasforge.search.registry import ONESHOT
 
 
 @dataclass(frozen=True)
@@ -64,32 +61,13 @@ class SETNConfig(SelectConfig):
     grad_clip: float = 0.0
 
 
-@lru_cache(maxsize=1)
-def _all_op_ids() -> np.ndarray:
-    """(15625, 6) op ids of every arch in code order (first edge most significant)."""
-    codes = np.arange(NUM_ARCHS)
-    cols = [(codes // NUM_OPS ** (NUM_EDGES - 1 - e)) % NUM_OPS for e in range(NUM_EDGES)]
-    out = np.stack(cols, axis=1)
-    out.flags.writeable = False
-    return out
-
-
-def top_k_archs(log_probs: np.ndarray, k: int) -> list[Arch]:
-    """The ``k`` archs of highest log-probability under independent per-edge distributions
-    (``return_topK``); ties keep the enumeration order."""
-    ops = _all_op_ids()
-    scores = log_probs[np.arange(NUM_EDGES)[None, :], ops].sum(axis=1)
-    order = np.argsort(-scores, kind="stable")[: min(k, NUM_ARCHS)]
-    return [Arch.from_op_ids(ops[i].tolist()) for i in order]
-
-
 def best_of(
     method: AlphaSearch | object,
-    candidates: list[Arch],
+    candidates: list[Any],
     ctx: SearchContext,
     batches_each: int,
     batches: Iterator[Batch] | None = None,
-) -> Arch:
+) -> Any:
     """The candidate of highest one-shot accuracy, each on the next ``batches_each`` batches
     of ``batches`` (default: the un-augmented validation batches) -- the official
     ``get_best_arch`` / ``search_find_best``; the first best wins ties (``np.argmax``)."""
@@ -103,18 +81,20 @@ def best_of(
     return best
 
 
-@ALGORITHMS.register("setn")
+@ONESHOT.register("setn")
 class SETN(AlphaSearch):
-    """Uniform single-path weight training + learned template distribution + selection."""
+    """Uniform single-path weight training + learned template distribution + selection
+    among the space's top-k archs (a space whose paths are archs and that ranks them)."""
 
     name = "setn"
     config_class = SETNConfig
     eval_is_derived = True
+    needs = frozenset({"path-archs", "top-k"})
 
     def train_step(self, base: Batch, arch: Batch | None, epoch: int) -> StepStats:
         assert self.supernet is not None and arch is not None
         net = self.supernet
-        sampled = self.rng.integers(0, NUM_OPS, size=NUM_EDGES).tolist()
+        sampled = self.uniform_path()
         stats = self.weight_step(lambda x: net(x, index=sampled), base)
         self.arch_step(lambda x: net(x, weights=self.mix_weights()), arch)
         # The official joint-mode ``arch_loss.backward()`` reaches every weight; we compute
@@ -122,8 +102,8 @@ class SETN(AlphaSearch):
         fill_missing_grads(net.parameters())
         return stats
 
-    def derive(self, ctx: SearchContext) -> Arch:
+    def derive(self, ctx: SearchContext) -> Any:
         cfg = self.config
         log_probs = torch.log_softmax(self.alphas.detach(), dim=-1).cpu().double().numpy()
-        candidates = top_k_archs(log_probs, cfg.select_num)  # type: ignore[attr-defined]
+        candidates = self.space.top_k(log_probs, cfg.select_num)  # type: ignore[attr-defined]
         return best_of(self, candidates, ctx, cfg.select_batches)  # type: ignore[attr-defined]

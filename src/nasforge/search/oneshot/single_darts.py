@@ -22,11 +22,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasforge.search.oneshot.base import AlphaSearch, Batch, StepStats, step_stats
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.oneshot.base import AlphaSearch, Batch, StepStats
+from nasforge.search.registry import ONESHOT
 
 
-@ALGORITHMS.register("single-darts")
+@ONESHOT.register("single-darts")
 class SingleDarts(AlphaSearch):
     """Single-level DARTS: one loss, one backward, both optimizers step."""
 
@@ -39,13 +39,13 @@ class SingleDarts(AlphaSearch):
         self.w_optimizer.zero_grad(set_to_none=True)
         self.a_optimizer.zero_grad(set_to_none=True)
         logits = self.supernet(x, weights=self.mix_weights())
-        loss = nn.functional.cross_entropy(logits, y)
+        loss = self.criterion(logits, y)
         loss.backward()
         if self.config.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.grad_clip)
         self.w_optimizer.step()
         self.a_optimizer.step()
-        return step_stats(loss, logits, y)
+        return self.step_stats(loss, logits, y)
 
     @torch.no_grad()
     def eval_logits(self, x: torch.Tensor, derived: object) -> torch.Tensor:

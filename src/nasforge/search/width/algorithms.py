@@ -1,4 +1,4 @@
-"""Width search algorithms, registered in ``nasforge.search.ALGORITHMS`` (``kind = "width"``).
+"""Width search algorithms, registered in ``nasforge.search.WIDTH``.
 
 * ``cafenet`` -- CafeNet (Su et al., ICLR 2021): a slimmable supernet with locally free
   weight sharing trained by min-min, then an evolutionary search over the (FLOPs-sensitive)
@@ -26,7 +26,7 @@ from nasforge.nn.slimmable import (
     LocallyFreeSharing,
     SlimmableNetwork,
 )
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import WIDTH
 from nasforge.search.width.evolution import EvolutionSettings, evolve
 from nasforge.search.width.supernet import (
     SupernetLog,
@@ -151,7 +151,6 @@ def uniform_for_budget(space: WidthSpace, budget: float | Budget) -> tuple[float
 class WidthSearch:
     """Supernet-based width search: train once with :meth:`fit`, :meth:`search` per budget."""
 
-    kind: ClassVar[str] = "width"
     name: ClassVar[str] = ""
     sharing_name: ClassVar[str] = ""
     #: In-place distillation by default (the supernet recipe this method comes with).
@@ -312,7 +311,7 @@ def _result(
     return WidthSearchResult.for_widths(algorithm, space, budget.limit, widths, **rest)
 
 
-@ALGORITHMS.register("cafenet")
+@WIDTH.register("cafenet")
 class CafeNetSearch(WidthSearch):
     """CafeNet: locally free weight sharing + min-min + evolutionary width search."""
 
@@ -320,7 +319,7 @@ class CafeNetSearch(WidthSearch):
     sharing_name = "cafenet"
 
 
-@ALGORITHMS.register("fixed-width")
+@WIDTH.register("fixed-width")
 class FixedWidthSearch(WidthSearch):
     """The fixed-pattern supernet as AutoSlim / BigNAS train it -- sandwich rule with
     in-place distillation -- under the same search protocol as CafeNet."""
@@ -330,11 +329,10 @@ class FixedWidthSearch(WidthSearch):
     default_distill = True
 
 
-@ALGORITHMS.register("uniform-width")
+@WIDTH.register("uniform-width")
 class UniformWidth:
     """Uniform width scaling: every group at the largest common ratio that fits the budget."""
 
-    kind: ClassVar[str] = "width"
     name: ClassVar[str] = "uniform-width"
 
     def __init__(self, space: WidthSpace, **_: Any) -> None:

@@ -43,7 +43,7 @@ from nasforge.cost.latency_model import (
 )
 from nasforge.data import DatasetSplits
 from nasforge.errors import SearchError
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import WIDTH
 from nasforge.search.width.algorithms import Budget, WidthSearch, WidthSearchResult
 from nasforge.search.width.mrf import PairwiseMRF
 from nasforge.search.width.supernet import SupernetLog, SupernetSettings
@@ -216,7 +216,7 @@ def parse_latency_target(target: str | float) -> float:
     return value
 
 
-@ALGORITHMS.register("aows")
+@WIDTH.register("aows")
 class AOWSSearch(WidthSearch):
     """AOWS on a slimmable (fixed-pattern) supernet under a measured-latency model."""
 

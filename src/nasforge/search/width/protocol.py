@@ -36,7 +36,7 @@ from nasforge.data import DatasetSplits, load_splits
 from nasforge.errors import SearchError
 from nasforge.io import atomic_save_figure, atomic_torch_save, atomic_write_json
 from nasforge.nn.backbones import build_from_spec
-from nasforge.search.registry import ALGORITHMS
+from nasforge.search.registry import WIDTH
 from nasforge.search.width.algorithms import (
     Budget,
     UniformWidth,
@@ -215,7 +215,7 @@ def plot_search_front(record: dict[str, Any], path: Path) -> Path:
 
 
 #: ``--method`` names of the width-search algorithms: their registered names in
-#: ``nasforge.search.ALGORITHMS`` (one name everywhere: CLI, records, README).
+#: ``nasforge.search.WIDTH`` (one name everywhere: CLI, records, README).
 METHODS: tuple[str, ...] = ("cafenet", "fixed-width", "uniform-width", "aows")
 #: Earlier ``--method`` spellings, still accepted (not listed in help or errors).
 METHOD_ALIASES: dict[str, str] = {"fixed": "fixed-width", "uniform": "uniform-width"}
@@ -242,7 +242,7 @@ def _make_search(
     **extra: Any,
 ) -> WidthSearch:
     name = check_method(method)
-    return ALGORITHMS.create(
+    return WIDTH.create(
         name,
         space,
         recipe=recipe,
