@@ -197,3 +197,17 @@ def test_fit_latency_model_uses_the_settings_keying() -> None:
     gp = fit_latency_model(space, measure=measure, settings=LatencyFitSettings(
         samples=40, val_samples=10, keying="group-pair"), seed=0)  # fmt: skip
     assert gp.keying == "group-pair" and gp.num_variables > model.num_variables
+
+
+def test_cli_checks_the_keying_before_any_work(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from nasforge.cli import app
+
+    out = tmp_path / "run"
+    args = ["width", "search", "--method", "aows", "--latency-target", "1", "--dataset",
+            "digits", "--latency-keying", "per-layer", "-o", str(out)]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    # (main() turns the SearchError into one line and exit code 2.)
+    assert r.exit_code != 0 and "latency keying 'per-layer' unknown" in str(r.exception)
+    assert not out.exists()
