@@ -48,13 +48,8 @@ from nasforge.bench.importers import import_table
 from nasforge.evaluate import EVALUATORS
 from nasforge.evaluate.objectives import ObjectiveEvaluator
 from nasforge.io import atomic_write_json
-from nasforge.search.fronts import (
-    make_box,
-    plot_fronts,
-    plot_hypervolume,
-    reported_fronts,
-    summarize_mo,
-)
+from nasforge.report.fronts import plot_fronts, plot_hypervolume
+from nasforge.search.fronts import make_box, reported_fronts, summarize_mo
 from nasforge.search.pareto import nondominated_mask
 from nasforge.search.protocol import DEFAULT_BUDGETS, compare
 

@@ -55,7 +55,7 @@ def explore_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         str(table), "--dataset", "cifar10-valid", "--quiet", "-o", str(runs / "cmp"),
     )  # fmt: skip
     # compare writes each algorithm's runs with the function `nasforge search -o` writes
-    # them with (protocol.save_search): one of them, alone, is a search run directory
+    # them with (report.search.save_search): one of them, alone, is a search run directory
     shutil.copytree(runs / "cmp" / "rea", runs / "rea")
     data = load_splits("synthetic-8px-10c", None, seed=0, limit=32)
     tiny = {"C": 4, "N": 1, "batch_size": 16, "eval_batch_size": 32, "valid_batches": 1}

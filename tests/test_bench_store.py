@@ -213,7 +213,7 @@ def test_corrupt_or_foreign_tables_are_refused(tmp_path):
 
 def test_appends_are_linear_merged_once_per_group_at_compaction(tmp_path, monkeypatch):
     # Merging copies a whole group; it must not happen per append (quadratic builds).
-    from nasforge.bench import store
+    from nasforge.bench.store import read as store
 
     calls: list[int] = []
     real = store._merge_group
@@ -438,7 +438,7 @@ def test_overwrite_import_refuses_a_table_a_writer_holds(tmp_path):
 )
 def test_manifest_with_valid_checksum_but_bad_structure_is_refused(tmp_path, edit):
     from nasforge.bench import make_synthetic_table
-    from nasforge.bench.store import _manifest_digest
+    from nasforge.bench.store.layout import _manifest_digest
 
     path = make_synthetic_table(
         tmp_path / "t", datasets=("cifar100",), hps={"12": 4}, seeds=(1,), archs=[0, 1]
@@ -455,7 +455,7 @@ def test_manifest_with_valid_checksum_but_bad_structure_is_refused(tmp_path, edi
 def test_full_disk_during_compaction_leaves_no_files_and_keeps_the_journal(tmp_path, monkeypatch):
     import errno
 
-    from nasforge.bench import store
+    from nasforge.bench.store import write as store
 
     path = tmp_path / "t"
     with TableWriter(path) as w:

@@ -173,7 +173,8 @@ def test_arch_answers_cell_costs_and_per_seed_curves_from_the_table(client, expl
 
 def test_search_run_bands_and_optimum_are_the_protocol_s(client, explore_root, explorer):
     from nasforge.evaluate import EVALUATORS
-    from nasforge.search.protocol import curve_on_grid, load_runs, mean_band
+    from nasforge.report.search import load_runs
+    from nasforge.search.protocol import curve_on_grid, mean_band
 
     run = client.get(f"/api/runs/{_run_id(client, 'search', '/rea')}").json()
     runs = load_runs(explore_root / "runs" / "rea" / "trajectories.jsonl")

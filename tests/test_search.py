@@ -16,6 +16,7 @@ import pytest
 from nasforge.bench import SYNTHETIC_OPTIMUM, make_synthetic_table
 from nasforge.errors import SearchError
 from nasforge.evaluate import Observation, Reported, TabularEvaluator
+from nasforge.report.search import load_runs, save_comparison, save_search
 from nasforge.search import BLACKBOX as BLACKBOX_REGISTRY
 from nasforge.search.base import Ask, Budget, SearchContext, Searcher, Told, run_search
 from nasforge.search.blackbox.bohb import rung_budgets
@@ -24,10 +25,7 @@ from nasforge.search.protocol import (
     build_searcher,
     curve_on_grid,
     default_budget,
-    load_runs,
     run_protocol,
-    save_comparison,
-    save_search,
     summarize,
 )
 from nasforge.spaces.nb201 import Arch
@@ -521,7 +519,7 @@ def test_compare_writes_one_figure_and_table(evaluator, tmp_path):
 def test_comparison_plot_reads_well(evaluator, best_test, tmp_path, monkeypatch):
     """The figure a researcher reads: y zoomed to where the algorithms differ, the table's
     optimum dashed, the band explained, "synthetic" in the title of a synthetic table."""
-    import nasforge.search.protocol as protocol
+    import nasforge.report.search as protocol
 
     figs = []
 
@@ -554,7 +552,7 @@ def test_comparison_plot_reads_well(evaluator, best_test, tmp_path, monkeypatch)
 
 
 def test_oneshot_search_plot_marks_warmup_and_trained_accuracy(tmp_path, monkeypatch):
-    import nasforge.search.oneshot.loop as loop
+    import nasforge.report.oneshot as loop
 
     figs = []
     monkeypatch.setattr(loop, "atomic_save_figure", lambda fig, path, **kw: figs.append(fig))

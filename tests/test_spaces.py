@@ -252,9 +252,9 @@ class ToyEvaluator(Evaluator):
 
 
 @pytest.fixture
-def toy_registered(monkeypatch):
-    monkeypatch.setitem(SPACES._entries, "toy", ToySpace)
-    yield
+def toy_registered():
+    with SPACES.temporary("toy", ToySpace):
+        yield
 
 
 @pytest.mark.parametrize("algo", ["random", "rea", "reinforce", "local-search", "bohb"])
@@ -382,22 +382,22 @@ def _toy_network(arch: tuple[str, ...], *, num_classes: int, stem: int = 4):
 
 @pytest.mark.slow  # a real (tiny) training per evaluation, ~10 s on a shared CPU
 def test_training_evaluator_builds_the_network_through_the_space(
-    toy_registered, monkeypatch, one_torch_thread
+    toy_registered, one_torch_thread
 ) -> None:
     from nasforge.evaluate import TrainingEvaluator
     from nasforge.nn import NETWORKS
 
-    monkeypatch.setitem(NETWORKS._entries, "toy", _toy_network)
-    ev = TrainingEvaluator(
-        "nb201-12e",
-        "digits",
-        space="toy",
-        network={"stem": 2},
-        limit=64,
-        recipe_overrides={"epochs": 1, "batch_size": 32},
-    )
-    assert ev.space.name == "toy" and ev.describe()["stem"] == 2
-    r = run_search(build_searcher("rea", 0), ev, "2evals", seed=0)
+    with NETWORKS.temporary("toy", _toy_network):
+        ev = TrainingEvaluator(
+            "nb201-12e",
+            "digits",
+            space="toy",
+            network={"stem": 2},
+            limit=64,
+            recipe_overrides={"epochs": 1, "batch_size": 32},
+        )
+        assert ev.space.name == "toy" and ev.describe()["stem"] == 2
+        r = run_search(build_searcher("rea", 0), ev, "2evals", seed=0)
     assert r.num_evals == 2 and all(r.history["ok"])
     toy = get_space("toy")
     assert all(toy.from_string(s) in set(toy.enumerate()) for s in r.history["arch"])

@@ -443,6 +443,7 @@ def test_search_cli_runs_black_box_and_one_shot_methods_on_a_toy_task(
              "--recipe", "toy-mse", "--budget", "3evals", "-o", str(tmp_path / "bb")],
         )  # fmt: skip
         assert bb.exit_code == 0, bb.output
+        assert "values: toy-smoothing psnr in dB" in " ".join(bb.output.split())
         # one-shot: the supernet trains on the task's loss, records its metric
         os_ = CliRunner().invoke(
             app,
@@ -458,6 +459,8 @@ def test_search_cli_runs_black_box_and_one_shot_methods_on_a_toy_task(
         assert "searches image classification only" in str(bad.exception)
     summary = json.loads((tmp_path / "bb" / "summary.json").read_text())
     assert summary["meta"]["evaluator"]["task"] == "toy-smoothing"
+    # the report says what the values are: the task's primary metric and its unit
+    assert summary["metric"] == {"task": "toy-smoothing", "name": "psnr", "unit": "dB"}
     runs = [json.loads(line) for line in (tmp_path / "bb" / "trajectories.jsonl").open()]
     # the searcher saw the task's primary metric (PSNR in dB), not an accuracy
     assert runs and all(r["final_arch"] in {"kernel=1", "kernel=3", "kernel=5"} for r in runs)

@@ -83,7 +83,7 @@ def _search(table: Any, out: Any, *extra: str) -> Any:
     from typer.testing import CliRunner
 
     from nasforge.cli import app
-    from nasforge.search.protocol import load_runs
+    from nasforge.report.search import load_runs
 
     args = ["search", "--algo", "zc-local-search", "--bench", str(table), "--budget", "600s"]
     args += ["--param", "zc_pool=12", "--zc-proxy", "synflow", *ZC, "--seed", "3", "--runs", "2"]

@@ -390,7 +390,7 @@ def syn_table(tmp_path_factory):
 
 
 def _search_zc(table, out, *extra: str) -> list:
-    from nasforge.search.protocol import load_runs
+    from nasforge.report.search import load_runs
 
     args = ["search", "--algo", "zc-local-search", "--bench", str(table), "--budget", "600s"]
     args += ["--param", "zc_pool=12", "--zc-proxy", "synflow", "--zc-dataset", "synthetic-8px"]

@@ -141,7 +141,7 @@ class TrainTask:
 _DATA_CACHE: dict[tuple[Any, ...], Any] = {}
 
 
-def _load_data(task: TrainTask) -> Any:
+def load_task_data(task: TrainTask) -> Any:
     """Load the dataset once per worker process: workers are reused across tasks."""
     from nasforge.data import load_splits
 
@@ -189,7 +189,7 @@ def run_train_task(task: TrainTask) -> dict[str, Any]:
 
     arch = Arch.from_string(task.arch)
     device = _resolve_device(task.device)
-    data = _load_data(task)
+    data = load_task_data(task)
     out: dict[str, Any] = {"device": device, "host": socket.gethostname(), "cost": None}
     if task.with_cost:
         out["cost"] = measure_cost(arch, data, C=task.C, N=task.N, device=device)
@@ -364,7 +364,7 @@ def build(
         device=config.device,
     )
     # Unknown dataset, missing data files: they fail here, once, not in every task.
-    _load_data(TrainTask(arch=Arch.from_index(0).to_string(), seed=config.seeds[0], **base))
+    load_task_data(TrainTask(arch=Arch.from_index(0).to_string(), seed=config.seeds[0], **base))
     owns_executor = executor is None
     costed = _archs_with_cost(path, config.dataset)
     t_start = time.perf_counter()

@@ -660,13 +660,13 @@ class Benchmark:
         """One row per arch x dataset x hp x seed as a ``pyarrow.Table`` (final metrics,
         costs, and with ``curves`` the per-epoch lists); see :mod:`nasforge.bench.export`.
         Needs pyarrow (``pip install 'nasforge[parquet]'``)."""
-        from nasforge.bench.export import to_arrow
+        from nasforge.bench.frame import to_arrow
 
         return to_arrow(self, curves=curves)
 
     def to_pandas(self, *, curves: bool = False) -> Any:
         """:meth:`to_arrow` as a ``pandas.DataFrame`` (needs pandas and pyarrow)."""
-        from nasforge.bench.export import to_pandas
+        from nasforge.bench.frame import to_pandas
 
         return to_pandas(self, curves=curves)
 

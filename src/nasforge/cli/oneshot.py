@@ -268,7 +268,7 @@ def search_oneshot(
         evals = ", ".join(f"{k} {v['acc']:.2f}%" for k, v in summary["train"]["eval"].items())
         console.print(f"  trained arch accuracy: {evals}", highlight=False)
         if summary["png"]:
-            from nasforge.search.oneshot.loop import plot_result
+            from nasforge.report.oneshot import plot_result
 
             # the search plot gains the retrained accuracy, now that it is known
             retrained = f"retrained {n_train} ep. C={shape['C']} N={shape['N']}"

@@ -42,8 +42,17 @@ def _parse_params(params: list[str] | None) -> dict[str, Any]:
 
 
 def _synthetic_note(ev: Any) -> str:
-    """A suffix for titles when the evaluator reads a synthetic (made-up) table."""
-    return " (synthetic table)" if ev.describe().get("synthetic") else ""
+    """A suffix for titles when the evaluator reads a synthetic (made-up) table, and the
+    metric the values are when the evaluator trains another task than classification."""
+    facts = ev.describe()
+    note = " (synthetic table)" if facts.get("synthetic") else ""
+    if facts.get("task", "classification") != "classification":
+        from nasforge.tasks import get_task
+
+        metric = get_task(facts["task"]).primary_metric
+        unit = f" in {metric.unit}" if metric.unit else ""
+        note += f"; values: {facts['task']} {metric.name}{unit}"
+    return note
 
 
 def _print_summaries(console: Console, summaries: list[dict[str, Any]], note: str = "") -> None:
@@ -176,8 +185,9 @@ def _save_fronts(
     console: Console,
 ) -> None:
     """With --objectives: the fronts and hypervolume of every algorithm's runs
-    (:func:`nasforge.search.fronts.save_mo`), printed and written to OUT."""
-    from nasforge.search.fronts import make_box, save_mo
+    (:func:`nasforge.report.fronts.save_mo`), printed and written to OUT."""
+    from nasforge.report.fronts import save_mo
+    from nasforge.search.fronts import make_box
 
     box = make_box(ev.objectives, ev, results)
     paths = save_mo(out, results, box, meta=meta, title=title, evaluator=ev)
@@ -296,14 +306,9 @@ def search(
     """Run one algorithm N times under the NAS-Bench-201 protocol; write trajectories,
     summary.json and curve.png to OUT."""
     from nasforge.io import check_output_dir
+    from nasforge.report.search import plot_facts, save_search
     from nasforge.search import algorithm_kind
-    from nasforge.search.protocol import (
-        plot_facts,
-        run_protocol,
-        save_search,
-        search_algorithm,
-        summarize,
-    )
+    from nasforge.search.protocol import run_protocol, search_algorithm, summarize
 
     # --quiet silences progress and notes; the result table and paths are the output.
     console = output_console(quiet=quiet)
@@ -480,8 +485,9 @@ def compare(
     """Run several algorithms under the same protocol and seeds; write one comparison
     figure (comparison.png) and table (comparison.md / comparison.json) to OUT."""
     from nasforge.io import check_output_dir
+    from nasforge.report.search import plot_facts, save_comparison
     from nasforge.search import BLACKBOX, algorithm_kind
-    from nasforge.search.protocol import check_algos, plot_facts, save_comparison, summarize
+    from nasforge.search.protocol import check_algos, summarize
     from nasforge.search.protocol import compare as run_compare
 
     names = [a.strip() for a in algos.split(",") if a.strip()]

@@ -120,7 +120,8 @@ def compare(
     import json
 
     from nasforge.errors import SearchError
-    from nasforge.study.ranking import RESULT_NAME, compare_variants, truth_agreement
+    from nasforge.report.study import RESULT_NAME
+    from nasforge.study.ranking import compare_variants, truth_agreement
 
     if (replicate is None) != (bench is None):
         raise SearchError("--replicate and --bench go together; expected both or neither")

@@ -273,7 +273,7 @@ def search_cmd(
     from nasforge.io import check_output_dir
     from nasforge.progress import make_progress, output_console
     from nasforge.search.width.aows import AOWSSettings
-    from nasforge.search.width.protocol import check_method, run_search
+    from nasforge.search.width.protocol import WidthJob, check_method
 
     check_output_dir(out)  # before the supernet training, not after it
     console = output_console()
@@ -296,13 +296,14 @@ def search_cmd(
         bar.update(tasks[phase], completed=done)
 
     with bar:
-        record = run_search(
-            backbone=backbone, dataset=dataset, budget=flops, method=algo, out_dir=out,
-            recipe=rec, seed=seed, supernet=sup, evolution=evo, r_bins=r_bins,
-            bins=bins, levels=levels, min_ratio=min_ratio,  # type: ignore[arg-type]
-            limit=limit, data_root=data_dir, device=device, latency_target=latency_target,
-            latency=setup, aows=AOWSSettings(warmup=aows_warmup), distill=distill,
-            progress=progress,
+        record = WidthJob(
+            backbone=backbone, dataset=dataset, out_dir=out, seed=seed, supernet=sup,
+            evolution=evo, r_bins=r_bins, bins=bins, levels=levels,  # type: ignore[arg-type]
+            min_ratio=min_ratio, limit=limit, data_root=data_dir, device=device,
+            latency=setup, aows=AOWSSettings(warmup=aows_warmup),
+        ).search(
+            recipe=rec, method=algo, budget=flops, latency_target=latency_target,
+            distill=distill, progress=progress,
         )  # fmt: skip
     res, uni = record["result"], record["uniform"]
 
@@ -424,7 +425,7 @@ def compare_cmd(
     from nasforge.io import check_output_dir
     from nasforge.progress import output_console
     from nasforge.search.width.aows import AOWSSettings, parse_latency_target
-    from nasforge.search.width.protocol import run_compare
+    from nasforge.search.width.protocol import WidthJob
 
     check_output_dir(out)
     console = output_console()
@@ -437,16 +438,18 @@ def compare_cmd(
     setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
                            latency_warmup, latency_repeats, latency_penalty,
                            latency_keying)  # fmt: skip
-    record = run_compare(
-        backbone=backbone, dataset=dataset, budgets=budgets, out_dir=out,
+    record = WidthJob(
+        backbone=backbone, dataset=dataset, out_dir=out, seed=seed, supernet=sup,
+        evolution=evo, r_bins=r_bins, bins=bins, levels=levels,  # type: ignore[arg-type]
+        min_ratio=min_ratio, limit=limit, data_root=data_dir, device=device,
+        latency=setup, aows=AOWSSettings(warmup=aows_warmup),
+    ).compare(
+        budgets=budgets,
         supernet_recipe=_supernet_recipe("cafenet", recipe, epochs, batch_size, lr),
         aows_recipe=_supernet_recipe("aows", recipe, epochs, batch_size, lr),
         retrain_recipe=_recipe(recipe or "nb201-200e", retrain_epochs, batch_size, lr),
-        seed=seed, supernet=sup, evolution=evo, r_bins=r_bins, limit=limit,
-        bins=bins, levels=levels, min_ratio=min_ratio,  # type: ignore[arg-type]
-        data_root=data_dir, device=device,
         progress=lambda m: console.print(escape(m), highlight=False),
-        latency_targets=targets, latency=setup, aows=AOWSSettings(warmup=aows_warmup),
+        latency_targets=targets,
     )  # fmt: skip
     latency = record["mode"] == "latency"
     unit = "ms measured" if latency else "MFLOPs"

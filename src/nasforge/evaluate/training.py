@@ -18,7 +18,7 @@ asked archs can be handed to an executor (``evaluate_batch(..., executor=...)``,
 :class:`nasforge.run.Executor`); without one it runs in-process, one after the other. When
 the dataset was given by name, a task carries only that name (with its root and sample cap)
 and each worker loads it once and keeps it (the benchmark builder's per-worker cache,
-``nasforge.bench.build._load_data``), rather than every task pickling the tensors.
+``nasforge.bench.build.load_task_data``), rather than every task pickling the tensors.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ def _resolve_data(data: Any, recipe: Any, arch: str, seed: int) -> Any:
     """``data`` itself, or the dataset a :data:`DataSpec` names, loaded once per process."""
     if not isinstance(data, tuple):
         return data
-    from nasforge.bench.build import TrainTask, _load_data
+    from nasforge.bench.build import TrainTask, load_task_data
 
     name, root, limit = data
     task = TrainTask(
         arch=arch, seed=seed, dataset=name, recipe=recipe.to_dict(), data_dir=root, limit=limit
     )
-    return _load_data(task)
+    return load_task_data(task)
 
 
 def train_task(

@@ -213,10 +213,8 @@ class Executor(ABC):
 
 
 def create_executor(name: str, **kwargs: Any) -> Executor:
-    """Build the executor registered under ``name`` (``"local"`` or ``"ray"``)."""
-    # Import the implementations so they register themselves; ray's module imports ray
-    # lazily, so listing it costs nothing when the extra is not installed.
-    import nasforge.run.local
-    import nasforge.run.ray  # noqa: F401
+    """Build the executor registered under ``name`` (``"local"`` or ``"ray"``).
 
+    The implementations register themselves when :mod:`nasforge.run` is imported (which
+    Python does before this module), so this module never imports them: no import circle."""
     return EXECUTORS.create(name, **kwargs)

@@ -445,6 +445,161 @@ def check_max_evals(max_evals: int | None) -> None:
         raise SearchError(f"max_evals={max_evals!r} invalid; expected an int >= 1 (or no cap)")
 
 
+class _Clock:
+    """The run's clock against its budget: simulated (the sum of the charged costs, as the
+    NB201 scripts) or wall (seconds since the run started, as NATS-Bench's wall clocks)."""
+
+    def __init__(self, kind: str, limit_seconds: float) -> None:
+        self.wall = kind == "wall"
+        self.limit = limit_seconds
+        self.now = 0.0
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Wall seconds since the run started."""
+        return time.perf_counter() - self.t0
+
+    def spent(self) -> bool:
+        """Whether the budget is spent before the next batch is asked (read now on a wall
+        clock)."""
+        if self.wall:
+            self.now = self.elapsed()
+        return self.now >= self.limit
+
+    def charge(self, cost: float) -> bool:
+        """Advance the clock past one evaluation; False (and the clock unchanged) when a
+        simulated clock cannot pay for it: the NB201 rule discards it (``if total_time_cost
+        + time_cost > time_budget``). On a wall clock an evaluation started within budget
+        counts (NATS-Bench) and is stamped with the time it finished."""
+        if self.wall:
+            self.now = self.elapsed()
+            return True
+        if self.now + cost > self.limit:
+            return False
+        self.now = self.now + cost
+        return True
+
+
+class _Trajectory:
+    """What a run records per accepted evaluation: the best-so-far trajectory (the arch the
+    searcher would return, its search-time validation accuracy, and the reported valid /
+    test accuracies of that arch, never seen by the searcher) and the history of every
+    evaluation. Telling the searcher happens here too, so that the recommendation read
+    after each evaluation is the one that includes it."""
+
+    def __init__(
+        self, searcher: Searcher, evaluator: Evaluator, space: SearchSpace[Any], multi: bool
+    ) -> None:
+        self.searcher = searcher
+        self.evaluator = evaluator
+        self.space = space
+        self.multi = multi
+        self.times: list[float] = []
+        self.valid: list[float] = []
+        self.test: list[float] = []
+        self.report_valid: list[float] = []
+        self.best_index: list[int] = []
+        self.h_arch: list[int] = []
+        self.h_str: list[str] = []
+        self.h_fid: list[int] = []
+        self.h_valid: list[float] = []
+        self.h_cost: list[float] = []
+        self.h_ok: list[bool] = []
+        self.h_obj: list[list[float | None]] = []
+        # the observation behind each told: a report is made from the recommended one's
+        self.obs_of: dict[Told, Observation] = {}
+        self.last_rec: Told | None = None
+        self.rep_valid = self.rep_test = math.nan
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def index_of(self, arch: Hashable) -> int:
+        i = self.space.index(arch)
+        return -1 if i is None else i
+
+    def record(self, ask: Ask, obs: Observation, clock: float) -> None:
+        """Tell the searcher ``obs`` and record it at ``clock``."""
+        ok = obs.ok
+        told = Told(
+            arch=obs.arch,
+            valid_acc=obs.valid_acc if ok else 0.0,
+            fidelity=obs.fidelity,
+            cost=obs.cost,
+            resume_key=ask.resume_key,
+            ok=ok,
+            objectives=tuple(obs.objectives),
+        )
+        self.obs_of[told] = obs
+        self.searcher.tell(told)
+        rec = self.searcher.recommend()
+        if rec is not self.last_rec and rec is not None:
+            rep = self.evaluator.report(rec.arch, obs if rec is told else self.obs_of[rec])
+            self.rep_valid, self.rep_test = rep.valid_acc, rep.test_acc
+            self.last_rec = rec
+        self.times.append(clock)
+        self.valid.append(rec.valid_acc if rec is not None else math.nan)
+        self.test.append(self.rep_test)
+        self.report_valid.append(self.rep_valid)
+        self.best_index.append(self.index_of(rec.arch) if rec is not None else -1)
+        self.h_arch.append(self.index_of(obs.arch))
+        self.h_str.append(self.space.to_string(obs.arch))
+        self.h_fid.append(obs.fidelity)
+        self.h_valid.append(obs.valid_acc if ok else math.nan)
+        self.h_cost.append(obs.cost)
+        self.h_ok.append(ok)
+        if self.multi:
+            self.h_obj.append([_json_float(v) for v in obs.objectives])
+
+    def result(self, budget: Budget, clock_kind: str, wall_seconds: float) -> RunResult:
+        """The run's :class:`RunResult`, with the searcher's final recommendation."""
+        searcher, space = self.searcher, self.space
+        final = searcher.recommend()
+        return RunResult(
+            algo=searcher.name,
+            seed=searcher.seed,
+            budget=str(budget),
+            clock=clock_kind,
+            times=np.asarray(self.times, dtype=np.float64),
+            valid=np.asarray(self.valid, dtype=np.float64),
+            test=np.asarray(self.test, dtype=np.float64),
+            report_valid=np.asarray(self.report_valid, dtype=np.float64),
+            best_index=np.asarray(self.best_index, dtype=np.int64),
+            history={
+                "arch_index": self.h_arch,
+                "arch": self.h_str,
+                "fidelity": self.h_fid,
+                "valid": [_json_float(v) for v in self.h_valid],
+                "cost": self.h_cost,
+                "ok": self.h_ok,
+                # the objective values of every evaluation (multi-objective runs only)
+                **({"objectives": self.h_obj} if self.multi else {}),
+            },
+            final_arch=space.to_string(final.arch) if final is not None else None,
+            final_valid=final.valid_acc if final is not None else math.nan,
+            final_test=self.test[-1] if self.test else math.nan,
+            total_cost=float(sum(self.h_cost)),
+            wall_seconds=wall_seconds,
+            config={
+                "searcher": searcher.config(),
+                "evaluator": self.evaluator.describe(),
+                "space": space.name,
+            },
+        )
+
+
+def _evaluate_batch(
+    asks: list[Ask], evaluator: Evaluator, executor: Executor | None
+) -> list[Observation]:
+    """The observations of ``asks``, in ask order: one plain call for a single ask without
+    an executor, else one batch (on ``executor`` when given)."""
+    if len(asks) == 1 and executor is None:
+        a = asks[0]
+        return [evaluator.evaluate(a.arch, a.fidelity, resume_key=a.resume_key)]
+    requests = [(a.arch, a.fidelity, a.resume_key) for a in asks]
+    return evaluator.evaluate_batch(requests, executor=executor)
+
+
 def run_search(
     searcher: Searcher,
     evaluator: Evaluator,
@@ -484,127 +639,22 @@ def run_search(
         )
     )
     multi = bool(searcher.context is not None and searcher.context.objectives)
-
-    def index_of(arch: Hashable) -> int:
-        i = space.index(arch)
-        return -1 if i is None else i
-
     # a time budget still gets a (huge) evaluation cap: a table whose entries cost 0 s
     # (failed runs) must not make a run loop forever
     limit_evals = int(budget.amount) if budget.kind == "evals" else _SAFETY_EVALS
     if max_evals is not None:
         limit_evals = min(limit_evals, max_evals)
-    limit_seconds = budget.amount if budget.kind == "seconds" else math.inf
-    wall = clock_kind == "wall"
-
-    times: list[float] = []
-    valid: list[float] = []
-    test: list[float] = []
-    report_valid: list[float] = []
-    best_index: list[int] = []
-    h_arch: list[int] = []
-    h_str: list[str] = []
-    h_fid: list[int] = []
-    h_valid: list[float] = []
-    h_cost: list[float] = []
-    h_ok: list[bool] = []
-    h_obj: list[list[float | None]] = []
-    # the observation behind each told: a report is made from the recommended one's
-    obs_of: dict[Told, Observation] = {}
-    last_rec: Told | None = None
-    rep_valid = rep_test = math.nan
-
-    def _record(ask: Ask, obs: Observation, clock: float) -> None:
-        nonlocal last_rec, rep_valid, rep_test
-        ok = obs.ok
-        told = Told(
-            arch=obs.arch,
-            valid_acc=obs.valid_acc if ok else 0.0,
-            fidelity=obs.fidelity,
-            cost=obs.cost,
-            resume_key=ask.resume_key,
-            ok=ok,
-            objectives=tuple(obs.objectives),
-        )
-        obs_of[told] = obs
-        searcher.tell(told)
-        rec = searcher.recommend()
-        if rec is not last_rec and rec is not None:
-            rep = evaluator.report(rec.arch, obs if rec is told else obs_of[rec])
-            rep_valid, rep_test = rep.valid_acc, rep.test_acc
-            last_rec = rec
-        times.append(clock)
-        valid.append(rec.valid_acc if rec is not None else math.nan)
-        test.append(rep_test)
-        report_valid.append(rep_valid)
-        best_index.append(index_of(rec.arch) if rec is not None else -1)
-        h_arch.append(index_of(obs.arch))
-        h_str.append(space.to_string(obs.arch))
-        h_fid.append(obs.fidelity)
-        h_valid.append(obs.valid_acc if ok else math.nan)
-        h_cost.append(obs.cost)
-        h_ok.append(ok)
-        if multi:
-            h_obj.append([_json_float(v) for v in obs.objectives])
-
-    clock = 0.0
-    t0 = time.perf_counter()
+    trajectory = _Trajectory(searcher, evaluator, space, multi)
+    clock = _Clock(clock_kind, budget.amount if budget.kind == "seconds" else math.inf)
     width = parallel if searcher.max_pending is None else min(parallel, searcher.max_pending)
     stop = False
-    while len(times) < limit_evals and not stop:
-        if wall:
-            clock = time.perf_counter() - t0
-        if clock >= limit_seconds:
+    while len(trajectory) < limit_evals and not stop:
+        if clock.spent():
             break
-        asks = [searcher.ask() for _ in range(min(width, limit_evals - len(times)))]
-        if len(asks) == 1 and executor is None:
-            a = asks[0]
-            batch = [evaluator.evaluate(a.arch, a.fidelity, resume_key=a.resume_key)]
-        else:
-            requests = [(a.arch, a.fidelity, a.resume_key) for a in asks]
-            batch = evaluator.evaluate_batch(requests, executor=executor)
-        for ask, obs in zip(asks, batch, strict=True):
-            if wall:
-                # NATS-Bench rule for wall clocks: an evaluation started within budget counts
-                new_clock = time.perf_counter() - t0
-            else:
-                new_clock = clock + obs.cost
-                if new_clock > limit_seconds:
-                    stop = True  # NB201 rule: an evaluation the budget cannot pay for is
-                    break  # discarded (and so is the rest of its batch)
-            clock = new_clock
-            _record(ask, obs, clock)
-
-    wall_seconds = time.perf_counter() - t0
-    final = searcher.recommend()
-    return RunResult(
-        algo=searcher.name,
-        seed=searcher.seed,
-        budget=str(budget),
-        clock=clock_kind,
-        times=np.asarray(times, dtype=np.float64),
-        valid=np.asarray(valid, dtype=np.float64),
-        test=np.asarray(test, dtype=np.float64),
-        report_valid=np.asarray(report_valid, dtype=np.float64),
-        best_index=np.asarray(best_index, dtype=np.int64),
-        history={
-            "arch_index": h_arch,
-            "arch": h_str,
-            "fidelity": h_fid,
-            "valid": [_json_float(v) for v in h_valid],
-            "cost": h_cost,
-            "ok": h_ok,
-            # the objective values of every evaluation (multi-objective runs only)
-            **({"objectives": h_obj} if multi else {}),
-        },
-        final_arch=space.to_string(final.arch) if final is not None else None,
-        final_valid=final.valid_acc if final is not None else math.nan,
-        final_test=test[-1] if test else math.nan,
-        total_cost=float(sum(h_cost)),
-        wall_seconds=wall_seconds,
-        config={
-            "searcher": searcher.config(),
-            "evaluator": evaluator.describe(),
-            "space": space.name,
-        },
-    )
+        asks = [searcher.ask() for _ in range(min(width, limit_evals - len(trajectory)))]
+        for ask, obs in zip(asks, _evaluate_batch(asks, evaluator, executor), strict=True):
+            if not clock.charge(obs.cost):
+                stop = True  # an evaluation the budget cannot pay for is discarded, and
+                break  # so is the rest of its batch
+            trajectory.record(ask, obs, clock.now)
+    return trajectory.result(budget, clock_kind, clock.elapsed())

@@ -34,13 +34,12 @@ from torch import nn
 
 from nasforge.errors import SearchError
 from nasforge.nn.supernet import NB201Supernet, check_prefix, share_prefix
+from nasforge.report.study import save_study, save_variants
 from nasforge.search.oneshot.base import Batch, SearchContext, StepStats, step_stats
 from nasforge.search.oneshot.rsps import RSPS
 from nasforge.spaces.nb201 import NUM_ARCHS, NUM_EDGES, NUM_OPS, Arch
 
 PARTITIONS = ("none", "edge", "random")
-RESULT_NAME = "ranking.json"
-PLOT_NAME = "ranking.png"
 
 
 # -- rank statistics ---------------------------------------------------------------------------
@@ -330,7 +329,7 @@ def run_ranking_study(
     search's own validation half of the training data, never trained on).
     """
     from nasforge.data import DeviceLoader
-    from nasforge.io import atomic_write_json, to_jsonable
+    from nasforge.io import to_jsonable
     from nasforge.search.oneshot.loop import resolve_table, run_search, search_splits
 
     cfg = config or RankingConfig()
@@ -410,44 +409,8 @@ def run_ranking_study(
             },
         }
     )
-    atomic_write_json(out / RESULT_NAME, result)
-    if plot:
-        plot_ranking(result, out / PLOT_NAME)
+    save_study(out, result, plot=plot)
     return result
-
-
-def plot_ranking(result: dict[str, Any], path: str | Path) -> Path:
-    """Left: tau / rho / consecutive tau over the snapshots; right: one-shot vs true
-    accuracy at the last snapshot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nasforge.io import atomic_save_figure
-
-    snaps = result["snapshots"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
-    xs = np.arange(len(snaps))
-    for key, label in (
-        ("tau", "Kendall tau"),
-        ("rho", "Spearman rho"),
-        ("tau_prev", "tau vs previous"),
-    ):
-        ax.plot(xs, [np.nan if s[key] is None else s[key] for s in snaps], marker=".", label=label)
-    ax.set_xticks(xs, [s["label"] for s in snaps], rotation=60, fontsize=7)
-    ax.set_ylim(-1, 1)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_ylabel("rank correlation")
-    ax.set_title(f"supernet ranking vs table ({result['groups']} supernet(s))")
-    ax.legend(fontsize=8)
-    if snaps:
-        bx.scatter(result["truth"], snaps[-1]["oneshot_acc"], s=12, c=result["parts"], cmap="tab10")
-    bx.set_xlabel(f"table {result['table']['truth']} (%)")
-    bx.set_ylabel("one-shot valid acc (%)")
-    bx.set_title(f"last snapshot: tau = {snaps[-1]['tau']:.3f}" if snaps else "no snapshot")
-    fig.tight_layout()
-    return atomic_save_figure(fig, Path(path), dpi=100)
 
 
 # -- several sharing variants side by side -------------------------------------------------------
@@ -491,7 +454,7 @@ def compare_variants(
     style per seed): tau / rho / consecutive tau over training per sharing variant, each
     variant's final figures and timing, the truth's own noise (``noise``, from
     :func:`truth_agreement`) and ``meta`` (e.g. the table build's commands and times)."""
-    from nasforge.io import atomic_write_json, to_jsonable
+    from nasforge.io import to_jsonable
 
     if not results:
         raise SearchError("no study to compare; expected one ranking.json per variant")
@@ -540,64 +503,5 @@ def compare_variants(
             "meta": meta or {},
         }
     )
-    path = Path(out_json)
-    atomic_write_json(path, combined)
-    if plot:
-        plot_variants(combined, path.with_suffix(".png"))
+    save_variants(Path(out_json), combined, plot=plot)
     return combined
-
-
-def plot_variants(combined: dict[str, Any], path: str | Path) -> Path:
-    """Kendall tau, Spearman rho and tau between consecutive snapshots over training, one
-    line per sharing variant; the truth's seed-to-seed tau as a reference line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nasforge.io import atomic_save_figure
-
-    panels = (
-        ("tau", "Kendall tau vs table"),
-        ("rho", "Spearman rho vs table"),
-        ("tau_prev", "tau vs previous snapshot"),
-    )
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharex=True)
-    labels = combined["variants"][0]["labels"]
-    xs = np.arange(len(labels))
-    noise = combined.get("truth_noise")
-    names = list(dict.fromkeys(v["variant"] for v in combined["variants"]))
-    colours = {n: f"C{i % 10}" for i, n in enumerate(names)}
-    seeds = sorted({v["seed"] for v in combined["variants"]})
-    styles = ("-", ":", "-.", "--")
-    for ax, (key, title) in zip(axes, panels, strict=True):
-        for v in combined["variants"]:
-            ys = [np.nan if y is None else y for y in v[key]]
-            # One colour per variant, one line style per study seed.
-            ax.plot(
-                xs[: len(ys)],
-                ys,
-                marker=".",
-                color=colours[v["variant"]],
-                ls=styles[seeds.index(v["seed"]) % len(styles)],
-                label=v["variant"] + (f", seed {v['seed']}" if len(seeds) > 1 else ""),
-            )
-        if key == "tau" and noise:
-            ax.axhline(noise["tau"], color="black", ls="--", lw=1, label="table seed vs seed (tau)")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xticks(xs, labels, rotation=60, fontsize=7)
-        ax.set_ylim(-0.5, 1)
-        ax.set_title(title)
-        ax.set_xlabel("snapshot (epoch e, step s of the last epoch)")
-    axes[0].set_ylabel("rank correlation")
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    sup = combined["supernet"]
-    fig.suptitle(
-        f"Supernet ranking of {combined['archs']} NB201 archs vs a table trained on the same "
-        f"data ({combined['dataset']}, C={sup['C']}, N={sup['N']}, {sup['epochs']} epochs)",
-        fontsize=10,
-    )
-    rows = math.ceil(len(handles) / 4)
-    fig.tight_layout(rect=(0, 0.04 + 0.045 * rows, 1, 1))  # room for the legend below
-    return atomic_save_figure(fig, Path(path), dpi=110)

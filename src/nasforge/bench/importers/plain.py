@@ -300,6 +300,43 @@ def import_plain(
     against the file's content; ``None`` takes what the content says.
     """
     src = Path(src)
+    actual = _check_request(src, dataset=dataset, hp=hp, acc_scale=acc_scale, format=format)
+    source = _read(src, actual)
+    cols = source.cols
+    n_rows = len(next(iter(cols.values()), []))
+    if n_rows == 0:
+        raise BenchError(f"{str(src)!r} has no data rows")
+    assigned, ignored = _assign_roles(source, src, columns)
+    indices = _row_indices(source, assigned)
+    row_ds, targets = _row_datasets(source, assigned, src, dataset, n_rows)
+    aggregate_of_row = _aggregates(cols, assigned, source, n_rows)
+    seeds_of_row = _row_seeds(source, assigned, aggregate_of_row, n_rows)
+    nums_of = _numbers(source, assigned, acc_scale)
+    values, cost_vals = _gather(
+        source, src, assigned, nums_of, indices, seeds_of_row, row_ds, targets
+    )
+    meta = {
+        "source_format": actual,
+        "source": src.name,
+        "columns": {f"{r}@{d}" if d else r: c for (r, d), c in assigned.items()},
+        "ignored_columns": ignored,
+    }
+    aggregates = _group_aggregates(row_ds, targets, aggregate_of_row, str(src), hp)
+    if aggregates:
+        meta[AGGREGATES_META] = aggregates
+    groups = _groups(values, hp)
+    costs = _costs(cost_vals)
+    return write_table(out, groups, costs, meta=meta, overwrite=overwrite)
+
+
+#: (role, dataset or None) -> column name
+Assigned = dict[tuple[str, str | None], str]
+
+
+def _check_request(
+    src: Path, *, dataset: str | None, hp: str, acc_scale: str, format: str | None
+) -> str:
+    """The options checked before anything is read; the file's format (by content)."""
     if not src.is_file():
         raise BenchError(f"plain table {str(src)!r} does not exist")
     if acc_scale not in ("auto", "percent", "fraction"):
@@ -320,15 +357,16 @@ def import_plain(
             )
             + f"; pass --format {actual} or --format auto"
         )
-    source = _read(src, actual)
-    cols = source.cols
-    n_rows = len(next(iter(cols.values()), []))
-    if n_rows == 0:
-        raise BenchError(f"{str(src)!r} has no data rows")
+    return actual
 
-    # -- assign column roles ----------------------------------------------------------------
-    # (role, dataset or None) -> column name
-    assigned: dict[tuple[str, str | None], str] = {}
+
+def _assign_roles(
+    source: _Source, src: Path, columns: dict[str, str] | None
+) -> tuple[Assigned, list[str]]:
+    """Each column's role (and the dataset a dataset-named column is of): the ones given in
+    ``columns`` first, then the recognised names; the columns left over are ignored."""
+    cols = source.cols
+    assigned: Assigned = {}
     explicit = dict(columns or {})
     for role, col in explicit.items():
         base_role = _role(_norm(role)) or role
@@ -370,34 +408,45 @@ def import_plain(
             f"{str(src)!r}: no metric column recognised among {list(cols)}; expected e.g. "
             "valid_acc, test_acc, train_time, or --column valid_acc=NAME"
         )
+    return assigned, ignored
 
-    # -- per row: arch index, dataset, seed -----------------------------------------------
+
+def _row_indices(source: _Source, assigned: Assigned) -> list[int]:
+    """Per row, the official index of its arch (from the index or the arch column)."""
+    cols = source.cols
+    indices = []
     if ("index", None) in assigned and ("arch", None) not in assigned:
         col = assigned[("index", None)]
-        indices = []
         for r, v in enumerate(cols[col]):
             where = source.where(r, col)
             try:
                 indices.append(Arch.from_index(_key_int(v, where, "arch index")).to_index())
             except ArchError as exc:
                 raise BenchError(f"{where}: {exc}") from None
-    else:
-        col = assigned[("arch", None)]
-        indices = []
-        for r, v in enumerate(cols[col]):
-            if _is_blank(v):
-                raise BenchError(f"{source.where(r, col)}: the arch is empty; every row needs one")
-            try:
-                indices.append(Arch.parse(str(v).strip()).to_index())
-            except ArchError as exc:
-                raise BenchError(f"{source.where(r, col)}: {exc}") from None
+        return indices
+    col = assigned[("arch", None)]
+    for r, v in enumerate(cols[col]):
+        if _is_blank(v):
+            raise BenchError(f"{source.where(r, col)}: the arch is empty; every row needs one")
+        try:
+            indices.append(Arch.parse(str(v).strip()).to_index())
+        except ArchError as exc:
+            raise BenchError(f"{source.where(r, col)}: {exc}") from None
+    return indices
+
+
+def _row_datasets(
+    source: _Source, assigned: Assigned, src: Path, dataset: str | None, n_rows: int
+) -> tuple[list[str], list[str]]:
+    """Per row, its dataset (empty when dataset-named columns say it), and the datasets the
+    table holds: from a dataset column, dataset-named columns, or ``dataset``."""
     wide_datasets = sorted({ds for _, ds in assigned if ds is not None})
     if wide_datasets and ("dataset", None) in assigned:
         raise BenchError("a table has either a dataset column or dataset-named columns, not both")
     if ("dataset", None) in assigned:
         ds_col = assigned[("dataset", None)]
         row_ds: list[str] = []
-        for r, v in enumerate(cols[ds_col]):
+        for r, v in enumerate(source.cols[ds_col]):
             name = "" if _is_blank(v) else str(v).strip()
             if not name:
                 raise BenchError(
@@ -407,33 +456,40 @@ def import_plain(
                 row_ds.append(check_dataset(name))
             except BenchError as exc:
                 raise BenchError(f"{source.where(r, ds_col)}: {exc}") from None
-        targets = sorted(set(row_ds))
-    elif wide_datasets:
-        row_ds, targets = [], wide_datasets
-    elif dataset is not None:
-        row_ds, targets = [dataset] * n_rows, [dataset]
-    else:
-        raise BenchError(
-            f"{str(src)!r} has no dataset column and no dataset-named columns; pass --dataset"
-        )
-    aggregate_of_row = _aggregates(cols, assigned, source, n_rows)
-    if ("seed", None) in assigned:
-        scol = assigned[("seed", None)]
-        seeds_of_row = [
-            AGGREGATE_SEED
-            if aggregate_of_row[r] is not None and _is_blank(v)
-            else check_seed(_key_int(v, source.where(r, scol), "seed"), source.where(r, scol))
-            for r, v in enumerate(cols[scol])
-        ]
-    else:
-        seeds_of_row = [0] * n_rows
+        return row_ds, sorted(set(row_ds))
+    if wide_datasets:
+        return [], wide_datasets
+    if dataset is not None:
+        return [dataset] * n_rows, [dataset]
+    raise BenchError(
+        f"{str(src)!r} has no dataset column and no dataset-named columns; pass --dataset"
+    )
 
-    # -- numbers: parsed and checked once, accuracies on one scale for the whole table -------
+
+def _row_seeds(
+    source: _Source, assigned: Assigned, aggregate_of_row: list[str | None], n_rows: int
+) -> list[int]:
+    """Per row, its seed (:data:`AGGREGATE_SEED` for a seed mean without one; 0 without a
+    seed column)."""
+    if ("seed", None) not in assigned:
+        return [0] * n_rows
+    scol = assigned[("seed", None)]
+    return [
+        AGGREGATE_SEED
+        if aggregate_of_row[r] is not None and _is_blank(v)
+        else check_seed(_key_int(v, source.where(r, scol), "seed"), source.where(r, scol))
+        for r, v in enumerate(source.cols[scol])
+    ]
+
+
+def _numbers(source: _Source, assigned: Assigned, acc_scale: str) -> dict[str, list[float]]:
+    """The numbers of every metric and cost column, parsed and checked once, accuracies on
+    one scale (percent) for the whole table."""
     nums_of: dict[str, list[float]] = {}
     for (role, _), col in assigned.items():
         if role in ("arch", "index", "dataset", "seed", "aggregate"):
             continue
-        nums = [_number(v, source.where(r, col)) for r, v in enumerate(cols[col])]
+        nums = [_number(v, source.where(r, col)) for r, v in enumerate(source.cols[col])]
         if not role.endswith("_acc"):
             for r, x in enumerate(nums):
                 if x < 0:
@@ -444,8 +500,23 @@ def import_plain(
     if _acc_fraction(acc, acc_scale):
         for c in acc_cols:
             nums_of[c] = [x * 100.0 for x in nums_of[c]]
+    return nums_of
 
-    # -- gather values: (dataset) -> {(index, seed): {metric: v}} ---------------------------
+
+def _gather(
+    source: _Source,
+    src: Path,
+    assigned: Assigned,
+    nums_of: dict[str, list[float]],
+    indices: list[int],
+    seeds_of_row: list[int],
+    row_ds: list[str],
+    targets: list[str],
+) -> tuple[
+    dict[str, dict[tuple[int, int], dict[str, float]]], dict[str, dict[int, dict[str, float]]]
+]:
+    """The values per dataset: ``{(index, seed): {metric: v}}`` and the costs
+    ``{index: {cost: v}}`` (latencies in seconds)."""
     values: dict[str, dict[tuple[int, int], dict[str, float]]] = {}
     cost_vals: dict[str, dict[int, dict[str, float]]] = {}
     for (role, ds_of_col), col in assigned.items():
@@ -454,7 +525,7 @@ def import_plain(
         nums = nums_of[col]
         if role.startswith("latency") and _norm(col).endswith("_ms"):
             nums = [x / 1000.0 for x in nums]
-        for r in range(n_rows):
+        for r in range(len(indices)):
             for ds in [ds_of_col] if ds_of_col else ([row_ds[r]] if row_ds else targets):
                 if role in _METRICS or role == "train_time":
                     key = (indices[r], seeds_of_row[r])
@@ -470,7 +541,11 @@ def import_plain(
                     c = cost_vals.setdefault(ds, {}).setdefault(indices[r], {})
                     if not math.isnan(nums[r]):
                         c[role] = nums[r]
+    return values, cost_vals
 
+
+def _groups(values: dict[str, dict[tuple[int, int], dict[str, float]]], hp: str) -> list[GroupData]:
+    """One final-metrics group per dataset."""
     groups = []
     for ds, entries in sorted(values.items()):
         seeds = sorted({s for _, s in entries})
@@ -489,6 +564,11 @@ def import_plain(
             for m, v in cell.items():
                 data[r, s, m_pos[m], 0] = v
         groups.append(GroupData(ds, hp, seeds, rows, metrics, 1, True, status, data))
+    return groups
+
+
+def _costs(cost_vals: dict[str, dict[int, dict[str, float]]]) -> list[CostData]:
+    """One cost array per dataset that has any cost (known costs first, then by name)."""
     costs = []
     for ds, per_arch in sorted(cost_vals.items()):
         names = sorted(
@@ -501,16 +581,7 @@ def import_plain(
             for k, n in enumerate(names):
                 arr[index, k] = c.get(n, math.nan)
         costs.append(CostData(ds, names, arr))
-    meta = {
-        "source_format": actual,
-        "source": src.name,
-        "columns": {f"{r}@{d}" if d else r: c for (r, d), c in assigned.items()},
-        "ignored_columns": ignored,
-    }
-    aggregates = _group_aggregates(row_ds, targets, aggregate_of_row, str(src), hp)
-    if aggregates:
-        meta[AGGREGATES_META] = aggregates
-    return write_table(out, groups, costs, meta=meta, overwrite=overwrite)
+    return costs
 
 
 def _aggregates(

@@ -31,14 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from nasforge.data import DatasetSplits, DeviceLoader, Split
 from nasforge.errors import BenchError, SearchError
-from nasforge.io import atomic_save_figure, atomic_torch_save, atomic_write_json, to_jsonable
+from nasforge.io import atomic_torch_save, atomic_write_json, to_jsonable
+from nasforge.report.oneshot import plot_result
 from nasforge.search.oneshot.base import Batch, OneShotSearch, SearchContext, entropy
-from nasforge.spaces.nb201 import EDGES, OPS
 from nasforge.train.checkpoint import (
     check_identity,
     data_fingerprint,
@@ -494,140 +493,3 @@ def run_search(
     if plot:
         plot_result(result, plotter=method.plot)
     return result
-
-
-def plot_result(
-    result: SearchResult,
-    trained: dict[str, float] | None = None,
-    plotter: Callable[..., Any] | None = None,
-) -> Path | None:
-    """(Re)draw ``result``'s search plot (``result.paths["png"]``; None when it has none):
-    warm-up epochs from its config, the table's accuracy of the derived arch when known, and
-    ``trained`` (label -> accuracy, e.g. of a retraining done after the search).
-    ``plotter`` is the method's ``plot`` (its space's figure); default the NB201 one."""
-    png = result.paths.get("png")
-    if not png:
-        return None
-    known: dict[str, float] = {}
-    table = result.table
-    if table is not None and table.get("test_acc") is not None:
-        known[f"table {table['dataset']} {table['hp']}-epoch test"] = float(table["test_acc"])
-    known.update(trained or {})
-    draw = plotter or plot_search
-    return draw(
-        result.epochs,
-        png,
-        title=f"{result.algo} on {result.dataset}",
-        warmup=int(result.config.get("warmup_epochs", 0) or 0),
-        trained=known,
-    )
-
-
-def plot_search(
-    records: list[dict[str, Any]],
-    path: str | Path,
-    *,
-    title: str = "",
-    warmup: int = 0,
-    trained: dict[str, float] | None = None,
-) -> Path:
-    """Per-edge op probabilities per epoch (6 panels) + derived-arch accuracy per epoch.
-
-    ``warmup`` epochs (weights only, no architecture step) are shaded in every panel;
-    ``trained`` maps a label to an accuracy of the final derived arch after real training
-    (the table's, or a retraining's), drawn as dashed lines on the accuracy panel.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    epochs = [r["epoch"] for r in records]
-    probs = np.asarray([r["probs"] for r in records], dtype=np.float64)  # (T, 6, 5)
-    fig = plt.figure(figsize=(13, 9))
-    grid = fig.add_gridspec(3, 3)
-
-    def shade_warmup(ax: Any, label: bool = False) -> None:
-        if warmup > 0:
-            ax.axvspan(
-                0.5,
-                warmup + 0.5,
-                color="grey",
-                alpha=0.15,
-                label=f"warm-up ({warmup} ep.)" if label else None,
-            )
-
-    # One y-range for all edges, fitted to the data: early in a search the probabilities
-    # sit near 1/5 and a fixed 0..1 axis would hide their evolution.
-    top = min(1.0, float(probs.max()) * 1.15 + 0.02) if len(records) else 1.0
-    for e, (dst, src) in enumerate(EDGES):
-        ax = fig.add_subplot(grid[e // 3, e % 3])
-        for k, op in enumerate(OPS):
-            if len(records):
-                ax.plot(epochs, probs[:, e, k], label=op, marker="." if len(epochs) < 30 else None)
-        shade_warmup(ax, label=e == 0)
-        ax.set_title(f"edge {dst}<-{src}")
-        ax.set_ylim(0, top)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("probability")
-        if e == 0:
-            ax.legend(fontsize=7)
-    ax = fig.add_subplot(grid[2, :2])
-    if records:
-        ax.plot(
-            epochs,
-            [r["derived_valid_acc"] for r in records],
-            marker=".",
-            label="derived arch, one-shot valid acc",
-        )
-        ax.plot(
-            epochs,
-            [r["valid_acc"] for r in records],
-            marker=".",
-            linestyle="--",
-            label="supernet valid acc",
-        )
-        table_accs = [r.get("table_acc") for r in records]
-        if any(a is not None for a in table_accs):
-            ax.plot(
-                epochs,
-                [np.nan if a is None else a for a in table_accs],
-                marker="o",
-                label="derived arch, table test acc",
-            )
-    for k, (label, acc) in enumerate((trained or {}).items()):
-        if acc is not None and math.isfinite(acc):
-            ax.axhline(
-                acc,
-                color=f"C{4 + k}",
-                linestyle="--",
-                linewidth=1.2,
-                label=f"final arch, {label}: {acc:.2f}%",
-            )
-    shade_warmup(ax, label=True)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
-    ax.legend(fontsize=8)
-    ax.set_title("derived architecture accuracy")
-    ax = fig.add_subplot(grid[2, 2])
-    if records:
-        ax.plot(epochs, [r["skip_share"] for r in records], marker=".", label="skip share")
-        ax.plot(
-            epochs,
-            [float(np.mean(r["entropy"])) / math.log(len(OPS)) for r in records],
-            marker=".",
-            label="mean entropy / log 5",
-        )
-    shade_warmup(ax)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("epoch")
-    ax.legend(fontsize=8)
-    ax.set_title("collapse indicators")
-    from matplotlib.ticker import MaxNLocator
-
-    for a in fig.axes:  # epochs are counted: integer ticks
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(title)
-    fig.tight_layout()
-    return atomic_save_figure(fig, path, dpi=90)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import SearchError
-from nasforge.io import atomic_save_figure, atomic_write_json, atomic_write_text
+from nasforge.io import atomic_write_json, atomic_write_text
 from nasforge.nn.darts_supernet import NUM_ARCH_ROWS, NUM_CELL_EDGES, NUM_DARTS_OPS, DartsSupernet
 from nasforge.search.oneshot.config import OneShotConfig, check_bool, cosine_lr
 from nasforge.search.oneshot.loop import ARCH_BATCH_RULES, SPLIT_RULES
@@ -287,59 +287,8 @@ class DartsAdapter(SupernetAdapter):
         warmup: int = 0,
         trained: dict[str, float] | None = None,
     ) -> Path:
-        """The DARTS-space figure (warm-up and retrained accuracy are not drawn in it)."""
+        """The DARTS-space figure (warm-up and retrained accuracy are not drawn in it):
+        :func:`nasforge.report.oneshot.plot_darts_search`."""
+        from nasforge.report.oneshot import plot_darts_search
+
         return plot_darts_search(records, path, title=title)
-
-
-# -- plot ---------------------------------------------------------------------------------------
-
-
-def plot_darts_search(records: list[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
-    """Per cell type, each op's probability averaged over the 14 edges per epoch and the last
-    epoch's per-edge probabilities; the derived genotype's one-shot accuracy and the
-    collapse indicators (normal-cell skip share, mean entropy)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    epochs = [r["epoch"] for r in records]
-    probs = np.asarray([r["probs"] for r in records], dtype=np.float64).reshape(
-        len(records), 2, NUM_CELL_EDGES, NUM_DARTS_OPS
-    )
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    for c, cell in enumerate(("normal", "reduce")):
-        ax = axes[c, 0]
-        for k, op in enumerate(PRIMITIVES):
-            if records:
-                ax.plot(epochs, probs[:, c, :, k].mean(axis=1), label=op, marker=".")
-        ax.set_title(f"{cell} cell: op probability (mean over edges)")
-        ax.set_xlabel("epoch")
-        if c == 0:
-            ax.legend(fontsize=7)
-        ax = axes[c, 1]
-        if records:
-            im = ax.imshow(probs[-1, c], aspect="auto", cmap="viridis")
-            fig.colorbar(im, ax=ax)
-        ax.set_xticks(range(NUM_DARTS_OPS), PRIMITIVES, rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel("edge")
-        ax.set_title(f"{cell} cell: last epoch's probabilities")
-    ax = axes[0, 2]
-    if records:
-        ax.plot(epochs, [r["derived_valid_acc"] for r in records], marker=".", label="derived")
-        ax.plot(epochs, [r["valid_acc"] for r in records], marker=".", ls="--", label="supernet")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("one-shot valid accuracy (%)")
-    ax.legend(fontsize=8)
-    ax = axes[1, 2]
-    if records:
-        ax.plot(epochs, [r["skip_share"] for r in records], marker=".", label="normal skip share")
-        ent = [float(np.mean(r["entropy"])) / np.log(NUM_DARTS_OPS) for r in records]
-        ax.plot(epochs, ent, marker=".", label="mean entropy / log 8")
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("epoch")
-    ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return atomic_save_figure(fig, path, dpi=80)

@@ -5,7 +5,7 @@ cells per stage, two residual reductions), the architecture parameters are 6 x 5
 per edge of the 4-node cell, one column per op), and every edge is kept, so a derived arch
 is each edge's strongest op and a single path (one op per edge) is itself an arch -- what
 RSPS, ENAS, SETN and the sampling methods return. Records name an arch by its string and
-index; the plot is :func:`~nasforge.search.oneshot.loop.plot_search`.
+index; the plot is :func:`~nasforge.report.oneshot.plot_search`.
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ class NB201Adapter(SupernetAdapter):
         warmup: int = 0,
         trained: dict[str, float] | None = None,
     ) -> Path:
-        """:func:`~nasforge.search.oneshot.loop.plot_search` (per-edge probabilities,
+        """:func:`~nasforge.report.oneshot.plot_search` (per-edge probabilities,
         warm-up shaded, ``trained`` accuracies of the derived arch as lines)."""
-        from nasforge.search.oneshot.loop import plot_search
+        from nasforge.report.oneshot import plot_search
 
         return plot_search(records, path, title=title, warmup=warmup, trained=trained)
