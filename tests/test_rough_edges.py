@@ -175,12 +175,12 @@ def test_width_search_warns_when_the_winner_misses_the_latency_target(tmp_path, 
     data = protocol.load_data("digits", seed=protocol.DATA_SEED, limit=32)
     space = protocol.space_for("resnet20", data, levels=3)
     rng = np.random.default_rng(0)
-    shell = LatencyModel(space)
+    shell = LatencyModel(space, keying="group-pair")
     tables = {
         t: np.cumsum(rng.random(s) * 0.05, axis=len(s) - 1)
         for t, s in zip(shell.terms, shell.shapes, strict=True)
     }
-    model_path = LatencyModel(space, tables).save(tmp_path / "lat.json")
+    model_path = LatencyModel(space, tables, keying="group-pair").save(tmp_path / "lat.json")
     target = 2.0
 
     def run(measured_ms: float) -> dict:

@@ -65,22 +65,23 @@ def test_decode_and_marginals_exact_on_a_residual_width_graph() -> None:
 
 
 def _synthetic_model(space, seed: int = 0) -> LatencyModel:
-    """A known monotone latency table (cumulative sums of positive increments)."""
+    """A known monotone latency table (cumulative sums of positive increments), as the
+    free per-group-pair tables of ``keying="group-pair"``."""
     rng = np.random.default_rng(seed)
-    shell = LatencyModel(space)
+    shell = LatencyModel(space, keying="group-pair")
     tables = {}
     for term, shape in zip(shell.terms, shell.shapes, strict=True):
         t = rng.random(shape) * 0.05
         for ax in range(len(shape)):
             t = np.cumsum(t, axis=ax)
         tables[term] = t
-    return LatencyModel(space, tables)
+    return LatencyModel(space, tables, keying="group-pair")
 
 
 def test_latency_model_recovers_a_synthetic_table_with_noise() -> None:
     space = make_space("resnet20", levels=3)
     truth = _synthetic_model(space)
-    model = LatencyModel(space)
+    model = LatencyModel(space, keying="group-pair")
     train = sample_configurations(model, np.random.default_rng(1), 500, biased=True)
     held = sample_configurations(model, np.random.default_rng(2), 200, biased=False)
     noise = 0.01
@@ -102,9 +103,10 @@ def test_latency_model_recovers_a_synthetic_table_with_noise() -> None:
 def test_monotonicity_penalty_repairs_a_noisy_sparse_fit() -> None:
     space = make_space("resnet20", levels=3)
     truth = _synthetic_model(space, seed=4)
-    train = sample_configurations(LatencyModel(space), np.random.default_rng(5), 120, biased=True)
+    train = sample_configurations(truth, np.random.default_rng(5), 120, biased=True)
     y = truth.predict_indices(train) + np.random.default_rng(6).normal(0, 0.05, len(train))
-    plain, penal = LatencyModel(space), LatencyModel(space)
+    plain = LatencyModel(space, keying="group-pair")
+    penal = LatencyModel(space, keying="group-pair")
     plain.fit(train, y, penalty=0.0)
     penal.fit(train, y, penalty=100.0)
     d = penal.monotonicity()

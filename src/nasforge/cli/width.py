@@ -93,6 +93,14 @@ class W:
     LatencyWarmup = Annotated[int, typer.Option("--latency-warmup", help="Untimed passes.")]
     LatencyRepeats = Annotated[int, typer.Option("--latency-repeats", help="Timed passes (mean).")]
     LatencyPenalty = Annotated[float, typer.Option("--latency-penalty", help="Monotonicity K.")]
+    LatencyKeying = Annotated[
+        str,
+        typer.Option(
+            "--latency-keying",
+            help="Latency variables per layer type and channels (official 'layer-type') or "
+            "per channel-group pair ('group-pair').",
+        ),
+    ]
     AowsWarmup = Annotated[
         int, typer.Option("--aows-warmup", help="Epochs before adaptive sampling.")
     ]
@@ -136,14 +144,14 @@ class W:
 
 def _latency_setup(
     path: Path | None, samples: int, val: int, batch: int, warmup: int, repeats: int,
-    penalty: float,
+    penalty: float, keying: str = "layer-type",
 ):  # fmt: skip
     from nasforge.cost.latency_model import LatencyFitSettings, MeasureSettings
     from nasforge.search.width.protocol import LatencySetup
 
     return LatencySetup(
         model_path=path,
-        fit=LatencyFitSettings(samples=samples, val_samples=val, penalty=penalty),
+        fit=LatencyFitSettings(samples=samples, val_samples=val, penalty=penalty, keying=keying),
         measure=MeasureSettings(batch_size=batch, warmup=warmup, repeats=repeats),
     )
 
@@ -235,6 +243,7 @@ def search_cmd(
     latency_warmup: W.LatencyWarmup = 10,
     latency_repeats: W.LatencyRepeats = 60,
     latency_penalty: W.LatencyPenalty = 100.0,
+    latency_keying: W.LatencyKeying = "layer-type",
     aows_warmup: W.AowsWarmup = 5,
     distill: bool | None = typer.Option(
         None, "--distill/--no-distill", help="In-place distillation (default: the method's)."
@@ -276,7 +285,8 @@ def search_cmd(
         sup = replace(sup, num_random=1 if num_random is None else num_random)
     rec = _supernet_recipe(algo, recipe, epochs, batch_size, lr)
     setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
-                           latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
+                           latency_warmup, latency_repeats, latency_penalty,
+                           latency_keying)  # fmt: skip
     bar = make_progress("{task.description}", console=console, transient=False)
     tasks: dict[str, int] = {}
 
@@ -386,6 +396,7 @@ def compare_cmd(
     latency_warmup: W.LatencyWarmup = 10,
     latency_repeats: W.LatencyRepeats = 60,
     latency_penalty: W.LatencyPenalty = 100.0,
+    latency_keying: W.LatencyKeying = "layer-type",
     aows_warmup: W.AowsWarmup = 5,
     recipe: W.Recipe = None,
     epochs: W.Epochs = None,
@@ -425,7 +436,8 @@ def compare_cmd(
         # Parsed here so a bad target fails before any measurement or training.
         targets = [parse_latency_target(t) for t in latency_target.split(",") if t.strip()]
     setup = _latency_setup(latency_model, latency_samples, latency_val, latency_batch,
-                           latency_warmup, latency_repeats, latency_penalty)  # fmt: skip
+                           latency_warmup, latency_repeats, latency_penalty,
+                           latency_keying)  # fmt: skip
     record = WidthJob(
         backbone=backbone, dataset=dataset, out_dir=out, seed=seed, supernet=sup,
         evolution=evo, r_bins=r_bins, bins=bins, levels=levels,  # type: ignore[arg-type]

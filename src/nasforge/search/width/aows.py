@@ -3,8 +3,12 @@
 Berman, Pishchulin, Xu, Blaschko, Medioni, "AOWS: Adaptive and Optimal Network Width
 Search with Latency Constraints", CVPR 2020 (official code: bermanmaxim/AOWS).
 
-* **Latency model** (``nasforge.cost.latency_model``): pairwise tables fitted to measured
-  latencies of random configurations on the target device.
+* **Latency model** (``nasforge.cost.latency_model``): per-layer terms fitted to measured
+  latencies of random configurations on the target device; by default their variables are
+  keyed as the official ``Vartype`` (layer type + (in, out) channels, shared by the layers
+  of a type, monotone along channels and input size; ``latency.py:29``, ``:271-290``).
+  The solver reads them as one pairwise table per pair of channel groups, as
+  ``train_nas.py:312-326`` builds a layer's table from the shared variables.
 * **OWS** (optimal width selection, Sec. 3.2): the score of a configuration is a sum of
   unary terms, one per (group, width), estimated during supernet training as a moving
   average of ``-(loss(random net) - loss(largest net)) / G`` over the training samples

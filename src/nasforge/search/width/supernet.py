@@ -52,7 +52,16 @@ class SupernetSettings:
 
     ``num_random``: random widths per step besides the largest and smallest (sandwich rule;
     Yu & Huang use 2). ``num_placements``: candidate placements per width for min-min
-    (ignored by fixed sharing, which has one). ``distill``: in-place distillation
+    (ignored by fixed sharing, which has one): the prefix, every group shifted right, then
+    random mixes (:meth:`~nasforge.nn.slimmable.LocallyFreeSharing.placements`). The paper
+    minimises over the whole local zone; with a zone of one FLOPs-sensitive bin that is
+    ``2^g`` placements for ``g`` groups below full width (a median ResNet-20 configuration:
+    thousands). How many the published runs looked at per step could not be established:
+    no official code is public (paperswithcode lists none) and only the abstract and a
+    review of the paper were readable here, which say the supernet "can be trained
+    stochastically" within min-min. So the default stays 3; ``benchmarks/cafenet_inner_min.py``
+    measures what a larger k costs per step and changes in the ranking (#24 item 7).
+    ``distill``: in-place distillation
     (Yu & Huang 2019; AutoSlim, BigNAS; AOWS ``train_nas.py:198-219``): the largest width
     learns from the labels, every other width from the largest one's softmax (soft
     cross-entropy against its detached probabilities) on the same batch. ``None``: the
