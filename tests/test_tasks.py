@@ -469,3 +469,27 @@ def test_search_cli_runs_black_box_and_one_shot_methods_on_a_toy_task(
     assert oneshot["task"] == "toy-smoothing" and "oneshot_valid_psnr" in oneshot
     arch = json.loads((tmp_path / "os" / "arch.json").read_text())
     assert arch["task"] == "toy-smoothing" and arch["arch"].count("-") == 1
+
+
+def test_an_arch_the_task_cannot_use_is_a_failed_evaluation_not_a_crash(
+    one_torch_thread: None,
+) -> None:
+    from nasforge.errors import ArchError
+    from nasforge.evaluate import TrainingEvaluator
+    from nasforge.train import RECIPES, Recipe
+
+    def picky_net(arch: str, *, in_channels: int) -> nn.Module:
+        if arch == "5":  # as an upsampling network asked to denoise
+            raise ArchError("kernel 5 does not serve this task")
+        return _kernel_net(arch, in_channels=in_channels)
+
+    with (
+        TASKS.temporary("toy-smoothing", _SmoothingPSNR),
+        SPACES.temporary("toy-kernel", _KernelSpace),
+        NETWORKS.temporary("toy-kernel", picky_net),
+        RECIPES.temporary("toy-mse", lambda: Recipe("toy-mse", 2, batch_size=16, loss="mse")),
+    ):
+        ev = TrainingEvaluator("toy-mse", "noise", space="toy-kernel", task="toy-smoothing")
+        bad, good = ev.evaluate("5"), ev.evaluate("3")
+    assert bad.status == "failed" and not bad.ok and "kernel 5" in bad.info.get("error", "")
+    assert good.ok and good.valid_acc > 0

@@ -55,6 +55,15 @@ def _synthetic_note(ev: Any) -> str:
     return note
 
 
+def _shown_dataset(ev: Any, dataset: str) -> str:
+    """The dataset a figure names: the one given, or, for another task than classification
+    (whose command-line default stands for the task's own dataset), the one it trained on."""
+    facts = ev.describe()
+    if facts.get("task", "classification") == "classification":
+        return dataset
+    return str(facts.get("dataset", dataset))
+
+
 def _print_summaries(console: Console, summaries: list[dict[str, Any]], note: str = "") -> None:
     from nasforge.search.protocol import format_pm
 
@@ -446,7 +455,11 @@ def search(
     }
     note = _synthetic_note(ev)
     paths = save_search(
-        out, results, meta=meta, title=f"{algo} on {dataset} ({b})", **plot_facts(ev)
+        out,
+        results,
+        meta=meta,
+        title=f"{algo} on {_shown_dataset(ev, dataset)} ({b})",
+        **plot_facts(ev),
     )
     _print_summaries(out_console, [summarize(results)], note)
     out_console.print(escape(f"wrote {paths['summary']}, {paths['trajectories']}, {paths['plot']}"))
@@ -544,7 +557,11 @@ def compare(
     meta = {"command": "compare", "space": ev.space.name, "evaluator": ev.describe()}
     note = _synthetic_note(ev)
     paths = save_comparison(
-        out, results, meta=meta, title=f"{dataset}, budget {b}, {runs} runs", **plot_facts(ev)
+        out,
+        results,
+        meta=meta,
+        title=f"{_shown_dataset(ev, dataset)}, budget {b}, {runs} runs",
+        **plot_facts(ev),
     )
     _print_summaries(out_console, [summarize(r) for r in results.values()], note)
     out_console.print(escape(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}"))

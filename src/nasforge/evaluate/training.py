@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.errors import SearchError
+from nasforge.errors import ArchError, SearchError
 from nasforge.evaluate.base import Arch, Evaluator, NetworkSpec, Observation
 from nasforge.spaces import SearchSpace, get_space
 
@@ -79,6 +79,7 @@ def train_task(
     Module-level and picklable so an executor can run it in a worker.
     """
     from nasforge.nn import build_network
+    from nasforge.nn.registry import check_network
     from nasforge.tasks import get_task
     from nasforge.train import Trainer, set_seed
 
@@ -87,8 +88,23 @@ def train_task(
     data = _resolve_data(data, recipe, arch, seed)
     t0 = time.perf_counter()
     # seeded initialisation, then the one trainer (as nasforge.train.train_arch does)
+    io = tk.network_io(data)
+    check_network(space, io, network)  # a builder that cannot serve the task: the setting's error
     set_seed(seed)
-    model = build_network(space, value, io=tk.network_io(data), **network)
+    try:
+        model = build_network(space, value, io=io, **network)
+    except ArchError as exc:
+        # an arch of the space that cannot serve this task (e.g. an upsampling network
+        # asked to denoise): a failed evaluation the searcher learns from, not a crash
+        return {
+            "valid_acc": math.nan,
+            "test_acc": math.nan,
+            "wall": time.perf_counter() - t0,
+            "status": "failed",
+            "error": str(exc),
+            "epochs": 0,
+            "train_time": 0.0,
+        }
     trainer = Trainer(
         recipe.replace(epochs=fidelity, warmup_epochs=min(recipe.warmup_epochs, fidelity - 1)),
         device=device,

@@ -57,6 +57,16 @@ def build_network(
     task_io = dict(io or {})
     if num_classes is not None:
         task_io["num_classes"] = num_classes
+    check_network(space, task_io, options)
+    return NETWORKS.create(space, arch, **task_io, **options)
+
+
+def check_network(space: str, io: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """What :func:`build_network` checks before it calls the builder: the builder takes the
+    task's keywords ``io`` and knows every option (:class:`ArchError` otherwise, naming
+    them). An :class:`ArchError` of the builder itself is about one arch (a network of the
+    space that cannot serve the task); one of this check is about the whole setting."""
+    task_io = dict(io)
     params = inspect.signature(NETWORKS.get(space)).parameters
     missing = sorted(k for k in task_io if k not in params)
     if missing:
@@ -71,4 +81,3 @@ def build_network(
             f"the {space} network has no option {', '.join(map(repr, unknown))}; "
             f"expected some of {sorted(accepted)}"
         )
-    return NETWORKS.create(space, arch, **task_io, **options)
