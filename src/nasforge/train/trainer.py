@@ -302,16 +302,65 @@ class Trainer:
         (:class:`~nasforge.errors.CheckpointError`).
         """
         recipe = self.recipe
-        task = self.task
         ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
         if resume:
             resume_path(checkpoint_dir, CHECKPOINT_NAME)  # fail before any work
+        names = self._eval_names(data, eval_splits)
+        channels_last = self._place(model)
+        optimizer = recipe.build_optimizer(model.parameters())
+        train_loader, eval_loaders = self._loaders(data, names, seed, channels_last)
+        result = self._new_result(model, data, seed, channels_last)
+        run_identity: dict[str, Any] = {}
+        if ckpt_path is not None:
+            run_identity = self._run_identity(model, data, result, names, seed, identity)
+        start_epoch = 0
+        torch.manual_seed(seed)  # randomness inside the model (dropout, drop-path)
+        if resume and ckpt_path is not None:
+            start_epoch = self._load_checkpoint(ckpt_path, model, optimizer, result, run_identity)
+            result.resumed_from_epoch = start_epoch
+        forward = torch.compile(model) if self.compile else model
+        steps = len(train_loader)
+        shown = self.task.train_metrics[0] if self.task.train_metrics else ""
+        with _Progress(
+            self.quiet, recipe.epochs * steps, start_epoch * steps, recipe.epochs, shown
+        ) as bar:
+            report_epoch(start_epoch, recipe.epochs)  # a command's bar (nasforge.progress)
+            for epoch in range(start_epoch, recipe.epochs):
+                done = self._epoch(
+                    forward, model, optimizer, train_loader, eval_loaders, epoch, result, bar
+                )
+                if done is None:  # diverged: the result says where
+                    break
+                record, train_metrics = done
+                result.epochs.append(record)
+                if ckpt_path is not None:
+                    self._save_checkpoint(ckpt_path, model, optimizer, result, run_identity, epoch)
+                bar.epoch(
+                    epoch + 1,
+                    loss=f"{record.train_loss:.3f}",
+                    acc=f"{train_metrics[shown]:.1f}" if shown else "",
+                    ips=f"{train_loader.num_samples / max(record.epoch_time, 1e-9):.0f}",
+                )
+                report_epoch(epoch + 1, recipe.epochs)
+                if callback is not None:
+                    callback(record)
+        return result
+
+    # -- the parts of fit ------------------------------------------------------------------
+    @staticmethod
+    def _eval_names(data: TaskData, eval_splits: list[str] | None) -> list[str]:
+        """The evaluated splits (default: all of ``data.evals``), each checked."""
         names = list(data.evals) if eval_splits is None else list(eval_splits)
         for n in names:
             if n not in data.evals:
                 raise DataError(
                     f"{data.name} has no eval split {n!r}; expected some of {list(data.evals)}"
                 )
+        return names
+
+    def _place(self, model: nn.Module) -> bool:
+        """Move ``model`` to the device, in channels_last where that is the layout to use
+        (the trainer's setting, else the device's safe default); returns whether it is."""
         dev = self.device
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -321,7 +370,13 @@ class Trainer:
         )
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        optimizer = recipe.build_optimizer(model.parameters())
+        return channels_last
+
+    def _loaders(
+        self, data: TaskData, names: list[str], seed: int, channels_last: bool
+    ) -> tuple[Any, dict[str, Any]]:
+        """The task's training loader (seeded) and one evaluation loader per split."""
+        task, recipe, dev = self.task, self.recipe, self.device
         train_loader = task.loader(
             data,
             "train",
@@ -344,17 +399,23 @@ class Trainer:
             )
             for n in names
         }
+        return train_loader, eval_loaders
+
+    def _new_result(
+        self, model: nn.Module, data: TaskData, seed: int, channels_last: bool
+    ) -> TrainResult:
+        """The empty result of a run: its settings, before any epoch."""
         result = TrainResult(
             epochs=[],
             status="ok",
             error=None,
             seed=seed,
-            recipe=recipe.to_dict(),
+            recipe=self.recipe.to_dict(),
             total_train_time=0.0,
             dataset=data.name,
             model=_model_name(model),
             num_params=sum(p.numel() for p in model.parameters()),
-            device=str(dev),
+            device=str(self.device),
             meta={
                 "amp": self.amp,
                 "channels_last": channels_last,
@@ -362,95 +423,95 @@ class Trainer:
                 "threads": torch.get_num_threads(),
             },
         )
-        run_identity: dict[str, Any] = {}
-        if task.name != "classification":
-            result.meta["task"] = task.name
-        if ckpt_path is not None:
-            shape = {k: getattr(model, k, None) for k in ("C", "N")}  # NB201 networks have them
-            run_identity = to_jsonable(
-                {
-                    "model": result.model,
-                    **{k: v for k, v in shape.items() if isinstance(v, int)},
-                    "num_params": result.num_params,
-                    "structure": model_fingerprint(model),
-                    "dataset": data.name,
-                    **({} if task.name == "classification" else {"task": task.name}),
-                    "splits": data.summary(),
-                    "data": data_fingerprint(data),
-                    "eval_splits": names,
-                    "recipe": recipe.to_dict(),
-                    "seed": int(seed),
-                    **(identity or {}),
-                }
-            )
-        start_epoch = 0
-        torch.manual_seed(seed)  # randomness inside the model (dropout, drop-path)
-        if resume and ckpt_path is not None:
-            start_epoch = self._load_checkpoint(ckpt_path, model, optimizer, result, run_identity)
-            result.resumed_from_epoch = start_epoch
-        forward = torch.compile(model) if self.compile else model
-        steps = len(train_loader)
-        n_train = train_loader.num_samples
-        shown = task.train_metrics[0] if task.train_metrics else ""
-        with _Progress(
-            self.quiet, recipe.epochs * steps, start_epoch * steps, recipe.epochs, shown
-        ) as bar:
-            report_epoch(start_epoch, recipe.epochs)  # a command's bar (nasforge.progress)
-            for epoch in range(start_epoch, recipe.epochs):
-                bar.epoch(epoch + 1)
-                train_loader.set_epoch(epoch)
-                if hasattr(model, "drop_path_prob"):
-                    # DARTS train.py:108: the rate ramps linearly from 0 over the run.
-                    model.drop_path_prob = recipe.drop_path_prob * epoch / recipe.epochs
-                lr0 = recipe.lr_at(epoch, 0, steps)
-                self._sync()
-                t0 = time.perf_counter()
-                loss_sum, counts = self._train_epoch(
-                    forward, model, optimizer, train_loader, epoch, steps, bar
-                )
-                train_loss = float(loss_sum) / n_train  # the one host sync of the epoch
-                train_metrics = task.train_summary(counts, n_train)
-                train_acc = train_metrics.get("acc")
-                self._sync()
-                epoch_time = time.perf_counter() - t0
-                result.total_train_time += epoch_time
-                if not math.isfinite(train_loss):
-                    result.status = "diverged"
-                    result.error = (
-                        f"non-finite training loss ({train_loss}) in epoch {epoch} "
-                        f"(lr {lr0:g}); stopped after {len(result.epochs)} finished epochs"
-                    )
-                    log.warning("%s", result.error)
-                    break
-                t1 = time.perf_counter()
-                evals = {
-                    n: task.evaluate(forward, ld, autocast=self._autocast)
-                    for n, ld in eval_loaders.items()
-                }
-                self._sync()
-                eval_time = time.perf_counter() - t1
-                result.total_eval_time += eval_time
-                bad = [n for n, m in evals.items() if not math.isfinite(m["loss"])]
-                if bad:
-                    result.status = "diverged"
-                    result.error = f"non-finite {bad[0]} loss in epoch {epoch}"
-                    break
-                record = EpochRecord(
-                    epoch, train_loss, train_acc, evals, epoch_time, eval_time, lr0
-                )
-                result.epochs.append(record)
-                if ckpt_path is not None:
-                    self._save_checkpoint(ckpt_path, model, optimizer, result, run_identity, epoch)
-                bar.epoch(
-                    epoch + 1,
-                    loss=f"{train_loss:.3f}",
-                    acc=f"{train_metrics[shown]:.1f}" if shown else "",
-                    ips=f"{n_train / max(epoch_time, 1e-9):.0f}",
-                )
-                report_epoch(epoch + 1, recipe.epochs)
-                if callback is not None:
-                    callback(record)
+        if self.task.name != "classification":
+            result.meta["task"] = self.task.name
         return result
+
+    def _run_identity(
+        self,
+        model: nn.Module,
+        data: TaskData,
+        result: TrainResult,
+        names: list[str],
+        seed: int,
+        identity: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """What a checkpoint of this run must match to be resumed (see :meth:`fit`)."""
+        task = self.task
+        shape = {k: getattr(model, k, None) for k in ("C", "N")}  # NB201 networks have them
+        return to_jsonable(  # type: ignore[no-any-return]
+            {
+                "model": result.model,
+                **{k: v for k, v in shape.items() if isinstance(v, int)},
+                "num_params": result.num_params,
+                "structure": model_fingerprint(model),
+                "dataset": data.name,
+                **({} if task.name == "classification" else {"task": task.name}),
+                "splits": data.summary(),
+                "data": data_fingerprint(data),
+                "eval_splits": names,
+                "recipe": self.recipe.to_dict(),
+                "seed": int(seed),
+                **(identity or {}),
+            }
+        )
+
+    def _epoch(
+        self,
+        forward: Callable[..., Any],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_loader: Any,
+        eval_loaders: dict[str, Any],
+        epoch: int,
+        result: TrainResult,
+        bar: _Progress,
+    ) -> tuple[EpochRecord, dict[str, float]] | None:
+        """Train one epoch and evaluate it: its record and training metrics, or None when
+        the training or an evaluation diverged (``result.status`` / ``result.error`` then
+        say where)."""
+        recipe, task = self.recipe, self.task
+        steps, n_train = len(train_loader), train_loader.num_samples
+        bar.epoch(epoch + 1)
+        train_loader.set_epoch(epoch)
+        if hasattr(model, "drop_path_prob"):
+            # DARTS train.py:108: the rate ramps linearly from 0 over the run.
+            model.drop_path_prob = recipe.drop_path_prob * epoch / recipe.epochs
+        lr0 = recipe.lr_at(epoch, 0, steps)
+        self._sync()
+        t0 = time.perf_counter()
+        loss_sum, counts = self._train_epoch(
+            forward, model, optimizer, train_loader, epoch, steps, bar
+        )
+        train_loss = float(loss_sum) / n_train  # the one host sync of the epoch
+        train_metrics = task.train_summary(counts, n_train)
+        self._sync()
+        epoch_time = time.perf_counter() - t0
+        result.total_train_time += epoch_time
+        if not math.isfinite(train_loss):
+            result.status = "diverged"
+            result.error = (
+                f"non-finite training loss ({train_loss}) in epoch {epoch} "
+                f"(lr {lr0:g}); stopped after {len(result.epochs)} finished epochs"
+            )
+            log.warning("%s", result.error)
+            return None
+        t1 = time.perf_counter()
+        evals = {
+            n: task.evaluate(forward, ld, autocast=self._autocast) for n, ld in eval_loaders.items()
+        }
+        self._sync()
+        eval_time = time.perf_counter() - t1
+        result.total_eval_time += eval_time
+        bad = [n for n, m in evals.items() if not math.isfinite(m["loss"])]
+        if bad:
+            result.status = "diverged"
+            result.error = f"non-finite {bad[0]} loss in epoch {epoch}"
+            return None
+        record = EpochRecord(
+            epoch, train_loss, train_metrics.get("acc"), evals, epoch_time, eval_time, lr0
+        )
+        return record, train_metrics
 
     def _train_epoch(
         self,
