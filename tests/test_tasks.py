@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -401,7 +402,7 @@ def test_one_shot_methods_search_a_toy_task_with_its_loss_and_metric(
         task = get_task("toy-smoothing")
         data = task.load(seed=0)
         method = ONESHOT.create(algo, space="toy-blur-chain", **tiny, **extra)
-        result = run_search(method, data, tmp_path, seed=0, task=task, plot=False)
+        result = run_search(method, data, tmp_path, seed=0, task=task)
         with pytest.raises(SearchError, match="searches image classification only"):
             run_search(ONESHOT.create("fp-nas"), data, tmp_path / "fp", task=task, plot=False)
     first, last = result.epochs[0], result.epochs[-1]
@@ -415,6 +416,8 @@ def test_one_shot_methods_search_a_toy_task_with_its_loss_and_metric(
     saved = json.loads((tmp_path / "search.json").read_text())
     assert saved["task"] == "toy-smoothing" and saved["final_valid_mse"] == result.final_valid_acc
     assert "final_valid_acc" not in saved and saved["status"] == "done"
+    # the figure of a task search: any space's op map and the task's metric per epoch
+    assert (tmp_path / "search.png").read_bytes()[:4] == b"\x89PNG"
     assert set(result.arch) <= set(_BLUR_OPS)
     # scoring the derived arch by the task's metric: its mse, recomputed by hand
     assert np.isfinite(saved["final_valid_mse"]) and saved["final_valid_mse"] >= 0
@@ -467,6 +470,7 @@ def test_search_cli_runs_black_box_and_one_shot_methods_on_a_toy_task(
     assert all(0 < r["final_valid"] < 100 and r["final_test"] is None for r in runs)
     oneshot = json.loads((tmp_path / "os" / "summary.json").read_text())
     assert oneshot["task"] == "toy-smoothing" and "oneshot_valid_psnr" in oneshot
+    assert Path(oneshot["png"]).read_bytes()[:4] == b"\x89PNG"
     arch = json.loads((tmp_path / "os" / "arch.json").read_text())
     assert arch["task"] == "toy-smoothing" and arch["arch"].count("-") == 1
 

@@ -336,7 +336,7 @@ def _search_task(
     t0 = time.perf_counter()
     with _SearchProgress(quiet, algo, dataset) as progress:
         result = run_search(
-            method, data, out, seed=seed, device=device, plot=False, task=job,
+            method, data, out, seed=seed, device=device, task=job,
             callback=progress.callback,
         )  # fmt: skip
     fields = method.arch_fields(result.arch)
@@ -360,6 +360,7 @@ def _search_task(
         "search_time": time.perf_counter() - t0,
         "config": method.config.to_dict(),
         "json": str(out / "search.json"),
+        "png": result.paths.get("png"),
     }
     atomic_write_json(out / "summary.json", summary)
     console.print(

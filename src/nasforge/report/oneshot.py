@@ -23,7 +23,7 @@ from nasforge.spaces.nb201 import EDGES, OPS
 if TYPE_CHECKING:
     from nasforge.search.oneshot.loop import SearchResult
 
-__all__ = ["plot_darts_search", "plot_result", "plot_search"]
+__all__ = ["plot_darts_search", "plot_result", "plot_search", "plot_task_search"]
 
 
 def plot_result(
@@ -215,3 +215,65 @@ def plot_darts_search(records: list[dict[str, Any]], path: str | Path, *, title:
     fig.suptitle(title)
     fig.tight_layout()
     return atomic_save_figure(fig, path, dpi=80)
+
+
+def plot_task_search(
+    records: list[dict[str, Any]],
+    path: str | Path,
+    *,
+    metric: str,
+    unit: str = "",
+    ops: tuple[str, ...] = (),
+    title: str = "",
+    warmup: int = 0,
+) -> Path:
+    """The figure of a one-shot search on another task than classification, for any space:
+    the last epoch's op probabilities per row (a rows x ops map) and, per epoch, the task's
+    ``metric`` on the valid split for the supernet's search-mode forward and for the derived
+    arch (``valid_<metric>`` / ``derived_valid_<metric>`` of the records)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    path = Path(path)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=(1, 1.4))
+    if records:
+        probs = np.asarray(records[-1]["probs"], dtype=np.float64)
+        im = left.imshow(probs, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0)
+        left.set_xticks(range(probs.shape[1]))
+        left.set_xticklabels(
+            ops or [str(k) for k in range(probs.shape[1])], rotation=45, ha="right"
+        )
+        left.set_yticks(range(probs.shape[0]))
+        left.set_ylabel("row (edge)")
+        fig.colorbar(im, ax=left, label="probability")
+        epochs = [r["epoch"] for r in records]
+        for key, label, style in (
+            (f"derived_valid_{metric}", "derived arch", "-"),
+            (f"valid_{metric}", "supernet (search-mode forward)", "--"),
+        ):
+            values = [r.get(key) for r in records]
+            if any(v is not None for v in values):
+                right.plot(
+                    epochs,
+                    [np.nan if v is None else v for v in values],
+                    marker=".",
+                    linestyle=style,
+                    label=label,
+                )
+        if warmup > 0:
+            right.axvspan(
+                0.5, warmup + 0.5, color="grey", alpha=0.15, label=f"warm-up ({warmup} ep.)"
+            )
+        right.legend(fontsize=8)
+    left.set_title(f"op probabilities, epoch {records[-1]['epoch'] if records else 0}")
+    right.set_xlabel("epoch")
+    right.set_ylabel(f"valid {metric}" + (f" ({unit})" if unit else ""))
+    right.set_title(f"derived architecture {metric}")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return atomic_save_figure(fig, path, dpi=90)

@@ -490,6 +490,20 @@ def run_search(
     )
     payload = {**identity, "status": "done", **result.to_dict()}
     atomic_write_json(out / RESULT_NAME, payload)
-    if plot:
+    if plot and job is None:
         plot_result(result, plotter=method.plot)
+    elif plot:
+        # the space's figure is a classifier's: another task gets the generic one
+        from nasforge.report.oneshot import plot_task_search
+
+        metric = job.primary_metric
+        plot_task_search(
+            records,
+            out / PLOT_NAME,
+            metric=metric.name,
+            unit=metric.unit,
+            ops=tuple(getattr(method.space, "ops", ())),
+            title=f"{method.name} on {data.name}, task {job.name}",
+            warmup=int(cfg.to_dict().get("warmup_epochs", 0) or 0),
+        )
     return result
