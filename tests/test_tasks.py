@@ -385,7 +385,7 @@ def _blur_adapter() -> Any:
     return BlurChainAdapter
 
 
-@pytest.mark.parametrize("algo", ["darts-v1", "gdas", "rsps"])
+@pytest.mark.parametrize("algo", ["darts-v1", "gdas", "rsps", "enas"])
 def test_one_shot_methods_search_a_toy_task_with_its_loss_and_metric(
     algo: str, tmp_path: Any, one_torch_thread: None
 ) -> None:

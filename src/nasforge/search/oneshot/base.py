@@ -190,14 +190,14 @@ class OneShotSearch(ABC):
             counts = self.task.train_counts(output, y)
         return loss.detach().double() * n, counts, n
 
-    def batch_score(self, output: Any, y: Any) -> float:
-        """How good ``output`` is on one batch, larger better: top-1 accuracy as a fraction
-        (the official candidate / reward score), else the task's primary metric (negated
-        where smaller is better)."""
+    def batch_score(self, output: Any, y: Any, x: Any = None) -> float:
+        """How good ``output`` (the network's output for input ``x``) is on one batch,
+        larger better: top-1 accuracy as a fraction (the official candidate / reward score),
+        else the task's primary metric (negated where smaller is better)."""
         if self.task is None:
             return top1_correct(output, y) / int(y.shape[0])
         metric = self.task.primary_metric
-        value = self.task.evaluate(lambda _: output, [(None, y)])[metric.name]
+        value = self.task.evaluate(lambda _: output, [(x, y)])[metric.name]
         return value if metric.higher_is_better else -value
 
     @classmethod

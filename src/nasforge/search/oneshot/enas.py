@@ -224,7 +224,7 @@ class ENAS(OneShotSearch):
             x, y = next(batches)
             log_prob, ent, ops, _ = self.controller(self.generator)
             with torch.no_grad():
-                acc = self.batch_score(self.supernet(x, index=ops), y)
+                acc = self.batch_score(self.supernet(x, index=ops), y, x)
             reward = acc + cfg.controller_entropy_weight * ent  # type: ignore[attr-defined]
             # ENAS.py:145-150: both terms are tensors, so the entropy's gradient flows through
             # the reward and (scaled by 1 - bl_dec) through the baseline.
