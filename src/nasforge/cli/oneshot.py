@@ -315,11 +315,7 @@ def _search_task(
     from nasforge.tasks import get_task
 
     job = get_task(task)
-    if cls.classification_only:
-        raise SearchError(
-            f"one-shot method {algo!r} searches image classification only (its rule reads "
-            f"class labels); task {job.name!r} asked"
-        )
+    cls.check_task(job.name)  # before any data is read
     if train_epochs:
         raise SearchError(
             f"--train-epochs {train_epochs}: a derived arch of task {job.name!r} is trained "

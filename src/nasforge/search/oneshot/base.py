@@ -166,12 +166,19 @@ class OneShotSearch(ABC):
         serves classification only."""
         if task is not None and task.name == "classification":
             task = None
-        if task is not None and self.classification_only:
-            raise SearchError(
-                f"one-shot method {self.name!r} searches image classification only (its rule "
-                f"reads class labels); task {task.name!r} asked"
-            )
+        if task is not None:
+            self.check_task(task.name)
         self.task = task
+
+    @classmethod
+    def check_task(cls, task: str) -> None:
+        """A one-line :class:`SearchError` when the method cannot search ``task`` (a
+        :attr:`classification_only` method on another task)."""
+        if cls.classification_only and task != "classification":
+            raise SearchError(
+                f"one-shot method {cls.name!r} searches image classification only (its rule "
+                f"reads class labels); task {task!r} asked"
+            )
 
     def criterion(self, output: Any, y: Any) -> torch.Tensor:
         """The batch's mean training loss: cross-entropy (classification), else the task's

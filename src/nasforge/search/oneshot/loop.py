@@ -215,22 +215,25 @@ def _task_job(task: Any, data: Any) -> Any:
     return job
 
 
+def _search_mode(method: OneShotSearch, measure: Callable[[], Any]) -> Any:
+    """``measure()`` with the supernet in the mode the official ``valid_func`` evaluates its
+    search-mode forward in: a single-path method's derived path as it scores candidates
+    (``score_bn``; default eval mode), a weighted-sum supernet in eval mode (BN on the
+    running statistics gathered in the same mixed mode)."""
+    if method.eval_is_derived:
+        with method.scoring_statistics():
+            return measure()
+    assert method.supernet is not None
+    method.supernet.eval()
+    return measure()
+
+
 def _classification_scores(
     method: OneShotSearch, derived: Any, valid: list[Batch]
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Valid loss / accuracy of the supernet's search-mode forward and the one-shot
     accuracy of the derived arch, as the official ``valid_func`` measures them."""
-    if method.eval_is_derived:
-        # The derived arch's single path, scored as the method scores candidates
-        # (``score_bn``; default: eval mode, as the official ``valid_func``).
-        with method.scoring_statistics():
-            valid_loss, valid_acc = _evaluate(valid, method, derived)
-    else:
-        # The weighted-sum supernet is evaluated as the official ``valid_func`` does it:
-        # eval mode, BN on the running statistics gathered in the same mixed mode.
-        assert method.supernet is not None
-        method.supernet.eval()
-        valid_loss, valid_acc = _evaluate(valid, method, derived)
+    valid_loss, valid_acc = _search_mode(method, lambda: _evaluate(valid, method, derived))
     # The one-shot accuracy of the derived arch (already measured if that is the method's
     # search-mode forward).
     derived_acc = valid_acc if method.eval_is_derived else method.evaluate_arch(derived, valid)
@@ -249,13 +252,9 @@ def _task_scores(
     every metric of the search-mode forward on the valid split (``valid_<name>``) and the
     derived arch's primary metric (``derived_valid_<primary>``)."""
     train = {f"train_{k}": v for k, v in job.train_summary(counts, max(seen, 1)).items()}
-    assert method.supernet is not None
-    if method.eval_is_derived:
-        with method.scoring_statistics():
-            res = job.evaluate(lambda x: method.eval_logits(x, derived), valid)
-    else:
-        method.supernet.eval()
-        res = job.evaluate(lambda x: method.eval_logits(x, derived), valid)
+    res = _search_mode(
+        method, lambda: job.evaluate(lambda x: method.eval_logits(x, derived), valid)
+    )
     primary = job.primary
     scores = {f"valid_{k}": float(v) for k, v in res.items()}
     derived_value = res[primary] if method.eval_is_derived else method.evaluate_arch(derived, valid)
