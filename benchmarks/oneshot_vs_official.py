@@ -57,7 +57,6 @@ import platform
 import statistics
 import sys
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,12 +67,15 @@ import torch
 # is no dependency of nasforge).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import official_reference as official
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nasforge.errors import NasforgeError
 from nasforge.io import atomic_write_json
 from nasforge.search import ONESHOT
 from nasforge.search.oneshot.base import OneShotSearch
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS
 from nasforge.train.device import cpu_model, resolve_device
+from supernet_cost import SavedTensorPeak
 
 METHODS = ("darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps")
 #: Issue #32: every method's step at least 1.5x faster than the official one (official / ours).
@@ -85,42 +87,6 @@ class BenchmarkError(NasforgeError):
 
 
 Step = Callable[[], None]
-
-
-class SavedTensorPeak:
-    """Peak bytes of the non-parameter storages held for backward (see the module doc)."""
-
-    def __init__(self, exclude: set[int]) -> None:
-        self.exclude = exclude
-        self.live: dict[int, list[int]] = {}
-        self.current = self.peak = 0
-
-    def _release(self, ptr: int) -> None:
-        entry = self.live[ptr]
-        entry[1] -= 1
-        if entry[1] == 0:
-            self.current -= entry[0]
-            del self.live[ptr]
-
-    def pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        ptr, nbytes = storage.data_ptr(), storage.nbytes()
-        if ptr in self.exclude or nbytes == 0:
-            return t
-        entry = self.live.get(ptr)
-        if entry is None:
-            self.live[ptr] = [nbytes, 1]
-            self.current += nbytes
-            self.peak = max(self.peak, self.current)
-        else:
-            entry[1] += 1
-        weakref.finalize(t, self._release, ptr)
-        return t
-
-    def measure(self, step: Step) -> int:
-        with torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t):
-            step()
-        return self.peak
 
 
 def _batch(seed: int, batch: int, res: int, classes: int, device: torch.device):

@@ -32,6 +32,8 @@ import statistics
 import sys
 import tempfile
 import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,45 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "pc-darts-k4": ("pc-darts", {"partial_k": 4}),
     "pc-darts-k8": ("pc-darts", {"partial_k": 8}),
 }
+
+
+class SavedTensorPeak:
+    """Peak bytes of the non-parameter storages autograd holds for backward over a step: a
+    storage counts from the moment a forward saves it (``saved_tensors_hooks``) until the
+    last tensor saved from it dies (``weakref.finalize``); ``exclude`` holds the data
+    pointers of the parameters."""
+
+    def __init__(self, exclude: set[int]) -> None:
+        self.exclude = exclude
+        self.live: dict[int, list[int]] = {}
+        self.current = self.peak = 0
+
+    def _release(self, ptr: int) -> None:
+        entry = self.live[ptr]
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.current -= entry[0]
+            del self.live[ptr]
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        ptr, nbytes = storage.data_ptr(), storage.nbytes()
+        if ptr in self.exclude or nbytes == 0:
+            return t
+        entry = self.live.get(ptr)
+        if entry is None:
+            self.live[ptr] = [nbytes, 1]
+            self.current += nbytes
+            self.peak = max(self.peak, self.current)
+        else:
+            entry[1] += 1
+        weakref.finalize(t, self._release, ptr)
+        return t
+
+    def measure(self, step: Callable[[], None]) -> int:
+        with torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t):
+            step()
+        return self.peak
 
 
 def build(

@@ -18,6 +18,7 @@ import torch
 
 from nasforge.nn.darts_supernet import NUM_ARCH_ROWS, NUM_DARTS_OPS, DartsSupernet
 from nasforge.nn.nb201 import InferCell, NB201Network
+from nasforge.nn.ops import SubsampledConv2d, conv2d
 from nasforge.nn.supernet import MixedEdge, NB201Supernet
 from nasforge.spaces.nb201 import NUM_EDGES, NUM_OPS, Arch
 from nasforge.train.device import narrow_strided_pointwise, prefer_channels_last
@@ -42,30 +43,71 @@ def _assert_same(a, b) -> None:
             torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-4)
 
 
-def test_darts_supernet_keeps_strided_pointwise_convs_in_nchw():
+def test_darts_supernet_runs_channels_last_with_stride1_pointwise_kernels():
+    """FactorizedReduce's 1x1 stride-2 convs run as stride-1 convs of the subsampled input,
+    so the DARTS supernet has no strided 1x1 kernel (oneDNN#6035) and trains in
+    channels_last everywhere on x86-64, computing what the NCHW network computes."""
     torch.manual_seed(0)
     net = DartsSupernet(8, 3, 10).train()
     plain = copy.deepcopy(net)
-    layout = prefer_channels_last(net, "cpu")
-    assert layout == ("safe_channels_last" if X86 else "contiguous")
+    sub = [m for m in net.modules() if isinstance(m, SubsampledConv2d)]
+    assert any(m.kernel_size == (1, 1) for m in sub)  # FactorizedReduce
+    assert narrow_strided_pointwise(net) == []
+    assert prefer_channels_last(net, "cpu") == ("channels_last" if X86 else "contiguous")
     x = torch.randn(2, 3, 16, 16)
     w = torch.softmax(torch.randn(NUM_ARCH_ROWS, NUM_DARTS_OPS), -1)
-    if X86:
-        names = narrow_strided_pointwise(net)
-        assert names  # FactorizedReduce's 1x1 stride-2 convs
-        for name in names:
-            assert net.get_submodule(name).weight.is_contiguous()
-        conv3 = next(
-            m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
-        )
-        assert conv3.weight.is_contiguous(memory_format=torch.channels_last)
-        # The pre-hook hands the strided 1x1 conv a contiguous (NCHW) input.
-        seen = []
-        conv = net.get_submodule(names[0])
-        conv.register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous()))
     _assert_same(_grads(net, x, weights=w), _grads(plain, x, weights=w))
+
+
+def test_a_strided_pointwise_conv_keeps_nchw_in_the_safe_layout():
+    """A model with a narrow 1x1 stride-2 conv gets channels_last everywhere else; that
+    conv keeps NCHW weights and is handed an NCHW input by its pre-hook."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 8, 1, stride=2)
+    )
+    plain = copy.deepcopy(net)
+    assert narrow_strided_pointwise(net) == ["2"]
+    assert prefer_channels_last(net, "cpu") == ("safe_channels_last" if X86 else "contiguous")
+    x = torch.randn(2, 3, 8, 8)
+    seen = []
+    net[2].register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous()))
+    _assert_same(_grads(net, x), _grads(plain, x))
     if X86:
-        assert seen and all(seen)
+        assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert net[2].weight.stride() == (4, 1, 1, 1)
+        assert seen == [True]
+
+
+@pytest.mark.parametrize(
+    ("c", "k", "stride", "padding", "dilation"),
+    [(4, 1, 2, 0, 1), (6, 3, 2, 2, 2), (8, 5, 2, 4, 2), (5, 3, 3, 3, 3)],
+)
+@pytest.mark.parametrize("size", [8, 9])
+def test_subsampled_conv_equals_the_strided_conv(c, k, stride, padding, dilation, size):
+    torch.manual_seed(0)
+    groups = 1 if k == 1 else c
+    fast = conv2d(c, c, k, stride, padding, dilation, groups=groups, bias=False)
+    assert isinstance(fast, SubsampledConv2d)
+    ref = torch.nn.Conv2d(c, c, k, stride, padding, dilation, groups=groups, bias=False)
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(2, c, size, size, requires_grad=True)
+    y, y_ref = fast(x), ref(x)
+    assert torch.equal(y, y_ref)
+    g = torch.randn_like(y)
+    for a, b in zip(
+        torch.autograd.grad(y, [x, fast.weight], g),
+        torch.autograd.grad(y_ref, [x, ref.weight], g),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_off_grid_convs_stay_plain():
+    # A stride-2 3x3 (sep_conv) and stride-1 convs read every position: nothing to skip.
+    assert type(conv2d(4, 4, 3, 2, 1, groups=4)) is torch.nn.Conv2d
+    assert type(conv2d(4, 4, 3, 1, 2, 2, groups=4)) is torch.nn.Conv2d
+    assert type(conv2d(4, 8, 1, 2, 1)) is torch.nn.Conv2d  # padded 1x1: the border is read
 
 
 def test_nb201_supernet_channels_last_and_shared_relu_keep_the_step():
@@ -102,10 +144,11 @@ def test_a_cell_shares_the_relu_of_a_node_read_by_two_convs():
 
 @pytest.mark.slow
 def test_darts_space_search_default_layout_runs_on_avx2_kernels():
-    """A PC-DARTS search step in the default layout with a 4-channel strided 1x1 conv (the
-    reduction edges' FactorizedReduce at C=8, K=4): the oneDNN#6035 case. Run in a
-    subprocess with ``ONEDNN_MAX_CPU_ISA=AVX2`` and two threads, where the channels_last
-    kernel corrupts the heap or hangs; the default keeps that conv in NCHW."""
+    """A PC-DARTS search step in the default layout with a 4-channel 1x1 conv of stride 2
+    (the reduction edges' FactorizedReduce at C=8, K=4): the oneDNN#6035 case. Run in a
+    subprocess with ``ONEDNN_MAX_CPU_ISA=AVX2`` and two threads, where the strided
+    channels_last kernel corrupts the heap or hangs; the default runs that conv as a
+    stride-1 kernel on the subsampled input (SubsampledConv2d), in channels_last."""
     code = """
         import torch
         from nasforge.search import ONESHOT
@@ -113,10 +156,10 @@ def test_darts_space_search_default_layout_runs_on_avx2_kernels():
         torch.set_num_threads(2)
         m = ONESHOT.create("pc-darts", space="darts", C=8, N=3)
         m.setup(10, seed=0)
-        narrow = [c for c in m.supernet.modules()
-                  if isinstance(c, torch.nn.Conv2d) and c.stride == (2, 2)
+        from nasforge.nn.ops import SubsampledConv2d
+        narrow = [c for c in m.supernet.modules() if isinstance(c, SubsampledConv2d)
                   and c.kernel_size == (1, 1) and c.in_channels < 8]
-        assert narrow, "the test needs a narrow strided 1x1 conv"
+        assert narrow, "the test needs a narrow 1x1 conv of stride 2 (FactorizedReduce)"
         m.begin_epoch(20)
         g = torch.Generator().manual_seed(0)
         batch = lambda: (torch.randn(8, 3, 16, 16, generator=g),
@@ -133,4 +176,47 @@ def test_darts_space_search_default_layout_runs_on_avx2_kernels():
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"layout {'safe_channels_last' if X86 else 'contiguous'}" in proc.stdout
+    assert f"layout {'channels_last' if X86 else 'contiguous'}" in proc.stdout
+
+
+def _per_edge_cell(cell, s0, s1, weights, edge_weights):
+    """A DARTS search cell computed edge by edge: every edge shuffles its own output and the
+    node sums them (the official PC-DARTS order, model_search.py:46-53, 80-88)."""
+    states = [cell.preprocess0(s0), cell.preprocess1(s1)]
+    e = 0
+    for _ in range(cell.steps):
+        total = None
+        for h in list(states):
+            y = cell.edges[e](
+                h, weights[e], None, None if edge_weights is None else edge_weights[e]
+            )
+            total = y if total is None else total + y
+            e += 1
+        states.append(total)
+    return torch.cat(states[-cell.multiplier :], dim=1)
+
+
+@pytest.mark.parametrize("reduction", [False, True])
+@pytest.mark.parametrize("partial_k", [1, 4])
+def test_node_level_shuffle_and_shared_inputs_equal_the_per_edge_sum(reduction, partial_k):
+    """Summing a node's edge parts and shuffling once, with one ReLU and one bypass pool per
+    source node, computes the same values as shuffling every edge's output and summing."""
+    from nasforge.nn.darts_supernet import DartsSearchCell
+
+    torch.manual_seed(0)
+    cell = DartsSearchCell(4, 4, 8, 8, 8, reduction, False, partial_k=partial_k).train()
+    s0, s1 = torch.relu(torch.randn(2, 8, 8, 8)), torch.relu(torch.randn(2, 8, 8, 8))
+    w = torch.softmax(torch.randn(14, 8), -1)
+    beta = torch.softmax(torch.randn(14), -1) * 3
+    for ew in (None, beta):
+        ref_cell = copy.deepcopy(cell)
+        out = cell(s0, s1, w, None, ew)
+        ref = _per_edge_cell(ref_cell, s0, s1, w, ew)
+        assert torch.equal(out, ref)
+        g = torch.randn_like(out)
+        grads = torch.autograd.grad(out, list(cell.parameters()), g, allow_unused=True)
+        ref_grads = torch.autograd.grad(ref, list(ref_cell.parameters()), g, allow_unused=True)
+        for a, b in zip(grads, ref_grads, strict=True):
+            assert (a is None) == (b is None)
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

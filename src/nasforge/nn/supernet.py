@@ -111,7 +111,7 @@ class MixedEdge(nn.Module):
         # Ops that start with a ReLU of the edge input (ReLU-conv-BN, separable, dilated,
         # factorized-reduce): a weighted sum applies that ReLU once for all of them.
         led = [getattr(op, "leads_with_relu", lambda: False)() for op in ops]
-        self.relu_led = tuple(led) if sum(led) > 1 else (False,) * len(ops)
+        self.relu_led = tuple(led)
         #: Applied to the bypassed channels (DARTS-space reduction edges max-pool them).
         self.bypass_pool = bypass_pool
 
@@ -123,10 +123,20 @@ class MixedEdge(nn.Module):
         scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The edge output; ``scale`` (a scalar tensor) multiplies all of it (edge weights)."""
-        if self.partial_k > 1:
-            x_op, x_bypass = x[:, : self.op_channels], x[:, self.op_channels :]
-        else:
-            x_op, x_bypass = x, None
+        return self.combine(*self.parts(EdgeInput(x), weights, index, scale))
+
+    def parts(
+        self,
+        inp: EdgeInput,
+        weights: torch.Tensor | None = None,
+        index: int | None = None,
+        scale: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The edge output before :meth:`combine`: the ops' part (on the first ``C/K``
+        channels) and, with ``partial_k > 1``, the bypassed channels (pooled on a strided
+        edge), each multiplied by ``scale``. Summing the parts of a node's edges and
+        combining once equals summing the combined edges (the shuffle is a permutation)."""
+        x_op = inp.op_input(self.op_channels)
         scale_y = scale
         if index is not None:
             y = self.ops[index](x_op)
@@ -143,30 +153,62 @@ class MixedEdge(nn.Module):
                 weights, scale_y = weights * scale, None
             # The ``none`` op's output is identically zero, so its term contributes neither a
             # value nor a gradient (d/dw of w*0 is 0): skipping it is exact and saves memory.
-            y = r = None
+            y = None
             for k, op in enumerate(self.ops):
                 if k == _NONE_ID:
                     continue
                 if self.relu_led[k]:
-                    if r is None:
-                        r = torch.relu(x_op)
-                    term = op.forward_activated(r) * weights[k]
+                    term = op.forward_activated(inp.activated(self.op_channels)) * weights[k]
                 else:
                     term = op(x_op) * weights[k]
                 y = term if y is None else y + term
-        if scale is not None:
-            # Scaling the two parts before the shuffle (a permutation) is the same as scaling
-            # the edge output, but autograd then keeps only the C/K-channel op output (and a
-            # view of the input) for the scale's gradient, not a new full-width tensor.
-            if scale_y is not None:
-                y = y * scale_y
-            if x_bypass is not None:
-                x_bypass = x_bypass * scale
-        if x_bypass is not None:
-            if self.bypass_pool is not None:
-                x_bypass = self.bypass_pool(x_bypass)
-            y = channel_shuffle(torch.cat([y, x_bypass], dim=1), self.partial_k)
-        return y
+        if scale_y is not None:
+            y = y * scale_y
+        bypass = None
+        if self.partial_k > 1:
+            bypass = inp.bypass(self.op_channels, self.bypass_pool)
+            if scale is not None:
+                # Scaling after the pool, as the official edge output (PC-DARTS
+                # model_search.py:46-53, 85) is scaled after its max pool; a max pool
+                # commutes with a positive factor, so the values are the same either way.
+                bypass = bypass * scale
+        return y, bypass
+
+    def combine(self, y: torch.Tensor, bypass: torch.Tensor | None) -> torch.Tensor:
+        """The edge (or node) output from its :meth:`parts`: the ops' part alone, or the
+        channel shuffle of the ops' part and the bypassed channels (PC-DARTS)."""
+        if bypass is None:
+            return y
+        return channel_shuffle(torch.cat([y, bypass], dim=1), self.partial_k)
+
+
+class EdgeInput:
+    """One node's output as the edges leaving it read it, each derived view computed once
+    for all of them: the first ``C/K`` channels (``op_input``), their ReLU (``activated``:
+    what every ReLU-led candidate op of every edge from the node starts with) and the
+    bypassed channels after the edge's bypass pool (``bypass``; PC-DARTS' reduction edges
+    from one cell input all max-pool the same channels). Sharing them computes the same
+    values once and lets autograd keep one copy."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+        self._cache: dict[tuple[object, ...], torch.Tensor] = {}
+
+    def op_input(self, channels: int) -> torch.Tensor:
+        return self.x if channels == self.x.shape[1] else self.x[:, :channels]
+
+    def activated(self, channels: int) -> torch.Tensor:
+        key = ("relu", channels)
+        if key not in self._cache:
+            self._cache[key] = torch.relu(self.op_input(channels))
+        return self._cache[key]
+
+    def bypass(self, channels: int, pool: nn.Module | None) -> torch.Tensor:
+        key = ("bypass", channels, None if pool is None else type(pool))
+        if key not in self._cache:
+            rest = self.x[:, channels:]
+            self._cache[key] = rest if pool is None else pool(rest)
+        return self._cache[key]
 
 
 def mixed_nodes(
@@ -180,20 +222,30 @@ def mixed_nodes(
     """The dense DAG of a search cell, in both spaces: append ``steps`` nodes to ``states``,
     each the sum of the mixed edges from every earlier state. Edge ``e`` (and row ``e`` of
     ``weights`` / ``index`` / ``edge_weights``) runs node by node, source by source: NB201's
-    ``(1<-0), (2<-0), (2<-1), ...`` and DARTS's :data:`~nasforge.spaces.darts.CELL_EDGES`."""
+    ``(1<-0), (2<-0), (2<-1), ...`` and DARTS's :data:`~nasforge.spaces.darts.CELL_EDGES`.
+
+    Each node's edges are summed part by part (:meth:`MixedEdge.parts`) and combined once
+    (one concatenation and channel shuffle per node instead of one per edge, PC-DARTS), and
+    the edges leaving one node share its :class:`EdgeInput` (one ReLU of a node for all its
+    edges' ReLU-led ops). The values are those of summing every edge's own output."""
+    inputs = [EdgeInput(h) for h in states]
     e = 0
     for _ in range(steps):
-        total = None
-        for h in list(states):
-            y = edges[e](
-                h,
+        total = bypass = None
+        for inp in inputs:
+            y, b = edges[e].parts(
+                inp,
                 None if weights is None else weights[e],
                 None if index is None else index[e],
                 None if edge_weights is None else edge_weights[e],
             )
             total = y if total is None else total + y
+            if b is not None:
+                bypass = b if bypass is None else bypass + b
             e += 1
-        states.append(total)
+        node = edges[e - 1].combine(total, bypass)
+        states.append(node)
+        inputs.append(EdgeInput(node))
     return states
 
 
