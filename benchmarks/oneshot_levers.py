@@ -13,10 +13,15 @@ machine.
   (``MixedEdge.relu_led``) vs one per op, same step; also the activation bytes one forward
   saves for backward (``supernet_cost.activation_bytes``).
 * ``darts_layout``: the DARTS-space supernet (``--darts-method``, default DARTS-V1, at
-  ``--darts-C`` / ``--darts-layers`` / ``--darts-batch``) in NCHW (the default: its
-  FactorizedReduce has strided 1x1 convolutions, uxlfoundation/oneDNN#6035) vs
-  ``to_safe_channels_last`` (channels_last except those convolutions) vs channels_last
-  everywhere (measured only: unsafe on AVX2 when such a conv has < 8 input channels).
+  ``--darts-C`` / ``--darts-layers`` / ``--darts-batch``) in channels_last (the default:
+  every 1x1 conv runs at stride 1, :class:`~nasforge.nn.ops.SubsampledConv2d`) vs NCHW.
+* ``narrow_bn``: a PC-DARTS DARTS-space step (same sizes) with its < 8-channel BatchNorms
+  computing on NCHW copies (``narrow_batchnorms_in_nchw``, the default) vs in channels_last.
+* ``node_shuffle``: the same step with each node's edge parts summed and shuffled once and
+  one ReLU / bypass pool per source node (``mixed_nodes``, the default) vs every edge
+  concatenating, shuffling, ReLU-ing and pooling on its own (the official order).
+* ``subsampled_conv``: the stride-2 convs whose taps lie on the stride grid as strided
+  ``nn.Conv2d`` vs ``SubsampledConv2d`` (forward + backward).
 * ``merged_conv``: NB201's two convolutions on one edge input (3x3 and 1x1, C -> C) as
   one 3x3 convolution of 2C outputs (the 1x1 kernel zero-padded), forward + backward,
   channels_last, at the three stage shapes.
@@ -36,6 +41,7 @@ import os
 import statistics
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,15 +50,25 @@ import torch
 import torch.nn.functional as F
 
 from nasforge.io import atomic_write_json
+from nasforge.nn.ops import conv2d
 from nasforge.nn.supernet import MixedEdge
 from nasforge.search import ONESHOT
 from nasforge.search.oneshot.base import OneShotSearch
-from nasforge.train.device import cpu_model, to_safe_channels_last
+from nasforge.train.device import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from supernet_cost import activation_bytes
 
-LEVERS = ("layout", "shared_relu", "darts_layout", "merged_conv", "compile")
+LEVERS = (
+    "layout",
+    "shared_relu",
+    "darts_layout",
+    "narrow_bn",
+    "node_shuffle",
+    "subsampled_conv",
+    "merged_conv",
+    "compile",
+)
 CL = torch.channels_last
 
 
@@ -127,16 +143,108 @@ def lever_darts_layout(args: argparse.Namespace) -> dict[str, Any]:
     base, arch = _batches(args.darts_batch)
     cfg = {"C": args.darts_C, "N": args.darts_layers}
     sides = {}
-    for name in ("nchw", "safe_channels_last", "channels_last"):
-        m = _method("darts", args.darts_method, **cfg)
-        if name == "safe_channels_last":
-            to_safe_channels_last(m.supernet)
-        elif name == "channels_last":
-            m.supernet.to(memory_format=CL)
+    for name in ("nchw", "channels_last"):
+        m = _method("darts", args.darts_method, **cfg)  # channels_last: the default
+        if name == "nchw":
+            m.supernet.to(memory_format=torch.contiguous_format)
+            for mod in m.supernet.modules():  # the narrow-BN hooks are for channels_last
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod._forward_pre_hooks.clear()
+                    mod._forward_hooks.clear()
         sides[name] = _stepper(m, base, arch)
     out = ab(sides, args.repeats)
     med = out["median_s"]
     out["gain"] = {k: med["nchw"] / v for k, v in med.items()}
+    return out
+
+
+def _pc_darts(args: argparse.Namespace) -> OneShotSearch:
+    return _method("darts", "pc-darts", C=args.darts_C, N=args.darts_layers)
+
+
+def lever_narrow_bn(args: argparse.Namespace) -> dict[str, Any]:
+    base, arch = _batches(args.darts_batch)
+    hooked, plain = _pc_darts(args), _pc_darts(args)
+    cleared = 0
+    for mod in plain.supernet.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d) and mod._forward_hooks:
+            mod._forward_pre_hooks.clear()
+            mod._forward_hooks.clear()
+            cleared += 1
+    out = ab(
+        {
+            "nchw_narrow_bn": _stepper(hooked, base, arch),
+            "channels_last_bn": _stepper(plain, base, arch),
+        },
+        args.repeats,
+    )
+    out["gain"] = out["median_s"]["channels_last_bn"] / out["median_s"]["nchw_narrow_bn"]
+    out["narrow_bns"] = cleared
+    return out
+
+
+def _per_edge_forward(cell, s0, s1, weights, index, edge_weights):  # type: ignore[no-untyped-def]
+    """A DARTS search cell as the official PC-DARTS computes it: every edge concatenates and
+    shuffles its own output, every edge applies its own ReLU and bypass pool."""
+    states = [cell.preprocess0(s0), cell.preprocess1(s1)]
+    e = 0
+    for _ in range(cell.steps):
+        total = None
+        for h in list(states):
+            ew = None if edge_weights is None else edge_weights[e]
+            y = cell.edges[e](h, weights[e], None, ew)
+            total = y if total is None else total + y
+            e += 1
+        states.append(total)
+    return torch.cat(states[-cell.multiplier :], dim=1)
+
+
+def lever_node_shuffle(args: argparse.Namespace) -> dict[str, Any]:
+    base, arch = _batches(args.darts_batch)
+    node, per_edge = _pc_darts(args), _pc_darts(args)
+    for cell in per_edge.supernet.cells:
+        cell.forward = types.MethodType(_per_edge_forward, cell)
+    out = ab(
+        {"node_level": _stepper(node, base, arch), "per_edge": _stepper(per_edge, base, arch)},
+        args.repeats,
+    )
+    out["gain"] = out["median_s"]["per_edge"] / out["median_s"]["node_level"]
+    out["activation_bytes"] = {
+        "node_level": activation_bytes(node, *base),
+        "per_edge": activation_bytes(per_edge, *base),
+    }
+    return out
+
+
+def lever_subsampled_conv(args: argparse.Namespace) -> dict[str, Any]:
+    """The stride-2 convs whose taps lie on the stride grid, forward + backward, as
+    ``nn.Conv2d`` vs :class:`~nasforge.nn.ops.SubsampledConv2d`: PC-DARTS' reduction-edge
+    ``dil_conv`` depthwise convs (channels_last) and FactorizedReduce's 1x1 (NCHW: the
+    strided 1x1 kernel is unsafe in channels_last, oneDNN#6035), at the DARTS search shapes."""
+    out = {}
+    c0 = args.darts_C * 2 // 4  # the first reduction cell's C/K at K=4
+    cases = [
+        ("dil3", c0, 32, 3, 2, 2, c0, CL),
+        ("dil5", c0, 32, 5, 4, 2, c0, CL),
+        ("dil3", 2 * c0, 16, 3, 2, 2, 2 * c0, CL),
+        ("dil5", 2 * c0, 16, 5, 4, 2, 2 * c0, CL),
+        ("fr1x1", 4 * args.darts_C, 32, 1, 0, 1, 1, torch.contiguous_format),
+    ]
+    for name, c, res, k, pad, dil, groups, fmt in cases:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(args.darts_batch, c, res, res, generator=g).contiguous(memory_format=fmt)
+        x.requires_grad_()
+        fast = conv2d(c, c, k, 2, pad, dil, groups=groups, bias=False).to(memory_format=fmt)
+        ref = torch.nn.Conv2d(c, c, k, 2, pad, dil, groups=groups, bias=False)
+        ref.load_state_dict(fast.state_dict())
+        ref.to(memory_format=fmt)
+
+        def run(conv: torch.nn.Module, x: torch.Tensor = x) -> Callable[[], None]:
+            return lambda: conv(x).sum().backward()
+
+        r = ab({"strided": run(ref), "subsampled": run(fast)}, max(10, args.repeats))
+        r["gain"] = r["median_s"]["strided"] / r["median_s"]["subsampled"]
+        out[f"{name}:{c}x{res}x{res}"] = r
     return out
 
 
@@ -188,6 +296,9 @@ LEVER_RUNS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "layout": lever_layout,
     "shared_relu": lever_shared_relu,
     "darts_layout": lever_darts_layout,
+    "narrow_bn": lever_narrow_bn,
+    "node_shuffle": lever_node_shuffle,
+    "subsampled_conv": lever_subsampled_conv,
     "merged_conv": lever_merged_conv,
     "compile": lever_compile,
 }

@@ -108,6 +108,8 @@ def test_off_grid_convs_stay_plain():
     assert type(conv2d(4, 4, 3, 2, 1, groups=4)) is torch.nn.Conv2d
     assert type(conv2d(4, 4, 3, 1, 2, 2, groups=4)) is torch.nn.Conv2d
     assert type(conv2d(4, 8, 1, 2, 1)) is torch.nn.Conv2d  # padded 1x1: the border is read
+    # With a bias oneDNN's stride-1 kernel rounds differently: kept strided (xautodl parity).
+    assert type(conv2d(4, 8, 1, 2, 0, bias=True)) is torch.nn.Conv2d
 
 
 def test_nb201_supernet_channels_last_and_shared_relu_keep_the_step():

@@ -163,11 +163,12 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-#: Forward passes of the builder's latency measurement: untimed warm-up, then timed (the
-#: median is stored). Fewer than :func:`nasforge.cost.latency`'s defaults (5, 20): at batch 1
-#: the median of 10 moves by less than the run-to-run spread of the machine
-#: (``benchmarks/build_cost_overhead.py`` measures both), and the cost is paid per arch.
-LATENCY_WARMUP, LATENCY_REPEATS = 2, 10
+#: Forward passes of the builder's latency measurement: untimed warm-up (the first pass
+#: creates the oneDNN primitives of every shape), then timed (the median is stored). Fewer
+#: than :func:`nasforge.cost.latency`'s defaults (5, 20): at batch 1 the median of 5 is
+#: within the run-to-run spread of the reference measurement itself
+#: (``benchmarks/build_cost_overhead.py`` measures both), and the cost is paid per key.
+LATENCY_WARMUP, LATENCY_REPEATS = 1, 5
 #: Latencies measured by this worker, by :func:`latency_key`: archs with the same key run
 #: the same kernels on the same shapes.
 _LATENCY_CACHE: dict[tuple[Any, ...], float] = {}

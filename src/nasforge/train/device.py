@@ -80,10 +80,13 @@ def default_channels_last(model: torch.nn.Module, device: str | torch.device) ->
 
     CUDA: channels_last (cuDNN's NHWC kernels, with bf16 autocast, are the fast path).
     CPU: channels_last only on x86-64, where it is measured faster for NB201 networks
-    (``benchmarks/train_throughput.py``), and only for models without a strided 1x1
-    convolution (see :func:`narrow_strided_pointwise`): ResNet shortcuts, DARTS's
-    FactorizedReduce and every slimmable backbone train in NCHW, which is safe on every CPU
-    family. Other CPU architectures (aarch64) get NCHW: channels_last is not measured there.
+    (``benchmarks/train_throughput.py``) and DARTS networks (1.26x a training step of the
+    DARTS_V2 network at C=16, 8 cells, batch 32, 1 thread), and only for models without a
+    strided 1x1 convolution (see :func:`narrow_strided_pointwise`): ResNet shortcuts and
+    every slimmable backbone train in NCHW, which is safe on every CPU family. DARTS's
+    FactorizedReduce runs its 1x1 convolutions at stride 1 on the subsampled input
+    (:class:`~nasforge.nn.ops.SubsampledConv2d`), so DARTS networks qualify. Other CPU
+    architectures (aarch64) get NCHW: channels_last is not measured there.
     """
     dev = torch.device(device)
     if any(p.dim() == 5 for p in model.parameters()):
@@ -148,10 +151,9 @@ def prefer_channels_last(model: torch.nn.Module, device: str | torch.device) -> 
     """Put ``model`` in the fastest layout that is safe on ``device`` and say which:
     ``"channels_last"`` where :func:`default_channels_last` allows it, else on x86-64 CPUs
     ``"safe_channels_last"`` (:func:`to_safe_channels_last`: everything but the strided 1x1
-    convolutions; a DARTS-space search step 0.97-1.37x, typically 1.04x,
-    ``benchmarks/oneshot_levers.py``), else ``"contiguous"`` (unchanged). On CPU the
-    narrow BatchNorms of a channels_last model compute in NCHW
-    (:func:`narrow_batchnorms_in_nchw`)."""
+    convolutions), else ``"contiguous"`` (unchanged). Both one-shot supernets (NB201 and
+    the DARTS space) qualify for ``"channels_last"``. On CPU the narrow BatchNorms of a
+    channels_last model compute in NCHW (:func:`narrow_batchnorms_in_nchw`)."""
     if default_channels_last(model, device):
         model.to(memory_format=torch.channels_last)
         if torch.device(device).type == "cpu":

@@ -308,7 +308,8 @@ class OneShotSearch(ABC):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.supernet = self.build_supernet(num_classes).to(self.device)
-            # oneDNN's fastest safe layout (nasforge.train.device): NB201 1.6-1.8x a step.
+            # oneDNN's fastest safe layout (nasforge.train.device): channels_last for both
+            # spaces, narrow BatchNorms in NCHW (benchmarks/oneshot_levers.py).
             self.layout = prefer_channels_last(self.supernet, self.device)
             self.generator = torch.Generator().manual_seed(seed + 1)
             self.rng = np.random.default_rng(seed + 2)
