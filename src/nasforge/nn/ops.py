@@ -379,8 +379,11 @@ class FactorizedReduce(nn.Module):
 
     def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
         """The stride-2 op on ``x = relu(input)`` (see :meth:`_ReLUConvsBN.forward_activated`)."""
-        y = self.pad(x)
-        out = torch.cat([self.convs[0](x), self.convs[1](y[:, :, 1:, 1:])], dim=1)
+        # Odd sizes read the padded row / column; on even sizes the stride never reaches the
+        # padding, so the offset view reads the same values without a padded copy.
+        odd = x.shape[2] % 2 or x.shape[3] % 2
+        shifted = (self.pad(x) if odd else x)[:, :, 1:, 1:]
+        out = torch.cat([self.convs[0](x), self.convs[1](shifted)], dim=1)
         return self.bn(out)
 
 
