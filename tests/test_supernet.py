@@ -13,6 +13,7 @@ from nasforge.nn.supernet import (
     SearchCell,
     channel_shuffle,
     from_xautodl_state_dict,
+    shuffle_concat,
     to_xautodl_state_dict,
 )
 from nasforge.spaces.nb201 import OPS, Arch
@@ -92,6 +93,30 @@ def test_channel_shuffle_is_a_permutation() -> None:
     assert sorted(y[0].flatten().tolist()) == x[0].flatten().tolist()
     # Group g channel i lands at position i * groups + g (ShuffleNet order).
     assert y[0, :, 0, 0].tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("groups", [2, 4])
+def test_shuffle_concat_is_the_official_cat_and_shuffle_in_the_input_layout(
+    groups: int, channels_last: bool
+) -> None:
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    y = torch.randn(2, 3, 5, 4).contiguous(memory_format=fmt).requires_grad_()
+    rest = torch.randn(2, 3 * (groups - 1), 5, 4).contiguous(memory_format=fmt).requires_grad_()
+    out = shuffle_concat(y, rest, groups)
+    ref = channel_shuffle(torch.cat([y, rest], dim=1), groups)
+    assert torch.equal(out, ref)
+    assert out.is_contiguous(memory_format=fmt)
+    g = torch.randn_like(ref)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            torch.autograd.grad(out, [y, rest], g),
+            torch.autograd.grad(ref, [y, rest], g),
+            strict=True,
+        )
+    )
 
 
 def test_partial_channels_bypass_and_shapes() -> None:

@@ -55,6 +55,23 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
+def shuffle_concat(y: torch.Tensor, rest: torch.Tensor, groups: int) -> torch.Tensor:
+    """``channel_shuffle(torch.cat([y, rest], 1), groups)`` (PC-DARTS' edge output,
+    ``model_search.py:45-50``) with ``y`` holding ``1/groups`` of the channels, in one copy
+    and in the layout of ``y``: output channel ``j * groups + g`` is channel ``j`` of part
+    ``g`` (``y``, then ``rest`` in ``groups - 1`` equal chunks). The reshape of
+    :func:`channel_shuffle` returns an NCHW tensor whatever its input's layout, which sends
+    every later op of a channels_last supernet through a layout conversion; this keeps a
+    channels_last ``y`` channels_last. The values are the same (a permutation)."""
+    parts = [y, *rest.chunk(groups - 1, dim=1)]
+    b, c, h, w = y.shape
+    if y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last):
+        # Stack in NHWC order: channels fastest, so the result is channels_last.
+        stacked = torch.stack([p.permute(0, 2, 3, 1) for p in parts], dim=-1)
+        return stacked.reshape(b, h, w, c * groups).permute(0, 3, 1, 2)
+    return torch.stack(parts, dim=2).reshape(b, c * groups, h, w)
+
+
 class MixedEdge(nn.Module):
     """One edge holding the five NB201 ops (in the official order :data:`OPS`).
 
@@ -179,7 +196,7 @@ class MixedEdge(nn.Module):
         channel shuffle of the ops' part and the bypassed channels (PC-DARTS)."""
         if bypass is None:
             return y
-        return channel_shuffle(torch.cat([y, bypass], dim=1), self.partial_k)
+        return shuffle_concat(y, bypass, self.partial_k)
 
 
 class EdgeInput:
