@@ -20,6 +20,9 @@ machine.
 * ``node_shuffle``: the same step with each node's edge parts summed and shuffled once and
   one ReLU / bypass pool per source node (``mixed_nodes``, the default) vs every edge
   concatenating, shuffling, ReLU-ing and pooling on its own (the official order).
+* ``shuffle_layout``: the same step with the edge output's concatenation + channel shuffle
+  as one channels_last-preserving stack (``shuffle_concat``, the default) vs
+  ``channel_shuffle(torch.cat(...))``, whose reshape returns NCHW.
 * ``subsampled_conv``: the stride-2 convs whose taps lie on the stride grid as strided
   ``nn.Conv2d`` vs ``SubsampledConv2d`` (forward + backward).
 * ``merged_conv``: NB201's two convolutions on one edge input (3x3 and 1x1, C -> C) as
@@ -49,6 +52,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+import nasforge.nn.supernet as supernet_mod
 from nasforge.io import atomic_write_json
 from nasforge.nn.ops import conv2d
 from nasforge.nn.supernet import MixedEdge
@@ -65,6 +69,7 @@ LEVERS = (
     "darts_layout",
     "narrow_bn",
     "node_shuffle",
+    "shuffle_layout",
     "subsampled_conv",
     "merged_conv",
     "compile",
@@ -216,6 +221,37 @@ def lever_node_shuffle(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def lever_shuffle_layout(args: argparse.Namespace) -> dict[str, Any]:
+    """PC-DARTS step with the edge output's concatenation + shuffle as one stack that keeps
+    channels_last (``shuffle_concat``, the default) vs ``channel_shuffle(torch.cat(...))``,
+    whose reshape returns NCHW (the module function is swapped around each side's step)."""
+    base, arch = _batches(args.darts_batch)
+    sides_m = {"stacked": _pc_darts(args), "cat_reshape": _pc_darts(args)}
+    impl = {
+        "stacked": supernet_mod.shuffle_concat,
+        "cat_reshape": lambda y, rest, k: supernet_mod.channel_shuffle(
+            torch.cat([y, rest], dim=1), k
+        ),
+    }
+
+    def run(name: str) -> Callable[[], None]:
+        step = _stepper(sides_m[name], base, arch)
+
+        def go() -> None:
+            saved = supernet_mod.shuffle_concat
+            supernet_mod.shuffle_concat = impl[name]
+            try:
+                step()
+            finally:
+                supernet_mod.shuffle_concat = saved
+
+        return go
+
+    out = ab({k: run(k) for k in sides_m}, args.repeats)
+    out["gain"] = out["median_s"]["cat_reshape"] / out["median_s"]["stacked"]
+    return out
+
+
 def lever_subsampled_conv(args: argparse.Namespace) -> dict[str, Any]:
     """The stride-2 convs whose taps lie on the stride grid, forward + backward, as
     ``nn.Conv2d`` vs :class:`~nasforge.nn.ops.SubsampledConv2d`: PC-DARTS' reduction-edge
@@ -298,6 +334,7 @@ LEVER_RUNS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "darts_layout": lever_darts_layout,
     "narrow_bn": lever_narrow_bn,
     "node_shuffle": lever_node_shuffle,
+    "shuffle_layout": lever_shuffle_layout,
     "subsampled_conv": lever_subsampled_conv,
     "merged_conv": lever_merged_conv,
     "compile": lever_compile,
