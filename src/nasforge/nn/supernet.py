@@ -212,7 +212,14 @@ class EdgeInput:
         self._cache: dict[tuple[object, ...], torch.Tensor] = {}
 
     def op_input(self, channels: int) -> torch.Tensor:
-        return self.x if channels == self.x.shape[1] else self.x[:, :channels]
+        if channels == self.x.shape[1]:
+            return self.x
+        # One slice for all edges: its backward then zero-fills a full-width gradient once
+        # per node, not once per reading op.
+        key = ("slice", channels)
+        if key not in self._cache:
+            self._cache[key] = self.x[:, :channels]
+        return self._cache[key]
 
     def activated(self, channels: int) -> torch.Tensor:
         key = ("relu", channels)
