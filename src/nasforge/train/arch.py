@@ -118,6 +118,12 @@ class NetworkTraining(ArchTraining):
         seed: int,
         **fit_kwargs: Any,
     ) -> TrainResult:
+        if task.name == "classification":
+            own = self.fit_classification(
+                arch, data, recipe, channels=channels, cells=cells, seed=seed, **fit_kwargs
+            )
+            if own is not None:
+                return own
         from nasforge.nn import build_network
 
         opts = self._options(channels, cells, options)
@@ -133,6 +139,21 @@ class NetworkTraining(ArchTraining):
         )
         result.meta.update(opts)
         return result
+
+    def fit_classification(
+        self,
+        arch: Any,
+        data: Any,
+        recipe: Recipe,
+        *,
+        channels: int | None,
+        cells: int | None,
+        seed: int,
+        **fit_kwargs: Any,
+    ) -> TrainResult | None:
+        """A space's own image-classification training (its benchmark's network and
+        recipe), or None: the space's network builder, as for any other task."""
+        return None
 
 
 #: Trainings of spaces that need more than their network builder, by space name.

@@ -123,22 +123,15 @@ class DartsTraining(NetworkTraining):
             except NetworkError as exc:
                 raise NetworkOptionError("--cells", cells, str(exc)) from None
 
-    def fit(
+    def fit_classification(
         self,
         arch: Any,
         data: Any,
         recipe: Recipe,
         *,
-        task: Any,
         channels: int | None,
         cells: int | None,
-        options: Mapping[str, Any],
         seed: int,
         **fit_kwargs: Any,
     ) -> TrainResult:
-        if task.name != "classification":
-            return super().fit(
-                arch, data, recipe, task=task, channels=channels, cells=cells,
-                options=options, seed=seed, **fit_kwargs,
-            )  # fmt: skip
         return train_genotype(arch, data, recipe, seed=seed, C=channels, layers=cells, **fit_kwargs)

@@ -26,24 +26,17 @@ class NB201Training(NetworkTraining):
         elif options:
             raise NetworkError("the nb201 network takes --channels / --cells, not --network")
 
-    def fit(
+    def fit_classification(
         self,
         arch: Any,
         data: Any,
         recipe: Recipe,
         *,
-        task: Any,
         channels: int | None,
         cells: int | None,
-        options: Mapping[str, Any],
         seed: int,
         **fit_kwargs: Any,
     ) -> TrainResult:
-        if task.name != "classification":
-            return super().fit(
-                arch, data, recipe, task=task, channels=channels, cells=cells,
-                options=options, seed=seed, **fit_kwargs,
-            )  # fmt: skip
         from nasforge.train import train_arch  # the package's, as callers may replace it
 
         return train_arch(
