@@ -144,6 +144,17 @@ def lever_shared_relu(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _clear_narrow_bn_hooks(net: torch.nn.Module) -> int:
+    """Undo ``narrow_batchnorms_in_nchw`` on ``net``; returns how many BNs had its hooks."""
+    cleared = 0
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d) and mod._forward_hooks:
+            mod._forward_pre_hooks.clear()
+            mod._forward_hooks.clear()
+            cleared += 1
+    return cleared
+
+
 def lever_darts_layout(args: argparse.Namespace) -> dict[str, Any]:
     base, arch = _batches(args.darts_batch)
     cfg = {"C": args.darts_C, "N": args.darts_layers}
@@ -152,10 +163,7 @@ def lever_darts_layout(args: argparse.Namespace) -> dict[str, Any]:
         m = _method("darts", args.darts_method, **cfg)  # channels_last: the default
         if name == "nchw":
             m.supernet.to(memory_format=torch.contiguous_format)
-            for mod in m.supernet.modules():  # the narrow-BN hooks are for channels_last
-                if isinstance(mod, torch.nn.BatchNorm2d):
-                    mod._forward_pre_hooks.clear()
-                    mod._forward_hooks.clear()
+            _clear_narrow_bn_hooks(m.supernet)  # they are for channels_last
         sides[name] = _stepper(m, base, arch)
     out = ab(sides, args.repeats)
     med = out["median_s"]
@@ -170,12 +178,7 @@ def _pc_darts(args: argparse.Namespace) -> OneShotSearch:
 def lever_narrow_bn(args: argparse.Namespace) -> dict[str, Any]:
     base, arch = _batches(args.darts_batch)
     hooked, plain = _pc_darts(args), _pc_darts(args)
-    cleared = 0
-    for mod in plain.supernet.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d) and mod._forward_hooks:
-            mod._forward_pre_hooks.clear()
-            mod._forward_hooks.clear()
-            cleared += 1
+    cleared = _clear_narrow_bn_hooks(plain.supernet)
     out = ab(
         {
             "nchw_narrow_bn": _stepper(hooked, base, arch),
