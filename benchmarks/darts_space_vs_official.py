@@ -42,7 +42,6 @@ the official DARTS-V2 unrolled model's weights count there (it is a second model
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import json
 import platform
@@ -50,7 +49,7 @@ import statistics
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,7 @@ from nasforge.search import ONESHOT
 from nasforge.train.device import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supernet_cost import SavedTensorPeak
+from supernet_cost import SavedTensorPeak, cuda_as_identity
 
 #: name -> (official checkout option, unrolled, official batch, SGD lr, arch Adam lr)
 METHODS: dict[str, tuple[str, bool, int, float, float]] = {
@@ -74,19 +73,6 @@ METHODS: dict[str, tuple[str, bool, int, float, float]] = {
 PC_WARMUP, PC_EPOCHS = 15, 50
 TARGET_SPEEDUP = 1.5
 Step = Callable[[], None]
-
-
-@contextlib.contextmanager
-def cuda_as_identity() -> Iterator[None]:
-    """``Tensor.cuda`` and ``Module.cuda`` return their object unchanged (CPU runs of the
-    official code, which calls them on arch parameters and on the unrolled model)."""
-    saved = torch.Tensor.cuda, nn.Module.cuda
-    torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
-    nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        torch.Tensor.cuda, nn.Module.cuda = saved  # type: ignore[method-assign]
 
 
 def load_official(root: Path, module: str) -> types.ModuleType:

@@ -35,7 +35,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from nasforge.io import atomic_write_json
 from nasforge.search import ONESHOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supernet_cost import fixed_batch, logits_fn, sync
+from supernet_cost import cuda_as_identity, fixed_batch, logits_fn, sync
 
 VARIANTS: dict[str, tuple[str, int]] = {
     "darts": ("darts-v1", 1),
@@ -94,21 +94,6 @@ def ours(name: str, k: int, args: argparse.Namespace, device: torch.device) -> d
     return {"params": list(net.parameters()), "step": step, "loss": loss}
 
 
-@contextlib.contextmanager
-def _cuda_as_identity(device: torch.device) -> Iterator[None]:
-    """``Tensor.cuda`` returns the tensor unchanged while the official model is built on
-    a machine without CUDA (its arch parameters are created with ``.cuda()``)."""
-    if device.type == "cuda":
-        yield
-        return
-    original = torch.Tensor.cuda
-    torch.Tensor.cuda = lambda self, *a, **kw: self  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        torch.Tensor.cuda = original  # type: ignore[method-assign]
-
-
 def official(k: int, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     root = Path(args.official).resolve()
     source = (root / "model_search.py").read_text()
@@ -124,7 +109,7 @@ def official(k: int, args: argparse.Namespace, device: torch.device) -> dict[str
     )
     criterion = nn.CrossEntropyLoss()
     torch.manual_seed(0)
-    with _cuda_as_identity(device):
+    with contextlib.nullcontext() if device.type == "cuda" else cuda_as_identity():
         model = module.Network(args.C, args.classes, args.layers, criterion).to(device)
     arch = list(model.arch_parameters())
     # train_search.py:81-85

@@ -25,6 +25,7 @@ gives every variant's ratios to DARTS measured in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,19 @@ class SavedTensorPeak:
         with torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t):
             step()
         return self.peak
+
+
+@contextlib.contextmanager
+def cuda_as_identity() -> Iterator[None]:
+    """``Tensor.cuda`` and ``Module.cuda`` return their object unchanged (CPU runs of the
+    official code, which calls them on arch parameters and on the unrolled model)."""
+    saved = torch.Tensor.cuda, nn.Module.cuda
+    torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda, nn.Module.cuda = saved  # type: ignore[method-assign]
 
 
 def build(
