@@ -219,8 +219,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         key = METHODS[name][0]
         if getattr(args, key) is None:
             parser.error(f"--{key} DIR is needed for {name}")
-    if args.repeats < 1:
-        parser.error(f"--repeats {args.repeats}: expected >= 1")
+    for flag in ("repeats", "C", "layers", "resolution", "classes"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} {getattr(args, flag)}: expected >= 1")
+    if args.batch is not None and args.batch < 1:
+        parser.error(f"--batch {args.batch}: expected >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     results: dict[str, Any] = {}
